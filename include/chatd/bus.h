@@ -1,0 +1,92 @@
+/* bus.h: the in-process event bus. Events are self-contained values: a topic name
+ * and a JSON payload (so a bridge to an external broker could carry them when a
+ * module moves to its own process). Dispatch runs on the loop thread, in publish
+ * order; an event published from inside a handler is dispatched after the current
+ * one (no re-entrancy). Other threads hand events (or loop callbacks) over through a
+ * bounded lock-free MPSC ring and one uv_async_t; a full ring is back-pressure on
+ * the producer (bus_post returns -EAGAIN; bus_post_wait waits), never a loss.
+ *
+ * Failures: a handler that fails an event (returns < 0, or completes it with an
+ * error) gets it again with exponential backoff (retry_base_ms, doubling) up to
+ * max_attempts; then the event is written to the SQLite dead-letter table with topic,
+ * payload, consumer, error, attempts and times. Dead letters survive restarts; a
+ * replay (chatd dlq replay, through the database) delivers the event to that
+ * consumer again, and a replay that succeeds removes the row. */
+#ifndef CHATD_BUS_H
+#define CHATD_BUS_H
+
+#include <stdint.h>
+#include <cjson/cJSON.h>
+
+struct chatd;
+struct bus;
+
+#define BUS_TOPIC_MAX 48
+
+struct bus_event {
+    char     topic[BUS_TOPIC_MAX];
+    cJSON   *payload;          /* owned by the event */
+    uint64_t id;               /* unique per process run, set by bus_event_new */
+    uint64_t reply_to;         /* id of the bus_request this answers / asks, or 0 */
+    int64_t  ts;               /* ms since the epoch, creation time */
+    int      refs;             /* private */
+};
+
+/* Takes ownership of payload (NULL means an empty object). NULL on OOM. */
+struct bus_event *bus_event_new(const char *topic, cJSON *payload);
+void bus_event_ref(struct bus_event *ev);
+void bus_event_unref(struct bus_event *ev);
+
+/* Publish on the loop thread. Consumes the caller's reference. 0 or negative. */
+int  bus_publish(struct bus *b, struct bus_event *ev);
+/* Publish from any thread: through the ring. Consumes the reference on success only;
+ * -EAGAIN when the ring is full. bus_post_wait retries (with a short sleep) until it
+ * fits or the bus is closing (-ECANCELED, reference consumed). Worker threads only. */
+int  bus_post(struct bus *b, struct bus_event *ev);
+int  bus_post_wait(struct bus *b, struct bus_event *ev);
+/* Run fn(arg) on the loop thread, from any thread, through the same ring. */
+int  bus_call_on_loop(struct bus *b, void (*fn)(void *arg), void *arg);
+int  bus_call_on_loop_wait(struct bus *b, void (*fn)(void *arg), void *arg);
+
+/* Consumers. */
+struct bus_delivery;   /* one attempt of one event at one consumer */
+#define BUS_ASYNC 1    /* handler return: will call bus_complete() later */
+typedef int (*bus_handler_fn)(struct bus_delivery *d, struct bus_event *ev, void *ctx);
+
+struct bus_sub_opts {
+    const char *consumer;      /* "notification.push": names the consumer in dead letters */
+    int max_attempts;          /* 0 = 1 attempt, no retry and no dead letter */
+    int retry_base_ms;         /* first backoff; doubles each attempt */
+};
+int  bus_subscribe(struct bus *b, const char *topic, const struct bus_sub_opts *opts,
+                   bus_handler_fn fn, void *ctx);
+/* For BUS_ASYNC handlers: status 0 = handled, < 0 = failed (error text kept for the
+ * dead letter). The delivery is freed. Loop thread only. */
+void bus_complete(struct bus_delivery *d, int status, const char *error);
+/* Sync handlers returning < 0 can say why: copied into the dead letter. */
+void bus_delivery_set_error(struct bus_delivery *d, const char *error);
+int  bus_delivery_attempt(const struct bus_delivery *d);   /* 1 for the first */
+
+/* Request / reply: a request is an event whose reply_to names where the answer goes.
+ * The responder (a subscriber of topic) answers with bus_reply; the requester's
+ * callback runs on the loop with status 0 and the reply payload (borrowed), or with
+ * -ETIMEDOUT / -ECANCELED. Returns the request id (> 0) or a negative error. */
+typedef void (*bus_reply_fn)(void *ctx, int status, const cJSON *payload);
+int64_t bus_request(struct bus *b, const char *topic, cJSON *payload, int timeout_ms,
+                    bus_reply_fn fn, void *ctx);
+/* The callback will not run after this (e.g. the asking connection closed). */
+void bus_request_cancel(struct bus *b, int64_t request_id);
+/* Answer a request event; takes payload. status 0 or negative (payload may hold
+ * {"code","message"}). Safe from any thread (goes through the ring off-loop). */
+int  bus_reply(struct bus *b, const struct bus_event *request, int status, cJSON *payload);
+
+/* Lifecycle (core/main.c). bus_new before modules' init; bus_start after db is open
+ * (starts dead-letter replay polling); bus_close stops timers, drains the ring. */
+int  bus_new(struct bus **out, struct chatd *app);
+int  bus_start(struct bus *b);
+void bus_close(struct bus *b);
+void bus_free(struct bus *b);
+/* Queue depth (ring + pending retries), for /metrics and tests. */
+uint64_t bus_depth(const struct bus *b);
+
+#endif

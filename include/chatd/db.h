@@ -1,0 +1,64 @@
+/* db.h: SQLite in WAL mode. One writer thread owns the only write connection and
+ * commits queued jobs in groups (one transaction for many jobs, each in its own
+ * SAVEPOINT so one failing job does not undo the others). Reads run on libuv's thread
+ * pool with a small pool of read-only connections. The loop thread never touches
+ * SQLite after start-up. Each module owns its tables and migrates them at init. */
+#ifndef CHATD_DB_H
+#define CHATD_DB_H
+
+#include <stdint.h>
+#include <sqlite3.h>
+
+struct chatd;
+struct db;
+
+#define DB_WRITE_QUEUE_MAX 65536     /* jobs waiting for the writer; more: -EAGAIN */
+#define DB_BATCH_MAX 1024            /* jobs per transaction at most */
+
+struct db_migration {
+    int version;                     /* 1, 2, 3 ... per owner */
+    const char *sql;                 /* may hold several statements */
+};
+
+/* Opens <data_dir>/chatd.db (creating data_dir, mode 0700), WAL, synchronous=NORMAL
+ * ... Blocking: start-up only. */
+int  db_open(struct db **out, struct chatd *app, const char *path);
+/* Applies owner's migrations newer than its recorded version, each in a transaction.
+ * Start-up only (blocking). Returns 0 or negative (logged). */
+int  db_migrate(struct db *db, const char *owner, const struct db_migration *m, int n);
+/* Starts the writer thread. */
+int  db_start(struct db *db);
+/* Waits for the writer to finish every queued job, stops it, closes everything. */
+void db_close(struct db *db);
+
+/* A write job. apply runs on the writer thread inside the group transaction and
+ * returns 0 or a negative error (its SAVEPOINT is rolled back then). After the
+ * transaction is durable (COMMIT returned), done runs on the writer thread with
+ * status 0, or with the job's own error, or with the commit's error for every job of
+ * a failed commit. done typically bus_post_wait()s a result event, then frees the job. */
+struct db_job {
+    int  (*apply)(sqlite3 *conn, struct db_job *job);
+    void (*done)(struct db_job *job, int status);
+    struct db_job *next;             /* private */
+    uint64_t queued_ns;              /* private */
+};
+/* Loop thread. 0, -EAGAIN (queue full), -ECANCELED (closing). */
+int  db_write(struct db *db, struct db_job *job);
+/* Jobs waiting + being applied. */
+uint64_t db_write_depth(const struct db *db);
+
+/* A read on the thread pool: fn(conn, arg) runs on a pool thread with a read-only
+ * connection and returns 0 or negative; after(arg, status) then runs on the loop. */
+int  db_read(struct db *db, int (*fn)(sqlite3 *conn, void *arg),
+             void (*after)(void *arg, int status), void *arg);
+
+/* Blocking one-shot access for the CLI (chatd user add, dlq, backup): never from
+ * the loop of a running server. */
+sqlite3 *db_handle_for_cli(struct db *db);
+
+/* Error mapping: SQLite result code -> negative errno-like value (-EIO, -ENOSPC,
+ * -EROFS, -EBUSY, -ECONSTRAINT). */
+#define ECONSTRAINT 1000
+int  db_errno(int sqlite_rc);
+
+#endif

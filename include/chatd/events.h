@@ -1,0 +1,61 @@
+/* events.h: the bus topics and their payloads: the whole contract between modules.
+ * Payloads are JSON objects; ids are integers; MSG and ROOM are the API shapes
+ * (docs/api.md). "origin" names where an answer goes: {"conn": <ws connection id>}
+ * for the websocket module, {"http": <request id>} for an HTTP handler of the
+ * publishing module; consumers copy it into their result event untouched. */
+#ifndef CHATD_EVENTS_H
+#define CHATD_EVENTS_H
+
+/* websocket -> message: a "send" frame.
+ * {"room_id","sender_id","sender","body","client_msg_id"?,"origin"} */
+#define TOPIC_MESSAGE_SUBMITTED   "message.submitted"
+/* message -> all, after COMMIT (or a client_msg_id repeat: "duplicate":true):
+ * {"message":MSG,"member_ids":[...],"origin"?,"duplicate"} */
+#define TOPIC_MESSAGE_STORED      "message.stored"
+/* message -> origin: a submitted message that was not stored.
+ * {"origin","client_msg_id"?,"room_id","code","message"} code as in api.md errors */
+#define TOPIC_MESSAGE_REJECTED    "message.rejected"
+
+/* websocket -> message: {"room_id","user_id","origin"} (typing frame) */
+#define TOPIC_TYPING_SUBMITTED    "typing.submitted"
+/* message -> websocket: {"room_id","user_id","member_ids"} (members other than user) */
+#define TOPIC_ROOM_TYPING         "room.typing"
+/* websocket -> message: {"room_id","user_id","seq","origin"} (read frame) */
+#define TOPIC_READ_SUBMITTED      "read.submitted"
+/* message -> all after the marker moved: {"room_id","user_id","seq","member_ids"} */
+#define TOPIC_ROOM_READ           "room.read"
+/* message -> all on membership changes: {"event":"joined"|"left","room":ROOM,
+ * "user_id","member_ids"} member_ids: who should hear it (members after a join,
+ * members before a leave, so the leaver hears it too) */
+#define TOPIC_ROOM_CHANGED        "room.changed"
+
+/* Requests (bus_request), answered with bus_reply. */
+/* websocket -> message: {"user_id","rooms":{"<room_id>":<seq>,...},"limit":500}
+ * reply {"rooms":[{"room_id","messages":[MSG...],"truncated","next_seq"}]} only for
+ * rooms the user is a member of; other ids are left out */
+#define TOPIC_MESSAGE_SYNC        "message.sync"
+/* presence/notification -> message: {"user_id"} -> {"user_ids":[...]} the users who
+ * share at least one room with user_id (user_id itself excluded) */
+#define TOPIC_ROOMS_PEERS         "rooms.peers"
+/* message -> auth: {"usernames":[...]} -> {"users":[{"id","username"}...]} known ones */
+#define TOPIC_USERS_LOOKUP        "users.lookup"
+
+/* websocket -> presence: {"user_id","conn_id","at"} */
+#define TOPIC_WS_CONNECTED        "ws.connected"
+/* websocket -> presence: {"user_id","conn_id","at","code"} (close code) */
+#define TOPIC_WS_DISCONNECTED     "ws.disconnected"
+/* presence -> websocket, notification: {"user_id","status":"online"|"offline",
+ * "last_seen_at","recipient_ids":[...]} (connected users sharing a room) */
+#define TOPIC_PRESENCE_CHANGED    "presence.changed"
+
+/* auth -> all: {"user":{"id","username"}} */
+#define TOPIC_USER_REGISTERED     "user.registered"
+
+/* notification internal (retried and dead-lettered by the bus):
+ * {"channel":"push"|"webhook","recipient_id","subscription_id"?,"message":MSG} */
+#define TOPIC_NOTIFICATION_REQUESTED "notification.requested"
+
+/* bus -> all when the server begins to drain: {} */
+#define TOPIC_SERVER_DRAINING     "server.draining"
+
+#endif
