@@ -89,4 +89,8 @@ void bus_free(struct bus *b);
 /* Queue depth (ring + pending retries), for /metrics and tests. */
 uint64_t bus_depth(const struct bus *b);
 
+/* "chatd dlq ..." on the command line: argv[0] is "dlq". Gets the config, log and an
+ * open database (no running loop). Returns the process exit status. */
+int  bus_dlq_command(struct chatd *app, int argc, char **argv);
+
 #endif

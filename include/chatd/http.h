@@ -93,7 +93,7 @@ const char *http_error_code(int status);   /* 400 -> "invalid_argument" ... */
 /* WebSocket hand-over. From a handler: writes "HTTP/1.1 101 Switching Protocols\r\n"
  * + response_headers + "\r\n", frees the request, and gives the socket to the caller:
  * *tcp is the open socket (reading stopped; set tcp->data and uv_read_start it),
- * *head/*head_len the bytes already received after the request (malloc'ed, caller
+ * *head and *head_len the bytes already received after the request (malloc'ed, caller
  * frees; may be NULL/0). The caller closes it with http_upgraded_close(). */
 int  http_upgrade(struct http_req *r, const char *response_headers,
                   uv_tcp_t **tcp, char **head, size_t *head_len);
