@@ -193,6 +193,8 @@ static const char *cfg_set(struct chatd_config *cfg, const struct cfg_key *k, co
         return NULL;
     }
     case CFG_STR:
+        if (k->off == offsetof(struct chatd_config, server.data_dir) && *v == '\0')
+            return "must not be empty";
         if (strlen(v) >= k->size)
             return "too long";
         strcpy(field, v);
