@@ -1,0 +1,183 @@
+/* notification_internal.h: the notification module's private interfaces.
+ *
+ * The pieces, each in its own file:
+ *   ece.c           RFC 8291 / RFC 8188 aes128gcm payload encryption (one record)
+ *   vapid.c         the VAPID P-256 key (<data_dir>/vapid.pem) and ES256 JWTs (RFC 8292)
+ *   outbound.c      non-blocking HTTP/1.1 + TLS client on the loop (libuv + memory BIOs)
+ *   idset.c         a bounded open-addressing set of user ids (online users, subscribers)
+ *   subscriptions.c the push_subscriptions table: migration and the jobs that touch it
+ *   routes.c        GET /v1/push/vapid-public-key, POST/DELETE /v1/push/subscriptions
+ *   fanout.c        message.stored -> one notification.requested per recipient and channel
+ *   push.c          the "notification.push" consumer: encrypt, sign, send
+ *   webhook.c       the "notification.webhook" consumer: sign with HMAC, send
+ *   notification_module.c  the descriptor: init, start, drain, destroy
+ */
+#ifndef CHATD_NOTIFICATION_INTERNAL_H
+#define CHATD_NOTIFICATION_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <openssl/evp.h>
+#include <uv.h>
+#include <cjson/cJSON.h>
+#include <sqlite3.h>
+#include "chatd/chatd.h"
+#include "chatd/bus.h"
+#include "chatd/http.h"
+
+#define NOTIF_MOD "notification"
+
+/* ---- ece.c: RFC 8291 (Web Push message encryption), RFC 8188 framing ---- */
+#define ECE_KEY_LEN 65          /* uncompressed P-256 point: 0x04 || X || Y */
+#define ECE_PRIV_LEN 32
+#define ECE_AUTH_LEN 16
+#define ECE_SALT_LEN 16
+#define ECE_TAG_LEN 16
+#define ECE_RECORD_SIZE 4096
+#define ECE_HEADER_LEN (ECE_SALT_LEN + 4 + 1 + ECE_KEY_LEN)          /* 86 */
+/* One record holds the plaintext, the 0x02 delimiter and the tag. */
+#define ECE_MAX_PLAINTEXT (ECE_RECORD_SIZE - ECE_TAG_LEN - 1)       /* 4079 */
+#define ECE_OUT_LEN(n) (ECE_HEADER_LEN + (n) + 1 + ECE_TAG_LEN)
+
+/* HKDF-SHA256 (RFC 5869). expand: outlen <= 32 (one block is all RFC 8291 needs). */
+int ece_hkdf_extract(const uint8_t *salt, size_t saltlen, const uint8_t *ikm, size_t ikmlen,
+                     uint8_t prk[32]);
+int ece_hkdf_expand(const uint8_t prk[32], const uint8_t *info, size_t infolen,
+                    uint8_t *out, size_t outlen);
+
+/* The keys RFC 8291 derives, exposed for tests against its worked example. */
+struct ece_keys {
+    uint8_t ecdh_secret[32];
+    uint8_t ikm[32];
+    uint8_t prk[32];
+    uint8_t cek[16];
+    uint8_t nonce[12];
+    uint8_t as_public[ECE_KEY_LEN];
+};
+
+/* 1 when pub is an uncompressed point on P-256, else 0. */
+int ece_point_valid(const uint8_t pub[ECE_KEY_LEN]);
+
+/* Encrypts plain for the user agent (ua_public, auth) into out (ECE_OUT_LEN(len) bytes):
+ * header (salt, rs = 4096, keyid = the sender's ephemeral public key), then one record
+ * (plaintext || 0x02, AES-128-GCM, tag). as_private and salt are normally NULL (fresh
+ * key and random salt); tests pass fixed ones. keys (may be NULL) receives the steps.
+ * Returns the length written or a negative error (-EINVAL bad key or too long). */
+long ece_encrypt(const uint8_t ua_public[ECE_KEY_LEN], const uint8_t auth[ECE_AUTH_LEN],
+                 const void *plain, size_t len, const uint8_t *as_private,
+                 const uint8_t *salt, uint8_t *out, size_t outcap, struct ece_keys *keys);
+
+/* ---- vapid.c: RFC 8292 ---- */
+#define VAPID_TTL_S (12 * 3600)     /* JWT lifetime; push services allow up to 24 h */
+
+/* Loads the P-256 key at path, or makes one (mode 0600) when the file does not exist.
+ * Blocking: start-up only. */
+int  vapid_load_or_create(const char *path, EVP_PKEY **out, char *err, size_t errlen);
+/* The public key as an uncompressed point. */
+int  vapid_public_raw(EVP_PKEY *key, uint8_t out[ECE_KEY_LEN]);
+/* "scheme://host[:port]" of an http(s) URL, the default port left out (RFC 6454). */
+int  vapid_origin(const char *url, char *out, size_t outlen);
+/* An ES256 JWT {"typ":"JWT","alg":"ES256"}.{"aud","exp","sub"}: the signature is the
+ * raw R || S of JWS (RFC 7518 section 3.4), not DER. malloc'ed string or NULL.
+ * Thread-safe (the key is only read). */
+char *vapid_jwt(EVP_PKEY *key, const char *aud, int64_t exp, const char *sub);
+
+/* ---- idset.c: a set of int64 ids with a value, open addressing, bounded ---- */
+struct idset {
+    int64_t  *keys;             /* owned; 0 = empty slot (ids are > 0) */
+    uint32_t *vals;             /* owned */
+    size_t    cap, len, max;    /* cap a power of two; len <= cap*3/4; cap <= max */
+};
+int  idset_init(struct idset *s, size_t initial, size_t max);
+void idset_free(struct idset *s);
+/* 0, or -ENOSPC when the set is at its bound (the id is not added). */
+int  idset_put(struct idset *s, int64_t id, uint32_t val);
+/* 1 and *val (may be NULL) when present. */
+int  idset_get(const struct idset *s, int64_t id, uint32_t *val);
+void idset_del(struct idset *s, int64_t id);
+
+/* ---- outbound.c: HTTP/1.1 client for push services and webhooks ---- */
+struct outbound;
+/* status: the HTTP status (> 0), or a negative error with error a short text. Runs on
+ * the loop, exactly once per accepted request. */
+typedef void (*outbound_cb)(void *arg, int status, const char *error);
+struct outbound_opts {
+    const char *ca_file;        /* extra PEM bundle, or "" */
+    int max_inflight;           /* requests connected or connecting */
+    int max_queued;             /* waiting for a slot; beyond: outbound_send -EAGAIN */
+    int connect_timeout_ms;     /* DNS + TCP + TLS handshake */
+    int response_timeout_ms;    /* the whole exchange */
+};
+int  outbound_new(struct outbound **out, struct chatd *app, const struct outbound_opts *opts,
+                  char *err, size_t errlen);
+/* headers: "Name: value\r\n"... (Host, Content-Length and Connection are added).
+ * Copies everything. 0 (cb will run), -EAGAIN (queue full), -EINVAL (bad URL),
+ * -ECANCELED (closing). */
+int  outbound_send(struct outbound *o, const char *method, const char *url,
+                   const char *headers, const void *body, size_t len,
+                   outbound_cb cb, void *arg);
+int  outbound_pending(const struct outbound *o);       /* in flight + queued */
+/* Fails every request with -ECANCELED; done(arg) once every handle is closed. */
+void outbound_close(struct outbound *o, void (*done)(void *arg), void *arg);
+void outbound_free(struct outbound *o);
+
+/* ---- the module state ---- */
+struct notif_metrics {
+    uint64_t *push_ok, *push_gone, *push_failed, *push_skipped;
+    uint64_t *webhook_ok, *webhook_failed;
+};
+
+struct notif {
+    struct chatd *app;               /* not owned */
+    EVP_PKEY *vapid;                 /* owned */
+    char vapid_pub_b64[96];          /* base64url of the uncompressed point */
+    struct outbound *out;            /* owned */
+    struct idset online;             /* users with an open WebSocket (presence.changed) */
+    struct idset subscribers;        /* users that may have push subscriptions; val = gen */
+    int subscribers_overflow;        /* set at its bound: every recipient is looked up */
+    uint32_t gen;                    /* bumped at each subscribe, see fanout.c */
+    int lookups;                     /* subscription lookups in flight (db_read) */
+    int prepares;                    /* push deliveries being prepared off-loop */
+    int draining, closed;
+    uv_timer_t drain_timer;
+    void (*drain_done)(void *);
+    struct notif_metrics m;
+};
+
+#define NOTIF_MAX_LOOKUPS 256        /* fan-out lookups in flight; beyond: bus retry */
+#define NOTIF_MAX_PREPARES 256       /* push preparations in flight; beyond: bus retry */
+#define NOTIF_SUBS_PER_USER 16       /* more: the oldest subscription is dropped */
+#define NOTIF_BODY_CHARS 200
+#define NOTIF_PUSH_TTL_S 86400
+
+/* subscriptions.c */
+int  subs_migrate(struct notif *n);
+int  subs_load_subscribers(struct notif *n);  /* start-up: fill n->subscribers */
+/* Loop thread: queue the removal of a subscription (after 404/410). */
+void subs_delete_gone(struct notif *n, int64_t sub_id);
+struct subs_row { int64_t id, user_id; };
+/* Runs on a pool thread: every subscription of the given users (json array text). */
+int  subs_query_users(sqlite3 *conn, const char *ids_json, struct subs_row **rows, size_t *n);
+
+/* routes.c */
+int  notif_routes_add(struct notif *n);
+
+/* fanout.c */
+int  notif_on_message_stored(struct bus_delivery *d, struct bus_event *ev, void *ctx);
+int  notif_on_presence(struct bus_delivery *d, struct bus_event *ev, void *ctx);
+/* Cuts s to at most max code points without splitting one; returns the new length. */
+size_t notif_utf8_cut(const char *s, size_t len, size_t max_chars);
+
+/* push.c, webhook.c */
+int  push_on_request(struct bus_delivery *d, struct bus_event *ev, void *ctx);
+int  webhook_on_request(struct bus_delivery *d, struct bus_event *ev, void *ctx);
+/* Builds the push payload for MSG: malloc'ed JSON text. */
+char *push_payload(const cJSON *msg);
+/* "sha256=<hex>" of HMAC-SHA256(secret, body) into out (at least 72 bytes). */
+void webhook_signature(const char *secret, const void *body, size_t len, char *out);
+
+/* notification_module.c: called when an asynchronous piece of work ends, so a drain
+ * can finish once nothing is in flight. */
+void notif_work_done(struct notif *n);
+
+#endif
