@@ -108,3 +108,14 @@ clean:
 	rm -rf build build-asan build-tsan build-debug build-fuzz $(DEPS_STAMP)
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# ---- benchmarks (bench/) ----
+$(BUILD)/loadgen: $(BENCH_SRC) bench/lg.h bench/lg_run.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) -O2 -g $(WARN) -o $@ $(BENCH_SRC) $(LDLIBS)
+
+bench: $(DEPS_STAMP) $(BUILD)/chatd $(BUILD)/loadgen
+	sh bench/run.sh full $(BUILD)
+
+bench-quick: $(DEPS_STAMP) $(BUILD)/chatd $(BUILD)/loadgen
+	sh bench/run.sh quick $(BUILD)
