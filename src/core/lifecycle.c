@@ -38,6 +38,7 @@ struct lifecycle {
     size_t drain_next;         /* modules [0, drain_next) still to drain */
     int drain_waiting;         /* a module's drain has not called done yet */
     int drain_in_call;         /* inside a module's drain(): done must not recurse */
+    int http_closed, bus_closed;
 };
 
 /* A module's done() callback gets only its own state, so the server being drained has
@@ -105,9 +106,34 @@ static void http_closed(void *arg)
 {
     struct lifecycle *lc = arg;
 
+    lc->http_closed = 1;
+    lc->bus_closed = 1;
     bus_close(lc->app.bus);
     close_own_handles(lc);
     uv_stop(&lc->loop);
+}
+
+/* After a failed start the loop never ran: close http and the bus here, in the same
+ * order as a drain would. */
+static void http_closed_at_teardown(void *arg)
+{
+    struct lifecycle *lc = arg;
+    lc->http_closed = 1;
+}
+
+static void close_http_and_bus(struct lifecycle *lc)
+{
+    struct chatd *app = &lc->app;
+
+    if (app->http && !lc->http_closed) {
+        http_server_close(app->http, http_closed_at_teardown, lc);
+        for (int i = 0; i < 100 && !lc->http_closed; i++)
+            uv_run(&lc->loop, UV_RUN_ONCE);
+    }
+    if (app->bus && !lc->bus_closed) {
+        lc->bus_closed = 1;
+        bus_close(app->bus);
+    }
 }
 
 static void drain_done(void *state)
@@ -163,8 +189,8 @@ static void on_stop_signal(uv_signal_t *s, int signum)
     LOG_INFO(&lc->app, "core", "draining signal=%d", signum);
     lc->app.draining = 1;
     sd_notify_send("STOPPING=1");
+    /* Referenced: the loop stays up until the drain finishes or the deadline passes. */
     uv_timer_start(&lc->drain_timer, drain_deadline, DRAIN_DEADLINE_MS, 0);
-    uv_unref((uv_handle_t *)&lc->drain_timer);
     struct bus_event *ev = bus_event_new(TOPIC_SERVER_DRAINING, NULL);
     if (ev && bus_publish(lc->app.bus, ev) < 0)
         LOG_WARN(&lc->app, "core", "could not publish topic=%s", TOPIC_SERVER_DRAINING);
@@ -325,6 +351,7 @@ static void teardown(struct lifecycle *lc)
     struct chatd *app = &lc->app;
 
     close_own_handles(lc);
+    close_http_and_bus(lc);
     if (app->db)
         db_close(app->db);
     for (size_t i = lc->ninit; i-- > 0;)
