@@ -310,6 +310,8 @@ int config_parse(struct chatd_config *cfg, const char *name, const char *text, s
     size_t pos = 0;
     int lineno = 0;
 
+    if (len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0)
+        pos = 3;   /* a UTF-8 byte order mark some editors add */
     while (pos < len) {
         const char *start = text + pos;
         const char *nl = memchr(start, '\n', len - pos);

@@ -296,7 +296,8 @@ static int json_depth_ok(const char *s, size_t n)
             if (++depth > JSON_DEPTH_MAX)
                 return 0;
         } else if (c == '}' || c == ']') {
-            depth--;
+            if (--depth < 0)
+                return 0;   /* not JSON anyway */
         }
     }
     return 1;

@@ -207,3 +207,11 @@ TEST(config_shipped_file_is_defaults)
     ASSERT_EQ(config_load(&b, path, err, sizeof(err)), 0);
     ASSERT(memcmp(&a, &b, sizeof(a)) == 0);
 }
+
+TEST(config_bom_and_crlf)
+{
+    struct chatd_config c;
+    char err[512];
+    ASSERT_EQ(parse(&c, "\xef\xbb\xbf[log]\r\nlevel = error\r\n", err, sizeof(err)), 0);
+    ASSERT_EQ(c.log.level, CHATD_LOG_ERROR);
+}
