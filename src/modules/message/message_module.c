@@ -1,11 +1,260 @@
-/* The message module (not built yet: this descriptor only registers it). */
+/* message_module.c: the message module's descriptor and lifecycle. It owns the
+ * tables rooms, room_members and messages; it listens to message.submitted,
+ * typing.submitted and read.submitted (from the websocket module and its own HTTP
+ * routes), answers message.sync and rooms.peers, and publishes message.stored,
+ * message.rejected, room.changed, room.read and room.typing. */
+#include <errno.h>
 #include <stdlib.h>
+#include <string.h>
+#include "chatd/bus.h"
+#include "chatd/config.h"
+#include "chatd/events.h"
+#include "chatd/log.h"
+#include "chatd/metrics.h"
 #include "chatd/module.h"
+#include "chatd/util.h"
+#include "message_internal.h"
 
-static int  message_init(struct chatd *app, void **state) { (void)app; *state = NULL; return 0; }
-static int  message_start(void *state) { (void)state; return 0; }
-static void message_drain(void *state, void (*done)(void *)) { done(state); }
-static void message_destroy(void *state) { (void)state; }
+static const struct db_migration migrations[] = {
+    { 1,
+      "CREATE TABLE rooms ("
+      "  id INTEGER PRIMARY KEY,"
+      "  name TEXT NOT NULL,"
+      "  kind TEXT NOT NULL CHECK (kind IN ('group', 'direct')),"
+      "  owner_id INTEGER NOT NULL,"
+      "  dm_key TEXT UNIQUE,"                 /* 'lo:hi' user ids of a direct room */
+      "  last_seq INTEGER NOT NULL DEFAULT 0,"
+      "  created_at INTEGER NOT NULL);"
+      "CREATE TABLE room_members ("
+      "  room_id INTEGER NOT NULL REFERENCES rooms(id),"
+      "  user_id INTEGER NOT NULL,"
+      "  username TEXT NOT NULL,"
+      "  read_seq INTEGER NOT NULL DEFAULT 0,"
+      "  joined_at INTEGER NOT NULL,"
+      "  PRIMARY KEY (room_id, user_id)) WITHOUT ROWID;"
+      "CREATE INDEX room_members_by_user ON room_members (user_id, room_id);"
+      "CREATE TABLE messages ("
+      "  id INTEGER PRIMARY KEY,"
+      "  room_id INTEGER NOT NULL REFERENCES rooms(id),"
+      "  seq INTEGER NOT NULL,"
+      "  sender_id INTEGER NOT NULL,"
+      "  sender TEXT NOT NULL,"
+      "  body TEXT NOT NULL,"
+      "  client_msg_id TEXT,"
+      "  created_at INTEGER NOT NULL,"
+      "  UNIQUE (room_id, seq));"
+      "CREATE UNIQUE INDEX messages_client_id ON messages (sender_id, client_msg_id)"
+      "  WHERE client_msg_id IS NOT NULL;" },
+};
+
+int msg_migrate(struct db *db)
+{
+    return db_migrate(db, "message", migrations,
+                      (int)(sizeof(migrations) / sizeof(migrations[0])));
+}
+
+void msg_inflight_done(struct msg_state *st)
+{
+    st->inflight--;
+}
+
+int msg_state_new(struct msg_state **out, struct chatd *app)
+{
+    static const double latency_bounds[] = { 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                             0.05, 0.1, 0.25, 0.5, 1, 2.5, 5 };
+    static const double batch_bounds[] = { 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024 };
+    struct msg_state *st = calloc(1, sizeof(*st));
+    if (!st)
+        return -ENOMEM;
+    st->app = app;
+    st->max_body_bytes = app->cfg ? app->cfg->message.max_body_bytes : 4096;
+    if (st->max_body_bytes <= 0)
+        st->max_body_bytes = 4096;
+    if (pending_init(&st->pending, MSG_PENDING_MAX) < 0 ||
+        mcache_new(&st->members, MSG_CACHE_ROOMS) < 0) {
+        msg_state_free(st);
+        return -ENOMEM;
+    }
+    st->m_stored = metrics_counter(app->metrics, "chatd_messages_stored_total", NULL,
+                                   "Messages committed to the database");
+    st->m_duplicates = metrics_counter(app->metrics, "chatd_messages_duplicate_total", NULL,
+                                       "Messages answered with a first copy (client_msg_id)");
+    st->m_rejected = metrics_counter(app->metrics, "chatd_messages_rejected_total", NULL,
+                                     "Submitted messages that were not stored");
+    st->m_latency = metrics_histogram(app->metrics, "chatd_message_commit_latency_seconds",
+                                      NULL, "From submit to durable commit",
+                                      latency_bounds, 13);
+    st->m_batch = metrics_histogram(app->metrics, "chatd_message_commit_batch_size", NULL,
+                                    "Messages per committed transaction", batch_bounds, 11);
+    *out = st;
+    return 0;
+}
+
+void msg_state_free(struct msg_state *st)
+{
+    if (!st)
+        return;
+    pending_free(&st->pending);
+    mcache_free(st->members);
+    free(st->wst);                   /* statements finalized at drain, on the writer */
+    free(st);
+}
+
+/* ---------- bus handlers ---------- */
+static int on_submitted(struct bus_delivery *d, struct bus_event *ev, void *ctx)
+{
+    msg_submit(ctx, ev->payload);
+    return 0;
+}
+
+static int on_stored(struct bus_delivery *d, struct bus_event *ev, void *ctx)
+{
+    struct msg_state *st = ctx;
+    msg_answer_http(st, ev->payload, 1);
+    /* Commit-time members, in commit order: the freshest the cache can get. */
+    const cJSON *msg = cJSON_GetObjectItemCaseSensitive(ev->payload, "message");
+    const cJSON *ids = cJSON_GetObjectItemCaseSensitive(ev->payload, "member_ids");
+    int64_t room_id;
+    int n = cJSON_GetArraySize(ids);
+    if (json_get_i64(msg, "room_id", &room_id) == 0 && n > 0 && n <= MSG_ROOM_MAX_MEMBERS) {
+        int64_t buf[MSG_ROOM_MAX_MEMBERS];
+        int k = 0;
+        const cJSON *it;
+        cJSON_ArrayForEach(it, ids)
+            if (cJSON_IsNumber(it))
+                buf[k++] = (int64_t)it->valuedouble;
+        mcache_put(st->members, room_id, buf, k);
+    }
+    return 0;
+}
+
+static int on_rejected(struct bus_delivery *d, struct bus_event *ev, void *ctx)
+{
+    msg_answer_http(ctx, ev->payload, 0);
+    return 0;
+}
+
+static int on_typing(struct bus_delivery *d, struct bus_event *ev, void *ctx)
+{
+    typing_submit(ctx, ev->payload);
+    return 0;
+}
+
+static int on_read(struct bus_delivery *d, struct bus_event *ev, void *ctx)
+{
+    struct msg_state *st = ctx;
+    int64_t room_id, user_id, seq;
+    if (json_get_i64(ev->payload, "room_id", &room_id) < 0 ||
+        json_get_i64(ev->payload, "user_id", &user_id) < 0 ||
+        json_get_i64(ev->payload, "seq", &seq) < 0 || room_id <= 0 || user_id <= 0 ||
+        seq < 0 || st->draining)
+        return 0;
+    reads_submit(st, NULL, room_id, user_id, seq);
+    return 0;
+}
+
+static int on_sync(struct bus_delivery *d, struct bus_event *ev, void *ctx)
+{
+    history_sync_request(ctx, ev);
+    return 0;
+}
+
+static int on_peers(struct bus_delivery *d, struct bus_event *ev, void *ctx)
+{
+    rooms_peers_request(ctx, ev);
+    return 0;
+}
+
+int msg_subscribe(struct msg_state *st)
+{
+    static const struct {
+        const char *topic, *consumer;
+        bus_handler_fn fn;
+    } subs[] = {
+        { TOPIC_MESSAGE_SUBMITTED, "message.submit", on_submitted },
+        { TOPIC_MESSAGE_STORED, "message.http", on_stored },
+        { TOPIC_MESSAGE_REJECTED, "message.http", on_rejected },
+        { TOPIC_TYPING_SUBMITTED, "message.typing", on_typing },
+        { TOPIC_READ_SUBMITTED, "message.read", on_read },
+        { TOPIC_MESSAGE_SYNC, "message.sync", on_sync },
+        { TOPIC_ROOMS_PEERS, "message.peers", on_peers },
+    };
+    for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
+        struct bus_sub_opts o = { .consumer = subs[i].consumer };
+        int rc = bus_subscribe(st->app->bus, subs[i].topic, &o, subs[i].fn, st);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* ---------- lifecycle ---------- */
+static int message_init(struct chatd *app, void **state)
+{
+    struct msg_state *st;
+    int rc = msg_migrate(app->db);
+    if (rc < 0) {
+        LOG_ERROR(app, "message", "migration failed rc=%d", rc);
+        return rc;
+    }
+    if ((rc = msg_state_new(&st, app)) < 0)
+        return rc;
+    *state = st;
+    return 0;
+}
+
+static int message_start(void *state)
+{
+    struct msg_state *st = state;
+    int rc;
+    if ((rc = msg_subscribe(st)) < 0 || (rc = routes_rooms_add(st)) < 0 ||
+        (rc = routes_messages_add(st)) < 0) {
+        LOG_ERROR(st->app, "message", "start failed rc=%d", rc);
+        return rc;
+    }
+    return 0;
+}
+
+static void drain_timer_closed(uv_handle_t *h)
+{
+    struct msg_state *st = h->data;
+    st->drain_done(st);
+}
+
+static void drain_finished(void *arg)
+{
+    struct msg_state *st = arg;
+    uv_close((uv_handle_t *)&st->drain_timer, drain_timer_closed);
+}
+
+/* Waits until every job, read and lookup this module started has come back and
+ * every HTTP post has its answer, then finalizes the writer's statements (on the
+ * writer thread) and reports done. */
+static void drain_poll(uv_timer_t *t)
+{
+    struct msg_state *st = t->data;
+    int jobs = __atomic_load_n(&st->jobs_inflight, __ATOMIC_ACQUIRE);
+    if (st->inflight > 0 || jobs > 0 || st->pending.count > 0)
+        return;
+    uv_timer_stop(t);
+    if (writer_finalize(st, drain_finished, st) < 0)
+        drain_finished(st);
+}
+
+static void message_drain(void *state, void (*done)(void *))
+{
+    struct msg_state *st = state;
+    st->draining = 1;
+    st->drain_done = done;
+    uv_timer_init(st->app->loop, &st->drain_timer);
+    st->drain_timer.data = st;
+    uv_timer_start(&st->drain_timer, drain_poll, 0, 5);
+}
+
+static void message_destroy(void *state)
+{
+    msg_state_free(state);
+}
 
 const struct chatd_module message_module = {
     .name = "message", .init = message_init, .start = message_start,

@@ -1,0 +1,323 @@
+/* history.c: reading messages back. GET /v1/rooms/{id}/messages pages through a
+ * room, and the websocket module's sync request asks for what a connection missed.
+ * Both run on the thread pool with a read-only connection (db_read); the loop only
+ * parses the query and answers. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "chatd/bus.h"
+#include "chatd/util.h"
+#include "message_internal.h"
+
+int msg_parse_u64(const char *s, int64_t *out)
+{
+    if (!s || !*s)
+        return -EINVAL;
+    int64_t v = 0;
+    int n = 0;
+    for (; *s; s++, n++) {
+        if (*s < '0' || *s > '9' || n == 18)
+            return -EINVAL;
+        v = v * 10 + (*s - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+int msg_page_plan(const char *before, const char *after, const char *limit,
+                  struct msg_page *out, const char **err)
+{
+    int64_t v;
+    struct msg_page p = { .lo = 0, .hi = INT64_MAX, .desc = 1, .limit = MSG_HISTORY_DEFAULT };
+
+    if (limit) {
+        if (msg_parse_u64(limit, &v) < 0 || v < 1 || v > MSG_HISTORY_MAX) {
+            *err = "limit must be an integer from 1 to 200";
+            return -EINVAL;
+        }
+        p.limit = (int)v;
+    }
+    if (before) {
+        if (msg_parse_u64(before, &v) < 0 || v < 1) {
+            *err = "before must be a positive integer (a seq)";
+            return -EINVAL;
+        }
+        p.hi = v;
+    }
+    if (after) {
+        if (msg_parse_u64(after, &v) < 0) {
+            *err = "after must be a non-negative integer (a seq)";
+            return -EINVAL;
+        }
+        p.lo = v;
+        p.desc = 0;      /* paging forward: the oldest rows above `after` first */
+    }
+    *out = p;
+    return 0;
+}
+
+int msg_page_keep(const struct msg_page *p, int fetched, int *has_more)
+{
+    *has_more = fetched > p->limit;
+    return fetched > p->limit ? p->limit : fetched;
+}
+
+/* Up to `want` rows of the room in (lo, hi), in the page's order, appended to arr in
+ * ascending seq. Returns the number fetched (may be want) or negative. */
+static int fetch_rows(sqlite3 *conn, int64_t room_id, int64_t lo, int64_t hi, int desc,
+                      int want, int keep, cJSON *arr, int64_t *last_seq)
+{
+    const char *sql = desc
+        ? "SELECT " MSG_COLUMNS " FROM messages WHERE room_id = ?1 AND seq > ?2"
+          " AND seq < ?3 ORDER BY seq DESC LIMIT ?4"
+        : "SELECT " MSG_COLUMNS " FROM messages WHERE room_id = ?1 AND seq > ?2"
+          " AND seq < ?3 ORDER BY seq ASC LIMIT ?4";
+    sqlite3_stmt *s = NULL;
+    cJSON **rows = calloc((size_t)(keep > 0 ? keep : 1), sizeof(*rows));
+    int n = 0, rc;
+    if (!rows)
+        return -ENOMEM;
+    if (sqlite3_prepare_v2(conn, sql, -1, &s, NULL) != SQLITE_OK) {
+        free(rows);
+        return -EIO;
+    }
+    sqlite3_bind_int64(s, 1, room_id);
+    sqlite3_bind_int64(s, 2, lo);
+    sqlite3_bind_int64(s, 3, hi);
+    sqlite3_bind_int(s, 4, want);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (n < keep) {
+            struct msg_row m;
+            msg_row_from_stmt(s, 0, &m);
+            rows[n] = msg_row_json(&m);
+            if (last_seq && !desc)
+                *last_seq = m.seq;
+        }
+        n++;
+    }
+    sqlite3_finalize(s);
+    int kept = n < keep ? n : keep;
+    for (int i = 0; i < kept; i++) {
+        cJSON *item = rows[desc ? kept - 1 - i : i];
+        if (item)
+            cJSON_AddItemToArray(arr, item);
+    }
+    free(rows);
+    return rc == SQLITE_DONE ? n : db_errno(rc);
+}
+
+/* ---------- GET /v1/rooms/{id}/messages ---------- */
+struct history_ctx {
+    struct msg_state *st;
+    struct http_req *req;
+    int64_t room_id, user_id;
+    struct msg_page page;
+    int status;                      /* http status of the answer */
+    cJSON *answer;                   /* owned */
+};
+
+static int history_fn(sqlite3 *conn, void *arg)
+{
+    struct history_ctx *h = arg;
+    struct room_row room;
+    int64_t read_seq;
+    int rc = room_access(conn, h->room_id, h->user_id, &room, &read_seq);
+    if (rc == -ENOENT || rc == -EPERM) {
+        h->status = rc == -ENOENT ? 404 : 403;
+        return 0;
+    }
+    if (rc < 0)
+        return rc;
+    cJSON *arr = cJSON_CreateArray();
+    h->answer = cJSON_CreateObject();
+    if (!arr || !h->answer) {
+        cJSON_Delete(arr);
+        return -ENOMEM;
+    }
+    cJSON_AddItemToObject(h->answer, "messages", arr);
+    rc = fetch_rows(conn, h->room_id, h->page.lo, h->page.hi, h->page.desc,
+                    h->page.limit + 1, h->page.limit, arr, NULL);
+    if (rc < 0)
+        return rc;
+    int has_more;
+    msg_page_keep(&h->page, rc, &has_more);
+    cJSON_AddBoolToObject(h->answer, "has_more", has_more);
+    h->status = 200;
+    return 0;
+}
+
+static void history_after(void *arg, int status)
+{
+    struct history_ctx *h = arg;
+    if (status < 0)
+        http_respond_error(h->req, 500, "could not read the history");
+    else if (h->status == 404)
+        http_respond_error(h->req, 404, "room not found");
+    else if (h->status == 403)
+        http_respond_error(h->req, 403, "not a member of this room");
+    else {
+        http_respond_json(h->req, 200, h->answer);
+        h->answer = NULL;
+    }
+    cJSON_Delete(h->answer);
+    msg_inflight_done(h->st);
+    free(h);
+}
+
+/* Query parameter or NULL when absent; -ENOBUFS (too long) counts as present and bad. */
+static const char *query_value(struct http_req *req, const char *name, char *buf,
+                               size_t len)
+{
+    int rc = http_query(req, name, buf, len);
+    if (rc == -ENOENT)
+        return NULL;
+    if (rc < 0)
+        snprintf(buf, len, "x");     /* fails validation below */
+    return buf;
+}
+
+void history_get(struct msg_state *st, struct http_req *req)
+{
+    char b[32], a[32], l[32];
+    const char *err = NULL;
+    struct msg_page page;
+    int64_t room_id = http_param_id(req, 0);
+    if (room_id <= 0) {
+        http_respond_error(req, 400, "invalid room id");
+        return;
+    }
+    if (msg_page_plan(query_value(req, "before", b, sizeof(b)),
+                      query_value(req, "after", a, sizeof(a)),
+                      query_value(req, "limit", l, sizeof(l)), &page, &err) < 0) {
+        http_respond_error(req, 400, "%s", err);
+        return;
+    }
+    struct history_ctx *h = calloc(1, sizeof(*h));
+    if (!h) {
+        http_respond_error(req, 503, "out of memory");
+        return;
+    }
+    h->st = st;
+    h->req = req;
+    h->room_id = room_id;
+    h->user_id = req->user.id;
+    h->page = page;
+    if (db_read(st->app->db, history_fn, history_after, h) < 0) {
+        free(h);
+        http_respond_error(req, 503, "the database is not available");
+        return;
+    }
+    st->inflight++;
+}
+
+/* ---------- message.sync: what a connection missed ---------- */
+struct sync_ctx {
+    struct msg_state *st;
+    struct bus_event *ev;            /* a reference, dropped after the reply */
+    int64_t user_id;
+    int limit;
+    cJSON *rooms_in;                 /* borrowed from ev's payload */
+    cJSON *answer;                   /* owned */
+};
+
+static int sync_room(sqlite3 *conn, struct sync_ctx *c, int64_t room_id, int64_t since,
+                     cJSON *out)
+{
+    struct room_row room;
+    int64_t read_seq;
+    int rc = room_access(conn, room_id, c->user_id, &room, &read_seq);
+    if (rc == -ENOENT || rc == -EPERM)
+        return 0;                    /* not the user's room: left out */
+    if (rc < 0)
+        return rc;
+    cJSON *o = cJSON_CreateObject();
+    cJSON *arr = cJSON_AddArrayToObject(o, "messages");
+    cJSON_AddNumberToObject(o, "room_id", (double)room_id);
+    int64_t last = since;
+    rc = fetch_rows(conn, room_id, since, INT64_MAX, 0, c->limit + 1, c->limit, arr, &last);
+    if (rc < 0) {
+        cJSON_Delete(o);
+        return rc;
+    }
+    cJSON_AddBoolToObject(o, "truncated", rc > c->limit);
+    cJSON_AddNumberToObject(o, "next_seq", (double)(last + 1));
+    cJSON_AddItemToArray(out, o);
+    return 0;
+}
+
+static int sync_fn(sqlite3 *conn, void *arg)
+{
+    struct sync_ctx *c = arg;
+    c->answer = cJSON_CreateObject();
+    cJSON *out = cJSON_AddArrayToObject(c->answer, "rooms");
+    if (!out)
+        return -ENOMEM;
+    int n = 0;
+    for (cJSON *it = c->rooms_in ? c->rooms_in->child : NULL; it; it = it->next) {
+        int64_t room_id;
+        if (msg_parse_u64(it->string, &room_id) < 0 || room_id <= 0 ||
+            !cJSON_IsNumber(it) || it->valuedouble < 0)
+            continue;
+        if (++n > MSG_SYNC_ROOMS_MAX)
+            break;
+        int rc = sync_room(conn, c, room_id, (int64_t)it->valuedouble, out);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static void sync_after(void *arg, int status)
+{
+    struct sync_ctx *c = arg;
+    struct bus *bus = c->st->app->bus;
+    if (status < 0) {
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "code", "internal");
+        cJSON_AddStringToObject(e, "message", "could not read the messages");
+        bus_reply(bus, c->ev, status, e);
+    } else {
+        bus_reply(bus, c->ev, 0, c->answer);
+        c->answer = NULL;
+    }
+    cJSON_Delete(c->answer);
+    bus_event_unref(c->ev);
+    msg_inflight_done(c->st);
+    free(c);
+}
+
+int history_sync_request(struct msg_state *st, const struct bus_event *ev)
+{
+    int64_t user_id = 0, limit = MSG_SYNC_LIMIT;
+    cJSON *rooms = cJSON_GetObjectItemCaseSensitive(ev->payload, "rooms");
+    if (json_get_i64(ev->payload, "user_id", &user_id) < 0 || user_id <= 0 ||
+        !cJSON_IsObject(rooms)) {
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "code", "invalid_argument");
+        cJSON_AddStringToObject(e, "message", "sync needs user_id and rooms");
+        return bus_reply(st->app->bus, ev, -EINVAL, e);
+    }
+    json_get_i64(ev->payload, "limit", &limit);
+    if (limit < 1 || limit > MSG_SYNC_LIMIT)
+        limit = MSG_SYNC_LIMIT;
+    struct sync_ctx *c = calloc(1, sizeof(*c));
+    if (!c)
+        return -ENOMEM;
+    c->st = st;
+    c->ev = (struct bus_event *)ev;
+    c->user_id = user_id;
+    c->limit = (int)limit;
+    c->rooms_in = rooms;
+    bus_event_ref(c->ev);
+    if (db_read(st->app->db, sync_fn, sync_after, c) < 0) {
+        bus_event_unref(c->ev);
+        free(c);
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "code", "unavailable");
+        cJSON_AddStringToObject(e, "message", "the database is not available");
+        return bus_reply(st->app->bus, ev, -EAGAIN, e);
+    }
+    st->inflight++;
+    return 0;
+}

@@ -1,0 +1,245 @@
+/* message_internal.h: the message module's private interfaces. The module owns
+ * rooms, memberships, messages and read markers. Writes go through the SQLite writer
+ * thread as db_jobs (group commit); reads run on the thread pool; the loop thread
+ * only validates, queues and answers. */
+#ifndef CHATD_MESSAGE_INTERNAL_H
+#define CHATD_MESSAGE_INTERNAL_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include <sqlite3.h>
+#include <cjson/cJSON.h>
+#include "chatd/chatd.h"
+#include "chatd/db.h"
+#include "chatd/http.h"
+
+struct bus_event;
+
+#define MSG_PENDING_MAX       4096   /* HTTP posts waiting for their commit; more: 503 */
+#define MSG_CACHE_ROOMS       4096   /* rooms kept in the membership cache (LRU) */
+#define MSG_CACHE_LOADS_MAX   64     /* concurrent cache loads; more: the typing is dropped */
+#define MSG_ROOM_MAX_MEMBERS  1000   /* members of one room */
+#define MSG_ROOM_NAME_MAX     100    /* bytes */
+#define MSG_CLIENT_ID_MAX     128    /* bytes of client_msg_id */
+#define MSG_HISTORY_DEFAULT   50
+#define MSG_HISTORY_MAX       200
+#define MSG_SYNC_LIMIT        500    /* messages per room in one sync answer */
+#define MSG_SYNC_ROOMS_MAX    1000   /* rooms in one sync request */
+#define MSG_LOOKUP_TIMEOUT_MS 5000
+
+/* ---------- membership cache (member_cache.c): loop thread only ---------- */
+struct mcache;
+int  mcache_new(struct mcache **out, size_t capacity);
+void mcache_free(struct mcache *c);
+/* Borrowed array valid until the next call that changes the cache; NULL on a miss.
+ * A hit makes the room the most recently used. */
+const int64_t *mcache_get(struct mcache *c, int64_t room_id, int *n);
+/* Replaces the room's entry (copying ids); evicts the least recently used past the
+ * capacity. 0 or -ENOMEM. */
+int  mcache_put(struct mcache *c, int64_t room_id, const int64_t *ids, int n);
+/* Keep a cached entry in step with a committed change; no-op when not cached. */
+void mcache_add_member(struct mcache *c, int64_t room_id, int64_t user_id);
+void mcache_remove_member(struct mcache *c, int64_t room_id, int64_t user_id);
+size_t mcache_size(const struct mcache *c);
+/* Bumped on every membership change: a load that started before a change must not
+ * fill the cache with what it read. */
+uint64_t mcache_epoch(const struct mcache *c);
+void mcache_bump_epoch(struct mcache *c);
+
+/* ---------- the HTTP posts waiting for a commit (pending.c) ---------- */
+struct pending_entry { uint64_t req_id; struct http_req *req; };
+struct pending_table {
+    struct pending_entry *slots;     /* owned; open addressing, linear probing */
+    size_t cap, count;               /* cap: power of two, twice the bound */
+    size_t max;
+};
+int  pending_init(struct pending_table *t, size_t max);
+void pending_free(struct pending_table *t);
+int  pending_put(struct pending_table *t, struct http_req *req);   /* 0, -ENOSPC */
+struct http_req *pending_take(struct pending_table *t, uint64_t req_id);
+
+/* ---------- history paging (history.c): pure ---------- */
+/* The rows of one page: seq > lo AND seq < hi. desc: the newest rows below hi come
+ * first (paging back, or the default newest page); else the oldest above lo (paging
+ * forward with after). The query asks for limit + 1 rows; the extra one only tells
+ * that more exist (has_more) in the direction of paging. */
+struct msg_page {
+    int64_t lo, hi;
+    int     desc;
+    int     limit;
+};
+/* before/after/limit as the raw query strings, NULL when absent. 0 or -EINVAL with
+ * *err a static message. */
+int msg_page_plan(const char *before, const char *after, const char *limit,
+                  struct msg_page *out, const char **err);
+/* Rows to keep out of `fetched`, and whether more exist. */
+int msg_page_keep(const struct msg_page *p, int fetched, int *has_more);
+/* Strict decimal for query values and ids: digits only, no sign, <= 18 digits. */
+int msg_parse_u64(const char *s, int64_t *out);
+
+/* ---------- rows and their JSON ---------- */
+struct msg_row {
+    int64_t id, room_id, seq, sender_id, created_at;
+    const char *sender, *body, *client_msg_id;   /* client_msg_id may be NULL */
+};
+cJSON *msg_row_json(const struct msg_row *m);
+/* Columns: id, room_id, seq, sender_id, sender, body, client_msg_id, created_at. */
+#define MSG_COLUMNS "id, room_id, seq, sender_id, sender, body, client_msg_id, created_at"
+void msg_row_from_stmt(sqlite3_stmt *s, int col0, struct msg_row *m);
+
+struct room_row {
+    int64_t id, owner_id, created_at, last_seq;
+    char name[MSG_ROOM_NAME_MAX + 1];
+    char kind[8];                    /* "group" | "direct" */
+};
+/* Columns: id, name, kind, owner_id, created_at, last_seq. */
+#define ROOM_COLUMNS "r.id, r.name, r.kind, r.owner_id, r.created_at, r.last_seq"
+void room_row_from_stmt(sqlite3_stmt *s, int col0, struct room_row *r);
+cJSON *room_row_json(const struct room_row *r);
+struct member_ref { int64_t id; char username[40]; };
+cJSON *members_json(const struct member_ref *m, int n);
+cJSON *ids_json(const int64_t *ids, int n);
+
+/* ---------- module state ---------- */
+struct msg_wstmts;                   /* the writer connection's prepared statements */
+struct metrics_hist;
+
+struct msg_state {
+    struct chatd *app;               /* not owned */
+    int max_body_bytes;
+    int draining;
+    void (*drain_done)(void *state);
+    int inflight;                    /* room jobs, reads and lookups not yet back */
+    int jobs_inflight;               /* message jobs not done yet (atomic: writer too) */
+    uv_timer_t drain_timer;          /* polls for the end of in-flight work */
+    struct pending_table pending;    /* owned */
+    struct mcache *members;          /* owned */
+    int cache_loads;                 /* cache loads on the pool right now */
+    /* Writer thread only (the writer is a single thread). */
+    struct msg_wstmts *wst;          /* owned; finalized on the writer at drain */
+    int w_batch_jobs;                /* message jobs applied in the current batch */
+    int w_after_commit;              /* 1 once done() ran for the current batch */
+    uint64_t w_batches;              /* batches that held message jobs (tests) */
+    /* Metrics (owned by app->metrics). */
+    uint64_t *m_stored, *m_duplicates, *m_rejected;
+    struct metrics_hist *m_latency, *m_batch;
+};
+
+/* message_module.c */
+void msg_inflight_done(struct msg_state *st);   /* loop: one unit of in-flight work ended */
+int  msg_migrate(struct db *db);
+int  msg_subscribe(struct msg_state *st);        /* bus subscriptions (start) */
+int  msg_state_new(struct msg_state **out, struct chatd *app);
+void msg_state_free(struct msg_state *st);
+
+/* ---------- writer side (writer_jobs.c) ---------- */
+enum msg_wstmt_id {
+    WS_MEMBERS, WS_ROOM, WS_DEDUPE, WS_BUMP_SEQ, WS_INSERT_MSG, WS_SELF_READ,
+    WS_ROOM_BY_KEY, WS_INSERT_ROOM, WS_INSERT_MEMBER, WS_DELETE_MEMBER, WS_IS_MEMBER,
+    WS_SET_OWNER, WS_NEXT_OWNER, WS_READ_MOVE, WS_COUNT_MEMBERS, WS_MEMBER_REFS,
+    WS__COUNT
+};
+/* The cached statement for the writer connection (prepared on first use, reset by the
+ * caller with wstmt_done). NULL on a prepare error. */
+sqlite3_stmt *wstmt(struct msg_state *st, sqlite3 *conn, enum msg_wstmt_id id);
+void wstmt_done(sqlite3_stmt *s);
+void wstmts_free(struct msg_state *st);
+/* Writer: bookkeeping of batch sizes for message jobs. */
+void writer_batch_apply(struct msg_state *st);
+void writer_batch_done(struct msg_state *st);
+/* Queues a job that finalizes the writer's statements; then fn(arg) on the loop. */
+int  writer_finalize(struct msg_state *st, void (*fn)(void *arg), void *arg);
+/* Members of a room on conn, into a malloc'ed array. 0 or negative. */
+int  room_member_ids(struct msg_state *st, sqlite3 *conn, int64_t room_id,
+                     int64_t **ids, int *n);
+/* Common error mapping for answers. */
+int  msg_status_of_code(const char *code);
+const char *msg_code_of_status(int status);
+
+/* ---------- messages (messages.c) ---------- */
+/* Validates and queues a submitted message (payload of message.submitted); on any
+ * refusal publishes message.rejected. Loop thread. */
+void msg_submit(struct msg_state *st, const cJSON *payload);
+/* The writer job of one message; exposed for unit tests. */
+struct msg_job {
+    struct db_job base;
+    struct msg_state *st;
+    int64_t room_id, sender_id;
+    char *sender, *body, *client_msg_id;    /* owned */
+    cJSON *origin;                           /* owned, may be NULL */
+    uint64_t t0_ns;                          /* when it was queued */
+    /* Results (writer). */
+    int status;                              /* http status: 201, 200 duplicate, or error */
+    const char *errmsg;                      /* static */
+    struct msg_row row;                      /* the stored (or first) message */
+    char *dup_sender, *dup_body, *dup_cmid;  /* owned copies for a duplicate */
+    int64_t *member_ids; int nmembers;       /* owned */
+};
+struct msg_job *msg_job_new(struct msg_state *st, int64_t room_id, int64_t sender_id,
+                            const char *sender, const char *body, const char *cmid,
+                            const cJSON *origin);
+void msg_job_free(struct msg_job *j);
+int  msg_job_apply(sqlite3 *conn, struct db_job *job);
+/* Result event payloads, built from a finished job. */
+cJSON *msg_job_stored_payload(const struct msg_job *j);
+cJSON *msg_job_rejected_payload(const struct msg_job *j);
+/* Validation shared by HTTP and the bus: NULL when fine, else the reason. */
+const char *msg_check_body(const struct msg_state *st, const char *body);
+const char *msg_check_client_id(const char *cmid);
+/* 1 when the raw JSON text holds a \u0000 escape (cJSON would cut the string there). */
+int msg_json_has_nul_escape(const char *s, size_t n);
+
+/* ---------- rooms and members (rooms.c, members.c) ---------- */
+enum room_op { ROOM_OP_CREATE = 1, ROOM_OP_DM, ROOM_OP_ADD, ROOM_OP_REMOVE };
+struct room_job {
+    struct db_job base;
+    struct msg_state *st;
+    int op;
+    struct http_req *req;                    /* answered on the loop */
+    int64_t actor_id; char actor_name[40];
+    int64_t room_id;
+    struct member_ref target;                /* add / remove / dm peer; id 0 = unknown */
+    char unknown[256];                       /* usernames that auth does not know */
+    char name[MSG_ROOM_NAME_MAX + 1];        /* create */
+    struct member_ref *invitees; int ninvitees;   /* create: owned */
+    /* Results (writer). */
+    int status; const char *errmsg;
+    char errbuf[320];                        /* errmsg when it names something */
+    int changed;                             /* a row was written */
+    struct room_row room;
+    int64_t read_seq;                        /* the actor's marker (dm) */
+    struct member_ref *members; int nmembers; /* owned: members after (create/dm/add),
+                                                 before (remove) */
+};
+struct room_job *room_job_new(struct msg_state *st, int op, struct http_req *req);
+void room_job_free(struct room_job *j);
+int  room_job_apply(sqlite3 *conn, struct db_job *job);
+/* Queue the job; on failure answers the request and frees the job. */
+void room_job_queue(struct room_job *j);
+/* Membership-changing applies (members.c). */
+int  room_apply_add(struct msg_state *st, sqlite3 *conn, struct room_job *j);
+int  room_apply_remove(struct msg_state *st, sqlite3 *conn, struct room_job *j);
+int  room_load_member_refs(struct msg_state *st, sqlite3 *conn, struct room_job *j);
+/* A username as users are stored: lower case. 0 or -EINVAL when not a username. */
+int  msg_fold_username(const char *in, char *out, size_t outlen);
+
+/* ---------- reads (reads.c) ---------- */
+/* Moves a read marker (HTTP when req is set, else from the bus). Loop thread. */
+void reads_submit(struct msg_state *st, struct http_req *req, int64_t room_id,
+                  int64_t user_id, int64_t seq);
+
+/* ---------- routes (routes_rooms.c, routes_messages.c) ---------- */
+int  routes_rooms_add(struct msg_state *st);
+int  routes_messages_add(struct msg_state *st);
+/* Bus handlers (messages.c, history.c, members.c) */
+void msg_answer_http(struct msg_state *st, const cJSON *payload, int stored);
+int  history_sync_request(struct msg_state *st, const struct bus_event *ev);
+int  rooms_peers_request(struct msg_state *st, const struct bus_event *ev);
+void typing_submit(struct msg_state *st, const cJSON *payload);
+/* Read helpers for routes: room + caller membership on a read connection.
+ * 0 (member), -ENOENT (no such room), -EPERM (not a member), or negative. */
+int  room_access(sqlite3 *conn, int64_t room_id, int64_t user_id, struct room_row *room,
+                 int64_t *read_seq);
+void history_get(struct msg_state *st, struct http_req *req);
+
+#endif

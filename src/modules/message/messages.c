@@ -1,0 +1,407 @@
+/* messages.c: storing one message. message.submitted (from an HTTP post of this
+ * module or from the websocket module) becomes a writer job; the job checks the
+ * membership, deduplicates on (sender_id, client_msg_id) and takes the next seq of
+ * the room inside the group transaction; after COMMIT its done() posts
+ * message.stored or message.rejected to the loop. Nobody hears of a message before
+ * its transaction is durable. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include "chatd/bus.h"
+#include "chatd/events.h"
+#include "chatd/log.h"
+#include "chatd/metrics.h"
+#include "chatd/util.h"
+#include "message_internal.h"
+
+cJSON *msg_row_json(const struct msg_row *m)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return NULL;
+    cJSON_AddNumberToObject(o, "id", (double)m->id);
+    cJSON_AddNumberToObject(o, "room_id", (double)m->room_id);
+    cJSON_AddNumberToObject(o, "seq", (double)m->seq);
+    cJSON_AddNumberToObject(o, "sender_id", (double)m->sender_id);
+    cJSON_AddStringToObject(o, "sender", m->sender ? m->sender : "");
+    cJSON_AddStringToObject(o, "body", m->body ? m->body : "");
+    if (m->client_msg_id)
+        cJSON_AddStringToObject(o, "client_msg_id", m->client_msg_id);
+    else
+        cJSON_AddNullToObject(o, "client_msg_id");
+    cJSON_AddNumberToObject(o, "created_at", (double)m->created_at);
+    return o;
+}
+
+void msg_row_from_stmt(sqlite3_stmt *s, int c, struct msg_row *m)
+{
+    m->id = sqlite3_column_int64(s, c + 0);
+    m->room_id = sqlite3_column_int64(s, c + 1);
+    m->seq = sqlite3_column_int64(s, c + 2);
+    m->sender_id = sqlite3_column_int64(s, c + 3);
+    m->sender = (const char *)sqlite3_column_text(s, c + 4);
+    m->body = (const char *)sqlite3_column_text(s, c + 5);
+    m->client_msg_id = (const char *)sqlite3_column_text(s, c + 6);
+    m->created_at = sqlite3_column_int64(s, c + 7);
+}
+
+/* ---------- validation ---------- */
+const char *msg_check_body(const struct msg_state *st, const char *body)
+{
+    if (!body)
+        return "body must be a string";
+    size_t n = strlen(body);
+    if (n == 0)
+        return "body must not be empty";
+    if (n > (size_t)st->max_body_bytes)
+        return "body is too long";
+    if (!utf8_valid(body, n))
+        return "body is not valid UTF-8";
+    return NULL;
+}
+
+const char *msg_check_client_id(const char *cmid)
+{
+    size_t n = strlen(cmid);
+    if (n == 0 || n > MSG_CLIENT_ID_MAX)
+        return "client_msg_id must be 1 to 128 bytes";
+    if (!utf8_valid(cmid, n))
+        return "client_msg_id is not valid UTF-8";
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)cmid[i] < 0x20 || cmid[i] == 0x7f)
+            return "client_msg_id must not hold control characters";
+    return NULL;
+}
+
+int msg_json_has_nul_escape(const char *s, size_t n)
+{
+    /* In valid JSON a backslash only appears inside strings and always starts an
+     * escape, so walking escape by escape finds every \u0000 and nothing else. */
+    for (size_t i = 0; i + 1 < n; i++) {
+        if (s[i] != '\\')
+            continue;
+        if (s[i + 1] == 'u' && i + 5 < n && memcmp(s + i + 2, "0000", 4) == 0)
+            return 1;
+        i++;                         /* skip the escaped character */
+    }
+    return 0;
+}
+
+/* ---------- the job ---------- */
+static char *dup_or_null(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+void msg_job_free(struct msg_job *j)
+{
+    if (!j)
+        return;
+    free(j->sender);
+    free(j->body);
+    free(j->client_msg_id);
+    free(j->dup_sender);
+    free(j->dup_body);
+    free(j->dup_cmid);
+    free(j->member_ids);
+    cJSON_Delete(j->origin);
+    free(j);
+}
+
+static void msg_job_done(struct db_job *job, int status);
+
+struct msg_job *msg_job_new(struct msg_state *st, int64_t room_id, int64_t sender_id,
+                            const char *sender, const char *body, const char *cmid,
+                            const cJSON *origin)
+{
+    struct msg_job *j = calloc(1, sizeof(*j));
+    if (!j)
+        return NULL;
+    j->base.apply = msg_job_apply;
+    j->base.done = msg_job_done;
+    j->st = st;
+    j->room_id = room_id;
+    j->sender_id = sender_id;
+    j->sender = strdup(sender);
+    j->body = strdup(body);
+    j->client_msg_id = dup_or_null(cmid);
+    j->origin = origin ? cJSON_Duplicate(origin, 1) : NULL;
+    j->t0_ns = mono_ns();
+    if (!j->sender || !j->body || (cmid && !j->client_msg_id) || (origin && !j->origin)) {
+        msg_job_free(j);
+        return NULL;
+    }
+    return j;
+}
+
+static int job_fail(struct msg_job *j, int status, const char *msg, int rc)
+{
+    j->status = status;
+    j->errmsg = msg;
+    return rc;
+}
+
+/* A repeat of (sender, client_msg_id): answer with the first message. 1 when found. */
+static int find_duplicate(struct msg_state *st, sqlite3 *conn, struct msg_job *j)
+{
+    sqlite3_stmt *s = wstmt(st, conn, WS_DEDUPE);
+    if (!s)
+        return -EIO;
+    sqlite3_bind_int64(s, 1, j->sender_id);
+    sqlite3_bind_text(s, 2, j->client_msg_id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s), found = 0;
+    if (rc == SQLITE_ROW) {
+        struct msg_row m;
+        msg_row_from_stmt(s, 0, &m);
+        j->dup_sender = dup_or_null(m.sender);
+        j->dup_body = dup_or_null(m.body);
+        j->dup_cmid = dup_or_null(m.client_msg_id);
+        j->row = m;
+        j->row.sender = j->dup_sender;
+        j->row.body = j->dup_body;
+        j->row.client_msg_id = j->dup_cmid;
+        found = 1;
+    }
+    wstmt_done(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return db_errno(rc);
+    return found;
+}
+
+static int insert_message(struct msg_state *st, sqlite3 *conn, struct msg_job *j)
+{
+    sqlite3_stmt *s = wstmt(st, conn, WS_BUMP_SEQ);
+    if (!s)
+        return -EIO;
+    sqlite3_bind_int64(s, 1, j->room_id);
+    int rc = sqlite3_step(s);
+    int64_t seq = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    /* Step to the end so the UPDATE is complete before the statement is reset. */
+    if (rc == SQLITE_ROW)
+        rc = sqlite3_step(s);
+    wstmt_done(s);
+    if (rc != SQLITE_DONE || seq <= 0)
+        return rc == SQLITE_DONE ? -EIO : db_errno(rc);
+
+    int64_t now = now_ms();
+    if (!(s = wstmt(st, conn, WS_INSERT_MSG)))
+        return -EIO;
+    sqlite3_bind_int64(s, 1, j->room_id);
+    sqlite3_bind_int64(s, 2, seq);
+    sqlite3_bind_int64(s, 3, j->sender_id);
+    sqlite3_bind_text(s, 4, j->sender, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 5, j->body, -1, SQLITE_STATIC);
+    if (j->client_msg_id)
+        sqlite3_bind_text(s, 6, j->client_msg_id, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(s, 6);
+    sqlite3_bind_int64(s, 7, now);
+    rc = sqlite3_step(s);
+    wstmt_done(s);
+    if (rc != SQLITE_DONE)
+        return db_errno(rc);
+
+    j->row = (struct msg_row){
+        .id = sqlite3_last_insert_rowid(conn), .room_id = j->room_id, .seq = seq,
+        .sender_id = j->sender_id, .created_at = now, .sender = j->sender,
+        .body = j->body, .client_msg_id = j->client_msg_id,
+    };
+
+    /* Sending a message reads the room up to it: one's own messages are never unread. */
+    if (!(s = wstmt(st, conn, WS_SELF_READ)))
+        return -EIO;
+    sqlite3_bind_int64(s, 1, j->room_id);
+    sqlite3_bind_int64(s, 2, j->sender_id);
+    sqlite3_bind_int64(s, 3, seq);
+    rc = sqlite3_step(s);
+    wstmt_done(s);
+    return rc == SQLITE_DONE ? 0 : db_errno(rc);
+}
+
+static int room_exists(struct msg_state *st, sqlite3 *conn, int64_t room_id)
+{
+    sqlite3_stmt *s = wstmt(st, conn, WS_ROOM);
+    if (!s)
+        return -EIO;
+    sqlite3_bind_int64(s, 1, room_id);
+    int rc = sqlite3_step(s);
+    wstmt_done(s);
+    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : db_errno(rc);
+}
+
+int msg_job_apply(sqlite3 *conn, struct db_job *job)
+{
+    struct msg_job *j = (struct msg_job *)job;
+    struct msg_state *st = j->st;
+    int rc, member = 0;
+
+    writer_batch_apply(st);
+    /* Apply may run again after a failed commit: start from a clean result. */
+    j->status = 0;
+    j->errmsg = NULL;
+    free(j->member_ids);
+    j->member_ids = NULL;
+    j->nmembers = 0;
+
+    if ((rc = room_member_ids(st, conn, j->room_id, &j->member_ids, &j->nmembers)) < 0)
+        return job_fail(j, 500, "could not read the room", rc);
+    for (int i = 0; i < j->nmembers && !member; i++)
+        member = j->member_ids[i] == j->sender_id;
+    if (!member) {
+        rc = room_exists(st, conn, j->room_id);
+        if (rc < 0)
+            return job_fail(j, 500, "could not read the room", rc);
+        return rc ? job_fail(j, 403, "not a member of this room", -EPERM)
+                  : job_fail(j, 404, "room not found", -ENOENT);
+    }
+    if (j->client_msg_id) {
+        rc = find_duplicate(st, conn, j);
+        if (rc < 0)
+            return job_fail(j, 500, "could not store the message", rc);
+        if (rc == 1) {
+            if (j->row.room_id != j->room_id)
+                return job_fail(j, 409, "client_msg_id was already used in another room",
+                                -EEXIST);
+            j->status = 200;
+            return 0;
+        }
+    }
+    if ((rc = insert_message(st, conn, j)) < 0)
+        return job_fail(j, 500, "could not store the message", rc);
+    j->status = 201;
+    return 0;
+}
+
+cJSON *msg_job_stored_payload(const struct msg_job *j)
+{
+    cJSON *p = cJSON_CreateObject();
+    if (!p)
+        return NULL;
+    cJSON_AddItemToObject(p, "message", msg_row_json(&j->row));
+    cJSON_AddItemToObject(p, "member_ids", ids_json(j->member_ids, j->nmembers));
+    if (j->origin)
+        cJSON_AddItemToObject(p, "origin", cJSON_Duplicate(j->origin, 1));
+    cJSON_AddBoolToObject(p, "duplicate", j->status == 200);
+    return p;
+}
+
+static cJSON *rejected_payload(const cJSON *origin, const char *cmid, int64_t room_id,
+                               int status, const char *msg)
+{
+    cJSON *p = cJSON_CreateObject();
+    if (!p)
+        return NULL;
+    cJSON_AddItemToObject(p, "origin",
+                          origin ? cJSON_Duplicate(origin, 1) : cJSON_CreateObject());
+    if (cmid)
+        cJSON_AddStringToObject(p, "client_msg_id", cmid);
+    cJSON_AddNumberToObject(p, "room_id", (double)room_id);
+    cJSON_AddStringToObject(p, "code", msg_code_of_status(status));
+    cJSON_AddStringToObject(p, "message", msg);
+    return p;
+}
+
+cJSON *msg_job_rejected_payload(const struct msg_job *j)
+{
+    return rejected_payload(j->origin, j->client_msg_id, j->room_id,
+                            j->status >= 400 ? j->status : 503,
+                            j->errmsg ? j->errmsg : "could not store the message");
+}
+
+static void msg_job_done(struct db_job *job, int status)
+{
+    struct msg_job *j = (struct msg_job *)job;
+    struct msg_state *st = j->st;
+    struct bus_event *ev;
+
+    writer_batch_done(st);
+    if (status < 0 && j->status < 400) {
+        /* The commit failed: nothing of this job is on disk. */
+        j->status = 503;
+        j->errmsg = "could not store the message";
+    }
+    if (j->status == 201 || j->status == 200) {
+        METRIC_INC(j->status == 201 ? st->m_stored : st->m_duplicates);
+        metrics_observe(st->m_latency, (double)(mono_ns() - j->t0_ns) / 1e9);
+        ev = bus_event_new(TOPIC_MESSAGE_STORED, msg_job_stored_payload(j));
+    } else {
+        METRIC_INC(st->m_rejected);
+        ev = bus_event_new(TOPIC_MESSAGE_REJECTED, msg_job_rejected_payload(j));
+    }
+    if (ev && bus_post_wait(st->app->bus, ev) < 0)
+        LOG_WARN(st->app, "message", "result not delivered: bus closing room_id=%lld",
+                 (long long)j->room_id);
+    __atomic_fetch_sub(&st->jobs_inflight, 1, __ATOMIC_RELEASE);
+    msg_job_free(j);
+}
+
+/* ---------- message.submitted on the loop ---------- */
+static void reject_now(struct msg_state *st, const cJSON *origin, const char *cmid,
+                       int64_t room_id, int status, const char *msg)
+{
+    struct bus_event *ev = bus_event_new(TOPIC_MESSAGE_REJECTED,
+                                         rejected_payload(origin, cmid, room_id, status, msg));
+    if (ev)
+        bus_publish(st->app->bus, ev);
+}
+
+void msg_submit(struct msg_state *st, const cJSON *p)
+{
+    int64_t room_id = 0, sender_id = 0;
+    const char *sender = NULL, *body = NULL, *cmid = NULL, *why;
+    const cJSON *origin = cJSON_GetObjectItemCaseSensitive(p, "origin");
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(p, "client_msg_id");
+
+    if (cJSON_IsString(c))
+        cmid = c->valuestring;
+    if (json_get_i64(p, "room_id", &room_id) < 0 || room_id <= 0)
+        return reject_now(st, origin, cmid, room_id, 400, "room_id must be a positive integer");
+    if (json_get_i64(p, "sender_id", &sender_id) < 0 || sender_id <= 0 ||
+        json_get_str(p, "sender", &sender) < 0)
+        return reject_now(st, origin, cmid, room_id, 400, "sender is missing");
+    json_get_str(p, "body", &body);
+    if ((why = msg_check_body(st, body)))
+        return reject_now(st, origin, cmid, room_id, 400, why);
+    if (c && !cJSON_IsNull(c) && (!cmid || (why = msg_check_client_id(cmid))))
+        return reject_now(st, origin, cmid, room_id, 400,
+                          cmid ? why : "client_msg_id must be a string");
+    if (st->draining)
+        return reject_now(st, origin, cmid, room_id, 503, "the server is shutting down");
+
+    struct msg_job *j = msg_job_new(st, room_id, sender_id, sender, body, cmid, origin);
+    if (!j)
+        return reject_now(st, origin, cmid, room_id, 503, "out of memory");
+    __atomic_fetch_add(&st->jobs_inflight, 1, __ATOMIC_RELAXED);
+    int rc = db_write(st->app->db, &j->base);
+    if (rc < 0) {
+        __atomic_fetch_sub(&st->jobs_inflight, 1, __ATOMIC_RELAXED);
+        msg_job_free(j);
+        return reject_now(st, origin, cmid, room_id, 503,
+                          rc == -EAGAIN ? "too many messages waiting to be stored"
+                                        : "the database is not available");
+    }
+}
+
+/* ---------- answers to this module's HTTP posts ---------- */
+void msg_answer_http(struct msg_state *st, const cJSON *p, int stored)
+{
+    const cJSON *origin = cJSON_GetObjectItemCaseSensitive(p, "origin");
+    const cJSON *http = cJSON_GetObjectItemCaseSensitive(origin, "http");
+    if (!cJSON_IsNumber(http))
+        return;
+    struct http_req *req = pending_take(&st->pending, (uint64_t)http->valuedouble);
+    if (!req)
+        return;                      /* another process's, or already answered */
+    if (stored) {
+        const cJSON *dup = cJSON_GetObjectItemCaseSensitive(p, "duplicate");
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddItemToObject(o, "message",
+            cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(p, "message"), 1));
+        http_respond_json(req, cJSON_IsTrue(dup) ? 200 : 201, o);
+        return;
+    }
+    const char *code = NULL, *msg = NULL;
+    json_get_str(p, "code", &code);
+    json_get_str(p, "message", &msg);
+    http_respond_error(req, msg_status_of_code(code), "%s", msg ? msg : "not stored");
+}

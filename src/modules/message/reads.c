@@ -1,0 +1,148 @@
+/* reads.c: read markers. A marker only moves forward (a late or repeated "read" can
+ * never make messages unread again) and never past the room's last seq (a larger
+ * value is clamped to it). The write goes through the writer like everything else;
+ * room.read tells the other members once it is committed, and only when it moved. */
+#include <errno.h>
+#include <stdlib.h>
+#include "chatd/bus.h"
+#include "chatd/events.h"
+#include "chatd/log.h"
+#include "message_internal.h"
+
+struct read_job {
+    struct db_job base;
+    struct msg_state *st;
+    struct http_req *req;            /* NULL when the marker came over the bus */
+    int64_t room_id, user_id, seq;
+    /* Results (writer). */
+    int status; const char *errmsg;
+    int moved;
+    int64_t *member_ids; int nmembers;   /* owned */
+};
+
+static int fail(struct read_job *j, int status, const char *msg, int rc)
+{
+    j->status = status;
+    j->errmsg = msg;
+    return rc;
+}
+
+static int read_apply(sqlite3 *conn, struct db_job *job)
+{
+    struct read_job *j = (struct read_job *)job;
+    struct msg_state *st = j->st;
+    j->moved = 0;
+    j->status = 0;
+
+    sqlite3_stmt *s = wstmt(st, conn, WS_ROOM);
+    if (!s)
+        return fail(j, 500, "could not read the room", -EIO);
+    sqlite3_bind_int64(s, 1, j->room_id);
+    int rc = sqlite3_step(s);
+    struct room_row room = {0};
+    if (rc == SQLITE_ROW)
+        room_row_from_stmt(s, 0, &room);
+    wstmt_done(s);
+    if (rc == SQLITE_DONE)
+        return fail(j, 404, "room not found", -ENOENT);
+    if (rc != SQLITE_ROW)
+        return fail(j, 500, "could not read the room", db_errno(rc));
+
+    if (!(s = wstmt(st, conn, WS_IS_MEMBER)))
+        return fail(j, 500, "could not read the room", -EIO);
+    sqlite3_bind_int64(s, 1, j->room_id);
+    sqlite3_bind_int64(s, 2, j->user_id);
+    rc = sqlite3_step(s);
+    wstmt_done(s);
+    if (rc == SQLITE_DONE)
+        return fail(j, 403, "not a member of this room", -EPERM);
+    if (rc != SQLITE_ROW)
+        return fail(j, 500, "could not read the room", db_errno(rc));
+
+    if (j->seq > room.last_seq)
+        j->seq = room.last_seq;
+    if (!(s = wstmt(st, conn, WS_READ_MOVE)))
+        return fail(j, 500, "could not store the marker", -EIO);
+    sqlite3_bind_int64(s, 1, j->room_id);
+    sqlite3_bind_int64(s, 2, j->user_id);
+    sqlite3_bind_int64(s, 3, j->seq);
+    rc = sqlite3_step(s);
+    j->moved = rc == SQLITE_DONE && sqlite3_changes(conn) > 0;
+    wstmt_done(s);
+    if (rc != SQLITE_DONE)
+        return fail(j, 500, "could not store the marker", db_errno(rc));
+    free(j->member_ids);
+    j->member_ids = NULL;
+    j->nmembers = 0;
+    if (j->moved && (rc = room_member_ids(st, conn, j->room_id, &j->member_ids,
+                                          &j->nmembers)) < 0)
+        return fail(j, 500, "could not read the room", rc);
+    j->status = 204;
+    return 0;
+}
+
+static void read_finish(void *arg)
+{
+    struct read_job *j = arg;
+    struct msg_state *st = j->st;
+    if (j->req) {
+        if (j->status >= 400)
+            http_respond_error(j->req, j->status, "%s", j->errmsg);
+        else
+            http_respond_empty(j->req, 204);
+    } else if (j->status >= 400) {
+        LOG_DEBUG(st->app, "message", "read marker refused room_id=%lld user_id=%lld "
+                  "status=%d", (long long)j->room_id, (long long)j->user_id, j->status);
+    }
+    if (j->status < 400 && j->moved) {
+        cJSON *p = cJSON_CreateObject();
+        cJSON_AddNumberToObject(p, "room_id", (double)j->room_id);
+        cJSON_AddNumberToObject(p, "user_id", (double)j->user_id);
+        cJSON_AddNumberToObject(p, "seq", (double)j->seq);
+        cJSON_AddItemToObject(p, "member_ids", ids_json(j->member_ids, j->nmembers));
+        struct bus_event *ev = bus_event_new(TOPIC_ROOM_READ, p);
+        if (ev)
+            bus_publish(st->app->bus, ev);
+    }
+    msg_inflight_done(st);
+    free(j->member_ids);
+    free(j);
+}
+
+static void read_done(struct db_job *job, int status)
+{
+    struct read_job *j = (struct read_job *)job;
+    if (status < 0 && j->status < 400) {
+        j->status = 503;
+        j->errmsg = "could not commit the marker";
+    }
+    if (bus_call_on_loop_wait(j->st->app->bus, read_finish, j) < 0) {
+        free(j->member_ids);
+        free(j);
+    }
+}
+
+void reads_submit(struct msg_state *st, struct http_req *req, int64_t room_id,
+                  int64_t user_id, int64_t seq)
+{
+    struct read_job *j = calloc(1, sizeof(*j));
+    int rc = j ? 0 : -ENOMEM;
+    if (j) {
+        j->base.apply = read_apply;
+        j->base.done = read_done;
+        j->st = st;
+        j->req = req;
+        j->room_id = room_id;
+        j->user_id = user_id;
+        j->seq = seq;
+        rc = st->draining ? -ECANCELED : db_write(st->app->db, &j->base);
+    }
+    if (rc < 0) {
+        free(j);
+        if (req)
+            http_respond_error(req, 503, rc == -EAGAIN ? "too many writes waiting"
+                                                       : "the database is not available");
+        return;
+    }
+    st->inflight++;
+}

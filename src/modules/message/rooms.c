@@ -1,0 +1,351 @@
+/* rooms.c: rooms as rows and JSON, the access check every room route starts with,
+ * and the writer jobs that create rooms (group rooms and direct rooms). A job's
+ * result comes back to the loop, which answers the request and tells the other
+ * modules (room.changed) only after the commit. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "chatd/bus.h"
+#include "chatd/events.h"
+#include "chatd/log.h"
+#include "chatd/util.h"
+#include "message_internal.h"
+
+void room_row_from_stmt(sqlite3_stmt *s, int c, struct room_row *r)
+{
+    const char *name = (const char *)sqlite3_column_text(s, c + 1);
+    const char *kind = (const char *)sqlite3_column_text(s, c + 2);
+    r->id = sqlite3_column_int64(s, c + 0);
+    snprintf(r->name, sizeof(r->name), "%s", name ? name : "");
+    snprintf(r->kind, sizeof(r->kind), "%s", kind ? kind : "group");
+    r->owner_id = sqlite3_column_int64(s, c + 3);
+    r->created_at = sqlite3_column_int64(s, c + 4);
+    r->last_seq = sqlite3_column_int64(s, c + 5);
+}
+
+cJSON *room_row_json(const struct room_row *r)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return NULL;
+    cJSON_AddNumberToObject(o, "id", (double)r->id);
+    cJSON_AddStringToObject(o, "name", r->name);
+    cJSON_AddStringToObject(o, "kind", r->kind);
+    cJSON_AddNumberToObject(o, "owner_id", (double)r->owner_id);
+    cJSON_AddNumberToObject(o, "created_at", (double)r->created_at);
+    cJSON_AddNumberToObject(o, "last_seq", (double)r->last_seq);
+    return o;
+}
+
+cJSON *members_json(const struct member_ref *m, int n)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (int i = 0; a && i < n; i++) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "id", (double)m[i].id);
+        cJSON_AddStringToObject(o, "username", m[i].username);
+        cJSON_AddItemToArray(a, o);
+    }
+    return a;
+}
+
+cJSON *ids_json(const int64_t *ids, int n)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (int i = 0; a && i < n; i++)
+        cJSON_AddItemToArray(a, cJSON_CreateNumber((double)ids[i]));
+    return a;
+}
+
+int room_access(sqlite3 *conn, int64_t room_id, int64_t user_id, struct room_row *room,
+                int64_t *read_seq)
+{
+    static const char sql[] =
+        "SELECT " ROOM_COLUMNS ", (SELECT read_seq FROM room_members"
+        " WHERE room_id = r.id AND user_id = ?2) FROM rooms r WHERE r.id = ?1";
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(conn, sql, -1, &s, NULL) != SQLITE_OK)
+        return -EIO;
+    sqlite3_bind_int64(s, 1, room_id);
+    sqlite3_bind_int64(s, 2, user_id);
+    int rc = sqlite3_step(s), ret;
+    if (rc == SQLITE_ROW) {
+        room_row_from_stmt(s, 0, room);
+        ret = sqlite3_column_type(s, 6) == SQLITE_NULL ? -EPERM : 0;
+        *read_seq = sqlite3_column_int64(s, 6);
+    } else {
+        ret = rc == SQLITE_DONE ? -ENOENT : db_errno(rc);
+    }
+    sqlite3_finalize(s);
+    return ret;
+}
+
+/* ---------- jobs ---------- */
+static void room_job_done(struct db_job *job, int status);
+
+struct room_job *room_job_new(struct msg_state *st, int op, struct http_req *req)
+{
+    struct room_job *j = calloc(1, sizeof(*j));
+    if (!j)
+        return NULL;
+    j->base.apply = room_job_apply;
+    j->base.done = room_job_done;
+    j->st = st;
+    j->op = op;
+    j->req = req;
+    if (req) {
+        j->actor_id = req->user.id;
+        snprintf(j->actor_name, sizeof(j->actor_name), "%s", req->user.name);
+    }
+    return j;
+}
+
+void room_job_free(struct room_job *j)
+{
+    if (!j)
+        return;
+    free(j->invitees);
+    free(j->members);
+    free(j);
+}
+
+static int fail(struct room_job *j, int status, const char *msg, int rc)
+{
+    j->status = status;
+    j->errmsg = msg;
+    return rc;
+}
+
+static int insert_member(struct msg_state *st, sqlite3 *conn, int64_t room_id,
+                         const struct member_ref *m, int64_t now)
+{
+    sqlite3_stmt *s = wstmt(st, conn, WS_INSERT_MEMBER);
+    if (!s)
+        return -EIO;
+    sqlite3_bind_int64(s, 1, room_id);
+    sqlite3_bind_int64(s, 2, m->id);
+    sqlite3_bind_text(s, 3, m->username, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 4, now);
+    int rc = sqlite3_step(s);
+    wstmt_done(s);
+    return rc == SQLITE_DONE ? 0 : db_errno(rc);
+}
+
+static int insert_room(struct msg_state *st, sqlite3 *conn, struct room_job *j,
+                       const char *kind, const char *key, int64_t now)
+{
+    sqlite3_stmt *s = wstmt(st, conn, WS_INSERT_ROOM);
+    if (!s)
+        return -EIO;
+    sqlite3_bind_text(s, 1, j->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, kind, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, j->actor_id);
+    if (key)
+        sqlite3_bind_text(s, 4, key, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(s, 4);
+    sqlite3_bind_int64(s, 5, now);
+    int rc = sqlite3_step(s);
+    wstmt_done(s);
+    if (rc != SQLITE_DONE)
+        return db_errno(rc);
+    j->room = (struct room_row){ .id = sqlite3_last_insert_rowid(conn),
+                                 .owner_id = j->actor_id, .created_at = now };
+    snprintf(j->room.name, sizeof(j->room.name), "%s", j->name);
+    snprintf(j->room.kind, sizeof(j->room.kind), "%s", kind);
+    return 0;
+}
+
+static int apply_create(struct msg_state *st, sqlite3 *conn, struct room_job *j)
+{
+    int64_t now = now_ms();
+    int rc = insert_room(st, conn, j, "group", NULL, now);
+    if (rc < 0)
+        return fail(j, 500, "could not create the room", rc);
+    struct member_ref owner = { .id = j->actor_id };
+    snprintf(owner.username, sizeof(owner.username), "%s", j->actor_name);
+    if ((rc = insert_member(st, conn, j->room.id, &owner, now)) < 0)
+        return fail(j, 500, "could not create the room", rc);
+    for (int i = 0; i < j->ninvitees; i++)
+        if ((rc = insert_member(st, conn, j->room.id, &j->invitees[i], now)) < 0)
+            return fail(j, 500, "could not create the room", rc);
+    if ((rc = room_load_member_refs(st, conn, j)) < 0)
+        return fail(j, 500, "could not create the room", rc);
+    j->changed = 1;
+    j->status = 201;
+    return 0;
+}
+
+/* One direct room per unordered pair: the pair key is UNIQUE, so even two writers
+ * could not make two rooms; with one writer the lookup below already finds it. */
+static int apply_dm(struct msg_state *st, sqlite3 *conn, struct room_job *j)
+{
+    int64_t lo = j->actor_id < j->target.id ? j->actor_id : j->target.id;
+    int64_t hi = j->actor_id < j->target.id ? j->target.id : j->actor_id;
+    char key[48];
+    snprintf(key, sizeof(key), "%lld:%lld", (long long)lo, (long long)hi);
+
+    sqlite3_stmt *s = wstmt(st, conn, WS_ROOM_BY_KEY);
+    if (!s)
+        return fail(j, 500, "could not open the direct room", -EIO);
+    sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        room_row_from_stmt(s, 0, &j->room);
+    wstmt_done(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return fail(j, 500, "could not open the direct room", db_errno(rc));
+    j->status = 200;
+    if (rc == SQLITE_ROW && (s = wstmt(st, conn, WS_IS_MEMBER))) {
+        sqlite3_bind_int64(s, 1, j->room.id);
+        sqlite3_bind_int64(s, 2, j->actor_id);
+        if (sqlite3_step(s) == SQLITE_ROW)
+            j->read_seq = sqlite3_column_int64(s, 0);
+        wstmt_done(s);
+    }
+    if (rc == SQLITE_DONE) {
+        int64_t now = now_ms();
+        const char *a = lo == j->actor_id ? j->actor_name : j->target.username;
+        const char *b = lo == j->actor_id ? j->target.username : j->actor_name;
+        snprintf(j->name, sizeof(j->name), "%s,%s", a, b);
+        struct member_ref me = { .id = j->actor_id };
+        snprintf(me.username, sizeof(me.username), "%s", j->actor_name);
+        if ((rc = insert_room(st, conn, j, "direct", key, now)) < 0 ||
+            (rc = insert_member(st, conn, j->room.id, &me, now)) < 0 ||
+            (rc = insert_member(st, conn, j->room.id, &j->target, now)) < 0)
+            return fail(j, 500, "could not open the direct room", rc);
+        j->changed = 1;
+    }
+    if ((rc = room_load_member_refs(st, conn, j)) < 0)
+        return fail(j, 500, "could not open the direct room", rc);
+    return 0;
+}
+
+int room_job_apply(sqlite3 *conn, struct db_job *job)
+{
+    struct room_job *j = (struct room_job *)job;
+    /* Apply may run again after a failed commit: start from a clean result. */
+    j->status = 0;
+    j->errmsg = NULL;
+    j->changed = 0;
+    j->read_seq = 0;
+    free(j->members);
+    j->members = NULL;
+    j->nmembers = 0;
+    switch (j->op) {
+    case ROOM_OP_CREATE: return apply_create(j->st, conn, j);
+    case ROOM_OP_DM:     return apply_dm(j->st, conn, j);
+    case ROOM_OP_ADD:    return room_apply_add(j->st, conn, j);
+    case ROOM_OP_REMOVE: return room_apply_remove(j->st, conn, j);
+    }
+    return fail(j, 500, "unknown operation", -EINVAL);
+}
+
+/* ---------- back on the loop ---------- */
+static cJSON *room_with_members(const struct room_job *j)
+{
+    cJSON *r = room_row_json(&j->room);
+    cJSON_AddItemToObject(r, "members", members_json(j->members, j->nmembers));
+    return r;
+}
+
+static void publish_changed(struct msg_state *st, const struct room_job *j,
+                            const char *event, int64_t user_id)
+{
+    cJSON *p = cJSON_CreateObject();
+    cJSON_AddStringToObject(p, "event", event);
+    cJSON_AddItemToObject(p, "room", room_with_members(j));
+    cJSON_AddNumberToObject(p, "user_id", (double)user_id);
+    cJSON *ids = cJSON_AddArrayToObject(p, "member_ids");
+    for (int i = 0; i < j->nmembers; i++)
+        cJSON_AddItemToArray(ids, cJSON_CreateNumber((double)j->members[i].id));
+    struct bus_event *ev = bus_event_new(TOPIC_ROOM_CHANGED, p);
+    if (ev)
+        bus_publish(st->app->bus, ev);
+}
+
+static void cache_members(struct msg_state *st, const struct room_job *j)
+{
+    int64_t *ids = malloc((size_t)(j->nmembers > 0 ? j->nmembers : 1) * sizeof(*ids));
+    if (!ids)
+        return;
+    for (int i = 0; i < j->nmembers; i++)
+        ids[i] = j->members[i].id;
+    mcache_put(st->members, j->room.id, ids, j->nmembers);
+    free(ids);
+}
+
+static void room_job_finish(void *arg)
+{
+    struct room_job *j = arg;
+    struct msg_state *st = j->st;
+
+    if (j->status >= 400) {
+        http_respond_error(j->req, j->status, "%s", j->errmsg ? j->errmsg : "failed");
+        goto out;
+    }
+    if (j->changed)
+        mcache_bump_epoch(st->members);
+    switch (j->op) {
+    case ROOM_OP_CREATE:
+    case ROOM_OP_DM: {
+        cJSON *o = cJSON_CreateObject();
+        cJSON *r = room_with_members(j);
+        int64_t unread = j->room.last_seq - j->read_seq;
+        cJSON_AddNumberToObject(r, "read_seq", (double)j->read_seq);
+        cJSON_AddNumberToObject(r, "unread", (double)(unread > 0 ? unread : 0));
+        cJSON_AddItemToObject(o, "room", r);
+        http_respond_json(j->req, j->status, o);
+        if (j->changed) {
+            cache_members(st, j);
+            for (int i = 0; i < j->nmembers; i++)
+                publish_changed(st, j, "joined", j->members[i].id);
+        }
+        break;
+    }
+    case ROOM_OP_ADD:
+        http_respond_empty(j->req, 204);
+        if (j->changed) {
+            mcache_add_member(st->members, j->room.id, j->target.id);
+            publish_changed(st, j, "joined", j->target.id);
+        }
+        break;
+    case ROOM_OP_REMOVE:
+        http_respond_empty(j->req, 204);
+        if (j->changed) {
+            mcache_remove_member(st->members, j->room.id, j->target.id);
+            publish_changed(st, j, "left", j->target.id);
+        }
+        break;
+    }
+out:
+    msg_inflight_done(st);
+    room_job_free(j);
+}
+
+static void room_job_done(struct db_job *job, int status)
+{
+    struct room_job *j = (struct room_job *)job;
+    if (status < 0 && j->status < 400) {
+        j->status = 503;
+        j->errmsg = "could not commit the change";
+    }
+    if (bus_call_on_loop_wait(j->st->app->bus, room_job_finish, j) < 0) {
+        LOG_WARN(j->st->app, "message", "room change not answered: bus closing");
+        room_job_free(j);
+    }
+}
+
+void room_job_queue(struct room_job *j)
+{
+    struct msg_state *st = j->st;
+    int rc = st->draining ? -ECANCELED : db_write(st->app->db, &j->base);
+    if (rc < 0) {
+        http_respond_error(j->req, 503, rc == -EAGAIN ? "too many writes waiting"
+                                                       : "the database is not available");
+        room_job_free(j);
+        return;
+    }
+    st->inflight++;
+}

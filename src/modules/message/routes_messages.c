@@ -1,0 +1,119 @@
+/* routes_messages.c: posting and reading messages, and read markers over HTTP.
+ * A post takes the same road as a WebSocket "send": it is published as
+ * message.submitted with the request as its origin, and answered when the matching
+ * message.stored (or message.rejected) comes back after the commit. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include "chatd/bus.h"
+#include "chatd/events.h"
+#include "chatd/util.h"
+#include "message_internal.h"
+
+static void route_post(struct http_req *req, void *ctx)
+{
+    struct msg_state *st = ctx;
+    const char *body = NULL, *cmid = NULL, *why;
+    int64_t room_id = http_param_id(req, 0);
+    if (room_id <= 0) {
+        http_respond_error(req, 400, "invalid room id");
+        return;
+    }
+    if (msg_json_has_nul_escape(req->body, req->body_len)) {
+        http_respond_error(req, 400, "strings must not hold NUL characters");
+        return;
+    }
+    cJSON *in = http_json_body(req);
+    if (!in)
+        return;
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(in, "client_msg_id");
+    if (json_get_str(in, "body", &body) < 0) {
+        http_respond_error(req, 400, "body must be a string");
+        goto out;
+    }
+    if ((why = msg_check_body(st, body))) {
+        if (strcmp(why, "body is too long") == 0)
+            http_respond_error(req, 400, "body is longer than %d bytes", st->max_body_bytes);
+        else
+            http_respond_error(req, 400, "%s", why);
+        goto out;
+    }
+    if (c && !cJSON_IsNull(c)) {
+        if (!cJSON_IsString(c)) {
+            http_respond_error(req, 400, "client_msg_id must be a string");
+            goto out;
+        }
+        cmid = c->valuestring;
+        if ((why = msg_check_client_id(cmid))) {
+            http_respond_error(req, 400, "%s", why);
+            goto out;
+        }
+    }
+    if (st->draining) {
+        http_respond_error(req, 503, "the server is shutting down");
+        goto out;
+    }
+    if (pending_put(&st->pending, req) < 0) {
+        http_respond_error(req, 503, "too many messages waiting to be stored");
+        goto out;
+    }
+
+    /* The sender is the authenticated user, whatever the body says. */
+    cJSON *p = cJSON_CreateObject();
+    cJSON_AddNumberToObject(p, "room_id", (double)room_id);
+    cJSON_AddNumberToObject(p, "sender_id", (double)req->user.id);
+    cJSON_AddStringToObject(p, "sender", req->user.name);
+    cJSON_AddStringToObject(p, "body", body);
+    if (cmid)
+        cJSON_AddStringToObject(p, "client_msg_id", cmid);
+    cJSON *origin = cJSON_AddObjectToObject(p, "origin");
+    cJSON_AddNumberToObject(origin, "http", (double)req->id);
+    uint64_t req_id = req->id;
+    struct bus_event *ev = bus_event_new(TOPIC_MESSAGE_SUBMITTED, p);
+    if (!ev || bus_publish(st->app->bus, ev) < 0) {
+        struct http_req *r = pending_take(&st->pending, req_id);
+        if (r)
+            http_respond_error(r, 503, "the message bus is not available");
+    }
+out:
+    cJSON_Delete(in);
+}
+
+static void route_history(struct http_req *req, void *ctx)
+{
+    history_get(ctx, req);
+}
+
+static void route_read(struct http_req *req, void *ctx)
+{
+    struct msg_state *st = ctx;
+    int64_t room_id = http_param_id(req, 0), seq;
+    if (room_id <= 0) {
+        http_respond_error(req, 400, "invalid room id");
+        return;
+    }
+    cJSON *in = http_json_body(req);
+    if (!in)
+        return;
+    if (json_get_i64(in, "seq", &seq) < 0 || seq < 0) {
+        http_respond_error(req, 400, "seq must be a non-negative integer");
+    } else if (st->draining) {
+        http_respond_error(req, 503, "the server is shutting down");
+    } else {
+        reads_submit(st, req, room_id, req->user.id, seq);
+    }
+    cJSON_Delete(in);
+}
+
+int routes_messages_add(struct msg_state *st)
+{
+    struct http_server *s = st->app->http;
+    int rc = 0;
+    rc |= http_route(s, HTTP_VERB_POST, "/v1/rooms/{id}/messages", HTTP_ROUTE_AUTH,
+                     route_post, st);
+    rc |= http_route(s, HTTP_VERB_GET, "/v1/rooms/{id}/messages", HTTP_ROUTE_AUTH,
+                     route_history, st);
+    rc |= http_route(s, HTTP_VERB_POST, "/v1/rooms/{id}/read", HTTP_ROUTE_AUTH,
+                     route_read, st);
+    return rc ? -EINVAL : 0;
+}

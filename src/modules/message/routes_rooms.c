@@ -1,0 +1,453 @@
+/* routes_rooms.c: the HTTP routes of rooms and members. Writes become room jobs
+ * (rooms.c, members.c); usernames are resolved by the auth module through the
+ * users.lookup request; reads run on the thread pool. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "chatd/bus.h"
+#include "chatd/events.h"
+#include "chatd/util.h"
+#include "message_internal.h"
+
+/* ---------- users.lookup ---------- */
+struct lookup {
+    struct room_job *j;              /* owned until queued */
+    char (*names)[40];               /* owned, folded, distinct */
+    int n;
+};
+
+static void lookup_free(struct lookup *l)
+{
+    if (l) {
+        free(l->names);
+        free(l);
+    }
+}
+
+static int64_t user_id_of(const cJSON *users, const char *name)
+{
+    const cJSON *u;
+    cJSON_ArrayForEach(u, users) {
+        const char *un;
+        int64_t id;
+        if (json_get_str(u, "username", &un) == 0 && strcmp(un, name) == 0 &&
+            json_get_i64(u, "id", &id) == 0)
+            return id;
+    }
+    return 0;
+}
+
+static void note_unknown(struct room_job *j, const char *name)
+{
+    size_t len = strlen(j->unknown);
+    if (len + strlen(name) + 3 < sizeof(j->unknown))
+        snprintf(j->unknown + len, sizeof(j->unknown) - len, "%s%s", len ? ", " : "", name);
+}
+
+static void lookup_cb(void *ctx, int status, const cJSON *payload)
+{
+    struct lookup *l = ctx;
+    struct room_job *j = l->j;
+    struct msg_state *st = j->st;
+    const cJSON *users = cJSON_GetObjectItemCaseSensitive(payload, "users");
+
+    msg_inflight_done(st);
+    if (status < 0 || !cJSON_IsArray(users)) {
+        http_respond_error(j->req, 503, "the user directory did not answer");
+        room_job_free(j);
+        goto out;
+    }
+    if (j->op == ROOM_OP_CREATE) {
+        j->invitees = calloc((size_t)l->n, sizeof(*j->invitees));
+        if (!j->invitees) {
+            http_respond_error(j->req, 503, "out of memory");
+            room_job_free(j);
+            goto out;
+        }
+    }
+    for (int i = 0; i < l->n; i++) {
+        int64_t id = user_id_of(users, l->names[i]);
+        if (!id) {
+            note_unknown(j, l->names[i]);
+            continue;
+        }
+        struct member_ref *m = j->op == ROOM_OP_CREATE ? &j->invitees[j->ninvitees++]
+                                                       : &j->target;
+        m->id = id;
+        snprintf(m->username, sizeof(m->username), "%s", l->names[i]);
+    }
+    /* Adding a member checks the caller's rights first (in the job), so that a
+     * non-member learns nothing about which usernames exist. */
+    if (j->unknown[0] && j->op != ROOM_OP_ADD) {
+        http_respond_error(j->req, 404, "unknown user: %s", j->unknown);
+        room_job_free(j);
+        goto out;
+    }
+    if (j->op == ROOM_OP_DM && j->target.id == j->actor_id) {
+        http_respond_error(j->req, 400, "a direct room needs another user");
+        room_job_free(j);
+        goto out;
+    }
+    room_job_queue(j);
+out:
+    lookup_free(l);
+}
+
+/* Takes j and l; answers the request on failure. */
+static void lookup_start(struct msg_state *st, struct lookup *l)
+{
+    cJSON *p = cJSON_CreateObject();
+    cJSON *a = cJSON_AddArrayToObject(p, "usernames");
+    for (int i = 0; i < l->n; i++)
+        cJSON_AddItemToArray(a, cJSON_CreateString(l->names[i]));
+    int64_t id = bus_request(st->app->bus, TOPIC_USERS_LOOKUP, p, MSG_LOOKUP_TIMEOUT_MS,
+                             lookup_cb, l);
+    if (id < 0) {
+        http_respond_error(l->j->req, 503, "the user directory is not available");
+        room_job_free(l->j);
+        lookup_free(l);
+        return;
+    }
+    st->inflight++;
+}
+
+static struct lookup *lookup_new(struct room_job *j, int max)
+{
+    struct lookup *l = calloc(1, sizeof(*l));
+    if (l && !(l->names = calloc((size_t)(max > 0 ? max : 1), sizeof(*l->names)))) {
+        free(l);
+        l = NULL;
+    }
+    if (l)
+        l->j = j;
+    return l;
+}
+
+/* Adds a folded username unless it is there already. 0, or -EINVAL (not a username). */
+static int lookup_add(struct lookup *l, const char *name)
+{
+    char folded[40];
+    if (msg_fold_username(name, folded, sizeof(folded)) < 0)
+        return -EINVAL;
+    for (int i = 0; i < l->n; i++)
+        if (strcmp(l->names[i], folded) == 0)
+            return 0;
+    snprintf(l->names[l->n++], sizeof(l->names[0]), "%s", folded);
+    return 0;
+}
+
+/* ---------- POST /v1/rooms ---------- */
+static const char *check_room_name(const char *name)
+{
+    size_t n = name ? strlen(name) : 0;
+    if (!name)
+        return "name must be a string";
+    if (n == 0 || n > MSG_ROOM_NAME_MAX)
+        return "name must be 1 to 100 bytes";
+    if (!utf8_valid(name, n))
+        return "name is not valid UTF-8";
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f)
+            return "name must not hold control characters";
+    return NULL;
+}
+
+static void route_create(struct http_req *req, void *ctx)
+{
+    struct msg_state *st = ctx;
+    const char *name = NULL, *why;
+    struct room_job *j = NULL;
+    struct lookup *l = NULL;
+    cJSON *body = http_json_body(req);
+    if (!body)
+        return;
+    json_get_str(body, "name", &name);
+    const cJSON *members = cJSON_GetObjectItemCaseSensitive(body, "members");
+    if ((why = check_room_name(name))) {
+        http_respond_error(req, 400, "%s", why);
+        goto out;
+    }
+    if (members && !cJSON_IsArray(members) && !cJSON_IsNull(members)) {
+        http_respond_error(req, 400, "members must be an array of usernames");
+        goto out;
+    }
+    int n = cJSON_GetArraySize(members);
+    if (n >= MSG_ROOM_MAX_MEMBERS) {
+        http_respond_error(req, 400, "a room holds at most %d members", MSG_ROOM_MAX_MEMBERS);
+        goto out;
+    }
+    if (!(j = room_job_new(st, ROOM_OP_CREATE, req)) || !(l = lookup_new(j, n))) {
+        http_respond_error(req, 503, "out of memory");
+        goto out;
+    }
+    snprintf(j->name, sizeof(j->name), "%s", name);
+    const cJSON *m;
+    cJSON_ArrayForEach(m, members) {
+        if (!cJSON_IsString(m) || lookup_add(l, m->valuestring) < 0) {
+            http_respond_error(req, 400, "members must be usernames");
+            goto out;
+        }
+    }
+    /* The owner is a member anyway. */
+    for (int i = 0; i < l->n; i++)
+        if (strcmp(l->names[i], j->actor_name) == 0)
+            memcpy(l->names[i], l->names[--l->n], sizeof(l->names[0]));
+    if (l->n == 0)
+        room_job_queue(j);
+    else
+        lookup_start(st, l);
+    l = NULL;
+    j = NULL;
+out:
+    if (l)
+        l->j = NULL;
+    lookup_free(l);
+    room_job_free(j);
+    cJSON_Delete(body);
+}
+
+/* ---------- POST /v1/dm and POST /v1/rooms/{id}/members ---------- */
+static void by_username(struct http_req *req, struct msg_state *st, int op, int64_t room_id)
+{
+    const char *username = NULL;
+    char folded[40];
+    struct room_job *j = NULL;
+    struct lookup *l = NULL;
+    cJSON *body = http_json_body(req);
+    if (!body)
+        return;
+    if (json_get_str(body, "username", &username) < 0 ||
+        msg_fold_username(username, folded, sizeof(folded)) < 0) {
+        http_respond_error(req, 400, "username must be a username");
+        goto out;
+    }
+    if (op == ROOM_OP_DM && strcmp(folded, req->user.name) == 0) {
+        http_respond_error(req, 400, "a direct room needs another user");
+        goto out;
+    }
+    if (!(j = room_job_new(st, op, req)) || !(l = lookup_new(j, 1))) {
+        http_respond_error(req, 503, "out of memory");
+        goto out;
+    }
+    j->room_id = room_id;
+    lookup_add(l, folded);
+    lookup_start(st, l);
+    j = NULL;
+    l = NULL;
+out:
+    lookup_free(l);
+    room_job_free(j);
+    cJSON_Delete(body);
+}
+
+static void route_dm(struct http_req *req, void *ctx)
+{
+    if (((struct msg_state *)ctx)->draining) {
+        http_respond_error(req, 503, "the server is shutting down");
+        return;
+    }
+    by_username(req, ctx, ROOM_OP_DM, 0);
+}
+
+static void route_add_member(struct http_req *req, void *ctx)
+{
+    int64_t room_id = http_param_id(req, 0);
+    if (room_id <= 0) {
+        http_respond_error(req, 400, "invalid room id");
+        return;
+    }
+    if (((struct msg_state *)ctx)->draining) {
+        http_respond_error(req, 503, "the server is shutting down");
+        return;
+    }
+    by_username(req, ctx, ROOM_OP_ADD, room_id);
+}
+
+static void route_remove_member(struct http_req *req, void *ctx)
+{
+    struct msg_state *st = ctx;
+    int64_t room_id = http_param_id(req, 0), user_id = http_param_id(req, 1);
+    if (room_id <= 0) {
+        http_respond_error(req, 400, "invalid room id");
+        return;
+    }
+    if (user_id <= 0) {
+        http_respond_error(req, 400, "invalid user id");
+        return;
+    }
+    struct room_job *j = room_job_new(st, ROOM_OP_REMOVE, req);
+    if (!j) {
+        http_respond_error(req, 503, "out of memory");
+        return;
+    }
+    j->room_id = room_id;
+    j->target.id = user_id;
+    room_job_queue(j);
+}
+
+static void route_create_checked(struct http_req *req, void *ctx)
+{
+    if (((struct msg_state *)ctx)->draining) {
+        http_respond_error(req, 503, "the server is shutting down");
+        return;
+    }
+    route_create(req, ctx);
+}
+
+/* ---------- GET /v1/rooms and GET /v1/rooms/{id} ---------- */
+struct rooms_read {
+    struct msg_state *st;
+    struct http_req *req;
+    int64_t room_id, user_id;        /* room_id 0: the caller's list */
+    int status;
+    cJSON *answer;                   /* owned */
+};
+
+static int add_members(sqlite3 *conn, sqlite3_stmt **s, cJSON *room, int64_t room_id)
+{
+    if (!*s && sqlite3_prepare_v2(conn, "SELECT user_id, username FROM room_members"
+                                  " WHERE room_id = ?1 ORDER BY user_id", -1, s, NULL) != SQLITE_OK)
+        return -EIO;
+    sqlite3_reset(*s);
+    sqlite3_bind_int64(*s, 1, room_id);
+    cJSON *a = cJSON_AddArrayToObject(room, "members");
+    int rc;
+    while ((rc = sqlite3_step(*s)) == SQLITE_ROW) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "id", (double)sqlite3_column_int64(*s, 0));
+        cJSON_AddStringToObject(o, "username", (const char *)sqlite3_column_text(*s, 1));
+        cJSON_AddItemToArray(a, o);
+    }
+    return rc == SQLITE_DONE ? 0 : db_errno(rc);
+}
+
+static cJSON *room_for_caller(const struct room_row *r, int64_t read_seq)
+{
+    cJSON *o = room_row_json(r);
+    int64_t unread = r->last_seq - read_seq;
+    cJSON_AddNumberToObject(o, "read_seq", (double)read_seq);
+    cJSON_AddNumberToObject(o, "unread", (double)(unread > 0 ? unread : 0));
+    return o;
+}
+
+static int list_fn(sqlite3 *conn, struct rooms_read *c)
+{
+    sqlite3_stmt *s = NULL, *ms = NULL;
+    if (sqlite3_prepare_v2(conn, "SELECT " ROOM_COLUMNS ", m.read_seq FROM room_members m"
+                           " JOIN rooms r ON r.id = m.room_id WHERE m.user_id = ?1"
+                           " ORDER BY r.id", -1, &s, NULL) != SQLITE_OK)
+        return -EIO;
+    sqlite3_bind_int64(s, 1, c->user_id);
+    c->answer = cJSON_CreateObject();
+    cJSON *arr = cJSON_AddArrayToObject(c->answer, "rooms");
+    int rc, err = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW && !err) {
+        struct room_row r;
+        room_row_from_stmt(s, 0, &r);
+        cJSON *o = room_for_caller(&r, sqlite3_column_int64(s, 6));
+        /* Direct rooms carry their two members: that is how a client names them. */
+        if (strcmp(r.kind, "direct") == 0)
+            err = add_members(conn, &ms, o, r.id);
+        cJSON_AddItemToArray(arr, o);
+    }
+    sqlite3_finalize(s);
+    sqlite3_finalize(ms);
+    if (err < 0)
+        return err;
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : db_errno(rc);
+}
+
+static int show_fn(sqlite3 *conn, struct rooms_read *c)
+{
+    struct room_row r;
+    int64_t read_seq;
+    int rc = room_access(conn, c->room_id, c->user_id, &r, &read_seq);
+    if (rc == -ENOENT || rc == -EPERM) {
+        c->status = rc == -ENOENT ? 404 : 403;
+        return 0;
+    }
+    if (rc < 0)
+        return rc;
+    sqlite3_stmt *ms = NULL;
+    cJSON *o = room_for_caller(&r, read_seq);
+    c->answer = cJSON_CreateObject();
+    cJSON_AddItemToObject(c->answer, "room", o);
+    rc = add_members(conn, &ms, o, r.id);
+    sqlite3_finalize(ms);
+    return rc;
+}
+
+static int rooms_read_fn(sqlite3 *conn, void *arg)
+{
+    struct rooms_read *c = arg;
+    c->status = 200;
+    return c->room_id ? show_fn(conn, c) : list_fn(conn, c);
+}
+
+static void rooms_read_after(void *arg, int status)
+{
+    struct rooms_read *c = arg;
+    if (status < 0)
+        http_respond_error(c->req, 500, "could not read the rooms");
+    else if (c->status == 404)
+        http_respond_error(c->req, 404, "room not found");
+    else if (c->status == 403)
+        http_respond_error(c->req, 403, "not a member of this room");
+    else {
+        http_respond_json(c->req, 200, c->answer);
+        c->answer = NULL;
+    }
+    cJSON_Delete(c->answer);
+    msg_inflight_done(c->st);
+    free(c);
+}
+
+static void rooms_read(struct msg_state *st, struct http_req *req, int64_t room_id)
+{
+    struct rooms_read *c = calloc(1, sizeof(*c));
+    if (!c) {
+        http_respond_error(req, 503, "out of memory");
+        return;
+    }
+    c->st = st;
+    c->req = req;
+    c->room_id = room_id;
+    c->user_id = req->user.id;
+    if (db_read(st->app->db, rooms_read_fn, rooms_read_after, c) < 0) {
+        free(c);
+        http_respond_error(req, 503, "the database is not available");
+        return;
+    }
+    st->inflight++;
+}
+
+static void route_list(struct http_req *req, void *ctx)
+{
+    rooms_read(ctx, req, 0);
+}
+
+static void route_show(struct http_req *req, void *ctx)
+{
+    int64_t room_id = http_param_id(req, 0);
+    if (room_id <= 0) {
+        http_respond_error(req, 400, "invalid room id");
+        return;
+    }
+    rooms_read(ctx, req, room_id);
+}
+
+int routes_rooms_add(struct msg_state *st)
+{
+    struct http_server *s = st->app->http;
+    int rc = 0;
+    rc |= http_route(s, HTTP_VERB_POST, "/v1/rooms", HTTP_ROUTE_AUTH, route_create_checked, st);
+    rc |= http_route(s, HTTP_VERB_GET, "/v1/rooms", HTTP_ROUTE_AUTH, route_list, st);
+    rc |= http_route(s, HTTP_VERB_GET, "/v1/rooms/{id}", HTTP_ROUTE_AUTH, route_show, st);
+    rc |= http_route(s, HTTP_VERB_POST, "/v1/rooms/{id}/members", HTTP_ROUTE_AUTH,
+                     route_add_member, st);
+    rc |= http_route(s, HTTP_VERB_DELETE, "/v1/rooms/{id}/members/{user_id}",
+                     HTTP_ROUTE_AUTH, route_remove_member, st);
+    rc |= http_route(s, HTTP_VERB_POST, "/v1/dm", HTTP_ROUTE_AUTH, route_dm, st);
+    return rc ? -EINVAL : 0;
+}
