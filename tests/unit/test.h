@@ -15,10 +15,10 @@ void test_fail(const char *file, int line, const char *fmt, ...)
 int  test_failed(void);
 
 #define TEST(name)                                                            \
-    static void test_##name(void);                                            \
-    __attribute__((constructor)) static void test_register_##name(void)       \
-    { test_register(#name, test_##name); }                                    \
-    static void test_##name(void)
+    static void test_fn_##name(void);                                         \
+    __attribute__((constructor)) static void test_reg_##name(void)            \
+    { test_register(#name, test_fn_##name); }                                 \
+    static void test_fn_##name(void)
 
 #define ASSERT(expr) do {                                                     \
         if (!(expr)) { test_fail(__FILE__, __LINE__, "%s", #expr); return; } \
