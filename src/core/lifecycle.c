@@ -56,6 +56,18 @@ static double uptime_seconds(void *ctx)
     return (double)(now_ms() - lc->app.started_at) / 1000.0;
 }
 
+static double start_time_seconds(void *ctx)
+{
+    struct lifecycle *lc = ctx;
+    return (double)lc->app.started_at / 1000.0;
+}
+
+static double resident_bytes(void *ctx)
+{
+    size_t rss = 0;
+    return uv_resident_set_memory(&rss) == 0 ? (double)rss : 0.0;
+}
+
 static double draining_gauge(void *ctx)
 {
     struct lifecycle *lc = ctx;
@@ -82,6 +94,11 @@ static void metrics_register(struct lifecycle *lc)
 
     metrics_gauge_fn(m, "chatd_uptime_seconds", NULL, "Seconds since the process started.",
                      uptime_seconds, lc);
+    metrics_gauge_fn(m, "chatd_start_time_seconds", NULL,
+                     "Start time of the process since the epoch, in seconds.",
+                     start_time_seconds, lc);
+    metrics_gauge_fn(m, "chatd_resident_memory_bytes", NULL, "Resident set size.",
+                     resident_bytes, lc);
     metrics_gauge_fn(m, "chatd_draining", NULL, "1 while the server drains for shutdown.",
                      draining_gauge, lc);
     lc->lag_hist = metrics_histogram(m, "chatd_loop_lag_seconds", NULL,
