@@ -29,23 +29,25 @@ struct cfg_key {
 #define S(sec, key, field)         { sec, key, CFG_STR, 0, 0, F(field) }
 #define E(sec, key, type, field)   { sec, key, type, 0, 0, F(field) }
 
+/* Lower bounds are low enough for tests (a 1 s token, a 50 ms heartbeat); upper bounds
+ * keep values far from int overflow in the code that multiplies them. */
 static const struct cfg_key cfg_keys[] = {
     { "server", "listen", CFG_LISTEN, 0, 0, 0, 0 },
     S("server", "data_dir", server.data_dir),
     I("server", "max_connections", 1, 1000000, server.max_connections),
-    I("server", "max_body_bytes", 1024, 64 << 20, server.max_body_bytes),
-    I("server", "max_header_bytes", 1024, 1 << 20, server.max_header_bytes),
-    I("server", "header_timeout_ms", 100, 3600000, server.header_timeout_ms),
-    I("server", "idle_timeout_ms", 100, 86400000, server.idle_timeout_ms),
+    I("server", "max_body_bytes", 256, 64 << 20, server.max_body_bytes),
+    I("server", "max_header_bytes", 256, 1 << 20, server.max_header_bytes),
+    I("server", "header_timeout_ms", 10, 3600000, server.header_timeout_ms),
+    I("server", "idle_timeout_ms", 10, 86400000, server.idle_timeout_ms),
     S("server", "web_dir", server.web_dir),
     S("auth", "issuer", auth.issuer),
-    I("auth", "access_ttl", 10, 86400 * 7, auth.access_ttl),
-    I("auth", "refresh_ttl", 60, 86400 * 3650, auth.refresh_ttl),
+    I("auth", "access_ttl", 1, 86400 * 7, auth.access_ttl),
+    I("auth", "refresh_ttl", 1, 86400 * 3650, auth.refresh_ttl),
     E("auth", "registration", CFG_REGISTRATION, auth.registration_open),
     S("auth", "key_file", auth.key_file),
-    I("websocket", "max_message_bytes", 256, 16 << 20, websocket.max_message_bytes),
-    I("websocket", "heartbeat_ms", 100, 3600000, websocket.heartbeat_ms),
-    I("websocket", "send_queue_bytes", 4096, 1 << 30, websocket.send_queue_bytes),
+    I("websocket", "max_message_bytes", 64, 16 << 20, websocket.max_message_bytes),
+    I("websocket", "heartbeat_ms", 10, 3600000, websocket.heartbeat_ms),
+    I("websocket", "send_queue_bytes", 1024, 1 << 30, websocket.send_queue_bytes),
     I("message", "max_body_bytes", 1, 1 << 20, message.max_body_bytes),
     S("notification", "vapid_subject", notification.vapid_subject),
     S("notification", "webhook_url", notification.webhook_url),
