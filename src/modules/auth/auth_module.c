@@ -1,13 +1,238 @@
-/* The auth module (not built yet: this descriptor only registers it). */
+/* auth_module.c: the auth module's descriptor and lifecycle. init migrates the
+ * tables, loads (or on first start creates) the signing key, and learns the highest
+ * user id; start adds the routes, installs the bearer check on the gateway and
+ * answers users.lookup; drain waits for every request in flight. */
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
-#include "chatd/module.h"
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
-static int  auth_init(struct chatd *app, void **state) { (void)app; *state = NULL; return 0; }
-static int  auth_start(void *state) { (void)state; return 0; }
-static void auth_drain(void *state, void (*done)(void *)) { done(state); }
-static void auth_destroy(void *state) { (void)state; }
+#include "chatd/bus.h"
+#include "chatd/config.h"
+#include "chatd/log.h"
+#include "chatd/metrics.h"
+#include "chatd/module.h"
+#include "chatd/util.h"
+#include "auth_internal.h"
+
+#define GC_FIRST_MS 60000u
+#define GC_EVERY_MS 3600000u
+
+static void register_metrics(struct auth *a)
+{
+    static const double hash_bounds[] = { 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5 };
+    struct metrics *m = a->app->metrics;
+    char labels[64];
+
+    a->m.logins_ok = metrics_counter(m, "chatd_logins_total", "result=\"ok\"",
+                                     "Login attempts by result");
+    a->m.logins_bad = metrics_counter(m, "chatd_logins_total", "result=\"bad_credentials\"",
+                                      "Login attempts by result");
+    a->m.logins_throttled = metrics_counter(m, "chatd_logins_total", "result=\"throttled\"",
+                                            "Login attempts by result");
+    a->m.tokens_issued = metrics_counter(m, "chatd_tokens_issued_total", NULL,
+                                         "Access tokens issued (logins and refreshes)");
+    a->m.registrations = metrics_counter(m, "chatd_registrations_total", NULL,
+                                         "Users registered through the API");
+    a->m.refresh_ok = metrics_counter(m, "chatd_token_refreshes_total", "result=\"ok\"",
+                                      "Refresh token uses by result");
+    a->m.refresh_invalid = metrics_counter(m, "chatd_token_refreshes_total",
+                                           "result=\"invalid\"", "Refresh token uses by result");
+    a->m.refresh_reused = metrics_counter(m, "chatd_token_refreshes_total", "result=\"reused\"",
+                                          "Refresh token uses by result");
+    for (int i = 0; i < AUTH_REJECT_COUNT; i++) {
+        snprintf(labels, sizeof labels, "reason=\"%s\"", auth_reject_name(i));
+        a->m.rejections[i] = metrics_counter(m, "chatd_token_rejections_total", labels,
+                                             "Bearer tokens refused, by reason");
+    }
+    a->m.hash_seconds = metrics_histogram(m, "chatd_password_hash_seconds", NULL,
+                                          "Time of one scrypt password hash", hash_bounds,
+                                          (int)(sizeof hash_bounds / sizeof hash_bounds[0]));
+}
+
+/* The key named by key_file must exist; the default one is made on first start. */
+static int load_key(struct auth *a)
+{
+    const struct chatd_config *cfg = a->app->cfg;
+    char path[CFG_PATH_MAX + 16], err[512];
+    struct stat st;
+    int rc;
+
+    if ((rc = auth_key_path(cfg, path, sizeof path)) < 0)
+        return rc;
+    if (!cfg->auth.key_file[0] && access(path, F_OK) != 0) {
+        if ((rc = auth_key_generate(path, AUTH_KEY_BITS, err, sizeof err)) < 0 &&
+            rc != -EEXIST) {
+            LOG_ERROR(a->app, AUTH_MOD, "cannot create the signing key: %s", err);
+            return rc;
+        }
+        LOG_INFO(a->app, AUTH_MOD, "created a signing key path=%s bits=%d", path,
+                 AUTH_KEY_BITS);
+    }
+    if ((rc = auth_key_load(&a->key, path, err, sizeof err)) < 0) {
+        LOG_ERROR(a->app, AUTH_MOD, "cannot load the signing key: %s%s", err,
+                  rc == -ENOENT ? " (make one with: chatd keygen FILE)" : "");
+        return rc;
+    }
+    if (stat(path, &st) == 0 && (st.st_mode & 077))
+        LOG_WARN(a->app, AUTH_MOD, "signing key is readable by others path=%s mode=%03o",
+                 path, (unsigned)(st.st_mode & 0777));
+    LOG_INFO(a->app, AUTH_MOD, "signing key path=%s bits=%d kid=%s", path, a->key.bits,
+             a->key.kid);
+    return 0;
+}
+
+static int make_dummy_hash(struct auth *a)
+{
+    uint8_t pw[16];
+    int rc = random_bytes(pw, sizeof pw);
+    if (rc < 0)
+        return rc;
+    return auth_password_hash((const char *)pw, sizeof pw, a->dummy_hash, sizeof a->dummy_hash);
+}
+
+static void auth_destroy(void *state);
+
+static int auth_init(struct chatd *app, void **state)
+{
+    const struct chatd_config *cfg = app->cfg;
+    struct auth *a = calloc(1, sizeof *a);
+    int rc, per_min = cfg->limits.registrations_per_min;
+
+    *state = NULL;
+    if (!a)
+        return -ENOMEM;
+    a->app = app;
+    if ((rc = auth_db_migrate(app->db)) < 0 || (rc = load_key(a)) < 0)
+        goto fail;
+    rc = -ENOMEM;
+    if (!(a->jwks = auth_jwks_json(&a->key)))
+        goto fail;
+    a->jwks_len = strlen(a->jwks);
+    if ((rc = make_dummy_hash(a)) < 0 || (rc = auth_load_max_user_id(a)) < 0 ||
+        (rc = auth_throttle_new(&a->throttle, AUTH_THROTTLE_ENTRIES,
+                                cfg->limits.login_failures_per_min)) < 0)
+        goto fail;
+    if (per_min > 0 && (rc = ratelimit_new(&a->reg_limit, AUTH_REG_LIMIT_ENTRIES,
+                                           per_min / 60.0, per_min)) < 0)
+        goto fail;
+    if (!(a->gc_timer = malloc(sizeof *a->gc_timer)) ||
+        (rc = uv_timer_init(app->loop, a->gc_timer)) < 0) {
+        free(a->gc_timer);
+        a->gc_timer = NULL;
+        rc = rc < 0 ? rc : -ENOMEM;
+        goto fail;
+    }
+    a->gc_timer->data = a;
+    register_metrics(a);
+    LOG_INFO(app, AUTH_MOD, "ready users=%lld registration=%s", (long long)a->max_user_id,
+             cfg->auth.registration_open ? "open" : "closed");
+    *state = a;
+    return 0;
+fail:
+    auth_destroy(a);
+    return rc;
+}
+
+/* --- expired refresh tokens ------------------------------------------------------- */
+
+struct gc_job {
+    struct db_job job;                 /* first */
+    struct auth *a;
+    int status;
+};
+
+static void gc_finished(void *arg)
+{
+    struct gc_job *g = arg;
+    struct auth *a = g->a;
+    if (g->status < 0)
+        LOG_WARN(a->app, AUTH_MOD, "deleting expired refresh tokens failed err=%d", g->status);
+    free(g);
+    auth_inflight_end(a);
+}
+
+static int gc_apply(sqlite3 *conn, struct db_job *job)
+{
+    return auth_session_gc(conn, now_ms());
+}
+
+static void gc_done(struct db_job *job, int status)
+{
+    struct gc_job *g = (struct gc_job *)job;
+    g->status = status;
+    if (bus_call_on_loop_wait(g->a->app->bus, gc_finished, g) < 0)
+        LOG_ERROR(g->a->app, AUTH_MOD, "cannot return to the loop");
+}
+
+static void gc_tick(uv_timer_t *t)
+{
+    struct auth *a = t->data;
+    struct gc_job *g;
+
+    if (a->draining || !(g = calloc(1, sizeof *g)))
+        return;
+    g->a = a;
+    g->job.apply = gc_apply;
+    g->job.done = gc_done;
+    auth_inflight_begin(a);
+    if (db_write(a->app->db, &g->job) < 0) {
+        free(g);
+        auth_inflight_end(a);
+    }
+}
+
+/* --- lifecycle --------------------------------------------------------------------- */
+
+static int auth_start(void *state)
+{
+    struct auth *a = state;
+    int rc;
+
+    if ((rc = auth_routes_start(a)) < 0 || (rc = auth_users_start(a)) < 0)
+        return rc;
+    uv_timer_start(a->gc_timer, gc_tick, GC_FIRST_MS, GC_EVERY_MS);
+    uv_unref((uv_handle_t *)a->gc_timer);
+    return 0;
+}
+
+static void auth_drain(void *state, void (*done)(void *))
+{
+    struct auth *a = state;
+
+    a->draining = 1;
+    uv_timer_stop(a->gc_timer);
+    if (a->inflight == 0) {
+        done(state);
+        return;
+    }
+    a->drain_done = done;
+}
+
+static void close_timer(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void auth_destroy(void *state)
+{
+    struct auth *a = state;
+
+    if (!a)
+        return;
+    if (a->gc_timer)
+        uv_close((uv_handle_t *)a->gc_timer, close_timer);
+    auth_throttle_free(a->throttle);
+    if (a->reg_limit)
+        ratelimit_free(a->reg_limit);
+    free(a->jwks);
+    auth_key_free(&a->key);
+    free(a);
+}
 
 const struct chatd_module auth_module = {
-    .name = "auth", .init = auth_init, .start = auth_start,
+    .name = "auth", .commands = auth_commands, .init = auth_init, .start = auth_start,
     .drain = auth_drain, .destroy = auth_destroy,
 };

@@ -1,0 +1,232 @@
+/* auth_internal.h: the auth module's private interfaces. The module owns the users
+ * and refresh-token tables, the RSA signing key, the bearer-token check the gateway
+ * calls for every protected route, and the /v1/auth routes.
+ *
+ * Threads: the parts marked "any thread" (password hashing, token signing and
+ * verification, key handling) touch nothing but their arguments and the read-only
+ * key, so they run on libuv's thread pool. Everything else runs on the loop thread,
+ * except db_job apply/done callbacks, which run on the SQLite writer thread. */
+#ifndef CHATD_AUTH_INTERNAL_H
+#define CHATD_AUTH_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+#include <sqlite3.h>
+#include <openssl/evp.h>
+
+#include "chatd/chatd.h"
+#include "chatd/config.h"
+#include "chatd/module.h"
+#include "chatd/db.h"
+#include "chatd/http.h"
+
+#define AUTH_MOD "auth"
+#define AUTH_AUDIENCE "chatd"
+#define AUTH_LEEWAY_S 60               /* clock skew allowed on exp, nbf, iat */
+#define AUTH_TOKEN_MAX 8192            /* longer bearer tokens are malformed */
+#define AUTH_KEY_BITS 2048             /* generated keys; loaded keys must be at least this */
+
+/* Usernames and passwords (api.md "Conventions"). */
+#define AUTH_USERNAME_MIN 3
+#define AUTH_USERNAME_MAX 32
+#define AUTH_PASSWORD_MIN 8
+#define AUTH_PASSWORD_MAX 1024
+
+/* ---- passwords.c (any thread) ------------------------------------------------ */
+/* scrypt parameters: N = 2^ln. ln=14, r=8, p=1 costs about 50 ms and 16 MiB here.
+ * The encoded string names its parameters, so raising them later only changes new
+ * hashes; old ones keep verifying. */
+#define AUTH_SCRYPT_LN 14
+#define AUTH_SCRYPT_R 8
+#define AUTH_SCRYPT_P 1
+#define AUTH_SALT_BYTES 16
+#define AUTH_HASH_BYTES 32
+#define AUTH_PWHASH_MAX 160            /* "$scrypt$ln=..,r=..,p=..$salt$hash" + NUL */
+
+/* Hash with a fresh random salt into out. 0 or negative. */
+int auth_password_hash(const char *pw, size_t len, char *out, size_t outlen);
+/* Same with the salt and cost given (tests, and the dummy hash). */
+int auth_password_hash_with(const char *pw, size_t len, const uint8_t *salt, size_t saltlen,
+                            int ln, int r, int p, char *out, size_t outlen);
+/* 1 when pw matches encoded, 0 when not, -EINVAL when encoded is not a hash we know. */
+int auth_password_verify(const char *pw, size_t len, const char *encoded);
+
+/* ---- accounts.c: names --------------------------------------------------------- */
+/* Case-folds in into out (AUTH_USERNAME_MAX + 1 bytes) and checks length and
+ * alphabet. 0, or -EINVAL with a message for the client in *why. */
+int auth_username_normalize(const char *in, char *out, const char **why);
+int auth_password_check(const char *pw, size_t len, const char **why);
+
+/* ---- keys.c (any thread once loaded) ------------------------------------------ */
+struct auth_key {
+    EVP_PKEY *pkey;                    /* owned */
+    char *priv_pem; size_t priv_len;   /* owned; PKCS#8 PEM, for signing */
+    char *pub_pem;  size_t pub_len;    /* owned; SPKI PEM, for verification */
+    char *n_b64;                       /* owned; modulus, base64url */
+    char  e_b64[16];                   /* public exponent, base64url */
+    char  kid[48];                     /* RFC 7638 thumbprint, base64url SHA-256 */
+    int   bits;
+};
+/* Loads a PEM private key (PKCS#1 or PKCS#8) from memory. */
+int  auth_key_from_pem(struct auth_key *k, const char *pem, size_t len,
+                       char *err, size_t errlen);
+int  auth_key_load(struct auth_key *k, const char *path, char *err, size_t errlen);
+/* Writes a new RSA key to path (mode 0600); never replaces an existing file
+ * (-EEXIST). */
+int  auth_key_generate(const char *path, int bits, char *err, size_t errlen);
+/* The configured key file: [auth] key_file, else <data_dir>/jwt.pem. */
+int  auth_key_path(const struct chatd_config *cfg, char *out, size_t outlen);
+void auth_key_free(struct auth_key *k);
+
+/* ---- jwks.c --------------------------------------------------------------------- */
+/* RFC 7638 thumbprint of an RSA public key given as base64url n and e. */
+int   auth_jwk_thumbprint(const char *n_b64, const char *e_b64, char *out, size_t outlen);
+/* {"keys":[{...}]} for the key; malloc'ed. */
+char *auth_jwks_json(const struct auth_key *k);
+
+/* ---- tokens.c (any thread) ----------------------------------------------------- */
+/* Signs an RS256 access token; *out is malloc'ed (free()). */
+int auth_token_sign(const struct auth_key *k, const char *issuer, int64_t user_id,
+                    const char *name, int64_t iat, int ttl, char **out);
+/* Checks a bearer token against the key with the claims rules of api.md. Does not
+ * check that the user exists (the caller knows the users). On failure returns
+ * -EACCES with *reason one of the AUTH_REJECT_* names. */
+int auth_token_verify(const struct auth_key *k, const char *issuer, const char *token,
+                      int64_t now_s, struct http_user *user, const char **reason);
+
+/* Rejection reasons, also the labels of chatd_token_rejections_total. */
+#define AUTH_REJECT_REASONS(X) \
+    X(malformed) X(bad_alg) X(unknown_kid) X(bad_signature) X(expired) \
+    X(not_yet_valid) X(bad_issuer) X(bad_audience) X(unknown_user)
+enum auth_reject {
+#define AUTH_REJECT_ENUM(n) AUTH_REJECT_##n,
+    AUTH_REJECT_REASONS(AUTH_REJECT_ENUM)
+#undef AUTH_REJECT_ENUM
+    AUTH_REJECT_COUNT
+};
+
+/* Index of a reason name (AUTH_REJECT_malformed for one not in the list). */
+int auth_reject_index(const char *reason);
+const char *auth_reject_name(int i);
+
+/* ---- throttle.c (loop thread) -------------------------------------------------- */
+/* Login failures per key ("u:<name>", "i:<addr>"): after `limit` failures within a
+ * minute the key is locked out for 30 s, doubling with each further lockout up to an
+ * hour; the count is forgotten after an hour without failures. Bounded: the least
+ * recently used key is forgotten when the table is full. */
+struct auth_throttle;
+int  auth_throttle_new(struct auth_throttle **out, size_t capacity, int limit);
+void auth_throttle_free(struct auth_throttle *t);
+/* 0 when key may try now, else the ms until it may. */
+int64_t auth_throttle_check(struct auth_throttle *t, const char *key, uint64_t now_ms);
+void auth_throttle_fail(struct auth_throttle *t, const char *key, uint64_t now_ms);
+void auth_throttle_forget(struct auth_throttle *t, const char *key);
+size_t auth_throttle_size(const struct auth_throttle *t);
+
+/* ---- refresh.c ------------------------------------------------------------------ */
+#define AUTH_REFRESH_BYTES 32
+#define AUTH_REFRESH_CHARS 43          /* base64url of 32 bytes, no padding */
+/* A new random refresh token (text, NUL-terminated) and its SHA-256. */
+int  auth_refresh_new(char token[AUTH_REFRESH_CHARS + 1], uint8_t hash[32]);
+/* SHA-256 of a presented token; -EINVAL when it cannot be one of ours. */
+int  auth_refresh_hash(const char *token, uint8_t hash[32]);
+
+/* ---- the module state (auth_module.c) ------------------------------------------ */
+struct auth_metrics {
+    uint64_t *logins_ok, *logins_bad, *logins_throttled;
+    uint64_t *tokens_issued;
+    uint64_t *registrations;
+    uint64_t *refresh_ok, *refresh_invalid, *refresh_reused;
+    uint64_t *rejections[AUTH_REJECT_COUNT];
+    struct metrics_hist *hash_seconds;
+};
+
+struct auth {
+    struct chatd *app;                 /* not owned */
+    struct auth_key key;               /* owned; read-only after init */
+    char *jwks;                        /* owned; the JWK Set, built once */
+    size_t jwks_len;
+    char dummy_hash[AUTH_PWHASH_MAX];  /* verified for unknown users: same time */
+    int64_t max_user_id;               /* users are never deleted: 1..max exist */
+    struct auth_throttle *throttle;    /* owned; login failures */
+    struct ratelimit *reg_limit;       /* owned; registrations per client address */
+    int hashing;                       /* password hashes queued or running */
+    int inflight;                      /* requests being worked on */
+    int draining;
+    void (*drain_done)(void *state);
+    uv_timer_t *gc_timer;              /* owned (freed by its close callback); deletes
+                                          expired refresh tokens hourly */
+    struct auth_metrics m;
+};
+
+/* Hash jobs allowed at once; past it requests answer 503 (bounded thread-pool queue). */
+#define AUTH_HASHING_MAX 64
+#define AUTH_THROTTLE_ENTRIES 16384
+#define AUTH_REG_LIMIT_ENTRIES 16384
+
+/* ---- ops.c: one request's trip through threads --------------------------------- */
+/* An operation hops loop -> thread pool / writer -> loop; each stage ends by calling
+ * next on the loop with status. Ops are counted so that drain waits for them. */
+struct auth_op {
+    struct auth *a;
+    struct http_req *req;              /* answered exactly once, then NULL */
+    int status;                        /* result of the last stage */
+    void (*next)(struct auth_op *op);  /* loop thread */
+    void (*work_fn)(struct auth_op *op);       /* thread pool */
+    int (*apply_fn)(struct auth_op *op, sqlite3 *conn);  /* writer thread */
+    int (*read_fn)(struct auth_op *op, sqlite3 *conn);   /* thread pool */
+    void (*free_fn)(struct auth_op *op);
+    uv_work_t work;
+    struct db_job job;
+};
+/* Counts work in flight; the last end during a drain completes the drain. */
+void auth_inflight_begin(struct auth *a);
+void auth_inflight_end(struct auth *a);
+void auth_op_init(struct auth_op *op, struct auth *a, struct http_req *req,
+                  void (*free_fn)(struct auth_op *op));
+void auth_op_done(struct auth_op *op);     /* frees it; may finish a drain */
+int  auth_op_work(struct auth_op *op, void (*fn)(struct auth_op *),
+                  void (*next)(struct auth_op *));
+int  auth_op_write(struct auth_op *op, int (*apply)(struct auth_op *, sqlite3 *),
+                   void (*next)(struct auth_op *));
+int  auth_op_read(struct auth_op *op, int (*fn)(struct auth_op *, sqlite3 *),
+                  void (*next)(struct auth_op *));
+
+/* ---- accounts.c / refresh.c / routes.c (loop thread) --------------------------- */
+int  auth_db_migrate(struct db *db);
+extern const struct db_migration auth_migrations[];   /* the tables, for tests too */
+extern const int auth_migration_count;
+int  auth_load_max_user_id(struct auth *a);
+int  auth_users_start(struct auth *a);     /* bus: users.lookup */
+int  auth_routes_start(struct auth *a);    /* routes and the gateway's bearer check */
+void auth_note_user(struct auth *a, int64_t id);
+/* The verifier installed on the gateway. */
+int  auth_verify_bearer(void *ctx, const char *token, struct http_user *user,
+                        const char **reason);
+
+/* The SQL that registers a user; used by the route and by `chatd user add`.
+ * Returns the new id, -ECONSTRAINT when the name is taken, or negative. */
+int64_t auth_user_insert(sqlite3 *conn, const char *username, const char *hash,
+                         int64_t now_ms);
+
+/* Sessions (refresh.c, writer thread). */
+struct auth_session {
+    int64_t user_id;
+    char username[AUTH_USERNAME_MAX + 1];
+    uint8_t old_hash[32];              /* presented (rotate, revoke) */
+    uint8_t new_hash[32];              /* to store (login, rotate) */
+    char new_token[AUTH_REFRESH_CHARS + 1];
+    int64_t family_id;
+    int result;                        /* enum auth_session_result */
+};
+enum auth_session_result { AUTH_SESSION_OK = 0, AUTH_SESSION_INVALID, AUTH_SESSION_REUSED };
+int auth_session_create(sqlite3 *conn, struct auth_session *s, int64_t now_ms, int ttl_s);
+int auth_session_rotate(sqlite3 *conn, struct auth_session *s, int64_t now_ms, int ttl_s);
+int auth_session_revoke(sqlite3 *conn, struct auth_session *s, int64_t now_ms);
+int auth_session_gc(sqlite3 *conn, int64_t now_ms);
+
+/* ---- cli.c ---------------------------------------------------------------------- */
+extern const struct chatd_command auth_commands[];
+
+#endif

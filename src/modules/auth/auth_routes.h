@@ -1,0 +1,28 @@
+/* auth_routes.h: the HTTP side of the auth module, shared by its route files. */
+#ifndef CHATD_AUTH_ROUTES_H
+#define CHATD_AUTH_ROUTES_H
+
+#include "chatd/http.h"
+#include "auth_internal.h"
+
+/* Handlers (ctx is the struct auth). */
+void auth_register(struct http_req *req, void *ctx);
+void auth_login(struct http_req *req, void *ctx);
+void auth_refresh(struct http_req *req, void *ctx);
+void auth_logout(struct http_req *req, void *ctx);
+void auth_me(struct http_req *req, void *ctx);
+void auth_jwks(struct http_req *req, void *ctx);
+
+/* Answers for an op's request; each clears op->req. */
+void auth_respond_error(struct auth_op *op, int status, const char *msg);
+/* 503 for a full write queue or a closing database, 500 for anything else. */
+void auth_respond_busy(struct auth_op *op, int rc);
+/* 200 {"access_token","token_type","expires_in","refresh_token","user"}. */
+void auth_respond_tokens(struct auth_op *op, const char *access, const char *refresh,
+                         int64_t user_id, const char *username);
+/* 503 unavailable with Retry-After: 1. */
+void auth_respond_unavailable(struct http_req *req, const char *msg);
+/* Answers 503 and returns 1 while the module drains. */
+int  auth_refuse_when_draining(struct auth *a, struct http_req *req);
+
+#endif

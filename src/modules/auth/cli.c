@@ -1,0 +1,109 @@
+/* cli.c: `chatd keygen [FILE]` and `chatd user add NAME`. They run with the config,
+ * the log and an open database but no loop, so they may block. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <openssl/crypto.h>
+
+#include "chatd/config.h"
+#include "chatd/db.h"
+#include "chatd/module.h"
+#include "chatd/util.h"
+#include "auth_internal.h"
+
+static int cmd_keygen(struct chatd *app, int argc, char **argv)
+{
+    char path[CFG_PATH_MAX + 16], err[512];
+    struct auth_key k;
+
+    if (argc > 2) {
+        fprintf(stderr, "usage: chatd keygen [FILE]\n");
+        return 2;
+    }
+    if (argc == 2)
+        snprintf(path, sizeof path, "%s", argv[1]);
+    else if (auth_key_path(app->cfg, path, sizeof path) < 0) {
+        fprintf(stderr, "chatd: key path too long\n");
+        return 1;
+    }
+    if (auth_key_generate(path, AUTH_KEY_BITS, err, sizeof err) < 0 ||
+        auth_key_load(&k, path, err, sizeof err) < 0) {
+        fprintf(stderr, "chatd: keygen: %s\n", err);
+        return 1;
+    }
+    printf("wrote %s (RSA %d bits, mode 0600) kid=%s\n", path, k.bits, k.kid);
+    auth_key_free(&k);
+    return 0;
+}
+
+/* One line from stdin, without its line end. Returns the length or -1. */
+static long read_password(char *buf, size_t cap)
+{
+    size_t n;
+    if (!fgets(buf, (int)cap, stdin))
+        return -1;
+    n = strlen(buf);
+    if (n == cap - 1 && buf[n - 1] != '\n')
+        return -2;                       /* longer than any allowed password */
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        buf[--n] = '\0';
+    return (long)n;
+}
+
+static int cmd_user_add(struct chatd *app, int argc, char **argv)
+{
+    char name[AUTH_USERNAME_MAX + 1], hash[AUTH_PWHASH_MAX];
+    char pw[AUTH_PASSWORD_MAX + 3];
+    const char *why;
+    sqlite3 *conn;
+    int64_t id;
+    long len;
+    int rc = 1;
+
+    if (argc != 3) {
+        fprintf(stderr, "usage: chatd user add NAME  (the password is read from stdin)\n");
+        return 2;
+    }
+    if (auth_username_normalize(argv[2], name, &why) < 0) {
+        fprintf(stderr, "chatd: %s\n", why);
+        return 1;
+    }
+    len = read_password(pw, sizeof pw);
+    if (len == -1) {
+        fprintf(stderr, "chatd: no password on stdin\n");
+        return 1;
+    }
+    if (len < 0 || auth_password_check(pw, (size_t)len, &why) < 0) {
+        fprintf(stderr, "chatd: %s\n", len < 0 ? "password must be 8 to 1024 bytes" : why);
+        goto out;
+    }
+    if (auth_db_migrate(app->db) < 0 || !(conn = db_handle_for_cli(app->db))) {
+        fprintf(stderr, "chatd: cannot open the database\n");
+        goto out;
+    }
+    if (auth_password_hash(pw, (size_t)len, hash, sizeof hash) < 0) {
+        fprintf(stderr, "chatd: cannot hash the password\n");
+        goto out;
+    }
+    id = auth_user_insert(conn, name, hash, now_ms());
+    if (id == -ECONSTRAINT) {
+        fprintf(stderr, "chatd: user %s already exists\n", name);
+    } else if (id < 0) {
+        fprintf(stderr, "chatd: cannot store the user: %s\n", strerror((int)-id));
+    } else {
+        printf("%lld\n", (long long)id);
+        rc = 0;
+    }
+out:
+    OPENSSL_cleanse(pw, sizeof pw);
+    return rc;
+}
+
+const struct chatd_command auth_commands[] = {
+    { "keygen", "keygen [FILE]       make an RSA key for signing access tokens",
+      cmd_keygen },
+    { "user add", "user add NAME       create a user; the password is read from stdin",
+      cmd_user_add },
+    { NULL, NULL, NULL },
+};

@@ -1,0 +1,241 @@
+/* login.c: POST /v1/auth/login. The trip: throttle check (loop) -> read the user row
+ * (pool thread) -> verify the password, and when it matches sign the access token and
+ * draw the refresh token (pool thread) -> store the session (writer thread, durable
+ * before the client sees the token) -> answer (loop). An unknown user costs the same
+ * scrypt run, against a dummy hash, as a wrong password, and gets the same answer. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <openssl/crypto.h>
+
+#include "chatd/log.h"
+#include "chatd/metrics.h"
+#include "chatd/util.h"
+#include "auth_internal.h"
+#include "auth_routes.h"
+
+#define BAD_CREDENTIALS "wrong username or password"
+
+struct login_op {
+    struct auth_op op;                 /* first: the op is freed through it */
+    char username[AUTH_USERNAME_MAX + 1];
+    int name_ok;
+    char user_key[AUTH_USERNAME_MAX + 4];
+    char ip_key[64];
+    char *password;                    /* owned; wiped before free */
+    size_t pwlen;
+    int found;
+    char stored[AUTH_PWHASH_MAX];
+    int verified;                      /* 1 match, 0 no, < 0 unreadable stored hash */
+    int sign_rc;
+    char *access;                      /* owned */
+    int64_t iat;
+    double hash_seconds;
+    struct auth_session sess;
+};
+
+static void login_free(struct auth_op *op)
+{
+    struct login_op *l = (struct login_op *)op;
+    if (l->password) {
+        OPENSSL_cleanse(l->password, l->pwlen);
+        free(l->password);
+    }
+    free(l->access);
+    free(l);
+}
+
+static int login_read(struct auth_op *op, sqlite3 *conn)
+{
+    struct login_op *l = (struct login_op *)op;
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(conn, "SELECT id, password_hash FROM users WHERE username = ?1",
+                                -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return db_errno(rc);
+    sqlite3_bind_text(st, 1, l->username, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        const char *h = (const char *)sqlite3_column_text(st, 1);
+        l->found = 1;
+        l->sess.user_id = sqlite3_column_int64(st, 0);
+        snprintf(l->stored, sizeof l->stored, "%s", h ? h : "");
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : db_errno(rc);
+}
+
+/* Pool thread. */
+static void login_work(struct auth_op *op)
+{
+    struct login_op *l = (struct login_op *)op;
+    struct auth *a = op->a;
+    uint64_t t0 = mono_ns();
+    int v = auth_password_verify(l->password, l->pwlen, l->found ? l->stored : a->dummy_hash);
+
+    l->hash_seconds = (double)(mono_ns() - t0) / 1e9;
+    OPENSSL_cleanse(l->password, l->pwlen);
+    l->verified = l->found ? v : 0;
+    if (l->verified != 1)
+        return;
+    l->iat = now_ms() / 1000;
+    l->sign_rc = auth_token_sign(&a->key, a->app->cfg->auth.issuer, l->sess.user_id,
+                                 l->username, l->iat, a->app->cfg->auth.access_ttl, &l->access);
+    if (l->sign_rc == 0)
+        l->sign_rc = auth_refresh_new(l->sess.new_token, l->sess.new_hash);
+}
+
+static int login_apply(struct auth_op *op, sqlite3 *conn)
+{
+    struct login_op *l = (struct login_op *)op;
+    return auth_session_create(conn, &l->sess, now_ms(), op->a->app->cfg->auth.refresh_ttl);
+}
+
+static void login_stored(struct auth_op *op)
+{
+    struct login_op *l = (struct login_op *)op;
+    struct auth *a = op->a;
+
+    if (op->status < 0) {
+        LOG_ERROR(a->app, AUTH_MOD, "storing a session failed user=%lld err=%d",
+                  (long long)l->sess.user_id, op->status);
+        auth_respond_error(op, 500, "could not store the session");
+    } else {
+        METRIC_INC(a->m.logins_ok);
+        METRIC_INC(a->m.tokens_issued);
+        LOG_INFO(a->app, AUTH_MOD, "login user=%lld ip=%s", (long long)l->sess.user_id,
+                 op->req->client_ip);
+        auth_respond_tokens(op, l->access, l->sess.new_token, l->sess.user_id, l->username);
+    }
+    auth_op_done(op);
+}
+
+static void login_hashed(struct auth_op *op)
+{
+    struct login_op *l = (struct login_op *)op;
+    struct auth *a = op->a;
+    int rc;
+
+    a->hashing--;
+    metrics_observe(a->m.hash_seconds, l->hash_seconds);
+    if (op->status < 0) {
+        auth_respond_error(op, 503, "the server is shutting down");
+        auth_op_done(op);
+        return;
+    }
+    if (l->verified < 0)
+        LOG_ERROR(a->app, AUTH_MOD, "unreadable password hash user=%lld",
+                  (long long)l->sess.user_id);
+    if (l->verified != 1) {
+        METRIC_INC(a->m.logins_bad);
+        if (l->name_ok)
+            auth_throttle_fail(a->throttle, l->user_key, mono_ms());
+        auth_throttle_fail(a->throttle, l->ip_key, mono_ms());
+        LOG_INFO(a->app, AUTH_MOD, "login refused ip=%s", op->req->client_ip);
+        auth_respond_error(op, 401, BAD_CREDENTIALS);
+        auth_op_done(op);
+        return;
+    }
+    auth_throttle_forget(a->throttle, l->user_key);
+    auth_note_user(a, l->sess.user_id);
+    if (l->sign_rc < 0) {
+        LOG_ERROR(a->app, AUTH_MOD, "signing failed err=%d", l->sign_rc);
+        auth_respond_error(op, 500, "could not issue a token");
+        auth_op_done(op);
+        return;
+    }
+    if ((rc = auth_op_write(op, login_apply, login_stored)) < 0) {
+        auth_respond_busy(op, rc);
+        auth_op_done(op);
+    }
+}
+
+static void login_found(struct auth_op *op)
+{
+    struct auth *a = op->a;
+    int rc;
+
+    if (op->status < 0) {
+        a->hashing--;
+        LOG_ERROR(a->app, AUTH_MOD, "reading a user failed err=%d", op->status);
+        auth_respond_error(op, 500, "could not read the user");
+        auth_op_done(op);
+        return;
+    }
+    if ((rc = auth_op_work(op, login_work, login_hashed)) < 0) {
+        a->hashing--;
+        auth_respond_error(op, 500, "could not queue the password check");
+        auth_op_done(op);
+    }
+}
+
+/* Copies what the op needs out of the request body. NULL after answering. */
+static struct login_op *login_new(struct auth *a, struct http_req *req)
+{
+    const char *name, *pw, *why;
+    struct login_op *l;
+    cJSON *body = http_json_body(req);
+
+    if (!body)
+        return NULL;
+    if (json_get_str(body, "username", &name) < 0 || json_get_str(body, "password", &pw) < 0) {
+        cJSON_Delete(body);
+        http_respond_error(req, 400, "username and password are required strings");
+        return NULL;
+    }
+    l = calloc(1, sizeof *l);
+    if (!l || !(l->password = strdup(pw))) {
+        free(l);
+        cJSON_Delete(body);
+        http_respond_error(req, 500, "out of memory");
+        return NULL;
+    }
+    l->pwlen = strlen(pw);
+    l->name_ok = auth_username_normalize(name, l->username, &why) == 0;
+    snprintf(l->user_key, sizeof l->user_key, "u:%s", l->username);
+    snprintf(l->ip_key, sizeof l->ip_key, "i:%s", req->client_ip);
+    /* The body held the password: wipe it and the parsed copy. */
+    OPENSSL_cleanse((void *)pw, l->pwlen);
+    OPENSSL_cleanse((void *)req->body, req->body_len);
+    cJSON_Delete(body);
+    return l;
+}
+
+void auth_login(struct http_req *req, void *ctx)
+{
+    struct auth *a = ctx;
+    struct login_op *l;
+    int64_t wait, w2;
+    int rc;
+
+    if (auth_refuse_when_draining(a, req) || !(l = login_new(a, req)))
+        return;
+    wait = l->name_ok ? auth_throttle_check(a->throttle, l->user_key, mono_ms()) : 0;
+    w2 = auth_throttle_check(a->throttle, l->ip_key, mono_ms());
+    if (w2 > wait)
+        wait = w2;
+    if (wait > 0) {
+        METRIC_INC(a->m.logins_throttled);
+        LOG_INFO(a->app, AUTH_MOD, "login throttled ip=%s retry_ms=%lld", req->client_ip,
+                 (long long)wait);
+        http_respond_rate_limited(req, wait);
+        login_free(&l->op);
+        return;
+    }
+    if (a->hashing >= AUTH_HASHING_MAX) {
+        auth_respond_unavailable(req, "too many logins in progress");
+        login_free(&l->op);
+        return;
+    }
+    auth_op_init(&l->op, a, req, login_free);
+    a->hashing++;
+    if (!l->name_ok) {          /* no such user can exist: straight to the dummy hash */
+        login_found(&l->op);
+        return;
+    }
+    if ((rc = auth_op_read(&l->op, login_read, login_found)) < 0) {
+        l->op.status = rc;
+        login_found(&l->op);
+    }
+}

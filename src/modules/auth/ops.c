@@ -1,0 +1,128 @@
+/* ops.c: the trip of one request through the threads. A handler on the loop starts
+ * an op; each stage runs somewhere else (thread pool for hashing and signing, the
+ * SQLite writer for writes, a pool thread for reads) and comes back to the loop by
+ * calling op->next. Ops are counted so that drain waits for the last one. */
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+
+#include "chatd/bus.h"
+#include "chatd/log.h"
+#include "auth_internal.h"
+
+#define OP_OF(ptr, member) ((struct auth_op *)((char *)(ptr) - offsetof(struct auth_op, member)))
+
+void auth_inflight_begin(struct auth *a)
+{
+    a->inflight++;
+}
+
+void auth_inflight_end(struct auth *a)
+{
+    if (--a->inflight == 0 && a->draining && a->drain_done) {
+        void (*done)(void *) = a->drain_done;
+        a->drain_done = NULL;
+        done(a);
+    }
+}
+
+void auth_op_init(struct auth_op *op, struct auth *a, struct http_req *req,
+                  void (*free_fn)(struct auth_op *op))
+{
+    op->a = a;
+    op->req = req;
+    op->free_fn = free_fn;
+    auth_inflight_begin(a);
+}
+
+void auth_op_done(struct auth_op *op)
+{
+    struct auth *a = op->a;
+    if (op->req)   /* every path answers; this only guards against a forgotten one */
+        http_respond_error(op->req, 500, "internal error");
+    op->free_fn(op);
+    auth_inflight_end(a);
+}
+
+/* --- thread pool ------------------------------------------------------------------ */
+
+static void work_cb(uv_work_t *w)
+{
+    struct auth_op *op = OP_OF(w, work);
+    op->work_fn(op);
+}
+
+static void after_work_cb(uv_work_t *w, int status)
+{
+    struct auth_op *op = OP_OF(w, work);
+    if (status < 0)          /* UV_ECANCELED: the loop is closing */
+        op->status = status;
+    op->next(op);
+}
+
+int auth_op_work(struct auth_op *op, void (*fn)(struct auth_op *),
+                 void (*next)(struct auth_op *))
+{
+    op->work_fn = fn;
+    op->next = next;
+    return uv_queue_work(op->a->app->loop, &op->work, work_cb, after_work_cb);
+}
+
+/* --- writer thread ---------------------------------------------------------------- */
+
+static int job_apply(sqlite3 *conn, struct db_job *job)
+{
+    struct auth_op *op = OP_OF(job, job);
+    return op->apply_fn(op, conn);
+}
+
+static void job_back_on_loop(void *arg)
+{
+    struct auth_op *op = arg;
+    op->next(op);
+}
+
+/* Writer thread, after COMMIT: hand the op back to the loop. */
+static void job_done(struct db_job *job, int status)
+{
+    struct auth_op *op = OP_OF(job, job);
+    int rc;
+
+    op->status = status;
+    rc = bus_call_on_loop_wait(op->a->app->bus, job_back_on_loop, op);
+    if (rc < 0)   /* the bus is closed: the process is going away with the op */
+        LOG_ERROR(op->a->app, AUTH_MOD, "cannot return to the loop err=%d", rc);
+}
+
+int auth_op_write(struct auth_op *op, int (*apply)(struct auth_op *, sqlite3 *),
+                  void (*next)(struct auth_op *))
+{
+    op->apply_fn = apply;
+    op->next = next;
+    op->job.apply = job_apply;
+    op->job.done = job_done;
+    return db_write(op->a->app->db, &op->job);
+}
+
+/* --- reads ------------------------------------------------------------------------ */
+
+static int read_fn(sqlite3 *conn, void *arg)
+{
+    struct auth_op *op = arg;
+    return op->read_fn(op, conn);
+}
+
+static void read_after(void *arg, int status)
+{
+    struct auth_op *op = arg;
+    op->status = status;
+    op->next(op);
+}
+
+int auth_op_read(struct auth_op *op, int (*fn)(struct auth_op *, sqlite3 *),
+                 void (*next)(struct auth_op *))
+{
+    op->read_fn = fn;
+    op->next = next;
+    return db_read(op->a->app->db, read_fn, read_after, op);
+}

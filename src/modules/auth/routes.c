@@ -1,0 +1,307 @@
+/* routes.c: the auth routes, their shared answers, POST /v1/auth/register, GET /v1/me,
+ * the JWKS, and the bearer check the gateway runs for every protected route. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <openssl/crypto.h>
+
+#include "chatd/bus.h"
+#include "chatd/config.h"
+#include "chatd/events.h"
+#include "chatd/log.h"
+#include "chatd/metrics.h"
+#include "chatd/util.h"
+#include "auth_internal.h"
+#include "auth_routes.h"
+
+/* --- answers ----------------------------------------------------------------------- */
+
+void auth_respond_error(struct auth_op *op, int status, const char *msg)
+{
+    http_respond_error(op->req, status, "%s", msg);
+    op->req = NULL;
+}
+
+void auth_respond_unavailable(struct http_req *req, const char *msg)
+{
+    char body[256];
+    int n = snprintf(body, sizeof body,
+                     "{\"error\":{\"code\":\"unavailable\",\"message\":\"%s\"}}", msg);
+    http_respond(req, 503, "application/json", body, (size_t)n, "Retry-After: 1\r\n");
+}
+
+void auth_respond_busy(struct auth_op *op, int rc)
+{
+    if (rc == -EAGAIN || rc == -ECANCELED)
+        auth_respond_unavailable(op->req, rc == -EAGAIN ? "the server is busy"
+                                                        : "the server is shutting down");
+    else
+        http_respond_error(op->req, 500, "internal error");
+    op->req = NULL;
+}
+
+int auth_refuse_when_draining(struct auth *a, struct http_req *req)
+{
+    if (!a->draining)
+        return 0;
+    auth_respond_unavailable(req, "the server is shutting down");
+    return 1;
+}
+
+static cJSON *user_json(int64_t id, const char *username)
+{
+    cJSON *u = cJSON_CreateObject();
+    if (u) {
+        cJSON_AddNumberToObject(u, "id", (double)id);
+        cJSON_AddStringToObject(u, "username", username);
+    }
+    return u;
+}
+
+void auth_respond_tokens(struct auth_op *op, const char *access, const char *refresh,
+                         int64_t user_id, const char *username)
+{
+    cJSON *j = cJSON_CreateObject();
+    char *body = NULL;
+
+    if (j) {
+        cJSON_AddStringToObject(j, "access_token", access);
+        cJSON_AddStringToObject(j, "token_type", "Bearer");
+        cJSON_AddNumberToObject(j, "expires_in", op->a->app->cfg->auth.access_ttl);
+        cJSON_AddStringToObject(j, "refresh_token", refresh);
+        cJSON_AddItemToObject(j, "user", user_json(user_id, username));
+        body = cJSON_PrintUnformatted(j);
+        cJSON_Delete(j);
+    }
+    if (!body) {
+        auth_respond_error(op, 500, "out of memory");
+        return;
+    }
+    /* Tokens must not be kept by caches along the way (RFC 6749 section 5.1). */
+    http_respond(op->req, 200, "application/json", body, strlen(body),
+                 "Cache-Control: no-store\r\nPragma: no-cache\r\n");
+    op->req = NULL;
+    OPENSSL_cleanse(body, strlen(body));
+    free(body);
+}
+
+/* --- register ---------------------------------------------------------------------- */
+
+struct register_op {
+    struct auth_op op;
+    char username[AUTH_USERNAME_MAX + 1];
+    char *password;                    /* owned; wiped and freed once hashed */
+    size_t pwlen;
+    char hash[AUTH_PWHASH_MAX];
+    int hash_rc;
+    double hash_seconds;
+    int64_t user_id;
+};
+
+static void register_free(struct auth_op *op)
+{
+    struct register_op *r = (struct register_op *)op;
+    if (r->password) {
+        OPENSSL_cleanse(r->password, r->pwlen);
+        free(r->password);
+    }
+    free(r);
+}
+
+static void register_work(struct auth_op *op)
+{
+    struct register_op *r = (struct register_op *)op;
+    uint64_t t0 = mono_ns();
+    r->hash_rc = auth_password_hash(r->password, r->pwlen, r->hash, sizeof r->hash);
+    r->hash_seconds = (double)(mono_ns() - t0) / 1e9;
+    OPENSSL_cleanse(r->password, r->pwlen);
+}
+
+static int register_apply(struct auth_op *op, sqlite3 *conn)
+{
+    struct register_op *r = (struct register_op *)op;
+    int64_t id = auth_user_insert(conn, r->username, r->hash, now_ms());
+    if (id < 0)
+        return (int)id;
+    r->user_id = id;
+    return 0;
+}
+
+static void register_stored(struct auth_op *op)
+{
+    struct register_op *r = (struct register_op *)op;
+    struct auth *a = op->a;
+    cJSON *out, *ev;
+
+    if (op->status == -ECONSTRAINT) {
+        auth_respond_error(op, 409, "username is taken");
+    } else if (op->status < 0) {
+        LOG_ERROR(a->app, AUTH_MOD, "storing a user failed err=%d", op->status);
+        auth_respond_error(op, 500, "could not store the user");
+    } else {
+        auth_note_user(a, r->user_id);
+        METRIC_INC(a->m.registrations);
+        LOG_INFO(a->app, AUTH_MOD, "registered user=%lld name=%s ip=%s",
+                 (long long)r->user_id, r->username, op->req->client_ip);
+        ev = cJSON_CreateObject();
+        if (ev) {
+            cJSON_AddItemToObject(ev, "user", user_json(r->user_id, r->username));
+            struct bus_event *e = bus_event_new(TOPIC_USER_REGISTERED, ev);
+            if (e && bus_publish(a->app->bus, e) < 0)
+                LOG_WARN(a->app, AUTH_MOD, "publishing user.registered failed");
+        }
+        out = cJSON_CreateObject();
+        if (out)
+            cJSON_AddItemToObject(out, "user", user_json(r->user_id, r->username));
+        http_respond_json(op->req, 201, out);
+        op->req = NULL;
+    }
+    auth_op_done(op);
+}
+
+static void register_hashed(struct auth_op *op)
+{
+    struct register_op *r = (struct register_op *)op;
+    struct auth *a = op->a;
+    int rc;
+
+    a->hashing--;
+    metrics_observe(a->m.hash_seconds, r->hash_seconds);
+    if (op->status < 0 || r->hash_rc < 0) {
+        LOG_ERROR(a->app, AUTH_MOD, "hashing failed err=%d", op->status ? op->status : r->hash_rc);
+        auth_respond_error(op, 500, "could not hash the password");
+    } else if ((rc = auth_op_write(op, register_apply, register_stored)) == 0) {
+        return;
+    } else {
+        auth_respond_busy(op, rc);
+    }
+    auth_op_done(op);
+}
+
+/* Validates the body into a new op. NULL after answering. */
+static struct register_op *register_new(struct http_req *req)
+{
+    const char *name, *pw, *why;
+    struct register_op *r;
+    char folded[AUTH_USERNAME_MAX + 1];
+    cJSON *body = http_json_body(req);
+    int bad = 1;
+
+    if (!body)
+        return NULL;
+    if (json_get_str(body, "username", &name) < 0)
+        http_respond_error(req, 400, "username is a required string");
+    else if (json_get_str(body, "password", &pw) < 0)
+        http_respond_error(req, 400, "password is a required string");
+    else if (auth_username_normalize(name, folded, &why) < 0 ||
+             auth_password_check(pw, strlen(pw), &why) < 0)
+        http_respond_error(req, 400, "%s", why);
+    else
+        bad = 0;
+    if (bad) {
+        cJSON_Delete(body);
+        return NULL;
+    }
+    r = calloc(1, sizeof *r);
+    if (!r || !(r->password = strdup(pw))) {
+        free(r);
+        cJSON_Delete(body);
+        http_respond_error(req, 500, "out of memory");
+        return NULL;
+    }
+    r->pwlen = strlen(pw);
+    strcpy(r->username, folded);
+    OPENSSL_cleanse((void *)pw, r->pwlen);
+    OPENSSL_cleanse((void *)req->body, req->body_len);
+    cJSON_Delete(body);
+    return r;
+}
+
+void auth_register(struct http_req *req, void *ctx)
+{
+    struct auth *a = ctx;
+    struct register_op *r;
+    int64_t wait;
+    int rc;
+
+    if (auth_refuse_when_draining(a, req))
+        return;
+    if (!a->app->cfg->auth.registration_open) {
+        http_respond_error(req, 403, "registration is closed on this server");
+        return;
+    }
+    if (!(r = register_new(req)))
+        return;
+    if ((wait = ratelimit_take(a->reg_limit, req->client_ip, mono_ms())) > 0) {
+        http_respond_rate_limited(req, wait);
+        register_free(&r->op);
+        return;
+    }
+    if (a->hashing >= AUTH_HASHING_MAX) {
+        auth_respond_unavailable(req, "too many registrations in progress");
+        register_free(&r->op);
+        return;
+    }
+    auth_op_init(&r->op, a, req, register_free);
+    a->hashing++;
+    if ((rc = auth_op_work(&r->op, register_work, register_hashed)) < 0) {
+        a->hashing--;
+        auth_respond_error(&r->op, 500, "could not queue the password hash");
+        auth_op_done(&r->op);
+    }
+}
+
+/* --- me, jwks ---------------------------------------------------------------------- */
+
+void auth_me(struct http_req *req, void *ctx)
+{
+    cJSON *out = cJSON_CreateObject();
+    (void)ctx;
+    if (out)
+        cJSON_AddItemToObject(out, "user", user_json(req->user.id, req->user.name));
+    http_respond_json(req, 200, out);
+}
+
+void auth_jwks(struct http_req *req, void *ctx)
+{
+    struct auth *a = ctx;
+    /* Verifiers may cache it; after a key change they refetch on an unknown kid. */
+    http_respond(req, 200, "application/json", a->jwks, a->jwks_len,
+                 "Cache-Control: public, max-age=300\r\n");
+}
+
+/* --- the bearer check -------------------------------------------------------------- */
+
+int auth_verify_bearer(void *ctx, const char *token, struct http_user *user,
+                       const char **reason)
+{
+    struct auth *a = ctx;
+    int rc = auth_token_verify(&a->key, a->app->cfg->auth.issuer, token, now_ms() / 1000,
+                               user, reason);
+    if (rc == 0 && user->id > a->max_user_id) {
+        memset(user, 0, sizeof *user);
+        *reason = "unknown_user";
+        rc = -EACCES;
+    }
+    if (rc < 0)
+        METRIC_INC(a->m.rejections[auth_reject_index(*reason)]);
+    return rc;
+}
+
+int auth_routes_start(struct auth *a)
+{
+    struct http_server *s = a->app->http;
+    int rc;
+
+    if ((rc = http_route(s, HTTP_VERB_POST, "/v1/auth/register", 0, auth_register, a)) < 0 ||
+        (rc = http_route(s, HTTP_VERB_POST, "/v1/auth/login", 0, auth_login, a)) < 0 ||
+        (rc = http_route(s, HTTP_VERB_POST, "/v1/auth/refresh", 0, auth_refresh, a)) < 0 ||
+        (rc = http_route(s, HTTP_VERB_POST, "/v1/auth/logout", HTTP_ROUTE_AUTH, auth_logout,
+                         a)) < 0 ||
+        (rc = http_route(s, HTTP_VERB_GET, "/v1/me", HTTP_ROUTE_AUTH, auth_me, a)) < 0 ||
+        (rc = http_route(s, HTTP_VERB_GET, "/.well-known/jwks.json", 0, auth_jwks, a)) < 0)
+        return rc;
+    http_set_verifier(s, auth_verify_bearer, a);
+    return 0;
+}

@@ -1,0 +1,193 @@
+/* session.c: POST /v1/auth/refresh and POST /v1/auth/logout. A refresh spends the
+ * presented token and stores its successor in one writer job (one transaction), then
+ * signs the new access token on the thread pool. A spent token presented again
+ * revokes its family in that same job, so the revocation is durable before the
+ * client hears 401. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chatd/log.h"
+#include "chatd/metrics.h"
+#include "chatd/util.h"
+#include "auth_internal.h"
+#include "auth_routes.h"
+
+#define INVALID_REFRESH "refresh token is invalid, expired or revoked"
+
+struct session_op {
+    struct auth_op op;
+    struct auth_session sess;
+    char *access;                      /* owned */
+    int sign_rc;
+};
+
+static void session_free(struct auth_op *op)
+{
+    struct session_op *s = (struct session_op *)op;
+    free(s->access);
+    free(s);
+}
+
+/* Reads {"refresh_token"} and hashes it. NULL after answering. *valid is 0 when the
+ * string cannot be one of our tokens. */
+static struct session_op *session_new(struct http_req *req, int *valid)
+{
+    const char *tok;
+    struct session_op *s;
+    cJSON *body = http_json_body(req);
+
+    if (!body)
+        return NULL;
+    if (json_get_str(body, "refresh_token", &tok) < 0) {
+        cJSON_Delete(body);
+        http_respond_error(req, 400, "refresh_token is a required string");
+        return NULL;
+    }
+    if (!(s = calloc(1, sizeof *s))) {
+        cJSON_Delete(body);
+        http_respond_error(req, 500, "out of memory");
+        return NULL;
+    }
+    *valid = auth_refresh_hash(tok, s->sess.old_hash) == 0;
+    cJSON_Delete(body);
+    return s;
+}
+
+/* --- refresh ------------------------------------------------------------------------ */
+
+static void refresh_signed(struct auth_op *op)
+{
+    struct session_op *s = (struct session_op *)op;
+    struct auth *a = op->a;
+
+    if (op->status < 0 || s->sign_rc < 0) {
+        LOG_ERROR(a->app, AUTH_MOD, "signing failed err=%d", op->status < 0 ? op->status
+                                                                            : s->sign_rc);
+        auth_respond_error(op, 500, "could not issue a token");
+    } else {
+        METRIC_INC(a->m.refresh_ok);
+        METRIC_INC(a->m.tokens_issued);
+        auth_respond_tokens(op, s->access, s->sess.new_token, s->sess.user_id,
+                            s->sess.username);
+    }
+    auth_op_done(op);
+}
+
+static void refresh_sign(struct auth_op *op)
+{
+    struct session_op *s = (struct session_op *)op;
+    struct auth *a = op->a;
+    s->sign_rc = auth_token_sign(&a->key, a->app->cfg->auth.issuer, s->sess.user_id,
+                                 s->sess.username, now_ms() / 1000,
+                                 a->app->cfg->auth.access_ttl, &s->access);
+}
+
+static int refresh_apply(struct auth_op *op, sqlite3 *conn)
+{
+    struct session_op *s = (struct session_op *)op;
+    return auth_session_rotate(conn, &s->sess, now_ms(), op->a->app->cfg->auth.refresh_ttl);
+}
+
+static void refresh_rotated(struct auth_op *op)
+{
+    struct session_op *s = (struct session_op *)op;
+    struct auth *a = op->a;
+    int rc;
+
+    if (op->status < 0) {
+        LOG_ERROR(a->app, AUTH_MOD, "refresh failed err=%d", op->status);
+        auth_respond_error(op, 500, "could not rotate the session");
+    } else if (s->sess.result == AUTH_SESSION_REUSED) {
+        METRIC_INC(a->m.refresh_reused);
+        LOG_WARN(a->app, AUTH_MOD, "spent refresh token presented again: family revoked"
+                 " user=%lld family=%lld ip=%s", (long long)s->sess.user_id,
+                 (long long)s->sess.family_id, op->req->client_ip);
+        auth_respond_error(op, 401, INVALID_REFRESH);
+    } else if (s->sess.result != AUTH_SESSION_OK) {
+        METRIC_INC(a->m.refresh_invalid);
+        auth_respond_error(op, 401, INVALID_REFRESH);
+    } else {
+        auth_note_user(a, s->sess.user_id);
+        if ((rc = auth_op_work(op, refresh_sign, refresh_signed)) == 0)
+            return;
+        auth_respond_error(op, 500, "could not queue signing");
+    }
+    auth_op_done(op);
+}
+
+void auth_refresh(struct http_req *req, void *ctx)
+{
+    struct auth *a = ctx;
+    struct session_op *s;
+    int valid = 0, rc;
+
+    if (auth_refuse_when_draining(a, req) || !(s = session_new(req, &valid)))
+        return;
+    if (!valid) {
+        METRIC_INC(a->m.refresh_invalid);
+        http_respond_error(req, 401, INVALID_REFRESH);
+        free(s);
+        return;
+    }
+    auth_op_init(&s->op, a, req, session_free);
+    if ((rc = auth_refresh_new(s->sess.new_token, s->sess.new_hash)) < 0) {
+        auth_respond_error(&s->op, 500, "could not draw a token");
+        auth_op_done(&s->op);
+        return;
+    }
+    if ((rc = auth_op_write(&s->op, refresh_apply, refresh_rotated)) < 0) {
+        auth_respond_busy(&s->op, rc);
+        auth_op_done(&s->op);
+    }
+}
+
+/* --- logout ------------------------------------------------------------------------- */
+
+static int logout_apply(struct auth_op *op, sqlite3 *conn)
+{
+    struct session_op *s = (struct session_op *)op;
+    return auth_session_revoke(conn, &s->sess, now_ms());
+}
+
+static void logout_done(struct auth_op *op)
+{
+    struct session_op *s = (struct session_op *)op;
+    struct auth *a = op->a;
+
+    if (op->status < 0) {
+        LOG_ERROR(a->app, AUTH_MOD, "logout failed err=%d", op->status);
+        auth_respond_error(op, 500, "could not revoke the session");
+    } else {
+        if (s->sess.result == AUTH_SESSION_OK)
+            LOG_INFO(a->app, AUTH_MOD, "logout user=%lld family=%lld",
+                     (long long)s->sess.user_id, (long long)s->sess.family_id);
+        http_respond_empty(op->req, 204);
+        op->req = NULL;
+    }
+    auth_op_done(op);
+}
+
+/* Logout answers 204 whether or not the token named a live session of the caller:
+ * the outcome the client wants (that token no longer works) holds either way. */
+void auth_logout(struct http_req *req, void *ctx)
+{
+    struct auth *a = ctx;
+    struct session_op *s;
+    int valid = 0, rc;
+
+    if (auth_refuse_when_draining(a, req) || !(s = session_new(req, &valid)))
+        return;
+    if (!valid) {
+        http_respond_empty(req, 204);
+        free(s);
+        return;
+    }
+    s->sess.user_id = req->user.id;
+    auth_op_init(&s->op, a, req, session_free);
+    if ((rc = auth_op_write(&s->op, logout_apply, logout_done)) < 0) {
+        auth_respond_busy(&s->op, rc);
+        auth_op_done(&s->op);
+    }
+}

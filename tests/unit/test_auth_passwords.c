@@ -1,0 +1,169 @@
+/* Password hashing, name rules, login throttling and refresh token shapes. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "test.h"
+#include "chatd/util.h"
+#include "../../src/modules/auth/auth_internal.h"
+
+TEST(auth_password_format_and_verify)
+{
+    char h1[AUTH_PWHASH_MAX], h2[AUTH_PWHASH_MAX];
+    const char *pw = "correct horse battery staple";
+
+    ASSERT_EQ(auth_password_hash(pw, strlen(pw), h1, sizeof h1), 0);
+    ASSERT_EQ(auth_password_hash(pw, strlen(pw), h2, sizeof h2), 0);
+    ASSERT(strncmp(h1, "$scrypt$ln=14,r=8,p=1$", 22) == 0);
+    ASSERT(strcmp(h1, h2) != 0);                     /* a fresh salt each time */
+    ASSERT(strstr(h1, pw) == NULL);
+    ASSERT_EQ(auth_password_verify(pw, strlen(pw), h1), 1);
+    ASSERT_EQ(auth_password_verify(pw, strlen(pw), h2), 1);
+    ASSERT_EQ(auth_password_verify("correct horse battery stapl", 27, h1), 0);
+    ASSERT_EQ(auth_password_verify("", 0, h1), 0);
+}
+
+/* RFC 7914 section 12: scrypt("password", "NaCl", N=1024, r=8, p=16); scrypt's output
+ * for 32 bytes is the first 32 of the 64-byte vector. */
+TEST(auth_password_rfc7914_vector)
+{
+    static const char want_hex[] =
+        "fdbabe1c9d3472007856e7190d01e9fe7c6ad7cbc8237830e77376634b373162";
+    char enc[AUTH_PWHASH_MAX], hex[65];
+    uint8_t dk[64];
+    const char *last;
+    long n;
+
+    ASSERT_EQ(auth_password_hash_with("password", 8, (const uint8_t *)"NaCl", 4, 10, 8, 16,
+                                      enc, sizeof enc), 0);
+    ASSERT(strncmp(enc, "$scrypt$ln=10,r=8,p=16$TmFDbA$", 30) == 0);
+    last = strrchr(enc, '$');
+    n = base64url_decode(last + 1, strlen(last + 1), dk, sizeof dk);
+    ASSERT_EQ(n, 32);
+    hex_encode(dk, 32, hex);
+    ASSERT_STR_EQ(hex, want_hex);
+    ASSERT_EQ(auth_password_verify("password", 8, enc), 1);
+}
+
+TEST(auth_password_rejects_bad_hashes)
+{
+    static const char *const bad[] = {
+        "", "$scrypt$", "$bcrypt$ln=14,r=8,p=1$AAAA$AAAA", "plain text",
+        "$scrypt$ln=30,r=8,p=1$c2FsdHNhbHRzYWx0c2FsdA$8Y1v1e0uB3m8i0P9z3Qm2O6aF8bG3XnLq3bF1gQ2a5c",
+        "$scrypt$ln=14,r=0,p=1$c2FsdHNhbHRzYWx0c2FsdA$8Y1v1e0uB3m8i0P9z3Qm2O6aF8bG3XnLq3bF1gQ2a5c",
+        "$scrypt$ln=14,r=8,p=99$c2FsdHNhbHRzYWx0c2FsdA$8Y1v1e0uB3m8i0P9z3Qm2O6aF8bG3XnLq3bF1gQ2a5c",
+        "$scrypt$ln=14,r=8,p=1$c2FsdHNhbHRzYWx0c2FsdA$short",
+        "$scrypt$ln=14,r=8,p=1$$8Y1v1e0uB3m8i0P9z3Qm2O6aF8bG3XnLq3bF1gQ2a5c",
+        "$scrypt$ln=14,r=8,p=1$c2FsdHNhbHRzYWx0c2FsdA",
+        "$scrypt$ln=14,r=8,p=1$c2Fs*HNh$8Y1v1e0uB3m8i0P9z3Qm2O6aF8bG3XnLq3bF1gQ2a5c",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int rc = auth_password_verify("password", 8, bad[i]);
+        if (rc != -EINVAL)
+            test_fail(__FILE__, __LINE__, "hash %zu: %d", i, rc);
+    }
+    ASSERT_EQ(auth_password_verify("password", 8, NULL), -EINVAL);
+    /* a cost outside the bounds is refused when hashing too */
+    char out[AUTH_PWHASH_MAX];
+    ASSERT_EQ(auth_password_hash_with("pw", 2, (const uint8_t *)"s", 1, 25, 8, 1, out,
+                                      sizeof out), -EINVAL);
+    ASSERT_EQ(auth_password_hash_with("pw", 2, (const uint8_t *)"s", 1, 10, 8, 1, out, 20),
+              -ENOBUFS);
+}
+
+TEST(auth_username_rules)
+{
+    char out[AUTH_USERNAME_MAX + 1];
+    const char *why;
+
+    ASSERT_EQ(auth_username_normalize("Alice", out, &why), 0);
+    ASSERT_STR_EQ(out, "alice");
+    ASSERT_EQ(auth_username_normalize("bob_1.x-Y", out, &why), 0);
+    ASSERT_STR_EQ(out, "bob_1.x-y");
+    ASSERT_EQ(auth_username_normalize("abc", out, &why), 0);
+    ASSERT_EQ(auth_username_normalize("abcdefghijabcdefghijabcdefghij12", out, &why), 0);
+    ASSERT_EQ(auth_username_normalize("abcdefghijabcdefghijabcdefghij123", out, &why), -EINVAL);
+    ASSERT(why != NULL);
+    ASSERT_EQ(auth_username_normalize("ab", out, &why), -EINVAL);
+    ASSERT_EQ(auth_username_normalize("", out, &why), -EINVAL);
+    ASSERT_EQ(auth_username_normalize("a b", out, &why), -EINVAL);
+    ASSERT_EQ(auth_username_normalize("al/ce", out, &why), -EINVAL);
+    ASSERT_EQ(auth_username_normalize("j\xc3\xb6rg", out, &why), -EINVAL);
+    ASSERT_EQ(auth_username_normalize("al'ce", out, &why), -EINVAL);
+}
+
+TEST(auth_password_rules)
+{
+    char big[1026];
+    const char *why;
+
+    memset(big, 'x', sizeof big);
+    ASSERT_EQ(auth_password_check("1234567", 7, &why), -EINVAL);
+    ASSERT(why != NULL);
+    ASSERT_EQ(auth_password_check("12345678", 8, &why), 0);
+    ASSERT_EQ(auth_password_check(big, 1024, &why), 0);
+    ASSERT_EQ(auth_password_check(big, 1025, &why), -EINVAL);
+    ASSERT_EQ(auth_password_check("1234\0" "5678", 9, &why), -EINVAL);
+}
+
+TEST(auth_throttle_backoff)
+{
+    struct auth_throttle *t;
+    uint64_t now = 1000000;
+
+    ASSERT_EQ(auth_throttle_new(&t, 16, 3), 0);
+    ASSERT_EQ(auth_throttle_check(t, "u:bob", now), 0);
+    auth_throttle_fail(t, "u:bob", now);
+    auth_throttle_fail(t, "u:bob", now + 10);
+    ASSERT_EQ(auth_throttle_check(t, "u:bob", now + 20), 0);
+    auth_throttle_fail(t, "u:bob", now + 20);            /* third in a minute: locked */
+    ASSERT_EQ(auth_throttle_check(t, "u:bob", now + 20), 30000);
+    ASSERT_EQ(auth_throttle_check(t, "u:bob", now + 30019), 1);
+    ASSERT_EQ(auth_throttle_check(t, "u:bob", now + 30020), 0);
+    ASSERT_EQ(auth_throttle_check(t, "u:eve", now + 20), 0);   /* per key */
+    now += 30020;
+    for (int i = 0; i < 3; i++)
+        auth_throttle_fail(t, "u:bob", now);
+    ASSERT_EQ(auth_throttle_check(t, "u:bob", now), 60000);   /* doubled */
+    auth_throttle_forget(t, "u:bob");
+    ASSERT_EQ(auth_throttle_check(t, "u:bob", now), 0);
+    ASSERT_EQ(auth_throttle_size(t), 0);
+    /* failures spread over more than a minute never lock */
+    for (int i = 0; i < 10; i++)
+        auth_throttle_fail(t, "i:10.0.0.1", now + (uint64_t)i * 31000);
+    ASSERT_EQ(auth_throttle_check(t, "i:10.0.0.1", now + 310000), 0);
+    auth_throttle_free(t);
+}
+
+TEST(auth_throttle_is_bounded)
+{
+    struct auth_throttle *t;
+    char key[32];
+
+    ASSERT_EQ(auth_throttle_new(&t, 4, 1), 0);
+    for (int i = 0; i < 100; i++) {
+        snprintf(key, sizeof key, "i:10.0.0.%d", i);
+        auth_throttle_fail(t, key, 5000);
+        ASSERT(auth_throttle_size(t) <= 4);
+    }
+    ASSERT_EQ(auth_throttle_check(t, "i:10.0.0.99", 5000), 30000);
+    ASSERT_EQ(auth_throttle_check(t, "i:10.0.0.96", 5000), 30000);
+    ASSERT_EQ(auth_throttle_check(t, "i:10.0.0.95", 5000), 0);  /* forgotten: oldest */
+    auth_throttle_free(t);
+}
+
+TEST(auth_refresh_token_shape)
+{
+    char tok[AUTH_REFRESH_CHARS + 1], tok2[AUTH_REFRESH_CHARS + 1];
+    uint8_t h[32], h2[32];
+
+    ASSERT_EQ(auth_refresh_new(tok, h), 0);
+    ASSERT_EQ(strlen(tok), 43);
+    ASSERT_EQ(auth_refresh_hash(tok, h2), 0);
+    ASSERT(memcmp(h, h2, 32) == 0);
+    ASSERT_EQ(auth_refresh_new(tok2, h2), 0);
+    ASSERT(strcmp(tok, tok2) != 0);
+    ASSERT_EQ(auth_refresh_hash("short", h2), -EINVAL);
+    tok[5] = '+';
+    ASSERT_EQ(auth_refresh_hash(tok, h2), -EINVAL);
+}
