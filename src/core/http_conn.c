@@ -238,8 +238,17 @@ static void on_write(uv_write_t *w, int status)
     free(wr->buf);
     free(wr);
     /* The socket lives until its close callback, which runs after every write's. */
-    if (status < 0 && sock->conn && sock->conn->state != HTTP_CONN_CLOSING)
-        http_conn_close(sock->conn);
+    struct http_conn *c = sock->conn;
+    if (!c || c->state == HTTP_CONN_CLOSING)
+        return;
+    if (status < 0) {
+        http_conn_close(c);
+        return;
+    }
+    if (c->write_blocked && sock->tcp.write_queue_size < HTTP_WRITE_HIGH / 2) {
+        c->write_blocked = 0;
+        conn_process(c);
+    }
 }
 
 static int sock_write(struct http_sock *sock, char *buf, size_t len)
@@ -526,17 +535,28 @@ static void conn_process(struct http_conn *c)
 {
     if (c->in_process)
         return;
+    /* A client that pipelines requests but does not read the answers would make us
+     * queue answers without end: stop parsing (and reading) until it catches up. */
+    if (c->sock && c->sock->tcp.write_queue_size > HTTP_WRITE_HIGH) {
+        c->write_blocked = 1;
+        read_set(c, 0);
+        return;
+    }
     c->in_process = 1;
-    while (c->state <= HTTP_CONN_BODY && c->pending_len > 0) {
+    while (c->state <= HTTP_CONN_BODY && c->pending_len > 0 && !c->write_blocked) {
         char *buf = c->pending;
         size_t n = c->pending_len;
         c->pending = NULL;
         c->pending_len = 0;
         http_conn_feed(c, buf, n);
         free(buf);
+        if (c->sock && c->sock->tcp.write_queue_size > HTTP_WRITE_HIGH)
+            c->write_blocked = 1;
     }
-    if (c->state <= HTTP_CONN_BODY)
+    if (c->state <= HTTP_CONN_BODY && !c->write_blocked)
         read_set(c, 1);
+    else if (c->write_blocked)
+        read_set(c, 0);
     c->in_process = 0;
 }
 

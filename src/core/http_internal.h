@@ -20,6 +20,7 @@ struct metrics_hist;
 #define HTTP_MAX_SEGMENTS    32      /* path segments a route pattern may have */
 #define HTTP_LINGER_MS       2000    /* after a closing answer: drain input this long */
 #define HTTP_CODE_CACHE      6       /* per route: status codes with a cached counter */
+#define HTTP_WRITE_HIGH      (256 * 1024)  /* unsent answers past this: stop parsing */
 
 struct http_code_counter { int code; uint64_t *counter; };
 
@@ -111,6 +112,7 @@ struct http_conn {
     size_t   pending_len;
     int      in_process;             /* re-entrancy guard for conn_process */
     int      reading;
+    int      write_blocked;          /* the client does not read its answers: wait */
     int      closes_left;            /* uv_close callbacks still to come */
     int      reject;                 /* accepted past max_connections: 503 then close */
     char     client_ip[48];

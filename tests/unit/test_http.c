@@ -502,3 +502,173 @@ TEST(http_static_and_metrics)
     ASSERT(strstr(out(&f), "chatd_http_request_duration_seconds_bucket"));
     fx_free(&f);
 }
+
+/* ---- through a real loopback socket ---- */
+
+struct sockfx {
+    struct fx f;
+    uv_tcp_t client;
+    uv_connect_t creq;
+    uv_write_t wreq;
+    struct strbuf got;
+    int eof;
+    uv_tcp_t *up;                   /* the upgraded socket */
+    char head[64];
+    int conns_when_upgraded;
+    int upgraded_closed;
+    const char *send;
+};
+
+static void up_closed(void *arg)
+{
+    ((struct sockfx *)arg)->upgraded_closed = 1;
+}
+
+static void up_written(uv_write_t *w, int status)
+{
+    struct sockfx *sf = w->data;
+    free(w);
+    http_upgraded_close(sf->up, up_closed, sf);
+}
+
+static void on_upgrade(struct http_req *r, void *ctx)
+{
+    struct sockfx *sf = ctx;
+    char *head = NULL;
+    size_t len = 0;
+    if (http_upgrade(r, "Upgrade: test\r\nConnection: Upgrade\r\n", &sf->up, &head, &len) < 0)
+        return;
+    snprintf(sf->head, sizeof(sf->head), "%.*s", (int)len, head ? head : "");
+    free(head);
+    sf->conns_when_upgraded = http_server_connections(sf->f.s);
+    uv_write_t *w = malloc(sizeof(*w));
+    w->data = sf;
+    uv_buf_t b = uv_buf_init((char *)"PONG", 4);
+    uv_write(w, (uv_stream_t *)sf->up, &b, 1, up_written);
+}
+
+static void cl_alloc(uv_handle_t *h, size_t n, uv_buf_t *b)
+{
+    static char buf[65536];
+    b->base = buf;
+    b->len = sizeof(buf);
+}
+
+static void cl_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
+{
+    struct sockfx *sf = st->data;
+    if (n > 0)
+        strbuf_append(&sf->got, b->base, (size_t)n);
+    else if (n < 0) {
+        sf->eof = 1;
+        uv_close((uv_handle_t *)st, NULL);
+    }
+}
+
+static void cl_written(uv_write_t *w, int status) { (void)w; (void)status; }
+
+static void cl_connected(uv_connect_t *req, int status)
+{
+    struct sockfx *sf = req->data;
+    if (status < 0) {
+        sf->eof = -1;
+        return;
+    }
+    uv_read_start((uv_stream_t *)&sf->client, cl_alloc, cl_read);
+    uv_buf_t b = uv_buf_init((char *)sf->send, (unsigned)strlen(sf->send));
+    uv_write(&sf->wreq, (uv_stream_t *)&sf->client, &b, 1, cl_written);
+}
+
+static int sock_listen(struct sockfx *sf, struct sockaddr_in *sa)
+{
+    char bound[64];
+    if (http_server_listen(sf->f.s, bound, sizeof(bound)) < 0)
+        return -1;
+    return uv_ip4_addr("127.0.0.1", atoi(strrchr(bound, ':') + 1), sa);
+}
+
+static int sock_connect(struct sockfx *sf, const struct sockaddr_in *sa, const char *send)
+{
+    strbuf_init(&sf->got, 1 << 20);
+    sf->send = send;
+    uv_tcp_init(&sf->f.loop, &sf->client);
+    sf->client.data = sf;
+    sf->creq.data = sf;
+    return uv_tcp_connect(&sf->creq, &sf->client, (const struct sockaddr *)sa, cl_connected);
+}
+
+static int sock_start(struct sockfx *sf, const char *send)
+{
+    struct sockaddr_in sa;
+    if (sock_listen(sf, &sa) < 0)
+        return -1;
+    return sock_connect(sf, &sa, send);
+}
+
+static void sock_wait(struct sockfx *sf, int *flag, uint64_t deadline_ms)
+{
+    uint64_t end = uv_now(&sf->f.loop) + deadline_ms;
+    while (!*flag && uv_now(&sf->f.loop) < end) {
+        uv_run(&sf->f.loop, UV_RUN_ONCE);
+        uv_update_time(&sf->f.loop);
+    }
+}
+
+static void idle_connected(uv_connect_t *req, int status)
+{
+    *(int *)req->data = status == 0 ? 1 : -1;
+}
+
+TEST(http_socket_upgrade_hands_over)
+{
+    static struct sockfx sf;
+    memset(&sf, 0, sizeof(sf));
+    ASSERT_EQ(fx_init(&sf.f), 0);
+    ASSERT_EQ(http_route(sf.f.s, HTTP_VERB_GET, "/up", 0, on_upgrade, &sf), 0);
+    ASSERT_EQ(sock_start(&sf, "GET /up HTTP/1.1\r\nHost: x\r\nUpgrade: test\r\n"
+                              "Connection: Upgrade\r\n\r\nHELLO"), 0);
+    sock_wait(&sf, &sf.eof, 5000);
+    ASSERT_EQ(sf.eof, 1);
+    const char *got = sf.got.len ? sf.got.data : "";
+    static const char want[] = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: test\r\n";
+    ASSERT(strncmp(got, want, sizeof(want) - 1) == 0);
+    ASSERT(strstr(got, "\r\n\r\nPONG"));
+    ASSERT_STR_EQ(sf.head, "HELLO");
+    ASSERT_EQ(sf.conns_when_upgraded, 1);
+    sock_wait(&sf, &sf.upgraded_closed, 2000);
+    ASSERT(sf.upgraded_closed);
+    ASSERT_EQ(http_server_connections(sf.f.s), 0);
+    strbuf_free(&sf.got);
+    fx_free(&sf.f);
+}
+
+TEST(http_socket_max_connections_503)
+{
+    static struct sockfx sf;
+    memset(&sf, 0, sizeof(sf));
+    ASSERT_EQ(fx_init(&sf.f), 0);
+    sf.f.cfg.server.max_connections = 1;
+    struct sockaddr_in sa;
+    ASSERT_EQ(sock_listen(&sf, &sa), 0);
+    /* A first client takes the one place... */
+    uv_tcp_t first;
+    uv_connect_t creq;
+    int connected = 0;
+    uv_tcp_init(&sf.f.loop, &first);
+    creq.data = &connected;
+    ASSERT_EQ(uv_tcp_connect(&creq, &first, (struct sockaddr *)&sa, idle_connected), 0);
+    uint64_t end = uv_now(&sf.f.loop) + 5000;
+    while (http_server_connections(sf.f.s) < 1 && uv_now(&sf.f.loop) < end)
+        uv_run(&sf.f.loop, UV_RUN_ONCE);
+    ASSERT_EQ(http_server_connections(sf.f.s), 1);
+    /* ...so the second hears 503 and is closed. */
+    ASSERT_EQ(sock_connect(&sf, &sa, "GET /healthz HTTP/1.1\r\n\r\n"), 0);
+    sock_wait(&sf, &sf.eof, 5000);
+    ASSERT_EQ(sf.eof, 1);
+    const char *got = sf.got.len ? sf.got.data : "";
+    ASSERT(strncmp(got, "HTTP/1.1 503 ", 13) == 0);
+    ASSERT(strstr(got, "\"code\":\"unavailable\""));
+    uv_close((uv_handle_t *)&first, NULL);
+    strbuf_free(&sf.got);
+    fx_free(&sf.f);
+}
