@@ -126,6 +126,8 @@ struct msg_state {
 };
 
 /* message_module.c */
+extern const struct db_migration msg_migrations[];
+extern const int msg_migrations_count;
 void msg_inflight_done(struct msg_state *st);   /* loop: one unit of in-flight work ended */
 int  msg_migrate(struct db *db);
 int  msg_subscribe(struct msg_state *st);        /* bus subscriptions (start) */

@@ -15,7 +15,7 @@
 #include "chatd/util.h"
 #include "message_internal.h"
 
-static const struct db_migration migrations[] = {
+const struct db_migration msg_migrations[] = {
     { 1,
       "CREATE TABLE rooms ("
       "  id INTEGER PRIMARY KEY,"
@@ -46,11 +46,11 @@ static const struct db_migration migrations[] = {
       "CREATE UNIQUE INDEX messages_client_id ON messages (sender_id, client_msg_id)"
       "  WHERE client_msg_id IS NOT NULL;" },
 };
+const int msg_migrations_count = (int)(sizeof(msg_migrations) / sizeof(msg_migrations[0]));
 
 int msg_migrate(struct db *db)
 {
-    return db_migrate(db, "message", migrations,
-                      (int)(sizeof(migrations) / sizeof(migrations[0])));
+    return db_migrate(db, "message", msg_migrations, msg_migrations_count);
 }
 
 void msg_inflight_done(struct msg_state *st)
