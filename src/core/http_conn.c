@@ -205,6 +205,8 @@ static int on_body(llhttp_t *p, const char *at, size_t n)
 static int on_message_complete(llhttp_t *p)
 {
     struct http_conn *c = p->data;
+    if (c->state == HTTP_CONN_CLOSING)
+        return -1;               /* a write failed while parsing: stop here */
     c->req->keep_alive = llhttp_should_keep_alive(p);
     c->state = HTTP_CONN_HANDLER;
     /* Stop here: the rest of the input waits until this request is answered. */
@@ -499,6 +501,8 @@ void http_conn_feed(struct http_conn *c, const char *data, size_t len)
     }
     int was_head = !c->head_done;
     llhttp_errno_t err = llhttp_execute(&c->parser, data, len);
+    if (c->state == HTTP_CONN_CLOSING)
+        return;
     if (err == HPE_OK) {
         /* Whitespace the callbacks never see still counts against the head limit. */
         if (was_head && !c->head_done) {
