@@ -139,6 +139,7 @@ struct notif {
     int lookups;                     /* subscription lookups in flight (db_read) */
     int prepares;                    /* push deliveries being prepared off-loop */
     int draining, closed;
+    int out_closing, out_closed;     /* drain: outbound_close called / finished */
     uv_timer_t drain_timer;
     void (*drain_done)(void *);
     struct notif_metrics m;
@@ -151,13 +152,29 @@ struct notif {
 #define NOTIF_PUSH_TTL_S 86400
 
 /* subscriptions.c */
+#define NOTIF_ENDPOINT_MAX 2048
 int  subs_migrate(struct notif *n);
-int  subs_load_subscribers(struct notif *n);  /* start-up: fill n->subscribers */
+/* Loop thread, at start: fills n->subscribers in the background (until then every
+ * offline recipient is looked up). */
+int  subs_load_subscribers(struct notif *n);
+/* POST /v1/push/subscriptions after validation: stores (or moves, when the endpoint
+ * is known) the subscription and answers 201 {"id"}. Answers the request itself. */
+void subs_add(struct notif *n, struct http_req *req, const char *endpoint,
+              const uint8_t p256dh[ECE_KEY_LEN], const uint8_t auth[ECE_AUTH_LEN]);
+/* DELETE /v1/push/subscriptions/{id}: 204, or 404 unless it is the caller's. */
+void subs_remove(struct notif *n, struct http_req *req, int64_t id);
 /* Loop thread: queue the removal of a subscription (after 404/410). */
 void subs_delete_gone(struct notif *n, int64_t sub_id);
 struct subs_row { int64_t id, user_id; };
-/* Runs on a pool thread: every subscription of the given users (json array text). */
+/* Pool thread: every subscription of the users in ids_json (a JSON array), by user. */
 int  subs_query_users(sqlite3 *conn, const char *ids_json, struct subs_row **rows, size_t *n);
+/* Pool thread: one subscription. 0, -ENOENT, or a database error. */
+struct subs_target {
+    int64_t user_id;
+    char endpoint[NOTIF_ENDPOINT_MAX + 1];
+    uint8_t p256dh[ECE_KEY_LEN], auth[ECE_AUTH_LEN];
+};
+int  subs_get(sqlite3 *conn, int64_t id, struct subs_target *t);
 
 /* routes.c */
 int  notif_routes_add(struct notif *n);

@@ -1,11 +1,225 @@
-/* The notification module (not built yet: this descriptor only registers it). */
+/* notification_module.c: the notification module's descriptor and lifecycle.
+ *
+ * init:    the VAPID key (<data_dir>/vapid.pem, made on first start), the outbound
+ *          client (CA bundle + ca_file), the push_subscriptions table.
+ * start:   routes; presence.changed (online set); message.stored (fan-out, a consumer
+ *          with retries); notification.requested (two consumers: push and webhook,
+ *          each retried with backoff and dead-lettered under its own name).
+ * drain:   lets deliveries in flight finish for up to NOTIF_DRAIN_MS, then cancels
+ *          the rest (the bus retries or dead-letters them as with any failure).
+ * See fanout.c, push.c and webhook.c for the flow of one notification. */
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include "chatd/config.h"
+#include "chatd/events.h"
+#include "chatd/log.h"
+#include "chatd/metrics.h"
 #include "chatd/module.h"
+#include "chatd/util.h"
+#include "notification_internal.h"
 
-static int  notification_init(struct chatd *app, void **state) { (void)app; *state = NULL; return 0; }
-static int  notification_start(void *state) { (void)state; return 0; }
-static void notification_drain(void *state, void (*done)(void *)) { done(state); }
-static void notification_destroy(void *state) { (void)state; }
+#define NOTIF_MAX_INFLIGHT 64          /* outbound requests at once */
+#define NOTIF_MAX_QUEUED 1024          /* waiting for one of them */
+#define NOTIF_CONNECT_TIMEOUT_MS 10000
+#define NOTIF_RESPONSE_TIMEOUT_MS 30000
+#define NOTIF_DRAIN_MS 5000
+#define NOTIF_SUBSCRIBERS_MAX (1u << 20)
+
+static void metrics_init(struct notif *n)
+{
+    struct metrics *m = n->app->metrics;
+    static const char *name = "chatd_notifications_total";
+    static const char *help = "Notification deliveries by channel and result";
+    n->m.push_ok = metrics_counter(m, name, "channel=\"push\",result=\"ok\"", help);
+    n->m.push_gone = metrics_counter(m, name, "channel=\"push\",result=\"gone\"", help);
+    n->m.push_failed = metrics_counter(m, name, "channel=\"push\",result=\"failed\"", help);
+    n->m.push_skipped = metrics_counter(m, name, "channel=\"push\",result=\"skipped\"", help);
+    n->m.webhook_ok = metrics_counter(m, name, "channel=\"webhook\",result=\"ok\"", help);
+    n->m.webhook_failed = metrics_counter(m, name, "channel=\"webhook\",result=\"failed\"",
+                                          help);
+}
+
+static double pending_gauge(void *ctx)
+{
+    struct notif *n = ctx;
+    return n->out ? (double)outbound_pending(n->out) : 0;
+}
+
+static int load_vapid(struct notif *n)
+{
+    char path[CFG_PATH_MAX + 16], err[512];
+    uint8_t pub[ECE_KEY_LEN];
+    snprintf(path, sizeof(path), "%s/vapid.pem", n->app->cfg->server.data_dir);
+    int rc = vapid_load_or_create(path, &n->vapid, err, sizeof(err));
+    if (rc < 0) {
+        LOG_ERROR(n->app, NOTIF_MOD, "VAPID key: %s", err);
+        return rc;
+    }
+    if ((rc = vapid_public_raw(n->vapid, pub)) < 0)
+        return rc;
+    base64url_encode(pub, sizeof(pub), n->vapid_pub_b64);
+    return 0;
+}
+
+static int check_config(struct notif *n)
+{
+    const struct chatd_config *cfg = n->app->cfg;
+    char origin[1100];
+    if (cfg->notification.webhook_url[0] &&
+        vapid_origin(cfg->notification.webhook_url, origin, sizeof(origin)) < 0) {
+        LOG_ERROR(n->app, NOTIF_MOD, "webhook_url must be an http:// or https:// URL url=%s",
+                  cfg->notification.webhook_url);
+        return -EINVAL;
+    }
+    if (cfg->notification.webhook_url[0] && !cfg->notification.webhook_secret[0])
+        LOG_WARN(n->app, NOTIF_MOD, "webhook_url without webhook_secret: signatures use "
+                 "an empty key");
+    return 0;
+}
+
+static int notification_init(struct chatd *app, void **state)
+{
+    const struct chatd_config *cfg = app->cfg;
+    char err[512];
+    struct notif *n = calloc(1, sizeof(*n));
+    if (!n)
+        return -ENOMEM;
+    n->app = app;
+    size_t online_max = 2 * (size_t)(cfg->server.max_connections > 512
+                                     ? cfg->server.max_connections : 512);
+    struct outbound_opts opts = {
+        .ca_file = cfg->notification.ca_file, .max_inflight = NOTIF_MAX_INFLIGHT,
+        .max_queued = NOTIF_MAX_QUEUED, .connect_timeout_ms = NOTIF_CONNECT_TIMEOUT_MS,
+        .response_timeout_ms = NOTIF_RESPONSE_TIMEOUT_MS,
+    };
+    int rc;
+    if ((rc = check_config(n)) < 0 || (rc = load_vapid(n)) < 0)
+        goto fail;
+    if ((rc = outbound_new(&n->out, app, &opts, err, sizeof(err))) < 0) {
+        LOG_ERROR(app, NOTIF_MOD, "%s", err);
+        goto fail;
+    }
+    if ((rc = idset_init(&n->online, 1024, online_max)) < 0 ||
+        (rc = idset_init(&n->subscribers, 1024, NOTIF_SUBSCRIBERS_MAX)) < 0 ||
+        (rc = subs_migrate(n)) < 0)
+        goto fail;
+    metrics_init(n);
+    metrics_gauge_fn(app->metrics, "chatd_notification_requests_pending", NULL,
+                     "Outbound push and webhook requests in flight or waiting",
+                     pending_gauge, n);
+    *state = n;
+    return 0;
+fail:
+    outbound_free(n->out);
+    EVP_PKEY_free(n->vapid);
+    idset_free(&n->online);
+    idset_free(&n->subscribers);
+    free(n);
+    return rc;
+}
+
+static int notification_start(void *state)
+{
+    struct notif *n = state;
+    const struct chatd_config *cfg = n->app->cfg;
+    struct bus *b = n->app->bus;
+    struct bus_sub_opts presence = { .consumer = "notification.presence" };
+    struct bus_sub_opts fanout = { .consumer = "notification.fanout",
+                                   .max_attempts = cfg->notification.max_attempts,
+                                   .retry_base_ms = cfg->notification.retry_base_ms };
+    struct bus_sub_opts push = fanout, webhook = fanout;
+    push.consumer = "notification.push";
+    webhook.consumer = "notification.webhook";
+    int rc;
+    if ((rc = notif_routes_add(n)) < 0 ||
+        (rc = bus_subscribe(b, TOPIC_PRESENCE_CHANGED, &presence, notif_on_presence, n)) < 0 ||
+        (rc = bus_subscribe(b, TOPIC_MESSAGE_STORED, &fanout, notif_on_message_stored, n)) < 0 ||
+        (rc = bus_subscribe(b, TOPIC_NOTIFICATION_REQUESTED, &push, push_on_request, n)) < 0 ||
+        (rc = bus_subscribe(b, TOPIC_NOTIFICATION_REQUESTED, &webhook, webhook_on_request,
+                            n)) < 0)
+        return rc;
+    if ((rc = subs_load_subscribers(n)) < 0)
+        LOG_WARN(n->app, NOTIF_MOD, "cannot load subscribers err=%d", rc);
+    LOG_INFO(n->app, NOTIF_MOD, "ready webhook=%s", cfg->notification.webhook_url[0]
+                                                     ? cfg->notification.webhook_url : "off");
+    return 0;
+}
+
+/* ---- drain ---- */
+
+static void drain_timer_closed(uv_handle_t *h)
+{
+    struct notif *n = h->data;
+    n->drain_done(n);
+}
+
+static void drain_finish_check(struct notif *n)
+{
+    if (n->closed || !n->out_closed || n->lookups || n->prepares)
+        return;
+    n->closed = 1;
+    uv_timer_stop(&n->drain_timer);
+    uv_close((uv_handle_t *)&n->drain_timer, drain_timer_closed);
+}
+
+static void outbound_closed(void *arg)
+{
+    struct notif *n = arg;
+    n->out_closed = 1;
+    drain_finish_check(n);
+}
+
+static void close_outbound(struct notif *n)
+{
+    if (n->out_closing)
+        return;
+    n->out_closing = 1;
+    outbound_close(n->out, outbound_closed, n);
+}
+
+static void drain_deadline(uv_timer_t *t)
+{
+    struct notif *n = t->data;
+    if (outbound_pending(n->out))
+        LOG_WARN(n->app, NOTIF_MOD, "drain: cancelling %d notification requests",
+                 outbound_pending(n->out));
+    close_outbound(n);
+}
+
+void notif_work_done(struct notif *n)
+{
+    if (!n->draining || n->closed)
+        return;
+    if (!n->out_closing && !n->lookups && !n->prepares && !outbound_pending(n->out))
+        close_outbound(n);
+    else
+        drain_finish_check(n);
+}
+
+static void notification_drain(void *state, void (*done)(void *))
+{
+    struct notif *n = state;
+    n->draining = 1;
+    n->drain_done = done;
+    uv_timer_init(n->app->loop, &n->drain_timer);
+    n->drain_timer.data = n;
+    uv_timer_start(&n->drain_timer, drain_deadline, NOTIF_DRAIN_MS, 0);
+    notif_work_done(n);
+}
+
+static void notification_destroy(void *state)
+{
+    struct notif *n = state;
+    if (!n)
+        return;
+    outbound_free(n->out);
+    EVP_PKEY_free(n->vapid);
+    idset_free(&n->online);
+    idset_free(&n->subscribers);
+    free(n);
+}
 
 const struct chatd_module notification_module = {
     .name = "notification", .init = notification_init, .start = notification_start,

@@ -1,0 +1,256 @@
+/* fanout.c: who gets a notification for a stored message.
+ *
+ * Our read model of presence: the set of users with an open WebSocket, fed by
+ * presence.changed (the presence module's word, not ours to compute).
+ *
+ * For each message.stored (not a duplicate), every member other than the sender who
+ * is not online gets one notification.requested per push subscription and, when a
+ * webhook is configured, one for the webhook. The delivery itself happens in the
+ * consumers of notification.requested (push.c, webhook.c), each retried and
+ * dead-lettered on its own by the bus.
+ *
+ * Finding a recipient's subscriptions needs the database, so it runs on the thread
+ * pool (db_read), for the recipients that may have one: the set n->subscribers holds
+ * every user who subscribed (loaded at start, added to on each subscribe) and loses a
+ * user only when a lookup finds nothing for it and nobody subscribed meanwhile (the
+ * generation check). Most messages to users without subscriptions cost no lookup.
+ *
+ * This handler is itself a bus consumer with retries: when too many lookups are in
+ * flight, or a lookup fails, the event comes back later instead of being lost. Events
+ * are published only once the lookup succeeded, so a retry does not double them. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "chatd/bus.h"
+#include "chatd/db.h"
+#include "chatd/events.h"
+#include "chatd/log.h"
+#include "chatd/util.h"
+#include "notification_internal.h"
+
+int notif_on_presence(struct bus_delivery *d, struct bus_event *ev, void *ctx)
+{
+    struct notif *n = ctx;
+    int64_t user;
+    const char *status;
+    (void)d;
+    if (json_get_i64(ev->payload, "user_id", &user) < 0 ||
+        json_get_str(ev->payload, "status", &status) < 0)
+        return 0;                     /* not ours to retry: a malformed event */
+    if (strcmp(status, "online") == 0) {
+        /* At the bound the user counts as offline: one push too many, never one lost. */
+        if (idset_put(&n->online, user, 1) < 0)
+            LOG_WARN(n->app, NOTIF_MOD, "online set full user_id=%lld", (long long)user);
+    } else {
+        idset_del(&n->online, user);
+    }
+    return 0;
+}
+
+size_t notif_utf8_cut(const char *s, size_t len, size_t max_chars)
+{
+    size_t i = 0, chars = 0;
+    while (i < len && chars < max_chars) {
+        unsigned char c = (unsigned char)s[i];
+        size_t step = c < 0x80 ? 1 : c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
+        if (i + step > len)
+            break;                    /* a truncated sequence: stop before it */
+        i += step;
+        chars++;
+    }
+    return i;
+}
+
+static int publish(struct notif *n, const char *channel, int64_t recipient, int64_t sub_id,
+                   const cJSON *msg)
+{
+    cJSON *p = cJSON_CreateObject();
+    cJSON *m = cJSON_Duplicate(msg, 1);
+    if (!p || !m || !cJSON_AddStringToObject(p, "channel", channel) ||
+        !cJSON_AddNumberToObject(p, "recipient_id", (double)recipient) ||
+        (sub_id && !cJSON_AddNumberToObject(p, "subscription_id", (double)sub_id))) {
+        cJSON_Delete(p);
+        cJSON_Delete(m);
+        return -ENOMEM;
+    }
+    cJSON_AddItemToObject(p, "message", m);
+    struct bus_event *ev = bus_event_new(TOPIC_NOTIFICATION_REQUESTED, p);
+    if (!ev)
+        return -ENOMEM;
+    return bus_publish(n->app->bus, ev);
+}
+
+struct lookup {
+    struct notif *n;
+    struct bus_delivery *d;
+    cJSON *msg;                      /* owned copy of MSG */
+    int64_t *ids;                    /* owned: offline recipients */
+    uint32_t *gens;                  /* owned: their generation in n->subscribers */
+    size_t nids, nlook;              /* all of them; the first nlook are looked up */
+    char *ids_json;                  /* owned: the looked-up ids as a JSON array */
+    struct subs_row *rows;           /* owned, filled on the pool thread */
+    size_t nrows;
+};
+
+static void lookup_free(struct lookup *l)
+{
+    cJSON_Delete(l->msg);
+    free(l->ids);
+    free(l->gens);
+    free(l->ids_json);
+    free(l->rows);
+    free(l);
+}
+
+static int lookup_fn(sqlite3 *conn, void *arg)
+{
+    struct lookup *l = arg;
+    return subs_query_users(conn, l->ids_json, &l->rows, &l->nrows);
+}
+
+/* Publishes everything for one message. Webhooks for all offline recipients, pushes
+ * for the rows found. Returns 0 or the first publish error. */
+static int publish_all(struct notif *n, struct lookup *l)
+{
+    int rc = 0, r;
+    if (n->app->cfg->notification.webhook_url[0])
+        for (size_t i = 0; i < l->nids; i++)
+            if ((r = publish(n, "webhook", l->ids[i], 0, l->msg)) < 0 && !rc)
+                rc = r;
+    for (size_t i = 0; i < l->nrows; i++)
+        if ((r = publish(n, "push", l->rows[i].user_id, l->rows[i].id, l->msg)) < 0 && !rc)
+            rc = r;
+    return rc;
+}
+
+/* A looked-up user with no rows leaves n->subscribers, unless it subscribed since. */
+static void forget_unsubscribed(struct notif *n, struct lookup *l)
+{
+    size_t r = 0;
+    for (size_t i = 0; i < l->nlook; i++) {
+        int found = 0;
+        for (r = 0; r < l->nrows && !found; r++)
+            found = l->rows[r].user_id == l->ids[i];
+        uint32_t gen;
+        if (!found && idset_get(&n->subscribers, l->ids[i], &gen) && gen == l->gens[i])
+            idset_del(&n->subscribers, l->ids[i]);
+    }
+}
+
+static void lookup_after(void *arg, int status)
+{
+    struct lookup *l = arg;
+    struct notif *n = l->n;
+    n->lookups--;
+    if (status < 0) {
+        bus_complete(l->d, status, "push subscription lookup failed");
+    } else {
+        if (!n->subscribers_overflow)
+            forget_unsubscribed(n, l);
+        int rc = publish_all(n, l);
+        bus_complete(l->d, rc, rc < 0 ? "cannot publish notification.requested" : NULL);
+    }
+    lookup_free(l);
+    notif_work_done(n);
+}
+
+/* Splits the members into offline recipients; the ones that may have subscriptions
+ * come first (l->nlook of them). */
+static int collect(struct notif *n, struct lookup *l, const cJSON *members, int64_t sender)
+{
+    size_t cap = (size_t)cJSON_GetArraySize(members), look = 0;
+    l->ids = malloc((cap ? cap : 1) * sizeof(*l->ids));
+    l->gens = malloc((cap ? cap : 1) * sizeof(*l->gens));
+    if (!l->ids || !l->gens)
+        return -ENOMEM;
+    int webhook = n->app->cfg->notification.webhook_url[0] != 0;
+    const cJSON *m;
+    cJSON_ArrayForEach(m, members) {
+        if (!cJSON_IsNumber(m))
+            continue;
+        int64_t id = (int64_t)m->valuedouble;
+        uint32_t gen = 0;
+        if (id <= 0 || id == sender || idset_get(&n->online, id, NULL))
+            continue;
+        int maybe = n->subscribers_overflow || idset_get(&n->subscribers, id, &gen);
+        if (!maybe && !webhook)
+            continue;
+        if (maybe) {                  /* keep looked-up ids in front */
+            l->ids[l->nids] = l->ids[look];
+            l->gens[l->nids] = l->gens[look];
+            l->ids[look] = id;
+            l->gens[look] = gen;
+            look++;
+        } else {
+            l->ids[l->nids] = id;
+        }
+        l->nids++;
+    }
+    l->nlook = look;
+    return 0;
+}
+
+static char *ids_json(const int64_t *ids, size_t n)
+{
+    struct strbuf b;
+    strbuf_init(&b, 32 * n + 16);
+    int rc = strbuf_append(&b, "[", 1);
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = strbuf_printf(&b, i ? ",%lld" : "%lld", (long long)ids[i]);
+    if (rc == 0)
+        rc = strbuf_append(&b, "]", 1);
+    if (rc < 0) {
+        strbuf_free(&b);
+        return NULL;
+    }
+    return b.data;
+}
+
+int notif_on_message_stored(struct bus_delivery *d, struct bus_event *ev, void *ctx)
+{
+    struct notif *n = ctx;
+    const cJSON *p = ev->payload;
+    const cJSON *msg = cJSON_GetObjectItemCaseSensitive(p, "message");
+    const cJSON *members = cJSON_GetObjectItemCaseSensitive(p, "member_ids");
+    int64_t sender = 0;
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(p, "duplicate")) ||
+        !cJSON_IsObject(msg) || !cJSON_IsArray(members))
+        return 0;
+    json_get_i64(msg, "sender_id", &sender);
+    if (n->closed) {
+        bus_delivery_set_error(d, "notifications are shut down");
+        return -ECANCELED;
+    }
+
+    struct lookup *l = calloc(1, sizeof(*l));
+    int rc = -ENOMEM;
+    if (!l || collect(n, l, members, sender) < 0 || !(l->msg = cJSON_Duplicate(msg, 1)))
+        goto fail;
+    if (l->nlook == 0) {              /* nobody to look up: publish now */
+        rc = publish_all(n, l);
+        lookup_free(l);
+        if (rc < 0)
+            bus_delivery_set_error(d, "cannot publish notification.requested");
+        return rc;
+    }
+    if (n->lookups >= NOTIF_MAX_LOOKUPS) {
+        rc = -EAGAIN;
+        bus_delivery_set_error(d, "too many subscription lookups in flight");
+        goto fail;
+    }
+    l->n = n;
+    l->d = d;
+    if (!(l->ids_json = ids_json(l->ids, l->nlook)))
+        goto fail;
+    if ((rc = db_read(n->app->db, lookup_fn, lookup_after, l)) < 0) {
+        bus_delivery_set_error(d, "cannot start a subscription lookup");
+        goto fail;
+    }
+    n->lookups++;
+    return BUS_ASYNC;
+fail:
+    if (l)
+        lookup_free(l);
+    return rc;
+}

@@ -1,0 +1,124 @@
+/* webhook.c: the "notification.webhook" consumer of notification.requested.
+ *
+ * POST [notification] webhook_url with {"type":"message","recipient_id","message":MSG},
+ *   X-Chatd-Signature: sha256=<hex HMAC-SHA256(webhook_secret, body)>
+ *   X-Chatd-Event-Id:  msg-<message id>-<recipient id>
+ * The event id depends only on the message and the recipient, so it is the same on
+ * every retry and every replay from the dead-letter table: receivers dedupe on it.
+ * 2xx is success; anything else fails the delivery and the bus retries it. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <openssl/hmac.h>
+#include "chatd/log.h"
+#include "chatd/metrics.h"
+#include "chatd/util.h"
+#include "notification_internal.h"
+
+void webhook_signature(const char *secret, const void *body, size_t len, char *out)
+{
+    uint8_t mac[32];
+    unsigned int n = sizeof(mac);
+    memcpy(out, "sha256=", 7);
+    if (!HMAC(EVP_sha256(), secret, (int)strlen(secret), body, len, mac, &n))
+        memset(mac, 0, sizeof(mac));
+    hex_encode(mac, sizeof(mac), out + 7);
+}
+
+struct webhook_job {
+    struct notif *n;
+    struct bus_delivery *d;
+    char event_id[64];
+};
+
+static void on_sent(void *arg, int status, const char *error)
+{
+    struct webhook_job *j = arg;
+    struct notif *n = j->n;
+    char why[192];
+    if (status >= 200 && status < 300) {
+        METRIC_INC(n->m.webhook_ok);
+        bus_complete(j->d, 0, NULL);
+    } else {
+        METRIC_INC(n->m.webhook_failed);
+        if (status > 0)
+            snprintf(why, sizeof(why), "webhook answered %d", status);
+        else
+            snprintf(why, sizeof(why), "%s", error ? error : "webhook request failed");
+        LOG_WARN(n->app, NOTIF_MOD, "webhook failed event_id=%s attempt=%d error=\"%s\"",
+                 j->event_id, bus_delivery_attempt(j->d), why);
+        bus_complete(j->d, -EIO, why);
+    }
+    free(j);
+    notif_work_done(n);
+}
+
+static char *webhook_body(int64_t recipient, const cJSON *msg)
+{
+    cJSON *p = cJSON_CreateObject();
+    cJSON *m = cJSON_Duplicate(msg, 1);
+    char *out = NULL;
+    if (p && m && cJSON_AddStringToObject(p, "type", "message") &&
+        cJSON_AddNumberToObject(p, "recipient_id", (double)recipient)) {
+        cJSON_AddItemToObject(p, "message", m);
+        m = NULL;
+        out = json_print(p);
+    }
+    cJSON_Delete(m);
+    cJSON_Delete(p);
+    return out;
+}
+
+int webhook_on_request(struct bus_delivery *d, struct bus_event *ev, void *ctx)
+{
+    struct notif *n = ctx;
+    const struct chatd_config *cfg = n->app->cfg;
+    const cJSON *p = ev->payload;
+    const cJSON *msg = cJSON_GetObjectItemCaseSensitive(p, "message");
+    const char *channel;
+    int64_t recipient, msg_id;
+    if (json_get_str(p, "channel", &channel) < 0 || strcmp(channel, "webhook") != 0)
+        return 0;                    /* the push consumer's */
+    if (json_get_i64(p, "recipient_id", &recipient) < 0 || !cJSON_IsObject(msg) ||
+        json_get_i64(msg, "id", &msg_id) < 0) {
+        bus_delivery_set_error(d, "malformed notification.requested");
+        return -EINVAL;
+    }
+    if (!cfg->notification.webhook_url[0]) {
+        /* Replayed after the webhook was switched off: keep it for the operator. */
+        bus_delivery_set_error(d, "no webhook_url configured");
+        return -EINVAL;
+    }
+    if (n->closed || n->out_closing) {
+        bus_delivery_set_error(d, "shutting down");
+        return -ECANCELED;
+    }
+    struct webhook_job *j = calloc(1, sizeof(*j));
+    char *body = webhook_body(recipient, msg);
+    char sig[80], headers[256];
+    if (!j || !body) {
+        free(j);
+        free(body);
+        bus_delivery_set_error(d, "out of memory");
+        return -ENOMEM;
+    }
+    j->n = n;
+    j->d = d;
+    snprintf(j->event_id, sizeof(j->event_id), "msg-%lld-%lld", (long long)msg_id,
+             (long long)recipient);
+    webhook_signature(cfg->notification.webhook_secret, body, strlen(body), sig);
+    snprintf(headers, sizeof(headers), "Content-Type: application/json\r\n"
+             "X-Chatd-Event-Id: %s\r\nX-Chatd-Signature: %s\r\n", j->event_id, sig);
+    int rc = outbound_send(n->out, "POST", cfg->notification.webhook_url, headers, body,
+                           strlen(body), on_sent, j);
+    free(body);
+    if (rc < 0) {
+        free(j);
+        METRIC_INC(n->m.webhook_failed);
+        bus_delivery_set_error(d, rc == -EAGAIN ? "too many outbound requests"
+                                  : rc == -EINVAL ? "bad webhook_url" : "cannot send");
+        return rc;
+    }
+    return BUS_ASYNC;
+}
