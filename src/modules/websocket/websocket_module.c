@@ -1,11 +1,207 @@
-/* The websocket module (not built yet: this descriptor only registers it). */
+/* The websocket module: GET /v1/ws and the real-time protocol (see ws_internal.h for
+ * the layout of the files and docs/protocol.md for the frames).
+ *
+ * Drain: new sends are refused with an "unavailable" error frame; once every send of
+ * our connections was stored or refused (acked), or WS_DRAIN_WAIT_MS passed, every
+ * connection is closed with 1001; done() runs when the last socket is gone. */
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
-#include "chatd/module.h"
+#include <string.h>
 
-static int  websocket_init(struct chatd *app, void **state) { (void)app; *state = NULL; return 0; }
-static int  websocket_start(void *state) { (void)state; return 0; }
-static void websocket_drain(void *state, void (*done)(void *)) { done(state); }
-static void websocket_destroy(void *state) { (void)state; }
+#include "chatd/bus.h"
+#include "chatd/config.h"
+#include "chatd/events.h"
+#include "chatd/http.h"
+#include "chatd/log.h"
+#include "chatd/metrics.h"
+#include "chatd/module.h"
+#include "ws_internal.h"
+
+static double gauge_connections(void *ctx)
+{
+    return ((struct ws_module *)ctx)->nconns;
+}
+
+static double gauge_queue_bytes(void *ctx)
+{
+    return (double)((struct ws_module *)ctx)->queue_bytes;
+}
+
+static void metrics_register(struct ws_module *m)
+{
+    static const char *const codes[] = { "1000", "1001", "1002", "1003", "1005", "1006",
+                                         "1007", "1008", "1009", "1011", "1013", "4000",
+                                         "4001", "other" };
+    struct metrics *mx = m->app->metrics;
+    char labels[32];
+
+    if (!mx)
+        return;
+    m->metrics.frames_in = metrics_counter(mx, "chatd_ws_frames_in_total", NULL,
+                                           "WebSocket messages received.");
+    m->metrics.frames_out = metrics_counter(mx, "chatd_ws_frames_out_total", NULL,
+                                            "WebSocket frames queued for sending.");
+    m->metrics.deliveries = metrics_counter(mx, "chatd_ws_deliveries_total", NULL,
+                                            "Chat messages delivered to connections.");
+    m->metrics.upgrades = metrics_counter(mx, "chatd_ws_upgrades_total", NULL,
+                                          "WebSocket upgrades accepted.");
+    m->metrics.rejected_upgrades = metrics_counter(mx, "chatd_ws_upgrades_rejected_total",
+                                                   NULL, "WebSocket upgrades refused "
+                                                   "(bad handshake, rate limit, draining).");
+    for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
+        snprintf(labels, sizeof(labels), "code=\"%s\"", codes[i]);
+        m->metrics.closes[i] = metrics_counter(mx, "chatd_ws_closes_total", labels,
+                                               "WebSocket connections closed, by close code.");
+    }
+    metrics_gauge_fn(mx, "chatd_ws_connections", NULL, "Open WebSocket connections.",
+                     gauge_connections, m);
+    metrics_gauge_fn(mx, "chatd_ws_queue_bytes", NULL,
+                     "Bytes queued for sending on all WebSocket connections.",
+                     gauge_queue_bytes, m);
+}
+
+int ws_module_new(struct chatd *app, struct ws_module **out)
+{
+    struct ws_module *m = calloc(1, sizeof(*m));
+    const struct chatd_config *cfg = app->cfg;
+    int rc;
+
+    if (!m)
+        return -ENOMEM;
+    m->app = app;
+    m->max_message_bytes = cfg->websocket.max_message_bytes;
+    m->heartbeat_ms = cfg->websocket.heartbeat_ms;
+    m->send_queue_bytes = (size_t)cfg->websocket.send_queue_bytes;
+    m->messages_per_s = cfg->limits.messages_per_s;
+    m->messages_burst = cfg->limits.messages_burst;
+    m->typing_per_s = cfg->limits.typing_per_s;
+    if ((rc = ratelimit_new(&m->connect_rl, WS_RATELIMIT_ADDRS, cfg->limits.connects_per_s,
+                            cfg->limits.connects_burst)) < 0 ||
+        (rc = ws_map_new(&m->users)) < 0 || (rc = ws_map_new(&m->conns_by_id)) < 0) {
+        ws_module_free(m);
+        return rc;
+    }
+    metrics_register(m);
+    *out = m;
+    return 0;
+}
+
+void ws_module_free(struct ws_module *m)
+{
+    if (!m)
+        return;
+    /* Connections left (a drain cut short): their sockets are the http layer's. */
+    while (m->all) {
+        struct ws_conn *c = m->all;
+        m->all = c->next;
+        ws_registry_remove(m, c);
+        ws_conn_queue_free(c);
+        ws_sync_free(c);
+        wslay_event_context_free(c->wslay);
+        free(c);
+    }
+    ratelimit_free(m->connect_rl);
+    ws_map_free(m->users);
+    ws_map_free(m->conns_by_id);
+    ws_fanout_free(m);
+    free(m);
+}
+
+void ws_publish_conn_event(struct ws_module *m, struct ws_conn *c, int connected)
+{
+    cJSON *p;
+    struct bus_event *ev;
+
+    if (!m->app->bus)
+        return;
+    p = cJSON_CreateObject();
+    if (!p)
+        return;
+    cJSON_AddNumberToObject(p, "user_id", (double)c->user_id);
+    cJSON_AddNumberToObject(p, "conn_id", (double)c->id);
+    cJSON_AddNumberToObject(p, "at", (double)now_ms());
+    if (!connected)
+        cJSON_AddNumberToObject(p, "code", c->close_code);
+    ev = bus_event_new(connected ? TOPIC_WS_CONNECTED : TOPIC_WS_DISCONNECTED, p);
+    if (ev)
+        bus_publish(m->app->bus, ev);
+}
+
+/* --- drain ----------------------------------------------------------------------- */
+
+void ws_drain_check(struct ws_module *m)
+{
+    if (!m->draining || !m->drain_done)
+        return;
+    if (!m->drain_closing) {
+        if (m->pending_sends > 0 && mono_ms() < m->drain_deadline)
+            return;
+        if (m->pending_sends > 0)
+            LOG_WARN(m->app, "websocket", "drain: sends still unanswered pending=%llu",
+                     (unsigned long long)m->pending_sends);
+        m->drain_closing = 1;
+        for (struct ws_conn *c = m->all, *next; c; c = next) {
+            next = c->next;
+            ws_conn_close(c, 1001, "server shutting down");
+        }
+        ws_flush_all(m);
+    }
+    if (m->nalive == 0) {
+        void (*done)(void *) = m->drain_done;
+        m->drain_done = NULL;
+        ws_heartbeat_stop(m);
+        ws_fanout_stop(m);
+        LOG_INFO(m->app, "websocket", "drained");
+        done(m);
+    }
+}
+
+void ws_conn_freed(struct ws_module *m)
+{
+    if (m->draining)
+        ws_drain_check(m);
+}
+
+/* --- module descriptor ----------------------------------------------------------- */
+
+static int websocket_init(struct chatd *app, void **state)
+{
+    struct ws_module *m;
+    int rc = ws_module_new(app, &m);
+
+    if (rc < 0)
+        return rc;
+    *state = m;
+    return 0;
+}
+
+static int websocket_start(void *state)
+{
+    struct ws_module *m = state;
+    int rc;
+
+    if ((rc = ws_fanout_start(m)) < 0 || (rc = ws_heartbeat_start(m)) < 0 ||
+        (rc = ws_events_subscribe(m)) < 0)
+        return rc;
+    return http_route(m->app->http, HTTP_VERB_GET, "/v1/ws",
+                      HTTP_ROUTE_AUTH | HTTP_ROUTE_RAW_TOKEN, ws_upgrade_handler, m);
+}
+
+static void websocket_drain(void *state, void (*done)(void *))
+{
+    struct ws_module *m = state;
+
+    m->draining = 1;
+    m->drain_done = done;
+    m->drain_deadline = mono_ms() + WS_DRAIN_WAIT_MS;
+    ws_drain_check(m);
+}
+
+static void websocket_destroy(void *state)
+{
+    ws_module_free(state);
+}
 
 const struct chatd_module websocket_module = {
     .name = "websocket", .init = websocket_init, .start = websocket_start,

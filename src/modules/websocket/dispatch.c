@@ -1,0 +1,175 @@
+/* dispatch.c: what each client frame does. Nothing here touches the database or
+ * another module: a send, typing or read becomes a bus event for the message module
+ * (with "origin":{"conn":id} so the answer finds its way back), a sync a bus request. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chatd/bus.h"
+#include "chatd/events.h"
+#include "chatd/log.h"
+#include "ws_internal.h"
+
+static cJSON *origin_of(const struct ws_conn *c)
+{
+    cJSON *o = cJSON_CreateObject();
+
+    if (o)
+        cJSON_AddNumberToObject(o, "conn", (double)c->id);
+    return o;
+}
+
+static void send_error(struct ws_conn *c, const char *code, const char *msg,
+                       const char *client_msg_id)
+{
+    size_t len;
+    char *json = ws_json_error(code, msg, client_msg_id, &len);
+
+    if (json) {
+        ws_conn_send_json(c, json, len);
+        free(json);
+    }
+}
+
+static int publish(struct ws_module *m, const char *topic, cJSON *payload)
+{
+    struct bus_event *ev;
+
+    if (!payload)
+        return -ENOMEM;
+    ev = bus_event_new(topic, payload);
+    if (!ev)
+        return -ENOMEM;
+    return bus_publish(m->app->bus, ev);
+}
+
+static void do_send(struct ws_conn *c, const struct ws_client_frame *f)
+{
+    struct ws_module *m = c->m;
+    cJSON *p;
+
+    if (m->draining) {
+        send_error(c, "unavailable", "the server is shutting down", f->client_msg_id);
+        return;
+    }
+    if (token_bucket_take(&c->user->msg_bucket, m->messages_per_s, m->messages_burst,
+                          mono_ms()) > 0) {
+        send_error(c, "rate_limited", "too many messages: slow down", f->client_msg_id);
+        return;
+    }
+    p = cJSON_CreateObject();
+    if (p) {
+        cJSON_AddNumberToObject(p, "room_id", (double)f->room_id);
+        cJSON_AddNumberToObject(p, "sender_id", (double)c->user_id);
+        cJSON_AddStringToObject(p, "sender", c->user->name);
+        cJSON_AddStringToObject(p, "body", f->body);
+        if (f->client_msg_id)
+            cJSON_AddStringToObject(p, "client_msg_id", f->client_msg_id);
+        cJSON_AddItemToObject(p, "origin", origin_of(c));
+    }
+    /* Counted before publishing: the bus may answer before bus_publish returns. */
+    c->pending_sends++;
+    m->pending_sends++;
+    if (publish(m, TOPIC_MESSAGE_SUBMITTED, p) < 0) {
+        c->pending_sends--;
+        m->pending_sends--;
+        send_error(c, "unavailable", "the message could not be submitted", f->client_msg_id);
+    }
+}
+
+static void do_typing(struct ws_conn *c, const struct ws_client_frame *f)
+{
+    struct ws_module *m = c->m;
+    double burst = m->typing_per_s > 1 ? m->typing_per_s : 1;
+    cJSON *p;
+
+    /* Excess typing frames are dropped silently: they are hints, not data. */
+    if (token_bucket_take(&c->user->typing_bucket, m->typing_per_s, burst, mono_ms()) > 0)
+        return;
+    p = cJSON_CreateObject();
+    if (p) {
+        cJSON_AddNumberToObject(p, "room_id", (double)f->room_id);
+        cJSON_AddNumberToObject(p, "user_id", (double)c->user_id);
+        cJSON_AddItemToObject(p, "origin", origin_of(c));
+    }
+    publish(m, TOPIC_TYPING_SUBMITTED, p);
+}
+
+static void do_read(struct ws_conn *c, const struct ws_client_frame *f)
+{
+    cJSON *p = cJSON_CreateObject();
+
+    if (p) {
+        cJSON_AddNumberToObject(p, "room_id", (double)f->room_id);
+        cJSON_AddNumberToObject(p, "user_id", (double)c->user_id);
+        cJSON_AddNumberToObject(p, "seq", (double)f->seq);
+        cJSON_AddItemToObject(p, "origin", origin_of(c));
+    }
+    if (publish(c->m, TOPIC_READ_SUBMITTED, p) < 0)
+        send_error(c, "unavailable", "the read marker could not be submitted", NULL);
+}
+
+static void do_auth(struct ws_conn *c, const struct ws_client_frame *f)
+{
+    struct http_user u;
+    const char *reason = "invalid";
+    size_t len;
+    char *json;
+
+    memset(&u, 0, sizeof(u));
+    if (http_verify_token(c->m->app->http, f->access_token, &u, &reason) < 0) {
+        char msg[96];
+        snprintf(msg, sizeof(msg), "the token was refused: %s", reason ? reason : "invalid");
+        send_error(c, "unauthorized", msg, NULL);
+        return;
+    }
+    if (u.id != c->user_id) {
+        send_error(c, "forbidden", "the token belongs to another user", NULL);
+        return;
+    }
+    c->token_exp = u.token_exp;
+    json = ws_json_printf(&len, "{\"type\":\"auth.ok\",\"expires_at\":%lld}",
+                          (long long)u.token_exp * 1000);
+    if (json) {
+        ws_conn_send_json(c, json, len);
+        free(json);
+    }
+}
+
+static void do_ping(struct ws_conn *c)
+{
+    size_t len;
+    char *json = ws_json_printf(&len, "{\"type\":\"pong\",\"server_time\":%lld}",
+                                (long long)now_ms());
+    if (json) {
+        ws_conn_send_json(c, json, len);
+        free(json);
+    }
+}
+
+void ws_dispatch_text(struct ws_conn *c, const char *text, size_t len)
+{
+    struct ws_client_frame f;
+    const char *err = NULL;
+
+    if (ws_frame_decode(text, len, &f, &err) < 0) {
+        ws_conn_bad_frame(c, "invalid_argument", err, f.client_msg_id);
+        ws_frame_free(&f);
+        return;
+    }
+    switch (f.type) {
+    case WS_F_SEND:   do_send(c, &f); break;
+    case WS_F_TYPING: do_typing(c, &f); break;
+    case WS_F_READ:   do_read(c, &f); break;
+    case WS_F_AUTH:   do_auth(c, &f); break;
+    case WS_F_PING:   do_ping(c); break;
+    case WS_F_SYNC:
+        if (c->sync)
+            send_error(c, "conflict", "a sync is already running on this connection", NULL);
+        else if (ws_sync_begin(c, f.rooms) < 0)
+            send_error(c, "unavailable", "sync is not available right now", NULL);
+        break;
+    }
+    ws_frame_free(&f);
+}

@@ -1,0 +1,331 @@
+/* fanout.c: the outbound side. A frame is encoded once into a refcounted ws_buf
+ * (header + payload: server frames are unmasked, so every recipient gets the same
+ * bytes) and a reference is queued on each recipient connection. Connections with
+ * something queued sit on the module's dirty list; a uv_check handle, which runs
+ * right after each poll phase (where bus dispatch and reads happen), hands each such
+ * connection's whole queue to the kernel in one uv_write with many buffers (writev).
+ * One write is in flight per connection at a time; what arrives meanwhile waits in
+ * the ring and goes out with the next writev. The queue is bounded (send_queue_bytes,
+ * in-flight bytes included): a connection past it is closed with 1013 and its queue
+ * freed at once. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chatd/metrics.h"
+#include "ws_internal.h"
+
+struct ws_wreq {
+    uv_write_t req;
+    struct ws_conn *c;
+    struct ws_wreq *next;            /* module's cache */
+};
+
+/* --- frames ------------------------------------------------------------------------ */
+
+struct ws_buf *ws_buf_new(size_t payload_len, int opcode, uint8_t **payload)
+{
+    size_t hlen = payload_len < 126 ? 2 : payload_len <= 0xffff ? 4 : 10;
+    struct ws_buf *b;
+
+    if (payload_len > UINT32_MAX - 16)
+        return NULL;
+    b = malloc(sizeof(*b) + hlen + payload_len);
+    if (!b)
+        return NULL;
+    b->refs = 1;
+    b->len = (uint32_t)(hlen + payload_len);
+    b->data[0] = (uint8_t)(0x80 | (opcode & 0x0f));       /* FIN, no mask */
+    if (hlen == 2) {
+        b->data[1] = (uint8_t)payload_len;
+    } else if (hlen == 4) {
+        b->data[1] = 126;
+        b->data[2] = (uint8_t)(payload_len >> 8);
+        b->data[3] = (uint8_t)payload_len;
+    } else {
+        b->data[1] = 127;
+        for (int i = 0; i < 8; i++)
+            b->data[2 + i] = (uint8_t)((uint64_t)payload_len >> (56 - 8 * i));
+    }
+    *payload = b->data + hlen;
+    return b;
+}
+
+struct ws_buf *ws_buf_text(const char *json, size_t len)
+{
+    uint8_t *p;
+    struct ws_buf *b = ws_buf_new(len, WSLAY_TEXT_FRAME, &p);
+
+    if (b)
+        memcpy(p, json, len);
+    return b;
+}
+
+struct ws_buf *ws_buf_raw(const void *bytes, size_t len)
+{
+    struct ws_buf *b = malloc(sizeof(*b) + len);
+
+    if (!b)
+        return NULL;
+    b->refs = 1;
+    b->len = (uint32_t)len;
+    memcpy(b->data, bytes, len);
+    return b;
+}
+
+void ws_buf_unref(struct ws_buf *b)
+{
+    if (b && --b->refs == 0)
+        free(b);
+}
+
+/* --- the per-connection queue ------------------------------------------------------ */
+
+static int queue_grow(struct ws_conn *c)
+{
+    uint32_t ncap = c->q_cap ? c->q_cap * 2 : 8;
+    struct ws_buf **nq = malloc(ncap * sizeof(*nq));
+
+    if (!nq)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < c->q_len; i++)
+        nq[i] = c->q[(c->q_head + i) & (c->q_cap - 1)];
+    free(c->q);
+    c->q = nq;
+    c->q_cap = ncap;
+    c->q_head = 0;
+    return 0;
+}
+
+void ws_mark_dirty(struct ws_conn *c)
+{
+    if (c->dirty || c->state == WS_FREEING)
+        return;
+    c->dirty = 1;
+    c->dirty_next = c->m->dirty;
+    c->m->dirty = c;
+}
+
+int ws_conn_queue(struct ws_conn *c, struct ws_buf *b, int prio)
+{
+    struct ws_module *m = c->m;
+
+    if (c->state >= WS_SHUT || c->write_failed)
+        return -EPIPE;
+    if (prio != WS_PRIO_CONTROL) {
+        if (c->state != WS_OPEN)
+            return -EPIPE;
+        if (prio == WS_PRIO_TYPING && c->q_bytes > m->send_queue_bytes / 2)
+            return -EAGAIN;
+        if (c->q_bytes + b->len > m->send_queue_bytes) {
+            ws_conn_close(c, 1013, "slow consumer");
+            return -ENOBUFS;
+        }
+    }
+    if (c->q_len == c->q_cap && queue_grow(c) < 0) {
+        ws_conn_close(c, 1011, "out of memory");
+        return -ENOMEM;
+    }
+    c->q[(c->q_head + c->q_len) & (c->q_cap - 1)] = b;
+    c->q_len++;
+    b->refs++;
+    c->q_bytes += b->len;
+    m->queue_bytes += b->len;
+    METRIC_INC(m->metrics.frames_out);
+    ws_mark_dirty(c);
+    return 0;
+}
+
+int ws_conn_send_json(struct ws_conn *c, const char *json, size_t len)
+{
+    struct ws_buf *b = ws_buf_text(json, len);
+    int rc;
+
+    if (!b)
+        return -ENOMEM;
+    rc = ws_conn_queue(c, b, WS_PRIO_NORMAL);
+    ws_buf_unref(b);
+    return rc;
+}
+
+/* Pops n frames from the head of the ring. */
+static void queue_pop(struct ws_conn *c, uint32_t n)
+{
+    for (uint32_t i = 0; i < n && c->q_len; i++) {
+        struct ws_buf *b = c->q[c->q_head];
+        c->q_head = (c->q_head + 1) & (c->q_cap - 1);
+        c->q_len--;
+        c->q_bytes -= b->len;
+        c->m->queue_bytes -= b->len;
+        ws_buf_unref(b);
+    }
+}
+
+void ws_conn_queue_drop(struct ws_conn *c)
+{
+    /* Frames after the in-flight ones were never handed to the kernel: dropping them
+     * keeps the stream well-formed. Pop from the tail. */
+    while (c->q_len > c->q_inflight) {
+        uint32_t i = (c->q_head + c->q_len - 1) & (c->q_cap - 1);
+        struct ws_buf *b = c->q[i];
+        c->q_len--;
+        c->q_bytes -= b->len;
+        c->m->queue_bytes -= b->len;
+        ws_buf_unref(b);
+    }
+}
+
+void ws_conn_queue_free(struct ws_conn *c)
+{
+    queue_pop(c, c->q_len);
+    free(c->q);
+    c->q = NULL;
+    c->q_cap = c->q_len = c->q_head = c->q_inflight = 0;
+}
+
+/* --- writing ----------------------------------------------------------------------- */
+
+static void write_done(struct ws_conn *c, int status)
+{
+    queue_pop(c, c->q_inflight);
+    c->q_inflight = 0;
+    if (c->state == WS_FREEING)
+        return;
+    if (status < 0) {
+        c->write_failed = 1;
+        ws_conn_queue_drop(c);
+        ws_conn_destroy(c);
+        return;
+    }
+    /* An idle connection should not keep a big ring around. */
+    if (c->q_len == 0 && c->q_cap > 64) {
+        free(c->q);
+        c->q = NULL;
+        c->q_cap = c->q_head = 0;
+    }
+    if (c->sync)
+        ws_sync_pump(c);
+    if (c->q_len)
+        ws_mark_dirty(c);
+    else
+        ws_conn_drained(c);
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+    struct ws_wreq *w = (struct ws_wreq *)req;
+    struct ws_conn *c = w->c;
+    struct ws_module *m = c->m;
+
+    if (m->nwreq_free < WS_WREQ_CACHE) {
+        w->next = m->wreq_free;
+        m->wreq_free = w;
+        m->nwreq_free++;
+    } else {
+        free(w);
+    }
+    write_done(c, status);
+}
+
+static void flush_one(struct ws_conn *c)
+{
+    struct ws_module *m = c->m;
+    uint32_t n;
+    struct ws_wreq *w;
+
+    if (c->q_inflight || c->write_failed || c->state == WS_FREEING)
+        return;
+    ws_conn_pump(c);
+    if (c->state == WS_FREEING)
+        return;
+    if (!c->q_len) {
+        if (c->state != WS_OPEN)
+            ws_conn_drained(c);
+        return;
+    }
+    n = c->q_len < WS_MAX_IOV ? c->q_len : WS_MAX_IOV;
+    for (uint32_t i = 0; i < n; i++) {
+        struct ws_buf *b = c->q[(c->q_head + i) & (c->q_cap - 1)];
+        m->iov[i] = uv_buf_init((char *)b->data, b->len);
+    }
+    c->q_inflight = n;
+    if (!c->tcp) {
+        /* Unit tests: the bytes land in the capture buffer. */
+        for (uint32_t i = 0; i < n && m->capture; i++)
+            strbuf_append(m->capture, m->iov[i].base, m->iov[i].len);
+        write_done(c, 0);
+        return;
+    }
+    w = m->wreq_free;
+    if (w) {
+        m->wreq_free = w->next;
+        m->nwreq_free--;
+    } else if (!(w = malloc(sizeof(*w)))) {
+        c->q_inflight = 0;
+        ws_mark_dirty(c);      /* try again next turn */
+        return;
+    }
+    w->c = c;
+    int rc = uv_write(&w->req, (uv_stream_t *)c->tcp, m->iov, n, on_write);
+    if (rc < 0) {
+        free(w);
+        write_done(c, rc);
+    }
+}
+
+void ws_flush_all(struct ws_module *m)
+{
+    /* Flushing may dirty connections again (a test capture completes at once): take
+     * the list first. */
+    while (m->dirty) {
+        struct ws_conn *list = m->dirty;
+        m->dirty = NULL;
+        while (list) {
+            struct ws_conn *c = list;
+            list = c->dirty_next;
+            c->dirty_next = NULL;
+            c->dirty = 0;
+            flush_one(c);
+        }
+    }
+}
+
+static void on_check(uv_check_t *h)
+{
+    ws_flush_all(h->data);
+}
+
+int ws_fanout_start(struct ws_module *m)
+{
+    int rc = uv_check_init(m->app->loop, &m->flush_check);
+
+    if (rc < 0)
+        return rc;
+    m->flush_check.data = m;
+    m->handles_open++;
+    rc = uv_check_start(&m->flush_check, on_check);
+    uv_unref((uv_handle_t *)&m->flush_check);
+    return rc;
+}
+
+static void handle_closed(uv_handle_t *h)
+{
+    struct ws_module *m = h->data;
+    m->handles_open--;
+}
+
+void ws_fanout_stop(struct ws_module *m)
+{
+    if (m->flush_check.loop && !uv_is_closing((uv_handle_t *)&m->flush_check))
+        uv_close((uv_handle_t *)&m->flush_check, handle_closed);
+}
+
+void ws_fanout_free(struct ws_module *m)
+{
+    while (m->wreq_free) {
+        struct ws_wreq *w = m->wreq_free;
+        m->wreq_free = w->next;
+        free(w);
+    }
+    m->nwreq_free = 0;
+}

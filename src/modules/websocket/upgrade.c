@@ -1,0 +1,156 @@
+/* upgrade.c: GET /v1/ws. The gateway has already checked the token (401 before any
+ * upgrade) and hands us the user. Here: the connect rate per client address (429),
+ * the RFC 6455 handshake headers (400), Sec-WebSocket-Accept, the chatd.v1
+ * subprotocol, then the hand-over of the socket and of the bytes the client sent
+ * after its request. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+
+#include "chatd/http.h"
+#include "chatd/log.h"
+#include "chatd/metrics.h"
+#include "ws_internal.h"
+
+#define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+int ws_accept_key(const char *key, char *out, size_t outlen)
+{
+    unsigned char digest[SHA_DIGEST_LENGTH];
+    char buf[128];
+    int n;
+
+    if (!key || outlen < 29)
+        return -EINVAL;
+    n = snprintf(buf, sizeof(buf), "%s%s", key, WS_GUID);
+    if (n < 0 || (size_t)n >= sizeof(buf))
+        return -EINVAL;
+    SHA1((const unsigned char *)buf, (size_t)n, digest);
+    EVP_EncodeBlock((unsigned char *)out, digest, SHA_DIGEST_LENGTH);
+    return 0;
+}
+
+/* Sec-WebSocket-Key: base64 of 16 bytes, so 24 characters ending in "==". */
+static int key_valid(const char *key)
+{
+    unsigned char raw[24];
+
+    if (!key || strlen(key) != 24 || key[22] != '=' || key[23] != '=')
+        return 0;
+    return EVP_DecodeBlock(raw, (const unsigned char *)key, 24) == 18;
+}
+
+/* 1 if the comma-separated header value holds token (case-insensitive). */
+static int has_token(const char *value, const char *token)
+{
+    size_t tlen = strlen(token);
+
+    while (value && *value) {
+        while (*value == ' ' || *value == '\t' || *value == ',')
+            value++;
+        const char *end = value;
+        while (*end && *end != ',')
+            end++;
+        const char *e = end;
+        while (e > value && (e[-1] == ' ' || e[-1] == '\t'))
+            e--;
+        if ((size_t)(e - value) == tlen && strncasecmp(value, token, tlen) == 0)
+            return 1;
+        value = end;
+    }
+    return 0;
+}
+
+static const char *check_headers(struct http_req *req, const char **extra)
+{
+    const char *v;
+
+    *extra = NULL;
+    if (!has_token(http_header(req, "Upgrade"), "websocket"))
+        return "this endpoint needs a WebSocket upgrade (Upgrade: websocket)";
+    if (!has_token(http_header(req, "Connection"), "upgrade"))
+        return "this endpoint needs Connection: Upgrade";
+    v = http_header(req, "Sec-WebSocket-Version");
+    if (!v || strcmp(v, "13") != 0) {
+        *extra = "Sec-WebSocket-Version: 13\r\n";
+        return "only WebSocket version 13 is supported";
+    }
+    if (!key_valid(http_header(req, "Sec-WebSocket-Key")))
+        return "Sec-WebSocket-Key must be 16 bytes in base64";
+    return NULL;
+}
+
+static void handover(struct ws_module *m, uv_tcp_t *tcp, const struct http_user *user,
+                     char *head, size_t head_len)
+{
+    struct ws_conn *c;
+
+    if (ws_conn_new(m, tcp, user, &c) < 0) {
+        http_upgraded_close(tcp, NULL, NULL);
+        free(head);
+        return;
+    }
+    if (ws_conn_start_reading(c) < 0) {
+        free(head);
+        ws_conn_destroy(c);
+        return;
+    }
+    if (head_len)
+        ws_conn_feed(c, (const uint8_t *)head, head_len);
+    free(head);
+}
+
+void ws_upgrade_handler(struct http_req *req, void *ctx)
+{
+    struct ws_module *m = ctx;
+    struct http_user user = req->user;
+    const char *err, *extra;
+    char accept[32], headers[256];
+    int64_t wait;
+    uv_tcp_t *tcp = NULL;
+    char *head = NULL;
+    size_t head_len = 0;
+
+    if (m->draining || m->app->draining) {
+        METRIC_INC(m->metrics.rejected_upgrades);
+        http_respond_error(req, 503, "the server is shutting down");
+        return;
+    }
+    wait = ratelimit_take(m->connect_rl, req->client_ip, mono_ms());
+    if (wait > 0) {
+        METRIC_INC(m->metrics.rejected_upgrades);
+        http_respond_rate_limited(req, wait);
+        return;
+    }
+    err = check_headers(req, &extra);
+    if (err) {
+        METRIC_INC(m->metrics.rejected_upgrades);
+        if (extra) {
+            /* The version hint goes in a header, so the answer is built here. */
+            char body[160];
+            int n = snprintf(body, sizeof(body),
+                             "{\"error\":{\"code\":\"invalid_argument\",\"message\":\"%s\"}}",
+                             err);
+            http_respond(req, 400, "application/json", body, (size_t)n, extra);
+        } else {
+            http_respond_error(req, 400, "%s", err);
+        }
+        return;
+    }
+    ws_accept_key(http_header(req, "Sec-WebSocket-Key"), accept, sizeof(accept));
+    snprintf(headers, sizeof(headers),
+             "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s",
+             accept, has_token(http_header(req, "Sec-WebSocket-Protocol"), WS_SUBPROTOCOL)
+                     ? "Sec-WebSocket-Protocol: " WS_SUBPROTOCOL "\r\n" : "");
+    if (http_upgrade(req, headers, &tcp, &head, &head_len) < 0) {
+        /* The request is still ours (the client is probably gone): answer it. */
+        http_respond_error(req, 500, "the upgrade failed");
+        return;
+    }
+    METRIC_INC(m->metrics.upgrades);
+    handover(m, tcp, &user, head, head_len);
+}

@@ -1,0 +1,292 @@
+/* ws_internal.h: the websocket module's private structures.
+ *
+ * Layers, one file each:
+ *   upgrade.c   GET /v1/ws: header checks, Sec-WebSocket-Accept, hand-over from HTTP
+ *   conn.c      one connection: wslay for the inbound side, close handshake, lifetime
+ *   fanout.c    outbound: shared encoded frames (ws_buf), per-connection queue, writev
+ *   frames.c    JSON frames: client frame decoding, server frame encoding
+ *   dispatch.c  what each client frame does (send, typing, read, sync, auth, ping)
+ *   events.c    bus events turned into frames (message.stored, room.typing, ...)
+ *   sync.c      sync: the request to the message module and the paced replay
+ *   registry.c  user id -> connections, connection id -> connection
+ *   heartbeat.c one tick timer: pings, silent connections, token expiry, close deadlines
+ *
+ * Outbound bytes all go through one queue per connection, in order: data frames are
+ * encoded by us (server frames are unmasked, so a broadcast frame is built once and
+ * shared by reference), control frames (pong, close) come from wslay's send callback
+ * and are appended to the same queue, so bytes never interleave. */
+#ifndef CHATD_WS_INTERNAL_H
+#define CHATD_WS_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+#include <wslay/wslay.h>
+#include <cjson/cJSON.h>
+
+#include "chatd/chatd.h"
+#include "chatd/http.h"
+#include "chatd/util.h"
+
+#define WS_SUBPROTOCOL        "chatd.v1"
+#define WS_READ_BUF           65536   /* shared by every connection's read callback */
+#define WS_MAX_IOV            512     /* frames gathered into one writev */
+#define WS_BAD_FRAMES_MAX     10      /* bad frames within WS_BAD_WINDOW_MS: close 1008 */
+#define WS_BAD_WINDOW_MS      60000
+#define WS_AUTH_GRACE_MS      60000   /* after exp without an "auth" frame: close 4001 */
+#define WS_CLOSE_LINGER_MS    3000    /* wait this long for the peer's close / EOF */
+#define WS_SYNC_TIMEOUT_MS    30000
+#define WS_SYNC_MAX_ROOMS     1000
+#define WS_SYNC_LIMIT         500
+#define WS_DRAIN_WAIT_MS      10000   /* waiting for acks of in-flight sends */
+#define WS_WREQ_CACHE         64
+#define WS_RATELIMIT_ADDRS    4096
+
+/* Close codes of our own (4000-4999 are the application's). */
+#define WS_CLOSE_TOKEN_EXPIRED  4001
+#define WS_CLOSE_HEARTBEAT      4000
+#define WS_CLOSE_ABNORMAL       1006   /* never sent: recorded when the socket just went */
+
+/* One encoded server frame (header + payload), shared by reference among the queues
+ * of every recipient. Loop thread only, so the count needs no atomics. */
+struct ws_buf {
+    uint32_t refs;
+    uint32_t len;
+    uint8_t  data[];
+};
+
+struct ws_module;
+struct ws_conn;
+
+/* A user with at least one open connection. Owned by the registry. */
+struct ws_user {
+    int64_t id;
+    char    name[40];
+    struct ws_conn *conns;           /* list through ws_conn.user_next */
+    int     nconns;
+    struct token_bucket msg_bucket, typing_bucket;
+};
+
+/* Sync in progress on one connection (sync.c). Owned by the connection. */
+struct ws_held {
+    struct ws_buf *buf;
+    int64_t room_id, seq;
+};
+struct ws_sync_room { int64_t room_id, max_seq; };
+struct ws_sync {
+    int64_t req_id;                  /* bus request, 0 once answered */
+    cJSON  *reply;                   /* owned copy of the answer, replayed bit by bit */
+    cJSON  *room_cur, *msg_cur;      /* replay cursor into reply */
+    int     in_room;                 /* room_cur entered (cur, msg_cur set) */
+    struct ws_sync_room *cur;        /* room_cur's slot in rooms */
+    struct ws_sync_room *rooms;      /* highest seq replayed per room */
+    int     nrooms;
+    struct ws_held *held;            /* live messages that arrived meanwhile */
+    size_t  nheld, held_cap, held_bytes;
+};
+
+enum ws_conn_state {
+    WS_OPEN = 0,
+    WS_CLOSING,                      /* close frame queued; waiting for it to go out */
+    WS_SHUT,                         /* close frame written (or socket dead): linger */
+    WS_FREEING                       /* uv_close called */
+};
+
+struct ws_conn {
+    struct ws_module *m;
+    uv_tcp_t *tcp;                   /* not owned (http layer's); NULL in unit tests */
+    wslay_event_context_ptr wslay;   /* owned */
+    uint64_t id;
+    struct ws_user *user;            /* registry's; NULL once unregistered */
+    int64_t  user_id;
+    int64_t  token_exp;              /* seconds since the epoch */
+    uint64_t last_rx_ms;             /* monotonic: last frame (any kind) */
+    uint64_t close_deadline;         /* monotonic, in WS_SHUT / WS_CLOSING */
+    struct ws_conn *user_next;       /* ws_user.conns */
+    struct ws_conn *prev, *next;     /* module's list of every connection */
+    struct ws_conn *dirty_next;      /* module's flush list */
+    /* outbound queue: a ring of frames; the first q_inflight are being written */
+    struct ws_buf **q;
+    uint32_t q_head, q_len, q_cap, q_inflight;
+    size_t   q_bytes;                /* bytes queued, in flight included */
+    struct ws_sync *sync;            /* owned; NULL when no sync runs */
+    uint64_t bad_window_start;
+    uint16_t bad_count;
+    uint16_t close_code;             /* what we sent or recorded */
+    uint32_t pending_sends;          /* send frames not yet acked or refused */
+    uint8_t  state;                  /* enum ws_conn_state */
+    uint8_t  dirty;
+    uint8_t  reading_done;           /* EOF or read error seen */
+    uint8_t  write_failed;
+    uint8_t  shutdown_sent;
+    uint8_t  announced;              /* ws.connected went out */
+};
+
+/* Metrics pointers (counters from metrics_counter). */
+struct ws_metrics {
+    uint64_t *frames_in, *frames_out, *deliveries, *upgrades, *rejected_upgrades;
+    uint64_t *closes[16];            /* by ws_close_slot() */
+};
+
+struct ws_wreq;
+
+/* The bytes being fed to one connection, for wslay's recv callback. Feeding is
+ * synchronous and never nested. */
+struct ws_input { const uint8_t *data; size_t len, off; };
+
+/* Module state: everything hangs off here (no globals). */
+struct ws_module {
+    struct chatd *app;
+    int max_message_bytes, heartbeat_ms;
+    size_t send_queue_bytes;
+    double messages_per_s, messages_burst, typing_per_s;
+    struct ratelimit *connect_rl;    /* owned */
+    /* registry */
+    struct ws_map *users;            /* user id -> struct ws_user */
+    struct ws_map *conns_by_id;      /* conn id -> struct ws_conn */
+    struct ws_conn *all;             /* every connection not yet freed */
+    int      nconns;                 /* open (registered) connections */
+    int      nalive;                 /* not yet freed */
+    uint64_t next_conn_id;
+    size_t   queue_bytes;            /* sum of q_bytes, for the gauge */
+    /* outbound */
+    uv_check_t flush_check;
+    struct ws_conn *dirty;           /* connections with frames to write */
+    struct ws_wreq *wreq_free;       /* cache of write requests */
+    int      nwreq_free;
+    uv_buf_t iov[WS_MAX_IOV];        /* scratch for one writev */
+    /* heartbeat.c */
+    uv_timer_t tick;
+    uint64_t next_ping_ms, next_sweep_ms;
+    /* drain */
+    int      draining;
+    int      drain_closing;          /* 1001 sent to everyone */
+    uint64_t drain_deadline;
+    uint64_t pending_sends;          /* all connections', closed ones included */
+    void   (*drain_done)(void *state);
+    int      handles_open;
+    struct ws_input *input;          /* during ws_conn_feed only */
+    struct ws_metrics metrics;
+    char     rbuf[WS_READ_BUF];
+    /* Tests: when set, frames are written here instead of to a socket, and text
+     * messages go to on_text instead of dispatch. */
+    struct strbuf *capture;
+    void   (*on_text)(struct ws_conn *c, const char *text, size_t len);
+};
+
+/* registry.c */
+struct ws_map;
+int   ws_map_new(struct ws_map **out);
+void  ws_map_free(struct ws_map *map);
+void *ws_map_get(const struct ws_map *map, int64_t key);
+int   ws_map_put(struct ws_map *map, int64_t key, void *val);
+void  ws_map_del(struct ws_map *map, int64_t key);
+size_t ws_map_count(const struct ws_map *map);
+/* Adds c to its user's list (creating the user); 0 or -ENOMEM. */
+int   ws_registry_add(struct ws_module *m, struct ws_conn *c, const char *username);
+void  ws_registry_remove(struct ws_module *m, struct ws_conn *c);
+struct ws_user *ws_registry_user(struct ws_module *m, int64_t user_id);
+struct ws_conn *ws_registry_conn(struct ws_module *m, uint64_t conn_id);
+
+/* fanout.c */
+struct ws_buf *ws_buf_new(size_t payload_len, int opcode, uint8_t **payload);
+/* A text frame holding json (len bytes). */
+struct ws_buf *ws_buf_text(const char *json, size_t len);
+struct ws_buf *ws_buf_raw(const void *bytes, size_t len);  /* bytes as they are */
+static inline void ws_buf_ref(struct ws_buf *b) { b->refs++; }
+void  ws_buf_unref(struct ws_buf *b);
+enum ws_prio { WS_PRIO_NORMAL = 0, WS_PRIO_TYPING, WS_PRIO_CONTROL };
+/* Queues a reference to b on c. Past send_queue_bytes the connection is closed with
+ * 1013 (returns -ENOBUFS); typing frames are dropped past half of it (-EAGAIN).
+ * Control frames are never refused while the socket is alive. */
+int   ws_conn_queue(struct ws_conn *c, struct ws_buf *b, int prio);
+/* Convenience: encode json once and queue it on one connection. */
+int   ws_conn_send_json(struct ws_conn *c, const char *json, size_t len);
+/* Drops frames not yet handed to the kernel (slow consumer). */
+void  ws_conn_queue_drop(struct ws_conn *c);
+void  ws_conn_queue_free(struct ws_conn *c);
+void  ws_mark_dirty(struct ws_conn *c);
+void  ws_flush_all(struct ws_module *m);
+int   ws_fanout_start(struct ws_module *m);
+void  ws_fanout_stop(struct ws_module *m);
+void  ws_fanout_free(struct ws_module *m);
+
+/* conn.c */
+int   ws_conn_new(struct ws_module *m, uv_tcp_t *tcp, const struct http_user *u,
+                  struct ws_conn **out);
+/* Feeds received bytes through wslay (also the bytes left over from the upgrade). */
+void  ws_conn_feed(struct ws_conn *c, const uint8_t *data, size_t len);
+int   ws_conn_start_reading(struct ws_conn *c);
+/* Begins the close handshake with code (no-op once closing). */
+void  ws_conn_close(struct ws_conn *c, uint16_t code, const char *reason);
+/* Moves wslay's pending output (pong, close) into the queue. */
+void  ws_conn_pump(struct ws_conn *c);
+/* Closes the socket now (peer gone, linger over). */
+void  ws_conn_destroy(struct ws_conn *c);
+/* The write side finished everything queued (fanout.c calls this). */
+void  ws_conn_drained(struct ws_conn *c);
+/* A bad client frame: error frame, and 1008 after too many. */
+void  ws_conn_bad_frame(struct ws_conn *c, const char *code, const char *msg,
+                        const char *client_msg_id);
+void  ws_count_close(struct ws_module *m, uint16_t code);
+
+/* frames.c: client frames */
+enum ws_frame_type {
+    WS_F_UNKNOWN = 0, WS_F_SEND, WS_F_TYPING, WS_F_READ, WS_F_SYNC, WS_F_AUTH, WS_F_PING
+};
+struct ws_client_frame {
+    int type;                        /* enum ws_frame_type */
+    int64_t room_id, seq;
+    const char *body;                /* borrowed from json */
+    const char *client_msg_id;       /* borrowed; NULL when absent */
+    const char *access_token;        /* borrowed */
+    const cJSON *rooms;              /* sync: the object, borrowed */
+    cJSON *json;                     /* owned */
+};
+/* 0, or -EINVAL with *err a static message; *f->json to free with ws_frame_free. */
+int   ws_frame_decode(const char *text, size_t len, struct ws_client_frame *f,
+                      const char **err);
+void  ws_frame_free(struct ws_client_frame *f);
+const char *ws_frame_type_name(int type);
+/* server frames: malloc'ed JSON text (free()); NULL on OOM */
+char *ws_json_hello(const struct ws_user *u, uint64_t conn_id, int heartbeat_ms,
+                    int64_t now, size_t *len);
+char *ws_json_error(const char *code, const char *message, const char *client_msg_id,
+                    size_t *len);
+char *ws_json_wrap(const char *type, const char *key, const cJSON *value,
+                   const char *client_msg_id, size_t *len);
+char *ws_json_printf(size_t *len, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* dispatch.c */
+void  ws_dispatch_text(struct ws_conn *c, const char *text, size_t len);
+
+/* events.c */
+int   ws_events_subscribe(struct ws_module *m);
+/* An in-flight send finished (stored or rejected): drain may proceed. */
+void  ws_send_finished(struct ws_module *m, struct ws_conn *c);
+
+/* sync.c */
+int   ws_sync_begin(struct ws_conn *c, const cJSON *rooms);
+/* A live message for c while a sync runs: held back (1), or not (0). */
+int   ws_sync_hold(struct ws_conn *c, struct ws_buf *b, int64_t room_id, int64_t seq);
+/* Queue room for more of the replay (after writes drained below the low mark). */
+void  ws_sync_pump(struct ws_conn *c);
+void  ws_sync_free(struct ws_conn *c);
+
+/* heartbeat.c */
+int   ws_heartbeat_start(struct ws_module *m);
+void  ws_heartbeat_stop(struct ws_module *m);
+
+/* upgrade.c */
+void  ws_upgrade_handler(struct http_req *req, void *ctx);
+/* base64(SHA-1(key + GUID)) into out (29 bytes at least). 0 or -EINVAL. */
+int   ws_accept_key(const char *key, char *out, size_t outlen);
+
+/* websocket_module.c */
+int   ws_module_new(struct chatd *app, struct ws_module **out);
+void  ws_module_free(struct ws_module *m);
+void  ws_drain_check(struct ws_module *m);
+void  ws_publish_conn_event(struct ws_module *m, struct ws_conn *c, int connected);
+void  ws_conn_freed(struct ws_module *m);
+
+#endif
