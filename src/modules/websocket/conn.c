@@ -321,6 +321,14 @@ static void conn_freed(void *arg)
     if (c->sync)
         ws_sync_free(c);
     wslay_event_context_free(c->wslay);
+    if (c->dirty) {
+        /* Rare (a flush list built after the last check): unlink it. */
+        for (struct ws_conn **pp = &m->dirty; *pp; pp = &(*pp)->dirty_next)
+            if (*pp == c) {
+                *pp = c->dirty_next;
+                break;
+            }
+    }
     if (c->prev)
         c->prev->next = c->next;
     else

@@ -275,18 +275,15 @@ static void flush_one(struct ws_conn *c)
 
 void ws_flush_all(struct ws_module *m)
 {
-    /* Flushing may dirty connections again (a test capture completes at once): take
-     * the list first. */
-    while (m->dirty) {
-        struct ws_conn *list = m->dirty;
-        m->dirty = NULL;
-        while (list) {
-            struct ws_conn *c = list;
-            list = c->dirty_next;
-            c->dirty_next = NULL;
-            c->dirty = 0;
-            flush_one(c);
-        }
+    struct ws_conn *c;
+
+    /* One at a time from the head: flushing may dirty a connection again or free one
+     * (conn_freed unlinks it from this list), so no private copy of the list. */
+    while ((c = m->dirty)) {
+        m->dirty = c->dirty_next;
+        c->dirty_next = NULL;
+        c->dirty = 0;
+        flush_one(c);
     }
 }
 

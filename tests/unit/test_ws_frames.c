@@ -1,0 +1,205 @@
+/* The JSON frame decoder for every client frame type and bad input, the handshake
+ * accept key, the registry map. */
+#include "test.h"
+#include "ws_test_util.h"
+
+static int decode(const char *s, struct ws_client_frame *f, const char **err)
+{
+    *err = NULL;
+    return ws_frame_decode(s, strlen(s), f, err);
+}
+
+TEST(ws_frames_send)
+{
+    struct ws_client_frame f;
+    const char *err;
+
+    ASSERT_EQ(decode("{\"type\":\"send\",\"room_id\":3,\"body\":\"hi\",\"client_msg_id\":\"c1\"}",
+                     &f, &err), 0);
+    ASSERT_EQ(f.type, WS_F_SEND);
+    ASSERT_EQ(f.room_id, 3);
+    ASSERT_STR_EQ(f.body, "hi");
+    ASSERT_STR_EQ(f.client_msg_id, "c1");
+    ws_frame_free(&f);
+    ASSERT_EQ(decode("{\"type\":\"send\",\"room_id\":3,\"body\":\"hi\"}", &f, &err), 0);
+    ASSERT(f.client_msg_id == NULL);
+    ws_frame_free(&f);
+}
+
+TEST(ws_frames_send_bad)
+{
+    static const char *const bad[] = {
+        "{\"type\":\"send\",\"body\":\"hi\"}",
+        "{\"type\":\"send\",\"room_id\":\"3\",\"body\":\"hi\"}",
+        "{\"type\":\"send\",\"room_id\":0,\"body\":\"hi\"}",
+        "{\"type\":\"send\",\"room_id\":1.5,\"body\":\"hi\"}",
+        "{\"type\":\"send\",\"room_id\":3}",
+        "{\"type\":\"send\",\"room_id\":3,\"body\":7}",
+        "{\"type\":\"send\",\"room_id\":3,\"body\":\"x\",\"client_msg_id\":5}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct ws_client_frame f;
+        const char *err;
+        ASSERT_EQ(decode(bad[i], &f, &err), -EINVAL);
+        ASSERT(err && *err);
+        ws_frame_free(&f);
+    }
+}
+
+TEST(ws_frames_typing_read_auth_ping)
+{
+    struct ws_client_frame f;
+    const char *err;
+
+    ASSERT_EQ(decode("{\"type\":\"typing\",\"room_id\":9}", &f, &err), 0);
+    ASSERT_EQ(f.type, WS_F_TYPING);
+    ASSERT_EQ(f.room_id, 9);
+    ws_frame_free(&f);
+    ASSERT_EQ(decode("{\"type\":\"read\",\"room_id\":9,\"seq\":12}", &f, &err), 0);
+    ASSERT_EQ(f.type, WS_F_READ);
+    ASSERT_EQ(f.seq, 12);
+    ws_frame_free(&f);
+    ASSERT_EQ(decode("{\"type\":\"read\",\"room_id\":9}", &f, &err), -EINVAL);
+    ws_frame_free(&f);
+    ASSERT_EQ(decode("{\"type\":\"read\",\"room_id\":9,\"seq\":-1}", &f, &err), -EINVAL);
+    ws_frame_free(&f);
+    ASSERT_EQ(decode("{\"type\":\"typing\"}", &f, &err), -EINVAL);
+    ws_frame_free(&f);
+    ASSERT_EQ(decode("{\"type\":\"auth\",\"access_token\":\"abc\"}", &f, &err), 0);
+    ASSERT_EQ(f.type, WS_F_AUTH);
+    ASSERT_STR_EQ(f.access_token, "abc");
+    ws_frame_free(&f);
+    ASSERT_EQ(decode("{\"type\":\"auth\",\"access_token\":\"\"}", &f, &err), -EINVAL);
+    ws_frame_free(&f);
+    ASSERT_EQ(decode("{\"type\":\"auth\"}", &f, &err), -EINVAL);
+    ws_frame_free(&f);
+    ASSERT_EQ(decode("{\"type\":\"ping\"}", &f, &err), 0);
+    ASSERT_EQ(f.type, WS_F_PING);
+    ws_frame_free(&f);
+}
+
+TEST(ws_frames_sync)
+{
+    struct ws_client_frame f;
+    const char *err;
+
+    ASSERT_EQ(decode("{\"type\":\"sync\",\"rooms\":{\"1\":0,\"22\":17}}", &f, &err), 0);
+    ASSERT_EQ(f.type, WS_F_SYNC);
+    ASSERT_EQ(cJSON_GetArraySize(f.rooms), 2);
+    ws_frame_free(&f);
+    ASSERT_EQ(decode("{\"type\":\"sync\",\"rooms\":{}}", &f, &err), 0);
+    ws_frame_free(&f);
+    static const char *const bad[] = {
+        "{\"type\":\"sync\"}",
+        "{\"type\":\"sync\",\"rooms\":[1,2]}",
+        "{\"type\":\"sync\",\"rooms\":{\"x\":1}}",
+        "{\"type\":\"sync\",\"rooms\":{\"0\":1}}",
+        "{\"type\":\"sync\",\"rooms\":{\"1\":-1}}",
+        "{\"type\":\"sync\",\"rooms\":{\"1\":1.5}}",
+        "{\"type\":\"sync\",\"rooms\":{\"1\":\"3\"}}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ASSERT_EQ(decode(bad[i], &f, &err), -EINVAL);
+        ws_frame_free(&f);
+    }
+}
+
+TEST(ws_frames_bad_input)
+{
+    static const char *const bad[] = {
+        "", "null", "[]", "\"send\"", "{", "{\"type\":1}", "{\"kind\":\"send\"}",
+        "{\"type\":\"nope\"}", "{\"type\":\"send\"} trailing", "42",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct ws_client_frame f;
+        const char *err;
+        ASSERT_EQ(decode(bad[i], &f, &err), -EINVAL);
+        ASSERT(err != NULL);
+        ws_frame_free(&f);
+    }
+}
+
+TEST(ws_frames_deep_nesting_refused)
+{
+    char s[400];
+    size_t n = 0;
+    struct ws_client_frame f;
+    const char *err;
+
+    n += (size_t)snprintf(s, sizeof(s), "{\"type\":\"ping\",\"x\":");
+    for (int i = 0; i < 100; i++)
+        s[n++] = '[';
+    for (int i = 0; i < 100; i++)
+        s[n++] = ']';
+    s[n++] = '}';
+    s[n] = 0;
+    ASSERT_EQ(decode(s, &f, &err), -EINVAL);
+    ws_frame_free(&f);
+}
+
+TEST(ws_frames_server_json)
+{
+    size_t len;
+    char *s = ws_json_error("rate_limited", "slow \"down\"", "c-9", &len);
+
+    ASSERT(s);
+    ASSERT_STR_EQ(s, "{\"type\":\"error\",\"code\":\"rate_limited\",\"message\":"
+                     "\"slow \\\"down\\\"\",\"client_msg_id\":\"c-9\"}");
+    ASSERT_EQ(len, strlen(s));
+    free(s);
+    cJSON *msg = cJSON_Parse("{\"id\":1,\"seq\":2}");
+    s = ws_json_wrap("ack", "message", msg, "c-1", &len);
+    ASSERT_STR_EQ(s, "{\"type\":\"ack\",\"client_msg_id\":\"c-1\",\"message\":{\"id\":1,\"seq\":2}}");
+    free(s);
+    cJSON_Delete(msg);
+}
+
+/* RFC 6455 section 1.3's example. */
+TEST(ws_frames_accept_key)
+{
+    char out[32];
+
+    ASSERT_EQ(ws_accept_key("dGhlIHNhbXBsZSBub25jZQ==", out, sizeof(out)), 0);
+    ASSERT_STR_EQ(out, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+}
+
+TEST(ws_registry_map)
+{
+    struct ws_map *map;
+    static int vals[5000];
+
+    ASSERT_EQ(ws_map_new(&map), 0);
+    for (int i = 1; i < 5000; i++)
+        ASSERT_EQ(ws_map_put(map, i * 7919, &vals[i]), 0);
+    ASSERT_EQ(ws_map_count(map), 4999);
+    for (int i = 1; i < 5000; i += 2)
+        ws_map_del(map, i * 7919);
+    for (int i = 1; i < 5000; i++) {
+        void *v = ws_map_get(map, i * 7919);
+        if (i % 2)
+            ASSERT(v == NULL);
+        else
+            ASSERT(v == &vals[i]);
+    }
+    ASSERT_EQ(ws_map_count(map), 2499);
+    ws_map_free(map);
+}
+
+TEST(ws_registry_users)
+{
+    struct ws_fixture fx;
+
+    ASSERT(wst_init(&fx, 0, 0, 0) == 0);
+    struct ws_conn *a = wst_conn(&fx, 5), *b = wst_conn(&fx, 5), *c = wst_conn(&fx, 6);
+    ASSERT(a && b && c);
+    struct ws_user *u = ws_registry_user(fx.m, 5);
+    ASSERT(u);
+    ASSERT_EQ(u->nconns, 2);
+    ASSERT(ws_registry_conn(fx.m, b->id) == b);
+    ws_conn_destroy(b);
+    ASSERT_EQ(ws_registry_user(fx.m, 5)->nconns, 1);
+    ws_conn_destroy(a);
+    ASSERT(ws_registry_user(fx.m, 5) == NULL);
+    ASSERT_EQ(fx.m->nconns, 1);
+    wst_free(&fx);
+}
