@@ -1,0 +1,177 @@
+/* bus_internal.h: the struct behind struct bus, shared by the files of src/bus/:
+ * bus.c (lifecycle, the ring hand-over, the dispatch queue, subscriptions),
+ * delivery.c (attempts, retries, backoff), request.c (request/reply), deadletter.c
+ * (the dead-letter table and replay), heap.c (the timer heaps) and dlq_cli.c. */
+#ifndef CHATD_BUS_INTERNAL_H
+#define CHATD_BUS_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+#include "chatd/bus.h"
+
+#define BUS_RING_CAPACITY 65536      /* items handed over by other threads */
+#define BUS_DRAIN_BATCH 4096         /* ring items per wake-up before yielding the loop */
+#define BUS_QUEUE_MAX (1u << 20)     /* events and deliveries waiting on the loop */
+#define BUS_RETRY_MAX 10000          /* deliveries waiting for their next attempt */
+#define BUS_REQUESTS_MAX 65536       /* requests waiting for a reply */
+#define BUS_SUBS_MAX 256
+#define BUS_TOPICS_MAX 256
+#define BUS_TOPIC_BUCKETS 64
+#define BUS_REQ_BUCKETS 4096
+#define BUS_CONSUMER_MAX 64
+#define BUS_ERROR_MAX 256
+#define BUS_BACKOFF_MAX_MS (3600 * 1000)
+#define BUS_REPLAY_POLL_MS 1000
+#define BUS_REPLAY_BATCH 256         /* rows picked up per poll */
+#define BUS_REPLAY_INFLIGHT_MAX 1024
+
+/* --- heap.c: a binary min-heap of embedded nodes, ordered by (due, insertion) ---- */
+struct db;
+
+struct heap_node {
+    uint64_t due;                    /* uv_now() ms */
+    uint64_t seq;                    /* ties keep insertion order */
+    size_t idx;                      /* position in the heap; SIZE_MAX when out */
+};
+struct heap {
+    struct heap_node **v;            /* owned array; nodes are not */
+    size_t len, cap, max;
+    uint64_t seq;
+};
+void heap_init(struct heap *h, size_t max);
+void heap_free(struct heap *h);
+int  heap_push(struct heap *h, struct heap_node *n);     /* 0 or -ENOBUFS / -ENOMEM */
+struct heap_node *heap_top(const struct heap *h);
+void heap_remove(struct heap *h, struct heap_node *n);
+#define heap_entry(p, type, member) ((type *)((char *)(p) - offsetof(type, member)))
+
+/* --- subscriptions ------------------------------------------------------------ */
+struct bus_topic;
+struct bus_sub {
+    struct bus_sub *next;            /* next subscriber of the same topic */
+    struct bus_topic *topic;
+    char consumer[BUS_CONSUMER_MAX];
+    int max_attempts;
+    int retry_base_ms;
+    bus_handler_fn fn;
+    void *ctx;
+};
+struct bus_topic {
+    struct bus_topic *hnext;         /* hash chain */
+    char name[BUS_TOPIC_MAX];
+    struct bus_sub *subs, *last;     /* owned, in subscription order */
+    uint64_t *events_total;
+};
+
+/* One attempt series of one event at one consumer. Owned by the bus while queued or
+ * waiting for a retry, by the handler between BUS_ASYNC and bus_complete. */
+struct bus_delivery {
+    struct bus *b;
+    struct bus_sub *sub;
+    struct bus_event *ev;            /* one reference */
+    int attempt;                     /* attempts started */
+    int64_t first_failed_at;         /* ms since the epoch, 0 before the first failure */
+    int64_t replay_id;               /* dead_letters.id when this is a replay, else 0 */
+    struct heap_node hn;             /* in b->retries while waiting */
+    struct bus_delivery *prev, *next;/* b->live: every delivery not yet finished */
+    char error[BUS_ERROR_MAX];
+};
+
+/* The dispatch queue on the loop: a growable circular array. */
+enum { WORK_EVENT, WORK_DELIVERY, WORK_REPLY };
+struct bus_work {
+    int kind;
+    void *p;
+};
+struct work_queue {
+    struct bus_work *v;              /* owned */
+    size_t head, len, cap;
+};
+
+struct bus_request {
+    int64_t id;
+    bus_reply_fn fn;
+    void *ctx;
+    int status;                      /* reported at the deadline: -ETIMEDOUT, -ENOENT */
+    struct heap_node hn;
+    struct bus_request *hnext;       /* b->req_hash chain */
+};
+
+/* A reply on its way to the requester (through the dispatch queue or the ring). */
+struct bus_reply_msg {
+    int64_t id;
+    int status;
+    cJSON *payload;                  /* owned */
+};
+
+/* Handles live in their own allocation: their close callbacks run after bus_free. */
+struct bus_handles {
+    uv_async_t async;
+    uv_timer_t retry_timer, request_timer, poll_timer;
+    int open;
+};
+
+struct bus {
+    struct chatd *app;
+    uv_loop_t *loop;
+    uv_thread_t loop_thread;
+    struct ring *ring;               /* owned */
+    struct bus_handles *h;           /* owned until closed, then freed by the close cb */
+
+    /* Producers on other threads check closing between incrementing and
+     * decrementing senders; bus_close sets closing, then waits for senders to reach
+     * zero: after that no thread touches the ring or the async handle. */
+    atomic_int closing;
+    atomic_int senders;
+    int closed;                      /* bus_close finished: publishing is refused */
+    int db_ready;                    /* the dead-letter table can be written */
+    int dispatching;
+
+    struct work_queue q;
+    struct bus_topic *topics[BUS_TOPIC_BUCKETS];   /* owned */
+    int ntopics, nsubs;
+    struct bus_delivery *live;       /* owned list */
+
+    struct heap retries;
+    struct heap requests;
+    struct bus_request *req_hash[BUS_REQ_BUCKETS]; /* owned */
+    size_t nrequests;
+
+    int poll_inflight;
+    int64_t replaying[BUS_REPLAY_INFLIGHT_MAX];    /* dead letter ids being replayed */
+    int nreplaying;
+    double dead_letter_rows;
+
+    uint64_t *events_other, *retries_total, *dead_letters_total;
+    uint64_t scratch[3];             /* counters when there is no metrics registry */
+};
+
+/* bus.c */
+int  bus_on_loop_thread(const struct bus *b);
+int  bus_enqueue(struct bus *b, int kind, void *p);
+void bus_pump(struct bus *b);
+int  bus_ring_post(struct bus *b, void *item, int wait);
+int  bus_topic_has_subs(struct bus *b, const char *topic);
+struct bus_sub *bus_find_sub(struct bus *b, const char *topic, const char *consumer);
+/* delivery.c */
+struct bus_delivery *delivery_new(struct bus *b, struct bus_sub *sub, struct bus_event *ev);
+void delivery_free(struct bus_delivery *d);
+void delivery_run(struct bus_delivery *d);
+void delivery_close(struct bus *b, int use_db);
+/* request.c */
+void request_deliver_reply(struct bus *b, struct bus_reply_msg *r);
+void request_close(struct bus *b, int run);
+/* deadletter.c */
+int  dlq_migrate(struct db *db);
+void dlq_write(struct bus *b, struct bus_delivery *d);
+void dlq_replay_succeeded(struct bus *b, struct bus_delivery *d);
+int  dlq_start_polling(struct bus *b);
+
+#define RING_TAG_EVENT 0
+#define RING_TAG_CALL  1
+#define RING_TAG_REPLY 2
+#define RING_TAG_MASK  ((uintptr_t)3)
+
+#endif

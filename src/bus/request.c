@@ -1,0 +1,188 @@
+/* request.c: request/reply over the bus. A request is an event whose reply_to is its
+ * own id; the responder answers with bus_reply, which comes back through the
+ * dispatch queue (or the ring, from another thread) to the requester's callback.
+ * Waiting requests sit in a hash by id and in a heap by deadline under one timer. */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include "chatd/bus.h"
+#include "chatd/chatd.h"
+#include "chatd/log.h"
+#include "bus_internal.h"
+
+static struct bus_request **slot_of(struct bus *b, int64_t id)
+{
+    struct bus_request **p = &b->req_hash[(uint64_t)id % BUS_REQ_BUCKETS];
+
+    while (*p && (*p)->id != id)
+        p = &(*p)->hnext;
+    return p;
+}
+
+/* Takes the request out of the hash and the heap; the caller frees it. */
+static struct bus_request *take(struct bus *b, int64_t id)
+{
+    struct bus_request **p = slot_of(b, id), *r = *p;
+
+    if (!r)
+        return NULL;
+    *p = r->hnext;
+    heap_remove(&b->requests, &r->hn);
+    b->nrequests--;
+    return r;
+}
+
+static void on_request_timer(uv_timer_t *t);
+
+static void arm(struct bus *b)
+{
+    struct heap_node *top = heap_top(&b->requests);
+    uint64_t now;
+
+    if (!b->h)
+        return;
+    if (!top) {
+        uv_timer_stop(&b->h->request_timer);
+        return;
+    }
+    now = uv_now(b->loop);
+    uv_timer_start(&b->h->request_timer, on_request_timer,
+                   top->due > now ? top->due - now : 0, 0);
+}
+
+static void on_request_timer(uv_timer_t *t)
+{
+    struct bus *b = t->data;
+    uint64_t now = uv_now(b->loop);
+    struct heap_node *top;
+
+    while ((top = heap_top(&b->requests)) != NULL && top->due <= now) {
+        struct bus_request *r = take(b, heap_entry(top, struct bus_request, hn)->id);
+        r->fn(r->ctx, r->status, NULL);
+        free(r);
+    }
+    arm(b);
+}
+
+int64_t bus_request(struct bus *b, const char *topic, cJSON *payload, int timeout_ms,
+                    bus_reply_fn fn, void *ctx)
+{
+    struct bus_event *ev;
+    struct bus_request *r;
+    int rc;
+
+    if (!fn || timeout_ms < 0) {
+        cJSON_Delete(payload);
+        return -EINVAL;
+    }
+    if (b->closed) {
+        cJSON_Delete(payload);
+        return -ECANCELED;
+    }
+    if (b->nrequests >= BUS_REQUESTS_MAX) {
+        cJSON_Delete(payload);
+        return -EAGAIN;
+    }
+    if (!(ev = bus_event_new(topic, payload)))
+        return -ENOMEM;
+    if (!(r = calloc(1, sizeof(*r)))) {
+        bus_event_unref(ev);
+        return -ENOMEM;
+    }
+    ev->reply_to = ev->id;
+    r->id = (int64_t)ev->id;
+    r->fn = fn;
+    r->ctx = ctx;
+    r->status = -ETIMEDOUT;
+    r->hn.due = uv_now(b->loop) + (uint64_t)timeout_ms;
+    /* Nobody answers this topic: fail on the next turn of the loop rather than
+     * after the whole timeout, and never inside the caller. */
+    if (!bus_topic_has_subs(b, topic)) {
+        r->status = -ENOENT;
+        r->hn.due = uv_now(b->loop);
+    }
+    if ((rc = heap_push(&b->requests, &r->hn)) < 0) {
+        free(r);
+        bus_event_unref(ev);
+        return rc == -ENOBUFS ? -EAGAIN : rc;
+    }
+    *slot_of(b, r->id) = r;
+    b->nrequests++;
+    if (heap_top(&b->requests) == &r->hn)
+        arm(b);
+    if (r->status == -ENOENT) {
+        bus_event_unref(ev);
+        return r->id;
+    }
+    int64_t id = r->id;   /* the reply may come (and free r) inside bus_publish */
+    if ((rc = bus_publish(b, ev)) < 0) {
+        bus_request_cancel(b, id);
+        return rc;
+    }
+    return id;
+}
+
+void bus_request_cancel(struct bus *b, int64_t request_id)
+{
+    struct bus_request *r = take(b, request_id);
+
+    free(r);
+}
+
+int bus_reply(struct bus *b, const struct bus_event *request, int status, cJSON *payload)
+{
+    struct bus_reply_msg *m;
+    int rc;
+
+    if (!request || request->reply_to == 0) {
+        cJSON_Delete(payload);
+        return -EINVAL;
+    }
+    if (!(m = malloc(sizeof(*m)))) {
+        cJSON_Delete(payload);
+        return -ENOMEM;
+    }
+    m->id = (int64_t)request->reply_to;
+    m->status = status;
+    m->payload = payload;
+    if (!bus_on_loop_thread(b)) {
+        rc = bus_ring_post(b, (void *)((uintptr_t)m | RING_TAG_REPLY), 1);
+    } else if (b->closed) {
+        rc = -ECANCELED;
+    } else if ((rc = bus_enqueue(b, WORK_REPLY, m)) == 0) {
+        bus_pump(b);
+        return 0;
+    }
+    if (rc < 0) {
+        cJSON_Delete(payload);
+        free(m);
+    }
+    return rc;
+}
+
+void request_deliver_reply(struct bus *b, struct bus_reply_msg *m)
+{
+    struct bus_request *r = take(b, m->id);
+
+    /* No request: it timed out or was cancelled, and the answer is not wanted. */
+    if (r) {
+        r->fn(r->ctx, m->status, m->payload);
+        free(r);
+    }
+    cJSON_Delete(m->payload);
+    free(m);
+}
+
+/* Requesters hear -ECANCELED so they can free what they hold (a normal stop only:
+ * when the bus is freed without a close, their modules are gone already). */
+void request_close(struct bus *b, int run)
+{
+    struct heap_node *top;
+
+    while ((top = heap_top(&b->requests)) != NULL) {
+        struct bus_request *r = take(b, heap_entry(top, struct bus_request, hn)->id);
+        if (run)
+            r->fn(r->ctx, -ECANCELED, NULL);
+        free(r);
+    }
+}

@@ -1,0 +1,63 @@
+/* db_internal.h: the struct behind struct db, shared by db.c (open, migrations,
+ * close), db_writer.c (the writer thread and its group commit) and db_read.c (the
+ * read pool). */
+#ifndef CHATD_DB_INTERNAL_H
+#define CHATD_DB_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sqlite3.h>
+#include <uv.h>
+#include "chatd/db.h"
+
+#define DB_READERS 4                /* read-only connections in the pool */
+#define DB_READS_MAX 16384          /* reads queued on the thread pool; more: -EAGAIN */
+#define DB_BUSY_TIMEOUT_MS 5000
+
+struct metrics_hist;
+
+struct db {
+    struct chatd *app;
+    char *path;                     /* owned */
+
+    /* The one write connection. conn_lock serialises the writer thread's batches with
+     * db_migrate, which modules may call after the writer started. */
+    sqlite3 *wconn;                 /* owned */
+    pthread_mutex_t conn_lock;
+
+    /* The write queue: a FIFO of caller-owned jobs linked through job->next. */
+    pthread_mutex_t q_lock;
+    pthread_cond_t q_cond;
+    struct db_job *q_head, *q_tail; /* guarded by q_lock */
+    size_t q_len;                   /* guarded by q_lock */
+    int accepting;                  /* guarded by q_lock: 0 once closing */
+    int stopping;                   /* guarded by q_lock: the writer exits when empty */
+    atomic_size_t depth;            /* queued + being applied, for the gauge */
+    pthread_t writer;
+    int writer_running;             /* loop thread only */
+    int status[DB_BATCH_MAX];       /* writer thread: per-job result of a batch */
+
+    /* The read pool. */
+    pthread_mutex_t r_lock;
+    pthread_cond_t r_cond;
+    sqlite3 *rconn[DB_READERS];     /* owned */
+    int rbusy[DB_READERS];          /* guarded by r_lock */
+    int reads_pending;              /* loop thread: queued on the pool, after() not run */
+
+    struct metrics_hist *batch_hist;
+    struct metrics_hist *commit_hist;
+};
+
+/* db_writer.c */
+int  db_writer_start(struct db *db);
+void db_writer_stop(struct db *db);     /* runs what is queued, joins */
+void db_writer_metrics(struct db *db);
+/* db_read.c */
+int  db_readers_open(struct db *db);
+void db_readers_close(struct db *db);
+/* db.c */
+int  db_exec(sqlite3 *conn, const char *sql);
+int  db_open_conn(const char *path, int flags, sqlite3 **out);
+
+#endif

@@ -1,0 +1,200 @@
+/* db_writer.c: the writer thread. It owns the only write connection and commits
+ * queued jobs in groups: one transaction for up to DB_BATCH_MAX jobs, each job in its
+ * own SAVEPOINT so a failing job is undone alone. A commit is the expensive part of a
+ * write (the WAL fsync at checkpoints, the lock), so sharing it between many jobs is
+ * what lets thousands of messages a second reach the disk. done() callbacks run after
+ * COMMIT returned, in queue order. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include "chatd/chatd.h"
+#include "chatd/db.h"
+#include "chatd/log.h"
+#include "chatd/metrics.h"
+#include "chatd/util.h"
+#include "db_internal.h"
+
+static double queue_depth(void *ctx)
+{
+    struct db *db = ctx;
+    return (double)db_write_depth(db);
+}
+
+void db_writer_metrics(struct db *db)
+{
+    static const double sizes[] = { 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024 };
+    static const double secs[] = { 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                   0.25, 0.5, 1, 2.5 };
+    struct metrics *m = db->app ? db->app->metrics : NULL;
+
+    if (!m)
+        return;
+    db->batch_hist = metrics_histogram(m, "chatd_db_commit_batch_size", NULL,
+                                       "Write jobs committed per transaction.", sizes,
+                                       (int)(sizeof(sizes) / sizeof(sizes[0])));
+    db->commit_hist = metrics_histogram(m, "chatd_db_commit_seconds", NULL,
+                                        "Time to run and commit one group of writes.", secs,
+                                        (int)(sizeof(secs) / sizeof(secs[0])));
+    metrics_gauge_fn(m, "chatd_db_write_queue_depth", NULL,
+                     "Write jobs queued or being applied.", queue_depth, db);
+}
+
+int db_write(struct db *db, struct db_job *job)
+{
+    int rc = 0;
+
+    pthread_mutex_lock(&db->q_lock);
+    if (!db->accepting) {
+        rc = -ECANCELED;
+    } else if (db->q_len >= DB_WRITE_QUEUE_MAX) {
+        rc = -EAGAIN;
+    } else {
+        job->next = NULL;
+        job->queued_ns = mono_ns();
+        if (db->q_tail)
+            db->q_tail->next = job;
+        else
+            db->q_head = job;
+        db->q_tail = job;
+        db->q_len++;
+        atomic_fetch_add_explicit(&db->depth, 1, memory_order_relaxed);
+        pthread_cond_signal(&db->q_cond);
+    }
+    pthread_mutex_unlock(&db->q_lock);
+    return rc;
+}
+
+uint64_t db_write_depth(const struct db *db)
+{
+    return atomic_load_explicit(&((struct db *)db)->depth, memory_order_relaxed);
+}
+
+/* Detaches up to DB_BATCH_MAX jobs from the queue. Called with q_lock held. */
+static struct db_job *take_batch(struct db *db, int *count)
+{
+    struct db_job *head = db->q_head, *last = head;
+    int n = 1;
+
+    while (n < DB_BATCH_MAX && last->next) {
+        last = last->next;
+        n++;
+    }
+    db->q_head = last->next;
+    if (!db->q_head)
+        db->q_tail = NULL;
+    last->next = NULL;
+    db->q_len -= (size_t)n;
+    *count = n;
+    return head;
+}
+
+static int apply_job(struct db *db, struct db_job *job)
+{
+    int rc = db_exec(db->wconn, "SAVEPOINT job");
+
+    if (rc < 0)
+        return rc;
+    rc = job->apply ? job->apply(db->wconn, job) : 0;
+    if (rc < 0 && !sqlite3_get_autocommit(db->wconn))
+        db_exec(db->wconn, "ROLLBACK TO job");
+    /* A job that failed with SQLITE_FULL, IOERR or NOMEM may have ended the whole
+     * transaction: there is then no savepoint left to release. */
+    if (!sqlite3_get_autocommit(db->wconn))
+        db_exec(db->wconn, "RELEASE job");
+    return rc;
+}
+
+/* Runs one group; fills db->status and returns 0, or the error that undid the whole
+ * transaction (then every job of the group fails with it). */
+static int run_batch(struct db *db, struct db_job *jobs, int n)
+{
+    struct db_job *job = jobs;
+    int rc = db_exec(db->wconn, "BEGIN IMMEDIATE");
+
+    if (rc < 0)
+        return rc;
+    for (int i = 0; i < n; i++, job = job->next) {
+        db->status[i] = apply_job(db, job);
+        if (sqlite3_get_autocommit(db->wconn))
+            return db->status[i] < 0 ? db->status[i] : -EIO;
+    }
+    if ((rc = db_exec(db->wconn, "COMMIT")) < 0) {
+        LOG_ERROR(db->app, "db", "commit failed jobs=%d error=\"%s\"", n,
+                  sqlite3_errmsg(db->wconn));
+        if (!sqlite3_get_autocommit(db->wconn))
+            db_exec(db->wconn, "ROLLBACK");
+    }
+    return rc;
+}
+
+static void commit_group(struct db *db, struct db_job *jobs, int n)
+{
+    uint64_t t0 = mono_ns();
+    int rc;
+
+    pthread_mutex_lock(&db->conn_lock);
+    rc = run_batch(db, jobs, n);
+    pthread_mutex_unlock(&db->conn_lock);
+    if (rc < 0)
+        LOG_WARN(db->app, "db", "write group failed jobs=%d error=\"%s\"", n, strerror(-rc));
+    if (db->commit_hist) {
+        metrics_observe(db->commit_hist, (double)(mono_ns() - t0) / 1e9);
+        metrics_observe(db->batch_hist, n);
+    }
+    for (int i = 0; i < n; i++) {
+        struct db_job *next = jobs->next;   /* done() may free the job */
+        atomic_fetch_sub_explicit(&db->depth, 1, memory_order_relaxed);
+        if (jobs->done)
+            jobs->done(jobs, rc < 0 ? rc : db->status[i]);
+        jobs = next;
+    }
+}
+
+static void *writer_main(void *arg)
+{
+    struct db *db = arg;
+
+    pthread_mutex_lock(&db->q_lock);
+    for (;;) {
+        while (!db->q_head && !db->stopping)
+            pthread_cond_wait(&db->q_cond, &db->q_lock);
+        if (!db->q_head)
+            break;   /* stopping, and everything queued is done */
+        int n;
+        struct db_job *jobs = take_batch(db, &n);
+        pthread_mutex_unlock(&db->q_lock);
+        commit_group(db, jobs, n);
+        pthread_mutex_lock(&db->q_lock);
+    }
+    pthread_mutex_unlock(&db->q_lock);
+    return NULL;
+}
+
+int db_writer_start(struct db *db)
+{
+    int rc;
+
+    if (db->writer_running)
+        return 0;
+    if ((rc = pthread_create(&db->writer, NULL, writer_main, db)) != 0)
+        return -rc;
+    db->writer_running = 1;
+    return 0;
+}
+
+void db_writer_stop(struct db *db)
+{
+    pthread_mutex_lock(&db->q_lock);
+    db->accepting = 0;
+    db->stopping = 1;
+    pthread_cond_signal(&db->q_cond);
+    pthread_mutex_unlock(&db->q_lock);
+    if (db->writer_running) {
+        pthread_join(db->writer, NULL);
+        db->writer_running = 0;
+        return;
+    }
+    /* Never started (a command, or a start-up that failed early): run what was queued
+     * here, so every job still gets its done(). */
+    writer_main(db);
+}
