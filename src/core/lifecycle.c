@@ -277,9 +277,6 @@ static int start_timers(struct lifecycle *lc)
         (rc = uv_timer_init(&lc->loop, &lc->watchdog_timer)) < 0)
         return start_fail(lc, "timers", rc);
     lc->drain_timer.data = lc->lag_timer.data = lc->watchdog_timer.data = lc;
-    lc->lag_last_ns = uv_hrtime();
-    if ((rc = uv_timer_start(&lc->lag_timer, lag_probe, LAG_PROBE_MS, LAG_PROBE_MS)) < 0)
-        return start_fail(lc, "timers", rc);
     uv_unref((uv_handle_t *)&lc->lag_timer);
     if (wd > 0) {
         uv_timer_start(&lc->watchdog_timer, watchdog_ping, wd / 2 ? wd / 2 : 1,
@@ -433,6 +430,11 @@ int lifecycle_run_server(struct chatd_config *cfg)
     if (start_core(lc) < 0 || start_timers(lc) < 0 || start_signals(lc) < 0 ||
         start_modules(lc) < 0 || start_listening(lc) < 0)
         goto out;
+    /* The probe starts with the loop: start-up may block for seconds (key generation,
+     * migrations) and that is not loop lag. */
+    uv_update_time(&lc->loop);
+    lc->lag_last_ns = uv_hrtime();
+    uv_timer_start(&lc->lag_timer, lag_probe, LAG_PROBE_MS, LAG_PROBE_MS);
     uv_run(&lc->loop, UV_RUN_DEFAULT);
     if (!lc->app.draining) {
         LOG_ERROR(&lc->app, "core", "event loop stopped unexpectedly");

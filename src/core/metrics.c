@@ -170,8 +170,12 @@ static void fmt_double(char *out, size_t n, double v)
         snprintf(out, n, "NaN");
     else if (isinf(v))
         snprintf(out, n, v > 0 ? "+Inf" : "-Inf");
-    else
-        snprintf(out, n, "%.17g", v);
+    else {
+        /* The shortest form that reads back as the same double. */
+        snprintf(out, n, "%.15g", v);
+        if (strtod(out, NULL) != v)
+            snprintf(out, n, "%.17g", v);
+    }
 }
 
 /* HELP text escapes backslash and newline. */
