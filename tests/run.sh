@@ -1,0 +1,87 @@
+#!/bin/sh
+# run.sh BUILD_DIR [INTEGRATION_TEST_FILE...]: the whole test suite against one build.
+#
+# Runs BUILD_DIR/unit_tests, then the integration tests (node --test, against
+# BUILD_DIR/chatd), prints a summary of each, and ends with one line
+# "N passed, N failed" (the totals). Exits non-zero when anything failed or nothing ran.
+set -u
+
+cd "$(dirname "$0")/.."
+BUILD=${1:-build}
+[ $# -gt 0 ] && shift
+case $BUILD in /*) ;; *) BUILD=$PWD/$BUILD ;; esac
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/chatd-run.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+trap 'exit 130' INT TERM
+
+# --- unit tests: the runner's last line is "N passed, N failed" --------------------
+unit_pass=0
+unit_fail=0
+echo "== unit tests ($BUILD/unit_tests)"
+if [ -x "$BUILD/unit_tests" ]; then
+    "$BUILD/unit_tests" > "$tmp/unit.out" 2>&1
+    unit_rc=$?
+    cat "$tmp/unit.out"
+    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$tmp/unit.out" | tail -n 1)
+    if [ -n "$line" ]; then
+        unit_pass=${line%% passed*}
+        unit_fail=${line#*, }
+        unit_fail=${unit_fail%% failed*}
+    fi
+    # A crash (a sanitizer report, an abort) ends the runner before its summary, or
+    # leaves a non-zero status with no failure counted: count it as one failure.
+    if [ "$unit_rc" -ne 0 ] && [ "$unit_fail" -eq 0 ]; then
+        echo "unit_tests: exited with status $unit_rc"
+        unit_fail=$((unit_fail + 1))
+    fi
+else
+    echo "unit_tests: $BUILD/unit_tests not found"
+    unit_fail=1
+fi
+echo "unit tests: $unit_pass passed, $unit_fail failed"
+
+# --- integration tests: spec output for people, TAP in a file for the counts --------
+int_pass=0
+int_fail=0
+if [ $# -gt 0 ]; then
+    files="$*"
+else
+    files=$(ls tests/integration/*.test.mjs 2>/dev/null)
+fi
+echo
+echo "== integration tests (CHATD_BIN=$BUILD/chatd)"
+if [ -z "$files" ]; then
+    echo "integration tests: none found"
+elif [ ! -x "$BUILD/chatd" ]; then
+    echo "integration tests: $BUILD/chatd not found"
+    int_fail=1
+else
+    concurrency=
+    # --test-concurrency came with node 20.10; older nodes pick their own.
+    if node --help 2>/dev/null | grep -q -- '--test-concurrency'; then
+        concurrency=--test-concurrency=2
+    fi
+    # shellcheck disable=SC2086
+    CHATD_BIN=$BUILD/chatd node --test $concurrency \
+        --test-reporter=spec --test-reporter-destination=stdout \
+        --test-reporter=tap --test-reporter-destination="$tmp/int.tap" \
+        $files
+    int_rc=$?
+    count() { sed -n "s/^# $1 \([0-9][0-9]*\)$/\1/p" "$tmp/int.tap" | tail -n 1; }
+    p=$(count pass); f=$(count fail); c=$(count cancelled)
+    int_pass=${p:-0}
+    int_fail=$(( ${f:-0} + ${c:-0} ))
+    if [ "$int_rc" -ne 0 ] && [ "$int_fail" -eq 0 ]; then
+        echo "node --test: exited with status $int_rc"
+        int_fail=1
+    fi
+fi
+echo "integration tests: $int_pass passed, $int_fail failed"
+
+# --- totals: the last line, for people and for CI ------------------------------------
+pass=$((unit_pass + int_pass))
+fail=$((unit_fail + int_fail))
+echo
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ] && [ "$pass" -gt 0 ]
