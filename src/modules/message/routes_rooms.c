@@ -193,11 +193,13 @@ static void route_create(struct http_req *req, void *ctx)
     for (int i = 0; i < l->n; i++)
         if (strcmp(l->names[i], j->actor_name) == 0)
             memcpy(l->names[i], l->names[--l->n], sizeof(l->names[0]));
-    if (l->n == 0)
+    if (l->n == 0) {
+        l->j = NULL;                 /* nobody to look up: straight to the writer */
         room_job_queue(j);
-    else
+    } else {
         lookup_start(st, l);
-    l = NULL;
+        l = NULL;
+    }
     j = NULL;
 out:
     if (l)
