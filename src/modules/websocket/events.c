@@ -69,10 +69,12 @@ static uint64_t broadcast(struct ws_module *m, const cJSON *ids, struct ws_buf *
     return n;
 }
 
-static void send_to(struct ws_conn *c, char *json, size_t len)
+/* len is read through a pointer: it is set by the call that makes json, an argument
+ * evaluated in no particular order. */
+static void send_to(struct ws_conn *c, char *json, const size_t *len)
 {
     if (json) {
-        ws_conn_send_json(c, json, len);
+        ws_conn_send_json(c, json, *len);
         free(json);
     }
 }
@@ -93,7 +95,7 @@ static int on_stored(struct bus_delivery *d, struct bus_event *ev, void *ctx)
         return 0;
     json_get_str(msg, "client_msg_id", &cmid);
     if (origin)
-        send_to(origin, ws_json_wrap("ack", "message", msg, cmid, &len), len);
+        send_to(origin, ws_json_wrap("ack", "message", msg, cmid, &len), &len);
     /* A repeated client_msg_id was stored before: the first ack's message already
      * went to everybody. */
     if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(p, "duplicate")) &&
@@ -129,15 +131,15 @@ static int on_rejected(struct bus_delivery *d, struct bus_event *ev, void *ctx)
     json_get_str(p, "message", &msg);
     json_get_str(p, "client_msg_id", &cmid);
     if (origin)
-        send_to(origin, ws_json_error(code, msg, cmid, &len), len);
+        send_to(origin, ws_json_error(code, msg, cmid, &len), &len);
     ws_send_finished(m, origin);
     return 0;
 }
 
-static void broadcast_json(struct ws_module *m, const cJSON *ids, char *json, size_t len,
-                           int prio, int64_t skip_user)
+static void broadcast_json(struct ws_module *m, const cJSON *ids, char *json,
+                           const size_t *len, int prio, int64_t skip_user)
 {
-    struct ws_buf *b = json ? ws_buf_text(json, len) : NULL;
+    struct ws_buf *b = json ? ws_buf_text(json, *len) : NULL;
 
     free(json);
     if (!b)
@@ -155,7 +157,7 @@ static int on_typing(struct bus_delivery *d, struct bus_event *ev, void *ctx)
                                 (long long)get_id(p, "room_id"), (long long)uid);
     (void)d;
 
-    broadcast_json(ctx, cJSON_GetObjectItemCaseSensitive(p, "member_ids"), json, len,
+    broadcast_json(ctx, cJSON_GetObjectItemCaseSensitive(p, "member_ids"), json, &len,
                    WS_PRIO_TYPING, uid);
     return 0;
 }
@@ -171,7 +173,7 @@ static int on_read(struct bus_delivery *d, struct bus_event *ev, void *ctx)
                                 (long long)uid, (long long)get_id(p, "seq"));
     (void)d;
 
-    broadcast_json(ctx, cJSON_GetObjectItemCaseSensitive(p, "member_ids"), json, len,
+    broadcast_json(ctx, cJSON_GetObjectItemCaseSensitive(p, "member_ids"), json, &len,
                    WS_PRIO_NORMAL, uid);
     return 0;
 }
@@ -206,7 +208,7 @@ static int on_room_changed(struct bus_delivery *d, struct bus_event *ev, void *c
     (void)d;
 
     broadcast_json(ctx, cJSON_GetObjectItemCaseSensitive(p, "member_ids"),
-                   frame_from("room", p, keys, &len), len, WS_PRIO_NORMAL, 0);
+                   frame_from("room", p, keys, &len), &len, WS_PRIO_NORMAL, 0);
     return 0;
 }
 
@@ -218,7 +220,7 @@ static int on_presence(struct bus_delivery *d, struct bus_event *ev, void *ctx)
     (void)d;
 
     broadcast_json(ctx, cJSON_GetObjectItemCaseSensitive(p, "recipient_ids"),
-                   frame_from("presence", p, keys, &len), len, WS_PRIO_NORMAL,
+                   frame_from("presence", p, keys, &len), &len, WS_PRIO_NORMAL,
                    get_id(p, "user_id"));
     return 0;
 }

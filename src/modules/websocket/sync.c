@@ -15,10 +15,11 @@
 #include "chatd/metrics.h"
 #include "ws_internal.h"
 
-static void sync_send_json(struct ws_conn *c, char *json, size_t len)
+/* len through a pointer: set by the call making json, evaluated in no set order. */
+static void sync_send_json(struct ws_conn *c, char *json, const size_t *len)
 {
     if (json) {
-        ws_conn_send_json(c, json, len);
+        ws_conn_send_json(c, json, *len);
         free(json);
     }
 }
@@ -50,7 +51,7 @@ static void sync_finish(struct ws_conn *c)
     c->sync = s;
     ws_sync_free(c);
     if (c->state == WS_OPEN)
-        sync_send_json(c, ws_json_printf(&len, "{\"type\":\"synced\"}"), len);
+        sync_send_json(c, ws_json_printf(&len, "{\"type\":\"synced\"}"), &len);
 }
 
 static void on_reply(void *ctx, int status, const cJSON *payload)
@@ -64,7 +65,7 @@ static void on_reply(void *ctx, int status, const cJSON *payload)
     rooms = status == 0 ? cJSON_GetObjectItemCaseSensitive(payload, "rooms") : NULL;
     if (!cJSON_IsArray(rooms) || !(s->reply = cJSON_Duplicate(rooms, 1))) {
         sync_send_json(c, ws_json_error("unavailable", "sync failed; try again", NULL, &len),
-                       len);
+                       &len);
         /* What was held back still has to reach the client. */
         if (c->sync == s)
             sync_finish(c);
@@ -195,7 +196,7 @@ void ws_sync_pump(struct ws_conn *c)
             json_get_i64(s->room_cur, "next_seq", &next);
             sync_send_json(c, ws_json_printf(&len, "{\"type\":\"sync.truncated\","
                                              "\"room_id\":%lld,\"next_seq\":%lld}",
-                                             (long long)room_id, (long long)next), len);
+                                             (long long)room_id, (long long)next), &len);
             if (c->sync != s)
                 return;
         }
