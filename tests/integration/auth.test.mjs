@@ -438,6 +438,22 @@ test('failed logins are throttled with Retry-After; registrations per address to
     }
 });
 
+test('other modules find users by name through users.lookup', async () => {
+    const a = await registerAndLogin(server, uniqueName('look'), PASSWORD);
+    const bName = uniqueName('Mate');
+    const b = await http.post('/v1/auth/register', { username: bName, password: PASSWORD });
+    assert.equal(b.status, 201);
+    // the message module resolves member names through the auth module's bus answer
+    const room = await http.post('/v1/rooms', { name: 'lookup', members: [bName.toUpperCase()] },
+        { token: a.access_token });
+    assert.equal(room.status, 201, room.text);
+    const ids = room.json.room.members.map((m) => m.id).sort((x, y) => x - y);
+    assert.deepEqual(ids, [a.user.id, b.json.user.id].sort((x, y) => x - y));
+    const unknown = await http.post('/v1/rooms', { name: 'x', members: [uniqueName('nobody')] },
+        { token: a.access_token });
+    assert.equal(unknown.status, 404, unknown.text);
+});
+
 test('SIGTERM while logins are in flight: every request is answered, exit 0', async () => {
     const t = await startServer();
     const u = await registerAndLogin(t, uniqueName('drain'), PASSWORD);
