@@ -1,0 +1,262 @@
+/* The message module's side of the bus contract (include/chatd/events.h), with the
+ * real bus, writer and read pool: message.sync and rooms.peers answers, typing relayed
+ * to the other members only, read markers from the websocket side, rejections. */
+#include <errno.h>
+#include "test.h"
+#include "bus_fixture.h"
+#include "chatd/events.h"
+#include "../../src/modules/message/message_internal.h"
+
+#define CAP_MAX 64
+
+struct capture {
+    const char *topic;
+    cJSON *got[CAP_MAX];             /* owned copies of the payloads */
+    int n;
+};
+
+static int cap_on_event(struct bus_delivery *d, struct bus_event *ev, void *ctx)
+{
+    struct capture *c = ctx;
+    if (c->n < CAP_MAX)
+        c->got[c->n++] = cJSON_Duplicate(ev->payload, 1);
+    return 0;
+}
+
+static void cap_clear(struct capture *c)
+{
+    for (int i = 0; i < c->n; i++)
+        cJSON_Delete(c->got[i]);
+    c->n = 0;
+}
+
+struct reply {
+    int done, status;
+    cJSON *payload;                  /* owned copy */
+};
+
+static void on_reply(void *ctx, int status, const cJSON *payload)
+{
+    struct reply *r = ctx;
+    r->done = 1;
+    r->status = status;
+    r->payload = payload ? cJSON_Duplicate(payload, 1) : NULL;
+}
+
+static void bt_tick(uv_timer_t *t)
+{
+    (void)t;
+}
+
+static void bt_flag(void *arg)
+{
+    *(int *)arg = 1;
+}
+
+struct bt {
+    struct fx f;
+    struct msg_state *st;
+    uv_timer_t keepalive;
+    struct capture stored, rejected, typing, read;
+};
+
+static int bt_start(struct bt *t)
+{
+    memset(t, 0, sizeof(*t));
+    if (fx_init(&t->f) < 0 || bus_new(&t->f.app.bus, &t->f.app) < 0 ||
+        db_open(&t->f.app.db, &t->f.app, t->f.db_path) < 0 || msg_migrate(t->f.app.db) < 0)
+        return -1;
+    /* Room 1: users 1, 2, 3. Room 2: users 2, 4. Room 3: user 5 alone. */
+    if (sqlite3_exec(db_handle_for_cli(t->f.app.db),
+            "INSERT INTO rooms (id, name, kind, owner_id, created_at) VALUES"
+            " (1, 'a', 'group', 1, 0), (2, 'b', 'group', 2, 0), (3, 'c', 'group', 5, 0);"
+            "INSERT INTO room_members (room_id, user_id, username, joined_at) VALUES"
+            " (1, 1, 'ann', 0), (1, 2, 'bob', 0), (1, 3, 'cyd', 0), (2, 2, 'bob', 0),"
+            " (2, 4, 'dan', 0), (3, 5, 'eve', 0);", NULL, NULL, NULL) != SQLITE_OK)
+        return -1;
+    if (db_start(t->f.app.db) < 0 || bus_start(t->f.app.bus) < 0 ||
+        msg_state_new(&t->st, &t->f.app) < 0 || msg_subscribe(t->st) < 0)
+        return -1;
+    struct { struct capture *c; const char *topic; } caps[] = {
+        { &t->stored, TOPIC_MESSAGE_STORED }, { &t->rejected, TOPIC_MESSAGE_REJECTED },
+        { &t->typing, TOPIC_ROOM_TYPING }, { &t->read, TOPIC_ROOM_READ },
+    };
+    for (size_t i = 0; i < sizeof(caps) / sizeof(caps[0]); i++) {
+        struct bus_sub_opts o = { .consumer = caps[i].topic };
+        caps[i].c->topic = caps[i].topic;
+        if (bus_subscribe(t->f.app.bus, caps[i].topic, &o, cap_on_event, caps[i].c) < 0)
+            return -1;
+    }
+    uv_timer_init(&t->f.loop, &t->keepalive);
+    uv_timer_start(&t->keepalive, bt_tick, 60000, 60000);
+    return 0;
+}
+
+static void bt_stop(struct bt *t)
+{
+    int finalized = 0;
+    if (t->st && writer_finalize(t->st, bt_flag, &finalized) == 0)
+        FX_RUN_UNTIL(&t->f, finalized, 5000);
+    uv_close((uv_handle_t *)&t->keepalive, NULL);
+    fx_stop(&t->f);
+    msg_state_free(t->st);
+    cap_clear(&t->stored);
+    cap_clear(&t->rejected);
+    cap_clear(&t->typing);
+    cap_clear(&t->read);
+}
+
+static void publish(struct bt *t, const char *topic, const char *json)
+{
+    bus_publish(t->f.app.bus, bus_event_new(topic, cJSON_Parse(json)));
+}
+
+static void submit(struct bt *t, int room, int sender, const char *body)
+{
+    char json[256];
+    snprintf(json, sizeof(json), "{\"room_id\":%d,\"sender_id\":%d,\"sender\":\"u%d\","
+             "\"body\":\"%s\",\"origin\":{\"conn\":77}}", room, sender, sender, body);
+    publish(t, TOPIC_MESSAGE_SUBMITTED, json);
+}
+
+static int ids_equal(const cJSON *arr, const int64_t *want, int n)
+{
+    if (cJSON_GetArraySize(arr) != n)
+        return 0;
+    for (int i = 0; i < n; i++) {
+        int found = 0;
+        const cJSON *it;
+        cJSON_ArrayForEach(it, arr)
+            found |= (int64_t)it->valuedouble == want[i];
+        if (!found)
+            return 0;
+    }
+    return 1;
+}
+
+TEST(message_bus_stored_and_rejected_carry_origin_and_members)
+{
+    struct bt t;
+    ASSERT_EQ(bt_start(&t), 0);
+    submit(&t, 1, 2, "hello");
+    submit(&t, 2, 1, "not a member");
+    submit(&t, 99, 1, "no room");
+    submit(&t, 1, 2, "");
+    ASSERT(FX_RUN_UNTIL(&t.f, t.stored.n == 1 && t.rejected.n == 3, 5000));
+    const cJSON *p = t.stored.got[0];
+    int64_t want[] = { 1, 2, 3 };
+    ASSERT(ids_equal(cJSON_GetObjectItem(p, "member_ids"), want, 3));
+    ASSERT_EQ(cJSON_GetObjectItem(cJSON_GetObjectItem(p, "origin"), "conn")->valueint, 77);
+    ASSERT(cJSON_IsFalse(cJSON_GetObjectItem(p, "duplicate")));
+    ASSERT_EQ(cJSON_GetObjectItem(cJSON_GetObjectItem(p, "message"), "seq")->valueint, 1);
+    const char *codes[3];
+    for (int i = 0; i < 3; i++) {
+        const cJSON *r = t.rejected.got[i];
+        ASSERT_EQ(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "origin"), "conn")->valueint, 77);
+        codes[i] = cJSON_GetObjectItem(r, "code")->valuestring;
+    }
+    /* The empty body is refused on the loop, before the others reach the writer. */
+    ASSERT_STR_EQ(codes[0], "invalid_argument");
+    ASSERT_STR_EQ(codes[1], "forbidden");
+    ASSERT_STR_EQ(codes[2], "not_found");
+    bt_stop(&t);
+}
+
+TEST(message_bus_sync_answers_member_rooms_only)
+{
+    struct bt t;
+    ASSERT_EQ(bt_start(&t), 0);
+    for (int i = 0; i < 7; i++)
+        submit(&t, 1, 1, "r1");
+    submit(&t, 2, 2, "r2");
+    submit(&t, 3, 5, "r3");
+    ASSERT(FX_RUN_UNTIL(&t.f, t.stored.n == 9, 5000));
+
+    struct reply r = {0};
+    cJSON *q = cJSON_Parse("{\"user_id\":2,\"rooms\":{\"1\":2,\"2\":0,\"3\":0,\"999\":0},"
+                           "\"limit\":3}");
+    ASSERT(bus_request(t.f.app.bus, TOPIC_MESSAGE_SYNC, q, 5000, on_reply, &r) > 0);
+    ASSERT(FX_RUN_UNTIL(&t.f, r.done, 5000));
+    ASSERT_EQ(r.status, 0);
+    const cJSON *rooms = cJSON_GetObjectItem(r.payload, "rooms");
+    ASSERT_EQ(cJSON_GetArraySize(rooms), 2);      /* room 3 and 999 are not bob's */
+    for (const cJSON *room = rooms->child; room; room = room->next) {
+        int id = cJSON_GetObjectItem(room, "room_id")->valueint;
+        const cJSON *msgs = cJSON_GetObjectItem(room, "messages");
+        if (id == 1) {
+            ASSERT_EQ(cJSON_GetArraySize(msgs), 3);                 /* seq 3, 4, 5 */
+            ASSERT_EQ(cJSON_GetObjectItem(msgs->child, "seq")->valueint, 3);
+            ASSERT(cJSON_IsTrue(cJSON_GetObjectItem(room, "truncated")));
+            ASSERT_EQ(cJSON_GetObjectItem(room, "next_seq")->valueint, 6);
+        } else {
+            ASSERT_EQ(id, 2);
+            ASSERT_EQ(cJSON_GetArraySize(msgs), 1);
+            ASSERT(cJSON_IsFalse(cJSON_GetObjectItem(room, "truncated")));
+            ASSERT_EQ(cJSON_GetObjectItem(room, "next_seq")->valueint, 2);
+        }
+    }
+    cJSON_Delete(r.payload);
+    bt_stop(&t);
+}
+
+TEST(message_bus_peers)
+{
+    struct bt t;
+    ASSERT_EQ(bt_start(&t), 0);
+    struct reply r = {0};
+    ASSERT(bus_request(t.f.app.bus, TOPIC_ROOMS_PEERS, cJSON_Parse("{\"user_id\":2}"), 5000,
+                       on_reply, &r) > 0);
+    ASSERT(FX_RUN_UNTIL(&t.f, r.done, 5000));
+    ASSERT_EQ(r.status, 0);
+    int64_t want[] = { 1, 3, 4 };
+    ASSERT(ids_equal(cJSON_GetObjectItem(r.payload, "user_ids"), want, 3));
+    cJSON_Delete(r.payload);
+    bt_stop(&t);
+}
+
+TEST(message_bus_typing_goes_to_the_other_members)
+{
+    struct bt t;
+    ASSERT_EQ(bt_start(&t), 0);
+    /* A cache miss (loaded off the loop), then a hit. */
+    publish(&t, TOPIC_TYPING_SUBMITTED, "{\"room_id\":1,\"user_id\":3,\"origin\":{\"conn\":1}}");
+    ASSERT(FX_RUN_UNTIL(&t.f, t.typing.n == 1, 5000));
+    publish(&t, TOPIC_TYPING_SUBMITTED, "{\"room_id\":1,\"user_id\":1,\"origin\":{\"conn\":1}}");
+    ASSERT(FX_RUN_UNTIL(&t.f, t.typing.n == 2, 5000));
+    int64_t others_of_3[] = { 1, 2 }, others_of_1[] = { 2, 3 };
+    ASSERT(ids_equal(cJSON_GetObjectItem(t.typing.got[0], "member_ids"), others_of_3, 2));
+    ASSERT(ids_equal(cJSON_GetObjectItem(t.typing.got[1], "member_ids"), others_of_1, 2));
+    ASSERT_EQ(cJSON_GetObjectItem(t.typing.got[0], "user_id")->valueint, 3);
+    /* Non-members and unknown rooms: dropped. Then a marker that shows the loop
+     * went past them. */
+    publish(&t, TOPIC_TYPING_SUBMITTED, "{\"room_id\":2,\"user_id\":1,\"origin\":{\"conn\":1}}");
+    publish(&t, TOPIC_TYPING_SUBMITTED, "{\"room_id\":42,\"user_id\":1,\"origin\":{\"conn\":1}}");
+    publish(&t, TOPIC_TYPING_SUBMITTED, "{\"room_id\":2,\"user_id\":4,\"origin\":{\"conn\":1}}");
+    ASSERT(FX_RUN_UNTIL(&t.f, t.typing.n >= 3, 5000));
+    ASSERT_EQ(t.typing.n, 3);
+    ASSERT_EQ(cJSON_GetObjectItem(t.typing.got[2], "user_id")->valueint, 4);
+    bt_stop(&t);
+}
+
+TEST(message_bus_read_markers_from_the_websocket_side)
+{
+    struct bt t;
+    ASSERT_EQ(bt_start(&t), 0);
+    for (int i = 0; i < 5; i++)
+        submit(&t, 1, 1, "m");
+    ASSERT(FX_RUN_UNTIL(&t.f, t.stored.n == 5, 5000));
+    publish(&t, TOPIC_READ_SUBMITTED, "{\"room_id\":1,\"user_id\":2,\"seq\":3,\"origin\":{}}");
+    ASSERT(FX_RUN_UNTIL(&t.f, t.read.n == 1, 5000));
+    ASSERT_EQ(cJSON_GetObjectItem(t.read.got[0], "seq")->valueint, 3);
+    int64_t members[] = { 1, 2, 3 };
+    ASSERT(ids_equal(cJSON_GetObjectItem(t.read.got[0], "member_ids"), members, 3));
+    /* Backwards and non-members: nothing moves, nothing is published. Past the end:
+     * clamped to last_seq. */
+    publish(&t, TOPIC_READ_SUBMITTED, "{\"room_id\":1,\"user_id\":2,\"seq\":2,\"origin\":{}}");
+    publish(&t, TOPIC_READ_SUBMITTED, "{\"room_id\":1,\"user_id\":4,\"seq\":2,\"origin\":{}}");
+    publish(&t, TOPIC_READ_SUBMITTED, "{\"room_id\":1,\"user_id\":2,\"seq\":99,\"origin\":{}}");
+    ASSERT(FX_RUN_UNTIL(&t.f, t.read.n >= 2, 5000));
+    ASSERT_EQ(t.read.n, 2);
+    ASSERT_EQ(cJSON_GetObjectItem(t.read.got[1], "seq")->valueint, 5);
+    bt_stop(&t);
+}
