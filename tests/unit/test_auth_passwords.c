@@ -71,6 +71,18 @@ TEST(auth_password_rejects_bad_hashes)
               -ENOBUFS);
 }
 
+TEST(auth_password_rehash_when_parameters_change)
+{
+    char h[AUTH_PWHASH_MAX];
+    ASSERT_EQ(auth_password_hash("password", 8, h, sizeof h), 0);
+    ASSERT_EQ(auth_password_needs_rehash(h), 0);
+    ASSERT_EQ(auth_password_hash_with("password", 8, (const uint8_t *)"salt", 4, 10, 8, 1, h,
+                                      sizeof h), 0);
+    ASSERT_EQ(auth_password_needs_rehash(h), 1);
+    ASSERT_EQ(auth_password_verify("password", 8, h), 1);      /* old hashes still verify */
+    ASSERT_EQ(auth_password_needs_rehash("garbage"), 1);
+}
+
 TEST(auth_username_rules)
 {
     char out[AUTH_USERNAME_MAX + 1];

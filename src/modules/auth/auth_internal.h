@@ -51,6 +51,7 @@ int auth_password_hash_with(const char *pw, size_t len, const uint8_t *salt, siz
                             int ln, int r, int p, char *out, size_t outlen);
 /* 1 when pw matches encoded, 0 when not, -EINVAL when encoded is not a hash we know. */
 int auth_password_verify(const char *pw, size_t len, const char *encoded);
+int auth_password_needs_rehash(const char *encoded);
 
 /* ---- accounts.c: names --------------------------------------------------------- */
 /* Case-folds in into out (AUTH_USERNAME_MAX + 1 bytes) and checks length and

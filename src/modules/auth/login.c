@@ -27,6 +27,7 @@ struct login_op {
     size_t pwlen;
     int found;
     char stored[AUTH_PWHASH_MAX];
+    char rehash[AUTH_PWHASH_MAX];      /* "" unless the stored hash used old parameters */
     int verified;                      /* 1 match, 0 no, < 0 unreadable stored hash */
     int sign_rc;
     char *access;                      /* owned */
@@ -75,8 +76,11 @@ static void login_work(struct auth_op *op)
     int v = auth_password_verify(l->password, l->pwlen, l->found ? l->stored : a->dummy_hash);
 
     l->hash_seconds = (double)(mono_ns() - t0) / 1e9;
-    OPENSSL_cleanse(l->password, l->pwlen);
     l->verified = l->found ? v : 0;
+    if (l->verified == 1 && auth_password_needs_rehash(l->stored) &&
+        auth_password_hash(l->password, l->pwlen, l->rehash, sizeof l->rehash) < 0)
+        l->rehash[0] = '\0';
+    OPENSSL_cleanse(l->password, l->pwlen);
     if (l->verified != 1)
         return;
     l->iat = now_ms() / 1000;
@@ -86,9 +90,26 @@ static void login_work(struct auth_op *op)
         l->sign_rc = auth_refresh_new(l->sess.new_token, l->sess.new_hash);
 }
 
+static int store_rehash(sqlite3 *conn, const struct login_op *l)
+{
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(conn, "UPDATE users SET password_hash = ?1 WHERE id = ?2",
+                                -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return db_errno(rc);
+    sqlite3_bind_text(st, 1, l->rehash, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, l->sess.user_id);
+    rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : db_errno(rc);
+}
+
 static int login_apply(struct auth_op *op, sqlite3 *conn)
 {
     struct login_op *l = (struct login_op *)op;
+    int rc;
+    if (l->rehash[0] && (rc = store_rehash(conn, l)) < 0)
+        return rc;
     return auth_session_create(conn, &l->sess, now_ms(), op->a->app->cfg->auth.refresh_ttl);
 }
 

@@ -99,3 +99,13 @@ int auth_password_verify(const char *pw, size_t len, const char *encoded)
     OPENSSL_cleanse(got, sizeof got);
     return same ? 1 : 0;
 }
+
+/* 1 when encoded was made with other parameters than today's: the login that just
+ * verified it stores a new hash, so raised costs reach existing users. */
+int auth_password_needs_rehash(const char *encoded)
+{
+    int ln, r, p, used = 0;
+    if (sscanf(encoded, "$scrypt$ln=%d,r=%d,p=%d$%n", &ln, &r, &p, &used) != 3 || used == 0)
+        return 1;
+    return ln != AUTH_SCRYPT_LN || r != AUTH_SCRYPT_R || p != AUTH_SCRYPT_P;
+}
