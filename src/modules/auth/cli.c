@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
+#include <unistd.h>
 #include <openssl/crypto.h>
 
 #include "chatd/config.h"
@@ -37,11 +39,27 @@ static int cmd_keygen(struct chatd *app, int argc, char **argv)
     return 0;
 }
 
-/* One line from stdin, without its line end. Returns the length or -1. */
+/* One line from stdin, without its line end. Returns the length, -1 for nothing
+ * read, -2 for a line too long. On a terminal it asks, and does not echo. */
 static long read_password(char *buf, size_t cap)
 {
+    struct termios old, quiet;
+    int tty = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &old) == 0;
+    char *got;
     size_t n;
-    if (!fgets(buf, (int)cap, stdin))
+
+    if (tty) {
+        fputs("password: ", stderr);
+        quiet = old;
+        quiet.c_lflag &= ~(tcflag_t)ECHO;
+        tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+    }
+    got = fgets(buf, (int)cap, stdin);
+    if (tty) {
+        tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+        fputc('\n', stderr);
+    }
+    if (!got)
         return -1;
     n = strlen(buf);
     if (n == cap - 1 && buf[n - 1] != '\n')
