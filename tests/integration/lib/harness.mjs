@@ -11,6 +11,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { finished } from 'node:stream/promises';
+import { after } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 
@@ -58,6 +59,17 @@ function cleanup() {
     }
 }
 process.on('exit', cleanup);
+// A server a test forgot to stop would keep the test process alive. Once the file's
+// tests are done, servers stop holding the event loop (the file's own after() hooks may
+// still stop them cleanly, which sanitizer builds need for their exit checks); whatever
+// still runs when the process exits is killed by cleanup().
+after(() => {
+    for (const proc of live) {
+        proc.unref();
+        proc.stdout?.unref?.();
+        proc.stderr?.unref?.();
+    }
+});
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
     process.once(sig, () => { cleanup(); process.exit(128 + os.constants.signals[sig]); });
 }
@@ -153,11 +165,6 @@ async function launch(server, opts) {
     const proc = spawn(chatdBin(), args, {
         env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'],
     });
-    // A server a test forgot to stop must not keep the test process alive: the exit
-    // handler above kills it.
-    proc.unref();
-    proc.stdout.unref();
-    proc.stderr.unref();
     live.add(proc);
     server.proc = proc;
     server.exitStatus = null;
