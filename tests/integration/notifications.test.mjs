@@ -286,6 +286,36 @@ retry_base_ms = 50
     assert.equal(await srv.stop(), 0, srv.logs());
 });
 
+test('a shutdown does not wait forever for a receiver, and loses nothing', async () => {
+    const rec = await startReceiver(certs);
+    rec.answer = () => 0;                        // never answers
+    const srv = await startServer({ config: `[notification]
+ca_file = ${certs.caFile}
+webhook_url = ${rec.url('/hook')}
+max_attempts = 3
+retry_base_ms = 50
+` });
+    try {
+        const h = api(srv);
+        const [sender, frank] = await Promise.all(
+            ['sender', 'frank'].map((n) => registerAndLogin(srv, uniqueName(n))));
+        const created = await h.post('/v1/rooms', { name: 'drain', members: [frank.username] }, as(sender));
+        assert.equal(created.status, 201, created.text);
+        assert.equal((await h.post(`/v1/rooms/${created.json.room.id}/messages`,
+            { body: 'in flight at shutdown' }, as(sender))).status, 201);
+        await rec.next();                         // the request is in flight, unanswered
+        const t0 = Date.now();
+        assert.equal(await srv.stop(), 0, srv.logs());
+        assert.ok(Date.now() - t0 < 9000, `the drain took ${Date.now() - t0} ms`);
+        const out = await runChatd(['dlq', 'list', '-c', srv.configPath, '--data-dir', srv.dataDir]);
+        assert.ok(out.stdout.includes('notification.webhook'), out.stdout + out.stderr);
+    } finally {
+        await rec.close();
+        if (srv.exitStatus === null)
+            await srv.stop();
+    }
+});
+
 test('the VAPID key survives a restart', async () => {
     const srv = await startServer({ config: `[notification]\nca_file = ${certs.caFile}\n` });
     try {

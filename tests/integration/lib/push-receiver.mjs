@@ -3,7 +3,8 @@
 // command (given to chatd as [notification] ca_file).
 //
 // It records every request (method, path, headers, body) and answers with the status
-// that answer(req) returns (default 201). A test waits for requests with next(pred).
+// that answer(req) returns (default 201; 0 holds the request unanswered until close()).
+// A test waits for requests with next(pred).
 // Checking a push (decrypting it with http_ece, verifying its VAPID token with jose) is
 // in checkPush(), so a test can also run it on requests made by the npm web-push
 // library, to show that the checker itself is right.
@@ -68,8 +69,10 @@ export async function startReceiver({ key, cert }) {
                 body: Buffer.concat(chunks), at: Date.now() };
             r.status = rec.answer(r);
             requests.push(r);
-            res.writeHead(r.status, { 'Content-Type': 'text/plain' });
-            res.end(String(r.status));
+            if (r.status) {
+                res.writeHead(r.status, { 'Content-Type': 'text/plain' });
+                res.end(String(r.status));
+            }
             const i = waiters.findIndex((w) => w.pred(r));
             if (i >= 0) {
                 const [w] = waiters.splice(i, 1);
