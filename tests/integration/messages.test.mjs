@@ -265,3 +265,29 @@ test('throughput of HTTP posts (reported, not asserted)', async () => {
     const stored = await allMessages(alice, room.id);
     assert.equal(stored.length, N);
 });
+
+test('sending is rate limited per user: 429 with Retry-After, nothing stored', async () => {
+    const limited = await startServer({ config: '[limits]\nmessages_per_s = 1\nmessages_burst = 3\n' });
+    try {
+        const h = api(limited);
+        const [u, v] = [await registerAndLogin(limited, uniqueName('rl')), await registerAndLogin(limited, uniqueName('rl'))];
+        const room = (await h.post('/v1/rooms', { name: 'limited', members: [v.username] }, as(u))).json.room;
+        const statuses = [];
+        for (let i = 0; i < 5; i++) {
+            const res = await h.post(`/v1/rooms/${room.id}/messages`, { body: `b${i}`, client_msg_id: `rl-${i}` }, as(u));
+            statuses.push(res.status);
+            if (res.status === 429) {
+                assert.equal(res.json.error.code, 'rate_limited');
+                assert.ok(Number(res.headers['retry-after']) >= 1, 'Retry-After in whole seconds');
+            }
+        }
+        assert.deepEqual(statuses, [201, 201, 201, 429, 429]);
+        // Another user has a budget of its own.
+        const other = await h.post(`/v1/rooms/${room.id}/messages`, { body: 'mine' }, as(v));
+        assert.equal(other.status, 201, other.text);
+        const hist = await h.get(`/v1/rooms/${room.id}/messages`, as(u));
+        assert.deepEqual(hist.json.messages.map((m) => m.seq), [1, 2, 3, 4]);
+    } finally {
+        await limited.stop();
+    }
+});

@@ -60,10 +60,14 @@ struct bt {
     struct capture stored, rejected, typing, read;
 };
 
-static int bt_start(struct bt *t)
+static int bt_start_limited(struct bt *t, double rate, int burst)
 {
     memset(t, 0, sizeof(*t));
-    if (fx_init(&t->f) < 0 || bus_new(&t->f.app.bus, &t->f.app) < 0 ||
+    if (fx_init(&t->f) < 0)
+        return -1;
+    t->f.cfg.limits.messages_per_s = rate;
+    t->f.cfg.limits.messages_burst = burst;
+    if (bus_new(&t->f.app.bus, &t->f.app) < 0 ||
         db_open(&t->f.app.db, &t->f.app, t->f.db_path) < 0 || msg_migrate(t->f.app.db) < 0)
         return -1;
     /* Room 1: users 1, 2, 3. Room 2: users 2, 4. Room 3: user 5 alone. */
@@ -90,6 +94,11 @@ static int bt_start(struct bt *t)
     uv_timer_init(&t->f.loop, &t->keepalive);
     uv_timer_start(&t->keepalive, bt_tick, 60000, 60000);
     return 0;
+}
+
+static int bt_start(struct bt *t)
+{
+    return bt_start_limited(t, 1e6, 1000000);
 }
 
 static void bt_stop(struct bt *t)
@@ -258,5 +267,20 @@ TEST(message_bus_read_markers_from_the_websocket_side)
     ASSERT(FX_RUN_UNTIL(&t.f, t.read.n >= 2, 5000));
     ASSERT_EQ(t.read.n, 2);
     ASSERT_EQ(cJSON_GetObjectItem(t.read.got[1], "seq")->valueint, 5);
+    bt_stop(&t);
+}
+
+TEST(message_bus_send_rate_limit_per_sender)
+{
+    struct bt t;
+    ASSERT_EQ(bt_start_limited(&t, 0.001, 2), 0);
+    submit(&t, 1, 1, "one");
+    submit(&t, 1, 1, "two");
+    submit(&t, 1, 1, "three");                  /* past the burst */
+    submit(&t, 1, 2, "other sender");          /* a budget of its own */
+    ASSERT(FX_RUN_UNTIL(&t.f, t.stored.n == 3 && t.rejected.n == 1, 5000));
+    const cJSON *r = t.rejected.got[0];
+    ASSERT_STR_EQ(cJSON_GetObjectItem(r, "code")->valuestring, "rate_limited");
+    ASSERT(cJSON_GetObjectItem(r, "retry_after_ms")->valuedouble > 0);
     bt_stop(&t);
 }

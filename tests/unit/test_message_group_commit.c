@@ -62,6 +62,8 @@ TEST(message_group_commit_through_bus_and_writer)
         " (1, 1, 'ann', 0), (1, 2, 'bob', 0), (2, 2, 'bob', 0);", NULL, NULL, NULL), SQLITE_OK);
     ASSERT_EQ(db_start(f.app.db), 0);
     ASSERT_EQ(bus_start(f.app.bus), 0);
+    f.cfg.limits.messages_per_s = 1e9;      /* one sender, many messages */
+    f.cfg.limits.messages_burst = 1000000000;
     ASSERT_EQ(msg_state_new(&st, &f.app), 0);
     ASSERT_EQ(msg_subscribe(st), 0);
     struct bus_sub_opts o = { .consumer = "test.stored" };

@@ -26,6 +26,7 @@ struct bus_event;
 #define MSG_SYNC_LIMIT        500    /* messages per room in one sync answer */
 #define MSG_SYNC_ROOMS_MAX    1000   /* rooms in one sync request */
 #define MSG_LOOKUP_TIMEOUT_MS 5000
+#define MSG_LIMIT_USERS       65536  /* senders remembered by the send rate limit (LRU) */
 
 /* ---------- membership cache (member_cache.c): loop thread only ---------- */
 struct mcache;
@@ -114,6 +115,7 @@ struct msg_state {
     uv_timer_t drain_timer;          /* polls for the end of in-flight work */
     struct pending_table pending;    /* owned */
     struct mcache *members;          /* owned */
+    struct ratelimit *send_limit;    /* owned: [limits] messages_per_s, per sender */
     int cache_loads;                 /* cache loads on the pool right now */
     /* Writer thread only (the writer is a single thread). */
     struct msg_wstmts *wst;          /* owned; finalized on the writer at drain */

@@ -70,8 +70,11 @@ int msg_state_new(struct msg_state **out, struct chatd *app)
     st->max_body_bytes = app->cfg ? app->cfg->message.max_body_bytes : 4096;
     if (st->max_body_bytes <= 0)
         st->max_body_bytes = 4096;
+    double rate = app->cfg ? app->cfg->limits.messages_per_s : 20;
+    double burst = app->cfg ? app->cfg->limits.messages_burst : 100;
     if (pending_init(&st->pending, MSG_PENDING_MAX) < 0 ||
-        mcache_new(&st->members, MSG_CACHE_ROOMS) < 0) {
+        mcache_new(&st->members, MSG_CACHE_ROOMS) < 0 ||
+        ratelimit_new(&st->send_limit, MSG_LIMIT_USERS, rate, burst) < 0) {
         msg_state_free(st);
         return -ENOMEM;
     }
@@ -96,6 +99,8 @@ void msg_state_free(struct msg_state *st)
         return;
     pending_free(&st->pending);
     mcache_free(st->members);
+    if (st->send_limit)
+        ratelimit_free(st->send_limit);
     free(st->wst);                   /* statements finalized at drain, on the writer */
     free(st);
 }

@@ -5,6 +5,7 @@
  * message.stored or message.rejected to the loop. Nobody hears of a message before
  * its transaction is durable. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "chatd/bus.h"
@@ -86,6 +87,9 @@ int msg_json_has_nul_escape(const char *s, size_t n)
     }
     return 0;
 }
+
+static cJSON *rejected_payload_retry(const cJSON *origin, const char *cmid, int64_t room_id,
+                                     int status, const char *msg, int64_t retry_after_ms);
 
 /* ---------- the job ---------- */
 static char *dup_or_null(const char *s)
@@ -288,6 +292,12 @@ cJSON *msg_job_stored_payload(const struct msg_job *j)
 static cJSON *rejected_payload(const cJSON *origin, const char *cmid, int64_t room_id,
                                int status, const char *msg)
 {
+    return rejected_payload_retry(origin, cmid, room_id, status, msg, 0);
+}
+
+static cJSON *rejected_payload_retry(const cJSON *origin, const char *cmid, int64_t room_id,
+                                     int status, const char *msg, int64_t retry_after_ms)
+{
     cJSON *p = cJSON_CreateObject();
     if (!p)
         return NULL;
@@ -298,6 +308,8 @@ static cJSON *rejected_payload(const cJSON *origin, const char *cmid, int64_t ro
     cJSON_AddNumberToObject(p, "room_id", (double)room_id);
     cJSON_AddStringToObject(p, "code", msg_code_of_status(status));
     cJSON_AddStringToObject(p, "message", msg);
+    if (retry_after_ms > 0)
+        cJSON_AddNumberToObject(p, "retry_after_ms", (double)retry_after_ms);
     return p;
 }
 
@@ -367,6 +379,18 @@ void msg_submit(struct msg_state *st, const cJSON *p)
                           cmid ? why : "client_msg_id must be a string");
     if (st->draining)
         return reject_now(st, origin, cmid, room_id, 503, "the server is shutting down");
+    /* Every send passes here, HTTP and WebSocket alike: one budget per sender. */
+    char key[24];
+    snprintf(key, sizeof(key), "%lld", (long long)sender_id);
+    int64_t wait_ms = ratelimit_take(st->send_limit, key, mono_ms());
+    if (wait_ms > 0) {
+        struct bus_event *ev = bus_event_new(TOPIC_MESSAGE_REJECTED,
+            rejected_payload_retry(origin, cmid, room_id, 429, "too many messages: slow down",
+                                   wait_ms));
+        if (ev)
+            bus_publish(st->app->bus, ev);
+        return;
+    }
 
     struct msg_job *j = msg_job_new(st, room_id, sender_id, sender, body, cmid, origin);
     if (!j)
@@ -401,7 +425,13 @@ void msg_answer_http(struct msg_state *st, const cJSON *p, int stored)
         return;
     }
     const char *code = NULL, *msg = NULL;
+    int64_t retry_ms = 0;
     json_get_str(p, "code", &code);
     json_get_str(p, "message", &msg);
+    if (msg_status_of_code(code) == 429) {
+        json_get_i64(p, "retry_after_ms", &retry_ms);
+        http_respond_rate_limited(req, retry_ms);
+        return;
+    }
     http_respond_error(req, msg_status_of_code(code), "%s", msg ? msg : "not stored");
 }
