@@ -441,9 +441,9 @@ static int handles_init(struct bus *b)
     uv_timer_init(b->loop, &h->poll_timer);
     h->async.data = b;
     h->retry_timer.data = h->request_timer.data = h->poll_timer.data = b;
-    /* The bus alone does not keep a loop alive: waiting retries and requests do,
-     * through their timers. */
-    uv_unref((uv_handle_t *)&h->async);
+    /* The async handle stays referenced: results from other threads (a commit's
+     * done()) may still be on their way while nothing else is active, e.g. when a
+     * module drains. bus_close releases the loop. */
     h->open = 4;
     b->h = h;
     return 0;
