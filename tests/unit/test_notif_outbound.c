@@ -10,7 +10,7 @@
 #include "test.h"
 #include "../../src/modules/notification/notification_internal.h"
 
-enum srv_mode { SRV_204, SRV_500_CLOSE, SRV_SILENT, SRV_GARBAGE };
+enum srv_mode { SRV_204, SRV_500_CLOSE, SRV_SILENT, SRV_GARBAGE, SRV_100_THEN_202 };
 
 struct srv {
     uv_tcp_t listener;
@@ -51,6 +51,8 @@ static void srv_answer(struct srv_conn *c)
         [SRV_204] = "HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n",
         [SRV_500_CLOSE] = "HTTP/1.1 500 Internal Server Error\r\n\r\noops, no length",
         [SRV_GARBAGE] = "SMTP ready\r\n\r\n",
+        [SRV_100_THEN_202] = "HTTP/1.1 100 Continue\r\n\r\n"
+                             "HTTP/1.1 202 Accepted\r\nContent-Length: 2\r\n\r\nok",
     };
     c->answered = 1;
     c->s->requests++;
@@ -187,6 +189,17 @@ TEST(notif_outbound_status_and_request_shape)
     ASSERT(strstr(f.srv.last, "Content-Length: 7\r\n") != NULL);
     ASSERT(strstr(f.srv.last, "\r\n\r\n{\"a\":1}") != NULL);
     ASSERT_EQ(outbound_pending(f.o), 0);
+    fixture_close(&f);
+}
+
+TEST(notif_outbound_skips_interim_answers)
+{
+    struct fixture f;
+    struct result r = {0};
+    ASSERT_EQ(fixture_init(&f, SRV_100_THEN_202, 4, 4), 0);
+    ASSERT_EQ(outbound_send(f.o, "POST", f.url, NULL, "x", 1, on_result, &r), 0);
+    run_until(&f, &r.calls, 1);
+    ASSERT_EQ(r.status, 202);
     fixture_close(&f);
 }
 

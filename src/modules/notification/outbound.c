@@ -155,8 +155,11 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
 static int on_message_complete(llhttp_t *p)
 {
     struct obreq *r = p->data;
+    int status = llhttp_get_status_code(p);
+    if (status >= 100 && status < 200)
+        return 0;                      /* interim (100 Continue...): the answer follows */
     r->complete = 1;
-    r->status = llhttp_get_status_code(p);
+    r->status = status;
     return HPE_PAUSED;
 }
 
