@@ -39,6 +39,9 @@ struct lifecycle {
     int drain_waiting;         /* a module's drain has not called done yet */
     int drain_in_call;         /* inside a module's drain(): done must not recurse */
     int http_closed, bus_closed;
+    size_t nstarted;           /* modules whose start succeeded */
+    int start_failed;          /* drain after a failed start: no http close at the end */
+    int drained;
 };
 
 /* A module's done() callback gets only its own state, so the server being drained has
@@ -47,6 +50,7 @@ struct lifecycle {
 static struct lifecycle *running;
 
 static void drain_step(struct lifecycle *lc);
+static void drain_deadline(uv_timer_t *t);
 
 /* --- metrics of the process itself ---------------------------------------------- */
 
@@ -138,6 +142,22 @@ static void http_closed_at_teardown(void *arg)
     lc->http_closed = 1;
 }
 
+/* Modules get drain() before destroy() even when the start failed half-way, so none is
+ * destroyed with its handles still running. The deadline timer bounds the wait. */
+static void drain_after_failed_start(struct lifecycle *lc)
+{
+    if (lc->app.draining || lc->nstarted == 0 || !lc->drain_timer.loop)
+        return;
+    lc->app.draining = 1;
+    lc->start_failed = 1;
+    uv_timer_start(&lc->drain_timer, drain_deadline, DRAIN_DEADLINE_MS, 0);
+    lc->drain_next = lc->nstarted;
+    drain_step(lc);
+    while (!lc->drained)
+        uv_run(&lc->loop, UV_RUN_ONCE);
+    uv_timer_stop(&lc->drain_timer);
+}
+
 static void close_http_and_bus(struct lifecycle *lc)
 {
     struct chatd *app = &lc->app;
@@ -181,7 +201,9 @@ static void drain_step(struct lifecycle *lc)
             return;   /* drain_done continues later */
     }
     LOG_INFO(&lc->app, "core", "modules drained");
-    http_server_close(lc->app.http, http_closed, lc);
+    lc->drained = 1;
+    if (!lc->start_failed)
+        http_server_close(lc->app.http, http_closed, lc);
 }
 
 static void drain_deadline(uv_timer_t *t)
@@ -328,6 +350,7 @@ static int start_modules(struct lifecycle *lc)
             snprintf(what, sizeof(what), "module %s start", mod->name);
             return start_fail(lc, what, rc);
         }
+        lc->nstarted = i + 1;
     }
     return 0;
 }
@@ -364,6 +387,7 @@ static void teardown(struct lifecycle *lc)
 {
     struct chatd *app = &lc->app;
 
+    drain_after_failed_start(lc);
     close_own_handles(lc);
     close_http_and_bus(lc);
     if (app->db)
