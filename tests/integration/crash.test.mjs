@@ -108,3 +108,59 @@ test('every acknowledged message survives kill -9, once, without seq gaps', { ti
         assert.equal(seen.size, acked.size, 'nothing stored that was never acknowledged or retried');
     }
 });
+
+test('SIGTERM under load: exit 0, every answered message stored, the rest refused cleanly', { timeout: 60000 }, async () => {
+    const srv = await startServer();
+    try {
+        let http = api(srv);
+        const u = await registerAndLogin(srv, uniqueName('term'));
+        const room = (await http.post('/v1/rooms', { name: 'term' }, { token: u.access_token })).json.room;
+        const acked = new Map();
+        let stop = false, refused = 0;
+        const loops = Array.from({ length: 8 }, async (_, c) => {
+            for (let i = 0; !stop; i++) {
+                const cmid = `t${c}-${i}`;
+                let res;
+                try {
+                    res = await http.post(`/v1/rooms/${room.id}/messages`, { body: cmid, client_msg_id: cmid },
+                        { token: u.access_token, timeout: 5000 });
+                } catch {
+                    return;          // the listener is gone
+                }
+                if (res.status === 201)
+                    acked.set(cmid, res.json.message);
+                else {
+                    assert.equal(res.status, 503, res.text);
+                    refused++;
+                }
+            }
+        });
+        await new Promise((r) => setTimeout(r, 300 + Math.random() * 500));
+        const code = await srv.stop('SIGTERM');
+        stop = true;
+        await Promise.all(loops);
+        assert.equal(code, 0, srv.logs());
+        console.log(`# ${acked.size} acknowledged before the drain, ${refused} refused during it`);
+        assert.ok(acked.size > 0, "messages were acknowledged before the drain");
+
+        await srv.restart();
+        http = api(srv);
+        const res = await http.get(`/v1/rooms/${room.id}/messages?after=0&limit=200`, { token: u.access_token });
+        const all = [...res.json.messages];
+        let after = all.length ? all[all.length - 1].seq : 0;
+        for (let more = res.json.has_more; more;) {
+            const page = await http.get(`/v1/rooms/${room.id}/messages?after=${after}&limit=200`, { token: u.access_token });
+            all.push(...page.json.messages);
+            after = all[all.length - 1].seq;
+            more = page.json.has_more;
+        }
+        all.forEach((m, i) => assert.equal(m.seq, i + 1));
+        const byId = new Map(all.map((m) => [m.client_msg_id, m]));
+        assert.equal(byId.size, all.length, 'no message stored twice');
+        for (const [cmid, m] of acked)
+            assert.deepEqual(byId.get(cmid), m, `acknowledged ${cmid} is stored`);
+    } finally {
+        if (srv.exitStatus === null)
+            await srv.stop();
+    }
+});
