@@ -513,9 +513,10 @@ test('a client that stops reading is closed with 1013 and the server memory stay
         const rss0 = rssKiB(srv.proc.pid);
         const body = 'z'.repeat(4000);
         let sent = 0;
-        // Enough to pass the kernel's socket buffers and the 1 MiB queue several times over.
-        while (sent < 8000 && !((await metric(srv, 'chatd_ws_closes_total{code="1013"}')) >= 1)) {
-            for (let i = 0; i < 500; i++, sent++)
+        // Enough to pass the kernel's socket buffers and the 1 MiB queue several times over,
+        // in rounds small enough (800 KB of acks) that the sender itself never lags that far.
+        while (sent < 10000 && !((await metric(srv, 'chatd_ws_closes_total{code="1013"}')) >= 1)) {
+            for (let i = 0; i < 200; i++, sent++)
                 sender.send({ type: 'send', room_id: room.id, body, client_msg_id: `slow-${sent}` });
             await waitFor(() => sender.frames.filter((f) => f.type === 'ack').length === sent,
                 { timeout: 60000, message: `acks for ${sent} sends (other frames: ${JSON.stringify(sender.frames.filter((f) => f.type !== 'ack').slice(0, 3))})` });

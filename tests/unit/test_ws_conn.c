@@ -373,3 +373,35 @@ TEST(ws_frame_header_lengths)
         ws_buf_unref(b);
     }
 }
+
+/* An idle connection lends its wslay context back; mid-frame or mid-message it keeps
+ * it (the split tests above check nothing is lost across the hand-backs). */
+TEST(ws_conn_idle_context_pooled)
+{
+    struct ws_fixture fx;
+    uint8_t buf[256];
+
+    ASSERT(wst_init(&fx, 0, 0, 0) == 0);
+    struct ws_conn *c = wst_conn(&fx, 1);
+    ASSERT(c->wslay == NULL);
+    size_t n = text_frame(buf, "{\"type\":\"ping\"}");
+    ws_conn_feed(c, buf, n);
+    ASSERT(c->wslay == NULL);
+    ASSERT_EQ(fx.m->npool, 1);
+    ws_conn_feed(c, buf, 3);                 /* half a frame */
+    ASSERT(c->wslay != NULL);
+    ASSERT_EQ(fx.m->npool, 0);
+    ws_conn_feed(c, buf + 3, n - 3);
+    ASSERT(c->wslay == NULL);
+    n = wst_frame(buf, 0, 1, "ab", 2, 1, wst_key);   /* a message left open */
+    ws_conn_feed(c, buf, n);
+    ASSERT(c->wslay != NULL);
+    n = wst_frame(buf, 1, 0, "cd", 2, 1, wst_key);
+    ws_conn_feed(c, buf, n);
+    ASSERT(c->wslay == NULL);
+    ASSERT_EQ(fx.ntexts, 3);
+    n = wst_frame(buf, 1, 9, "p", 1, 1, wst_key);    /* a ping: pong goes out first */
+    ws_conn_feed(c, buf, n);
+    ASSERT(c->wslay == NULL);
+    wst_free(&fx);
+}

@@ -27,13 +27,19 @@
 static void conn_pump(struct ws_conn *c);
 static void begin_closing(struct ws_conn *c, uint16_t code);
 
+/* Header bytes of a client frame (always masked) with this payload length. */
+static uint64_t frame_head_len(uint64_t payload)
+{
+    return 2 + (payload < 126 ? 0 : payload <= 0xffff ? 2 : 8) + 4;
+}
+
 /* --- wslay callbacks ----------------------------------------------------------------- */
 
 static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
                        void *user)
 {
-    struct ws_conn *c = user;
-    struct ws_input *in = c->m->input;
+    struct ws_module *m = user;
+    struct ws_input *in = m->input;
     (void)flags;
 
     if (!in || in->off >= in->len) {
@@ -51,11 +57,12 @@ static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, in
 static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len,
                        int flags, void *user)
 {
-    struct ws_conn *c = user;
+    struct ws_conn *c = ((struct ws_module *)user)->cur;
     struct ws_buf *b = ws_buf_raw(data, len);
     (void)flags;
 
-    if (!b) {
+    if (!b || !c) {
+        ws_buf_unref(b);
         wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
         return -1;
     }
@@ -68,21 +75,35 @@ static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t 
 static void frame_start_cb(wslay_event_context_ptr ctx,
                            const struct wslay_event_on_frame_recv_start_arg *arg, void *user)
 {
-    struct ws_conn *c = user;
+    struct ws_conn *c = ((struct ws_module *)user)->cur;
     (void)ctx;
 
+    c->frame_bytes = frame_head_len(arg->payload_length) + arg->payload_length;
+    if ((arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME) && !arg->fin)
+        c->in_message = 1;
     if (arg->opcode == WSLAY_BINARY_FRAME)
         ws_conn_close(c, WSLAY_CODE_UNSUPPORTED_DATA, "binary frames are not supported");
+}
+
+static void frame_end_cb(wslay_event_context_ptr ctx, void *user)
+{
+    struct ws_conn *c = ((struct ws_module *)user)->cur;
+    (void)ctx;
+
+    c->consumed += c->frame_bytes;
+    c->frame_bytes = 0;
 }
 
 static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg,
                    void *user)
 {
-    struct ws_conn *c = user;
-    struct ws_module *m = c->m;
+    struct ws_module *m = user;
+    struct ws_conn *c = m->cur;
     (void)ctx;
 
     METRIC_INC(m->metrics.frames_in);
+    if (arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME)
+        c->in_message = 0;
     switch (arg->opcode) {
     case WSLAY_CONNECTION_CLOSE:
         /* wslay queued the answering close itself. */
@@ -106,8 +127,62 @@ static const struct wslay_event_callbacks wslay_cbs = {
     .recv_callback = recv_cb,
     .send_callback = send_cb,
     .on_frame_recv_start_callback = frame_start_cb,
+    .on_frame_recv_end_callback = frame_end_cb,
     .on_msg_recv_callback = msg_cb,
 };
+
+/* --- wslay contexts on loan ------------------------------------------------------------
+ * A wslay context is about 8.8 KB (two 4 KB buffers), ten times the rest of a
+ * connection. Between frames it holds no state a fresh one lacks, so an idle
+ * connection gives its context back to a small pool and borrows one when bytes
+ * arrive. "Between frames" is known by counting: every byte fed is accounted to a
+ * complete frame (header + payload), no fragmented message is open, nothing waits to
+ * be sent, and the connection is open. The callbacks find their connection through
+ * m->cur, since a pooled context serves many. */
+
+static int wslay_acquire(struct ws_conn *c)
+{
+    struct ws_module *m = c->m;
+
+    if (c->wslay)
+        return 0;
+    if (m->npool) {
+        c->wslay = m->pool[--m->npool];
+        return 0;
+    }
+    if (wslay_event_context_server_init(&c->wslay, &wslay_cbs, m) != 0) {
+        c->wslay = NULL;
+        return -ENOMEM;
+    }
+    wslay_event_config_set_max_recv_msg_length(c->wslay, (uint64_t)m->max_message_bytes);
+    return 0;
+}
+
+static void wslay_release(struct ws_conn *c)
+{
+    struct ws_module *m = c->m;
+    wslay_event_context_ptr ctx = c->wslay;
+
+    if (!ctx || c->state != WS_OPEN || c->consumed != c->fed || c->in_message ||
+        c->frame_bytes || wslay_event_want_write(ctx) || !wslay_event_get_read_enabled(ctx) ||
+        !wslay_event_get_write_enabled(ctx) || wslay_event_get_close_received(ctx) ||
+        wslay_event_get_close_sent(ctx))
+        return;
+    c->wslay = NULL;
+    c->fed = c->consumed = 0;
+    if (m->npool < WS_WSLAY_POOL)
+        m->pool[m->npool++] = ctx;
+    else
+        wslay_event_context_free(ctx);
+}
+
+/* Frees a context that may be mid-frame (never pooled). */
+static void wslay_drop(struct ws_conn *c)
+{
+    if (c->wslay)
+        wslay_event_context_free(c->wslay);
+    c->wslay = NULL;
+}
 
 /* --- creation ------------------------------------------------------------------------ */
 
@@ -136,14 +211,8 @@ int ws_conn_new(struct ws_module *m, uv_tcp_t *tcp, const struct http_user *u,
     c->user_id = u->id;
     c->token_exp = u->token_exp;
     c->last_rx_ms = mono_ms();
-    if (wslay_event_context_server_init(&c->wslay, &wslay_cbs, c) != 0) {
-        free(c);
-        return -ENOMEM;
-    }
-    wslay_event_config_set_max_recv_msg_length(c->wslay, (uint64_t)m->max_message_bytes);
     rc = ws_registry_add(m, c, u->name);
     if (rc < 0) {
-        wslay_event_context_free(c->wslay);
         free(c);
         return rc;
     }
@@ -165,16 +234,26 @@ int ws_conn_new(struct ws_module *m, uv_tcp_t *tcp, const struct http_user *u,
 
 void ws_conn_feed(struct ws_conn *c, const uint8_t *data, size_t len)
 {
+    struct ws_module *m = c->m;
     struct ws_input in = { data, len, 0 };
+    struct ws_conn *saved = m->cur;
+    int rc;
 
     if (c->state == WS_FREEING || !len)
         return;
     c->last_rx_ms = mono_ms();
+    if (wslay_acquire(c) < 0) {
+        ws_conn_destroy(c);
+        return;
+    }
     if (!wslay_event_get_read_enabled(c->wslay))
         return;   /* after a close: bytes are read and dropped until EOF */
-    c->m->input = &in;
-    int rc = wslay_event_recv(c->wslay);
-    c->m->input = NULL;
+    c->fed += len;
+    m->input = &in;
+    m->cur = c;
+    rc = wslay_event_recv(c->wslay);
+    m->input = NULL;
+    m->cur = saved;
     if (rc < 0) {
         ws_conn_destroy(c);
         return;
@@ -187,8 +266,10 @@ void ws_conn_feed(struct ws_conn *c, const uint8_t *data, size_t len)
             begin_closing(c, wslay_event_get_status_code_sent(c->wslay));
     }
     conn_pump(c);
-    if (wslay_event_get_close_received(c->wslay) && c->state == WS_SHUT)
+    if (c->state == WS_SHUT && wslay_event_get_close_received(c->wslay))
         ws_conn_destroy(c);
+    else
+        wslay_release(c);
 }
 
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -261,6 +342,10 @@ void ws_conn_close(struct ws_conn *c, uint16_t code, const char *reason)
 {
     if (c->state != WS_OPEN)
         return;
+    if (wslay_acquire(c) < 0) {
+        ws_conn_destroy(c);
+        return;
+    }
     begin_closing(c, code);
     if (code == 1013)
         ws_conn_queue_drop(c);   /* its memory goes now, not when the peer reads */
@@ -273,9 +358,15 @@ void ws_conn_close(struct ws_conn *c, uint16_t code, const char *reason)
  * a wslay callback. */
 static void conn_pump(struct ws_conn *c)
 {
-    if (c->state == WS_FREEING || !wslay_event_want_write(c->wslay))
+    struct ws_conn *saved = c->m->cur;
+    int rc;
+
+    if (c->state == WS_FREEING || !c->wslay || !wslay_event_want_write(c->wslay))
         return;
-    if (wslay_event_send(c->wslay) < 0)
+    c->m->cur = c;
+    rc = wslay_event_send(c->wslay);
+    c->m->cur = saved;
+    if (rc < 0)
         ws_conn_destroy(c);
 }
 
@@ -297,7 +388,7 @@ void ws_conn_drained(struct ws_conn *c)
     conn_pump(c);
     if (c->q_len || c->state == WS_FREEING)
         return;   /* the close frame is queued now: back here once it is written */
-    if (wslay_event_get_close_received(c->wslay) || !c->tcp) {
+    if (!c->wslay || wslay_event_get_close_received(c->wslay) || !c->tcp) {
         ws_conn_destroy(c);
         return;
     }
@@ -320,7 +411,7 @@ static void conn_freed(void *arg)
     ws_conn_queue_free(c);
     if (c->sync)
         ws_sync_free(c);
-    wslay_event_context_free(c->wslay);
+    wslay_drop(c);
     if (c->dirty) {
         /* Rare (a flush list built after the last check): unlink it. */
         for (struct ws_conn **pp = &m->dirty; *pp; pp = &(*pp)->dirty_next)

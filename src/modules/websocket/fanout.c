@@ -5,9 +5,10 @@
  * right after each poll phase (where bus dispatch and reads happen), hands each such
  * connection's whole queue to the kernel in one uv_write with many buffers (writev).
  * One write is in flight per connection at a time; what arrives meanwhile waits in
- * the ring and goes out with the next writev. The queue is bounded (send_queue_bytes,
- * in-flight bytes included): a connection past it is closed with 1013 and its queue
- * freed at once. */
+ * the ring and goes out with the next writev. The queue is bounded: when the bytes
+ * the kernel has not accepted yet would pass send_queue_bytes, the connection is
+ * closed with 1013 and its queue freed at once. Memory held per connection is thus
+ * at most send_queue_bytes plus what the kernel took of the write in flight. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,6 +107,19 @@ void ws_mark_dirty(struct ws_conn *c)
     c->m->dirty = c;
 }
 
+/* Bytes the kernel has not taken yet: those waiting in our ring, plus what libuv
+ * still holds of the write in flight (it writes what it can at once; the rest waits
+ * for the socket to drain). What the kernel took is the client's to read: a burst
+ * that its socket buffers absorb is not a slow consumer. */
+static size_t unsent_bytes(const struct ws_conn *c)
+{
+    size_t waiting = c->q_bytes - c->q_inflight_bytes;
+
+    if (c->q_inflight && c->tcp)
+        waiting += uv_stream_get_write_queue_size((const uv_stream_t *)c->tcp);
+    return waiting;
+}
+
 int ws_conn_queue(struct ws_conn *c, struct ws_buf *b, int prio)
 {
     struct ws_module *m = c->m;
@@ -115,9 +129,10 @@ int ws_conn_queue(struct ws_conn *c, struct ws_buf *b, int prio)
     if (prio != WS_PRIO_CONTROL) {
         if (c->state != WS_OPEN)
             return -EPIPE;
-        if (prio == WS_PRIO_TYPING && c->q_bytes > m->send_queue_bytes / 2)
+        size_t unsent = unsent_bytes(c);
+        if (prio == WS_PRIO_TYPING && unsent > m->send_queue_bytes / 2)
             return -EAGAIN;
-        if (c->q_bytes + b->len > m->send_queue_bytes) {
+        if (unsent + b->len > m->send_queue_bytes) {
             ws_conn_close(c, 1013, "slow consumer");
             return -ENOBUFS;
         }
@@ -181,6 +196,7 @@ void ws_conn_queue_free(struct ws_conn *c)
     free(c->q);
     c->q = NULL;
     c->q_cap = c->q_len = c->q_head = c->q_inflight = 0;
+    c->q_inflight_bytes = 0;
 }
 
 /* --- writing ----------------------------------------------------------------------- */
@@ -189,6 +205,7 @@ static void write_done(struct ws_conn *c, int status)
 {
     queue_pop(c, c->q_inflight);
     c->q_inflight = 0;
+    c->q_inflight_bytes = 0;
     if (c->state == WS_FREEING)
         return;
     if (status < 0) {
@@ -198,7 +215,7 @@ static void write_done(struct ws_conn *c, int status)
         return;
     }
     /* An idle connection should not keep a big ring around. */
-    if (c->q_len == 0 && c->q_cap > 64) {
+    if (c->q_len == 0 && c->q_cap > 8) {
         free(c->q);
         c->q = NULL;
         c->q_cap = c->q_head = 0;
@@ -244,9 +261,11 @@ static void flush_one(struct ws_conn *c)
         return;
     }
     n = c->q_len < WS_MAX_IOV ? c->q_len : WS_MAX_IOV;
+    c->q_inflight_bytes = 0;
     for (uint32_t i = 0; i < n; i++) {
         struct ws_buf *b = c->q[(c->q_head + i) & (c->q_cap - 1)];
         m->iov[i] = uv_buf_init((char *)b->data, b->len);
+        c->q_inflight_bytes += b->len;
     }
     c->q_inflight = n;
     if (!c->tcp) {
@@ -262,6 +281,7 @@ static void flush_one(struct ws_conn *c)
         m->nwreq_free--;
     } else if (!(w = malloc(sizeof(*w)))) {
         c->q_inflight = 0;
+        c->q_inflight_bytes = 0;
         ws_mark_dirty(c);      /* try again next turn */
         return;
     }

@@ -98,9 +98,12 @@ void ws_module_free(struct ws_module *m)
         ws_registry_remove(m, c);
         ws_conn_queue_free(c);
         ws_sync_free(c);
-        wslay_event_context_free(c->wslay);
+        if (c->wslay)
+            wslay_event_context_free(c->wslay);
         free(c);
     }
+    while (m->npool)
+        wslay_event_context_free(m->pool[--m->npool]);
     ratelimit_free(m->connect_rl);
     ws_map_free(m->users);
     ws_map_free(m->conns_by_id);

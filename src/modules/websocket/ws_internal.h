@@ -41,6 +41,7 @@
 #define WS_DRAIN_WAIT_MS      10000   /* waiting for acks of in-flight sends */
 #define WS_WREQ_CACHE         64
 #define WS_RATELIMIT_ADDRS    4096
+#define WS_WSLAY_POOL         64      /* idle wslay contexts kept for reuse */
 
 /* Close codes of our own (4000-4999 are the application's). */
 #define WS_CLOSE_TOKEN_EXPIRED  4001
@@ -95,7 +96,9 @@ enum ws_conn_state {
 struct ws_conn {
     struct ws_module *m;
     uv_tcp_t *tcp;                   /* not owned (http layer's); NULL in unit tests */
-    wslay_event_context_ptr wslay;   /* owned */
+    wslay_event_context_ptr wslay;   /* owned while attached; NULL when idle (conn.c) */
+    uint64_t fed, consumed;          /* bytes given to wslay / in complete frames */
+    uint64_t frame_bytes;            /* size of the frame being received */
     uint64_t id;
     struct ws_user *user;            /* registry's; NULL once unregistered */
     int64_t  user_id;
@@ -109,6 +112,7 @@ struct ws_conn {
     struct ws_buf **q;
     uint32_t q_head, q_len, q_cap, q_inflight;
     size_t   q_bytes;                /* bytes queued, in flight included */
+    size_t   q_inflight_bytes;       /* of which in the write in flight */
     struct ws_sync *sync;            /* owned; NULL when no sync runs */
     uint64_t bad_window_start;
     uint16_t bad_count;
@@ -120,6 +124,7 @@ struct ws_conn {
     uint8_t  write_failed;
     uint8_t  shutdown_sent;
     uint8_t  announced;              /* ws.connected went out */
+    uint8_t  in_message;             /* a fragmented data message is open */
 };
 
 /* Metrics pointers (counters from metrics_counter). */
@@ -166,6 +171,9 @@ struct ws_module {
     void   (*drain_done)(void *state);
     int      handles_open;
     struct ws_input *input;          /* during ws_conn_feed only */
+    struct ws_conn *cur;             /* the connection inside a wslay call */
+    wslay_event_context_ptr pool[WS_WSLAY_POOL];  /* owned: idle contexts */
+    int      npool;
     struct ws_metrics metrics;
     char     rbuf[WS_READ_BUF];
     /* Tests: when set, frames are written here instead of to a socket, and text
