@@ -94,12 +94,12 @@ static void ins_done(struct db_job *job, int status)
     struct ins_job *j = (struct ins_job *)job;
     char sql[96];
 
-    j->status = status;
     j->order[(*j->norder)++] = j->n;
     if (j->n < 8) {   /* a few only: each opens a connection */
         snprintf(sql, sizeof(sql), "SELECT count(*) FROM t WHERE v = 'v%d'", j->n);
         j->visible = fx_query_int(j->f->db_path, sql);
     }
+    __atomic_store_n(&j->status, status, __ATOMIC_RELEASE);   /* last: the test waits on it */
 }
 
 static int commits;
@@ -298,7 +298,7 @@ static int fill_apply(sqlite3 *conn, struct db_job *job)
 
 static void fill_done(struct db_job *job, int status)
 {
-    *(int *)((char *)job + sizeof(struct db_job)) = status;
+    __atomic_store_n((int *)((char *)job + sizeof(struct db_job)), status, __ATOMIC_RELEASE);
 }
 
 /* A full disk fails the jobs with -ENOSPC and the writer keeps going. */
