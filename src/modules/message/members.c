@@ -1,5 +1,4 @@
-/* members.c: who is in a room. The writer jobs that add and remove members, the
- * typing relay (which needs the members on the loop, hence the cache) and the
+/* members.c: who is in a room. The writer jobs that add and remove members, and the
  * rooms.peers request (who shares a room with a user). */
 #include <errno.h>
 #include <stdio.h>
@@ -196,105 +195,6 @@ int room_apply_remove(struct msg_state *st, sqlite3 *conn, struct room_job *j)
     j->changed = 1;
     j->status = 204;
     return 0;
-}
-
-/* ---------- typing ---------- */
-static void publish_typing(struct msg_state *st, int64_t room_id, int64_t user_id,
-                           const int64_t *ids, int n)
-{
-    int member = 0;
-    for (int i = 0; i < n && !member; i++)
-        member = ids[i] == user_id;
-    if (!member || n < 2)
-        return;                      /* not a member: typing is dropped silently */
-    cJSON *p = cJSON_CreateObject();
-    cJSON_AddNumberToObject(p, "room_id", (double)room_id);
-    cJSON_AddNumberToObject(p, "user_id", (double)user_id);
-    cJSON *a = cJSON_AddArrayToObject(p, "member_ids");
-    for (int i = 0; i < n; i++)
-        if (ids[i] != user_id)
-            cJSON_AddItemToArray(a, cJSON_CreateNumber((double)ids[i]));
-    struct bus_event *ev = bus_event_new(TOPIC_ROOM_TYPING, p);
-    if (ev)
-        bus_publish(st->app->bus, ev);
-}
-
-struct member_load {
-    struct msg_state *st;
-    int64_t room_id, user_id;
-    uint64_t epoch;                  /* the cache's epoch when the load began */
-    int64_t *ids; int n;             /* owned */
-};
-
-static int member_load_fn(sqlite3 *conn, void *arg)
-{
-    struct member_load *l = arg;
-    sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(conn, "SELECT user_id FROM room_members WHERE room_id = ?1",
-                           -1, &s, NULL) != SQLITE_OK)
-        return -EIO;
-    sqlite3_bind_int64(s, 1, l->room_id);
-    int cap = 0, rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        if (l->n == cap) {
-            cap = cap ? cap * 2 : 16;
-            int64_t *b = realloc(l->ids, (size_t)cap * sizeof(*b));
-            if (!b) {
-                rc = SQLITE_NOMEM;
-                break;
-            }
-            l->ids = b;
-        }
-        l->ids[l->n++] = sqlite3_column_int64(s, 0);
-    }
-    sqlite3_finalize(s);
-    return rc == SQLITE_DONE ? 0 : db_errno(rc);
-}
-
-static void member_load_after(void *arg, int status)
-{
-    struct member_load *l = arg;
-    struct msg_state *st = l->st;
-    st->cache_loads--;
-    if (status == 0) {
-        /* A membership change committed meanwhile may be missing from what was read:
-         * use it for this event, but do not keep it. */
-        if (mcache_epoch(st->members) == l->epoch)
-            mcache_put(st->members, l->room_id, l->ids, l->n);
-        publish_typing(st, l->room_id, l->user_id, l->ids, l->n);
-    }
-    msg_inflight_done(st);
-    free(l->ids);
-    free(l);
-}
-
-void typing_submit(struct msg_state *st, const cJSON *p)
-{
-    int64_t room_id, user_id;
-    if (json_get_i64(p, "room_id", &room_id) < 0 || json_get_i64(p, "user_id", &user_id) < 0 ||
-        room_id <= 0 || user_id <= 0 || st->draining)
-        return;
-    int n;
-    const int64_t *ids = mcache_get(st->members, room_id, &n);
-    if (ids) {
-        publish_typing(st, room_id, user_id, ids, n);
-        return;
-    }
-    if (st->cache_loads >= MSG_CACHE_LOADS_MAX)
-        return;                      /* typing is ephemeral: drop rather than queue */
-    struct member_load *l = calloc(1, sizeof(*l));
-    if (!l)
-        return;
-    l->st = st;
-    l->room_id = room_id;
-    l->user_id = user_id;
-    l->epoch = mcache_epoch(st->members);
-    if (db_read(st->app->db, member_load_fn, member_load_after, l) < 0) {
-        free(l);
-        return;
-    }
-    st->cache_loads++;
-    st->inflight++;
 }
 
 /* ---------- rooms.peers ---------- */

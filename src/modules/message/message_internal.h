@@ -235,11 +235,11 @@ void reads_submit(struct msg_state *st, struct http_req *req, int64_t room_id,
 /* ---------- routes (routes_rooms.c, routes_messages.c) ---------- */
 int  routes_rooms_add(struct msg_state *st);
 int  routes_messages_add(struct msg_state *st);
-/* Bus handlers (messages.c, history.c, members.c) */
+/* Bus handlers (messages.c, history.c, members.c, typing.c) */
 void msg_answer_http(struct msg_state *st, const cJSON *payload, int stored);
 int  history_sync_request(struct msg_state *st, const struct bus_event *ev);
 int  rooms_peers_request(struct msg_state *st, const struct bus_event *ev);
-void typing_submit(struct msg_state *st, const cJSON *payload);
+void typing_submit(struct msg_state *st, const cJSON *payload);   /* typing.c */
 /* Read helpers for routes: room + caller membership on a read connection.
  * 0 (member), -ENOENT (no such room), -EPERM (not a member), or negative. */
 int  room_access(sqlite3 *conn, int64_t room_id, int64_t user_id, struct room_row *room,
