@@ -250,7 +250,7 @@ test('metrics count stored messages and commit latency', async () => {
 
 test('throughput of HTTP posts (reported, not asserted)', async () => {
     const room = await createRoom(alice, [bob]);
-    const N = 2000, C = 50;
+    const N = 1000, C = 50;
     let next = 0;
     const t0 = process.hrtime.bigint();
     await Promise.all(Array.from({ length: C }, async () => {
