@@ -250,8 +250,11 @@ static cJSON *room_with_members(const struct room_job *j)
     return r;
 }
 
+/* room.changed about user_id. only_user: only that user hears it (a new room: each
+ * member learns of its own joining and the room's members list says who else is
+ * there, so the announcements stay linear in the number of members). */
 static void publish_changed(struct msg_state *st, const struct room_job *j,
-                            const char *event, int64_t user_id)
+                            const char *event, int64_t user_id, int only_user)
 {
     cJSON *p = cJSON_CreateObject();
     cJSON_AddStringToObject(p, "event", event);
@@ -259,7 +262,8 @@ static void publish_changed(struct msg_state *st, const struct room_job *j,
     cJSON_AddNumberToObject(p, "user_id", (double)user_id);
     cJSON *ids = cJSON_AddArrayToObject(p, "member_ids");
     for (int i = 0; i < j->nmembers; i++)
-        cJSON_AddItemToArray(ids, cJSON_CreateNumber((double)j->members[i].id));
+        if (!only_user || j->members[i].id == user_id)
+            cJSON_AddItemToArray(ids, cJSON_CreateNumber((double)j->members[i].id));
     struct bus_event *ev = bus_event_new(TOPIC_ROOM_CHANGED, p);
     if (ev)
         bus_publish(st->app->bus, ev);
@@ -300,7 +304,7 @@ static void room_job_finish(void *arg)
         if (j->changed) {
             cache_members(st, j);
             for (int i = 0; i < j->nmembers; i++)
-                publish_changed(st, j, "joined", j->members[i].id);
+                publish_changed(st, j, "joined", j->members[i].id, 1);
         }
         break;
     }
@@ -308,14 +312,14 @@ static void room_job_finish(void *arg)
         http_respond_empty(j->req, 204);
         if (j->changed) {
             mcache_add_member(st->members, j->room.id, j->target.id);
-            publish_changed(st, j, "joined", j->target.id);
+            publish_changed(st, j, "joined", j->target.id, 0);
         }
         break;
     case ROOM_OP_REMOVE:
         http_respond_empty(j->req, 204);
         if (j->changed) {
             mcache_remove_member(st->members, j->room.id, j->target.id);
-            publish_changed(st, j, "left", j->target.id);
+            publish_changed(st, j, "left", j->target.id, 0);
         }
         break;
     }
