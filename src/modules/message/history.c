@@ -193,6 +193,10 @@ void history_get(struct msg_state *st, struct http_req *req)
         http_respond_error(req, 400, "%s", err);
         return;
     }
+    if (st->draining) {
+        http_respond_error(req, 503, "the server is shutting down");
+        return;
+    }
     struct history_ctx *h = calloc(1, sizeof(*h));
     if (!h) {
         http_respond_error(req, 503, "out of memory");
@@ -301,9 +305,13 @@ int history_sync_request(struct msg_state *st, const struct bus_event *ev)
     json_get_i64(ev->payload, "limit", &limit);
     if (limit < 1 || limit > MSG_SYNC_LIMIT)
         limit = MSG_SYNC_LIMIT;
-    struct sync_ctx *c = calloc(1, sizeof(*c));
-    if (!c)
-        return -ENOMEM;
+    struct sync_ctx *c = st->draining ? NULL : calloc(1, sizeof(*c));
+    if (!c) {
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "code", "unavailable");
+        cJSON_AddStringToObject(e, "message", "the server is shutting down");
+        return bus_reply(st->app->bus, ev, -ECANCELED, e);
+    }
     c->st = st;
     c->ev = (struct bus_event *)ev;
     c->user_id = user_id;

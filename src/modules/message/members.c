@@ -251,9 +251,13 @@ int rooms_peers_request(struct msg_state *st, const struct bus_event *ev)
         cJSON_AddStringToObject(e, "message", "rooms.peers needs user_id");
         return bus_reply(st->app->bus, ev, -EINVAL, e);
     }
-    struct peers_ctx *c = calloc(1, sizeof(*c));
-    if (!c)
-        return -ENOMEM;
+    struct peers_ctx *c = st->draining ? NULL : calloc(1, sizeof(*c));
+    if (!c) {
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "code", "unavailable");
+        cJSON_AddStringToObject(e, "message", "the server is shutting down");
+        return bus_reply(st->app->bus, ev, -ECANCELED, e);
+    }
     c->st = st;
     c->ev = (struct bus_event *)ev;
     c->user_id = user_id;

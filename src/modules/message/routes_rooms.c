@@ -407,6 +407,10 @@ static void rooms_read_after(void *arg, int status)
 
 static void rooms_read(struct msg_state *st, struct http_req *req, int64_t room_id)
 {
+    if (st->draining) {
+        http_respond_error(req, 503, "the server is shutting down");
+        return;
+    }
     struct rooms_read *c = calloc(1, sizeof(*c));
     if (!c) {
         http_respond_error(req, 503, "out of memory");
