@@ -5,6 +5,7 @@
 #include "test.h"
 #include "bus_fixture.h"
 #include "chatd/events.h"
+#include "chatd/module.h"
 #include "../../src/modules/message/message_internal.h"
 
 #define CAP_MAX 64
@@ -282,5 +283,35 @@ TEST(message_bus_send_rate_limit_per_sender)
     const cJSON *r = t.rejected.got[0];
     ASSERT_STR_EQ(cJSON_GetObjectItem(r, "code")->valuestring, "rate_limited");
     ASSERT(cJSON_GetObjectItem(r, "retry_after_ms")->valuedouble > 0);
+    bt_stop(&t);
+}
+
+extern const struct chatd_module message_module;
+
+/* done() gets only the module's state: the count has to live outside it. */
+static int drain_calls;
+
+static void drained(void *state)
+{
+    (void)state;
+    drain_calls++;
+}
+
+TEST(message_bus_drain_finishes_what_was_queued)
+{
+    struct bt t;
+    ASSERT_EQ(bt_start(&t), 0);
+    for (int i = 0; i < 200; i++)
+        submit(&t, 1, 1, "before the drain");
+    drain_calls = 0;
+    message_module.drain(t.st, drained);
+    /* Work already queued completes; new work is refused, not lost silently. */
+    submit(&t, 1, 1, "after the drain began");
+    ASSERT(FX_RUN_UNTIL(&t.f, drain_calls == 1, 10000));
+    ASSERT_EQ(t.stored.n, CAP_MAX < 200 ? CAP_MAX : 200);
+    ASSERT_EQ(fx_query_int(t.f.db_path, "SELECT count(*) FROM messages"), 200);
+    ASSERT_EQ(t.rejected.n, 1);
+    ASSERT_STR_EQ(cJSON_GetObjectItem(t.rejected.got[0], "code")->valuestring, "unavailable");
+    ASSERT_EQ(__atomic_load_n(&t.st->jobs_inflight, __ATOMIC_ACQUIRE), 0);
     bt_stop(&t);
 }
