@@ -20,9 +20,14 @@ unit_pass=0
 unit_fail=0
 echo "== unit tests ($BUILD/unit_tests)"
 if [ -x "$BUILD/unit_tests" ]; then
-    "$BUILD/unit_tests" > "$tmp/unit.out" 2>&1
-    unit_rc=$?
-    cat "$tmp/unit.out"
+    # Shown as it runs, and kept for the count (sh has no pipefail: the status goes
+    # through a file).
+    # A hung test must fail the run, not stall it: CHATD_UNIT_TIMEOUT seconds (default
+    # 900) for the whole runner.
+    { timeout -k 10 "${CHATD_UNIT_TIMEOUT:-900}" "$BUILD/unit_tests" 2>&1
+      echo $? > "$tmp/unit.rc"; } | tee "$tmp/unit.out"
+    unit_rc=$(cat "$tmp/unit.rc")
+    [ "$unit_rc" -eq 124 ] && echo "unit_tests: still running after ${CHATD_UNIT_TIMEOUT:-900} s: stopped"
     line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$tmp/unit.out" | tail -n 1)
     if [ -n "$line" ]; then
         unit_pass=${line%% passed*}
