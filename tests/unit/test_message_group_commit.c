@@ -91,7 +91,7 @@ TEST(message_group_commit_through_bus_and_writer)
         cJSON_AddItemToObject(p, "origin", cJSON_CreateObject());
         ASSERT_EQ(bus_publish(f.app.bus, bus_event_new(TOPIC_MESSAGE_SUBMITTED, p)), 0);
     }
-    FX_RUN_UNTIL(&f, seen.stored + seen.rejected == GC_N, 20000);
+    FX_RUN_UNTIL(&f, seen.stored + seen.rejected == GC_N, 60000);
     if (getenv("TEST_VERBOSE"))
         fprintf(stderr, "stored=%d rejected=%d transactions=%llu in %.1f ms\n", seen.stored,
                 seen.rejected, (unsigned long long)st->w_batches, (mono_ns() - t0) / 1e6);
