@@ -97,6 +97,36 @@ static const char TEST_KEY_SHORT[] =
     "-----END PRIVATE KEY-----\n"
     ;
 
+/* TEST_KEY_A again, in the traditional PKCS#1 form ("BEGIN RSA PRIVATE KEY"). */
+static const char TEST_KEY_A_PKCS1[] =
+    "-----BEGIN RSA PRIVATE KEY-----\n"
+    "MIIEpAIBAAKCAQEA5K+qc3ZIMTX66aU3WphA40HLbXxlNEPS4u7xlKRI0R4hSuh/\n"
+    "/Cbuc9k0eHcdtfB1DnyXkdovMAv5s+aH1GsxoapwFBRp/Xqs2ibkTlrv1DVoJl7V\n"
+    "wMFXD5Y13WjYW4Cb4mR2GJu+UZ0P1Th/mf50UnRPlfVxZPci//xuLbtTe7b+fOrS\n"
+    "nLELgPkOUXJ+3mF8Mdz8UYZjNABzdKLkC246j+hRLdQ1ogKuPtuLrAy4xVv/zxyb\n"
+    "3lzWyZlNEPaY9jX/3csHCh9vqfAZPArBO9Jk9IeKs3TCzkp6f7+AxQXfzPzmmKdx\n"
+    "FnjNcm2uZ0/TxLRuQgIlg23UUgN/5lpASyUswwIDAQABAoIBAB5A1w3bUgWgnIcY\n"
+    "YlBL4BmwdJcRY9ocNuPqtG7zpOZ1U/Yy9+uFwvn0fCqLp5SQMQwvk2WqNZ/nlasl\n"
+    "Dkcdvz0h7R3a7YKpHgDmMEHlaeDrB9I7rY+IhFn9hza5ThYc14KFw9HRmMX3P0b3\n"
+    "6HmY3g6icHzoMY4n26t9252VMKAm/0Mf0KfruabLqUL1my0u1ejVKKlOBvhdOLP+\n"
+    "9o/wm+WhvJ6AE020lFU4ZCz35JSYL9vPdMocXDGPYiWfgOjQ2nqo/48VgcR2poKh\n"
+    "nw3KyBmlt8CzjqBlqeU99KsDRbptesTzkIcq5IFshEzRYfoM7ICDuxtvTKsFycP1\n"
+    "Ela5m5ECgYEA/NE8/hNSK+4XVYnqix31XkDFeSapOgQb2c/wanagbcuyMU0GNGKe\n"
+    "7O/PanHAjAa+zXthZJ1gXiFhvqYFqW5xYMiOOl4CtOFi+JAMH0zwNPhdYCU425Fx\n"
+    "sNe9udt0XQtER1N9FuDbOQzmc/cMEkkO6VZ1Az0LcUrkvIhU3hu399UCgYEA55Co\n"
+    "0S2l7Z0AEu/W51O0A0JRovvlPkIEVv6HSjFwrRs1hs15NXVAJPBr0MF4epBK+tDy\n"
+    "S7MLhWpIGaNKCGH6+NwWpN4KZc4mKtmy4BNTKUyaF3f9rhMWQSe+3wl1nYRjIqcv\n"
+    "gWZaNV54eQ4+efwuVN3YBppoDZEdy4Y2VKr4NjcCgYEAp8C29eggGCItvYZ76L+C\n"
+    "Nn5ICfGLTIG5cTe20Q3Rucj1fh0bxtrBlXoyaPD90GwRYwtBPp/md88yqmxDSX+N\n"
+    "H6k0JqqGpTsAjuoWARbuNFewrcFFDvxdMfiVXaOufKajMajGUc316M8Ug1Ij4mYz\n"
+    "zMSfc/yngQ8u46KanZ5K3dkCgYAjfESSgZdK2WNYg46ANpCAa1pNSqKvrrgxiKG8\n"
+    "2eS1clT6imRHr+cbgghTnkJTLed/liN7PD3IvSe9XguLS1CFcFy7+RbI0RWCPYgu\n"
+    "1GdLDeUTMZ0bXutrIqcaUL3IXLBAcDRUdRXf1dFKY8dpNB75fGGNaX4GjjVtqeyL\n"
+    "fwO4cwKBgQC6EYCTx93fAMx9J6bvxO+EJmlHO06a7z9DvZ69XWvzwcB9IBHCAMVU\n"
+    "Tw4ZEnb7m5xj+m75OWlYksmws4W2qO3H1DYbX8v7XkcYW324/bDjVu686Hbx4CHq\n"
+    "bTTN42NoWJeFmHbHrvqgIDnfLP5rnPTe0vfvobCU3wyn9pWz5KpbEg==\n"
+    "-----END RSA PRIVATE KEY-----\n"
+    ;
 #define ISS "chatd-test"
 
 static int load(struct auth_key *k, const char *pem)
@@ -194,6 +224,11 @@ TEST(auth_key_load_and_kid)
            strstr(jwks, "\"kty\":\"RSA\"") && strstr(jwks, "\"e\":\"AQAB\""));
     ASSERT(strstr(jwks, "PRIVATE") == NULL && strstr(jwks, "\"d\"") == NULL);
     free(jwks);
+    auth_key_free(&k);
+
+    /* the same key as PKCS#1: the same kid */
+    ASSERT_EQ(load(&k, TEST_KEY_A_PKCS1), 0);
+    ASSERT_STR_EQ(k.kid, "f3ABzsLCCmz9PzyyN6WFIxmC0rERXBH8i_GQMDPkl74");
     auth_key_free(&k);
 
     ASSERT_EQ(auth_key_from_pem(&k, TEST_KEY_SHORT, strlen(TEST_KEY_SHORT), err, sizeof err),
