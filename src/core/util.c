@@ -183,7 +183,8 @@ void strbuf_init(struct strbuf *b, size_t max)
 {
     b->data = NULL;
     b->len = b->cap = 0;
-    b->max = max;
+    /* One byte is always kept for the NUL: a cap of SIZE_MAX would wrap. */
+    b->max = max < SIZE_MAX / 2 ? max : SIZE_MAX / 2;
 }
 
 void strbuf_free(struct strbuf *b)

@@ -1,6 +1,7 @@
 /* Tests for util.c and ratelimit.c. */
 #include <errno.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 #include "chatd/util.h"
 #include "test.h"
@@ -113,6 +114,12 @@ TEST(util_strbuf_caps)
     ASSERT_EQ(strbuf_printf(&b, "x"), -ENOBUFS);
     ASSERT_EQ(b.len, 10);
     ASSERT_STR_EQ(b.data, "hello12345");
+    strbuf_free(&b);
+
+    /* "no limit" must not wrap the capacity computation */
+    strbuf_init(&b, SIZE_MAX);
+    ASSERT_EQ(strbuf_append(&b, "unbounded", 9), 0);
+    ASSERT_STR_EQ(b.data, "unbounded");
     strbuf_free(&b);
 
     /* long printf (past the small stack buffer) */
