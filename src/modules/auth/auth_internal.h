@@ -153,6 +153,9 @@ struct auth {
     struct auth_throttle *throttle;    /* owned; login failures */
     struct ratelimit *reg_limit;       /* owned; registrations per client address */
     int hashing;                       /* password hashes queued or running */
+    int hash_running;                  /* of which handed to the thread pool */
+    int hash_parallel;                 /* at most this many there at once */
+    struct auth_op *hash_head, *hash_tail;   /* waiting for a turn, FIFO */
     int inflight;                      /* requests being worked on */
     int draining;
     void (*drain_done)(void *state);
@@ -161,7 +164,9 @@ struct auth {
     struct auth_metrics m;
 };
 
-/* Hash jobs allowed at once; past it requests answer 503 (bounded thread-pool queue). */
+/* Hash jobs allowed at once; past it requests answer 503 (bounded thread-pool queue).
+ * Only hash_parallel of them sit in libuv's thread pool at a time, so that database
+ * reads of every module, which share that pool, never queue behind a burst of logins. */
 #define AUTH_HASHING_MAX 64
 #define AUTH_THROTTLE_ENTRIES 16384
 #define AUTH_REG_LIMIT_ENTRIES 16384
@@ -180,6 +185,7 @@ struct auth_op {
     void (*free_fn)(struct auth_op *op);
     uv_work_t work;
     struct db_job job;
+    struct auth_op *hash_next;         /* in the hash queue */
 };
 /* Counts work in flight; the last end during a drain completes the drain. */
 void auth_inflight_begin(struct auth *a);
@@ -189,6 +195,11 @@ void auth_op_init(struct auth_op *op, struct auth *a, struct http_req *req,
 void auth_op_done(struct auth_op *op);     /* frees it; may finish a drain */
 int  auth_op_work(struct auth_op *op, void (*fn)(struct auth_op *),
                   void (*next)(struct auth_op *));
+/* Like auth_op_work for a password hash: waits its turn in the module's queue. */
+void auth_op_hash(struct auth_op *op, void (*fn)(struct auth_op *),
+                  void (*next)(struct auth_op *));
+/* Thread-pool slots for hashing: fewer than the pool has, no more than the cores. */
+int  auth_hash_parallelism(void);
 int  auth_op_write(struct auth_op *op, int (*apply)(struct auth_op *, sqlite3 *),
                    void (*next)(struct auth_op *));
 int  auth_op_read(struct auth_op *op, int (*fn)(struct auth_op *, sqlite3 *),

@@ -105,6 +105,7 @@ static int auth_init(struct chatd *app, void **state)
     if (!a)
         return -ENOMEM;
     a->app = app;
+    a->hash_parallel = auth_hash_parallelism();
     if ((rc = auth_db_migrate(app->db)) < 0 || (rc = load_key(a)) < 0)
         goto fail;
     rc = -ENOMEM;
@@ -127,8 +128,9 @@ static int auth_init(struct chatd *app, void **state)
     }
     a->gc_timer->data = a;
     register_metrics(a);
-    LOG_INFO(app, AUTH_MOD, "ready users=%lld registration=%s", (long long)a->max_user_id,
-             cfg->auth.registration_open ? "open" : "closed");
+    LOG_INFO(app, AUTH_MOD, "ready users=%lld registration=%s hash_threads=%d",
+             (long long)a->max_user_id, cfg->auth.registration_open ? "open" : "closed",
+             a->hash_parallel);
     *state = a;
     return 0;
 fail:

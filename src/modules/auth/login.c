@@ -175,7 +175,6 @@ static void login_hashed(struct auth_op *op)
 static void login_found(struct auth_op *op)
 {
     struct auth *a = op->a;
-    int rc;
 
     if (op->status < 0) {
         a->hashing--;
@@ -184,11 +183,7 @@ static void login_found(struct auth_op *op)
         auth_op_done(op);
         return;
     }
-    if ((rc = auth_op_work(op, login_work, login_hashed)) < 0) {
-        a->hashing--;
-        auth_respond_error(op, 500, "could not queue the password check");
-        auth_op_done(op);
-    }
+    auth_op_hash(op, login_work, login_hashed);
 }
 
 /* Copies what the op needs out of the request body. NULL after answering. */

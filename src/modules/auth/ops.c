@@ -68,6 +68,71 @@ int auth_op_work(struct auth_op *op, void (*fn)(struct auth_op *),
     return uv_queue_work(op->a->app->loop, &op->work, work_cb, after_work_cb);
 }
 
+/* --- password hashes: a FIFO in front of the pool ----------------------------------- */
+
+int auth_hash_parallelism(void)
+{
+    const char *env = getenv("UV_THREADPOOL_SIZE");
+    int pool = env && atoi(env) > 0 ? atoi(env) : 4;   /* libuv's default */
+    int cores = (int)uv_available_parallelism();
+    int n = pool - 1 < cores ? pool - 1 : cores;
+    return n > 0 ? n : 1;
+}
+
+static void hash_start(struct auth_op *op);
+
+static void hash_after_cb(uv_work_t *w, int status)
+{
+    struct auth_op *op = OP_OF(w, work);
+    struct auth *a = op->a;
+
+    a->hash_running--;
+    if (status < 0)
+        op->status = status;
+    op->next(op);                       /* may free op */
+    while (a->hash_head && a->hash_running < a->hash_parallel) {
+        struct auth_op *n = a->hash_head;
+        a->hash_head = n->hash_next;
+        if (!a->hash_head)
+            a->hash_tail = NULL;
+        n->hash_next = NULL;
+        hash_start(n);
+    }
+}
+
+static void hash_start(struct auth_op *op)
+{
+    struct auth *a = op->a;
+    int rc;
+
+    a->hash_running++;
+    rc = uv_queue_work(a->app->loop, &op->work, work_cb, hash_after_cb);
+    if (rc < 0) {
+        a->hash_running--;
+        op->status = rc;
+        op->next(op);
+    }
+}
+
+void auth_op_hash(struct auth_op *op, void (*fn)(struct auth_op *),
+                  void (*next)(struct auth_op *))
+{
+    struct auth *a = op->a;
+
+    op->work_fn = fn;
+    op->next = next;
+    op->hash_next = NULL;
+    if (a->hash_running < a->hash_parallel) {
+        hash_start(op);
+        return;
+    }
+    if (a->hash_tail)
+        a->hash_tail->hash_next = op;
+    else
+        a->hash_head = op;
+    a->hash_tail = op;
+}
+
 /* --- writer thread ---------------------------------------------------------------- */
 
 static int job_apply(sqlite3 *conn, struct db_job *job)

@@ -223,7 +223,6 @@ void auth_register(struct http_req *req, void *ctx)
     struct auth *a = ctx;
     struct register_op *r;
     int64_t wait;
-    int rc;
 
     if (auth_refuse_when_draining(a, req))
         return;
@@ -245,11 +244,7 @@ void auth_register(struct http_req *req, void *ctx)
     }
     auth_op_init(&r->op, a, req, register_free);
     a->hashing++;
-    if ((rc = auth_op_work(&r->op, register_work, register_hashed)) < 0) {
-        a->hashing--;
-        auth_respond_error(&r->op, 500, "could not queue the password hash");
-        auth_op_done(&r->op);
-    }
+    auth_op_hash(&r->op, register_work, register_hashed);
 }
 
 /* --- me, jwks ---------------------------------------------------------------------- */
