@@ -131,7 +131,8 @@ static int on_rejected(struct bus_delivery *d, struct bus_event *ev, void *ctx)
     json_get_str(p, "message", &msg);
     json_get_str(p, "client_msg_id", &cmid);
     if (origin)
-        send_to(origin, ws_json_error(code, msg, cmid, &len), &len);
+        send_to(origin, ws_json_error_retry(code, msg, cmid, get_id(p, "retry_after_ms"), &len),
+                &len);
     ws_send_finished(m, origin);
     return 0;
 }

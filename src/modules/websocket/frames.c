@@ -168,8 +168,8 @@ char *ws_json_hello(const struct ws_user *u, uint64_t conn_id, int heartbeat_ms,
     return print_and_free(o, len);
 }
 
-char *ws_json_error(const char *code, const char *message, const char *client_msg_id,
-                    size_t *len)
+char *ws_json_error_retry(const char *code, const char *message, const char *client_msg_id,
+                          int64_t retry_after_ms, size_t *len)
 {
     cJSON *o = cJSON_CreateObject();
 
@@ -180,7 +180,15 @@ char *ws_json_error(const char *code, const char *message, const char *client_ms
     cJSON_AddStringToObject(o, "message", message ? message : code);
     if (client_msg_id)
         cJSON_AddStringToObject(o, "client_msg_id", client_msg_id);
+    if (retry_after_ms > 0)
+        cJSON_AddNumberToObject(o, "retry_after_ms", (double)retry_after_ms);
     return print_and_free(o, len);
+}
+
+char *ws_json_error(const char *code, const char *message, const char *client_msg_id,
+                    size_t *len)
+{
+    return ws_json_error_retry(code, message, client_msg_id, 0, len);
 }
 
 char *ws_json_wrap(const char *type, const char *key, const cJSON *value,

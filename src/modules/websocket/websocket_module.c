@@ -73,8 +73,6 @@ int ws_module_new(struct chatd *app, struct ws_module **out)
     m->max_message_bytes = cfg->websocket.max_message_bytes;
     m->heartbeat_ms = cfg->websocket.heartbeat_ms;
     m->send_queue_bytes = (size_t)cfg->websocket.send_queue_bytes;
-    m->messages_per_s = cfg->limits.messages_per_s;
-    m->messages_burst = cfg->limits.messages_burst;
     m->typing_per_s = cfg->limits.typing_per_s;
     if ((rc = ratelimit_new(&m->connect_rl, WS_RATELIMIT_ADDRS, cfg->limits.connects_per_s,
                             cfg->limits.connects_burst)) < 0 ||

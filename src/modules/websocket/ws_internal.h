@@ -65,7 +65,7 @@ struct ws_user {
     char    name[40];
     struct ws_conn *conns;           /* list through ws_conn.user_next */
     int     nconns;
-    struct token_bucket msg_bucket, typing_bucket;
+    struct token_bucket typing_bucket;
 };
 
 /* Sync in progress on one connection (sync.c). Owned by the connection. */
@@ -144,7 +144,7 @@ struct ws_module {
     struct chatd *app;
     int max_message_bytes, heartbeat_ms;
     size_t send_queue_bytes;
-    double messages_per_s, messages_burst, typing_per_s;
+    double typing_per_s;
     struct ratelimit *connect_rl;    /* owned */
     /* registry */
     struct ws_map *users;            /* user id -> struct ws_user */
@@ -261,6 +261,9 @@ char *ws_json_hello(const struct ws_user *u, uint64_t conn_id, int heartbeat_ms,
                     int64_t now, size_t *len);
 char *ws_json_error(const char *code, const char *message, const char *client_msg_id,
                     size_t *len);
+/* The same with "retry_after_ms" when retry_after_ms > 0. */
+char *ws_json_error_retry(const char *code, const char *message, const char *client_msg_id,
+                          int64_t retry_after_ms, size_t *len);
 char *ws_json_wrap(const char *type, const char *key, const cJSON *value,
                    const char *client_msg_id, size_t *len);
 char *ws_json_printf(size_t *len, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
