@@ -106,6 +106,12 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
                 return cli_done(o, usage_error("option %s needs a value", a));
             continue;
         }
+        if (o->vargc > 0) {
+            /* After the verb, options we do not know are the verb's own
+             * ("dlq replay --all"). */
+            o->vargv[o->vargc++] = argv[i];
+            continue;
+        }
         return cli_done(o, usage_error("unknown option %s", a));
     }
     return CLI_OK;

@@ -70,3 +70,14 @@ TEST(cli_flags_override_file)
     struct cli_opts missing = { .config = "/nonexistent/chatd.conf" };
     ASSERT_EQ(cli_load_config(&missing, &c2, err, sizeof(err)), -ENOENT);
 }
+
+TEST(cli_verb_keeps_its_own_options)
+{
+    struct cli_opts o;
+    char *argv[] = { "chatd", "dlq", "replay", "--all", "--data-dir", "/tmp/d", NULL };
+    ASSERT_EQ(cli_parse(6, argv, &o), CLI_OK);
+    int ok = o.vargc == 3 && strcmp(o.vargv[2], "--all") == 0 && o.data_dir &&
+             strcmp(o.data_dir, "/tmp/d") == 0;
+    free(o.vargv);
+    ASSERT(ok);
+}
