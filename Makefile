@@ -31,7 +31,7 @@ UNIT_OBJ    := $(UNIT_SRC:%.c=$(BUILD)/%.o)
 BENCH_SRC   := $(sort $(wildcard bench/*.c))
 
 .PHONY: all run test test-unit test-integration test-asan test-tsan debug install clean deps \
-        bench bench-quick fuzz fuzz-smoke
+        bench bench-quick fuzz fuzz-smoke fuzz-bins valgrind
 
 all: $(BUILD)/chatd
 
@@ -69,7 +69,10 @@ $(DEPS_STAMP): scripts/install-deps.sh package.json package-lock.json
 
 deps: $(DEPS_STAMP)
 
-run: $(DEPS_STAMP) $(BUILD)/chatd
+# pkg-config is read when make starts, before the dependencies may exist: build in a
+# second make, after install-deps.sh has run.
+run: $(DEPS_STAMP)
+	$(MAKE) $(BUILD)/chatd
 	./$(BUILD)/chatd
 
 test: $(DEPS_STAMP)
@@ -119,3 +122,6 @@ bench: $(DEPS_STAMP) $(BUILD)/chatd $(BUILD)/loadgen
 
 bench-quick: $(DEPS_STAMP) $(BUILD)/chatd $(BUILD)/loadgen
 	sh bench/run.sh quick $(BUILD)
+
+# ---- fuzzing (tests/fuzz/) ----
+include tests/fuzz/fuzz.mk
