@@ -9,7 +9,8 @@ n=0
 files=$(cd "$dir" 2>/dev/null && find . -type f | sort | sed 's|^\./||') || files=""
 for f in $files; do
   printf 'static const unsigned char web_asset_%d[] = {' "$n"
-  od -An -v -tu1 "$dir/$f" | tr -s ' \n' ',,' | sed 's/^,//; s/,$//'
+  # Every byte is followed by a comma, so the terminating 0 stands on its own.
+  od -An -v -tu1 "$dir/$f" | tr -s ' \n' ',,' | sed 's/^,//'
   echo '0};'
   n=$((n+1))
 done
