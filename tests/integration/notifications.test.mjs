@@ -88,6 +88,13 @@ test('the VAPID public key is an uncompressed P-256 point in base64url', async (
     format: 'jwk' });
 });
 
+// The same point with one bit of y flipped: no longer on the curve.
+function offCurve(p256dh) {
+    const raw = Buffer.from(p256dh, 'base64url');
+    raw[40] ^= 1;
+    return raw.toString('base64url');
+}
+
 test('subscriptions are validated, owned, and idempotent by endpoint', async () => {
     const sub = makeSubscription(receiver.url('/push/validate'));
     const noauth = await http.post('/v1/push/subscriptions', sub.json);
@@ -97,7 +104,7 @@ test('subscriptions are validated, owned, and idempotent by endpoint', async () 
         { ...sub.json, endpoint: 'not a url' },
         { endpoint: sub.json.endpoint },
         { ...sub.json, keys: { ...sub.json.keys, p256dh: sub.json.keys.p256dh.slice(0, 60) } },
-        { ...sub.json, keys: { ...sub.json.keys, p256dh: `${sub.json.keys.p256dh.slice(0, 86)}A` } },
+        { ...sub.json, keys: { ...sub.json.keys, p256dh: offCurve(sub.json.keys.p256dh) } },
         { ...sub.json, keys: { ...sub.json.keys, auth: 'AAAA' } },
     ];
     for (const body of bad) {
