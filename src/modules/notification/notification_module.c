@@ -73,6 +73,10 @@ static int check_config(struct notif *n)
                   cfg->notification.webhook_url);
         return -EINVAL;
     }
+    const char *sub = cfg->notification.vapid_subject;
+    if (strncmp(sub, "mailto:", 7) != 0 && strncmp(sub, "https://", 8) != 0)
+        LOG_WARN(n->app, NOTIF_MOD, "vapid_subject should be a mailto: or https: URI "
+                 "(RFC 8292) subject=%s", sub);
     if (cfg->notification.webhook_url[0] && !cfg->notification.webhook_secret[0])
         LOG_WARN(n->app, NOTIF_MOD, "webhook_url without webhook_secret: signatures use "
                  "an empty key");
