@@ -184,6 +184,29 @@ static int write_all(int fd, const char *p, size_t n)
     return 0;
 }
 
+/* The new name must survive a crash too, or the next start would make another key
+ * and every token issued meanwhile would stop verifying. */
+static void sync_dir(const char *path)
+{
+    char dir[CFG_PATH_MAX + 16];
+    char *slash;
+    int fd;
+
+    snprintf(dir, sizeof dir, "%s", path);
+    slash = strrchr(dir, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == dir)
+        dir[1] = '\0';
+    else
+        *slash = '\0';
+    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+}
+
 /* Written to a temporary file first and linked into place: a crash never leaves a
  * half-written key, and link() refuses to replace a key that appeared meanwhile. */
 int auth_key_generate(const char *path, int bits, char *err, size_t errlen)
@@ -220,6 +243,7 @@ int auth_key_generate(const char *path, int bits, char *err, size_t errlen)
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
         goto out;
     }
+    sync_dir(path);
     rc = 0;
 out:
     if (fd >= 0)
