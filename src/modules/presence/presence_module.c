@@ -1,11 +1,238 @@
-/* The presence module (not built yet: this descriptor only registers it). */
+/* The presence module: who is online, told to whoever shares a room with them.
+ *
+ * The websocket module says when a connection opens or closes (ws.connected,
+ * ws.disconnected); the store counts connections per user. When a user's count goes
+ * 0 -> 1 or 1 -> 0, the module asks the message module who shares a room with the user
+ * (rooms.peers), keeps those who are online, and publishes presence.changed for them
+ * (the websocket module turns it into presence frames, the notification module keeps
+ * its online set from it).
+ *
+ * One request per user at a time, and the answer announces the user's status as it
+ * is when the answer comes, only if it differs from what was last announced: a device
+ * that drops and reconnects, or a second device coming and going, announces nothing,
+ * and announcements never overtake each other.
+ *
+ * State is in memory only (behind presence_store.h): after a crash nobody is online
+ * until they reconnect. last_seen_at (when a user's last connection closed) is stored
+ * in the module's own table. */
+#include <errno.h>
 #include <stdlib.h>
-#include "chatd/module.h"
+#include <string.h>
 
-static int  presence_init(struct chatd *app, void **state) { (void)app; *state = NULL; return 0; }
-static int  presence_start(void *state) { (void)state; return 0; }
-static void presence_drain(void *state, void (*done)(void *)) { done(state); }
-static void presence_destroy(void *state) { (void)state; }
+#include "chatd/bus.h"
+#include "chatd/events.h"
+#include "chatd/http.h"
+#include "chatd/log.h"
+#include "chatd/metrics.h"
+#include "chatd/module.h"
+#include "chatd/util.h"
+#include "presence_internal.h"
+
+static struct pres_user *user_get(struct presence *p, int64_t id, int create)
+{
+    struct pres_user *u = pmap_get(&p->users, id);
+
+    if (u || !create)
+        return u;
+    u = calloc(1, sizeof(*u));
+    if (!u)
+        return NULL;
+    u->p = p;
+    u->id = id;
+    if (pmap_put(&p->users, id, u) < 0) {
+        free(u);
+        return NULL;
+    }
+    return u;
+}
+
+static void user_forget_if_idle(struct presence *p, struct pres_user *u)
+{
+    if (!u->announced && !u->pending && presence_store_count(&p->store, u->id) == 0) {
+        pmap_del(&p->users, u->id);
+        free(u);
+    }
+}
+
+static void publish(struct presence *p, struct pres_user *u, int online, const cJSON *peers)
+{
+    cJSON *pl = cJSON_CreateObject(), *ids = cJSON_CreateArray();
+    const cJSON *it;
+    struct bus_event *ev;
+
+    if (!pl || !ids) {
+        cJSON_Delete(pl);
+        cJSON_Delete(ids);
+        return;
+    }
+    cJSON_ArrayForEach(it, peers) {
+        if (cJSON_IsNumber(it) && (int64_t)it->valuedouble != u->id &&
+            presence_store_count(&p->store, (int64_t)it->valuedouble) > 0)
+            cJSON_AddItemToArray(ids, cJSON_CreateNumber(it->valuedouble));
+    }
+    cJSON_AddNumberToObject(pl, "user_id", (double)u->id);
+    cJSON_AddStringToObject(pl, "status", online ? "online" : "offline");
+    /* Online: seen now. Offline: when the last connection closed. */
+    cJSON_AddNumberToObject(pl, "last_seen_at", (double)(online ? now_ms() : u->last_seen_at));
+    cJSON_AddItemToObject(pl, "recipient_ids", ids);
+    ev = bus_event_new(TOPIC_PRESENCE_CHANGED, pl);
+    if (ev && bus_publish(p->app->bus, ev) == 0)
+        METRIC_INC(p->events_total);
+}
+
+static void schedule(struct presence *p, struct pres_user *u);
+
+static void on_peers(void *ctx, int status, const cJSON *payload)
+{
+    struct pres_user *u = ctx;
+    struct presence *p = u->p;
+    int online = presence_store_count(&p->store, u->id) > 0;
+
+    u->pending = 0;
+    if (status < 0)
+        LOG_WARN(p->app, "presence", "rooms.peers failed user=%lld err=%d: announcing to nobody",
+                 (long long)u->id, status);
+    if (online != u->announced) {
+        publish(p, u, online, status == 0 ? cJSON_GetObjectItemCaseSensitive(payload, "user_ids")
+                                          : NULL);
+        u->announced = (uint8_t)online;
+    }
+    user_forget_if_idle(p, u);
+}
+
+static void schedule(struct presence *p, struct pres_user *u)
+{
+    cJSON *q;
+    int64_t id;
+
+    if (u->pending || p->draining)
+        return;
+    q = cJSON_CreateObject();
+    if (!q)
+        return;
+    cJSON_AddNumberToObject(q, "user_id", (double)u->id);
+    u->pending = 1;
+    id = bus_request(p->app->bus, TOPIC_ROOMS_PEERS, q, PRESENCE_PEERS_TIMEOUT_MS, on_peers, u);
+    if (id < 0) {
+        /* No peers to ask: still tell the modules that keep an online set. */
+        on_peers(u, (int)id, NULL);
+    }
+}
+
+static int on_connected(struct bus_delivery *d, struct bus_event *ev, void *ctx)
+{
+    struct presence *p = ctx;
+    int64_t user = 0, conn = 0;
+    struct pres_user *u;
+    (void)d;
+
+    if (json_get_i64(ev->payload, "user_id", &user) < 0 ||
+        json_get_i64(ev->payload, "conn_id", &conn) < 0 || user <= 0 || conn <= 0)
+        return 0;
+    if (presence_store_add(&p->store, user, (uint64_t)conn) != 1)
+        return 0;   /* not a 0 -> 1 transition (or out of memory: stays offline) */
+    u = user_get(p, user, 1);
+    if (u) {
+        u->online_since = now_ms();
+        schedule(p, u);
+    }
+    return 0;
+}
+
+static int on_disconnected(struct bus_delivery *d, struct bus_event *ev, void *ctx)
+{
+    struct presence *p = ctx;
+    int64_t user = 0, conn = 0, at = 0;
+    struct pres_user *u;
+    (void)d;
+
+    if (json_get_i64(ev->payload, "user_id", &user) < 0 ||
+        json_get_i64(ev->payload, "conn_id", &conn) < 0 || user <= 0 || conn <= 0)
+        return 0;
+    if (json_get_i64(ev->payload, "at", &at) < 0 || at <= 0)
+        at = now_ms();
+    if (presence_store_remove(&p->store, user, (uint64_t)conn) != 0)
+        return 0;   /* other devices still connected, or a connection we never saw */
+    presence_db_last_seen(p, user, at);
+    u = user_get(p, user, 1);
+    if (u) {
+        u->last_seen_at = at;
+        schedule(p, u);
+        user_forget_if_idle(p, u);
+    }
+    return 0;
+}
+
+/* --- metrics, lifecycle -------------------------------------------------------- */
+
+static double gauge_online(void *ctx)
+{
+    struct presence *p = ctx;
+    return (double)presence_store_users_online(&p->store);
+}
+
+static int presence_init(struct chatd *app, void **state)
+{
+    struct presence *p = calloc(1, sizeof(*p));
+    int rc;
+
+    if (!p)
+        return -ENOMEM;
+    p->app = app;
+    if ((rc = presence_store_mem_new(&p->store)) < 0 || (rc = pmap_init(&p->users)) < 0 ||
+        (rc = presence_db_migrate(p)) < 0) {
+        presence_store_free(&p->store);
+        pmap_free(&p->users);
+        free(p);
+        return rc < 0 ? rc : -ENOMEM;
+    }
+    if (app->metrics) {
+        p->events_total = metrics_counter(app->metrics, "chatd_presence_events_total", NULL,
+                                          "Presence changes announced (online/offline).");
+        metrics_gauge_fn(app->metrics, "chatd_users_online", NULL,
+                         "Users with at least one open WebSocket.", gauge_online, p);
+    }
+    *state = p;
+    return 0;
+}
+
+static int presence_start(void *state)
+{
+    struct presence *p = state;
+    struct bus_sub_opts opts = { .consumer = "presence", .max_attempts = 0 };
+    int rc;
+
+    if ((rc = bus_subscribe(p->app->bus, TOPIC_WS_CONNECTED, &opts, on_connected, p)) < 0 ||
+        (rc = bus_subscribe(p->app->bus, TOPIC_WS_DISCONNECTED, &opts, on_disconnected, p)) < 0)
+        return rc;
+    return http_route(p->app->http, HTTP_VERB_GET, "/v1/presence", HTTP_ROUTE_AUTH,
+                      presence_http_get, p);
+}
+
+/* Drained before the websocket module (reverse table order), which closes its
+ * connections afterwards: keep recording last_seen_at for them (the database closes
+ * after every module drained), but announce nothing to clients on their way out. */
+static void presence_drain(void *state, void (*done)(void *))
+{
+    struct presence *p = state;
+
+    p->draining = 1;
+    done(state);
+}
+
+static void presence_destroy(void *state)
+{
+    struct presence *p = state;
+
+    if (!p)
+        return;
+    for (size_t i = 0; i < p->users.cap; i++)
+        if (p->users.ents[i].key)
+            free(p->users.ents[i].val);
+    pmap_free(&p->users);
+    presence_store_free(&p->store);
+    free(p);
+}
 
 const struct chatd_module presence_module = {
     .name = "presence", .init = presence_init, .start = presence_start,

@@ -1,0 +1,140 @@
+/* presence_http.c: GET /v1/presence?user_ids=1,2,3. Only users who share a room with
+ * the caller (asked of the message module through rooms.peers), and the caller itself,
+ * are answered; the others are left out, so the answer tells nothing about strangers,
+ * not even whether they exist. Online status comes from memory, last_seen_at from the
+ * presence table. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chatd/bus.h"
+#include "chatd/events.h"
+#include "chatd/http.h"
+#include "chatd/util.h"
+#include "presence_internal.h"
+
+struct pquery {
+    struct presence *p;
+    struct http_req *req;            /* answered exactly once */
+    int64_t caller;
+    int n;                           /* ids asked */
+    int64_t ids[PRESENCE_QUERY_MAX_IDS];
+    int64_t seen[PRESENCE_QUERY_MAX_IDS];
+};
+
+/* "1,2,3" -> ids (duplicates dropped). 0, or -EINVAL / -E2BIG. */
+static int parse_ids(const char *s, struct pquery *q)
+{
+    while (*s) {
+        char *end;
+        long long v = strtoll(s, &end, 10);
+        if (end == s || v <= 0 || (*end && *end != ','))
+            return -EINVAL;
+        int dup = 0;
+        for (int i = 0; i < q->n; i++)
+            dup |= q->ids[i] == v;
+        if (!dup) {
+            if (q->n == PRESENCE_QUERY_MAX_IDS)
+                return -E2BIG;
+            q->ids[q->n++] = v;
+        }
+        s = *end ? end + 1 : end;
+    }
+    return q->n ? 0 : -EINVAL;
+}
+
+static void answer(void *arg, int status)
+{
+    struct pquery *q = arg;
+    struct presence *p = q->p;
+    cJSON *o, *arr;
+    int64_t now = now_ms();
+
+    if (status < 0) {
+        http_respond_error(q->req, 503, "presence is not available right now");
+        free(q);
+        return;
+    }
+    o = cJSON_CreateObject();
+    arr = cJSON_AddArrayToObject(o, "presence");
+    for (int i = 0; arr && i < q->n; i++) {
+        cJSON *e = cJSON_CreateObject();
+        int online = presence_store_count(&p->store, q->ids[i]) > 0;
+        cJSON_AddNumberToObject(e, "user_id", (double)q->ids[i]);
+        cJSON_AddStringToObject(e, "status", online ? "online" : "offline");
+        if (online)
+            cJSON_AddNumberToObject(e, "last_seen_at", (double)now);
+        else if (q->seen[i] > 0)
+            cJSON_AddNumberToObject(e, "last_seen_at", (double)q->seen[i]);
+        else
+            cJSON_AddNullToObject(e, "last_seen_at");
+        cJSON_AddItemToArray(arr, e);
+    }
+    http_respond_json(q->req, 200, o);
+    free(q);
+}
+
+static void on_peers(void *ctx, int status, const cJSON *payload)
+{
+    struct pquery *q = ctx;
+    const cJSON *peers = status == 0 ? cJSON_GetObjectItemCaseSensitive(payload, "user_ids")
+                                     : NULL;
+    struct pmap set;
+    const cJSON *it;
+    int k = 0;
+
+    if (!cJSON_IsArray(peers) || pmap_init(&set) < 0) {
+        http_respond_error(q->req, 503, "presence is not available right now");
+        free(q);
+        return;
+    }
+    cJSON_ArrayForEach(it, peers)
+        if (cJSON_IsNumber(it) && it->valuedouble >= 1)
+            pmap_put(&set, (int64_t)it->valuedouble, q);
+    for (int i = 0; i < q->n; i++)
+        if (q->ids[i] == q->caller || pmap_get(&set, q->ids[i]))
+            q->ids[k++] = q->ids[i];
+    pmap_free(&set);
+    q->n = k;
+    if (k == 0) {
+        answer(q, 0);
+        return;
+    }
+    if (presence_db_read(q->p, q->ids, q->n, q->seen, answer, q) < 0)
+        answer(q, -EIO);
+}
+
+void presence_http_get(struct http_req *req, void *ctx)
+{
+    struct presence *p = ctx;
+    struct pquery *q = calloc(1, sizeof(*q));
+    char buf[PRESENCE_QUERY_MAX_IDS * 21];
+    cJSON *ask;
+    int rc;
+
+    if (!q) {
+        http_respond_error(req, 503, "out of memory");
+        return;
+    }
+    q->p = p;
+    q->req = req;
+    q->caller = req->user.id;
+    rc = http_query(req, "user_ids", buf, sizeof(buf));
+    if (rc == 0)
+        rc = parse_ids(buf, q);
+    if (rc < 0) {
+        http_respond_error(req, 400, rc == -E2BIG || rc == -ENOBUFS
+                           ? "at most %d user_ids" : "user_ids must be a comma-separated "
+                           "list of user ids (at most %d)", PRESENCE_QUERY_MAX_IDS);
+        free(q);
+        return;
+    }
+    ask = cJSON_CreateObject();
+    if (ask)
+        cJSON_AddNumberToObject(ask, "user_id", (double)q->caller);
+    if (!ask || bus_request(p->app->bus, TOPIC_ROOMS_PEERS, ask, PRESENCE_PEERS_TIMEOUT_MS,
+                            on_peers, q) < 0) {
+        http_respond_error(req, 503, "presence is not available right now");
+        free(q);
+    }
+}

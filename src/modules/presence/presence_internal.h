@@ -1,0 +1,65 @@
+/* presence_internal.h: the presence module's private structures.
+ *   presence_module.c   descriptor; ws.connected / ws.disconnected -> presence.changed
+ *   presence_http.c     GET /v1/presence
+ *   presence_db.c       the presence table (last_seen_at)
+ *   presence_store*.c   who holds which connections (behind presence_store.h)
+ *   presence_map.c      int64 -> pointer map */
+#ifndef CHATD_PRESENCE_INTERNAL_H
+#define CHATD_PRESENCE_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <cjson/cJSON.h>
+
+#include "chatd/chatd.h"
+#include "chatd/http.h"
+#include "presence_store.h"
+
+#define PRESENCE_PEERS_TIMEOUT_MS 5000
+#define PRESENCE_QUERY_MAX_IDS    200
+
+struct pmap_ent { int64_t key; void *val; };    /* key 0 = empty */
+struct pmap {
+    struct pmap_ent *ents;           /* owned */
+    size_t cap, count;
+};
+int   pmap_init(struct pmap *m);
+void  pmap_free(struct pmap *m);
+void *pmap_get(const struct pmap *m, int64_t key);
+int   pmap_put(struct pmap *m, int64_t key, void *val);
+void  pmap_del(struct pmap *m, int64_t key);
+
+struct presence;
+
+/* What the users sharing a room with a user were last told about it. An entry exists
+ * while the user is announced online or an announcement is being prepared. */
+struct pres_user {
+    struct presence *p;
+    int64_t id;
+    int64_t last_seen_at;            /* when its last connection closed (ms) */
+    int64_t online_since;            /* ms */
+    uint8_t announced;               /* 1: told online, 0: told offline (or nothing) */
+    uint8_t pending;                 /* a rooms.peers request is out */
+};
+
+struct presence {
+    struct chatd *app;
+    struct presence_store store;     /* owned */
+    struct pmap users;               /* user id -> struct pres_user (owned) */
+    int draining;
+    uint64_t *events_total;
+};
+
+/* presence_db.c */
+int  presence_db_migrate(struct presence *p);
+/* Records last_seen_at durably (writer thread, fire and forget). */
+void presence_db_last_seen(struct presence *p, int64_t user_id, int64_t at);
+/* Reads last_seen_at of ids[0..n) into out[] (0 when unknown) on the thread pool; then
+ * after(arg, status) on the loop. */
+int  presence_db_read(struct presence *p, const int64_t *ids, int n, int64_t *out,
+                      void (*after)(void *arg, int status), void *arg);
+
+/* presence_http.c */
+void presence_http_get(struct http_req *req, void *ctx);
+
+#endif
