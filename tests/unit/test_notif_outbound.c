@@ -277,3 +277,38 @@ TEST(notif_outbound_bounded_queue_and_close_cancels)
     uv_loop_close(&f.loop);
     log_close(f.app.log);
 }
+
+TEST(notif_outbound_url_to_request)
+{
+    struct outbound_target t;
+    memset(&t, 0, sizeof(t));
+    ASSERT_EQ(outbound_build_request(&t, "POST", "https://[::1]:8443/p?q=1#frag", "A: b\r\n",
+                                     "xy", 2), 0);
+    ASSERT_STR_EQ(t.host, "::1");
+    ASSERT_STR_EQ(t.port, "8443");
+    ASSERT(t.tls && t.host_is_ip);
+    ASSERT_EQ(t.req_len, strlen(t.req) + 0);
+    ASSERT(strncmp(t.req, "POST /p?q=1 HTTP/1.1\r\nHost: [::1]:8443\r\n", 40) == 0);
+    ASSERT(strstr(t.req, "\r\nA: b\r\n\r\nxy") != NULL);
+    free(t.req);
+
+    memset(&t, 0, sizeof(t));
+    ASSERT_EQ(outbound_build_request(&t, "POST", "http://Hooks.example.net?x", NULL, "", 0), 0);
+    ASSERT_STR_EQ(t.host, "Hooks.example.net");
+    ASSERT_STR_EQ(t.port, "80");
+    ASSERT(!t.tls && !t.host_is_ip);
+    ASSERT(strncmp(t.req, "POST /?x HTTP/1.1\r\n", 19) == 0);
+    free(t.req);
+
+    static const char *bad[] = { "https://", "https://:443/", "https://[::1/", "https://[::1]x/",
+        "https://h:/", "https://h:0/", "https://h:123456/", "https://h:8a/", "https://a@h/",
+        "https://h/a b", "https://h/\n", "ftp://h/", "h/x" };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        memset(&t, 0, sizeof(t));
+        if (outbound_build_request(&t, "POST", bad[i], NULL, "", 0) != -EINVAL) {
+            test_fail(__FILE__, __LINE__, "accepted %s", bad[i]);
+            free(t.req);
+            return;
+        }
+    }
+}

@@ -4,6 +4,7 @@
  *   ece.c           RFC 8291 / RFC 8188 aes128gcm payload encryption (one record)
  *   vapid.c         the VAPID P-256 key (<data_dir>/vapid.pem) and ES256 JWTs (RFC 8292)
  *   outbound.c      non-blocking HTTP/1.1 + TLS client on the loop (libuv + memory BIOs)
+ *   outbound_url.c  URL checks and the request bytes
  *   idset.c         a bounded open-addressing set of user ids (online users, subscribers)
  *   subscriptions.c the push_subscriptions table: migration and the jobs that touch it
  *   routes.c        GET /v1/push/vapid-public-key, POST/DELETE /v1/push/subscriptions
@@ -117,6 +118,17 @@ int  outbound_send(struct outbound *o, const char *method, const char *url,
                    const char *headers, const void *body, size_t len,
                    outbound_cb cb, void *arg);
 int  outbound_pending(const struct outbound *o);       /* in flight + queued */
+/* outbound_url.c: where a request goes and its bytes. */
+struct outbound_target {
+    char host[256];             /* without brackets for IPv6 */
+    char port[8];
+    int  tls, host_is_ip;
+    char *req;                  /* owned: request line, headers, body */
+    size_t req_len;
+};
+/* 0, -EINVAL (a URL we refuse) or -ENOMEM. */
+int  outbound_build_request(struct outbound_target *t, const char *method, const char *url,
+                            const char *headers, const void *body, size_t len);
 /* Fails every request with -ECANCELED; done(arg) once every handle is closed. */
 void outbound_close(struct outbound *o, void (*done)(void *arg), void *arg);
 void outbound_free(struct outbound *o);

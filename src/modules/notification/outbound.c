@@ -19,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <arpa/inet.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -37,10 +36,8 @@ struct obreq {
     struct obreq *prev, *next;        /* the active list, or the wait queue (next only) */
     outbound_cb cb;
     void *arg;
-    char host[256], port[8];
-    int tls, host_is_ip;
-    char *out;                        /* owned: request head + body */
-    size_t out_len, out_sent;
+    struct outbound_target t;         /* host, port, TLS; t.req owned: head + body */
+    size_t out_sent;
     uv_getaddrinfo_t gai;
     uv_connect_t connect;
     uv_tcp_t tcp;
@@ -71,7 +68,7 @@ struct outbound {
 struct ob_write {
     uv_write_t req;
     struct obreq *r;
-    char *buf;                        /* owned, or NULL when it points into r->out */
+    char *buf;                        /* owned, or NULL when it points into r->t.req */
 };
 
 static void start(struct obreq *r);
@@ -86,7 +83,7 @@ static void maybe_free(struct obreq *r)
         return;
     struct outbound *o = r->o;
     SSL_free(r->ssl);
-    free(r->out);
+    free(r->t.req);
     free(r);
     o->live--;
     if (o->closing && o->live == 0 && o->close_done) {
@@ -238,13 +235,13 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         if (nread == UV_EOF && r->phase == OB_EXCHANGE)
             at_eof(r);
         else if (nread == UV_EOF)
-            finish(r, -ECONNRESET, r->tls ? "tls: connection closed during the handshake"
+            finish(r, -ECONNRESET, r->t.tls ? "tls: connection closed during the handshake"
                                           : "connection closed");
         else
             fail_uv(r, "read", (int)nread);
         return;
     }
-    if (!r->tls) {
+    if (!r->t.tls) {
         feed(r, buf->base, (size_t)nread);
         return;
     }
@@ -294,8 +291,8 @@ static void flush_tls(struct obreq *r)
 
 static int tls_exchange(struct obreq *r)
 {
-    while (r->out_sent < r->out_len) {
-        int n = SSL_write(r->ssl, r->out + r->out_sent, (int)(r->out_len - r->out_sent));
+    while (r->out_sent < r->t.req_len) {
+        int n = SSL_write(r->ssl, r->t.req + r->out_sent, (int)(r->t.req_len - r->out_sent));
         if (n <= 0) {
             int e = SSL_get_error(r->ssl, n);
             if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
@@ -360,12 +357,12 @@ static int tls_setup(struct obreq *r)
     BIO_set_mem_eof_return(r->rbio, -1);      /* empty means "wait", not EOF */
     SSL_set_bio(r->ssl, r->rbio, r->wbio);
     SSL_set_connect_state(r->ssl);
-    if (r->host_is_ip) {
+    if (r->t.host_is_ip) {
         /* No SNI for addresses (RFC 6066); the certificate must name the IP. */
-        if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(r->ssl), r->host) != 1)
+        if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(r->ssl), r->t.host) != 1)
             return -EINVAL;
-    } else if (SSL_set_tlsext_host_name(r->ssl, r->host) != 1 ||
-               SSL_set1_host(r->ssl, r->host) != 1) {
+    } else if (SSL_set_tlsext_host_name(r->ssl, r->t.host) != 1 ||
+               SSL_set1_host(r->ssl, r->t.host) != 1) {
         return -EINVAL;
     }
     return 0;
@@ -398,10 +395,10 @@ static void on_connect(uv_connect_t *c, int status)
         fail_uv(r, "read", rc);
         return;
     }
-    if (!r->tls) {
+    if (!r->t.tls) {
         r->phase = OB_EXCHANGE;
         uv_timer_start(&r->timer, on_timeout, (uint64_t)r->o->opts.response_timeout_ms, 0);
-        send_bytes(r, r->out, r->out_len, 0);
+        send_bytes(r, r->t.req, r->t.req_len, 0);
         return;
     }
     r->phase = OB_HANDSHAKE;
@@ -453,7 +450,7 @@ static void start(struct obreq *r)
     r->handles++;
     struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
     r->gai.data = r;
-    int rc = uv_getaddrinfo(o->app->loop, &r->gai, on_resolved, r->host, r->port, &hints);
+    int rc = uv_getaddrinfo(o->app->loop, &r->gai, on_resolved, r->t.host, r->t.port, &hints);
     if (rc < 0) {
         /* Never call back from inside outbound_send: report from the timer. */
         r->deferred_status = rc;
@@ -463,95 +460,6 @@ static void start(struct obreq *r)
     }
     r->gai_pending = 1;
     uv_timer_start(&r->timer, on_timeout, (uint64_t)o->opts.connect_timeout_ms, 0);
-}
-
-/* ---- URL and request ---- */
-
-/* Splits an http(s) URL. Refuses user info, spaces and control characters (a URL
- * comes from a client and ends up in our request line). */
-static int parse_url(struct obreq *r, const char *url, const char **hostport, size_t *hplen,
-                     const char **path)
-{
-    for (const unsigned char *p = (const unsigned char *)url; *p; p++)
-        if (*p <= 0x20 || *p == 0x7f)
-            return -EINVAL;
-    const char *rest;
-    if (strncmp(url, "https://", 8) == 0) {
-        r->tls = 1;
-        rest = url + 8;
-    } else if (strncmp(url, "http://", 7) == 0) {
-        rest = url + 7;
-    } else {
-        return -EINVAL;
-    }
-    size_t hl = strcspn(rest, "/?#");
-    if (hl == 0 || memchr(rest, '@', hl))
-        return -EINVAL;
-    *hostport = rest;
-    *hplen = hl;
-    *path = rest + hl;
-    const char *port = NULL, *h = rest;
-    size_t namelen;
-    if (rest[0] == '[') {
-        const char *end = memchr(rest, ']', hl);
-        if (!end)
-            return -EINVAL;
-        h = rest + 1;
-        namelen = (size_t)(end - h);
-        if (end + 1 < rest + hl) {
-            if (end[1] != ':')
-                return -EINVAL;
-            port = end + 2;
-        }
-    } else {
-        const char *colon = memchr(rest, ':', hl);
-        namelen = colon ? (size_t)(colon - rest) : hl;
-        port = colon ? colon + 1 : NULL;
-    }
-    if (namelen == 0 || namelen >= sizeof(r->host))
-        return -EINVAL;
-    memcpy(r->host, h, namelen);
-    r->host[namelen] = 0;
-    if (port) {
-        size_t pl = (size_t)(rest + hl - port);
-        char *end;
-        long pn = pl ? strtol(port, &end, 10) : 0;
-        if (pl == 0 || pl > 5 || end != port + pl || pn < 1 || pn > 65535)
-            return -EINVAL;
-        snprintf(r->port, sizeof(r->port), "%ld", pn);
-    } else {
-        snprintf(r->port, sizeof(r->port), "%s", r->tls ? "443" : "80");
-    }
-    unsigned char tmp[16];
-    r->host_is_ip = inet_pton(AF_INET, r->host, tmp) == 1 || inet_pton(AF_INET6, r->host, tmp) == 1;
-    return 0;
-}
-
-static int build_request(struct obreq *r, const char *method, const char *url,
-                         const char *headers, const void *body, size_t len)
-{
-    const char *hostport, *path;
-    size_t hplen;
-    int rc = parse_url(r, url, &hostport, &hplen, &path);
-    if (rc < 0)
-        return rc;
-    size_t pathlen = strcspn(path, "#");
-    const char *fmt = "%s %s%.*s HTTP/1.1\r\nHost: %.*s\r\nUser-Agent: chatd/" CHATD_VERSION
-                      "\r\nContent-Length: %zu\r\nConnection: close\r\n%s\r\n";
-    const char *slash = (pathlen == 0 || path[0] != '/') ? "/" : "";
-    int n = snprintf(NULL, 0, fmt, method, slash, (int)pathlen, path, (int)hplen, hostport,
-                     len, headers ? headers : "");
-    if (n < 0)
-        return -EINVAL;
-    r->out = malloc((size_t)n + 1 + len);
-    if (!r->out)
-        return -ENOMEM;
-    snprintf(r->out, (size_t)n + 1, fmt, method, slash, (int)pathlen, path, (int)hplen,
-             hostport, len, headers ? headers : "");
-    if (len)
-        memcpy(r->out + n, body, len);
-    r->out_len = (size_t)n + len;
-    return 0;
 }
 
 int outbound_send(struct outbound *o, const char *method, const char *url,
@@ -568,9 +476,9 @@ int outbound_send(struct outbound *o, const char *method, const char *url,
     r->o = o;
     r->cb = cb;
     r->arg = arg;
-    int rc = build_request(r, method, url, headers, body, len);
+    int rc = outbound_build_request(&r->t, method, url, headers, body, len);
     if (rc < 0) {
-        free(r->out);
+        free(r->t.req);
         free(r);
         return rc;
     }
@@ -645,7 +553,7 @@ void outbound_close(struct outbound *o, void (*done)(void *arg), void *arg)
         o->queued--;
         r->finished = 1;
         r->cb(r->arg, -ECANCELED, "shutting down");
-        free(r->out);
+        free(r->t.req);
         free(r);
         o->live--;
     }
