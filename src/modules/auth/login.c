@@ -211,9 +211,8 @@ static struct login_op *login_new(struct auth *a, struct http_req *req)
     l->name_ok = auth_username_normalize(name, l->username, &why) == 0;
     snprintf(l->user_key, sizeof l->user_key, "u:%s", l->username);
     snprintf(l->ip_key, sizeof l->ip_key, "i:%s", req->client_ip);
-    /* The body held the password: wipe it and the parsed copy. */
+    /* The parsed copy held the password: wipe it. */
     OPENSSL_cleanse((void *)pw, l->pwlen);
-    OPENSSL_cleanse((void *)req->body, req->body_len);
     cJSON_Delete(body);
     return l;
 }

@@ -213,7 +213,6 @@ static struct register_op *register_new(struct http_req *req)
     r->pwlen = strlen(pw);
     strcpy(r->username, folded);
     OPENSSL_cleanse((void *)pw, r->pwlen);
-    OPENSSL_cleanse((void *)req->body, req->body_len);
     cJSON_Delete(body);
     return r;
 }
