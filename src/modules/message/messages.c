@@ -353,6 +353,7 @@ static void reject_now(struct msg_state *st, const cJSON *origin, const char *cm
 {
     struct bus_event *ev = bus_event_new(TOPIC_MESSAGE_REJECTED,
                                          rejected_payload(origin, cmid, room_id, status, msg));
+    METRIC_INC(st->m_rejected);
     if (ev)
         bus_publish(st->app->bus, ev);
 }
@@ -387,6 +388,7 @@ void msg_submit(struct msg_state *st, const cJSON *p)
         struct bus_event *ev = bus_event_new(TOPIC_MESSAGE_REJECTED,
             rejected_payload_retry(origin, cmid, room_id, 429, "too many messages: slow down",
                                    wait_ms));
+        METRIC_INC(st->m_rejected);
         if (ev)
             bus_publish(st->app->bus, ev);
         return;
