@@ -15,6 +15,7 @@ const state = {
   names: new Map(),      // user id -> username
   messages: new Map(),   // room id -> Map(seq -> MSG)
   lastSeq: new Map(),    // room id -> highest seq seen
+  readSeq: new Map(),    // room id -> highest seq known read (the server's marker, own sends, own reads)
   current: null,         // open room id
   loadingOlder: false,
   presence: new Map(),   // user id -> 'online' | 'offline'
@@ -116,10 +117,23 @@ async function enterChat() {
 async function loadRooms() {
   const { rooms } = await api('GET', '/v1/rooms');
   state.rooms = new Map(rooms.map((r) => [r.id, r]));
+  // The list is a snapshot: live messages may already have gone past it. Unread is
+  // worked out from seqs, so nothing is counted twice or lost in the overlap.
   for (const r of rooms) {
     if (!state.lastSeq.has(r.id)) state.lastSeq.set(r.id, r.last_seq || 0);
+    r.last_seq = Math.max(r.last_seq || 0, state.lastSeq.get(r.id));
+    noteRead(r.id, r.read_seq || 0);
+    countUnread(r);
   }
   renderRooms();
+}
+
+function noteRead(roomId, seq) {
+  if (seq > (state.readSeq.get(roomId) || 0)) state.readSeq.set(roomId, seq);
+}
+
+function countUnread(r) {
+  r.unread = r.id === state.current ? 0 : Math.max(0, (r.last_seq || 0) - (state.readSeq.get(r.id) || 0));
 }
 
 function roomLabel(r) {
@@ -245,12 +259,18 @@ function messageElement(m, pending) {
 function addMessage(m, fromHistory) {
   const seen = state.lastSeq.get(m.room_id) || 0;
   if (m.seq > seen) state.lastSeq.set(m.room_id, m.seq);
+  if (m.sender_id === state.user.id) noteRead(m.room_id, m.seq);   // one's own are never unread
   const r = state.rooms.get(m.room_id);
   if (!r) { loadRooms(); return; }
   if (m.seq > (r.last_seq || 0)) r.last_seq = m.seq;
   if (m.room_id !== state.current) {
-    if (!fromHistory && m.seq > seen && m.sender_id !== state.user.id) { r.unread = (r.unread || 0) + 1; renderRooms(); }
+    if (m.seq > seen) { countUnread(r); renderRooms(); }
     return;
+  }
+  if (!fromHistory && state.typingTimers.has(m.sender_id)) {   // the message ends the typing
+    clearTimeout(state.typingTimers.get(m.sender_id));
+    state.typingTimers.delete(m.sender_id);
+    renderTyping();
   }
   const msgs = state.messages.get(m.room_id);
   if (msgs.has(m.seq)) return;
@@ -318,6 +338,7 @@ function markRead() {
   const r = state.rooms.get(id);
   if (!seq || (r && r.read_seq >= seq)) return;
   if (r) r.read_seq = seq;
+  noteRead(id, seq);
   if (!wsSend({ type: 'read', room_id: id, seq })) {
     api('POST', `/v1/rooms/${id}/read`, { seq }).catch(() => {});
   }
