@@ -275,18 +275,42 @@ static void flush_one(struct ws_conn *c)
         write_done(c, 0);
         return;
     }
+    /* Most of the time the socket buffer takes everything: try at once, with no
+     * request and no callback deferred to the next turn, and hand libuv only what the
+     * kernel left. */
+    int wr = uv_try_write((uv_stream_t *)c->tcp, m->iov, n);
+    if (wr < 0 && wr != UV_EAGAIN) {
+        write_done(c, wr);
+        return;
+    }
+    size_t done = wr > 0 ? (size_t)wr : 0;
+    if (done == c->q_inflight_bytes) {
+        write_done(c, 0);
+        return;
+    }
+    uint32_t k = 0;
+    while (done >= m->iov[k].len) {
+        done -= m->iov[k].len;
+        k++;
+    }
+    queue_pop(c, k);                 /* written whole */
+    c->q_inflight = n - k;
+    c->q_inflight_bytes = 0;
+    for (uint32_t i = k; i < n; i++)
+        c->q_inflight_bytes += m->iov[i].len;
+    m->iov[k].base += done;          /* the head was written in part */
+    m->iov[k].len -= done;
     w = m->wreq_free;
     if (w) {
         m->wreq_free = w->next;
         m->nwreq_free--;
     } else if (!(w = malloc(sizeof(*w)))) {
-        c->q_inflight = 0;
-        c->q_inflight_bytes = 0;
-        ws_mark_dirty(c);      /* try again next turn */
+        ws_conn_close(c, 1011, "out of memory");
+        write_done(c, -ENOMEM);      /* the stream cannot continue mid-frame */
         return;
     }
     w->c = c;
-    int rc = uv_write(&w->req, (uv_stream_t *)c->tcp, m->iov, n, on_write);
+    int rc = uv_write(&w->req, (uv_stream_t *)c->tcp, m->iov + k, n - k, on_write);
     if (rc < 0) {
         free(w);
         write_done(c, rc);
