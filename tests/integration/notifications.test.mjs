@@ -53,9 +53,9 @@ retry_base_ms = 50
 });
 
 after(async () => {
-    if (server && server.exitStatus === null)
-        await server.stop();
     await receiver?.close();
+    if (server && server.exitStatus === null)
+        assert.equal(await server.stop(), 0, server.logs());
 });
 
 async function subscribe(user, sub) {
