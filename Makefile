@@ -75,9 +75,11 @@ run: $(DEPS_STAMP)
 	$(MAKE) $(BUILD)/chatd
 	./$(BUILD)/chatd
 
+# Unit and integration tests, and each fuzz target for a few seconds (tests/fuzz/).
 test: $(DEPS_STAMP)
 	$(MAKE) $(BUILD)/chatd $(BUILD)/unit_tests
-	sh tests/run.sh $(BUILD)
+	$(MAKE) fuzz
+	CHATD_FUZZ_SMOKE=$(FUZZ_BUILD) sh tests/run.sh $(BUILD)
 
 test-unit: $(BUILD)/unit_tests
 	./$(BUILD)/unit_tests
@@ -97,6 +99,12 @@ test-asan: $(DEPS_STAMP)
 test-tsan: $(DEPS_STAMP)
 	$(MAKE) BUILD=build-tsan OPT="-O1 -g" SANFLAGS="-fsanitize=thread" build-tsan/unit_tests
 	TSAN_OPTIONS=halt_on_error=1 ./build-tsan/unit_tests ring bus db
+
+# The integration suite with chatd under valgrind memcheck: no invalid accesses, no
+# definite leaks. Slow (tens of minutes), so outside CI; see docs/security.md.
+valgrind: $(DEPS_STAMP)
+	$(MAKE) $(BUILD)/chatd $(BUILD)/unit_tests
+	sh tests/valgrind.sh $(BUILD)
 
 debug:
 	$(MAKE) BUILD=build-debug OPT="-O0 -g3" build-debug/chatd

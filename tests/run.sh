@@ -2,7 +2,8 @@
 # run.sh BUILD_DIR [INTEGRATION_TEST_FILE...]: the whole test suite against one build.
 #
 # Runs BUILD_DIR/unit_tests, then the integration tests (node --test, against
-# BUILD_DIR/chatd), prints a summary of each, and ends with one line
+# BUILD_DIR/chatd), with CHATD_FUZZ_SMOKE=FUZZ_BUILD_DIR the fuzz smoke run
+# (tests/fuzz/smoke.sh), prints a summary of each, and ends with one line
 # "N passed, N failed" (the totals). Exits non-zero when anything failed or nothing ran.
 set -u
 
@@ -84,9 +85,31 @@ else
 fi
 echo "integration tests: $int_pass passed, $int_fail failed"
 
+# --- fuzz smoke (when CHATD_FUZZ_SMOKE names the fuzz build, as `make test` does) -----
+# Each libFuzzer target runs a few seconds from its committed corpus: one entry each.
+fuzz_pass=0
+fuzz_fail=0
+if [ -n "${CHATD_FUZZ_SMOKE:-}" ]; then
+    echo
+    echo "== fuzz smoke ($CHATD_FUZZ_SMOKE, ${CHATD_FUZZ_SECONDS:-8} s per target)"
+    sh tests/fuzz/smoke.sh "$CHATD_FUZZ_SMOKE" "${CHATD_FUZZ_SECONDS:-8}" > "$tmp/fuzz.out" 2>&1
+    fuzz_rc=$?
+    cat "$tmp/fuzz.out"
+    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$tmp/fuzz.out" | tail -n 1)
+    if [ -n "$line" ]; then
+        fuzz_pass=${line%% passed*}
+        fuzz_fail=${line#*, }
+        fuzz_fail=${fuzz_fail%% failed*}
+    fi
+    if [ "$fuzz_rc" -ne 0 ] && [ "$fuzz_fail" -eq 0 ]; then
+        fuzz_fail=1
+    fi
+    echo "fuzz smoke: $fuzz_pass passed, $fuzz_fail failed"
+fi
+
 # --- totals: the last line, for people and for CI ------------------------------------
-pass=$((unit_pass + int_pass))
-fail=$((unit_fail + int_fail))
+pass=$((unit_pass + int_pass + fuzz_pass))
+fail=$((unit_fail + int_fail + fuzz_fail))
 echo
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ] && [ "$pass" -gt 0 ]

@@ -97,12 +97,23 @@ function withTimeout(promise, ms, what) {
 }
 
 /**
+ * Starts the binary under test, or $CHATD_WRAPPER with the binary as its first argument
+ * after the wrapper's own words (`CHATD_WRAPPER="valgrind -q" ...`): `make valgrind`.
+ */
+function spawnChatd(args, options) {
+    const wrapper = (process.env.CHATD_WRAPPER ?? '').split(/\s+/).filter(Boolean);
+    if (wrapper.length)
+        return spawn(wrapper[0], [...wrapper.slice(1), chatdBin(), ...args], options);
+    return spawn(chatdBin(), args, options);
+}
+
+/**
  * Runs chatd to completion (for CLI tests): resolves {code, signal, stdout, stderr}.
  * opts: {env, cwd, timeout, input}
  */
 export function runChatd(args, opts = {}) {
     return new Promise((resolve, reject) => {
-        const proc = spawn(chatdBin(), args, {
+        const proc = spawnChatd(args, {
             cwd: opts.cwd, env: { ...process.env, ...opts.env },
             stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
         });
@@ -162,7 +173,7 @@ export async function startServer(opts = {}) {
 async function launch(server, opts) {
     const args = ['-c', server.configPath, '--listen', opts.listen ?? '127.0.0.1:0',
         '--data-dir', server.dataDir, ...(opts.args ?? [])];
-    const proc = spawn(chatdBin(), args, {
+    const proc = spawnChatd(args, {
         env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'],
     });
     live.add(proc);
