@@ -44,7 +44,10 @@ static int check_sync_rooms(const cJSON *rooms, const char **err)
             *err = "sync rooms: keys must be room ids";
             return -EINVAL;
         }
-        if (!cJSON_IsNumber(it) || it->valuedouble < 0 ||
+        /* Range first: converting a double past int64 to an integer is undefined.
+         * 2^53, as json_get_i64: past it a double no longer holds every integer. */
+        if (!cJSON_IsNumber(it) || !(it->valuedouble >= 0) ||
+            it->valuedouble > 9007199254740992.0 ||
             it->valuedouble != (double)(int64_t)it->valuedouble) {
             *err = "sync rooms: values must be sequence numbers (integers >= 0)";
             return -EINVAL;
