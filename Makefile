@@ -75,9 +75,11 @@ run: $(DEPS_STAMP)
 	$(MAKE) $(BUILD)/chatd
 	./$(BUILD)/chatd
 
-# Unit and integration tests, and each fuzz target for a few seconds (tests/fuzz/).
+# Unit and integration tests (the gdb walkthrough test runs the -O0 build-debug/chatd),
+# and each fuzz target for a few seconds (tests/fuzz/).
 test: $(DEPS_STAMP)
 	$(MAKE) $(BUILD)/chatd $(BUILD)/unit_tests
+	$(MAKE) debug
 	$(MAKE) fuzz
 	CHATD_FUZZ_SMOKE=$(FUZZ_BUILD) sh tests/run.sh $(BUILD)
 

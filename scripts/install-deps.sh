@@ -10,11 +10,12 @@ cd "$(dirname "$0")/.."
 
 # Build: compiler, pkg-config and the libraries chatd links against (llhttp comes as
 # sources in node-llhttp). Test: sqlite3 CLI, clang's libFuzzer and sanitizer runtimes,
-# redis-server (benchmark baseline), chromium (web client tests), python3-websockets (a
-# second, independent WebSocket client), gdb and valgrind, systemd for systemd-analyze.
+# redis-server (benchmark baseline), chromium (web client tests), python3 (the sd_notify
+# listener of the ops tests), python3-websockets (a second, independent WebSocket
+# client), gdb (the walkthrough test) and valgrind, systemd for systemd-analyze.
 APT_PACKAGES="build-essential pkg-config libuv1-dev libwslay-dev node-llhttp libjwt-dev
 libcjson-dev libsqlite3-dev libssl-dev sqlite3 clang libclang-rt-14-dev redis-server
-chromium python3-websockets gdb valgrind systemd ca-certificates"
+chromium python3 python3-websockets gdb valgrind systemd ca-certificates"
 
 NODE_MIN=18
 LOCK_STAMP=node_modules/.chatd-lock-hash
