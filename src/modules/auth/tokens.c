@@ -177,7 +177,7 @@ static int check_claims(jwt_t *jwt, const char *issuer, int64_t now, struct http
     *why = AUTH_REJECT_malformed;
     if (grant_int(jwt, "exp", &exp) < 0)
         return -EACCES;
-    if (now >= exp + AUTH_LEEWAY_S)
+    if (now - AUTH_LEEWAY_S >= exp)     /* not exp + leeway: exp may be near INT64_MAX */
         return *why = AUTH_REJECT_expired, -EACCES;
     if ((grant_int(jwt, "nbf", &nbf) == 0 && nbf > now + AUTH_LEEWAY_S) ||
         (grant_int(jwt, "iat", &iat) == 0 && iat > now + AUTH_LEEWAY_S))
