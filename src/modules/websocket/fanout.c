@@ -190,6 +190,18 @@ void ws_conn_queue_drop(struct ws_conn *c)
     }
 }
 
+void ws_conn_queue_trim(struct ws_conn *c)
+{
+    /* Once a heartbeat period (heartbeat.c), not on the write path: a busy connection
+     * keeps its grown ring between bursts; an idle one shrinks back to nothing (its
+     * next frame takes the smallest ring). */
+    if (c->q_len == 0 && c->q_cap > 8 && !c->q_inflight) {
+        free(c->q);
+        c->q = NULL;
+        c->q_cap = c->q_head = 0;
+    }
+}
+
 void ws_conn_queue_free(struct ws_conn *c)
 {
     queue_pop(c, c->q_len);
@@ -213,12 +225,6 @@ static void write_done(struct ws_conn *c, int status)
         ws_conn_queue_drop(c);
         ws_conn_destroy(c);
         return;
-    }
-    /* An idle connection should not keep a big ring around. */
-    if (c->q_len == 0 && c->q_cap > 8) {
-        free(c->q);
-        c->q = NULL;
-        c->q_cap = c->q_head = 0;
     }
     if (c->sync)
         ws_sync_pump(c);

@@ -1,6 +1,7 @@
 /* heartbeat.c: one timer for every connection (a timer per connection would cost
  * memory and timer-heap work for nothing). Each tick it
  *   - sends a ping to every open connection once per heartbeat_ms (one shared frame),
+ *     and frees the grown queue ring of those with nothing queued,
  *   - closes a connection silent for two periods (no byte, pong included) with 4000,
  *   - closes a connection whose token expired more than WS_AUTH_GRACE_MS ago without
  *     an "auth" frame replacing it with 4001,
@@ -25,9 +26,12 @@ static void ping_all(struct ws_module *m)
 
     if (!b)
         return;
-    for (struct ws_conn *c = m->all; c; c = c->next)
-        if (c->state == WS_OPEN)
-            ws_conn_queue(c, b, WS_PRIO_CONTROL);
+    for (struct ws_conn *c = m->all; c; c = c->next) {
+        if (c->state != WS_OPEN)
+            continue;
+        ws_conn_queue_trim(c);
+        ws_conn_queue(c, b, WS_PRIO_CONTROL);
+    }
     ws_buf_unref(b);
 }
 

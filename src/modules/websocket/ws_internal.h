@@ -213,6 +213,8 @@ int   ws_conn_send_json(struct ws_conn *c, const char *json, size_t len);
 /* Drops frames not yet handed to the kernel (slow consumer). */
 void  ws_conn_queue_drop(struct ws_conn *c);
 void  ws_conn_queue_free(struct ws_conn *c);
+/* Frees the ring of an empty queue. */
+void  ws_conn_queue_trim(struct ws_conn *c);
 void  ws_mark_dirty(struct ws_conn *c);
 void  ws_flush_all(struct ws_module *m);
 int   ws_fanout_start(struct ws_module *m);
