@@ -112,10 +112,13 @@ debug:
 	$(MAKE) BUILD=build-debug OPT="-O0 -g3" build-debug/chatd
 
 install: $(BUILD)/chatd
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/chatd $(DESTDIR)/lib/systemd/system
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/chatd $(DESTDIR)/lib/systemd/system \
+	  $(DESTDIR)$(PREFIX)/share/doc/chatd
 	install -m 0755 $(BUILD)/chatd $(DESTDIR)$(PREFIX)/bin/chatd
 	test -e $(DESTDIR)/etc/chatd/chatd.conf || install -m 0640 chatd.conf $(DESTDIR)/etc/chatd/chatd.conf
-	test ! -f contrib/chatd.service || install -m 0644 contrib/chatd.service $(DESTDIR)/lib/systemd/system/chatd.service
+	sed 's|/usr/local|$(PREFIX)|g' contrib/chatd.service > $(DESTDIR)/lib/systemd/system/chatd.service
+	chmod 0644 $(DESTDIR)/lib/systemd/system/chatd.service
+	install -m 0644 README.md docs/deploy.md docs/api.md docs/protocol.md $(DESTDIR)$(PREFIX)/share/doc/chatd/
 
 clean:
 	rm -rf build build-asan build-tsan build-debug build-fuzz $(DEPS_STAMP)

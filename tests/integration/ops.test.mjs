@@ -46,6 +46,8 @@ describe('systemd unit', () => {
 
     it('asks for what docs/deploy.md promises', () => {
         const unit = readFileSync(path.join(repoRoot, 'contrib/chatd.service'), 'utf8');
+        assert.match(unit, /^LoadCredential=chatd\.conf:\/etc\/chatd\/chatd\.conf$/m);
+        assert.match(unit, /^ExecStart=\S+ -c %d\/chatd\.conf /m);
         for (const line of ['Type=notify', 'NoNewPrivileges=yes', 'ProtectSystem=strict',
             'ProtectHome=yes', 'PrivateTmp=yes', 'SystemCallFilter=@system-service',
             'Restart=on-failure', 'StateDirectory=chatd'])
@@ -90,6 +92,19 @@ describe('make install', () => {
             `DESTDIR=${dest}`, 'install'], { cwd: repoRoot });
         assert.equal(again.code, 0, again.stdout + again.stderr);
         assert.match(readFileSync(conf, 'utf8'), /^# mine/);
+        const unit = readFileSync(path.join(dest, paths.find((p) => p.endsWith('chatd.service'))), 'utf8');
+        assert.match(unit, /^ExecStart=\/usr\/local\/bin\/chatd /m);
+    });
+
+    it('points the unit at the binary of another PREFIX', { skip: make ? false : 'make is not installed' }, async () => {
+        const dest = tmpDir('chatd-install-');
+        const r = await run(make, ['-s', '-o', `${build}/chatd`, `BUILD=${build}`,
+            `DESTDIR=${dest}`, 'PREFIX=/usr', 'install'], { cwd: repoRoot });
+        assert.equal(r.code, 0, r.stdout + r.stderr);
+        assert.ok(existsSync(path.join(dest, 'usr/bin/chatd')));
+        const unit = readFileSync(path.join(dest, 'lib/systemd/system/chatd.service'), 'utf8');
+        assert.match(unit, /^ExecStart=\/usr\/bin\/chatd /m);
+        assert.ok(!unit.includes('/usr/local'), 'a /usr/local path is left in the unit');
     });
 });
 
