@@ -243,6 +243,19 @@ describe('web client in headless Chromium', { skip: skipWhy ?? false }, () => {
         await alice.page.locator('#typing', { hasText: /^$/ }).waitFor({ state: 'attached', timeout: T });
     });
 
+    it('opens a direct conversation by username', async () => {
+        await bob.page.locator('#dm-user').fill(aliceName);
+        await bob.page.locator('#dm-open').click();
+        await bob.page.locator('#room-title', { hasText: `@${aliceName}` }).waitFor({ timeout: T });
+        await sendInPage(bob.page, 'psst');
+        await messageLocator(bob.page, 'psst').and(bob.page.locator('[data-seq="1"]')).waitFor({ timeout: T });
+        const dm = alice.page.getByTestId('room').filter({ hasText: `@${bobName}` });
+        await dm.getByTestId('unread').filter({ hasText: /^1$/ }).waitFor({ timeout: T });
+        // Back to the group room for the rest.
+        await bob.page.getByTestId('room').filter({ hasText: roomName }).click();
+        await messageLocator(bob.page, 'hi al').waitFor({ timeout: T });
+    });
+
     it('shows who is online', async (t) => {
         if (presenceSkip)
             return t.skip(presenceSkip);
@@ -322,5 +335,52 @@ describe('web client in headless Chromium', { skip: skipWhy ?? false }, () => {
 
     it('logged no errors in either page', () => {
         assert.deepEqual([...alice.errors, ...bob.errors], []);
+    });
+});
+
+describe('web client token refresh', { skip: skipWhy ?? false }, () => {
+    const phase = { restarting: false, noPresence: true };
+    let server, carol;
+
+    before(async () => {
+        // Access tokens of 2 s: the page refreshes them on its own (at the latest 5 s
+        // after each login or refresh) and hands the new one to its WebSocket.
+        server = await startServer({ config: '[auth]\naccess_ttl = 2\n' });
+        carol = await openBrowser(server, 'carol', phase);
+    });
+
+    after(async () => {
+        await carol?.context.close().catch(() => {});
+        if (server)
+            assert.equal(await server.stop(), 0, server.logs());
+    });
+
+    it('refreshes its tokens, keeps its connection, and stays logged in across a reload', async () => {
+        const { page } = carol;
+        await registerInPage(carol, 'carol');
+        await page.evaluate(() => {
+            window.__conn = [];
+            new MutationObserver(() => window.__conn.push(
+                document.getElementById('conn-state').textContent))
+                .observe(document.getElementById('conn-state'), { childList: true, characterData: true, subtree: true });
+        });
+        const first = await page.evaluate(() => localStorage.getItem('chatd.refresh'));
+        assert.ok(first, 'a refresh token is kept');
+        await page.waitForFunction((t) => localStorage.getItem('chatd.refresh') !== t, first,
+            { timeout: 15000 });
+        // The access token the page started with has expired: everything below runs on
+        // refreshed ones.
+        await page.getByTestId('room-name').fill('notes');
+        await page.getByTestId('new-room').click();
+        await page.locator('#room-title', { hasText: 'notes' }).waitFor({ timeout: T });
+        await sendInPage(page, 'note to self');
+        await messageLocator(page, 'note to self').and(page.locator('[data-seq="1"]')).waitFor({ timeout: T });
+        assert.deepEqual(await page.evaluate(() => window.__conn), [], 'the WebSocket never dropped');
+
+        await page.reload();
+        await page.locator('#me-name', { hasText: 'carol' }).waitFor({ timeout: T });
+        await page.getByTestId('room').filter({ hasText: 'notes' }).click();
+        await messageLocator(page, 'note to self').waitFor({ timeout: T });
+        assert.deepEqual(carol.errors, []);
     });
 });
