@@ -68,6 +68,10 @@ else
     if node --help 2>/dev/null | grep -q -- '--test-concurrency'; then
         concurrency=--test-concurrency=2
     fi
+    # A test that hangs fails after this many ms instead of stalling the suite.
+    if node --help 2>/dev/null | grep -q -- '--test-timeout'; then
+        concurrency="$concurrency --test-timeout=${CHATD_TEST_TIMEOUT:-300000}"
+    fi
     # shellcheck disable=SC2086
     CHATD_BIN=$BUILD/chatd node --test $concurrency \
         --test-reporter=spec --test-reporter-destination=stdout \
