@@ -333,6 +333,16 @@ describe('web client in headless Chromium', { skip: skipWhy ?? false }, () => {
         assert.deepEqual(all.map((m) => m.body), Array.from({ length: 120 }, (_, i) => `old ${i + 1}`));
     });
 
+    it('shows a person offline once their page is closed', async (t) => {
+        if (presenceSkip)
+            return t.skip(presenceSkip);
+        const errors = [...bob.errors];
+        await bob.context.close();
+        bob.errors = errors;
+        await alice.page.locator(`[data-testid="presence"][data-user-id="${bobApi.user.id}"][data-status="offline"]`)
+            .waitFor({ timeout: T });
+    });
+
     it('logged no errors in either page', () => {
         assert.deepEqual([...alice.errors, ...bob.errors], []);
     });
