@@ -174,26 +174,28 @@ async function createRoom(ev) {
   const name = $('room-name').value.trim();
   if (!name) return;
   const members = $('room-members').value.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
+  $('side-error').textContent = '';
   try {
     const { room } = await api('POST', '/v1/rooms', { name, members });
     $('room-name').value = ''; $('room-members').value = '';
     state.rooms.set(room.id, Object.assign({ unread: 0, last_seq: 0, read_seq: 0 }, room));
     renderRooms();
     openRoom(room.id);
-  } catch (e) { alert(e.message); }
+  } catch (e) { $('side-error').textContent = e.message; }
 }
 
 async function openDm(ev) {
   ev.preventDefault();
   const username = $('dm-user').value.trim().toLowerCase();
   if (!username) return;
+  $('side-error').textContent = '';
   try {
     const { room } = await api('POST', '/v1/dm', { username });
     $('dm-user').value = '';
     if (!state.rooms.has(room.id)) state.rooms.set(room.id, Object.assign({ unread: 0, last_seq: 0 }, room));
     renderRooms();
     openRoom(room.id);
-  } catch (e) { alert(e.message); }
+  } catch (e) { $('side-error').textContent = e.message; }
 }
 
 async function openRoom(id) {

@@ -49,6 +49,10 @@ async function openBrowser(server, name, phase) {
             return;
         if (phase.restarting && NETWORK_ERROR.test(m.text()))
             return;
+        // Refusals a step provokes on purpose: {status, url}.
+        if (phase.allow?.some((x) => m.text().includes(`status of ${x.status}`) &&
+            x.url.test(m.location().url)))
+            return;
         // Without presence in the server, the page's question about it is a 404.
         if (phase.noPresence && /status of 404/.test(m.text()) &&
             /\/v1\/presence\?/.test(m.location().url))
@@ -89,7 +93,7 @@ async function sendInPage(page, body) {
 }
 
 describe('web client in headless Chromium', { skip: skipWhy ?? false }, () => {
-    const phase = { restarting: false, noPresence: false };
+    const phase = { restarting: false, noPresence: false, allow: [] };
     let server, alice, bob, aliceApi, bobApi;
     // The server is this file's own: plain names make a readable screenshot.
     const aliceName = 'alice';
@@ -171,10 +175,18 @@ describe('web client in headless Chromium', { skip: skipWhy ?? false }, () => {
 
     it('creates a room in the page; it shows up for the other member', async () => {
         const { page } = alice;
+        // An unknown member: the page says so and creates nothing.
+        phase.allow = [{ status: 404, url: /\/v1\/rooms$/ }];
         await page.getByTestId('room-name').fill(roomName);
+        await page.locator('#room-members').fill('nobody_here');
+        await page.getByTestId('new-room').click();
+        await page.locator('#side-error', { hasText: 'nobody_here' }).waitFor({ timeout: T });
+        assert.equal(await page.getByTestId('room').count(), 0);
+        phase.allow = [];
         await page.locator('#room-members').fill(bobName);
         await page.getByTestId('new-room').click();
         await page.locator('#room-title', { hasText: roomName }).waitFor({ timeout: T });
+        assert.equal(await page.locator('#side-error').textContent(), '');
         await alice.page.getByTestId('room').filter({ hasText: roomName }).waitFor({ timeout: T });
         await bob.page.getByTestId('room').filter({ hasText: roomName }).waitFor({ timeout: T });
         roomId = Number(await page.getByTestId('room').filter({ hasText: roomName })
