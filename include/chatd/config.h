@@ -22,6 +22,8 @@ struct chatd_config {
         int  header_timeout_ms;     /* default 10000: whole head must arrive in this time */
         int  idle_timeout_ms;       /* default 60000: keep-alive connection with no request */
         char web_dir[CFG_PATH_MAX]; /* default "": serve the web client embedded in the binary */
+        int  trust_proxy;           /* default no: yes = a loopback peer's X-Forwarded-For
+                                     * (last entry) is the client address */
     } server;
     struct {
         char issuer[256];           /* default chatd */

@@ -14,7 +14,7 @@
 #define CFG_LINE_MAX 4096
 
 enum cfg_type { CFG_INT, CFG_DOUBLE, CFG_STR, CFG_LISTEN, CFG_REGISTRATION, CFG_LEVEL,
-                CFG_FORMAT };
+                CFG_FORMAT, CFG_BOOL };
 
 struct cfg_key {
     const char *section, *key;
@@ -40,6 +40,7 @@ static const struct cfg_key cfg_keys[] = {
     I("server", "header_timeout_ms", 10, 3600000, server.header_timeout_ms),
     I("server", "idle_timeout_ms", 10, 86400000, server.idle_timeout_ms),
     S("server", "web_dir", server.web_dir),
+    E("server", "trust_proxy", CFG_BOOL, server.trust_proxy),
     S("auth", "issuer", auth.issuer),
     I("auth", "access_ttl", 1, 86400 * 7, auth.access_ttl),
     I("auth", "refresh_ttl", 1, 86400 * 3650, auth.refresh_ttl),
@@ -224,6 +225,12 @@ static const char *cfg_set(struct chatd_config *cfg, const struct cfg_key *k, co
             return NULL;
         }
         return "expected text or json";
+    case CFG_BOOL:
+        if (strcmp(v, "yes") == 0 || strcmp(v, "no") == 0) {
+            *(int *)field = v[0] == 'y';
+            return NULL;
+        }
+        return "expected yes or no";
     }
     return "bad key type";
 }

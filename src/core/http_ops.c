@@ -21,7 +21,7 @@ extern const struct web_asset web_assets[];
 #define STATIC_MAX_FILE (16u << 20)
 
 static const char csp_headers[] =
-    "Content-Security-Policy: default-src 'self'; connect-src 'self' ws: wss:; "
+    "Content-Security-Policy: default-src 'self'; connect-src 'self'; "
     "img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; "
     "base-uri 'none'\r\n"
     "X-Content-Type-Options: nosniff\r\n";
@@ -161,11 +161,11 @@ static void send_file(struct http_req *r, const char *name, const char *type,
                       const void *data, size_t len, const char *etag)
 {
     char extra[1024];
-    int html = strncmp(type, "text/html", 9) == 0;
     ((struct http_req_priv *)r)->route_ent = &r->server->static_route;
     r->route = r->server->static_route.pattern;
-    snprintf(extra, sizeof(extra), "Cache-Control: %s\r\n%s%s%s%s",
-             html ? "no-cache" : "public, max-age=3600",
+    /* no-cache means "revalidate": a 304 costs little, and after an upgrade the
+     * browser never runs an old script against a new page. */
+    snprintf(extra, sizeof(extra), "Cache-Control: %s\r\n%s%s%s%s", "no-cache",
              etag ? "ETag: " : "", etag ? etag : "", etag ? "\r\n" : "", csp_headers);
     if (etag_matches(r, etag)) {
         http_respond(r, 304, NULL, NULL, 0, extra);

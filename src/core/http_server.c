@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
 #include <strings.h>
 
 #include "chatd/chatd.h"
@@ -123,6 +124,37 @@ static int check_auth(struct http_req *r, unsigned flags)
     return 0;
 }
 
+/* Behind a reverse proxy every peer is the proxy: with trust_proxy, a loopback peer's
+ * X-Forwarded-For names the client. Only its last entry is trusted (the one our proxy
+ * appended); anything a client wrote before it could be forged. */
+static int is_loopback(const char *ip)
+{
+    return strncmp(ip, "127.", 4) == 0 || strcmp(ip, "::1") == 0 ||
+           strncmp(ip, "::ffff:127.", 11) == 0;
+}
+
+static void http_client_ip_from_proxy(struct http_req *pub, const char *peer)
+{
+    const char *xff = http_header(pub, "X-Forwarded-For"), *last;
+    char ip[sizeof(pub->client_ip)];
+    unsigned char addr[sizeof(struct in6_addr)];
+    size_t n;
+
+    if (xff == NULL || !is_loopback(peer))
+        return;
+    last = strrchr(xff, ',');
+    last = last ? last + 1 : xff;
+    while (*last == ' ' || *last == '\t')
+        last++;
+    n = strcspn(last, " \t");
+    if (n == 0 || n >= sizeof(ip))
+        return;
+    memcpy(ip, last, n);
+    ip[n] = '\0';
+    if (inet_pton(AF_INET, ip, addr) == 1 || inet_pton(AF_INET6, ip, addr) == 1)
+        snprintf(pub->client_ip, sizeof(pub->client_ip), "%s", ip);
+}
+
 void http_dispatch(struct http_conn *c)
 {
     struct http_server *s = c->server;
@@ -132,6 +164,8 @@ void http_dispatch(struct http_conn *c)
     pub->conn = c;
     pub->id = ++s->next_req_id;
     snprintf(pub->client_ip, sizeof(pub->client_ip), "%s", c->client_ip);
+    if (s->app->cfg->server.trust_proxy)
+        http_client_ip_from_proxy(pub, c->client_ip);
     pub->body = r->body.len ? r->body.data : "";
     pub->body_len = r->body.len;
     /* An upgrade request that is answered normally leaves the connection in an unknown
