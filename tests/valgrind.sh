@@ -16,6 +16,7 @@ logs=$(mktemp -d "${TMPDIR:-/tmp}/chatd-valgrind.XXXXXX")
 echo "== valgrind memcheck: logs in $logs"
 CHATD_WRAPPER="valgrind --tool=memcheck --leak-check=full --show-leak-kinds=definite \
 --errors-for-leak-kinds=definite --track-origins=no --num-callers=30 \
+--suppressions=$PWD/tests/valgrind.supp \
 --log-file=$logs/vg.%p.log" \
     sh tests/run.sh "$BUILD" "$@" > "$logs/suite.out" 2>&1
 echo "suite under valgrind (deadlines not adjusted): $(tail -n 1 "$logs/suite.out")"

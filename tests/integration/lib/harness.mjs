@@ -4,8 +4,8 @@
 // directory, listens on 127.0.0.1 port 0, and is found through the line it prints:
 // "chatd listening on http://HOST:PORT". Servers still running when the test process
 // exits are killed, so a failed test never leaves one behind.
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
@@ -30,8 +30,10 @@ registrations_per_min = 100000
 login_failures_per_min = 100000
 `;
 
-const START_TIMEOUT_MS = 10000;
-const STOP_TIMEOUT_MS = 10000;
+// Under $CHATD_WRAPPER (valgrind) chatd starts and stops many times slower.
+const WRAPPED = Boolean((process.env.CHATD_WRAPPER ?? '').trim());
+const START_TIMEOUT_MS = WRAPPED ? 180000 : 10000;
+const STOP_TIMEOUT_MS = WRAPPED ? 180000 : 10000;
 const LISTEN_RE = /^chatd listening on (http:\/\/(\[[^\]]+\]|[^:\s]+):(\d+))\s*$/m;
 
 /** The chatd binary under test: $CHATD_BIN (relative to the cwd or the repo), else build/chatd. */
@@ -170,7 +172,28 @@ export async function startServer(opts = {}) {
     return server;
 }
 
+/* Under a wrapper, RSA key generation alone takes chatd half a minute: each new data
+ * directory gets a copy of one key made once, natively, for this process. */
+let wrappedKey = null;
+function seedKey(dataDir) {
+    const dest = path.join(dataDir, 'jwt.pem');
+    if (existsSync(dest))
+        return;
+    if (!wrappedKey) {
+        wrappedKey = path.join(tmpDir(), 'jwt.pem');
+        const r = spawnSync(chatdBin(), ['keygen', wrappedKey],
+            { cwd: path.dirname(wrappedKey), stdio: 'ignore' });   // no ./chatd.conf there
+        if (r.status !== 0)
+            throw new Error(`chatd keygen ${wrappedKey}: exit ${r.status}`);
+    }
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    copyFileSync(wrappedKey, dest);
+    chmodSync(dest, 0o600);
+}
+
 async function launch(server, opts) {
+    if (WRAPPED && !/^\s*key_file\s*=\s*\S/m.test(readFileSync(server.configPath, 'utf8')))
+        seedKey(server.dataDir);
     const args = ['-c', server.configPath, '--listen', opts.listen ?? '127.0.0.1:0',
         '--data-dir', server.dataDir, ...(opts.args ?? [])];
     const proc = spawnChatd(args, {
