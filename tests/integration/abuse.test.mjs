@@ -13,6 +13,11 @@ import {
     startServer, api, registerAndLogin, uniqueName, wsConnect, waitFor,
 } from './lib/harness.mjs';
 
+// Under ASan (quarantined frees) or a CHATD_WRAPPER such as valgrind, memory figures
+// mean little and everything is slower: time bounds stretch, RSS is only reported.
+const instrumented = Boolean(process.env.ASAN_OPTIONS || process.env.CHATD_WRAPPER);
+const SLOW = instrumented ? 5 : 1;
+
 const servers = [];
 after(async () => {
     for (const s of servers) {
@@ -129,10 +134,10 @@ test('slowloris heads on HTTP and on the WebSocket handshake are cut off; others
         for (let i = 0; i < 5; i++) {
             const [res, ms] = await timed(() => api(s).get('/healthz'));
             assert.equal(res.status, 200);
-            assert.ok(ms < 500, `healthz took ${ms} ms under slowloris`);
+            assert.ok(ms < 500 * SLOW, `healthz took ${ms} ms under slowloris`);
             const [ws, wms] = await timed(() => wsConnect(s, u.access_token));
             await ws.next('hello');
-            assert.ok(wms < 1000, `upgrade took ${wms} ms under slowloris`);
+            assert.ok(wms < 1000 * SLOW, `upgrade took ${wms} ms under slowloris`);
             await ws.close();
         }
         await deadline(Promise.all(slow.map((c) => c.ended)), 5000, 'slow heads cut off');
@@ -183,7 +188,7 @@ function closeCode(c) {
     return d.readUInt16BE(i + 2);
 }
 
-test('a million tiny frames: others stay served, memory stays bounded', { timeout: 60000 }, async () => {
+test('a million tiny frames: others stay served, memory stays bounded', { timeout: 60000 }, async (t) => {
     const s = await start('');
     const [abuser, other] = await Promise.all([registerAndLogin(s), registerAndLogin(s)]);
     const ws = await wsConnect(s, other.access_token);
@@ -207,11 +212,10 @@ test('a million tiny frames: others stay served, memory stays bounded', { timeou
             assert.equal(res.status, 200);
             rtts.push(hms);
         }
-        await deadline(new Promise((resolve) => {
-            if (c.closed || c.sock.writableLength === 0) resolve();
-            c.sock.once('drain', resolve);
-            c.ended.then(resolve);
-        }), 30000, 'the server reads the flood');
+        // An application ping after the flood: its pong means every frame before it was read.
+        c.sock.write(frames(1, 0x1, Buffer.from('{"type":"ping"}')));
+        await waitFor(() => c.closed || c.text().includes('"type":"pong"'),
+            { timeout: 45000 * SLOW, interval: 50, message: 'the server reads the flood' });
         // The flood is fully read (or the abuser was closed): either way, a round trip works.
         const [, ms] = await timed(async () => { ws.send({ type: 'ping' }); await ws.next('pong'); });
         rtts.push(ms);
@@ -219,9 +223,12 @@ test('a million tiny frames: others stay served, memory stays bounded', { timeou
         clearInterval(sampler);
     }
     const slowest = Math.max(...rtts);
-    assert.ok(slowest < 2000, `a round trip took ${slowest} ms during the flood`);
+    t.diagnostic(`flood: abuser ${c.closed ? `closed (${closeCode(c)})` : 'still open'}, ${c.data.length} bytes back, ` +
+        `slowest round trip ${slowest} ms over ${rtts.length}, RSS +${((maxRss - rss0) / 1048576).toFixed(1)} MiB`);
+    assert.ok(slowest < 2000 * SLOW, `a round trip took ${slowest} ms during the flood`);
     const growth = maxRss - rss0;
-    assert.ok(growth < 64 * 1024 * 1024, `RSS grew by ${(growth / 1048576).toFixed(1)} MiB`);
+    if (!instrumented)
+        assert.ok(growth < 64 * 1024 * 1024, `RSS grew by ${(growth / 1048576).toFixed(1)} MiB`);
     if (c.closed) {
         // Closed: only for a documented reason (1013 slow reader, 1008 policy).
         const code = closeCode(c);
@@ -230,6 +237,37 @@ test('a million tiny frames: others stay served, memory stays bounded', { timeou
     c.sock.destroy();
     await ws.close();
     assertAlive(s);
+});
+
+// Known problem: pongs (wslay answers every ping itself) are queued as control frames,
+// which pass the send_queue_bytes check, so a client that pings without reading grows the
+// server's memory without bound (about 40 bytes per ping). Kept as a todo until the
+// websocket module bounds its control frames too.
+test('pings from a client that never reads do not grow memory without bound', {
+    timeout: 60000, todo: 'control frames (pongs) are not bounded by send_queue_bytes',
+}, async (t) => {
+    const s = await start('');
+    const u = await registerAndLogin(s);
+    const rss0 = rssBytes(s);
+    const c = await rawWs(s, u.access_token);
+    c.sock.pause();
+    c.sock.write(frames(2000000, 0x9));
+    let maxRss = rss0;
+    await deadline(new Promise((resolve) => {
+        const iv = setInterval(() => {
+            maxRss = Math.max(maxRss, rssBytes(s));
+            if (c.closed || c.sock.writableLength === 0) {
+                clearInterval(iv);
+                resolve();
+            }
+        }, 50);
+    }), 30000 * SLOW, 'the server reads the pings');
+    maxRss = Math.max(maxRss, rssBytes(s));
+    t.diagnostic(`RSS +${((maxRss - rss0) / 1048576).toFixed(1)} MiB, abuser ${c.closed ? 'closed' : 'open'}`);
+    c.sock.destroy();
+    assertAlive(s);
+    if (!instrumented)
+        assert.ok(maxRss - rss0 < 32 * 1024 * 1024, `RSS grew by ${((maxRss - rss0) / 1048576).toFixed(1)} MiB`);
 });
 
 test('a stream of bad frames is closed with 1008 and the rest is not read', { timeout: 30000 }, async () => {
