@@ -452,6 +452,9 @@ messages_burst = 3`);
     r = await http.post('/v1/auth/login', { username: users[2].username, password: 'wrong password' });
     assert.equal(r.status, 429, r.text);
     assert.ok(Number(r.headers['retry-after']) >= 1);
+    // The address is locked out too: another user's correct password from it waits.
+    r = await http.post('/v1/auth/login', { username: users[0].username, password: users[0].password });
+    assert.equal(r.status, 429, `per-address lockout: ${r.status} ${r.text}`);
 
     // The counters.
     assert.ok(await metric(s, 'chatd_ws_upgrades_rejected_total') >= 1, 'chatd_ws_upgrades_rejected_total');
