@@ -111,7 +111,7 @@ void ws_mark_dirty(struct ws_conn *c)
  * still holds of the write in flight (it writes what it can at once; the rest waits
  * for the socket to drain). What the kernel took is the client's to read: a burst
  * that its socket buffers absorb is not a slow consumer. */
-static size_t unsent_bytes(const struct ws_conn *c)
+size_t ws_conn_unsent(const struct ws_conn *c)
 {
     size_t waiting = c->q_bytes - c->q_inflight_bytes;
 
@@ -129,7 +129,7 @@ int ws_conn_queue(struct ws_conn *c, struct ws_buf *b, int prio)
     if (prio != WS_PRIO_CONTROL) {
         if (c->state != WS_OPEN)
             return -EPIPE;
-        size_t unsent = unsent_bytes(c);
+        size_t unsent = ws_conn_unsent(c);
         if (prio == WS_PRIO_TYPING && unsent > m->send_queue_bytes / 2)
             return -EAGAIN;
         if (unsent + b->len > m->send_queue_bytes) {

@@ -208,6 +208,8 @@ enum ws_prio { WS_PRIO_NORMAL = 0, WS_PRIO_TYPING, WS_PRIO_CONTROL };
  * 1013 (returns -ENOBUFS); typing frames are dropped past half of it (-EAGAIN).
  * Control frames are never refused while the socket is alive. */
 int   ws_conn_queue(struct ws_conn *c, struct ws_buf *b, int prio);
+/* Bytes queued for c that the kernel has not taken yet. */
+size_t ws_conn_unsent(const struct ws_conn *c);
 /* Convenience: encode json once and queue it on one connection. */
 int   ws_conn_send_json(struct ws_conn *c, const char *json, size_t len);
 /* Drops frames not yet handed to the kernel (slow consumer). */
