@@ -31,6 +31,7 @@ struct chatd_config {
         int  refresh_ttl;           /* seconds, default 2592000 */
         int  registration_open;     /* "open" = 1 (default), "closed" = 0 */
         char key_file[CFG_PATH_MAX];/* default "": <data_dir>/jwt.pem */
+        int  password_cost;         /* scrypt log2(N), default 14; 10..20 */
     } auth;
     struct {
         int max_message_bytes;      /* default 65536 */

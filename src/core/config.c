@@ -45,6 +45,7 @@ static const struct cfg_key cfg_keys[] = {
     I("auth", "access_ttl", 1, 86400 * 7, auth.access_ttl),
     I("auth", "refresh_ttl", 1, 86400 * 3650, auth.refresh_ttl),
     E("auth", "registration", CFG_REGISTRATION, auth.registration_open),
+    I("auth", "password_cost", 10, 20, auth.password_cost),
     S("auth", "key_file", auth.key_file),
     I("websocket", "max_message_bytes", 64, 16 << 20, websocket.max_message_bytes),
     I("websocket", "heartbeat_ms", 10, 3600000, websocket.heartbeat_ms),
@@ -86,6 +87,7 @@ void config_defaults(struct chatd_config *cfg)
     strcpy(cfg->auth.issuer, "chatd");
     cfg->auth.access_ttl = 900;
     cfg->auth.refresh_ttl = 2592000;
+    cfg->auth.password_cost = 14;
     cfg->auth.registration_open = 1;
     cfg->websocket.max_message_bytes = 65536;
     cfg->websocket.heartbeat_ms = 30000;

@@ -12,8 +12,8 @@ TEST(auth_password_format_and_verify)
     char h1[AUTH_PWHASH_MAX], h2[AUTH_PWHASH_MAX];
     const char *pw = "correct horse battery staple";
 
-    ASSERT_EQ(auth_password_hash(pw, strlen(pw), h1, sizeof h1), 0);
-    ASSERT_EQ(auth_password_hash(pw, strlen(pw), h2, sizeof h2), 0);
+    ASSERT_EQ(auth_password_hash(pw, strlen(pw), AUTH_SCRYPT_LN, h1, sizeof h1), 0);
+    ASSERT_EQ(auth_password_hash(pw, strlen(pw), AUTH_SCRYPT_LN, h2, sizeof h2), 0);
     ASSERT(strncmp(h1, "$scrypt$ln=14,r=8,p=1$", 22) == 0);
     ASSERT(strcmp(h1, h2) != 0);                     /* a fresh salt each time */
     ASSERT(strstr(h1, pw) == NULL);
@@ -74,13 +74,15 @@ TEST(auth_password_rejects_bad_hashes)
 TEST(auth_password_rehash_when_parameters_change)
 {
     char h[AUTH_PWHASH_MAX];
-    ASSERT_EQ(auth_password_hash("password", 8, h, sizeof h), 0);
-    ASSERT_EQ(auth_password_needs_rehash(h), 0);
+    ASSERT_EQ(auth_password_hash("password", 8, AUTH_SCRYPT_LN, h, sizeof h), 0);
+    ASSERT_EQ(auth_password_needs_rehash(h, AUTH_SCRYPT_LN), 0);
+    ASSERT_EQ(auth_password_needs_rehash(h, 12), 1);           /* password_cost changed */
     ASSERT_EQ(auth_password_hash_with("password", 8, (const uint8_t *)"salt", 4, 10, 8, 1, h,
                                       sizeof h), 0);
-    ASSERT_EQ(auth_password_needs_rehash(h), 1);
+    ASSERT_EQ(auth_password_needs_rehash(h, AUTH_SCRYPT_LN), 1);
+    ASSERT_EQ(auth_password_needs_rehash(h, 10), 0);
     ASSERT_EQ(auth_password_verify("password", 8, h), 1);      /* old hashes still verify */
-    ASSERT_EQ(auth_password_needs_rehash("garbage"), 1);
+    ASSERT_EQ(auth_password_needs_rehash("garbage", AUTH_SCRYPT_LN), 1);
 }
 
 TEST(auth_username_rules)

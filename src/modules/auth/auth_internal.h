@@ -34,9 +34,10 @@
 #define AUTH_PASSWORD_MAX 1024
 
 /* ---- passwords.c (any thread) ------------------------------------------------ */
-/* scrypt parameters: N = 2^ln. ln=14, r=8, p=1 costs about 50 ms and 16 MiB here.
- * The encoded string names its parameters, so raising them later only changes new
- * hashes; old ones keep verifying. */
+/* scrypt parameters: N = 2^ln. ln=14, r=8, p=1 costs about 50 ms and 16 MiB here;
+ * ln is [auth] password_cost (default 14). The encoded string names its parameters,
+ * so changing the cost later only changes new hashes; old ones keep verifying and are
+ * rehashed at their next login. */
 #define AUTH_SCRYPT_LN 14
 #define AUTH_SCRYPT_R 8
 #define AUTH_SCRYPT_P 1
@@ -45,13 +46,13 @@
 #define AUTH_PWHASH_MAX 160            /* "$scrypt$ln=..,r=..,p=..$salt$hash" + NUL */
 
 /* Hash with a fresh random salt into out. 0 or negative. */
-int auth_password_hash(const char *pw, size_t len, char *out, size_t outlen);
+int auth_password_hash(const char *pw, size_t len, int ln, char *out, size_t outlen);
 /* Same with the salt and cost given (tests, and the dummy hash). */
 int auth_password_hash_with(const char *pw, size_t len, const uint8_t *salt, size_t saltlen,
                             int ln, int r, int p, char *out, size_t outlen);
 /* 1 when pw matches encoded, 0 when not, -EINVAL when encoded is not a hash we know. */
 int auth_password_verify(const char *pw, size_t len, const char *encoded);
-int auth_password_needs_rehash(const char *encoded);
+int auth_password_needs_rehash(const char *encoded, int ln);
 
 /* ---- accounts.c: names --------------------------------------------------------- */
 /* Case-folds in into out (AUTH_USERNAME_MAX + 1 bytes) and checks length and

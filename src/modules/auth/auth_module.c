@@ -90,7 +90,8 @@ static int make_dummy_hash(struct auth *a)
     int rc = random_bytes(pw, sizeof pw);
     if (rc < 0)
         return rc;
-    return auth_password_hash((const char *)pw, sizeof pw, a->dummy_hash, sizeof a->dummy_hash);
+    return auth_password_hash((const char *)pw, sizeof pw, a->app->cfg->auth.password_cost,
+                              a->dummy_hash, sizeof a->dummy_hash);
 }
 
 static void auth_destroy(void *state);

@@ -77,8 +77,9 @@ static void login_work(struct auth_op *op)
 
     l->hash_seconds = (double)(mono_ns() - t0) / 1e9;
     l->verified = l->found ? v : 0;
-    if (l->verified == 1 && auth_password_needs_rehash(l->stored) &&
-        auth_password_hash(l->password, l->pwlen, l->rehash, sizeof l->rehash) < 0)
+    int cost = a->app->cfg->auth.password_cost;
+    if (l->verified == 1 && auth_password_needs_rehash(l->stored, cost) &&
+        auth_password_hash(l->password, l->pwlen, cost, l->rehash, sizeof l->rehash) < 0)
         l->rehash[0] = '\0';
     OPENSSL_cleanse(l->password, l->pwlen);
     if (l->verified != 1)

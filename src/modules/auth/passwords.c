@@ -52,13 +52,13 @@ int auth_password_hash_with(const char *pw, size_t len, const uint8_t *salt, siz
     return rc < 0 || (size_t)rc >= outlen ? -ENOBUFS : 0;
 }
 
-int auth_password_hash(const char *pw, size_t len, char *out, size_t outlen)
+int auth_password_hash(const char *pw, size_t len, int ln, char *out, size_t outlen)
 {
     uint8_t salt[AUTH_SALT_BYTES];
     int rc = random_bytes(salt, sizeof salt);
     if (rc < 0)
         return rc;
-    return auth_password_hash_with(pw, len, salt, sizeof salt, AUTH_SCRYPT_LN,
+    return auth_password_hash_with(pw, len, salt, sizeof salt, ln,
                                    AUTH_SCRYPT_R, AUTH_SCRYPT_P, out, outlen);
 }
 
@@ -102,10 +102,10 @@ int auth_password_verify(const char *pw, size_t len, const char *encoded)
 
 /* 1 when encoded was made with other parameters than today's: the login that just
  * verified it stores a new hash, so raised costs reach existing users. */
-int auth_password_needs_rehash(const char *encoded)
+int auth_password_needs_rehash(const char *encoded, int want_ln)
 {
     int ln, r, p, used = 0;
     if (sscanf(encoded, "$scrypt$ln=%d,r=%d,p=%d$%n", &ln, &r, &p, &used) != 3 || used == 0)
         return 1;
-    return ln != AUTH_SCRYPT_LN || r != AUTH_SCRYPT_R || p != AUTH_SCRYPT_P;
+    return ln != want_ln || r != AUTH_SCRYPT_R || p != AUTH_SCRYPT_P;
 }
