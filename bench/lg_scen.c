@@ -424,6 +424,7 @@ int lg_run_auth(struct lg_opts *o)
     t0 = lg_now_ns();
     for (int i = 0; i < UPGRADERS; i++) {
         r.clients[i].run = &r;
+        r.clients[i].conn.user = &r.clients[i];
         upgrade_closed(&r.clients[i].conn, 0);
     }
     run_for(&r, (uint64_t)(o->duration * 1000));

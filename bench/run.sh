@@ -1,0 +1,158 @@
+#!/bin/sh
+# bench/run.sh quick|full BUILD_DIR
+#
+# Starts chatd and redis-server on loopback, pinned to core 0, and drives both with
+# build/loadgen pinned to core 1, so each side has one core of its own and the CPU
+# seconds of each can be read apart. quick: a reduced set, one name=value line per
+# headline figure. full: everything, written to docs/benchmarks.md.
+set -eu
+
+mode=${1:-quick}
+build=${2:-build}
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+tmp=$(mktemp -d /tmp/chatd-bench.XXXXXX)
+results=$tmp/results.txt
+chatd_pid=""
+redis_pid=""
+
+cleanup() {
+    [ -n "$chatd_pid" ] && kill "$chatd_pid" 2>/dev/null || true
+    [ -n "$redis_pid" ] && kill "$redis_pid" 2>/dev/null || true
+    wait 2>/dev/null || true
+    rm -rf "$tmp"
+}
+trap cleanup EXIT INT TERM
+
+# Sockets: take what the hard limit allows (about 20,000 here).
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+ncpu=$(nproc)
+if [ "$ncpu" -ge 2 ]; then
+    server_cpu="taskset -c 0"
+    client_cpu="taskset -c 1"
+else
+    server_cpu=""
+    client_cpu=""
+fi
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+cat > "$tmp/chatd.conf" <<EOF
+# Limits opened up so the load generator measures the server, not its throttles.
+[server]
+listen = 127.0.0.1:0
+data_dir = $tmp/data
+max_connections = 30000
+[auth]
+password_cost = 10
+[websocket]
+send_queue_bytes = 16777216
+[limits]
+messages_per_s = 1000000
+messages_burst = 1000000
+typing_per_s = 1000
+connects_per_s = 1000000
+connects_burst = 1000000
+registrations_per_min = 1000000
+login_failures_per_min = 1000000
+[log]
+level = warn
+EOF
+
+start_chatd() {
+    $server_cpu "$build/chatd" -c "$tmp/chatd.conf" > "$tmp/chatd.out" 2> "$tmp/chatd.err" &
+    chatd_pid=$!
+    i=0
+    while ! grep -q 'listening on' "$tmp/chatd.out" 2>/dev/null; do
+        i=$((i + 1))
+        if [ $i -gt 200 ] || ! kill -0 "$chatd_pid" 2>/dev/null; then
+            echo "bench: chatd did not start:" >&2
+            cat "$tmp/chatd.err" >&2
+            exit 1
+        fi
+        sleep 0.05
+    done
+    chatd_port=$(sed -n 's|.*http://127.0.0.1:\([0-9]*\).*|\1|p' "$tmp/chatd.out" | head -n 1)
+}
+
+start_redis() {
+    redis_port=$(free_port)
+    $server_cpu redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
+        --maxclients 30000 --loglevel warning > "$tmp/redis.log" 2>&1 &
+    redis_pid=$!
+    i=0
+    until redis-cli -p "$redis_port" ping > /dev/null 2>&1; do
+        i=$((i + 1))
+        [ $i -gt 200 ] && { echo "bench: redis-server did not start" >&2; exit 1; }
+        sleep 0.05
+    done
+}
+
+# lg PREFIX ARGS...: one loadgen run; its lines go to results with PREFIX.
+lg() {
+    prefix=$1
+    shift
+    echo "bench: $prefix: loadgen $*" >&2
+    $client_cpu "$build/loadgen" "$@" | sed "s/^/${prefix}./" >> "$results" || {
+        echo "bench: loadgen failed for $prefix" >&2
+        return 1
+    }
+}
+
+val() { sed -n "s/^$1=//p" "$results" | tail -n 1; }
+
+ratio() { awk -v a="${1:-0}" -v b="${2:-0}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+
+start_chatd
+start_redis
+: > "$results"
+
+if [ "$mode" = quick ]; then
+    rates="100,500,1000"
+    dur=2
+    idle_conns=2000
+    pairs_rate=1000
+else
+    rates="100,250,500,1000,1500,2000,3000,4000"
+    dur=5
+    idle_conns=19000
+    pairs_rate=1000
+fi
+
+# Idle first: the server's heap has not grown yet, so RSS growth is the connections'.
+lg chatd --target chatd --port "$chatd_port" --server-pid "$chatd_pid" --scenario idle \
+    --conns "$idle_conns" --duration "$((dur * 2))" --prefix i
+lg chatd --target chatd --port "$chatd_port" --server-pid "$chatd_pid" --scenario fanout \
+    --members 1000 --rates "$rates" --duration "$dur" --size 100 --prefix f
+lg redis --target redis --port "$redis_port" --server-pid "$redis_pid" --scenario fanout \
+    --members 1000 --rates "$rates" --duration "$dur" --size 100
+lg chatd --target chatd --port "$chatd_port" --server-pid "$chatd_pid" --scenario pairs \
+    --pairs 100 --rates "$pairs_rate" --duration "$dur" --size 100 --max-p99-ms 1000 --prefix p
+lg chatd --target chatd --port "$chatd_port" --server-pid "$chatd_pid" --scenario durable \
+    --senders 50 --window 64 --duration "$dur" --size 100 --prefix d
+lg chatd --target chatd --port "$chatd_port" --server-pid "$chatd_pid" --scenario auth \
+    --duration "$dur" --prefix a
+
+fan_chatd=$(val chatd.fanout_best_per_s)
+fan_redis=$(val redis.fanout_best_per_s)
+echo "fanout_deliveries_per_s=${fan_chatd:-0}"
+echo "fanout_redis_deliveries_per_s=${fan_redis:-0}"
+echo "fanout_vs_redis=$(ratio "$fan_chatd" "$fan_redis")"
+echo "fanout_r100_delivery_p99_ms=$(val chatd.fanout_r100_delivery_p99_ms)"
+echo "pairs_ack_p99_ms=$(val "chatd.pairs_r${pairs_rate}_ack_p99_ms")"
+echo "pairs_delivery_p99_ms=$(val "chatd.pairs_r${pairs_rate}_delivery_p99_ms")"
+echo "durable_acked_per_s=$(val chatd.durable_acked_per_s)"
+echo "auth_refresh_per_s=$(val chatd.auth_refresh_per_s)"
+echo "auth_upgrades_per_s=$(val chatd.auth_upgrades_per_s)"
+echo "idle_conns=$(val chatd.idle_open)"
+echo "idle_rss_per_conn_bytes=$(val chatd.idle_rss_per_conn_bytes)"
+echo "idle_cpu_pct=$(val chatd.idle_cpu_pct)"
+echo "loop_lag_p99_ms_max=$(grep 'loop_lag_p99_ms=' "$results" | sed 's/.*=//' | sort -g | tail -n 1)"
+
+if [ "$mode" = full ]; then
+    sh bench/report.sh "$results" "$build" > docs/benchmarks.md
+    echo "bench: wrote docs/benchmarks.md" >&2
+fi
