@@ -22,6 +22,12 @@ long   base64url_decode(const char *in, size_t n, void *out, size_t outcap);
 void hex_encode(const void *in, size_t n, char *out);   /* lower-case, NUL-terminated */
 int  ct_equal(const void *a, const void *b, size_t n);  /* constant time: 1 if equal */
 
+/* Usernames (api.md): 3..32 of [a-z0-9_.-], case-folded. Writes the folded name into
+ * out (outlen >= n + 1). 0, or -EINVAL when in breaks the rule or does not fit. */
+#define USERNAME_MIN 3
+#define USERNAME_MAX 32
+int  username_fold(const char *in, char *out, size_t outlen);
+
 /* 1 if s[0..n) is well-formed UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */
 int  utf8_valid(const char *s, size_t n);
 

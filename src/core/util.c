@@ -179,6 +179,25 @@ int utf8_valid(const char *str, size_t n)
 
 /* --- strbuf ----------------------------------------------------------------------- */
 
+int username_fold(const char *in, char *out, size_t outlen)
+{
+    size_t n = in ? strlen(in) : 0;
+
+    if (n < USERNAME_MIN || n > USERNAME_MAX || n >= outlen)
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        char c = in[i];
+        if (c >= 'A' && c <= 'Z')
+            c = (char)(c - 'A' + 'a');
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
+              c == '-'))
+            return -EINVAL;
+        out[i] = c;
+    }
+    out[n] = '\0';
+    return 0;
+}
+
 void strbuf_init(struct strbuf *b, size_t max)
 {
     b->data = NULL;

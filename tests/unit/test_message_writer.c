@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <sqlite3.h>
 #include "test.h"
+#include "chatd/util.h"
 #include "../../src/modules/message/message_internal.h"
 
 static sqlite3 *open_schema(void)
@@ -169,8 +170,8 @@ TEST(message_validation_rules)
     ASSERT(msg_check_client_id("") != NULL);
     ASSERT(msg_check_client_id("a\nb") != NULL);
     char fold[40];
-    ASSERT_EQ(msg_fold_username("Bob_1", fold, sizeof(fold)), 0);
+    ASSERT_EQ(username_fold("Bob_1", fold, sizeof(fold)), 0);
     ASSERT_STR_EQ(fold, "bob_1");
-    ASSERT_EQ(msg_fold_username("ab", fold, sizeof(fold)), -EINVAL);
-    ASSERT_EQ(msg_fold_username("bob smith", fold, sizeof(fold)), -EINVAL);
+    ASSERT_EQ(username_fold("ab", fold, sizeof(fold)), -EINVAL);
+    ASSERT_EQ(username_fold("bob smith", fold, sizeof(fold)), -EINVAL);
 }

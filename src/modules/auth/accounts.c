@@ -49,21 +49,9 @@ int auth_db_migrate(struct db *db)
 
 int auth_username_normalize(const char *in, char *out, const char **why)
 {
-    size_t i, n = strlen(in);
-
     *why = "username must be 3 to 32 characters of a-z, 0-9, '_', '.' and '-'";
-    if (n < AUTH_USERNAME_MIN || n > AUTH_USERNAME_MAX)
+    if (username_fold(in, out, AUTH_USERNAME_MAX + 1) < 0)
         return -EINVAL;
-    for (i = 0; i < n; i++) {
-        char c = in[i];
-        if (c >= 'A' && c <= 'Z')
-            c = (char)(c - 'A' + 'a');
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
-              c == '-'))
-            return -EINVAL;
-        out[i] = c;
-    }
-    out[n] = '\0';
     *why = NULL;
     return 0;
 }

@@ -20,6 +20,7 @@
 #include "chatd/module.h"
 #include "chatd/db.h"
 #include "chatd/http.h"
+#include "chatd/util.h"
 
 #define AUTH_MOD "auth"
 #define AUTH_AUDIENCE "chatd"
@@ -28,8 +29,8 @@
 #define AUTH_KEY_BITS 2048             /* generated keys; loaded keys must be at least this */
 
 /* Usernames and passwords (api.md "Conventions"). */
-#define AUTH_USERNAME_MIN 3
-#define AUTH_USERNAME_MAX 32
+#define AUTH_USERNAME_MIN USERNAME_MIN
+#define AUTH_USERNAME_MAX USERNAME_MAX
 #define AUTH_PASSWORD_MIN 8
 #define AUTH_PASSWORD_MAX 1024
 

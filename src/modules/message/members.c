@@ -9,24 +9,6 @@
 #include "chatd/util.h"
 #include "message_internal.h"
 
-int msg_fold_username(const char *in, char *out, size_t outlen)
-{
-    size_t n = in ? strlen(in) : 0;
-    if (n < 3 || n > 32 || n >= outlen)
-        return -EINVAL;
-    for (size_t i = 0; i < n; i++) {
-        char c = in[i];
-        if (c >= 'A' && c <= 'Z')
-            c = (char)(c - 'A' + 'a');
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
-              c == '-'))
-            return -EINVAL;
-        out[i] = c;
-    }
-    out[n] = '\0';
-    return 0;
-}
-
 static int fail(struct room_job *j, int status, const char *msg, int rc)
 {
     j->status = status;

@@ -225,7 +225,6 @@ int  room_apply_add(struct msg_state *st, sqlite3 *conn, struct room_job *j);
 int  room_apply_remove(struct msg_state *st, sqlite3 *conn, struct room_job *j);
 int  room_load_member_refs(struct msg_state *st, sqlite3 *conn, struct room_job *j);
 /* A username as users are stored: lower case. 0 or -EINVAL when not a username. */
-int  msg_fold_username(const char *in, char *out, size_t outlen);
 
 /* ---------- reads (reads.c) ---------- */
 /* Moves a read marker (HTTP when req is set, else from the bus). Loop thread. */

@@ -128,7 +128,7 @@ static struct lookup *lookup_new(struct room_job *j, int max)
 static int lookup_add(struct lookup *l, const char *name)
 {
     char folded[40];
-    if (msg_fold_username(name, folded, sizeof(folded)) < 0)
+    if (username_fold(name, folded, sizeof(folded)) < 0)
         return -EINVAL;
     for (int i = 0; i < l->n; i++)
         if (strcmp(l->names[i], folded) == 0)
@@ -220,7 +220,7 @@ static void by_username(struct http_req *req, struct msg_state *st, int op, int6
     if (!body)
         return;
     if (json_get_str(body, "username", &username) < 0 ||
-        msg_fold_username(username, folded, sizeof(folded)) < 0) {
+        username_fold(username, folded, sizeof(folded)) < 0) {
         http_respond_error(req, 400, "username must be a username");
         goto out;
     }
