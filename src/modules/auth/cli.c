@@ -119,9 +119,9 @@ out:
 }
 
 const struct chatd_command auth_commands[] = {
-    { "keygen", "keygen [FILE]       make an RSA key for signing access tokens",
+    { "keygen", "keygen [FILE]           make an RSA key for signing access tokens",
       cmd_keygen },
-    { "user add", "user add NAME       create a user; the password is read from stdin",
+    { "user add", "user add NAME           create a user; the password is read from stdin",
       cmd_user_add },
     { NULL, NULL, NULL },
 };
