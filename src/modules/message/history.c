@@ -277,10 +277,7 @@ static void sync_after(void *arg, int status)
     struct sync_ctx *c = arg;
     struct bus *bus = c->st->app->bus;
     if (status < 0) {
-        cJSON *e = cJSON_CreateObject();
-        cJSON_AddStringToObject(e, "code", "internal");
-        cJSON_AddStringToObject(e, "message", "could not read the messages");
-        bus_reply(bus, c->ev, status, e);
+        msg_reply_error(bus, c->ev, status, "internal", "could not read the messages");
     } else {
         bus_reply(bus, c->ev, 0, c->answer);
         c->answer = NULL;
@@ -297,20 +294,16 @@ int history_sync_request(struct msg_state *st, const struct bus_event *ev)
     cJSON *rooms = cJSON_GetObjectItemCaseSensitive(ev->payload, "rooms");
     if (json_get_i64(ev->payload, "user_id", &user_id) < 0 || user_id <= 0 ||
         !cJSON_IsObject(rooms)) {
-        cJSON *e = cJSON_CreateObject();
-        cJSON_AddStringToObject(e, "code", "invalid_argument");
-        cJSON_AddStringToObject(e, "message", "sync needs user_id and rooms");
-        return bus_reply(st->app->bus, ev, -EINVAL, e);
+        return msg_reply_error(st->app->bus, ev, -EINVAL,
+                               "invalid_argument", "sync needs user_id and rooms");
     }
     json_get_i64(ev->payload, "limit", &limit);
     if (limit < 1 || limit > MSG_SYNC_LIMIT)
         limit = MSG_SYNC_LIMIT;
     struct sync_ctx *c = st->draining ? NULL : calloc(1, sizeof(*c));
     if (!c) {
-        cJSON *e = cJSON_CreateObject();
-        cJSON_AddStringToObject(e, "code", "unavailable");
-        cJSON_AddStringToObject(e, "message", "the server is shutting down");
-        return bus_reply(st->app->bus, ev, -ECANCELED, e);
+        return msg_reply_error(st->app->bus, ev, -ECANCELED,
+                               "unavailable", "the server is shutting down");
     }
     c->st = st;
     c->ev = (struct bus_event *)ev;
@@ -321,10 +314,8 @@ int history_sync_request(struct msg_state *st, const struct bus_event *ev)
     if (db_read(st->app->db, sync_fn, sync_after, c) < 0) {
         bus_event_unref(c->ev);
         free(c);
-        cJSON *e = cJSON_CreateObject();
-        cJSON_AddStringToObject(e, "code", "unavailable");
-        cJSON_AddStringToObject(e, "message", "the database is not available");
-        return bus_reply(st->app->bus, ev, -EAGAIN, e);
+        return msg_reply_error(st->app->bus, ev, -EAGAIN,
+                               "unavailable", "the database is not available");
     }
     st->inflight++;
     return 0;

@@ -9,6 +9,15 @@
 #include "chatd/util.h"
 #include "message_internal.h"
 
+int msg_reply_error(struct bus *bus, const struct bus_event *request, int status,
+                    const char *code, const char *message)
+{
+    cJSON *e = cJSON_CreateObject();
+    cJSON_AddStringToObject(e, "code", code);
+    cJSON_AddStringToObject(e, "message", message);
+    return bus_reply(bus, request, status, e);
+}
+
 static int fail(struct room_job *j, int status, const char *msg, int rc)
 {
     j->status = status;
@@ -210,10 +219,7 @@ static void peers_after(void *arg, int status)
 {
     struct peers_ctx *c = arg;
     if (status < 0) {
-        cJSON *e = cJSON_CreateObject();
-        cJSON_AddStringToObject(e, "code", "internal");
-        cJSON_AddStringToObject(e, "message", "could not read the rooms");
-        bus_reply(c->st->app->bus, c->ev, status, e);
+        msg_reply_error(c->st->app->bus, c->ev, status, "internal", "could not read the rooms");
     } else {
         bus_reply(c->st->app->bus, c->ev, 0, c->answer);
         c->answer = NULL;
@@ -228,17 +234,13 @@ int rooms_peers_request(struct msg_state *st, const struct bus_event *ev)
 {
     int64_t user_id;
     if (json_get_i64(ev->payload, "user_id", &user_id) < 0 || user_id <= 0) {
-        cJSON *e = cJSON_CreateObject();
-        cJSON_AddStringToObject(e, "code", "invalid_argument");
-        cJSON_AddStringToObject(e, "message", "rooms.peers needs user_id");
-        return bus_reply(st->app->bus, ev, -EINVAL, e);
+        return msg_reply_error(st->app->bus, ev, -EINVAL,
+                               "invalid_argument", "rooms.peers needs user_id");
     }
     struct peers_ctx *c = st->draining ? NULL : calloc(1, sizeof(*c));
     if (!c) {
-        cJSON *e = cJSON_CreateObject();
-        cJSON_AddStringToObject(e, "code", "unavailable");
-        cJSON_AddStringToObject(e, "message", "the server is shutting down");
-        return bus_reply(st->app->bus, ev, -ECANCELED, e);
+        return msg_reply_error(st->app->bus, ev, -ECANCELED,
+                               "unavailable", "the server is shutting down");
     }
     c->st = st;
     c->ev = (struct bus_event *)ev;
@@ -247,10 +249,8 @@ int rooms_peers_request(struct msg_state *st, const struct bus_event *ev)
     if (db_read(st->app->db, peers_fn, peers_after, c) < 0) {
         bus_event_unref(c->ev);
         free(c);
-        cJSON *e = cJSON_CreateObject();
-        cJSON_AddStringToObject(e, "code", "unavailable");
-        cJSON_AddStringToObject(e, "message", "the database is not available");
-        return bus_reply(st->app->bus, ev, -EAGAIN, e);
+        return msg_reply_error(st->app->bus, ev, -EAGAIN,
+                               "unavailable", "the database is not available");
     }
     st->inflight++;
     return 0;

@@ -236,6 +236,9 @@ int  routes_rooms_add(struct msg_state *st);
 int  routes_messages_add(struct msg_state *st);
 /* Bus handlers (messages.c, history.c, members.c, typing.c) */
 void msg_answer_http(struct msg_state *st, const cJSON *payload, int stored);
+/* Answers a bus request with status and {"code","message"}. Returns bus_reply's result. */
+int  msg_reply_error(struct bus *bus, const struct bus_event *request, int status,
+                     const char *code, const char *message);
 int  history_sync_request(struct msg_state *st, const struct bus_event *ev);
 int  rooms_peers_request(struct msg_state *st, const struct bus_event *ev);
 void typing_submit(struct msg_state *st, const cJSON *payload);   /* typing.c */
