@@ -7,9 +7,7 @@ import crypto from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import * as jose from 'jose';
-import {
-    startServer, api, request, registerAndLogin, uniqueName, runChatd, tmpDir,
-} from './lib/harness.mjs';
+import { startServer, api, request, registerAndLogin, uniqueName, runChatd, tmpDir, assertApiError } from './lib/harness.mjs';
 
 const PASSWORD = 'Zebra-Passw0rd-4-grep-Qx7';
 let server;
@@ -27,13 +25,6 @@ after(async () => {
 });
 
 const me = (token, headers) => request(server, 'GET', '/v1/me', { token, headers });
-
-function assertError(res, status, code) {
-    assert.equal(res.status, status, res.text);
-    assert.equal(res.json?.error?.code, code, res.text);
-    assert.equal(typeof res.json.error.message, 'string');
-    assert.ok(res.json.error.message.length > 0);
-}
 
 async function jwks() {
     const res = await http.get('/.well-known/jwks.json');
@@ -59,7 +50,7 @@ test('register folds case, validates, and refuses a taken name', async () => {
     assert.equal(res.status, 201, res.text);
     assert.equal(res.json.user.username, base.toLowerCase());
     assert.ok(Number.isInteger(res.json.user.id) && res.json.user.id > 0);
-    assertError(await http.post('/v1/auth/register', { username: base.toLowerCase(), password: PASSWORD }),
+    assertApiError(await http.post('/v1/auth/register', { username: base.toLowerCase(), password: PASSWORD }),
         409, 'conflict');
 
     const bad = [
@@ -77,11 +68,11 @@ test('register folds case, validates, and refuses a taken name', async () => {
     ];
     for (const [body, re] of bad) {
         const r = await http.post('/v1/auth/register', body);
-        assertError(r, 400, 'invalid_argument');
+        assertApiError(r, 400, 'invalid_argument');
         assert.match(r.json.error.message, re, JSON.stringify(body));
     }
-    assertError(await http.post('/v1/auth/register', '{"username":'), 400, 'invalid_argument');
-    assertError(await http.post('/v1/auth/register', '[1,2]'), 400, 'invalid_argument');
+    assertApiError(await http.post('/v1/auth/register', '{"username":'), 400, 'invalid_argument');
+    assertApiError(await http.post('/v1/auth/register', '[1,2]'), 400, 'invalid_argument');
     // the bounds themselves are fine
     const edge3 = await http.post('/v1/auth/register', { username: 'z.-', password: 'x'.repeat(1024) });
     assert.equal(edge3.status, 201, edge3.text);
@@ -108,12 +99,12 @@ test('login answers tokens; wrong password and unknown user look the same', asyn
     const wrong = await http.post('/v1/auth/login', { username: u.username, password: PASSWORD + 'x' });
     const unknown = await http.post('/v1/auth/login', { username: uniqueName('nobody'), password: PASSWORD });
     const invalidName = await http.post('/v1/auth/login', { username: 'no', password: PASSWORD });
-    assertError(wrong, 401, 'unauthorized');
-    assertError(unknown, 401, 'unauthorized');
-    assertError(invalidName, 401, 'unauthorized');
+    assertApiError(wrong, 401, 'unauthorized');
+    assertApiError(unknown, 401, 'unauthorized');
+    assertApiError(invalidName, 401, 'unauthorized');
     assert.equal(wrong.json.error.message, unknown.json.error.message);
     assert.equal(wrong.json.error.message, invalidName.json.error.message);
-    assertError(await http.post('/v1/auth/login', { username: u.username }), 400, 'invalid_argument');
+    assertApiError(await http.post('/v1/auth/login', { username: u.username }), 400, 'invalid_argument');
 });
 
 test('unknown and existing users cost the same time', async () => {
@@ -238,16 +229,16 @@ test('refresh rotates; a spent token revokes its family', async () => {
     assert.equal(r2.status, 200, r2.text);
 
     // the first token again: refused, and every token of that login dies with it
-    assertError(await http.post('/v1/auth/refresh', { refresh_token: u.refresh_token }), 401, 'unauthorized');
-    assertError(await http.post('/v1/auth/refresh', { refresh_token: r2.json.refresh_token }), 401, 'unauthorized');
+    assertApiError(await http.post('/v1/auth/refresh', { refresh_token: u.refresh_token }), 401, 'unauthorized');
+    assertApiError(await http.post('/v1/auth/refresh', { refresh_token: r2.json.refresh_token }), 401, 'unauthorized');
     // another login's family lives on
     const o = await http.post('/v1/auth/refresh', { refresh_token: otherDevice.json.refresh_token });
     assert.equal(o.status, 200, o.text);
 
-    assertError(await http.post('/v1/auth/refresh', { refresh_token: 'A'.repeat(43) }), 401, 'unauthorized');
-    assertError(await http.post('/v1/auth/refresh', { refresh_token: 'short' }), 401, 'unauthorized');
-    assertError(await http.post('/v1/auth/refresh', {}), 400, 'invalid_argument');
-    assertError(await http.post('/v1/auth/refresh', { refresh_token: 5 }), 400, 'invalid_argument');
+    assertApiError(await http.post('/v1/auth/refresh', { refresh_token: 'A'.repeat(43) }), 401, 'unauthorized');
+    assertApiError(await http.post('/v1/auth/refresh', { refresh_token: 'short' }), 401, 'unauthorized');
+    assertApiError(await http.post('/v1/auth/refresh', {}), 400, 'invalid_argument');
+    assertApiError(await http.post('/v1/auth/refresh', { refresh_token: 5 }), 400, 'invalid_argument');
 });
 
 test('logout revokes the family', async () => {
@@ -256,11 +247,11 @@ test('logout revokes the family', async () => {
     assert.equal(r1.status, 200);
     assert.equal((await http.post('/v1/auth/logout', { refresh_token: r1.json.refresh_token })).status, 401,
         'logout needs the bearer token');
-    assertError(await http.post('/v1/auth/logout', {}, { token: r1.json.access_token }), 400, 'invalid_argument');
+    assertApiError(await http.post('/v1/auth/logout', {}, { token: r1.json.access_token }), 400, 'invalid_argument');
     const out = await http.post('/v1/auth/logout', { refresh_token: r1.json.refresh_token },
         { token: r1.json.access_token });
     assert.equal(out.status, 204, out.text);
-    assertError(await http.post('/v1/auth/refresh', { refresh_token: r1.json.refresh_token }), 401, 'unauthorized');
+    assertApiError(await http.post('/v1/auth/refresh', { refresh_token: r1.json.refresh_token }), 401, 'unauthorized');
     // logging out again is harmless
     assert.equal((await http.post('/v1/auth/logout', { refresh_token: r1.json.refresh_token },
         { token: r1.json.access_token })).status, 204);
@@ -381,7 +372,7 @@ test('closed registration; `chatd user add` provisions; `chatd keygen` and key_f
     });
     try {
         const c = api(closed);
-        assertError(await c.post('/v1/auth/register', { username: uniqueName(), password: PASSWORD }),
+        assertApiError(await c.post('/v1/auth/register', { username: uniqueName(), password: PASSWORD }),
             403, 'forbidden');
         assert.equal((await c.get('/.well-known/jwks.json')).json.keys[0].kid, kid);
 
@@ -425,11 +416,11 @@ test('failed logins are throttled with Retry-After; registrations per address to
         const c = api(t);
         const u = await registerAndLogin(t, uniqueName('thr'), PASSWORD);
         for (let i = 0; i < 3; i++)
-            assertError(await c.post('/v1/auth/login', { username: u.username, password: 'wrong password' }),
+            assertApiError(await c.post('/v1/auth/login', { username: u.username, password: 'wrong password' }),
                 401, 'unauthorized');
         for (const password of ['wrong password', PASSWORD]) {
             const r = await c.post('/v1/auth/login', { username: u.username, password });
-            assertError(r, 429, 'rate_limited');
+            assertApiError(r, 429, 'rate_limited');
             const after = Number(r.headers['retry-after']);
             assert.ok(Number.isInteger(after) && after >= 1 && after <= 60, `Retry-After ${r.headers['retry-after']}`);
         }
@@ -442,7 +433,7 @@ test('failed logins are throttled with Retry-After; registrations per address to
         for (let i = 0; i < 2; i++)
             assert.equal((await c.post('/v1/auth/register', { username: uniqueName(), password: PASSWORD })).status, 201);
         const r = await c.post('/v1/auth/register', { username: uniqueName(), password: PASSWORD });
-        assertError(r, 429, 'rate_limited');
+        assertApiError(r, 429, 'rate_limited');
         assert.ok(Number(r.headers['retry-after']) >= 1);
     } finally {
         await t.stop();

@@ -3,15 +3,14 @@
 // stored once), validation, history paging, read markers and unread counts.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, api, registerAndLogin, uniqueName } from './lib/harness.mjs';
+import { startServer, api, registerAndLogin, uniqueName, assertApiError, registerUsers } from './lib/harness.mjs';
 
 let server, http, alice, bob, carol, mallory;
 
 before(async () => {
     server = await startServer({ config: '[message]\nmax_body_bytes = 4096\n' });
     http = api(server);
-    [alice, bob, carol, mallory] = await Promise.all(
-        ['alice', 'bob', 'carol', 'mallory'].map((n) => registerAndLogin(server, uniqueName(n))));
+    [alice, bob, carol, mallory] = await registerUsers(server, ['alice', 'bob', 'carol', 'mallory']);
 });
 
 after(async () => {
@@ -20,12 +19,6 @@ after(async () => {
 });
 
 const as = (u) => ({ token: u.access_token });
-
-function assertError(res, status, code) {
-    assert.equal(res.status, status, res.text);
-    assert.equal(res.json?.error?.code, code, res.text);
-    assert.equal(typeof res.json.error.message, 'string');
-}
 
 async function createRoom(owner, members = []) {
     const res = await http.post('/v1/rooms', { name: uniqueName('room'), members: members.map((m) => m.username) },
@@ -117,7 +110,7 @@ test('client_msg_id: the same id from the same user is stored once, 201 then 200
     // Another user may use the same id; the same user in another room may not.
     const bobs = await post(bob, room.id, 'mine', 'dup-1');
     assert.equal(bobs.status, 201, bobs.text);
-    assertError(await post(alice, other.id, 'elsewhere', 'dup-1'), 409, 'conflict');
+    assertApiError(await post(alice, other.id, 'elsewhere', 'dup-1'), 409, 'conflict');
 
     const stored = await allMessages(alice, room.id);
     assert.equal(stored.length, 3);
@@ -141,7 +134,7 @@ test('message validation: empty, oversized, not UTF-8, wrong types', async () =>
         { body: 'ok', client_msg_id: 'x'.repeat(129) },
     ];
     for (const b of bad)
-        assertError(await http.post(url, b, as(alice)), 400, 'invalid_argument');
+        assertApiError(await http.post(url, b, as(alice)), 400, 'invalid_argument');
 
     const raw = [
         '{"body":"\\ud800"}',                    // an escaped lone high surrogate
@@ -156,7 +149,7 @@ test('message validation: empty, oversized, not UTF-8, wrong types', async () =>
         '[]',
     ];
     for (const r of raw)
-        assertError(await http.post(url, r, as(alice)), 400, 'invalid_argument');
+        assertApiError(await http.post(url, r, as(alice)), 400, 'invalid_argument');
 
     // The edges that are fine: exactly the limit, in bytes; a surrogate pair.
     let ok = await http.post(url, { body: 'x'.repeat(4096) }, as(alice));
@@ -198,7 +191,7 @@ test('history: ascending seq, newest page by default, before/after/limit, has_mo
     for (const q of ['?limit=0', '?limit=201', '?limit=abc', '?limit=', '?limit=-5', '?limit=1.5',
         '?before=abc', '?before=0', '?before=-1', '?after=x', '?after=-1', '?after=1e3']) {
         const res = await http.get(`/v1/rooms/${room.id}/messages${q}`, as(bob));
-        assertError(res, 400, 'invalid_argument');
+        assertApiError(res, 400, 'invalid_argument');
     }
     const msgs = (await http.get(`/v1/rooms/${room.id}/messages?after=0&limit=3`, as(bob))).json.messages;
     assert.deepEqual(msgs.map((m) => m.body), ['h1', 'h2', 'h3']);
@@ -233,8 +226,8 @@ test('read markers move forward only; unread counts', async () => {
     assert.deepEqual([show.json.room.read_seq, show.json.room.unread], [10, 1]);
 
     for (const body of [{}, { seq: -1 }, { seq: 'x' }, { seq: 1.5 }])
-        assertError(await http.post(`/v1/rooms/${room.id}/read`, body, as(bob)), 400, 'invalid_argument');
-    assertError(await read(1, mallory), 403, 'forbidden');
+        assertApiError(await http.post(`/v1/rooms/${room.id}/read`, body, as(bob)), 400, 'invalid_argument');
+    assertApiError(await read(1, mallory), 403, 'forbidden');
 });
 
 test('metrics count stored messages and commit latency', async () => {

@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { startServer, api, registerAndLogin, uniqueName, wsConnect, waitFor } from './lib/harness.mjs';
+import { startServer, api, registerAndLogin, uniqueName, wsConnect, waitFor, registerUsers } from './lib/harness.mjs';
 
 const HEARTBEAT_MS = 300;
 let server, http, alice, bob, carol, mallory;
@@ -13,8 +13,7 @@ let server, http, alice, bob, carol, mallory;
 before(async () => {
     server = await startServer({ config: `[websocket]\nheartbeat_ms = ${HEARTBEAT_MS}\n` });
     http = api(server);
-    [alice, bob, carol, mallory] = await Promise.all(
-        ['alice', 'bob', 'carol', 'mallory'].map((n) => registerAndLogin(server, uniqueName(n))));
+    [alice, bob, carol, mallory] = await registerUsers(server, ['alice', 'bob', 'carol', 'mallory']);
     const res = await http.post('/v1/rooms', { name: 'p', members: [bob.username, carol.username] },
         { token: alice.access_token });
     assert.equal(res.status, 201, res.text);

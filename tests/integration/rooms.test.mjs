@@ -3,15 +3,14 @@
 // that does not, and nothing of a room (members, messages) leaks to a non-member.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, api, registerAndLogin, uniqueName } from './lib/harness.mjs';
+import { startServer, api, registerAndLogin, uniqueName, assertApiError, registerUsers } from './lib/harness.mjs';
 
 let server, http, alice, bob, carol, mallory;
 
 before(async () => {
     server = await startServer();
     http = api(server);
-    [alice, bob, carol, mallory] = await Promise.all(
-        ['alice', 'bob', 'carol', 'mallory'].map((n) => registerAndLogin(server, uniqueName(n))));
+    [alice, bob, carol, mallory] = await registerUsers(server, ['alice', 'bob', 'carol', 'mallory']);
 });
 
 after(async () => {
@@ -20,12 +19,6 @@ after(async () => {
 });
 
 const as = (u) => ({ token: u.access_token });
-
-function assertError(res, status, code) {
-    assert.equal(res.status, status, res.text);
-    assert.equal(typeof res.json?.error?.message, 'string', res.text);
-    assert.equal(res.json.error.code, code, res.text);
-}
 
 async function createRoom(owner, name, members = []) {
     const res = await http.post('/v1/rooms', { name, members: members.map((m) => m.username) }, as(owner));
@@ -53,13 +46,13 @@ test('a non-member gets 403 on every room route, an unknown room 404', async () 
 
     for (const [method, path, body] of roomRoutes(room.id, bob.user.id)) {
         const res = await http.request(method, path, { ...as(mallory), body });
-        assertError(res, 403, 'forbidden');
+        assertApiError(res, 403, 'forbidden');
         assert.ok(!res.text.includes('the secret'), `${method} ${path} leaked a message`);
         assert.ok(!res.text.includes(bob.username), `${method} ${path} leaked a member`);
     }
     for (const [method, path, body] of roomRoutes(987654321, bob.user.id)) {
         const res = await http.request(method, path, { ...as(mallory), body });
-        assertError(res, 404, 'not_found');
+        assertApiError(res, 404, 'not_found');
     }
     // The non-member's list does not show it, and nothing was changed by the attempts.
     const list = await http.get('/v1/rooms', as(mallory));
@@ -78,21 +71,21 @@ test('every room route needs a token', async () => {
         ['POST', '/v1/dm', { username: bob.username }], ...roomRoutes(room.id, bob.user.id)];
     for (const [method, path, body] of routes) {
         const res = await http.request(method, path, { body });
-        assertError(res, 401, 'unauthorized');
+        assertApiError(res, 401, 'unauthorized');
         const forged = await http.request(method, path, { body, token: 'e30.e30.e30' });
-        assertError(forged, 401, 'unauthorized');
+        assertApiError(forged, 401, 'unauthorized');
     }
 });
 
 test('bad room and user ids are 400', async () => {
     for (const id of ['abc', '0', '-1', '1.5', '99999999999999999999999']) {
-        assertError(await http.get(`/v1/rooms/${id}`, as(alice)), 400, 'invalid_argument');
-        assertError(await http.get(`/v1/rooms/${id}/messages`, as(alice)), 400, 'invalid_argument');
-        assertError(await http.post(`/v1/rooms/${id}/messages`, { body: 'x' }, as(alice)), 400, 'invalid_argument');
-        assertError(await http.post(`/v1/rooms/${id}/read`, { seq: 1 }, as(alice)), 400, 'invalid_argument');
+        assertApiError(await http.get(`/v1/rooms/${id}`, as(alice)), 400, 'invalid_argument');
+        assertApiError(await http.get(`/v1/rooms/${id}/messages`, as(alice)), 400, 'invalid_argument');
+        assertApiError(await http.post(`/v1/rooms/${id}/messages`, { body: 'x' }, as(alice)), 400, 'invalid_argument');
+        assertApiError(await http.post(`/v1/rooms/${id}/read`, { seq: 1 }, as(alice)), 400, 'invalid_argument');
     }
     const room = await createRoom(alice, 'ids');
-    assertError(await http.del(`/v1/rooms/${room.id}/members/abc`, as(alice)), 400, 'invalid_argument');
+    assertApiError(await http.del(`/v1/rooms/${room.id}/members/abc`, as(alice)), 400, 'invalid_argument');
 });
 
 test('create a room: the caller owns it and is a member; members by username', async () => {
@@ -142,12 +135,12 @@ test('create a room: bad input', async () => {
     ];
     for (const [body, status, code] of cases) {
         const res = await http.post('/v1/rooms', body, as(alice));
-        assertError(res, status, code);
+        assertApiError(res, status, code);
     }
     const unknown = await http.post('/v1/rooms', { name: 'ok', members: ['nosuchuser_zz9'] }, as(alice));
     assert.match(unknown.json.error.message, /nosuchuser_zz9/);
     const notJson = await http.post('/v1/rooms', '{"name":', as(alice));
-    assertError(notJson, 400, 'invalid_argument');
+    assertApiError(notJson, 400, 'invalid_argument');
     // Nothing half-made: alice has no room named 'ok'.
     const list = await http.get('/v1/rooms', as(alice));
     assert.ok(!list.json.rooms.some((r) => r.name === 'ok'));
@@ -155,13 +148,13 @@ test('create a room: bad input', async () => {
 
 test('add members: the owner only, by username', async () => {
     const room = await createRoom(alice, 'adders', [bob]);
-    assertError(await http.post(`/v1/rooms/${room.id}/members`, { username: carol.username }, as(bob)),
+    assertApiError(await http.post(`/v1/rooms/${room.id}/members`, { username: carol.username }, as(bob)),
         403, 'forbidden');
-    assertError(await http.post(`/v1/rooms/${room.id}/members`, { username: 'nosuchuser_zz9' }, as(alice)),
+    assertApiError(await http.post(`/v1/rooms/${room.id}/members`, { username: 'nosuchuser_zz9' }, as(alice)),
         404, 'not_found');
-    assertError(await http.post(`/v1/rooms/${room.id}/members`, {}, as(alice)), 400, 'invalid_argument');
+    assertApiError(await http.post(`/v1/rooms/${room.id}/members`, {}, as(alice)), 400, 'invalid_argument');
     // A non-member learns nothing about which usernames exist.
-    assertError(await http.post(`/v1/rooms/${room.id}/members`, { username: 'nosuchuser_zz9' }, as(mallory)),
+    assertApiError(await http.post(`/v1/rooms/${room.id}/members`, { username: 'nosuchuser_zz9' }, as(mallory)),
         403, 'forbidden');
 
     let res = await http.post(`/v1/rooms/${room.id}/members`, { username: carol.username }, as(alice));
@@ -176,14 +169,14 @@ test('add members: the owner only, by username', async () => {
 
 test('remove members: the owner removes anyone, a member removes itself', async () => {
     const room = await createRoom(alice, 'leavers', [bob, carol]);
-    assertError(await http.del(`/v1/rooms/${room.id}/members/${carol.user.id}`, as(bob)), 403, 'forbidden');
-    assertError(await http.del(`/v1/rooms/${room.id}/members/${mallory.user.id}`, as(alice)), 404, 'not_found');
+    assertApiError(await http.del(`/v1/rooms/${room.id}/members/${carol.user.id}`, as(bob)), 403, 'forbidden');
+    assertApiError(await http.del(`/v1/rooms/${room.id}/members/${mallory.user.id}`, as(alice)), 404, 'not_found');
 
     let res = await http.del(`/v1/rooms/${room.id}/members/${carol.user.id}`, as(carol));
     assert.equal(res.status, 204, res.text);
-    assertError(await http.get(`/v1/rooms/${room.id}`, as(carol)), 403, 'forbidden');
-    assertError(await http.get(`/v1/rooms/${room.id}/messages`, as(carol)), 403, 'forbidden');
-    assertError(await http.post(`/v1/rooms/${room.id}/messages`, { body: 'back?' }, as(carol)), 403, 'forbidden');
+    assertApiError(await http.get(`/v1/rooms/${room.id}`, as(carol)), 403, 'forbidden');
+    assertApiError(await http.get(`/v1/rooms/${room.id}/messages`, as(carol)), 403, 'forbidden');
+    assertApiError(await http.post(`/v1/rooms/${room.id}/messages`, { body: 'back?' }, as(carol)), 403, 'forbidden');
 
     res = await http.del(`/v1/rooms/${room.id}/members/${bob.user.id}`, as(alice));
     assert.equal(res.status, 204, res.text);
@@ -230,16 +223,16 @@ test('direct rooms: one per pair, whoever asks first, race-safe', async () => {
     assert.equal(again.json.room.unread, 1);
 
     // Its members are fixed; outsiders are still outsiders.
-    assertError(await http.post(`/v1/rooms/${room.id}/members`, { username: carol.username }, as(d1)),
+    assertApiError(await http.post(`/v1/rooms/${room.id}/members`, { username: carol.username }, as(d1)),
         400, 'invalid_argument');
-    assertError(await http.del(`/v1/rooms/${room.id}/members/${d2.user.id}`, as(d1)),
+    assertApiError(await http.del(`/v1/rooms/${room.id}/members/${d2.user.id}`, as(d1)),
         400, 'invalid_argument');
-    assertError(await http.get(`/v1/rooms/${room.id}`, as(mallory)), 403, 'forbidden');
+    assertApiError(await http.get(`/v1/rooms/${room.id}`, as(mallory)), 403, 'forbidden');
 });
 
 test('direct rooms: bad input', async () => {
-    assertError(await http.post('/v1/dm', { username: alice.username }, as(alice)), 400, 'invalid_argument');
-    assertError(await http.post('/v1/dm', { username: 'nosuchuser_zz9' }, as(alice)), 404, 'not_found');
-    assertError(await http.post('/v1/dm', {}, as(alice)), 400, 'invalid_argument');
-    assertError(await http.post('/v1/dm', { username: 7 }, as(alice)), 400, 'invalid_argument');
+    assertApiError(await http.post('/v1/dm', { username: alice.username }, as(alice)), 400, 'invalid_argument');
+    assertApiError(await http.post('/v1/dm', { username: 'nosuchuser_zz9' }, as(alice)), 404, 'not_found');
+    assertApiError(await http.post('/v1/dm', {}, as(alice)), 400, 'invalid_argument');
+    assertApiError(await http.post('/v1/dm', { username: 7 }, as(alice)), 400, 'invalid_argument');
 });

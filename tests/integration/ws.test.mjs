@@ -6,15 +6,14 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { readFileSync } from 'node:fs';
-import { startServer, api, registerAndLogin, uniqueName, wsConnect, waitFor } from './lib/harness.mjs';
+import { startServer, api, registerAndLogin, uniqueName, wsConnect, waitFor, registerUsers } from './lib/harness.mjs';
 
 let server, http, alice, bob, carol, mallory;
 
 before(async () => {
     server = await startServer();
     http = api(server);
-    [alice, bob, carol, mallory] = await Promise.all(
-        ['alice', 'bob', 'carol', 'mallory'].map((n) => registerAndLogin(server, uniqueName(n))));
+    [alice, bob, carol, mallory] = await registerUsers(server, ['alice', 'bob', 'carol', 'mallory']);
 });
 
 after(async () => {

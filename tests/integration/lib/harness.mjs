@@ -11,6 +11,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { finished } from 'node:stream/promises';
+import assert from 'node:assert/strict';
 import { after } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
@@ -317,6 +318,19 @@ export function uniqueName(prefix = 'u') {
  * Registers a user and logs it in. Returns {user, username, password, access_token,
  * refresh_token, login (the whole login answer)}. Throws on any unexpected status.
  */
+/** Registers and logs in one user per name (each made unique), in parallel. */
+export function registerUsers(server, names) {
+    return Promise.all(names.map((n) => registerAndLogin(server, uniqueName(n))));
+}
+
+/** Asserts an API error answer: the status, {"error":{"code"}} and a non-empty message. */
+export function assertApiError(res, status, code) {
+    assert.equal(res.status, status, res.text);
+    assert.equal(res.json?.error?.code, code, res.text);
+    assert.equal(typeof res.json.error.message, 'string', res.text);
+    assert.ok(res.json.error.message.length > 0, res.text);
+}
+
 export async function registerAndLogin(server, username = uniqueName(), password = 'correct horse battery') {
     const reg = await request(server, 'POST', '/v1/auth/register', { body: { username, password } });
     if (reg.status !== 201)
