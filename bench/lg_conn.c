@@ -1,13 +1,24 @@
-/* Client connections of the load generator: WebSocket (handshake by hand, frames
- * through wslay's frame layer) or RESP (Redis). Input is parsed in place from one
- * growing buffer per connection; each whole message goes to c->on_frame. */
+/* Client connections of the load generator: WebSocket (handshake and frames by hand:
+ * the server's frames are unmasked, so parsing them in place is a few lines) or RESP
+ * (Redis). Both read into the loop's shared buffer and hand each whole message to
+ * c->on_frame without copying it; see lg.h for why. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "lg.h"
 
-#define IN_CHUNK 65536
+#define WS_MAX_MESSAGE (16u << 20)      /* a frame larger than this is a broken peer */
+#define WS_SEND_STACK 8192
+
+enum { WS_CONT = 0, WS_TEXT = 1, WS_BINARY = 2, WS_CLOSE = 8, WS_PING = 9, WS_PONG = 10 };
+
+struct lg_io *lg_io_of(uv_loop_t *loop)
+{
+    if (loop->data == NULL)
+        loop->data = calloc(1, sizeof(struct lg_io));
+    return loop->data;
+}
 
 static void write_done(uv_write_t *w, int status)
 {
@@ -38,61 +49,52 @@ int lg_raw_send(struct lg_conn *c, const char *p, size_t n)
     return uv_write(w, (uv_stream_t *)&c->tcp, &buf, 1, write_done);
 }
 
-/* ---- wslay frame layer callbacks ---- */
-static ssize_t ws_send_cb(const uint8_t *data, size_t len, int flags, void *user)
-{
-    struct lg_conn *c = user;
-    (void)flags;
-    return lg_raw_send(c, (const char *)data, len) == 0 ? (ssize_t)len : -1;
-}
+/* ---- WebSocket frames ---- */
 
-static ssize_t ws_recv_cb(uint8_t *buf, size_t len, int flags, void *user)
-{
-    struct lg_conn *c = user;
-    size_t avail = c->in_len - c->in_off;
-    (void)flags;
-    if (avail == 0)
-        return WSLAY_ERR_WANT_READ;
-    if (len > avail)
-        len = avail;
-    memcpy(buf, c->in + c->in_off, len);
-    c->in_off += len;
-    return (ssize_t)len;
-}
-
-static int ws_genmask_cb(uint8_t *buf, size_t len, void *user)
-{
-    static const uint8_t k[4] = {0x37, 0xfa, 0x21, 0x3d};  /* masking is not secrecy here */
-    (void)user;
-    for (size_t i = 0; i < len; i++)
-        buf[i] = k[i % 4];
-    return 0;
-}
-
-static const struct wslay_frame_callbacks ws_callbacks = {
-    ws_send_cb, ws_recv_cb, ws_genmask_cb,
-};
-
+/* A client frame (masked, as RFC 6455 requires) built whole and sent with one write. */
 static int ws_send_frame(struct lg_conn *c, int opcode, const char *p, size_t n)
 {
-    struct wslay_frame_iocb io = {1, 0, (uint8_t)opcode, n, 1, (const uint8_t *)p, n};
-    ssize_t r = wslay_frame_send(c->ws, &io);
-    return r < 0 ? -EIO : 0;
+    static const uint8_t key[4] = {0x37, 0xfa, 0x21, 0x3d};  /* masking is not secrecy here */
+    uint8_t stack[WS_SEND_STACK], *f = stack;
+    size_t hl = n < 126 ? 2 : n < 65536 ? 4 : 10;
+    int rc;
+
+    if (hl + 4 + n > sizeof(stack) && (f = malloc(hl + 4 + n)) == NULL)
+        return -ENOMEM;
+    f[0] = (uint8_t)(0x80 | opcode);
+    if (hl == 2) {
+        f[1] = (uint8_t)(0x80 | n);
+    } else if (hl == 4) {
+        f[1] = 0x80 | 126;
+        f[2] = (uint8_t)(n >> 8);
+        f[3] = (uint8_t)n;
+    } else {
+        f[1] = 0x80 | 127;
+        for (int i = 0; i < 8; i++)
+            f[2 + i] = (uint8_t)((uint64_t)n >> (56 - 8 * i));
+    }
+    memcpy(f + hl, key, 4);
+    for (size_t i = 0; i < n; i++)
+        f[hl + 4 + i] = (uint8_t)p[i] ^ key[i & 3];
+    rc = lg_raw_send(c, (const char *)f, hl + 4 + n);
+    if (f != stack)
+        free(f);
+    return rc;
 }
 
 int lg_ws_send_text(struct lg_conn *c, const char *p, size_t n)
 {
-    return ws_send_frame(c, WSLAY_TEXT_FRAME, p, n);
+    return ws_send_frame(c, WS_TEXT, p, n);
 }
 
 static int msg_append(struct lg_conn *c, const uint8_t *p, size_t n)
 {
     if (c->msg_len + n > c->msg_cap) {
         size_t cap = c->msg_cap ? c->msg_cap * 2 : 4096;
+        uint8_t *m;
         while (cap < c->msg_len + n)
             cap *= 2;
-        uint8_t *m = realloc(c->msg, cap);
-        if (m == NULL)
+        if ((m = realloc(c->msg, cap)) == NULL)
             return -ENOMEM;
         c->msg = m;
         c->msg_cap = cap;
@@ -102,172 +104,254 @@ static int msg_append(struct lg_conn *c, const uint8_t *p, size_t n)
     return 0;
 }
 
-/* wslay's frame layer hands out payload in pieces; a frame ends when the bytes
- * received reach payload_length. */
-static void ws_parse(struct lg_conn *c)
+/* One whole frame. Fragmented messages (chatd sends none, but the protocol allows
+ * them) are the only ones copied. */
+static void ws_frame(struct lg_conn *c, int fin, int op, const uint8_t *p, size_t n, uint64_t now)
 {
-    struct wslay_frame_iocb io;
-
-    for (;;) {
-        ssize_t r = wslay_frame_recv(c->ws, &io);
-        if (r == WSLAY_ERR_WANT_READ)
-            return;
-        if (r < 0) {
+    if (op == WS_PING) {
+        ws_send_frame(c, WS_PONG, (const char *)p, n);
+    } else if (op == WS_CLOSE) {
+        lg_conn_close(c);
+    } else if (op == WS_PONG) {
+        return;
+    } else if (fin && op != WS_CONT && c->msg_len == 0) {
+        if (op == WS_TEXT && c->on_frame)
+            c->on_frame(c, p, n, now);
+    } else {
+        if (op != WS_CONT)
+            c->msg_op = op;
+        if (msg_append(c, p, n) < 0) {
             lg_conn_close(c);
             return;
         }
-        if (msg_append(c, io.data, io.data_length) < 0) {
-            lg_conn_close(c);
-            return;
-        }
-        c->frame_got += io.data_length;
-        if (c->frame_got < io.payload_length)
-            continue;
-        c->frame_got = 0;
-        if (!io.fin && io.opcode <= WSLAY_BINARY_FRAME)
-            continue;               /* a fragmented message: keep assembling */
-        if (io.opcode == WSLAY_PING) {
-            ws_send_frame(c, WSLAY_PONG, (const char *)c->msg, c->msg_len);
-        } else if (io.opcode == WSLAY_CONNECTION_CLOSE) {
+        if (fin) {
+            if (c->msg_op == WS_TEXT && c->on_frame)
+                c->on_frame(c, c->msg, c->msg_len, now);
             c->msg_len = 0;
-            lg_conn_close(c);
-            return;
-        } else if (io.opcode == WSLAY_TEXT_FRAME && io.fin && c->on_frame) {
-            c->on_frame(c, c->msg, c->msg_len);
         }
-        c->msg_len = 0;
     }
 }
 
-static void ws_handshake(struct lg_conn *c)
+/* Parses every whole frame in p; returns the bytes used (the rest is an incomplete frame). */
+static size_t ws_parse(struct lg_conn *c, const uint8_t *p, size_t len, uint64_t now)
 {
-    uint8_t *end = memmem(c->in, c->in_len, "\r\n\r\n", 4);
+    size_t off = 0;
+
+    while (!c->closing && len - off >= 2) {
+        const uint8_t *h = p + off;
+        size_t avail = len - off, hl = 2;
+        uint64_t n = h[1] & 0x7f;
+
+        if (n == 126) {
+            hl = 4;
+            if (avail < hl)
+                break;
+            n = (uint64_t)h[2] << 8 | h[3];
+        } else if (n == 127) {
+            hl = 10;
+            if (avail < hl)
+                break;
+            n = 0;
+            for (int i = 0; i < 8; i++)
+                n = n << 8 | h[2 + i];
+        }
+        if ((h[1] & 0x80) || n > WS_MAX_MESSAGE) {     /* a server never masks */
+            fprintf(stderr, "loadgen: bad frame from server\n");
+            lg_conn_close(c);
+            break;
+        }
+        if (avail - hl < n)
+            break;
+        off += hl + (size_t)n;
+        ws_frame(c, h[0] & 0x80, h[0] & 0x0f, h + hl, (size_t)n, now);
+        lg_io_of(c->tcp.loop)->frames++;
+    }
+    return off;
+}
+
+/* The 101 answer; returns the bytes it took, 0 if incomplete. */
+static size_t ws_handshake(struct lg_conn *c, const uint8_t *p, size_t len)
+{
+    const uint8_t *end = memmem(p, len, "\r\n\r\n", 4);
+    int status = 0;
+
     if (end == NULL)
-        return;
-    if (c->in_len < 12 || memcmp(c->in + 9, "101", 3) != 0) {
-        fprintf(stderr, "loadgen: upgrade refused: %.*s\n", (int)(c->in_len < 80 ? c->in_len : 80), c->in);
+        return 0;
+    if (len > 12)
+        status = atoi((const char *)p + 9);
+    c->upgrade_status = status;
+    if (status != 101) {
+        fprintf(stderr, "loadgen: upgrade refused: %.*s\n", (int)(len < 80 ? len : 80), p);
         lg_conn_close(c);
-        return;
+        return 0;
     }
-    c->in_off = (size_t)(end + 4 - c->in);
     c->handshake_done = 1;
-    if (wslay_frame_context_init(&c->ws, &ws_callbacks, c) != 0) {
-        lg_conn_close(c);
-        return;
-    }
     if (c->on_open)
         c->on_open(c, 0);
+    return (size_t)(end + 4 - p);
 }
 
 /* ---- RESP: parse whole replies; hand the last bulk string of each to on_frame ---- */
-static long resp_line(const uint8_t *p, size_t n, size_t at)
-{
-    const uint8_t *e = memmem(p + at, n - at, "\r\n", 2);
-    return e == NULL ? -1 : (long)(e - p);
-}
 
+/* Parses the value at p[at..n); returns the offset past it, -1 if incomplete, -2 if
+ * malformed. */
 static long resp_value(const uint8_t *p, size_t n, size_t at, const uint8_t **last, size_t *lastn)
 {
-    long eol;
-    long v;
+    const uint8_t *eol;
+    long v = 0, pos;
+    int neg = 0;
+    size_t i;
 
     if (at >= n)
         return -1;
-    eol = resp_line(p, n, at);
-    if (eol < 0)
+    eol = memchr(p + at, '\r', n - at);
+    if (eol == NULL || eol + 1 >= p + n)
         return -1;
-    v = strtol((const char *)p + at + 1, NULL, 10);
-    switch (p[at]) {
-    case '+': case '-': case ':':
+    pos = eol + 2 - p;
+    if (p[at] == '+' || p[at] == '-' || p[at] == ':') {
         *last = p + at + 1;
-        *lastn = (size_t)eol - at - 1;
-        return eol + 2;
-    case '$':
+        *lastn = (size_t)(eol - p) - at - 1;
+        return pos;
+    }
+    i = at + 1;
+    if (i < n && p[i] == '-') {
+        neg = 1;
+        i++;
+    }
+    for (; p + i < eol; i++)
+        v = v * 10 + (p[i] - '0');
+    if (neg)
+        v = -v;
+    if (p[at] == '$') {
         if (v < 0)
-            return eol + 2;
-        if ((size_t)eol + 2 + (size_t)v + 2 > n)
+            return pos;
+        if ((size_t)pos + (size_t)v + 2 > n)
             return -1;
-        *last = p + eol + 2;
+        *last = p + pos;
         *lastn = (size_t)v;
-        return eol + 2 + v + 2;
-    case '*': {
-        long pos = eol + 2;
-        for (long i = 0; i < v; i++) {
+        return pos + v + 2;
+    }
+    if (p[at] == '*') {
+        for (long k = 0; k < v; k++) {
             pos = resp_value(p, n, (size_t)pos, last, lastn);
             if (pos < 0)
-                return -1;
+                return pos;
         }
         return pos;
     }
-    default:
-        return -2;
-    }
+    return -2;
 }
 
-static void resp_parse(struct lg_conn *c)
+static size_t resp_parse(struct lg_conn *c, const uint8_t *p, size_t len, uint64_t now)
 {
-    for (;;) {
+    size_t off = 0;
+
+    while (!c->closing) {
         const uint8_t *last = NULL;
         size_t lastn = 0;
-        long end = resp_value(c->in, c->in_len, c->in_off, &last, &lastn);
+        long end = resp_value(p, len, off, &last, &lastn);
         if (end == -1)
-            return;
+            break;
         if (end < 0) {
             lg_conn_close(c);
-            return;
+            break;
         }
-        c->in_off = (size_t)end;
+        off = (size_t)end;
+        lg_io_of(c->tcp.loop)->frames++;
         if (c->on_frame && last)
-            c->on_frame(c, last, lastn);
+            c->on_frame(c, last, lastn, now);
     }
+    return off;
 }
 
-static void compact_input(struct lg_conn *c)
-{
-    if (c->in_off == 0)
-        return;
-    memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
-    c->in_len -= c->in_off;
-    c->in_off = 0;
-}
+/* ---- reading ---- */
 
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
-    struct lg_conn *c = h->data;
+    struct lg_io *io = lg_io_of(h->loop);
     (void)hint;
-    if (c->in_cap - c->in_len < IN_CHUNK) {
-        size_t cap = c->in_cap ? c->in_cap * 2 : 2 * IN_CHUNK;
-        uint8_t *n = realloc(c->in, cap);
-        if (n == NULL) {
-            *buf = uv_buf_init(NULL, 0);
-            return;
-        }
-        c->in = n;
+    *buf = uv_buf_init((char *)io->buf, sizeof(io->buf));
+}
+
+static int keep_tail(struct lg_conn *c, const uint8_t *p, size_t n)
+{
+    if (n > c->in_cap) {
+        size_t cap = c->in_cap ? c->in_cap : 4096;
+        uint8_t *m;
+        while (cap < n)
+            cap *= 2;
+        if ((m = malloc(cap)) == NULL)
+            return -ENOMEM;
+        free(c->in);
+        c->in = m;
         c->in_cap = cap;
     }
-    *buf = uv_buf_init((char *)c->in + c->in_len, (unsigned)(c->in_cap - c->in_len));
+    memmove(c->in, p, n);
+    c->in_len = n;
+    return 0;
+}
+
+static size_t parse(struct lg_conn *c, const uint8_t *p, size_t len, uint64_t now)
+{
+    size_t used = 0;
+
+    if (c->kind == CONN_RESP)
+        return resp_parse(c, p, len, now);
+    if (!c->handshake_done) {
+        used = ws_handshake(c, p, len);
+        if (!c->handshake_done || c->closing)
+            return used;
+    }
+    return used + ws_parse(c, p + used, len - used, now);
 }
 
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
     struct lg_conn *c = s->data;
-    (void)buf;
-    if (n < 0) {
-        lg_conn_close(c);
+    struct lg_io *io = lg_io_of(s->loop);
+    const uint8_t *p = (const uint8_t *)buf->base;
+    size_t len = (size_t)n, used;
+    uint64_t now;
+
+    if (n <= 0) {
+        if (n < 0)
+            lg_conn_close(c);
         return;
     }
-    c->in_len += (size_t)n;
-    if (c->kind == CONN_WS) {
-        if (!c->handshake_done)
-            ws_handshake(c);
-        if (c->handshake_done && !c->closing)
-            ws_parse(c);
-    } else {
-        resp_parse(c);
+    now = lg_now_ns();
+    io->reads++;
+    io->bytes += (size_t)n;
+    if (c->in_len > 0) {
+        /* A frame was split across reads: join it to what came before. */
+        if (c->in_len + len > c->in_cap) {
+            size_t cap = c->in_cap * 2;
+            uint8_t *m;
+            while (cap < c->in_len + len)
+                cap *= 2;
+            if ((m = realloc(c->in, cap)) == NULL) {
+                lg_conn_close(c);
+                return;
+            }
+            c->in = m;
+            c->in_cap = cap;
+        }
+        memcpy(c->in + c->in_len, p, len);
+        c->in_len += len;
+        p = c->in;
+        len = c->in_len;
     }
-    if (!c->closing)
-        compact_input(c);
+    used = parse(c, p, len, now);
+    if (c->closing)
+        return;
+    if (p == c->in) {
+        memmove(c->in, c->in + used, len - used);
+        c->in_len = len - used;
+    } else if (used < len && keep_tail(c, p + used, len - used) < 0) {
+        lg_conn_close(c);
+    }
 }
+
+/* ---- connecting and closing ---- */
 
 static void on_connect(uv_connect_t *req, int status)
 {
@@ -275,10 +359,7 @@ static void on_connect(uv_connect_t *req, int status)
     free(req);
     if (status < 0) {
         fprintf(stderr, "loadgen: connect: %s\n", uv_strerror(status));
-        c->closing = 1;
-        if (c->on_close)
-            c->on_close(c, status);
-        uv_close((uv_handle_t *)&c->tcp, NULL);
+        lg_conn_close(c);
         return;
     }
     c->open = 1;
@@ -301,7 +382,7 @@ int lg_conn_open(uv_loop_t *loop, struct lg_conn *c, const char *host, int port,
     char *r = malloc(4096);
     int rc;
 
-    if (req == NULL || r == NULL) {
+    if (req == NULL || r == NULL || lg_io_of(loop) == NULL) {
         free(req);
         free(r);
         return -ENOMEM;
@@ -319,23 +400,22 @@ int lg_conn_open(uv_loop_t *loop, struct lg_conn *c, const char *host, int port,
     uv_tcp_init(loop, &c->tcp);
     c->tcp.data = c;
     rc = uv_tcp_connect(req, &c->tcp, (struct sockaddr *)&sa, on_connect);
-    if (rc < 0)
+    if (rc < 0) {
         free(req);
+        lg_conn_close(c);
+    }
     return rc;
 }
 
 static void on_closed(uv_handle_t *h)
 {
     struct lg_conn *c = h->data;
-    if (c->ws)
-        wslay_frame_context_free(c->ws);
-    c->ws = NULL;
     free(c->in);
     free(c->msg);
     free(c->request);
     c->in = c->msg = NULL;
     c->request = NULL;
-    c->in_len = c->in_cap = c->in_off = c->msg_len = c->msg_cap = 0;
+    c->in_len = c->in_cap = c->msg_len = c->msg_cap = 0;
     if (c->on_close)
         c->on_close(c, 0);
 }

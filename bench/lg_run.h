@@ -53,7 +53,7 @@ int64_t lg_room_create(struct lg_run *r, int owner, int first, int count);
 int64_t lg_dm_create(struct lg_run *r, int a, int b);
 int  lg_clients_open(struct lg_run *r, int n, int concurrency);
 int  lg_send_chat(struct lg_client *c, int size);
-void lg_on_chat_frame(struct lg_conn *conn, const uint8_t *p, size_t n);
+void lg_on_chat_frame(struct lg_conn *conn, const uint8_t *p, size_t n, uint64_t now);
 uint64_t lg_body_ts(const uint8_t *p, size_t n);
 
 /* measurements of the server process */

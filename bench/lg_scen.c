@@ -51,14 +51,19 @@ static void tick(uv_timer_t *t)
     }
 }
 
-struct step_result { double rate, per_s, cpu_server, cpu_self, lag_p99; struct hist deliver, ack; uint64_t n; };
+struct step_result {
+    double rate, per_s, cpu_server, cpu_self, lag_p99, secs;
+    struct hist deliver, ack;
+    uint64_t n, reads, frames;      /* the generator's reads and messages received */
+};
 
 static void run_step(struct lg_run *r, double rate, send_fn send, uint64_t expect_per_msg,
                      struct step_result *out)
 {
     struct lg_lag lag0, lag1;
     double cpu0, self0, secs = r->o->duration;
-    uint64_t sent0;
+    uint64_t sent0, reads0, frames0;
+    struct lg_io *io = lg_io_of(&r->loop);
 
     r->send = send;
     r->rate = rate;
@@ -75,11 +80,16 @@ static void run_step(struct lg_run *r, double rate, send_fn send, uint64_t expec
     cpu0 = r->o->server_pid ? lg_proc_cpu_s(r->o->server_pid) : 0;
     self0 = lg_self_cpu_s();
     sent0 = r->sent;
+    reads0 = io->reads;
+    frames0 = io->frames;
     r->measuring = 1;
     run_for(r, (uint64_t)(secs * 1000));
     uv_timer_stop(&r->tick);
     out->cpu_server = r->o->server_pid ? lg_proc_cpu_s(r->o->server_pid) - cpu0 : 0;
     out->cpu_self = lg_self_cpu_s() - self0;
+    out->reads = io->reads - reads0;
+    out->frames = io->frames - frames0;
+    out->secs = secs;
     /* Let what was sent in the window arrive; what does not arrive is missing. */
     for (int i = 0; i < DRAIN_MS / 50 && r->delivered < (r->sent - sent0) * expect_per_msg; i++)
         run_for(r, 50);
@@ -91,6 +101,18 @@ static void run_step(struct lg_run *r, double rate, send_fn send, uint64_t expec
     out->deliver = r->deliver;
     out->ack = r->ack;
     out->lag_p99 = r->o->redis ? -1 : lg_lag_p99_ms(&lag0, &lag1);
+}
+
+/* What the generator itself cost in the measured window: a step where it was busy
+ * most of the time measures the generator as much as the server. */
+static void print_generator(const char *name, const struct step_result *s)
+{
+    printf("%s_r%.0f_loadgen_busy_pct=%.0f\n", name, s->rate, 100.0 * s->cpu_self / s->secs);
+    printf("%s_r%.0f_loadgen_reads=%llu\n", name, s->rate, (unsigned long long)s->reads);
+    printf("%s_r%.0f_loadgen_msgs_per_read=%.2f\n", name, s->rate,
+           s->reads ? (double)s->frames / (double)s->reads : 0.0);
+    printf("%s_r%.0f_loadgen_us_per_msg=%.2f\n", name, s->rate,
+           s->frames ? 1e6 * s->cpu_self / (double)s->frames : 0.0);
 }
 
 static void print_step(const char *name, const struct step_result *s)
@@ -106,6 +128,7 @@ static void print_step(const char *name, const struct step_result *s)
         hist_print(&s->ack, key);
     printf("%s_r%.0f_server_cpu_s=%.2f\n", name, s->rate, s->cpu_server);
     printf("%s_r%.0f_loadgen_cpu_s=%.2f\n", name, s->rate, s->cpu_self);
+    print_generator(name, s);
     if (s->lag_p99 >= 0)
         printf("%s_r%.0f_loop_lag_p99_ms=%.3f\n", name, s->rate, s->lag_p99);
 }
@@ -173,14 +196,16 @@ static int fanout_chatd(struct lg_opts *o)
 
 /* Redis: SUBSCRIBE on members-1 connections (as many recipients as chatd has), one
  * publisher connection, the same payload. */
-static void redis_frame(struct lg_conn *c, const uint8_t *p, size_t n)
+static void redis_frame(struct lg_conn *c, const uint8_t *p, size_t n, uint64_t now)
 {
     struct lg_client *cl = c->user;
     struct lg_run *r = cl->run;
     if (n > 2 && p[0] == 't' && p[1] == '=') {
-        uint64_t ts = strtoull((const char *)p + 2, NULL, 10);
+        uint64_t ts = 0;
+        for (size_t i = 2; i < n && p[i] >= '0' && p[i] <= '9'; i++)
+            ts = ts * 10 + (uint64_t)(p[i] - '0');
         if (r->measuring && ts) {
-            hist_add(&r->deliver, lg_now_ns() - ts);
+            hist_add(&r->deliver, now - ts);
             r->delivered++;
         }
     } else if (!cl->ready && c->index > 0) {

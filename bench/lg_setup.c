@@ -127,10 +127,17 @@ int64_t lg_dm_create(struct lg_run *r, int a, int b)
 }
 
 /* ---- WebSocket clients ---- */
+/* The send time a generator put at the start of a body ("t=<ns>;"). */
 uint64_t lg_body_ts(const uint8_t *p, size_t n)
 {
-    const uint8_t *b = memmem(p, n, "\"body\":\"t=", 10);
-    return b ? strtoull((const char *)b + 10, NULL, 10) : 0;
+    const uint8_t *b = memmem(p, n, "\"body\":\"t=", 10), *end = p + n;
+    uint64_t v = 0;
+
+    if (b == NULL)
+        return 0;
+    for (b += 10; b < end && *b >= '0' && *b <= '9'; b++)
+        v = v * 10 + (uint64_t)(*b - '0');
+    return v;
 }
 
 int lg_send_chat(struct lg_client *c, int size)
@@ -149,34 +156,40 @@ int lg_send_chat(struct lg_client *c, int size)
     return lg_ws_send_text(&c->conn, frame, (size_t)len);
 }
 
-static int frame_is(const uint8_t *p, size_t n, const char *type)
+/* The "type" of a server frame: chatd puts it first, so look only near the start. */
+static const uint8_t *frame_type(const uint8_t *p, size_t n)
 {
-    char pat[48];
-    int len = snprintf(pat, sizeof(pat), "\"type\":\"%s\"", type);
-    return memmem(p, n < 64 ? n : 64, pat, (size_t)len) != NULL;
+    const uint8_t *t = memmem(p, n < 48 ? n : 48, "\"type\":\"", 8);
+    return t ? t + 8 : NULL;
 }
 
-void lg_on_chat_frame(struct lg_conn *conn, const uint8_t *p, size_t n)
+static int type_is(const uint8_t *t, const uint8_t *end, const char *word, size_t len)
+{
+    return t && (size_t)(end - t) > len && memcmp(t, word, len) == 0 && t[len] == '"';
+}
+
+void lg_on_chat_frame(struct lg_conn *conn, const uint8_t *p, size_t n, uint64_t now)
 {
     struct lg_client *c = conn->user;
     struct lg_run *r = c->run;
-    uint64_t now = lg_now_ns(), ts;
+    const uint8_t *t = frame_type(p, n), *end = p + n;
+    uint64_t ts;
 
-    if (frame_is(p, n, "message")) {
-        ts = lg_body_ts(p, n);
+    if (type_is(t, end, "message", 7)) {
+        ts = lg_body_ts(t, (size_t)(end - t));
         if (r->measuring && ts) {
             hist_add(&r->deliver, now - ts);
             r->delivered++;
         }
-    } else if (frame_is(p, n, "ack")) {
-        ts = lg_body_ts(p, n);
+    } else if (type_is(t, end, "ack", 3)) {
+        ts = lg_body_ts(t, (size_t)(end - t));
         if (r->measuring && ts) {
             hist_add(&r->ack, now - ts);
             r->acked++;
         }
         if (r->on_ack)
             r->on_ack(c);
-    } else if (frame_is(p, n, "hello")) {
+    } else if (type_is(t, end, "hello", 5)) {
         if (!c->ready) {
             c->ready = 1;
             r->ready++;
@@ -186,7 +199,7 @@ void lg_on_chat_frame(struct lg_conn *conn, const uint8_t *p, size_t n)
             if (r->ready == r->nclients && r->on_ready)
                 r->on_ready(r);
         }
-    } else if (frame_is(p, n, "error")) {
+    } else if (type_is(t, end, "error", 5)) {
         r->errors++;
         if (r->errors < 5)
             fprintf(stderr, "loadgen: server error frame: %.*s\n", (int)(n < 200 ? n : 200), p);
