@@ -13,10 +13,13 @@
 
 static void stop_loop(uv_timer_t *t) { uv_stop(t->loop); }
 
-/* Runs the loop for ms, or until something calls uv_stop. */
+/* Runs the loop for ms, or until something calls uv_stop. The loop's clock is only
+ * brought up to date when the loop runs: after blocking set-up or the refresh threads
+ * it is seconds behind, and a timer started from it would fire at once. */
 static void run_for(struct lg_run *r, uint64_t ms)
 {
     uv_timer_t t;
+    uv_update_time(&r->loop);
     uv_timer_init(&r->loop, &t);
     uv_timer_start(&t, stop_loop, ms, 0);
     uv_run(&r->loop, UV_RUN_DEFAULT);
@@ -372,20 +375,31 @@ int lg_run_idle(struct lg_opts *o)
     return 0;
 }
 
-/* ---- auth: token refreshes (RS256 signing) and WebSocket upgrades per second ---- */
-struct refresh_job { struct lg_run *r; int user; uint64_t until; uint64_t done; };
+/* ---- auth: token refreshes (RS256 signing) and WebSocket upgrades per second ----
+ * Refreshes: 8 blocking threads, each on one kept-alive connection, each rotating its
+ * own user's refresh token. Upgrades: 64 clients on the loop, each opening a WebSocket,
+ * counting the 101, closing and opening again. */
+struct refresh_job {
+    struct lg_run *r; int user; uint64_t until;
+    uint64_t done, failed; int last_status; uint64_t connects;
+};
 
 static void *refresh_thread(void *arg)
 {
     struct refresh_job *j = arg;
     struct lg_user *u = &j->r->users[j->user];
-    char body[256], *buf = malloc(1 << 16);
+    struct lg_http_ka k;
+    char body[1024], *buf = malloc(1 << 16);
 
+    lg_http_ka_init(&k, j->r->o->host, j->r->o->port);
     while (buf && lg_now_ns() < j->until) {
         cJSON *resp, *rt;
         snprintf(body, sizeof(body), "{\"refresh_token\":\"%s\"}", u->refresh);
-        if (lg_http(j->r->o->host, j->r->o->port, "POST", "/v1/auth/refresh", NULL, body, buf, 1 << 16) != 200)
-            break;
+        j->last_status = lg_http_ka(&k, "POST", "/v1/auth/refresh", NULL, body, buf, 1 << 16);
+        if (j->last_status != 200) {
+            j->failed++;
+            break;              /* the token is spent or refused: nothing more to rotate */
+        }
         resp = cJSON_Parse(buf);
         rt = cJSON_GetObjectItem(resp, "refresh_token");
         if (cJSON_IsString(rt)) {
@@ -395,8 +409,26 @@ static void *refresh_thread(void *arg)
         }
         cJSON_Delete(resp);
     }
+    j->connects = k.connects;
+    lg_http_ka_close(&k);
     free(buf);
     return NULL;
+}
+
+static void upgrade_closed(struct lg_conn *c, int status);
+static void upgrade_open(struct lg_conn *c, int status);
+
+static void upgrade_start(struct lg_run *r, struct lg_client *cl)
+{
+    memset(&cl->conn, 0, sizeof(cl->conn));
+    cl->conn.user = cl;
+    cl->conn.on_open = upgrade_open;
+    cl->conn.on_close = upgrade_closed;
+    cl->conn.on_frame = NULL;
+    r->step_sent++;
+    if (lg_conn_open(&r->loop, &cl->conn, r->o->host, r->o->port, CONN_WS, "/v1/ws",
+                     r->users[cl->user].token) < 0)
+        r->errors++;
 }
 
 static void upgrade_open(struct lg_conn *c, int status)
@@ -414,53 +446,78 @@ static void upgrade_closed(struct lg_conn *c, int status)
     struct lg_client *cl = c->user;
     struct lg_run *r = cl->run;
     (void)status;
-    if (r->rate <= 0)
-        return;
-    memset(&cl->conn, 0, sizeof(cl->conn));
-    cl->conn.user = cl;
-    cl->conn.on_open = upgrade_open;
-    cl->conn.on_close = upgrade_closed;
-    lg_conn_open(&r->loop, &cl->conn, r->o->host, r->o->port, CONN_WS, "/v1/ws",
-                 r->users[0].token);
+    if (c->upgrade_status != 101)
+        r->errors++;            /* refused, or closed before an answer */
+    if (r->rate > 0)
+        upgrade_start(r, cl);
+}
+
+static void auth_refreshes(struct lg_run *r, struct lg_opts *o, int threads)
+{
+    struct refresh_job jobs[16];
+    pthread_t th[16];
+    uint64_t total = 0, failed = 0, connects = 0, t0 = lg_now_ns();
+    double cpu0 = o->server_pid ? lg_proc_cpu_s(o->server_pid) : 0, self0 = lg_self_cpu_s(), secs;
+    int last = 0;
+
+    for (int i = 0; i < threads; i++) {
+        jobs[i] = (struct refresh_job){r, i, t0 + (uint64_t)(o->duration * 1e9), 0, 0, 0, 0};
+        pthread_create(&th[i], NULL, refresh_thread, &jobs[i]);
+    }
+    for (int i = 0; i < threads; i++) {
+        pthread_join(th[i], NULL);
+        total += jobs[i].done;
+        failed += jobs[i].failed;
+        connects += jobs[i].connects;
+        if (jobs[i].failed)
+            last = jobs[i].last_status;
+    }
+    secs = (lg_now_ns() - t0) / 1e9;
+    printf("auth_refresh_per_s=%.0f\n", (double)total / secs);
+    printf("auth_refresh_threads=%d\nauth_refresh_connects=%llu\nauth_refresh_failed=%llu\n",
+           threads, (unsigned long long)connects, (unsigned long long)failed);
+    if (failed)
+        fprintf(stderr, "loadgen: %llu refresh threads stopped early (last status %d)\n",
+                (unsigned long long)failed, last);
+    if (o->server_pid)
+        printf("auth_refresh_server_cpu_s=%.2f\n", lg_proc_cpu_s(o->server_pid) - cpu0);
+    printf("auth_refresh_loadgen_cpu_s=%.2f\nauth_refresh_secs=%.2f\n", lg_self_cpu_s() - self0, secs);
+}
+
+static void auth_upgrades(struct lg_run *r, struct lg_opts *o, int upgraders)
+{
+    double cpu0 = o->server_pid ? lg_proc_cpu_s(o->server_pid) : 0, self0 = lg_self_cpu_s(), secs;
+    uint64_t t0 = lg_now_ns();
+
+    r->rate = 1;
+    r->measuring = 1;
+    r->acked = r->errors = r->step_sent = 0;
+    for (int i = 0; i < upgraders; i++) {
+        r->clients[i].run = r;
+        r->clients[i].user = i % r->nusers;
+        upgrade_start(r, &r->clients[i]);
+    }
+    run_for(r, (uint64_t)(o->duration * 1000));
+    secs = (lg_now_ns() - t0) / 1e9;
+    r->measuring = 0;
+    printf("auth_upgrades_per_s=%.0f\n", (double)r->acked / secs);
+    printf("auth_upgrade_clients=%d\nauth_upgrades_tried=%llu\nauth_upgrades_failed=%llu\n",
+           upgraders, (unsigned long long)r->step_sent, (unsigned long long)r->errors);
+    if (o->server_pid)
+        printf("auth_upgrade_server_cpu_s=%.2f\n", lg_proc_cpu_s(o->server_pid) - cpu0);
+    printf("auth_upgrade_loadgen_cpu_s=%.2f\nauth_upgrade_secs=%.2f\n", lg_self_cpu_s() - self0, secs);
+    r->rate = 0;
+    run_for(r, 500);            /* let the last ones close */
 }
 
 int lg_run_auth(struct lg_opts *o)
 {
     enum { THREADS = 8, UPGRADERS = 64 };
     struct lg_run r;
-    struct refresh_job jobs[THREADS];
-    pthread_t th[THREADS];
-    uint64_t total = 0, t0;
-    double cpu0 = 0;
 
     if (o->redis || run_init(&r, o, UPGRADERS) < 0 || lg_users_create(&r, THREADS) < 0)
         return 1;
-    cpu0 = o->server_pid ? lg_proc_cpu_s(o->server_pid) : 0;
-    t0 = lg_now_ns();
-    for (int i = 0; i < THREADS; i++) {
-        jobs[i] = (struct refresh_job){&r, i, t0 + (uint64_t)(o->duration * 1e9), 0};
-        pthread_create(&th[i], NULL, refresh_thread, &jobs[i]);
-    }
-    for (int i = 0; i < THREADS; i++) {
-        pthread_join(th[i], NULL);
-        total += jobs[i].done;
-    }
-    printf("auth_refresh_per_s=%.0f\n", (double)total / ((lg_now_ns() - t0) / 1e9));
-    if (o->server_pid)
-        printf("auth_refresh_server_cpu_s=%.2f\n", lg_proc_cpu_s(o->server_pid) - cpu0);
-    r.rate = 1;
-    r.measuring = 1;
-    r.acked = 0;
-    t0 = lg_now_ns();
-    for (int i = 0; i < UPGRADERS; i++) {
-        r.clients[i].run = &r;
-        r.clients[i].conn.user = &r.clients[i];
-        upgrade_closed(&r.clients[i].conn, 0);
-    }
-    run_for(&r, (uint64_t)(o->duration * 1000));
-    printf("auth_upgrades_per_s=%.0f\n", (double)r.acked / ((lg_now_ns() - t0) / 1e9));
-    r.rate = 0;
-    r.measuring = 0;
-    run_for(&r, 500);
+    auth_refreshes(&r, o, THREADS);
+    auth_upgrades(&r, o, UPGRADERS);
     return 0;
 }
