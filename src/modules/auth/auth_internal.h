@@ -62,10 +62,16 @@ int auth_username_normalize(const char *in, char *out, const char **why);
 int auth_password_check(const char *pw, size_t len, const char **why);
 
 /* ---- keys.c (any thread once loaded) ------------------------------------------ */
+/* Signing and verifying run on contexts copied from the two set up at load: a fresh
+ * EVP_DigestSignInit looks the algorithms up in OpenSSL 3's provider store, under its
+ * locks, on every call, and parsing the PEM each time (as libjwt does) costs far more.
+ * The templates are only ever read (copied), so any thread may use them at once. */
 struct auth_key {
-    EVP_PKEY *pkey;                    /* owned */
-    char *priv_pem; size_t priv_len;   /* owned; PKCS#8 PEM, for signing */
-    char *pub_pem;  size_t pub_len;    /* owned; SPKI PEM, for verification */
+    EVP_PKEY *pkey;                    /* owned; the key pair, signs */
+    EVP_PKEY *pub;                     /* owned; the public half only, verifies */
+    EVP_MD_CTX *sign_tmpl;             /* owned; RS256 signing set up on pkey */
+    EVP_MD_CTX *verify_tmpl;           /* owned; RS256 verification set up on pub */
+    char *pub_pem;  size_t pub_len;    /* owned; SPKI PEM (what outside verifiers use) */
     char *n_b64;                       /* owned; modulus, base64url */
     char  e_b64[16];                   /* public exponent, base64url */
     char  kid[48];                     /* RFC 7638 thumbprint, base64url SHA-256 */

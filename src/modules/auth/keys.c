@@ -1,7 +1,7 @@
-/* keys.c: the RSA key that signs access tokens. Kept as PEM text as well as parsed:
- * libjwt 1.10.2 wants PEM (the private key to sign, the SPKI public key to verify),
- * the JWKS wants n and e, and the key id is the RFC 7638 thumbprint of those, so it
- * stays the same across restarts for the same key file. */
+/* keys.c: the RSA key that signs access tokens. Parsed once at load: the key pair
+ * signs, a public-only copy verifies, each through a context set up once (see struct
+ * auth_key). The JWKS wants n and e, and the key id is the RFC 7638 thumbprint of
+ * those, so it stays the same across restarts for the same key file. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -62,6 +62,32 @@ static char *pem_text(EVP_PKEY *pkey, int priv, size_t *len)
     return out;
 }
 
+/* The public half on its own, so that the private key never verifies anything. */
+static EVP_PKEY *public_only(const char *pem, size_t len)
+{
+    BIO *bio = BIO_new_mem_buf(pem, (int)len);
+    EVP_PKEY *pub = bio ? PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL) : NULL;
+    BIO_free(bio);
+    return pub;
+}
+
+/* RS256: RSASSA-PKCS1-v1_5 (the RSA default padding) over SHA-256. */
+static EVP_MD_CTX *rs256_context(EVP_PKEY *pkey, int sign)
+{
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    int ok;
+
+    if (!ctx)
+        return NULL;
+    ok = sign ? EVP_DigestSignInit_ex(ctx, NULL, "SHA256", NULL, NULL, pkey, NULL)
+              : EVP_DigestVerifyInit_ex(ctx, NULL, "SHA256", NULL, NULL, pkey, NULL);
+    if (ok != 1) {
+        EVP_MD_CTX_free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
 static char *bn_param_b64(EVP_PKEY *pkey, const char *name)
 {
     BIGNUM *bn = NULL;
@@ -104,12 +130,16 @@ int auth_key_from_pem(struct auth_key *k, const char *pem, size_t len, char *err
                  k->bits, AUTH_KEY_BITS);
         goto invalid;
     }
-    k->priv_pem = pem_text(k->pkey, 1, &k->priv_len);
     k->pub_pem = pem_text(k->pkey, 0, &k->pub_len);
+    if (k->pub_pem && (k->pub = public_only(k->pub_pem, k->pub_len))) {
+        k->sign_tmpl = rs256_context(k->pkey, 1);
+        k->verify_tmpl = rs256_context(k->pub, 0);
+    }
     k->n_b64 = bn_param_b64(k->pkey, OSSL_PKEY_PARAM_RSA_N);
     e64 = bn_param_b64(k->pkey, OSSL_PKEY_PARAM_RSA_E);
-    if (!k->priv_pem || !k->pub_pem || !k->n_b64 || !e64 || strlen(e64) >= sizeof k->e_b64) {
-        snprintf(err, errlen, "cannot read the key's parameters");
+    if (!k->pub_pem || !k->sign_tmpl || !k->verify_tmpl || !k->n_b64 || !e64 ||
+        strlen(e64) >= sizeof k->e_b64) {
+        ssl_error(err, errlen, "cannot read the key's parameters");
         free(e64);
         auth_key_free(k);
         return -ENOMEM;
@@ -269,11 +299,10 @@ int auth_key_path(const struct chatd_config *cfg, char *out, size_t outlen)
 
 void auth_key_free(struct auth_key *k)
 {
+    EVP_MD_CTX_free(k->sign_tmpl);
+    EVP_MD_CTX_free(k->verify_tmpl);
+    EVP_PKEY_free(k->pub);
     EVP_PKEY_free(k->pkey);
-    if (k->priv_pem) {
-        OPENSSL_cleanse(k->priv_pem, k->priv_len);
-        free(k->priv_pem);
-    }
     free(k->pub_pem);
     free(k->n_b64);
     memset(k, 0, sizeof *k);
