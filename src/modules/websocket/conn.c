@@ -232,15 +232,15 @@ int ws_conn_new(struct ws_module *m, uv_tcp_t *tcp, const struct http_user *u,
 
 /* --- input --------------------------------------------------------------------------- */
 
-void ws_conn_feed(struct ws_conn *c, const uint8_t *data, size_t len)
+static void conn_freed(void *arg);
+
+static void feed(struct ws_conn *c, const uint8_t *data, size_t len)
 {
     struct ws_module *m = c->m;
     struct ws_input in = { data, len, 0 };
     struct ws_conn *saved = m->cur;
     int rc;
 
-    if (c->state == WS_FREEING || !len)
-        return;
     c->last_rx_ms = mono_ms();
     if (wslay_acquire(c) < 0) {
         ws_conn_destroy(c);
@@ -266,6 +266,8 @@ void ws_conn_feed(struct ws_conn *c, const uint8_t *data, size_t len)
             begin_closing(c, wslay_event_get_status_code_sent(c->wslay));
     }
     conn_pump(c);
+    if (c->state == WS_FREEING)
+        return;   /* the pump failed: the context may be gone */
     /* Pongs bypass the queue bound (wslay must be able to answer), so a peer that
      * pings without ever reading would grow them without end: past the bound it is a
      * slow consumer like any other. */
@@ -275,6 +277,19 @@ void ws_conn_feed(struct ws_conn *c, const uint8_t *data, size_t len)
         ws_conn_destroy(c);
     else
         wslay_release(c);
+}
+
+void ws_conn_feed(struct ws_conn *c, const uint8_t *data, size_t len)
+{
+    if (c->state == WS_FREEING || !len)
+        return;
+    /* A destroy in here (a failed pump, a callback's close) must not free c or its
+     * wslay context under our feet: without a socket that free would be at once. */
+    c->feeding = 1;
+    feed(c, data, len);
+    c->feeding = 0;
+    if (c->state == WS_FREEING && !c->tcp)
+        conn_freed(c);
 }
 
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -448,8 +463,9 @@ void ws_conn_destroy(struct ws_conn *c)
         uv_read_stop((uv_stream_t *)c->tcp);
         http_upgraded_close(c->tcp, conn_freed, c);
     } else {
-        /* Unit tests: no socket, nothing in flight. */
-        conn_freed(c);
+        /* Unit tests: no socket, nothing in flight. Inside ws_conn_feed, it frees. */
+        if (!c->feeding)
+            conn_freed(c);
     }
 }
 

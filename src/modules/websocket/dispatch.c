@@ -128,7 +128,7 @@ static void do_auth(struct ws_conn *c, const struct ws_client_frame *f)
     }
     c->token_exp = u.token_exp;
     json = ws_json_printf(&len, "{\"type\":\"auth.ok\",\"expires_at\":%lld}",
-                          (long long)u.token_exp * 1000);
+                          (long long)ws_exp_ms(u.token_exp));
     if (json) {
         ws_conn_send_json(c, json, len);
         free(json);

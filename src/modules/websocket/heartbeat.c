@@ -48,7 +48,7 @@ static void sweep(struct ws_module *m, uint64_t now)
             if (now - c->last_rx_ms >= silent)
                 ws_conn_close(c, WS_CLOSE_HEARTBEAT, "heartbeat timeout");
             else if (c->token_exp > 0 &&
-                     wall > c->token_exp * 1000 + WS_AUTH_GRACE_MS)
+                     wall > ws_exp_ms(c->token_exp) + WS_AUTH_GRACE_MS)
                 ws_conn_close(c, WS_CLOSE_TOKEN_EXPIRED, "token expired");
             break;
         case WS_CLOSING:

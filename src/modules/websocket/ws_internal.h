@@ -48,6 +48,19 @@
 #define WS_CLOSE_HEARTBEAT      4000
 #define WS_CLOSE_ABNORMAL       1006   /* never sent: recorded when the socket just went */
 
+/* A token's exp (seconds) in milliseconds. The signature is checked, but nothing bounds
+ * exp: one far in the future must not overflow the product, so exp counts at most as
+ * the last second of year 9999. */
+#define WS_EXP_MAX_S 253402300799LL
+static inline int64_t ws_exp_ms(int64_t exp_s)
+{
+    if (exp_s > WS_EXP_MAX_S)
+        exp_s = WS_EXP_MAX_S;
+    else if (exp_s < -WS_EXP_MAX_S)
+        exp_s = -WS_EXP_MAX_S;
+    return exp_s * 1000;
+}
+
 /* One encoded server frame (header + payload), shared by reference among the queues
  * of every recipient. Loop thread only, so the count needs no atomics. */
 struct ws_buf {
@@ -125,6 +138,7 @@ struct ws_conn {
     uint8_t  shutdown_sent;
     uint8_t  announced;              /* ws.connected went out */
     uint8_t  in_message;             /* a fragmented data message is open */
+    uint8_t  feeding;                /* inside ws_conn_feed: a destroy frees it after */
 };
 
 /* Metrics pointers (counters from metrics_counter). */
