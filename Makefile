@@ -31,7 +31,7 @@ UNIT_OBJ    := $(UNIT_SRC:%.c=$(BUILD)/%.o)
 BENCH_SRC   := $(sort $(wildcard bench/*.c))
 
 .PHONY: all run test test-unit test-integration test-asan test-tsan debug install clean deps \
-        bench bench-quick fuzz fuzz-smoke fuzz-bins valgrind
+        bench bench-quick loadgen fuzz fuzz-smoke fuzz-bins valgrind
 
 all: $(BUILD)/chatd
 
@@ -126,14 +126,20 @@ clean:
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
 # ---- benchmarks (bench/) ----
-$(BUILD)/loadgen: $(BENCH_SRC) bench/lg.h bench/lg_run.h
+# Like run and test, bench builds in a second make, after install-deps.sh has run, so
+# that pkg-config sees the packages on a fresh machine.
+$(BUILD)/loadgen: $(BENCH_SRC) $(wildcard bench/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) -O2 -g $(WARN) -o $@ $(BENCH_SRC) $(LDLIBS)
 
-bench: $(DEPS_STAMP) $(BUILD)/chatd $(BUILD)/loadgen
+loadgen: $(BUILD)/loadgen
+
+bench: $(DEPS_STAMP)
+	$(MAKE) $(BUILD)/chatd $(BUILD)/loadgen
 	sh bench/run.sh full $(BUILD)
 
-bench-quick: $(DEPS_STAMP) $(BUILD)/chatd $(BUILD)/loadgen
+bench-quick: $(DEPS_STAMP)
+	$(MAKE) $(BUILD)/chatd $(BUILD)/loadgen
 	sh bench/run.sh quick $(BUILD)
 
 # ---- fuzzing (tests/fuzz/) ----

@@ -349,7 +349,7 @@ int lg_run_idle(struct lg_opts *o)
     struct lg_run r;
     struct lg_lag lag0, lag1;
     long rss0, rss1;
-    double cpu0, cpu1;
+    double cpu0, cpu1, self0;
     int users = o->conns < 20 ? o->conns : 20;
 
     if (o->redis || o->server_pid <= 0 || run_init(&r, o, o->conns) < 0 ||
@@ -364,13 +364,16 @@ int lg_run_idle(struct lg_opts *o)
     rss1 = lg_proc_rss_kb(o->server_pid);
     lg_lag_scrape(o, &lag0);
     cpu0 = lg_proc_cpu_s(o->server_pid);
+    self0 = lg_self_cpu_s();
     run_for(&r, (uint64_t)(o->duration * 1000));
     cpu1 = lg_proc_cpu_s(o->server_pid);
+    self0 = lg_self_cpu_s() - self0;
     lg_lag_scrape(o, &lag1);
     printf("idle_conns=%d\nidle_open=%d\n", o->conns, r.ready);
     printf("idle_rss_before_kb=%ld\nidle_rss_after_kb=%ld\n", rss0, rss1);
     printf("idle_rss_per_conn_bytes=%.0f\n", (double)(rss1 - rss0) * 1024.0 / o->conns);
     printf("idle_cpu_pct=%.2f\n", 100.0 * (cpu1 - cpu0) / o->duration);
+    printf("idle_server_cpu_s=%.2f\nidle_loadgen_cpu_s=%.2f\n", cpu1 - cpu0, self0);
     printf("idle_loop_lag_p99_ms=%.3f\n", lg_lag_p99_ms(&lag0, &lag1));
     return 0;
 }

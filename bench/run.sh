@@ -1,25 +1,44 @@
 #!/bin/sh
-# bench/run.sh quick|full BUILD_DIR
+# bench/run.sh quick|full BUILD_DIR [OUT]
 #
 # Starts chatd and redis-server on loopback, pinned to core 0, and drives both with
 # build/loadgen pinned to core 1, so each side has one core of its own and the CPU
-# seconds of each can be read apart. quick: a reduced set, one name=value line per
-# headline figure. full: everything, written to docs/benchmarks.md.
+# seconds of each can be read apart. The auth scenario runs a second time with chatd
+# unpinned (both cores, shared with the generator), since signing scales with cores.
+# quick: a reduced set, one name=value line per headline figure. full: everything,
+# written to OUT (default docs/benchmarks.md).
+#
+# Environment: BENCH_RESULTS=FILE keeps the raw name=value lines; BENCH_DUR=S,
+# BENCH_RATES=R1,R2 and BENCH_IDLE_CONNS=N shorten a full run (to check the whole path
+# without the minutes).
 set -eu
 
 mode=${1:-quick}
 build=${2:-build}
+out=${3:-docs/benchmarks.md}
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 tmp=$(mktemp -d /tmp/chatd-bench.XXXXXX)
 results=$tmp/results.txt
+commands=$tmp/commands.txt
 chatd_pid=""
 redis_pid=""
+
+for f in "$build/chatd" "$build/loadgen"; do
+    [ -x "$f" ] || { echo "bench: $f is missing (make BUILD=$build $f)" >&2; exit 1; }
+done
+command -v redis-server > /dev/null || {
+    echo "bench: redis-server is missing (scripts/install-deps.sh installs it)" >&2
+    exit 1
+}
 
 cleanup() {
     [ -n "$chatd_pid" ] && kill "$chatd_pid" 2>/dev/null || true
     [ -n "$redis_pid" ] && kill "$redis_pid" 2>/dev/null || true
     wait 2>/dev/null || true
+    if [ -n "${BENCH_RESULTS:-}" ] && [ -f "$results" ]; then
+        cp "$results" "$BENCH_RESULTS"
+    fi
     rm -rf "$tmp"
 }
 trap cleanup EXIT INT TERM
@@ -40,11 +59,13 @@ free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
+# write_conf DATA_DIR: the bench configuration.
+write_conf() {
 cat > "$tmp/chatd.conf" <<EOF
 # Limits opened up so the load generator measures the server, not its throttles.
 [server]
 listen = 127.0.0.1:0
-data_dir = $tmp/data
+data_dir = $1
 max_connections = 30000
 [auth]
 password_cost = 10
@@ -61,9 +82,14 @@ login_failures_per_min = 1000000
 [log]
 level = warn
 EOF
+}
 
+# start_chatd DATA_DIR [CPU-PREFIX]: a chatd on a fresh data dir.
 start_chatd() {
-    $server_cpu "$build/chatd" -c "$tmp/chatd.conf" > "$tmp/chatd.out" 2> "$tmp/chatd.err" &
+    write_conf "$1"
+    cpu=${2-$server_cpu}
+    : > "$tmp/chatd.out"
+    $cpu "$build/chatd" -c "$tmp/chatd.conf" > "$tmp/chatd.out" 2> "$tmp/chatd.err" &
     chatd_pid=$!
     i=0
     while ! grep -q 'listening on' "$tmp/chatd.out" 2>/dev/null; do
@@ -76,6 +102,13 @@ start_chatd() {
         sleep 0.05
     done
     chatd_port=$(sed -n 's|.*http://127.0.0.1:\([0-9]*\).*|\1|p' "$tmp/chatd.out" | head -n 1)
+    echo "${cpu:-(unpinned)} $build/chatd -c chatd.conf" >> "$commands"
+}
+
+stop_chatd() {
+    kill "$chatd_pid" 2>/dev/null || true
+    wait "$chatd_pid" 2>/dev/null || true
+    chatd_pid=""
 }
 
 start_redis() {
@@ -83,6 +116,7 @@ start_redis() {
     $server_cpu redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
         --maxclients 30000 --loglevel warning > "$tmp/redis.log" 2>&1 &
     redis_pid=$!
+    echo "$server_cpu redis-server --port $redis_port --bind 127.0.0.1 --save '' --appendonly no --maxclients 30000" >> "$commands"
     i=0
     until redis-cli -p "$redis_port" ping > /dev/null 2>&1; do
         i=$((i + 1))
@@ -96,6 +130,7 @@ lg() {
     prefix=$1
     shift
     echo "bench: $prefix: loadgen $*" >&2
+    echo "$client_cpu $build/loadgen $*" >> "$commands"
     $client_cpu "$build/loadgen" "$@" | sed "s/^/${prefix}./" >> "$results" || {
         echo "bench: loadgen failed for $prefix" >&2
         return 1
@@ -106,9 +141,10 @@ val() { sed -n "s/^$1=//p" "$results" | tail -n 1; }
 
 ratio() { awk -v a="${1:-0}" -v b="${2:-0}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 
-start_chatd
-start_redis
 : > "$results"
+: > "$commands"
+start_chatd "$tmp/data"
+start_redis
 
 if [ "$mode" = quick ]; then
     rates="100,500,1000"
@@ -116,9 +152,9 @@ if [ "$mode" = quick ]; then
     idle_conns=2000
     pairs_rate=1000
 else
-    rates="100,250,500,1000,1500,2000,3000,4000"
-    dur=5
-    idle_conns=19000
+    rates=${BENCH_RATES:-100,250,500,1000,1500,2000,3000,4000}
+    dur=${BENCH_DUR:-5}
+    idle_conns=${BENCH_IDLE_CONNS:-19000}
     pairs_rate=1000
 fi
 
@@ -136,6 +172,13 @@ lg chatd --target chatd --port "$chatd_port" --server-pid "$chatd_pid" --scenari
 lg chatd --target chatd --port "$chatd_port" --server-pid "$chatd_pid" --scenario auth \
     --duration "$dur" --prefix a
 
+# Auth again with chatd on both cores (its loop, writer and signing threads may use
+# core 1 too, which the generator shares): the bar's refresh figure is for 2 cores.
+stop_chatd
+start_chatd "$tmp/data2" ""
+lg chatd2 --target chatd --port "$chatd_port" --server-pid "$chatd_pid" --scenario auth \
+    --duration "$dur" --prefix a2
+
 fan_chatd=$(val chatd.fanout_best_per_s)
 fan_redis=$(val redis.fanout_best_per_s)
 echo "fanout_deliveries_per_s=${fan_chatd:-0}"
@@ -144,17 +187,32 @@ echo "fanout_vs_redis=$(ratio "$fan_chatd" "$fan_redis")"
 echo "fanout_max_deliveries_per_s=$(val chatd.fanout_max_per_s)"
 echo "fanout_max_vs_redis=$(ratio "$(val chatd.fanout_max_per_s)" "$(val redis.fanout_max_per_s)")"
 echo "fanout_r100_delivery_p99_ms=$(val chatd.fanout_r100_delivery_p99_ms)"
+echo "fanout_r100_redis_delivery_p99_ms=$(val redis.fanout_r100_delivery_p99_ms)"
+# The generator's own cost: a step where it is busy most of the time measures it too.
+for t in chatd redis; do
+    for r in $(sed -n "s/^$t\.fanout_r\([0-9]*\)_per_s=.*/\1/p" "$results"); do
+        echo "fanout_${t}_r${r}_server_cpu_s=$(val "$t.fanout_r${r}_server_cpu_s")"
+        echo "fanout_${t}_r${r}_loadgen_cpu_s=$(val "$t.fanout_r${r}_loadgen_cpu_s")"
+        echo "fanout_${t}_r${r}_loadgen_busy_pct=$(val "$t.fanout_r${r}_loadgen_busy_pct")"
+        echo "fanout_${t}_r${r}_loadgen_us_per_msg=$(val "$t.fanout_r${r}_loadgen_us_per_msg")"
+    done
+done
 echo "pairs_ack_p99_ms=$(val "chatd.pairs_r${pairs_rate}_ack_p99_ms")"
 echo "pairs_delivery_p99_ms=$(val "chatd.pairs_r${pairs_rate}_delivery_p99_ms")"
 echo "durable_acked_per_s=$(val chatd.durable_acked_per_s)"
 echo "auth_refresh_per_s=$(val chatd.auth_refresh_per_s)"
 echo "auth_upgrades_per_s=$(val chatd.auth_upgrades_per_s)"
+echo "auth_2cores_refresh_per_s=$(val chatd2.auth_refresh_per_s)"
+echo "auth_2cores_upgrades_per_s=$(val chatd2.auth_upgrades_per_s)"
+echo "auth_2cores_refresh_server_cpu_s=$(val chatd2.auth_refresh_server_cpu_s)"
+echo "auth_2cores_upgrade_server_cpu_s=$(val chatd2.auth_upgrade_server_cpu_s)"
 echo "idle_conns=$(val chatd.idle_open)"
 echo "idle_rss_per_conn_bytes=$(val chatd.idle_rss_per_conn_bytes)"
 echo "idle_cpu_pct=$(val chatd.idle_cpu_pct)"
 echo "loop_lag_p99_ms_max=$(grep 'loop_lag_p99_ms=' "$results" | sed 's/.*=//' | sort -g | tail -n 1)"
 
 if [ "$mode" = full ]; then
-    sh bench/report.sh "$results" "$build" > docs/benchmarks.md
-    echo "bench: wrote docs/benchmarks.md" >&2
+    sh bench/report.sh "$results" "$build" "$commands" "$out" > "$tmp/report.md"
+    mv "$tmp/report.md" "$out"
+    echo "bench: wrote $out" >&2
 fi
