@@ -120,6 +120,7 @@ static int init_locks(struct db *db)
 static void db_free(struct db *db)
 {
     db_readers_close(db);
+    db_ctl_free(db);
     sqlite3_close(db->wconn);
     pthread_mutex_destroy(&db->conn_lock);
     pthread_mutex_destroy(&db->q_lock);

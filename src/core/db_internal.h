@@ -17,6 +17,9 @@
 
 struct metrics_hist;
 
+enum db_ctl { DB_CTL_BEGIN, DB_CTL_COMMIT, DB_CTL_ROLLBACK, DB_CTL_SAVEPOINT,
+              DB_CTL_RELEASE, DB_CTL_ROLLBACK_TO, DB_CTL__COUNT };
+
 struct db {
     struct chatd *app;
     char *path;                     /* owned */
@@ -37,6 +40,9 @@ struct db {
     pthread_t writer;
     int writer_running;             /* loop thread only */
     int status[DB_BATCH_MAX];       /* writer thread: per-job result of a batch */
+    /* The writer's own statements (BEGIN, COMMIT, the per-job savepoint...), prepared
+     * once: sqlite3_exec would parse them again for every job. Guarded by conn_lock. */
+    sqlite3_stmt *ctl[DB_CTL__COUNT];
 
     /* The read pool. */
     pthread_mutex_t r_lock;
@@ -51,6 +57,7 @@ struct db {
 
 /* db_writer.c */
 int  db_writer_start(struct db *db);
+void db_ctl_free(struct db *db);        /* finalizes the cached control statements */
 void db_writer_stop(struct db *db);     /* runs what is queued, joins */
 void db_writer_metrics(struct db *db);
 /* db_read.c */

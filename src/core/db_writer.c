@@ -88,19 +88,51 @@ static struct db_job *take_batch(struct db *db, int *count)
     return head;
 }
 
+static const char *const ctl_sql[DB_CTL__COUNT] = {
+    [DB_CTL_BEGIN] = "BEGIN IMMEDIATE",
+    [DB_CTL_COMMIT] = "COMMIT",
+    [DB_CTL_ROLLBACK] = "ROLLBACK",
+    [DB_CTL_SAVEPOINT] = "SAVEPOINT job",
+    [DB_CTL_RELEASE] = "RELEASE job",
+    [DB_CTL_ROLLBACK_TO] = "ROLLBACK TO job",
+};
+
+/* Runs one of the writer's control statements, prepared on first use. */
+static int ctl(struct db *db, enum db_ctl id)
+{
+    sqlite3_stmt *s = db->ctl[id];
+    int rc;
+
+    if (!s && (rc = sqlite3_prepare_v3(db->wconn, ctl_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
+                                       &db->ctl[id], NULL)) != SQLITE_OK)
+        return db_errno(rc);
+    s = db->ctl[id];
+    rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : db_errno(rc);
+}
+
+void db_ctl_free(struct db *db)
+{
+    for (int i = 0; i < DB_CTL__COUNT; i++) {
+        sqlite3_finalize(db->ctl[i]);
+        db->ctl[i] = NULL;
+    }
+}
+
 static int apply_job(struct db *db, struct db_job *job)
 {
-    int rc = db_exec(db->wconn, "SAVEPOINT job");
+    int rc = ctl(db, DB_CTL_SAVEPOINT);
 
     if (rc < 0)
         return rc;
     rc = job->apply ? job->apply(db->wconn, job) : 0;
     if (rc < 0 && !sqlite3_get_autocommit(db->wconn))
-        db_exec(db->wconn, "ROLLBACK TO job");
+        ctl(db, DB_CTL_ROLLBACK_TO);
     /* A job that failed with SQLITE_FULL, IOERR or NOMEM may have ended the whole
      * transaction: there is then no savepoint left to release. */
     if (!sqlite3_get_autocommit(db->wconn))
-        db_exec(db->wconn, "RELEASE job");
+        ctl(db, DB_CTL_RELEASE);
     return rc;
 }
 
@@ -109,7 +141,7 @@ static int apply_job(struct db *db, struct db_job *job)
 static int run_batch(struct db *db, struct db_job *jobs, int n)
 {
     struct db_job *job = jobs;
-    int rc = db_exec(db->wconn, "BEGIN IMMEDIATE");
+    int rc = ctl(db, DB_CTL_BEGIN);
 
     if (rc < 0)
         return rc;
@@ -118,11 +150,11 @@ static int run_batch(struct db *db, struct db_job *jobs, int n)
         if (sqlite3_get_autocommit(db->wconn))
             return db->status[i] < 0 ? db->status[i] : -EIO;
     }
-    if ((rc = db_exec(db->wconn, "COMMIT")) < 0) {
+    if ((rc = ctl(db, DB_CTL_COMMIT)) < 0) {
         LOG_ERROR(db->app, "db", "commit failed jobs=%d error=\"%s\"", n,
                   sqlite3_errmsg(db->wconn));
         if (!sqlite3_get_autocommit(db->wconn))
-            db_exec(db->wconn, "ROLLBACK");
+            ctl(db, DB_CTL_ROLLBACK);
     }
     return rc;
 }

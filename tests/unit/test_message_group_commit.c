@@ -107,6 +107,7 @@ TEST(message_group_commit_through_bus_and_writer)
     ASSERT(FX_RUN_UNTIL(&f, __atomic_load_n(&st->jobs_inflight, __ATOMIC_ACQUIRE) == 0, 5000));
 
     ASSERT_EQ(writer_finalize(st, gc_flag, &finalized), 0);
+    msg_batch_close(st, NULL);
     ASSERT(FX_RUN_UNTIL(&f, finalized, 5000));
     ASSERT_EQ(fx_query_int(f.db_path, "SELECT count(*) FROM messages"), GC_N);
     ASSERT_EQ(fx_query_int(f.db_path, "SELECT last_seq FROM rooms WHERE id = 2"), GC_N / 2);

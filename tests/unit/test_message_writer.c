@@ -3,6 +3,7 @@
  * (sender_id, client_msg_id), membership checks; and the batch bookkeeping. */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sqlite3.h>
 #include "test.h"
 #include "chatd/util.h"
@@ -31,15 +32,29 @@ static sqlite3 *open_schema(void)
     return db;
 }
 
-/* Applies one job in its own savepoint, as the writer does. */
-static int apply(sqlite3 *db, struct msg_job *j)
+/* Applies a batch of jobs in its own savepoint, as the writer does. The batch (and
+ * the jobs in it) stay the caller's: msg_batch_free. */
+static struct msg_batch *apply(sqlite3 *db, struct msg_state *st, struct msg_job **jobs, int n,
+                               int *rc)
 {
+    struct msg_batch *b = msg_batch_new(st);
+    if (!b)
+        return NULL;
+    for (int i = 0; i < n; i++)
+        msg_batch_add(b, jobs[i]);
     sqlite3_exec(db, "SAVEPOINT job", NULL, NULL, NULL);
-    int rc = msg_job_apply(db, &j->base);
-    if (rc < 0)
+    *rc = b->base.apply(db, &b->base);
+    if (*rc < 0)
         sqlite3_exec(db, "ROLLBACK TO job", NULL, NULL, NULL);
     sqlite3_exec(db, "RELEASE job", NULL, NULL, NULL);
-    return rc;
+    return b;
+}
+
+static void state_init(struct msg_state *st)
+{
+    memset(st, 0, sizeof(*st));
+    st->max_body_bytes = 4096;
+    pthread_mutex_init(&st->batch_lock, NULL);
 }
 
 static int64_t scalar(sqlite3 *db, const char *sql)
@@ -54,40 +69,43 @@ static int64_t scalar(sqlite3 *db, const char *sql)
 
 TEST(message_writer_group_commit_gapless_seq)
 {
-    struct msg_state st = { .max_body_bytes = 4096 };
+    struct msg_state st;
+    state_init(&st);
     sqlite3 *db = open_schema();
     ASSERT(db != NULL);
     enum { N = 300 };
     int64_t next[3] = { 0, 1, 1 };
-    int commits = 0;
-    /* Three batches, as the writer would group them; jobs alternate rooms. */
+    int rc;
+    /* Three transactions of one batch each; messages alternate rooms. */
     for (int batch = 0; batch < 3; batch++) {
         ASSERT_EQ(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
         struct msg_job *jobs[N / 3];
         for (int i = 0; i < N / 3; i++) {
-            int64_t room = 1 + (i % 2);
-            jobs[i] = msg_job_new(&st, room, 1, "ann", "hello", NULL, NULL);
+            jobs[i] = msg_job_new(&st, 1 + (i % 2), 1, "ann", "hello", NULL, NULL);
             ASSERT(jobs[i] != NULL);
-            ASSERT_EQ(apply(db, jobs[i]), 0);
+        }
+        struct msg_batch *b = apply(db, &st, jobs, N / 3, &rc);
+        ASSERT(b != NULL);
+        ASSERT_EQ(rc, 0);
+        for (int i = 0; i < N / 3; i++) {
+            int64_t room = 1 + (i % 2);
             ASSERT_EQ(jobs[i]->status, 201);
             ASSERT_EQ(jobs[i]->row.seq, next[room]++);
             ASSERT_EQ(jobs[i]->nmembers, 2);
         }
+        ASSERT_EQ(b->nrooms, 2);                     /* each room read once */
         ASSERT_EQ(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
-        commits++;
-        for (int i = 0; i < N / 3; i++) {
-            writer_batch_done(&st);
-            msg_job_free(jobs[i]);
-        }
+        msg_batch_free(b);
     }
-    ASSERT_EQ(commits, 3);
-    ASSERT_EQ((long long)st.w_batches, 3);           /* one batch per transaction */
     ASSERT_EQ(scalar(db, "SELECT count(*) FROM messages"), N);
     ASSERT_EQ(scalar(db, "SELECT last_seq FROM rooms WHERE id = 1"), N / 2);
+    ASSERT_EQ(scalar(db, "SELECT last_seq FROM rooms WHERE id = 2"), N / 2);
     ASSERT_EQ(scalar(db, "SELECT max(seq) - min(seq) + 1 - count(*) FROM messages"
                          " WHERE room_id = 2"), 0);
     /* The sender's own messages are read. */
     ASSERT_EQ(scalar(db, "SELECT read_seq FROM room_members WHERE room_id = 1 AND user_id = 1"),
+              N / 2);
+    ASSERT_EQ(scalar(db, "SELECT read_seq FROM room_members WHERE room_id = 2 AND user_id = 1"),
               N / 2);
     wstmts_free(&st);
     sqlite3_close(db);
@@ -95,38 +113,41 @@ TEST(message_writer_group_commit_gapless_seq)
 
 TEST(message_writer_dedupe_and_access)
 {
-    struct msg_state st = { .max_body_bytes = 4096 };
+    struct msg_state st;
+    state_init(&st);
     sqlite3 *db = open_schema();
     ASSERT(db != NULL);
+    int rc;
     sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
-    struct msg_job *a = msg_job_new(&st, 1, 2, "bob", "first", "c-1", NULL);
-    struct msg_job *b = msg_job_new(&st, 1, 2, "bob", "again", "c-1", NULL);
-    struct msg_job *c = msg_job_new(&st, 1, 1, "ann", "same id, other sender", "c-1", NULL);
-    struct msg_job *d = msg_job_new(&st, 2, 1, "ann", "same id, other room", "c-1", NULL);
-    struct msg_job *e = msg_job_new(&st, 2, 2, "bob", "not a member", NULL, NULL);
-    struct msg_job *f = msg_job_new(&st, 99, 1, "ann", "no such room", NULL, NULL);
-    struct msg_job *g = msg_job_new(&st, 3, 1, "ann", "room without me", NULL, NULL);
+    struct msg_job *v[] = {
+        msg_job_new(&st, 1, 2, "bob", "first", "c-1", NULL),
+        msg_job_new(&st, 1, 2, "bob", "again", "c-1", NULL),
+        msg_job_new(&st, 1, 1, "ann", "same id, other sender", "c-1", NULL),
+        msg_job_new(&st, 2, 1, "ann", "same id, other room", "c-1", NULL),
+        msg_job_new(&st, 2, 2, "bob", "not a member", NULL, NULL),
+        msg_job_new(&st, 99, 1, "ann", "no such room", NULL, NULL),
+        msg_job_new(&st, 3, 1, "ann", "room without me", NULL, NULL),
+    };
+    struct msg_job *a = v[0], *b = v[1], *c = v[2], *d = v[3], *e = v[4], *f = v[5], *g = v[6];
     ASSERT(a && b && c && d && e && f && g);
-    ASSERT_EQ(apply(db, a), 0);
+    /* One batch: refusals write nothing and do not undo the others. */
+    struct msg_batch *bt = apply(db, &st, v, 7, &rc);
+    ASSERT(bt != NULL);
+    ASSERT_EQ(rc, 0);
     ASSERT_EQ(a->status, 201);
-    ASSERT_EQ(apply(db, b), 0);
     ASSERT_EQ(b->status, 200);                        /* the first message, again */
     ASSERT_EQ(b->row.id, a->row.id);
     ASSERT_EQ(b->row.seq, a->row.seq);
     ASSERT_STR_EQ(b->row.body, "first");
-    ASSERT_EQ(apply(db, c), 0);
     ASSERT_EQ(c->status, 201);                        /* dedupe is per sender */
     ASSERT_EQ(c->row.seq, 2);
-    ASSERT(apply(db, d) < 0);
     ASSERT_EQ(d->status, 409);                        /* reused in another room */
-    ASSERT(apply(db, e) < 0);
     ASSERT_EQ(e->status, 403);
-    ASSERT(apply(db, f) < 0);
     ASSERT_EQ(f->status, 404);
-    ASSERT(apply(db, g) < 0);
     ASSERT_EQ(g->status, 403);
     sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
     ASSERT_EQ(scalar(db, "SELECT count(*) FROM messages"), 2);
+    ASSERT_EQ(scalar(db, "SELECT last_seq FROM rooms WHERE id = 1"), 2);
     ASSERT_EQ(scalar(db, "SELECT last_seq FROM rooms WHERE id = 2"), 0);   /* no gap left */
 
     cJSON *p = msg_job_stored_payload(b);
@@ -137,23 +158,55 @@ TEST(message_writer_dedupe_and_access)
     ASSERT_STR_EQ(cJSON_GetObjectItem(p, "code")->valuestring, "forbidden");
     cJSON_Delete(p);
 
-    msg_job_free(a); msg_job_free(b); msg_job_free(c); msg_job_free(d);
-    msg_job_free(e); msg_job_free(f); msg_job_free(g);
+    msg_batch_free(bt);
     wstmts_free(&st);
     sqlite3_close(db);
 }
 
-TEST(message_writer_batch_bookkeeping)
+TEST(message_writer_failed_write_undoes_the_batch)
 {
-    struct msg_state st = {0};
-    /* apply x3, commit, done x3, apply x2, commit, done x2 */
-    for (int i = 0; i < 3; i++) writer_batch_apply(&st);
-    ASSERT_EQ(st.w_batch_jobs, 3);
-    for (int i = 0; i < 3; i++) writer_batch_done(&st);
-    for (int i = 0; i < 2; i++) writer_batch_apply(&st);
-    ASSERT_EQ(st.w_batch_jobs, 2);
-    for (int i = 0; i < 2; i++) writer_batch_done(&st);
-    ASSERT_EQ((long long)st.w_batches, 2);
+    struct msg_state st;
+    state_init(&st);
+    sqlite3 *db = open_schema();
+    ASSERT(db != NULL);
+    int rc;
+    /* A write that fails after others of the same batch were written. */
+    ASSERT_EQ(sqlite3_exec(db, "CREATE TRIGGER boom BEFORE INSERT ON messages"
+                               " WHEN NEW.body = 'boom' BEGIN SELECT RAISE(ABORT, 'boom'); END",
+                           NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
+    struct msg_job *v[] = {
+        msg_job_new(&st, 1, 1, "ann", "one", "x-1", NULL),
+        msg_job_new(&st, 2, 1, "ann", "two", NULL, NULL),
+        msg_job_new(&st, 1, 2, "bob", "boom", NULL, NULL),
+        msg_job_new(&st, 1, 2, "bob", "never tried", NULL, NULL),
+    };
+    struct msg_batch *b = apply(db, &st, v, 4, &rc);
+    ASSERT(b != NULL);
+    ASSERT(rc < 0);
+    ASSERT(b->failed < 0);
+    ASSERT_EQ(v[2]->status, 500);
+    sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+    ASSERT_EQ(scalar(db, "SELECT count(*) FROM messages"), 0);
+    ASSERT_EQ(scalar(db, "SELECT last_seq FROM rooms WHERE id = 1"), 0);
+    ASSERT_EQ(scalar(db, "SELECT read_seq FROM room_members WHERE room_id = 1 AND user_id = 1"),
+              0);
+    msg_batch_free(b);
+    /* The same messages again, without the failing one: seq starts where it was. */
+    sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
+    struct msg_job *w[] = {
+        msg_job_new(&st, 1, 1, "ann", "one", "x-1", NULL),
+        msg_job_new(&st, 1, 2, "bob", "fine", NULL, NULL),
+    };
+    b = apply(db, &st, w, 2, &rc);
+    ASSERT_EQ(rc, 0);
+    ASSERT_EQ(w[0]->status, 201);                     /* not a duplicate: never stored */
+    ASSERT_EQ(w[0]->row.seq, 1);
+    ASSERT_EQ(w[1]->row.seq, 2);
+    sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+    msg_batch_free(b);
+    wstmts_free(&st);
+    sqlite3_close(db);
 }
 
 TEST(message_validation_rules)

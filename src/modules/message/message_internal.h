@@ -5,6 +5,7 @@
 #ifndef CHATD_MESSAGE_INTERNAL_H
 #define CHATD_MESSAGE_INTERNAL_H
 
+#include <pthread.h>
 #include <stdint.h>
 #include <stddef.h>
 #include <sqlite3.h>
@@ -27,6 +28,9 @@ struct bus_event;
 #define MSG_SYNC_ROOMS_MAX    1000   /* rooms in one sync request */
 #define MSG_LOOKUP_TIMEOUT_MS 5000
 #define MSG_LIMIT_USERS       65536  /* senders remembered by the send rate limit (LRU) */
+#define MSG_BATCH_MAX         1024   /* messages in one writer job */
+#define MSG_QUEUED_MAX        DB_WRITE_QUEUE_MAX   /* messages waiting for a commit;
+                                                     more: 503 */
 
 /* ---------- membership cache (member_cache.c): loop thread only ---------- */
 struct mcache;
@@ -104,6 +108,7 @@ cJSON *ids_json(const int64_t *ids, int n);
 /* ---------- module state ---------- */
 struct msg_wstmts;                   /* the writer connection's prepared statements */
 struct metrics_hist;
+struct msg_batch;
 
 struct msg_state {
     struct chatd *app;               /* not owned */
@@ -111,7 +116,12 @@ struct msg_state {
     int draining;
     void (*drain_done)(void *state);
     int inflight;                    /* room jobs, reads and lookups not yet back */
-    int jobs_inflight;               /* message jobs not done yet (atomic: writer too) */
+    int jobs_inflight;               /* messages not done yet (atomic: writer too) */
+    pthread_mutex_t batch_lock;      /* open_batch, and the batches' sealed flags */
+    struct msg_batch *open_batch;    /* still taking messages; may be NULL */
+    uv_check_t flush;                /* queues the open batch at the end of a loop turn */
+    int flush_init;                  /* 1 once flush is initialized (closed at drain) */
+    void (*flush_closed_cb)(struct msg_state *st);
     uv_timer_t drain_timer;          /* polls for the end of in-flight work */
     struct pending_table pending;    /* owned */
     struct mcache *members;          /* owned */
@@ -119,9 +129,7 @@ struct msg_state {
     int cache_loads;                 /* cache loads on the pool right now */
     /* Writer thread only (the writer is a single thread). */
     struct msg_wstmts *wst;          /* owned; finalized on the writer at drain */
-    int w_batch_jobs;                /* message jobs applied in the current batch */
-    int w_after_commit;              /* 1 once done() ran for the current batch */
-    uint64_t w_batches;              /* batches that held message jobs (tests) */
+    uint64_t w_batches;              /* message batches committed (tests) */
     /* Metrics (owned by app->metrics). */
     uint64_t *m_stored, *m_duplicates, *m_rejected;
     struct metrics_hist *m_latency, *m_batch;
@@ -138,7 +146,7 @@ void msg_state_free(struct msg_state *st);
 
 /* ---------- writer side (writer_jobs.c) ---------- */
 enum msg_wstmt_id {
-    WS_MEMBERS, WS_ROOM, WS_DEDUPE, WS_BUMP_SEQ, WS_INSERT_MSG, WS_SELF_READ,
+    WS_MEMBERS, WS_ROOM, WS_DEDUPE, WS_LAST_SEQ, WS_SET_SEQ, WS_INSERT_MSG, WS_SELF_READ,
     WS_ROOM_BY_KEY, WS_INSERT_ROOM, WS_INSERT_MEMBER, WS_DELETE_MEMBER, WS_IS_MEMBER,
     WS_SET_OWNER, WS_NEXT_OWNER, WS_READ_MOVE, WS_COUNT_MEMBERS, WS_MEMBER_REFS,
     WS__COUNT
@@ -148,14 +156,17 @@ enum msg_wstmt_id {
 sqlite3_stmt *wstmt(struct msg_state *st, sqlite3 *conn, enum msg_wstmt_id id);
 void wstmt_done(sqlite3_stmt *s);
 void wstmts_free(struct msg_state *st);
-/* Writer: bookkeeping of batch sizes for message jobs. */
-void writer_batch_apply(struct msg_state *st);
-void writer_batch_done(struct msg_state *st);
 /* Queues a job that finalizes the writer's statements; then fn(arg) on the loop. */
 int  writer_finalize(struct msg_state *st, void (*fn)(void *arg), void *arg);
 /* Members of a room on conn, into a malloc'ed array. 0 or negative. */
 int  room_member_ids(struct msg_state *st, sqlite3 *conn, int64_t room_id,
                      int64_t **ids, int *n);
+/* rooms.last_seq: 1 (room exists, *seq set), 0 (no such room) or negative. */
+int  room_last_seq(struct msg_state *st, sqlite3 *conn, int64_t room_id, int64_t *seq);
+int  room_set_last_seq(struct msg_state *st, sqlite3 *conn, int64_t room_id, int64_t seq);
+struct msg_breader { int64_t room_id, user_id, seq; };
+/* Moves the user's read marker up to seq (never back). */
+int  room_self_read(struct msg_state *st, sqlite3 *conn, const struct msg_breader *r);
 /* Common error mapping for answers. */
 int  msg_status_of_code(const char *code);
 const char *msg_code_of_status(int status);
@@ -164,12 +175,11 @@ const char *msg_code_of_status(int status);
 /* Validates and queues a submitted message (payload of message.submitted); on any
  * refusal publishes message.rejected. Loop thread. */
 void msg_submit(struct msg_state *st, const cJSON *payload);
-/* The writer job of one message; exposed for unit tests. */
+/* One message on its way to the writer (inside a struct msg_batch). */
 struct msg_job {
-    struct db_job base;
     struct msg_state *st;
     int64_t room_id, sender_id;
-    char *sender, *body, *client_msg_id;    /* owned */
+    const char *sender, *body, *client_msg_id;  /* in the job's own allocation */
     cJSON *origin;                           /* owned, may be NULL */
     uint64_t t0_ns;                          /* when it was queued */
     /* Results (writer). */
@@ -177,13 +187,54 @@ struct msg_job {
     const char *errmsg;                      /* static */
     struct msg_row row;                      /* the stored (or first) message */
     char *dup_sender, *dup_body, *dup_cmid;  /* owned copies for a duplicate */
-    int64_t *member_ids; int nmembers;       /* owned */
+    const int64_t *member_ids; int nmembers; /* borrowed from the batch's room */
 };
 struct msg_job *msg_job_new(struct msg_state *st, int64_t room_id, int64_t sender_id,
                             const char *sender, const char *body, const char *cmid,
                             const cJSON *origin);
 void msg_job_free(struct msg_job *j);
-int  msg_job_apply(sqlite3 *conn, struct db_job *job);
+void msg_job_reset(struct msg_job *j);
+void msg_job_fail(struct msg_job *j, int status, const char *msg);
+/* Writer: 1 (and j->row the first message) when (sender, client_msg_id) is stored. */
+int  msg_find_duplicate(struct msg_state *st, sqlite3 *conn, struct msg_job *j);
+/* Writer: stores the message with that seq; fills j->row. 0 or negative. */
+int  msg_insert(struct msg_state *st, sqlite3 *conn, struct msg_job *j, int64_t seq);
+/* Writer, after the commit: posts message.stored or message.rejected; frees j. */
+void msg_job_post_result(struct msg_state *st, struct msg_job *j);
+
+/* ---------- batches of messages (batch.c) ---------- */
+struct msg_broom {                           /* a room as one batch sees it */
+    int64_t room_id;
+    int64_t *ids; int n;                     /* members, owned */
+    int exists;
+    int64_t seq0, seq;                       /* last_seq when read, last one given */
+};
+struct bkey;
+struct msg_batch {
+    struct db_job base;
+    struct msg_state *st;
+    struct msg_job **jobs; int n, cap;       /* owned */
+    int sealed;                              /* guarded by st->batch_lock */
+    int queued;                              /* loop: handed to the writer */
+    /* Writer. */
+    int failed;                              /* the error that undid the batch, or 0 */
+    struct msg_broom *rooms; int nrooms;     /* owned */
+    struct msg_breader *readers; int nreaders;
+    struct bkey *keys; size_t keys_cap, keys_mask;
+};
+struct msg_batch *msg_batch_new(struct msg_state *st);
+void msg_batch_free(struct msg_batch *b);   /* frees the jobs it holds */
+int  msg_batch_add(struct msg_batch *b, struct msg_job *j);
+/* Loop: hands j to the open batch (0), or -ENOMEM (j stays the caller's then). A new
+ * batch goes to the writer at the end of the loop turn, so all the messages read in
+ * one turn share it; one already queued takes messages until the writer starts on it. */
+int  msg_batch_queue(struct msg_state *st, struct msg_job *j);
+/* Loop: closes the end-of-turn handle (drain, tests); cb(st) once it is closed, at
+ * once when it was never opened. */
+void msg_batch_close(struct msg_state *st, void (*cb)(struct msg_state *st));
+/* Loop: before queueing another writer job of this module, so messages accepted
+ * after it are not stored before it. */
+void msg_batch_close_open(struct msg_state *st);
 /* Result event payloads, built from a finished job. */
 cJSON *msg_job_stored_payload(const struct msg_job *j);
 cJSON *msg_job_rejected_payload(const struct msg_job *j);

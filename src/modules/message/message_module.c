@@ -67,6 +67,7 @@ int msg_state_new(struct msg_state **out, struct chatd *app)
     if (!st)
         return -ENOMEM;
     st->app = app;
+    pthread_mutex_init(&st->batch_lock, NULL);
     st->max_body_bytes = app->cfg ? app->cfg->message.max_body_bytes : 4096;
     if (st->max_body_bytes <= 0)
         st->max_body_bytes = 4096;
@@ -102,6 +103,7 @@ void msg_state_free(struct msg_state *st)
     if (st->send_limit)
         ratelimit_free(st->send_limit);
     free(st->wst);                   /* statements finalized at drain, on the writer */
+    pthread_mutex_destroy(&st->batch_lock);
     free(st);
 }
 
@@ -220,10 +222,15 @@ static int message_start(void *state)
     return 0;
 }
 
+static void flush_closed(struct msg_state *st)
+{
+    st->drain_done(st);
+}
+
 static void drain_timer_closed(uv_handle_t *h)
 {
     struct msg_state *st = h->data;
-    st->drain_done(st);
+    msg_batch_close(st, flush_closed);
 }
 
 static void drain_finished(void *arg)

@@ -92,61 +92,68 @@ static cJSON *rejected_payload_retry(const cJSON *origin, const char *cmid, int6
                                      int status, const char *msg, int64_t retry_after_ms);
 
 /* ---------- the job ---------- */
-static char *dup_or_null(const char *s)
-{
-    return s ? strdup(s) : NULL;
-}
-
 void msg_job_free(struct msg_job *j)
 {
     if (!j)
         return;
-    free(j->sender);
-    free(j->body);
-    free(j->client_msg_id);
     free(j->dup_sender);
     free(j->dup_body);
     free(j->dup_cmid);
-    free(j->member_ids);
     cJSON_Delete(j->origin);
     free(j);
 }
 
-static void msg_job_done(struct db_job *job, int status);
-
+/* One allocation for the job and its strings: the loop makes one per message. */
 struct msg_job *msg_job_new(struct msg_state *st, int64_t room_id, int64_t sender_id,
                             const char *sender, const char *body, const char *cmid,
                             const cJSON *origin)
 {
-    struct msg_job *j = calloc(1, sizeof(*j));
+    size_t ls = strlen(sender) + 1, lb = strlen(body) + 1, lc = cmid ? strlen(cmid) + 1 : 0;
+    struct msg_job *j = malloc(sizeof(*j) + ls + lb + lc);
     if (!j)
         return NULL;
-    j->base.apply = msg_job_apply;
-    j->base.done = msg_job_done;
+    memset(j, 0, sizeof(*j));
+    char *p = (char *)(j + 1);
     j->st = st;
     j->room_id = room_id;
     j->sender_id = sender_id;
-    j->sender = strdup(sender);
-    j->body = strdup(body);
-    j->client_msg_id = dup_or_null(cmid);
+    j->sender = memcpy(p, sender, ls);
+    j->body = memcpy(p + ls, body, lb);
+    j->client_msg_id = cmid ? memcpy(p + ls + lb, cmid, lc) : NULL;
     j->origin = origin ? cJSON_Duplicate(origin, 1) : NULL;
     j->t0_ns = mono_ns();
-    if (!j->sender || !j->body || (cmid && !j->client_msg_id) || (origin && !j->origin)) {
+    if (origin && !j->origin) {
         msg_job_free(j);
         return NULL;
     }
     return j;
 }
 
-static int job_fail(struct msg_job *j, int status, const char *msg, int rc)
+void msg_job_reset(struct msg_job *j)
+{
+    j->status = 0;
+    j->errmsg = NULL;
+    j->member_ids = NULL;
+    j->nmembers = 0;
+    free(j->dup_sender);
+    free(j->dup_body);
+    free(j->dup_cmid);
+    j->dup_sender = j->dup_body = j->dup_cmid = NULL;
+    memset(&j->row, 0, sizeof(j->row));
+}
+
+void msg_job_fail(struct msg_job *j, int status, const char *msg)
 {
     j->status = status;
     j->errmsg = msg;
-    return rc;
 }
 
-/* A repeat of (sender, client_msg_id): answer with the first message. 1 when found. */
-static int find_duplicate(struct msg_state *st, sqlite3 *conn, struct msg_job *j)
+static char *dup_or_null(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+int msg_find_duplicate(struct msg_state *st, sqlite3 *conn, struct msg_job *j)
 {
     sqlite3_stmt *s = wstmt(st, conn, WS_DEDUPE);
     if (!s)
@@ -172,24 +179,12 @@ static int find_duplicate(struct msg_state *st, sqlite3 *conn, struct msg_job *j
     return found;
 }
 
-static int insert_message(struct msg_state *st, sqlite3 *conn, struct msg_job *j)
+int msg_insert(struct msg_state *st, sqlite3 *conn, struct msg_job *j, int64_t seq)
 {
-    sqlite3_stmt *s = wstmt(st, conn, WS_BUMP_SEQ);
+    sqlite3_stmt *s = wstmt(st, conn, WS_INSERT_MSG);
     if (!s)
         return -EIO;
-    sqlite3_bind_int64(s, 1, j->room_id);
-    int rc = sqlite3_step(s);
-    int64_t seq = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
-    /* Step to the end so the UPDATE is complete before the statement is reset. */
-    if (rc == SQLITE_ROW)
-        rc = sqlite3_step(s);
-    wstmt_done(s);
-    if (rc != SQLITE_DONE || seq <= 0)
-        return rc == SQLITE_DONE ? -EIO : db_errno(rc);
-
     int64_t now = now_ms();
-    if (!(s = wstmt(st, conn, WS_INSERT_MSG)))
-        return -EIO;
     sqlite3_bind_int64(s, 1, j->room_id);
     sqlite3_bind_int64(s, 2, seq);
     sqlite3_bind_int64(s, 3, j->sender_id);
@@ -200,79 +195,15 @@ static int insert_message(struct msg_state *st, sqlite3 *conn, struct msg_job *j
     else
         sqlite3_bind_null(s, 6);
     sqlite3_bind_int64(s, 7, now);
-    rc = sqlite3_step(s);
+    int rc = sqlite3_step(s);
     wstmt_done(s);
     if (rc != SQLITE_DONE)
         return db_errno(rc);
-
     j->row = (struct msg_row){
         .id = sqlite3_last_insert_rowid(conn), .room_id = j->room_id, .seq = seq,
         .sender_id = j->sender_id, .created_at = now, .sender = j->sender,
         .body = j->body, .client_msg_id = j->client_msg_id,
     };
-
-    /* Sending a message reads the room up to it: one's own messages are never unread. */
-    if (!(s = wstmt(st, conn, WS_SELF_READ)))
-        return -EIO;
-    sqlite3_bind_int64(s, 1, j->room_id);
-    sqlite3_bind_int64(s, 2, j->sender_id);
-    sqlite3_bind_int64(s, 3, seq);
-    rc = sqlite3_step(s);
-    wstmt_done(s);
-    return rc == SQLITE_DONE ? 0 : db_errno(rc);
-}
-
-static int room_exists(struct msg_state *st, sqlite3 *conn, int64_t room_id)
-{
-    sqlite3_stmt *s = wstmt(st, conn, WS_ROOM);
-    if (!s)
-        return -EIO;
-    sqlite3_bind_int64(s, 1, room_id);
-    int rc = sqlite3_step(s);
-    wstmt_done(s);
-    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : db_errno(rc);
-}
-
-int msg_job_apply(sqlite3 *conn, struct db_job *job)
-{
-    struct msg_job *j = (struct msg_job *)job;
-    struct msg_state *st = j->st;
-    int rc, member = 0;
-
-    writer_batch_apply(st);
-    /* Apply may run again after a failed commit: start from a clean result. */
-    j->status = 0;
-    j->errmsg = NULL;
-    free(j->member_ids);
-    j->member_ids = NULL;
-    j->nmembers = 0;
-
-    if ((rc = room_member_ids(st, conn, j->room_id, &j->member_ids, &j->nmembers)) < 0)
-        return job_fail(j, 500, "could not read the room", rc);
-    for (int i = 0; i < j->nmembers && !member; i++)
-        member = j->member_ids[i] == j->sender_id;
-    if (!member) {
-        rc = room_exists(st, conn, j->room_id);
-        if (rc < 0)
-            return job_fail(j, 500, "could not read the room", rc);
-        return rc ? job_fail(j, 403, "not a member of this room", -EPERM)
-                  : job_fail(j, 404, "room not found", -ENOENT);
-    }
-    if (j->client_msg_id) {
-        rc = find_duplicate(st, conn, j);
-        if (rc < 0)
-            return job_fail(j, 500, "could not store the message", rc);
-        if (rc == 1) {
-            if (j->row.room_id != j->room_id)
-                return job_fail(j, 409, "client_msg_id was already used in another room",
-                                -EEXIST);
-            j->status = 200;
-            return 0;
-        }
-    }
-    if ((rc = insert_message(st, conn, j)) < 0)
-        return job_fail(j, 500, "could not store the message", rc);
-    j->status = 201;
     return 0;
 }
 
@@ -320,18 +251,11 @@ cJSON *msg_job_rejected_payload(const struct msg_job *j)
                             j->errmsg ? j->errmsg : "could not store the message");
 }
 
-static void msg_job_done(struct db_job *job, int status)
+/* Writer, after COMMIT: tells the loop what became of the message, and frees it. */
+void msg_job_post_result(struct msg_state *st, struct msg_job *j)
 {
-    struct msg_job *j = (struct msg_job *)job;
-    struct msg_state *st = j->st;
     struct bus_event *ev;
 
-    writer_batch_done(st);
-    if (status < 0 && j->status < 400) {
-        /* The commit failed: nothing of this job is on disk. */
-        j->status = 503;
-        j->errmsg = "could not store the message";
-    }
     if (j->status == 201 || j->status == 200) {
         METRIC_INC(j->status == 201 ? st->m_stored : st->m_duplicates);
         metrics_observe(st->m_latency, (double)(mono_ns() - j->t0_ns) / 1e9);
@@ -343,7 +267,6 @@ static void msg_job_done(struct db_job *job, int status)
     if (ev && bus_post_wait(st->app->bus, ev) < 0)
         LOG_WARN(st->app, "message", "result not delivered: bus closing room_id=%lld",
                  (long long)j->room_id);
-    __atomic_fetch_sub(&st->jobs_inflight, 1, __ATOMIC_RELEASE);
     msg_job_free(j);
 }
 
@@ -397,8 +320,13 @@ void msg_submit(struct msg_state *st, const cJSON *p)
     struct msg_job *j = msg_job_new(st, room_id, sender_id, sender, body, cmid, origin);
     if (!j)
         return reject_now(st, origin, cmid, room_id, 503, "out of memory");
+    if (__atomic_load_n(&st->jobs_inflight, __ATOMIC_RELAXED) >= MSG_QUEUED_MAX) {
+        msg_job_free(j);
+        return reject_now(st, origin, cmid, room_id, 503,
+                          "too many messages waiting to be stored");
+    }
     __atomic_fetch_add(&st->jobs_inflight, 1, __ATOMIC_RELAXED);
-    int rc = db_write(st->app->db, &j->base);
+    int rc = msg_batch_queue(st, j);
     if (rc < 0) {
         __atomic_fetch_sub(&st->jobs_inflight, 1, __ATOMIC_RELAXED);
         msg_job_free(j);

@@ -135,6 +135,7 @@ void reads_submit(struct msg_state *st, struct http_req *req, int64_t room_id,
         j->room_id = room_id;
         j->user_id = user_id;
         j->seq = seq;
+        msg_batch_close_open(st);
         rc = st->draining ? -ECANCELED : db_write(st->app->db, &j->base);
     }
     if (rc < 0) {

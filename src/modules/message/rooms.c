@@ -344,6 +344,7 @@ static void room_job_done(struct db_job *job, int status)
 void room_job_queue(struct room_job *j)
 {
     struct msg_state *st = j->st;
+    msg_batch_close_open(st);
     int rc = st->draining ? -ECANCELED : db_write(st->app->db, &j->base);
     if (rc < 0) {
         http_respond_error(j->req, 503, rc == -EAGAIN ? "too many writes waiting"

@@ -19,8 +19,8 @@ static const char *const wsql[WS__COUNT] = {
     [WS_ROOM] = "SELECT " ROOM_COLUMNS " FROM rooms r WHERE r.id = ?1",
     [WS_DEDUPE] = "SELECT " MSG_COLUMNS " FROM messages"
                   " WHERE sender_id = ?1 AND client_msg_id = ?2",
-    [WS_BUMP_SEQ] = "UPDATE rooms SET last_seq = last_seq + 1 WHERE id = ?1"
-                    " RETURNING last_seq",
+    [WS_LAST_SEQ] = "SELECT last_seq FROM rooms WHERE id = ?1",
+    [WS_SET_SEQ] = "UPDATE rooms SET last_seq = ?2 WHERE id = ?1",
     [WS_INSERT_MSG] = "INSERT INTO messages (room_id, seq, sender_id, sender, body,"
                       " client_msg_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     [WS_SELF_READ] = "UPDATE room_members SET read_seq = ?3"
@@ -89,28 +89,6 @@ void wstmts_free(struct msg_state *st)
     }
 }
 
-/* A batch is: apply of each job, COMMIT, done of each job, all on the writer thread.
- * So the first apply after a done starts a new batch, and the first done after an
- * apply closes one. */
-void writer_batch_apply(struct msg_state *st)
-{
-    if (st->w_after_commit) {
-        st->w_after_commit = 0;
-        st->w_batch_jobs = 0;
-    }
-    st->w_batch_jobs++;
-}
-
-void writer_batch_done(struct msg_state *st)
-{
-    if (st->w_after_commit || st->w_batch_jobs == 0)
-        return;
-    st->w_after_commit = 1;
-    st->w_batches++;
-    if (st->m_batch)
-        metrics_observe(st->m_batch, (double)st->w_batch_jobs);
-}
-
 int room_member_ids(struct msg_state *st, sqlite3 *conn, int64_t room_id,
                     int64_t **ids, int *n)
 {
@@ -142,6 +120,45 @@ int room_member_ids(struct msg_state *st, sqlite3 *conn, int64_t room_id,
     *ids = a;
     *n = cnt;
     return 0;
+}
+
+/* last_seq of a room: 1 and *seq when the room exists, 0 when not, or negative. */
+int room_last_seq(struct msg_state *st, sqlite3 *conn, int64_t room_id, int64_t *seq)
+{
+    sqlite3_stmt *s = wstmt(st, conn, WS_LAST_SEQ);
+    if (!s)
+        return -EIO;
+    sqlite3_bind_int64(s, 1, room_id);
+    int rc = sqlite3_step(s);
+    *seq = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    wstmt_done(s);
+    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : db_errno(rc);
+}
+
+int room_set_last_seq(struct msg_state *st, sqlite3 *conn, int64_t room_id, int64_t seq)
+{
+    sqlite3_stmt *s = wstmt(st, conn, WS_SET_SEQ);
+    if (!s)
+        return -EIO;
+    sqlite3_bind_int64(s, 1, room_id);
+    sqlite3_bind_int64(s, 2, seq);
+    int rc = sqlite3_step(s);
+    wstmt_done(s);
+    return rc == SQLITE_DONE ? 0 : db_errno(rc);
+}
+
+/* Sending a message reads the room up to it: one's own messages are never unread. */
+int room_self_read(struct msg_state *st, sqlite3 *conn, const struct msg_breader *r)
+{
+    sqlite3_stmt *s = wstmt(st, conn, WS_SELF_READ);
+    if (!s)
+        return -EIO;
+    sqlite3_bind_int64(s, 1, r->room_id);
+    sqlite3_bind_int64(s, 2, r->user_id);
+    sqlite3_bind_int64(s, 3, r->seq);
+    int rc = sqlite3_step(s);
+    wstmt_done(s);
+    return rc == SQLITE_DONE ? 0 : db_errno(rc);
 }
 
 /* ---------- finalizing the statements on their own thread ---------- */

@@ -1,0 +1,400 @@
+/* batch.c: messages go to the writer in batches, one db_job for many messages.
+ *
+ * The loop appends each accepted message to the open batch; the batch was queued for
+ * the writer when its first message arrived, and it takes messages until the writer
+ * starts applying it (or it is full). So while the writer commits one group, the
+ * next group gathers, and a quiet server still stores a lone message at once.
+ *
+ * Inside the transaction a batch costs one SAVEPOINT (the writer's, per job), one
+ * read of each room's members and last_seq, one INSERT per message, and at the end
+ * one UPDATE of last_seq per room and one read marker per sender and room: per
+ * message, only the INSERT (and the dedupe lookup when it has a client_msg_id). A
+ * message that is refused (not a member, no such room, 409) writes nothing, so it
+ * needs no savepoint of its own; a write that fails fails the batch, whose savepoint
+ * the writer rolls back: nothing of it is stored and every message of it is refused.
+ *
+ * Seq stays gapless: each room's counter starts from last_seq as read in this
+ * transaction, advances only for a stored row, and is written back before the
+ * batch's apply returns. Nobody hears of a message before the COMMIT. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include "chatd/bus.h"
+#include "chatd/events.h"
+#include "chatd/log.h"
+#include "chatd/metrics.h"
+#include "chatd/util.h"
+#include "message_internal.h"
+
+/* ---------- per-batch lookup: (a, b) -> index, open addressing ---------- */
+struct bkey { int64_t a, b; int idx; };
+
+static size_t bkey_slot(int64_t a, int64_t b, size_t mask)
+{
+    uint64_t h = (uint64_t)a * 0x9E3779B97F4A7C15ull ^ (uint64_t)b * 0xC2B2AE3D27D4EB4Full;
+    return (size_t)(h >> 29) & mask;
+}
+
+/* The index stored for (a, b), or -1 with *slot where it would go. */
+static int bkey_find(const struct bkey *t, size_t mask, int64_t a, int64_t b, size_t *slot)
+{
+    size_t i = bkey_slot(a, b, mask);
+    while (t[i].idx >= 0 && (t[i].a != a || t[i].b != b))
+        i = (i + 1) & mask;
+    *slot = i;
+    return t[i].idx;
+}
+
+/* ---------- the batch ---------- */
+static int batch_apply(sqlite3 *conn, struct db_job *job);
+static void batch_done(struct db_job *job, int status);
+
+static void batch_reset(struct msg_batch *b)
+{
+    for (int i = 0; i < b->nrooms; i++)
+        free(b->rooms[i].ids);
+    b->nrooms = 0;
+    b->nreaders = 0;
+}
+
+void msg_batch_free(struct msg_batch *b)
+{
+    if (!b)
+        return;
+    for (int i = 0; i < b->n; i++)
+        msg_job_free(b->jobs[i]);
+    batch_reset(b);
+    free(b->jobs);
+    free(b->rooms);
+    free(b->readers);
+    free(b->keys);
+    free(b);
+}
+
+struct msg_batch *msg_batch_new(struct msg_state *st)
+{
+    struct msg_batch *b = calloc(1, sizeof(*b));
+    if (!b)
+        return NULL;
+    b->base.apply = batch_apply;
+    b->base.done = batch_done;
+    b->st = st;
+    b->cap = 64;
+    if (!(b->jobs = malloc((size_t)b->cap * sizeof(*b->jobs)))) {
+        free(b);
+        return NULL;
+    }
+    return b;
+}
+
+int msg_batch_add(struct msg_batch *b, struct msg_job *j)
+{
+    if (b->n == b->cap) {
+        struct msg_job **v = realloc(b->jobs, (size_t)b->cap * 2 * sizeof(*v));
+        if (!v)
+            return -ENOMEM;
+        b->jobs = v;
+        b->cap *= 2;
+    }
+    b->jobs[b->n++] = j;
+    return 0;
+}
+
+/* Writer: from here on the loop adds nothing to this batch. */
+static void batch_seal(struct msg_batch *b)
+{
+    struct msg_state *st = b->st;
+    pthread_mutex_lock(&st->batch_lock);
+    b->sealed = 1;
+    if (st->open_batch == b)
+        st->open_batch = NULL;
+    pthread_mutex_unlock(&st->batch_lock);
+}
+
+/* Loop: the writer would not take the batch: every message of it is refused. */
+static void refuse_batch(struct msg_state *st, struct msg_batch *b, int rc)
+{
+    int n = b->n;
+    for (int i = 0; i < n; i++) {
+        struct msg_job *j = b->jobs[i];
+        msg_job_fail(j, 503, rc == -EAGAIN ? "too many messages waiting to be stored"
+                                           : "the database is not available");
+        METRIC_INC(st->m_rejected);
+        struct bus_event *ev = bus_event_new(TOPIC_MESSAGE_REJECTED,
+                                             msg_job_rejected_payload(j));
+        if (ev)
+            bus_publish(st->app->bus, ev);
+    }
+    msg_batch_free(b);
+    __atomic_fetch_sub(&st->jobs_inflight, n, __ATOMIC_RELEASE);
+}
+
+/* Loop: hands the open batch to the writer if it is not there yet. */
+static void queue_open(struct msg_state *st)
+{
+    pthread_mutex_lock(&st->batch_lock);
+    struct msg_batch *b = st->open_batch;
+    /* Read under the lock: a queued batch may be sealed and freed by the writer. */
+    int todo = b && !b->queued;
+    if (todo)
+        b->queued = 1;
+    pthread_mutex_unlock(&st->batch_lock);
+    if (!todo)
+        return;
+    int rc = db_write(st->app->db, &b->base);
+    if (rc < 0) {
+        pthread_mutex_lock(&st->batch_lock);
+        st->open_batch = NULL;
+        pthread_mutex_unlock(&st->batch_lock);
+        refuse_batch(st, b, rc);
+    }
+}
+
+/* Loop: the next message starts a new batch (one that would otherwise take it could
+ * be applied after a job queued now). */
+void msg_batch_close_open(struct msg_state *st)
+{
+    queue_open(st);
+    pthread_mutex_lock(&st->batch_lock);
+    st->open_batch = NULL;
+    pthread_mutex_unlock(&st->batch_lock);
+}
+
+static void on_flush(uv_check_t *h)
+{
+    struct msg_state *st = h->data;
+    uv_check_stop(h);
+    queue_open(st);
+}
+
+static int flush_soon(struct msg_state *st)
+{
+    int rc;
+    if (!st->flush_init) {
+        if ((rc = uv_check_init(st->app->loop, &st->flush)) < 0)
+            return rc;
+        st->flush.data = st;
+        uv_unref((uv_handle_t *)&st->flush);
+        st->flush_init = 1;
+    }
+    return uv_check_start(&st->flush, on_flush);
+}
+
+int msg_batch_queue(struct msg_state *st, struct msg_job *j)
+{
+    pthread_mutex_lock(&st->batch_lock);
+    struct msg_batch *b = st->open_batch;
+    if (b && !b->sealed && b->n < MSG_BATCH_MAX && msg_batch_add(b, j) == 0) {
+        pthread_mutex_unlock(&st->batch_lock);
+        return 0;
+    }
+    pthread_mutex_unlock(&st->batch_lock);
+
+    queue_open(st);                  /* a full one that has not reached the writer */
+    if (!(b = msg_batch_new(st)))
+        return -ENOMEM;
+    msg_batch_add(b, j);
+    if (flush_soon(st) < 0) {
+        b->n = 0;                    /* the job stays the caller's */
+        msg_batch_free(b);
+        return -ENOMEM;
+    }
+    /* Not queued yet: only the loop touches b until on_flush hands it over. */
+    pthread_mutex_lock(&st->batch_lock);
+    st->open_batch = b;
+    pthread_mutex_unlock(&st->batch_lock);
+    return 0;
+}
+
+static void flush_closed(uv_handle_t *h)
+{
+    struct msg_state *st = h->data;
+    st->flush_init = 0;
+    if (st->flush_closed_cb)
+        st->flush_closed_cb(st);
+}
+
+void msg_batch_close(struct msg_state *st, void (*cb)(struct msg_state *st))
+{
+    queue_open(st);
+    if (!st->flush_init) {
+        if (cb)
+            cb(st);
+        return;
+    }
+    st->flush_closed_cb = cb;
+    uv_close((uv_handle_t *)&st->flush, flush_closed);
+}
+
+/* ---------- apply (writer) ---------- */
+static int keys_prepare(struct msg_batch *b)
+{
+    size_t cap = 16;
+    while (cap < 4 * (size_t)b->n)   /* rooms and (room, sender) pairs share it */
+        cap <<= 1;
+    if (cap > b->keys_cap) {
+        free(b->keys);
+        if (!(b->keys = malloc(cap * sizeof(*b->keys))))
+            return -ENOMEM;
+        b->keys_cap = cap;
+    }
+    for (size_t i = 0; i < cap; i++)
+        b->keys[i].idx = -1;
+    b->keys_mask = cap - 1;
+    if (!b->rooms && !(b->rooms = malloc((size_t)b->cap * sizeof(*b->rooms))))
+        return -ENOMEM;
+    if (!b->readers && !(b->readers = malloc((size_t)b->cap * sizeof(*b->readers))))
+        return -ENOMEM;
+    return 0;
+}
+
+/* The batch's entry for a room: members and last_seq read once per batch. The key
+ * b = 0 marks rooms; readers use the sender id, always > 0. */
+static int room_of(struct msg_batch *b, sqlite3 *conn, int64_t room_id, int *out)
+{
+    size_t slot;
+    int idx = bkey_find(b->keys, b->keys_mask, room_id, 0, &slot);
+    if (idx >= 0) {
+        *out = idx;
+        return 0;
+    }
+    struct msg_broom *r = &b->rooms[b->nrooms];
+    memset(r, 0, sizeof(*r));
+    r->room_id = room_id;
+    int rc = room_member_ids(b->st, conn, room_id, &r->ids, &r->n);
+    if (rc < 0)
+        return rc;
+    if ((rc = room_last_seq(b->st, conn, room_id, &r->seq0)) < 0) {
+        free(r->ids);
+        return rc;
+    }
+    r->exists = rc;                  /* 1: the room row is there */
+    r->seq = r->seq0;
+    b->keys[slot] = (struct bkey){ room_id, 0, b->nrooms };
+    *out = b->nrooms++;
+    return 0;
+}
+
+static void note_reader(struct msg_batch *b, int64_t room_id, int64_t sender_id, int64_t seq)
+{
+    size_t slot;
+    int idx = bkey_find(b->keys, b->keys_mask, room_id, sender_id, &slot);
+    if (idx < 0) {
+        idx = b->nreaders++;
+        b->keys[slot] = (struct bkey){ room_id, sender_id, idx };
+        b->readers[idx] = (struct msg_breader){ room_id, sender_id, seq };
+    }
+    b->readers[idx].seq = seq;       /* seqs only grow within a room */
+}
+
+static int is_member(const struct msg_broom *r, int64_t user_id)
+{
+    for (int i = 0; i < r->n; i++)
+        if (r->ids[i] == user_id)
+            return 1;
+    return 0;
+}
+
+/* One message. 0 when it is settled (stored, duplicate or refused: j->status says
+ * which); negative when a write failed and the batch must be undone. */
+static int apply_one(struct msg_batch *b, sqlite3 *conn, struct msg_job *j)
+{
+    int ridx, rc;
+
+    msg_job_reset(j);
+    if ((rc = room_of(b, conn, j->room_id, &ridx)) < 0) {
+        msg_job_fail(j, 500, "could not read the room");
+        return 0;                    /* nothing written for it */
+    }
+    struct msg_broom *r = &b->rooms[ridx];
+    j->member_ids = r->ids;
+    j->nmembers = r->n;
+    if (!is_member(r, j->sender_id)) {
+        msg_job_fail(j, r->exists ? 403 : 404,
+                     r->exists ? "not a member of this room" : "room not found");
+        return 0;
+    }
+    if (j->client_msg_id) {
+        if ((rc = msg_find_duplicate(b->st, conn, j)) < 0) {
+            msg_job_fail(j, 500, "could not store the message");
+            return 0;
+        }
+        if (rc == 1) {
+            if (j->row.room_id != j->room_id)
+                msg_job_fail(j, 409, "client_msg_id was already used in another room");
+            else
+                j->status = 200;
+            return 0;
+        }
+    }
+    if ((rc = msg_insert(b->st, conn, j, r->seq + 1)) < 0) {
+        msg_job_fail(j, 500, "could not store the message");
+        return rc;
+    }
+    r->seq++;
+    note_reader(b, j->room_id, j->sender_id, r->seq);
+    j->status = 201;
+    return 0;
+}
+
+/* last_seq of each room and the senders' read markers, once per batch. */
+static int batch_finish(struct msg_batch *b, sqlite3 *conn)
+{
+    int rc;
+    for (int i = 0; i < b->nrooms; i++)
+        if (b->rooms[i].seq != b->rooms[i].seq0 &&
+            (rc = room_set_last_seq(b->st, conn, b->rooms[i].room_id, b->rooms[i].seq)) < 0)
+            return rc;
+    for (int i = 0; i < b->nreaders; i++)
+        if ((rc = room_self_read(b->st, conn, &b->readers[i])) < 0)
+            return rc;
+    return 0;
+}
+
+static int batch_apply(sqlite3 *conn, struct db_job *job)
+{
+    struct msg_batch *b = (struct msg_batch *)job;
+    int rc;
+
+    batch_seal(b);
+    /* Apply may run again after a failed attempt: start from a clean slate. */
+    batch_reset(b);
+    if ((rc = keys_prepare(b)) < 0)
+        goto fail;
+    for (int i = 0; i < b->n; i++)
+        if ((rc = apply_one(b, conn, b->jobs[i])) < 0)
+            goto fail;
+    if ((rc = batch_finish(b, conn)) < 0)
+        goto fail;
+    return 0;
+fail:
+    if (b->st->app)
+        LOG_WARN(b->st->app, "message", "batch not stored messages=%d error=\"%s\"", b->n,
+                 sqlite3_errmsg(conn));
+    b->failed = rc;
+    return rc;
+}
+
+/* ---------- done (writer, after COMMIT) ---------- */
+static void batch_done(struct db_job *job, int status)
+{
+    struct msg_batch *b = (struct msg_batch *)job;
+    struct msg_state *st = b->st;
+    int n = b->n, stored = 0;
+
+    if (status < 0 && !b->failed)
+        b->failed = status;          /* the commit failed: nothing is on disk */
+    for (int i = 0; i < n; i++) {
+        struct msg_job *j = b->jobs[i];
+        if (b->failed && j->status < 400)
+            msg_job_fail(j, 503, "could not store the message");
+        stored += j->status == 201;
+        msg_job_post_result(st, j);
+    }
+    st->w_batches++;
+    if (st->m_batch && stored)
+        metrics_observe(st->m_batch, stored);
+    b->n = 0;                        /* posted jobs were freed */
+    msg_batch_free(b);
+    __atomic_fetch_sub(&st->jobs_inflight, n, __ATOMIC_RELEASE);
+}
