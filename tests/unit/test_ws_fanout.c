@@ -1,11 +1,158 @@
-/* The edges of a connection's life: a destroy in the middle of a feed, an absurd
- * token exp. */
+/* The outbound side without a network: flushes cut into slices keep every
+ * connection's frames in order and lose none, the flush list is first in first out,
+ * a connection freed while it waits leaves the list intact; and the edges of the
+ * connection's life (a destroy in the middle of a feed, an absurd token exp). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdint.h>
 
 #include "test.h"
 #include "ws_test_util.h"
+
+/* A frame only this connection gets: {"c":id,"k":k}. */
+static int queue_own(struct ws_conn *c, int k)
+{
+    char json[64];
+    int n = snprintf(json, sizeof(json), "{\"c\":%llu,\"k\":%d}", (unsigned long long)c->id, k);
+    return ws_conn_send_json(c, json, (size_t)n);
+}
+
+/* Reads the captured output: per connection id (< max), the k of each own frame must
+ * follow the previous one by exactly 1 (no loss, no reordering). Returns the number of
+ * own frames, -1 on a gap. shared counts the other text frames. */
+static int check_order(struct ws_fixture *fx, int *last, int max, int *shared)
+{
+    const uint8_t *p = (const uint8_t *)fx->out.data;
+    size_t left = fx->out.len;
+    struct ws_sframe f;
+    int own = 0;
+
+    *shared = 0;
+    while (wst_next(&p, &left, &f) == 1) {
+        unsigned long long id;
+        int k;
+        char text[128];
+        if (f.opcode != 1 || f.len >= sizeof(text))
+            continue;
+        memcpy(text, f.payload, f.len);
+        text[f.len] = '\0';
+        if (sscanf(text, "{\"c\":%llu,\"k\":%d}", &id, &k) != 2) {
+            if (strstr(text, "\"shared\""))
+                (*shared)++;
+            continue;
+        }
+        if (id >= (unsigned long long)max || k != last[id] + 1)
+            return -1;
+        last[id] = k;
+        own++;
+    }
+    return own;
+}
+
+/* 300 connections, 5 rounds: each round queues an own frame on every connection and
+ * one shared frame, then writes a single slice (budget 0: one clock check's worth of
+ * connections). The backlog grows across rounds and frames of later rounds join the
+ * queues of connections still waiting. In the end everything arrives, in order. */
+TEST(ws_fanout_slices_keep_order)
+{
+    enum { N = 300, ROUNDS = 5 };
+    struct ws_fixture fx;
+    struct ws_conn *c[N];
+    int last[N + 1];
+
+    ASSERT(wst_init(&fx, 0, 0, 0) == 0);
+    for (int i = 0; i < N; i++)
+        ASSERT((c[i] = wst_conn(&fx, i + 1)));
+    ASSERT(c[N - 1]->id <= N);
+    ws_flush_all(fx.m);                   /* the hellos */
+    fx.out.len = 0;
+    struct ws_buf *b = ws_buf_text("{\"type\":\"shared\"}", 17);
+    ASSERT(b);
+    for (int r = 1; r <= ROUNDS; r++) {
+        for (int i = 0; i < N; i++) {
+            ASSERT_EQ(queue_own(c[i], r), 0);
+            ASSERT_EQ(ws_conn_queue(c[i], b, WS_PRIO_NORMAL), 0);
+        }
+        ASSERT_EQ(ws_flush_some(fx.m, 0), 1);
+    }
+    ASSERT(b->refs > 1);                  /* still queued somewhere */
+    int guard = 0;
+    while (ws_flush_some(fx.m, 0) && ++guard < 10 * N)
+        ;
+    ASSERT(fx.m->dirty == NULL && fx.m->dirty_tail == NULL);
+    ASSERT_EQ(b->refs, 1);
+    ASSERT_EQ(fx.m->queue_bytes, 0);
+    ws_buf_unref(b);
+    for (int i = 0; i <= N; i++)
+        last[i] = 0;
+    int shared = 0;
+    ASSERT_EQ(check_order(&fx, last, N + 1, &shared), N * ROUNDS);
+    ASSERT_EQ(shared, N * ROUNDS);
+    for (int i = 0; i < N; i++)
+        ASSERT_EQ(last[c[i]->id], ROUNDS);
+    wst_free(&fx);
+}
+
+/* The first connection given something to write is the first written, whatever was
+ * queued after it (the ack to a sender goes out before its broadcast). */
+TEST(ws_fanout_flush_list_is_fifo)
+{
+    enum { N = 40 };
+    struct ws_fixture fx;
+    struct ws_conn *c[N];
+
+    ASSERT(wst_init(&fx, 0, 0, 0) == 0);
+    for (int i = 0; i < N; i++)
+        ASSERT((c[i] = wst_conn(&fx, i + 1)));
+    ws_flush_all(fx.m);
+    fx.out.len = 0;
+    for (int i = 0; i < N; i++)
+        ASSERT_EQ(queue_own(c[i], 1), 0);
+    ws_flush_some(fx.m, 0);
+    const uint8_t *p = (const uint8_t *)fx.out.data;
+    size_t left = fx.out.len;
+    struct ws_sframe f;
+    for (int i = 0; i < WS_FLUSH_CHECK_EVERY; i++) {
+        char want[64];
+        int n = snprintf(want, sizeof(want), "{\"c\":%llu,\"k\":1}",
+                         (unsigned long long)c[i]->id);
+        ASSERT_EQ(wst_next(&p, &left, &f), 1);
+        ASSERT_EQ(f.len, n);
+        ASSERT(memcmp(f.payload, want, (size_t)n) == 0);
+    }
+    ASSERT_EQ(left, 0);                   /* one slice: no more than that */
+    ws_flush_all(fx.m);
+    wst_free(&fx);
+}
+
+/* Connections freed while they wait on the flush list (first, last, middle) leave
+ * it, and the others are still all written. */
+TEST(ws_fanout_freed_while_waiting)
+{
+    enum { N = 30 };
+    struct ws_fixture fx;
+    struct ws_conn *c[N];
+    int last[N + 1];
+
+    ASSERT(wst_init(&fx, 0, 0, 0) == 0);
+    for (int i = 0; i < N; i++)
+        ASSERT((c[i] = wst_conn(&fx, i + 1)));
+    ws_flush_all(fx.m);
+    fx.out.len = 0;
+    for (int i = 0; i < N; i++)
+        ASSERT_EQ(queue_own(c[i], 1), 0);
+    ws_conn_destroy(c[0]);
+    ws_conn_destroy(c[N - 1]);
+    ws_conn_destroy(c[N / 2]);
+    ASSERT_EQ(fx.m->nalive, N - 3);
+    ws_flush_all(fx.m);
+    ASSERT(fx.m->dirty == NULL && fx.m->dirty_tail == NULL);
+    for (int i = 0; i <= N; i++)
+        last[i] = 0;
+    int shared;
+    ASSERT_EQ(check_order(&fx, last, N + 1, &shared), N - 3);
+    wst_free(&fx);
+}
 
 /* Without a socket the free is immediate: a connection destroyed by a callback in the
  * middle of a feed (here the text hook) must outlive the rest of that feed, and the

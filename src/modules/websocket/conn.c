@@ -432,14 +432,7 @@ static void conn_freed(void *arg)
     if (c->sync)
         ws_sync_free(c);
     wslay_drop(c);
-    if (c->dirty) {
-        /* Rare (a flush list built after the last check): unlink it. */
-        for (struct ws_conn **pp = &m->dirty; *pp; pp = &(*pp)->dirty_next)
-            if (*pp == c) {
-                *pp = c->dirty_next;
-                break;
-            }
-    }
+    ws_unmark_dirty(c);
     if (c->prev)
         c->prev->next = c->next;
     else

@@ -4,6 +4,9 @@
  * something queued sit on the module's dirty list; a uv_check handle, which runs
  * right after each poll phase (where bus dispatch and reads happen), hands each such
  * connection's whole queue to the kernel in one uv_write with many buffers (writev).
+ * A turn writes for at most WS_FLUSH_SLICE_NS; connections left wait, oldest first,
+ * for the next turn, so a broadcast to a large room does not stall timers, reads and
+ * acks for the length of a thousand writes. Per connection the order never changes.
  * One write is in flight per connection at a time; what arrives meanwhile waits in
  * the ring and goes out with the next writev. The queue is bounded: when the bytes
  * the kernel has not accepted yet would pass send_queue_bytes, the connection is
@@ -98,13 +101,41 @@ static int queue_grow(struct ws_conn *c)
     return 0;
 }
 
+/* The flush list is a FIFO: a connection waits behind those dirtied before it, so
+ * when a flush is cut short none is passed over for ever, and the origin of a send,
+ * whose ack is queued before the broadcast, is written first. */
 void ws_mark_dirty(struct ws_conn *c)
 {
+    struct ws_module *m = c->m;
+
     if (c->dirty || c->state == WS_FREEING)
         return;
     c->dirty = 1;
-    c->dirty_next = c->m->dirty;
-    c->m->dirty = c;
+    c->dirty_next = NULL;
+    c->dirty_prev = m->dirty_tail;
+    if (m->dirty_tail)
+        m->dirty_tail->dirty_next = c;
+    else
+        m->dirty = c;
+    m->dirty_tail = c;
+}
+
+void ws_unmark_dirty(struct ws_conn *c)
+{
+    struct ws_module *m = c->m;
+
+    if (!c->dirty)
+        return;
+    if (c->dirty_prev)
+        c->dirty_prev->dirty_next = c->dirty_next;
+    else
+        m->dirty = c->dirty_next;
+    if (c->dirty_next)
+        c->dirty_next->dirty_prev = c->dirty_prev;
+    else
+        m->dirty_tail = c->dirty_prev;
+    c->dirty_next = c->dirty_prev = NULL;
+    c->dirty = 0;
 }
 
 /* Bytes the kernel has not taken yet: those waiting in our ring, plus what libuv
@@ -327,19 +358,47 @@ void ws_flush_all(struct ws_module *m)
 {
     struct ws_conn *c;
 
-    /* One at a time from the head: flushing may dirty a connection again or free one
-     * (conn_freed unlinks it from this list), so no private copy of the list. */
+    /* One at a time from the head: flushing may dirty a connection again (it goes to
+     * the tail) or free one (conn_freed unlinks it), so no private copy of the list. */
     while ((c = m->dirty)) {
-        m->dirty = c->dirty_next;
-        c->dirty_next = NULL;
-        c->dirty = 0;
+        ws_unmark_dirty(c);
         flush_one(c);
     }
 }
 
+int ws_flush_some(struct ws_module *m, uint64_t budget_ns)
+{
+    uint64_t start = uv_hrtime();
+    unsigned n = 0;
+    struct ws_conn *c;
+
+    while ((c = m->dirty)) {
+        ws_unmark_dirty(c);
+        flush_one(c);
+        if (++n % WS_FLUSH_CHECK_EVERY == 0 && uv_hrtime() - start >= budget_ns)
+            break;
+    }
+    return m->dirty != NULL;
+}
+
+static void on_idle(uv_idle_t *h)
+{
+    (void)h;   /* its being active is what counts: the next poll does not block */
+}
+
+/* After each poll phase. A flush cut short resumes in the next turn; meanwhile the
+ * idle handle keeps that turn's poll from waiting for I/O. Frames queued meanwhile on
+ * a connection still waiting go out with it, in the same write. */
 static void on_check(uv_check_t *h)
 {
-    ws_flush_all(h->data);
+    struct ws_module *m = h->data;
+
+    if (ws_flush_some(m, WS_FLUSH_SLICE_NS)) {
+        if (!uv_is_active((uv_handle_t *)&m->flush_idle))
+            uv_idle_start(&m->flush_idle, on_idle);
+    } else if (uv_is_active((uv_handle_t *)&m->flush_idle)) {
+        uv_idle_stop(&m->flush_idle);
+    }
 }
 
 int ws_fanout_start(struct ws_module *m)
@@ -350,6 +409,11 @@ int ws_fanout_start(struct ws_module *m)
         return rc;
     m->flush_check.data = m;
     m->handles_open++;
+    if ((rc = uv_idle_init(m->app->loop, &m->flush_idle)) < 0)
+        return rc;
+    m->flush_idle.data = m;
+    m->handles_open++;
+    uv_unref((uv_handle_t *)&m->flush_idle);
     rc = uv_check_start(&m->flush_check, on_check);
     uv_unref((uv_handle_t *)&m->flush_check);
     return rc;
@@ -365,6 +429,8 @@ void ws_fanout_stop(struct ws_module *m)
 {
     if (m->flush_check.loop && !uv_is_closing((uv_handle_t *)&m->flush_check))
         uv_close((uv_handle_t *)&m->flush_check, handle_closed);
+    if (m->flush_idle.loop && !uv_is_closing((uv_handle_t *)&m->flush_idle))
+        uv_close((uv_handle_t *)&m->flush_idle, handle_closed);
 }
 
 void ws_fanout_free(struct ws_module *m)

@@ -42,6 +42,12 @@
 #define WS_WREQ_CACHE         64
 #define WS_RATELIMIT_ADDRS    4096
 #define WS_WSLAY_POOL         64      /* idle wslay contexts kept for reuse */
+/* Writes a loop turn may spend flushing queues: a broadcast to a large room is one
+ * write per connection, about 8 us each here, so 1,000 recipients would hold the loop
+ * for several milliseconds. Past this the rest waits for the next turn, after timers
+ * and reads had their go. */
+#define WS_FLUSH_SLICE_NS     (500 * 1000)
+#define WS_FLUSH_CHECK_EVERY  8       /* connections between clock reads */
 
 /* Close codes of our own (4000-4999 are the application's). */
 #define WS_CLOSE_TOKEN_EXPIRED  4001
@@ -120,7 +126,7 @@ struct ws_conn {
     uint64_t close_deadline;         /* monotonic, in WS_SHUT / WS_CLOSING */
     struct ws_conn *user_next;       /* ws_user.conns */
     struct ws_conn *prev, *next;     /* module's list of every connection */
-    struct ws_conn *dirty_next;      /* module's flush list */
+    struct ws_conn *dirty_next, *dirty_prev;   /* module's flush list (FIFO) */
     /* outbound queue: a ring of frames; the first q_inflight are being written */
     struct ws_buf **q;
     uint32_t q_head, q_len, q_cap, q_inflight;
@@ -170,7 +176,8 @@ struct ws_module {
     size_t   queue_bytes;            /* sum of q_bytes, for the gauge */
     /* outbound */
     uv_check_t flush_check;
-    struct ws_conn *dirty;           /* connections with frames to write */
+    uv_idle_t flush_idle;            /* active while a flush is cut short: poll won't block */
+    struct ws_conn *dirty, *dirty_tail;   /* connections with frames to write, oldest first */
     struct ws_wreq *wreq_free;       /* cache of write requests */
     int      nwreq_free;
     uv_buf_t iov[WS_MAX_IOV];        /* scratch for one writev */
@@ -232,7 +239,12 @@ void  ws_conn_queue_free(struct ws_conn *c);
 /* Frees the ring of an empty queue. */
 void  ws_conn_queue_trim(struct ws_conn *c);
 void  ws_mark_dirty(struct ws_conn *c);
+/* Takes c off the flush list (it is being freed). */
+void  ws_unmark_dirty(struct ws_conn *c);
+/* Writes every queue (tests, shutdown). */
 void  ws_flush_all(struct ws_module *m);
+/* Writes queues, oldest first, until budget_ns passed; 1 when some are left. */
+int   ws_flush_some(struct ws_module *m, uint64_t budget_ns);
 int   ws_fanout_start(struct ws_module *m);
 void  ws_fanout_stop(struct ws_module *m);
 void  ws_fanout_free(struct ws_module *m);
