@@ -112,7 +112,8 @@ static int init_locks(struct db *db)
 {
     if (pthread_mutex_init(&db->conn_lock, NULL) || pthread_mutex_init(&db->q_lock, NULL) ||
         pthread_cond_init(&db->q_cond, NULL) || pthread_mutex_init(&db->r_lock, NULL) ||
-        pthread_cond_init(&db->r_cond, NULL))
+        pthread_cond_init(&db->r_cond, NULL) || pthread_mutex_init(&db->ck_lock, NULL) ||
+        pthread_cond_init(&db->ck_cond, NULL))
         return -ENOMEM;
     return 0;
 }
@@ -127,6 +128,8 @@ static void db_free(struct db *db)
     pthread_cond_destroy(&db->q_cond);
     pthread_mutex_destroy(&db->r_lock);
     pthread_cond_destroy(&db->r_cond);
+    pthread_mutex_destroy(&db->ck_lock);
+    pthread_cond_destroy(&db->ck_cond);
     free(db->path);
     free(db);
 }
@@ -243,6 +246,8 @@ out:
 
 int db_start(struct db *db)
 {
+    /* Without the thread, SQLite's own checkpoints in the writer's commits. */
+    db_checkpointer_start(db);
     return db_writer_start(db);
 }
 
@@ -265,6 +270,7 @@ void db_close(struct db *db)
     if (!db)
         return;
     db_writer_stop(db);
+    db_checkpointer_stop(db);
     wait_for_reads(db);
     db_free(db);
 }

@@ -14,6 +14,8 @@
 #define DB_READERS 4                /* read-only connections in the pool */
 #define DB_READS_MAX 16384          /* reads queued on the thread pool; more: -EAGAIN */
 #define DB_BUSY_TIMEOUT_MS 5000
+#define DB_WAL_CHECKPOINT_PAGES 2000  /* WAL frames that wake the checkpoint thread */
+#define DB_WAL_HARD_PAGES 32000       /* past this the writer checkpoints inline */
 
 struct metrics_hist;
 
@@ -44,6 +46,15 @@ struct db {
      * once: sqlite3_exec would parse them again for every job. Guarded by conn_lock. */
     sqlite3_stmt *ctl[DB_CTL__COUNT];
 
+    /* The checkpoint thread (db_checkpoint.c) and its own connection. */
+    pthread_mutex_t ck_lock;
+    pthread_cond_t ck_cond;
+    int ck_wanted, ck_stopping;     /* guarded by ck_lock */
+    uint64_t checkpoints;           /* guarded by ck_lock: checkpoints run (tests) */
+    int ck_running;                 /* loop thread only */
+    pthread_t ckthread;
+    sqlite3 *ckconn;                /* owned */
+
     /* The read pool. */
     pthread_mutex_t r_lock;
     pthread_cond_t r_cond;
@@ -60,6 +71,9 @@ int  db_writer_start(struct db *db);
 void db_ctl_free(struct db *db);        /* finalizes the cached control statements */
 void db_writer_stop(struct db *db);     /* runs what is queued, joins */
 void db_writer_metrics(struct db *db);
+/* db_checkpoint.c */
+int  db_checkpointer_start(struct db *db);
+void db_checkpointer_stop(struct db *db);
 /* db_read.c */
 int  db_readers_open(struct db *db);
 void db_readers_close(struct db *db);

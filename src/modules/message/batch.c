@@ -314,7 +314,10 @@ static int apply_one(struct msg_batch *b, sqlite3 *conn, struct msg_job *j)
                      r->exists ? "not a member of this room" : "room not found");
         return 0;
     }
-    if (j->client_msg_id) {
+    /* The insert comes first: a repeated client_msg_id is rare, and the unique index
+     * finds it anyway. A single-row INSERT that breaks a constraint writes nothing. */
+    rc = msg_insert(b->st, conn, j, r->seq + 1);
+    if (rc == -EEXIST && j->client_msg_id) {
         if ((rc = msg_find_duplicate(b->st, conn, j)) < 0) {
             msg_job_fail(j, 500, "could not store the message");
             return 0;
@@ -326,8 +329,9 @@ static int apply_one(struct msg_batch *b, sqlite3 *conn, struct msg_job *j)
                 j->status = 200;
             return 0;
         }
+        rc = -EIO;                   /* (room_id, seq) taken: last_seq is behind */
     }
-    if ((rc = msg_insert(b->st, conn, j, r->seq + 1)) < 0) {
+    if (rc < 0) {
         msg_job_fail(j, 500, "could not store the message");
         return rc;
     }

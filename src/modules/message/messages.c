@@ -15,22 +15,28 @@
 #include "chatd/util.h"
 #include "message_internal.h"
 
+/* Keys are literals, added without a copy (CS): every stored message builds one of
+ * these on the writer, and every copied key is a malloc and a free. */
+static void add_num(cJSON *o, const char *key, int64_t v)
+{
+    cJSON_AddItemToObjectCS(o, key, cJSON_CreateNumber((double)v));
+}
+
 cJSON *msg_row_json(const struct msg_row *m)
 {
     cJSON *o = cJSON_CreateObject();
     if (!o)
         return NULL;
-    cJSON_AddNumberToObject(o, "id", (double)m->id);
-    cJSON_AddNumberToObject(o, "room_id", (double)m->room_id);
-    cJSON_AddNumberToObject(o, "seq", (double)m->seq);
-    cJSON_AddNumberToObject(o, "sender_id", (double)m->sender_id);
-    cJSON_AddStringToObject(o, "sender", m->sender ? m->sender : "");
-    cJSON_AddStringToObject(o, "body", m->body ? m->body : "");
-    if (m->client_msg_id)
-        cJSON_AddStringToObject(o, "client_msg_id", m->client_msg_id);
-    else
-        cJSON_AddNullToObject(o, "client_msg_id");
-    cJSON_AddNumberToObject(o, "created_at", (double)m->created_at);
+    add_num(o, "id", m->id);
+    add_num(o, "room_id", m->room_id);
+    add_num(o, "seq", m->seq);
+    add_num(o, "sender_id", m->sender_id);
+    cJSON_AddItemToObjectCS(o, "sender", cJSON_CreateString(m->sender ? m->sender : ""));
+    cJSON_AddItemToObjectCS(o, "body", cJSON_CreateString(m->body ? m->body : ""));
+    cJSON_AddItemToObjectCS(o, "client_msg_id", m->client_msg_id
+                                                ? cJSON_CreateString(m->client_msg_id)
+                                                : cJSON_CreateNull());
+    add_num(o, "created_at", m->created_at);
     return o;
 }
 
@@ -196,9 +202,10 @@ int msg_insert(struct msg_state *st, sqlite3 *conn, struct msg_job *j, int64_t s
         sqlite3_bind_null(s, 6);
     sqlite3_bind_int64(s, 7, now);
     int rc = sqlite3_step(s);
+    int unique = rc != SQLITE_DONE && sqlite3_extended_errcode(conn) == SQLITE_CONSTRAINT_UNIQUE;
     wstmt_done(s);
     if (rc != SQLITE_DONE)
-        return db_errno(rc);
+        return unique ? -EEXIST : db_errno(rc);
     j->row = (struct msg_row){
         .id = sqlite3_last_insert_rowid(conn), .room_id = j->room_id, .seq = seq,
         .sender_id = j->sender_id, .created_at = now, .sender = j->sender,
@@ -207,17 +214,24 @@ int msg_insert(struct msg_state *st, sqlite3 *conn, struct msg_job *j, int64_t s
     return 0;
 }
 
-cJSON *msg_job_stored_payload(const struct msg_job *j)
+static cJSON *stored_payload(const struct msg_job *j, cJSON *origin)
 {
     cJSON *p = cJSON_CreateObject();
-    if (!p)
+    if (!p) {
+        cJSON_Delete(origin);
         return NULL;
-    cJSON_AddItemToObject(p, "message", msg_row_json(&j->row));
-    cJSON_AddItemToObject(p, "member_ids", ids_json(j->member_ids, j->nmembers));
-    if (j->origin)
-        cJSON_AddItemToObject(p, "origin", cJSON_Duplicate(j->origin, 1));
-    cJSON_AddBoolToObject(p, "duplicate", j->status == 200);
+    }
+    cJSON_AddItemToObjectCS(p, "message", msg_row_json(&j->row));
+    cJSON_AddItemToObjectCS(p, "member_ids", ids_json(j->member_ids, j->nmembers));
+    if (origin)
+        cJSON_AddItemToObjectCS(p, "origin", origin);
+    cJSON_AddItemToObjectCS(p, "duplicate", cJSON_CreateBool(j->status == 200));
     return p;
+}
+
+cJSON *msg_job_stored_payload(const struct msg_job *j)
+{
+    return stored_payload(j, j->origin ? cJSON_Duplicate(j->origin, 1) : NULL);
 }
 
 static cJSON *rejected_payload(const cJSON *origin, const char *cmid, int64_t room_id,
@@ -259,7 +273,9 @@ void msg_job_post_result(struct msg_state *st, struct msg_job *j)
     if (j->status == 201 || j->status == 200) {
         METRIC_INC(j->status == 201 ? st->m_stored : st->m_duplicates);
         metrics_observe(st->m_latency, (double)(mono_ns() - j->t0_ns) / 1e9);
-        ev = bus_event_new(TOPIC_MESSAGE_STORED, msg_job_stored_payload(j));
+        /* The job ends here: its origin moves into the event instead of a copy. */
+        ev = bus_event_new(TOPIC_MESSAGE_STORED, stored_payload(j, j->origin));
+        j->origin = NULL;
     } else {
         METRIC_INC(st->m_rejected);
         ev = bus_event_new(TOPIC_MESSAGE_REJECTED, msg_job_rejected_payload(j));
