@@ -45,17 +45,29 @@ struct lg_conn {
     int msg_op;                     /* opcode of the fragmented message */
     int handshake_done;
     int upgrade_status;             /* HTTP status of the upgrade answer (0: none yet) */
+    int uring_armed;                /* a multishot recv is in the ring for this socket */
     lg_frame_fn on_frame;           /* one whole message (WS text / RESP message payload) */
     lg_event_fn on_open, on_close;
 };
 
-/* Per-loop receive state: the shared read buffer and what it has seen. */
+/* Per-loop receive state: io_uring (lg_uring.c) or, where the kernel has none, epoll
+ * and read(2) into one shared buffer; and what it has seen. LG_IO=epoll in the
+ * environment forces the second (to compare the two). */
 #define LG_READ_BUF (256 * 1024)
+struct lg_uring;
 struct lg_io {
-    uint64_t reads, frames, bytes;  /* read calls that returned data; messages; bytes */
+    uint64_t reads, frames, bytes;  /* reads (or recv completions) with data; messages; bytes */
+    struct lg_uring *uring;         /* NULL: epoll */
     uint8_t buf[LG_READ_BUF];
 };
 struct lg_io *lg_io_of(uv_loop_t *loop);   /* created on first use, kept in loop->data */
+const char *lg_io_name(uv_loop_t *loop);
+
+typedef void (*lg_uring_data_fn)(struct lg_conn *c, const uint8_t *p, size_t n, uint64_t now);
+struct lg_uring *lg_uring_new(uv_loop_t *loop, lg_uring_data_fn on_data);
+int  lg_uring_recv(struct lg_uring *u, struct lg_conn *c);
+int  lg_uring_cancel(struct lg_uring *u, struct lg_conn *c);
+void lg_conn_finish_close(struct lg_conn *c);   /* after the ring let go of the socket */
 
 int  lg_conn_open(uv_loop_t *loop, struct lg_conn *c, const char *host, int port, int kind,
                   const char *path_or_cmd, const char *token);

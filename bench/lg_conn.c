@@ -13,11 +13,22 @@
 
 enum { WS_CONT = 0, WS_TEXT = 1, WS_BINARY = 2, WS_CLOSE = 8, WS_PING = 9, WS_PONG = 10 };
 
+static void conn_input(struct lg_conn *c, const uint8_t *p, size_t len, uint64_t now);
+
 struct lg_io *lg_io_of(uv_loop_t *loop)
 {
-    if (loop->data == NULL)
-        loop->data = calloc(1, sizeof(struct lg_io));
-    return loop->data;
+    struct lg_io *io = loop->data;
+    const char *want = getenv("LG_IO");
+
+    if (io == NULL && (io = loop->data = calloc(1, sizeof(*io))) != NULL &&
+        (want == NULL || strcmp(want, "epoll") != 0))
+        io->uring = lg_uring_new(loop, conn_input);
+    return io;
+}
+
+const char *lg_io_name(uv_loop_t *loop)
+{
+    return lg_io_of(loop)->uring ? "io_uring" : "epoll";
 }
 
 static void write_done(uv_write_t *w, int status)
@@ -305,22 +316,15 @@ static size_t parse(struct lg_conn *c, const uint8_t *p, size_t len, uint64_t no
     return used + ws_parse(c, p + used, len - used, now);
 }
 
-static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+/* Input of one read (or recv completion): parsed where it lies, every whole message
+ * handed on, an incomplete tail kept for the next. */
+static void conn_input(struct lg_conn *c, const uint8_t *p, size_t len, uint64_t now)
 {
-    struct lg_conn *c = s->data;
-    struct lg_io *io = lg_io_of(s->loop);
-    const uint8_t *p = (const uint8_t *)buf->base;
-    size_t len = (size_t)n, used;
-    uint64_t now;
+    struct lg_io *io = lg_io_of(c->tcp.loop);
+    size_t used;
 
-    if (n <= 0) {
-        if (n < 0)
-            lg_conn_close(c);
-        return;
-    }
-    now = lg_now_ns();
     io->reads++;
-    io->bytes += (size_t)n;
+    io->bytes += len;
     if (c->in_len > 0) {
         /* A frame was split across reads: join it to what came before. */
         if (c->in_len + len > c->in_cap) {
@@ -351,11 +355,24 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     }
 }
 
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    struct lg_conn *c = s->data;
+
+    if (n <= 0) {
+        if (n < 0)
+            lg_conn_close(c);
+        return;
+    }
+    conn_input(c, (const uint8_t *)buf->base, (size_t)n, lg_now_ns());
+}
+
 /* ---- connecting and closing ---- */
 
 static void on_connect(uv_connect_t *req, int status)
 {
     struct lg_conn *c = req->handle->data;
+    struct lg_io *io = lg_io_of(req->handle->loop);
     free(req);
     if (status < 0) {
         fprintf(stderr, "loadgen: connect: %s\n", uv_strerror(status));
@@ -364,7 +381,8 @@ static void on_connect(uv_connect_t *req, int status)
     }
     c->open = 1;
     uv_tcp_nodelay(&c->tcp, 1);
-    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    if (io->uring == NULL || lg_uring_recv(io->uring, c) < 0)
+        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     if (c->request) {
         lg_raw_send(c, c->request, strlen(c->request));
         free(c->request);
@@ -420,11 +438,23 @@ static void on_closed(uv_handle_t *h)
         c->on_close(c, 0);
 }
 
+void lg_conn_finish_close(struct lg_conn *c)
+{
+    uv_close((uv_handle_t *)&c->tcp, on_closed);
+}
+
+/* A socket the ring still reads is closed once the ring has let it go (the cancel's
+ * last completion calls lg_conn_finish_close): closing the fd alone would leave the
+ * connection open under the ring's reference. */
 void lg_conn_close(struct lg_conn *c)
 {
+    struct lg_io *io = lg_io_of(c->tcp.loop);
+
     if (c->closing)
         return;
     c->closing = 1;
     c->open = 0;
-    uv_close((uv_handle_t *)&c->tcp, on_closed);
+    if (c->uring_armed && io->uring && lg_uring_cancel(io->uring, c) == 0)
+        return;
+    lg_conn_finish_close(c);
 }

@@ -141,6 +141,7 @@ static void print_step(const char *name, const struct step_result *s)
 static void ramp(struct lg_run *r, const char *name, send_fn send, uint64_t per_msg)
 {
     double best = 0, best_rate = 0, max = 0;
+    printf("%s_loadgen_io=%s\n", name, lg_io_name(&r->loop));
     for (int i = 0; i < r->o->nrates; i++) {
         struct step_result s;
         double p99;

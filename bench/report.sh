@@ -49,8 +49,11 @@ runs a reduced set in under a minute and prints the headline figures as name=val
   arrived 2 s after it count as missing (the step then fails).
 - Redis is driven by the same generator speaking RESP: SUBSCRIBE on as many connections as
   chatd has recipients, one publisher connection, the same 100-byte payload and rates.
-  Both targets share one receive path: every connection reads into one buffer, every
-  whole frame or reply in a read is parsed in place, the clock is read once per read.
+  Both targets share one receive path ($(sed -n 's/^chatd\.fanout_loadgen_io=//p' "$results" | tail -n 1)): a multishot recv per
+  connection on io_uring (epoll and read(2) where the kernel has none), every whole
+  frame or reply of a read parsed in place, no allocation per message, the clock read
+  once per batch of reads. Each scenario starts once chatd and Redis are idle (the
+  previous one's tear-down finished).
 - CPU seconds are read from /proc for the server and from getrusage for the generator,
   over the measured window. "generator CPU s (busy %)" is the generator's share of its
   core; a star marks a step where it was at least ${BUSY_BOUND}% busy: there the latency

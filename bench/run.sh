@@ -125,10 +125,35 @@ start_redis() {
     done
 }
 
-# lg PREFIX ARGS...: one loadgen run; its lines go to results with PREFIX.
+# settle: waits (at most 10 s) until the servers on core 0 are idle, so that one
+# scenario's tear-down (chatd closing a thousand connections, writing their last_seen)
+# does not land in the next one's measurement, Redis's included.
+ticks() {
+    t=0
+    for p in $chatd_pid $redis_pid; do
+        [ -r "/proc/$p/stat" ] || continue
+        t=$((t + $(sed 's/.*) //' "/proc/$p/stat" | awk '{ print $12 + $13 }')))
+    done
+    echo "$t"
+}
+settle() {
+    i=0
+    a=$(ticks)
+    while [ $i -lt 50 ]; do
+        sleep 0.2
+        b=$(ticks)
+        [ $((b - a)) -le 1 ] && return 0
+        a=$b
+        i=$((i + 1))
+    done
+}
+
+# lg PREFIX ARGS...: one loadgen run, once the servers are idle; its lines go to
+# results with PREFIX.
 lg() {
     prefix=$1
     shift
+    settle
     echo "bench: $prefix: loadgen $*" >&2
     echo "$client_cpu $build/loadgen $*" >> "$commands"
     $client_cpu "$build/loadgen" "$@" | sed "s/^/${prefix}./" >> "$results" || {
@@ -149,18 +174,22 @@ start_redis
 if [ "$mode" = quick ]; then
     rates="100,500,1000"
     dur=2
+    idle_dur=2
+    auth_dur=1
     idle_conns=2000
     pairs_rate=1000
 else
     rates=${BENCH_RATES:-100,250,500,1000,1500,2000,3000,4000}
     dur=${BENCH_DUR:-5}
     idle_conns=${BENCH_IDLE_CONNS:-19000}
+    idle_dur=$((dur * 2))
+    auth_dur=$dur
     pairs_rate=1000
 fi
 
 # Idle first: the server's heap has not grown yet, so RSS growth is the connections'.
 lg chatd --target chatd --port "$chatd_port" --server-pid "$chatd_pid" --scenario idle \
-    --conns "$idle_conns" --duration "$((dur * 2))" --prefix i
+    --conns "$idle_conns" --duration "$idle_dur" --prefix i
 lg chatd --target chatd --port "$chatd_port" --server-pid "$chatd_pid" --scenario fanout \
     --members 1000 --rates "$rates" --duration "$dur" --size 100 --prefix f
 lg redis --target redis --port "$redis_port" --server-pid "$redis_pid" --scenario fanout \
@@ -170,14 +199,14 @@ lg chatd --target chatd --port "$chatd_port" --server-pid "$chatd_pid" --scenari
 lg chatd --target chatd --port "$chatd_port" --server-pid "$chatd_pid" --scenario durable \
     --senders 50 --window 64 --duration "$dur" --size 100 --prefix d
 lg chatd --target chatd --port "$chatd_port" --server-pid "$chatd_pid" --scenario auth \
-    --duration "$dur" --prefix a
+    --duration "$auth_dur" --prefix a
 
 # Auth again with chatd on both cores (its loop, writer and signing threads may use
 # core 1 too, which the generator shares): the bar's refresh figure is for 2 cores.
 stop_chatd
 start_chatd "$tmp/data2" ""
 lg chatd2 --target chatd --port "$chatd_port" --server-pid "$chatd_pid" --scenario auth \
-    --duration "$dur" --prefix a2
+    --duration "$auth_dur" --prefix a2
 
 fan_chatd=$(val chatd.fanout_best_per_s)
 fan_redis=$(val redis.fanout_best_per_s)
