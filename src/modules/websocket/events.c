@@ -88,21 +88,28 @@ static int on_stored(struct bus_delivery *d, struct bus_event *ev, void *ctx)
     uint64_t conn_id = origin_conn(p);
     struct ws_conn *origin = ws_registry_conn(m, conn_id);
     const char *cmid = NULL;
-    size_t len;
     (void)d;
 
     if (!cJSON_IsObject(msg))
         return 0;
     json_get_str(msg, "client_msg_id", &cmid);
-    if (origin)
-        send_to(origin, ws_json_wrap("ack", "message", msg, cmid, &len), &len);
-    /* A repeated client_msg_id was stored before: the first ack's message already
-     * went to everybody. */
-    if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(p, "duplicate")) &&
-        cJSON_IsArray(members)) {
-        char *json = ws_json_wrap("message", "message", msg, NULL, &len);
-        struct ws_buf *b = json ? ws_buf_text(json, len) : NULL;
-        free(json);
+    int bcast = !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(p, "duplicate")) &&
+                cJSON_IsArray(members);
+    /* The message is printed once, for the ack and for the broadcast. */
+    m->json.len = 0;
+    if ((origin || bcast) && ws_json_put(&m->json, msg) == 0) {
+        if (origin) {
+            struct ws_buf *ack = ws_buf_wrap("ack", "message", m->json.data, m->json.len,
+                                             cmid);
+            if (ack) {
+                ws_conn_queue(origin, ack, WS_PRIO_NORMAL);
+                ws_buf_unref(ack);
+            }
+        }
+        /* A repeated client_msg_id was stored before: the first ack's message already
+         * went to everybody. */
+        struct ws_buf *b = bcast ? ws_buf_wrap("message", "message", m->json.data,
+                                               m->json.len, NULL) : NULL;
         if (b) {
             uint64_t n = broadcast(m, members, b, WS_PRIO_NORMAL, 0, origin,
                                    get_id(msg, "room_id"), get_id(msg, "seq"));
@@ -110,6 +117,8 @@ static int on_stored(struct bus_delivery *d, struct bus_event *ev, void *ctx)
             ws_buf_unref(b);
         }
     }
+    if (m->json.cap > WS_JSON_SCRATCH_KEEP)
+        strbuf_free(&m->json);        /* a huge message: its buffer is not kept */
     if (conn_id)
         ws_send_finished(m, origin);
     return 0;

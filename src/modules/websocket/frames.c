@@ -2,6 +2,7 @@
  * with every field checked (type, ids, strings), so dispatch.c deals only with valid
  * input; server frames are printed here. */
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -194,19 +195,181 @@ char *ws_json_error(const char *code, const char *message, const char *client_ms
     return ws_json_error_retry(code, message, client_msg_id, 0, len);
 }
 
+/* --- printing without cJSON_Print ----------------------------------------------------
+ * cJSON_PrintUnformatted prints every number with sprintf and reads it back with
+ * sscanf, and grows its buffer by realloc then copies it once more: in the profile of a
+ * durable load, printing acks took more of the loop than anything else. This prints
+ * the same text (integers exactly, other numbers as cJSON does, strings escaped as
+ * cJSON escapes them) straight into a buffer that is reused. */
+
+static int put(struct strbuf *b, const char *s, size_t n)
+{
+    return strbuf_append(b, s, n);
+}
+
+int ws_json_put_string(struct strbuf *b, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *p = (const unsigned char *)(s ? s : ""), *run = p;
+    int rc = put(b, "\"", 1);
+
+    for (; rc == 0 && *p; p++) {
+        char esc[6] = { '\\', 0, '0', '0', 0, 0 };
+        size_t n = 2;
+        if (*p >= 0x20 && *p != '"' && *p != '\\')
+            continue;
+        switch (*p) {
+        case '"':  esc[1] = '"'; break;
+        case '\\': esc[1] = '\\'; break;
+        case '\b': esc[1] = 'b'; break;
+        case '\f': esc[1] = 'f'; break;
+        case '\n': esc[1] = 'n'; break;
+        case '\r': esc[1] = 'r'; break;
+        case '\t': esc[1] = 't'; break;
+        default:
+            esc[1] = 'u';
+            esc[4] = hex[*p >> 4];
+            esc[5] = hex[*p & 15];
+            n = 6;
+        }
+        rc = put(b, (const char *)run, (size_t)(p - run));
+        if (rc == 0)
+            rc = put(b, esc, n);
+        run = p + 1;
+    }
+    if (rc == 0)
+        rc = put(b, (const char *)run, (size_t)(p - run));
+    return rc < 0 ? rc : put(b, "\"", 1);
+}
+
+static int put_number(struct strbuf *b, double d)
+{
+    char buf[32];
+    int n;
+
+    if (isnan(d) || isinf(d))
+        return put(b, "null", 4);
+    /* Integers (ids, seqs, times: nearly every number we print) below 2^53 are exact
+     * in a double; %1.15g / %1.17g print them with all their digits too. */
+    if (d == floor(d) && fabs(d) < 9007199254740992.0) {
+        char tmp[24];
+        int64_t v = (int64_t)d;
+        uint64_t u = v < 0 ? -(uint64_t)v : (uint64_t)v;
+        size_t k = 0;
+        n = 0;
+        do {
+            tmp[k++] = (char)('0' + u % 10);
+            u /= 10;
+        } while (u);
+        if (v < 0)
+            buf[n++] = '-';
+        while (k)
+            buf[n++] = tmp[--k];
+        return put(b, buf, (size_t)n);
+    }
+    n = snprintf(buf, sizeof(buf), "%1.15g", d);
+    if (strtod(buf, NULL) != d)
+        n = snprintf(buf, sizeof(buf), "%1.17g", d);
+    return put(b, buf, (size_t)n);
+}
+
+static int put_value(struct strbuf *b, const cJSON *v, int depth)
+{
+    const cJSON *it;
+    int rc = 0;
+
+    if (depth > 64)
+        return -EINVAL;
+    switch (v->type & 0xff) {
+    case cJSON_False:  return put(b, "false", 5);
+    case cJSON_True:   return put(b, "true", 4);
+    case cJSON_NULL:   return put(b, "null", 4);
+    case cJSON_Number: return put_number(b, v->valuedouble);
+    case cJSON_String: return ws_json_put_string(b, v->valuestring);
+    case cJSON_Raw:
+        return v->valuestring ? put(b, v->valuestring, strlen(v->valuestring)) : -EINVAL;
+    case cJSON_Array:
+        rc = put(b, "[", 1);
+        for (it = v->child; rc == 0 && it; it = it->next) {
+            if (it != v->child)
+                rc = put(b, ",", 1);
+            if (rc == 0)
+                rc = put_value(b, it, depth + 1);
+        }
+        return rc < 0 ? rc : put(b, "]", 1);
+    case cJSON_Object:
+        rc = put(b, "{", 1);
+        for (it = v->child; rc == 0 && it; it = it->next) {
+            if (it != v->child)
+                rc = put(b, ",", 1);
+            if (rc == 0)
+                rc = ws_json_put_string(b, it->string);
+            if (rc == 0)
+                rc = put(b, ":", 1);
+            if (rc == 0)
+                rc = put_value(b, it, depth + 1);
+        }
+        return rc < 0 ? rc : put(b, "}", 1);
+    }
+    return -EINVAL;
+}
+
+int ws_json_put(struct strbuf *b, const cJSON *v)
+{
+    return v ? put_value(b, v, 0) : -EINVAL;
+}
+
+/* {"type":<type>[,"client_msg_id":<cmid>],"<key>": into b. */
+static int put_wrap_head(struct strbuf *b, const char *type, const char *key,
+                         const char *client_msg_id)
+{
+    int rc = put(b, "{\"type\":", 8);
+
+    if (rc == 0)
+        rc = ws_json_put_string(b, type);
+    if (rc == 0 && client_msg_id) {
+        rc = put(b, ",\"client_msg_id\":", 17);
+        if (rc == 0)
+            rc = ws_json_put_string(b, client_msg_id);
+    }
+    if (rc == 0)
+        rc = put(b, ",", 1);
+    if (rc == 0)
+        rc = ws_json_put_string(b, key);
+    return rc < 0 ? rc : put(b, ":", 1);
+}
+
 char *ws_json_wrap(const char *type, const char *key, const cJSON *value,
                    const char *client_msg_id, size_t *len)
 {
-    cJSON *o = cJSON_CreateObject();
+    struct strbuf b;
 
-    if (!o)
+    strbuf_init(&b, SIZE_MAX);
+    if (put_wrap_head(&b, type, key, client_msg_id) < 0 || ws_json_put(&b, value) < 0 ||
+        put(&b, "}", 1) < 0) {
+        strbuf_free(&b);
         return NULL;
-    cJSON_AddStringToObject(o, "type", type);
-    if (client_msg_id)
-        cJSON_AddStringToObject(o, "client_msg_id", client_msg_id);
-    /* A reference: value stays the caller's (the event's payload). */
-    cJSON_AddItemReferenceToObject(o, key, (cJSON *)value);
-    return print_and_free(o, len);
+    }
+    *len = b.len;
+    return b.data;
+}
+
+struct ws_buf *ws_buf_wrap(const char *type, const char *key, const char *value,
+                           size_t value_len, const char *client_msg_id)
+{
+    struct strbuf head;
+    struct ws_buf *b = NULL;
+    uint8_t *p;
+
+    strbuf_init(&head, SIZE_MAX);
+    if (put_wrap_head(&head, type, key, client_msg_id) == 0 &&
+        (b = ws_buf_new(head.len + value_len + 1, WSLAY_TEXT_FRAME, &p))) {
+        memcpy(p, head.data, head.len);
+        memcpy(p + head.len, value, value_len);
+        p[head.len + value_len] = '}';
+    }
+    strbuf_free(&head);
+    return b;
 }
 
 char *ws_json_printf(size_t *len, const char *fmt, ...)

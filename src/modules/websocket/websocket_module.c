@@ -74,6 +74,7 @@ int ws_module_new(struct chatd *app, struct ws_module **out)
     m->heartbeat_ms = cfg->websocket.heartbeat_ms;
     m->send_queue_bytes = (size_t)cfg->websocket.send_queue_bytes;
     m->typing_per_s = cfg->limits.typing_per_s;
+    strbuf_init(&m->json, SIZE_MAX);
     if ((rc = ratelimit_new(&m->connect_rl, WS_RATELIMIT_ADDRS, cfg->limits.connects_per_s,
                             cfg->limits.connects_burst)) < 0 ||
         (rc = ws_map_new(&m->users)) < 0 || (rc = ws_map_new(&m->conns_by_id)) < 0) {
@@ -106,6 +107,7 @@ void ws_module_free(struct ws_module *m)
     ws_map_free(m->users);
     ws_map_free(m->conns_by_id);
     ws_fanout_free(m);
+    strbuf_free(&m->json);
     free(m);
 }
 

@@ -48,6 +48,7 @@
  * and reads had their go. */
 #define WS_FLUSH_SLICE_NS     (500 * 1000)
 #define WS_FLUSH_CHECK_EVERY  8       /* connections between clock reads */
+#define WS_JSON_SCRATCH_KEEP  (256 * 1024)   /* past this the print buffer is freed */
 
 /* Close codes of our own (4000-4999 are the application's). */
 #define WS_CLOSE_TOKEN_EXPIRED  4001
@@ -181,6 +182,7 @@ struct ws_module {
     struct ws_wreq *wreq_free;       /* cache of write requests */
     int      nwreq_free;
     uv_buf_t iov[WS_MAX_IOV];        /* scratch for one writev */
+    struct strbuf json;              /* scratch: a message printed once for its frames */
     /* heartbeat.c */
     uv_timer_t tick;
     uint64_t next_ping_ms, next_sweep_ms;
@@ -296,6 +298,13 @@ char *ws_json_error_retry(const char *code, const char *message, const char *cli
                           int64_t retry_after_ms, size_t *len);
 char *ws_json_wrap(const char *type, const char *key, const cJSON *value,
                    const char *client_msg_id, size_t *len);
+/* The same as a text frame, around value: JSON text printed once for several frames. */
+struct ws_buf *ws_buf_wrap(const char *type, const char *key, const char *value,
+                           size_t value_len, const char *client_msg_id);
+/* Compact JSON of v appended to b, the text cJSON_PrintUnformatted gives (an integral
+ * number below 2^53 always without exponent); 0 or negative. */
+int   ws_json_put(struct strbuf *b, const cJSON *v);
+int   ws_json_put_string(struct strbuf *b, const char *s);
 char *ws_json_printf(size_t *len, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* dispatch.c */
