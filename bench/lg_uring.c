@@ -124,7 +124,7 @@ int lg_uring_cancel(struct lg_uring *u, struct lg_conn *c)
 static void complete(struct lg_uring *u, const struct io_uring_cqe *cqe, uint64_t now)
 {
     struct lg_conn *c = (struct lg_conn *)(uintptr_t)cqe->user_data;
-    int more = (cqe->flags & IORING_CQE_F_MORE) != 0;
+    int more = (cqe->flags & IORING_CQE_F_MORE) != 0, was_closing = c->closing;
 
     if (!more)
         c->uring_armed = 0;
@@ -135,7 +135,10 @@ static void complete(struct lg_uring *u, const struct io_uring_cqe *cqe, uint64_
         buf_put(u, bid);
     }
     if (c->closing) {
-        if (!c->uring_armed)
+        /* Closed before this completion: this may be the last one, then the socket is
+         * ours to close. Closed by on_data just now: lg_conn_close has done it, or
+         * cancelled the request and waits for its last completion. */
+        if (was_closing && !c->uring_armed)
             lg_conn_finish_close(c);
         return;
     }
