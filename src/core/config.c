@@ -14,7 +14,7 @@
 #define CFG_LINE_MAX 4096
 
 enum cfg_type { CFG_INT, CFG_DOUBLE, CFG_STR, CFG_LISTEN, CFG_REGISTRATION, CFG_LEVEL,
-                CFG_FORMAT, CFG_BOOL };
+                CFG_FORMAT, CFG_BOOL, CFG_URL };
 
 struct cfg_key {
     const char *section, *key;
@@ -52,7 +52,7 @@ static const struct cfg_key cfg_keys[] = {
     I("websocket", "send_queue_bytes", 1024, 1 << 30, websocket.send_queue_bytes),
     I("message", "max_body_bytes", 1, 1 << 20, message.max_body_bytes),
     S("notification", "vapid_subject", notification.vapid_subject),
-    S("notification", "webhook_url", notification.webhook_url),
+    E("notification", "webhook_url", CFG_URL, notification.webhook_url),
     S("notification", "webhook_secret", notification.webhook_secret),
     S("notification", "ca_file", notification.ca_file),
     I("notification", "max_attempts", 1, 100, notification.max_attempts),
@@ -166,8 +166,37 @@ static int set_err(char *err, size_t errlen, const char *fmt, ...)
     return -EINVAL;
 }
 
-/* Sets one value; on error returns a static reason. */
-static const char *cfg_set(struct chatd_config *cfg, const struct cfg_key *k, const char *v)
+/* Empty, or http:// or https:// and a host: the notification module refuses anything
+ * else at start, so check-config must refuse it too, naming the line. */
+static int url_ok(const char *v)
+{
+    const char *host;
+
+    if (*v == '\0')
+        return 1;
+    if (strncmp(v, "https://", 8) == 0)
+        host = v + 8;
+    else if (strncmp(v, "http://", 7) == 0)
+        host = v + 7;
+    else
+        return 0;
+    size_t n = strcspn(host, "/?#");
+    return n > 0 && *host != ':' && !memchr(host, '@', n);   /* no user:password@ */
+}
+
+/* "out of range (1 to 1000000)": the reader should not have to look the bounds up. */
+static const char *range_reason(const struct cfg_key *k, char *buf, size_t len)
+{
+    if (k->type == CFG_INT)
+        snprintf(buf, len, "out of range (%lld to %lld)", (long long)k->min, (long long)k->max);
+    else
+        snprintf(buf, len, "out of range (%g to %g)", k->min, k->max);
+    return buf;
+}
+
+/* Sets one value; on error returns a reason (static, or written to buf). */
+static const char *cfg_set(struct chatd_config *cfg, const struct cfg_key *k, const char *v,
+                           char *buf, size_t buflen)
 {
     char *field = (char *)cfg + k->off;
     char *end;
@@ -181,7 +210,7 @@ static const char *cfg_set(struct chatd_config *cfg, const struct cfg_key *k, co
         if (*end != '\0')
             return "expected an integer";
         if (errno == ERANGE || n < (long long)k->min || n > (long long)k->max)
-            return "out of range";
+            return range_reason(k, buf, buflen);
         *(int *)field = (int)n;
         return NULL;
     }
@@ -193,7 +222,7 @@ static const char *cfg_set(struct chatd_config *cfg, const struct cfg_key *k, co
         if (*end != '\0' || !isfinite(d))
             return "expected a number";
         if (d < k->min || d > k->max)
-            return "out of range";
+            return range_reason(k, buf, buflen);
         *(double *)field = d;
         return NULL;
     }
@@ -233,6 +262,13 @@ static const char *cfg_set(struct chatd_config *cfg, const struct cfg_key *k, co
             return NULL;
         }
         return "expected yes or no";
+    case CFG_URL:
+        if (!url_ok(v))
+            return "expected an http:// or https:// URL";
+        if (strlen(v) >= k->size)
+            return "too long";
+        strcpy(field, v);
+        return NULL;
     }
     return "bad key type";
 }
@@ -307,7 +343,8 @@ static int parse_line(struct chatd_config *cfg, char *section, size_t seclen, ch
     if (!k)
         return set_err(err, errlen, "%s:%d: %s: unknown key in [%s]", name, lineno, key,
                        section);
-    const char *reason = cfg_set(cfg, k, value);
+    char buf[96];
+    const char *reason = cfg_set(cfg, k, value, buf, sizeof(buf));
     if (reason)
         return set_err(err, errlen, "%s:%d: %s: %s", name, lineno, key, reason);
     return 0;
