@@ -1,9 +1,17 @@
 /* session.c: POST /v1/auth/refresh and POST /v1/auth/logout. A refresh spends the
- * presented token and stores its successor in one writer job (one transaction), then
- * signs the new access token on the thread pool. A spent token presented again
- * revokes its family in that same job, so the revocation is durable before the
- * client hears 401. */
+ * presented token and stores its successor in one writer job (one transaction). A
+ * spent token presented again revokes its family in that same job, so the revocation
+ * is durable before the client hears 401.
+ *
+ * The new access token is signed while that job runs, not after it: a read on the
+ * thread pool finds whose token it is and signs for them at once. The writer's
+ * answer decides: the early token is sent only when the rotation succeeded for the
+ * same user and name, else it is dropped (and signed again after, when the rotation
+ * succeeded for someone the read did not see). The read signs only for a token that
+ * exists, has not expired and whose family is not revoked, so a replayed spent token
+ * costs at most one signature before its family is revoked. */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,12 +29,19 @@ struct session_op {
     struct auth_session sess;
     char *access;                      /* owned */
     int sign_rc;
+    /* refresh only: the access token signed while the rotation runs */
+    struct auth_op early;              /* its trip: read + sign on the pool */
+    int64_t early_user;                /* 0: nothing signed early */
+    char early_name[AUTH_USERNAME_MAX + 1];
+    char *early_access;                /* owned */
+    int early_out, rotated;            /* the read is out; the writer has answered */
 };
 
 static void session_free(struct auth_op *op)
 {
     struct session_op *s = (struct session_op *)op;
     free(s->access);
+    free(s->early_access);
     free(s);
 }
 
@@ -90,9 +105,59 @@ static int refresh_apply(struct auth_op *op, sqlite3 *conn)
     return auth_session_rotate(conn, &s->sess, now_ms(), op->a->app->cfg->auth.refresh_ttl);
 }
 
+/* Thread pool: whose token is this, and is it still live? Then sign for them. */
+static int early_read(struct auth_op *op, sqlite3 *conn)
+{
+    struct session_op *s = (struct session_op *)((char *)op - offsetof(struct session_op, early));
+    struct auth *a = s->op.a;
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(conn,
+        "SELECT t.user_id, u.username FROM refresh_tokens t"
+        "  JOIN refresh_families f ON f.id = t.family_id"
+        "  JOIN users u ON u.id = t.user_id"
+        " WHERE t.hash = ?1 AND t.expires_at > ?2 AND f.revoked_at IS NULL", -1, &st, NULL);
+
+    if (rc != SQLITE_OK)
+        return db_errno(rc);
+    sqlite3_bind_blob(st, 1, s->sess.old_hash, 32, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, now_ms());
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        const unsigned char *name = sqlite3_column_text(st, 1);
+        if (name && strlen((const char *)name) < sizeof s->early_name) {
+            s->early_user = sqlite3_column_int64(st, 0);
+            strcpy(s->early_name, (const char *)name);
+        }
+    }
+    sqlite3_finalize(st);
+    if (s->early_user > 0 &&
+        auth_token_sign(&a->key, a->app->cfg->auth.issuer, s->early_user, s->early_name,
+                        now_ms() / 1000, a->app->cfg->auth.access_ttl, &s->early_access) < 0)
+        s->early_user = 0;
+    return 0;
+}
+
+static void refresh_finish(struct session_op *s);
+
+static void early_back(struct auth_op *early)
+{
+    struct session_op *s = (struct session_op *)((char *)early - offsetof(struct session_op, early));
+    s->early_out = 0;
+    if (s->rotated)
+        refresh_finish(s);
+}
+
 static void refresh_rotated(struct auth_op *op)
 {
     struct session_op *s = (struct session_op *)op;
+    s->rotated = 1;
+    if (!s->early_out)
+        refresh_finish(s);
+}
+
+/* Both the writer and the early read have answered. */
+static void refresh_finish(struct session_op *s)
+{
+    struct auth_op *op = &s->op;
     struct auth *a = op->a;
     int rc;
 
@@ -108,6 +173,13 @@ static void refresh_rotated(struct auth_op *op)
     } else if (s->sess.result != AUTH_SESSION_OK) {
         METRIC_INC(a->m.refresh_invalid);
         auth_respond_error(op, 401, INVALID_REFRESH);
+    } else if (s->early_access && s->early_user == s->sess.user_id &&
+               strcmp(s->early_name, s->sess.username) == 0) {
+        auth_note_user(a, s->sess.user_id);
+        s->access = s->early_access;
+        s->early_access = NULL;
+        refresh_signed(op);
+        return;
     } else {
         auth_note_user(a, s->sess.user_id);
         if ((rc = auth_op_work(op, refresh_sign, refresh_signed)) == 0)
@@ -140,7 +212,12 @@ void auth_refresh(struct http_req *req, void *ctx)
     if ((rc = auth_op_write(&s->op, refresh_apply, refresh_rotated)) < 0) {
         auth_respond_busy(&s->op, rc);
         auth_op_done(&s->op);
+        return;
     }
+    /* Not counted on its own: the op above is, and it waits for this one. Without it
+     * (pool queue full), the token is signed after the rotation as before. */
+    s->early.a = a;
+    s->early_out = auth_op_read(&s->early, early_read, early_back) == 0;
 }
 
 /* --- logout ------------------------------------------------------------------------- */
