@@ -22,7 +22,8 @@ void cli_usage(FILE *f)
             "  -V, --version         show the version\n"
             "\n"
             "verbs:\n"
-            "  check-config [-c FILE]  validate the configuration and print \"ok\"\n"
+            "  check-config [-c FILE]  validate the configuration and the files it names,\n"
+            "                          and print \"ok\"\n"
             "  backup FILE             copy the database to FILE while the server runs\n"
             "  dlq ...                 list and replay dead-lettered events\n");
     for (size_t i = 0; i < chatd_module_count; i++) {
@@ -117,6 +118,49 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
     return CLI_OK;
 }
 
+static int check_readable(const char *conf, const char *key, const char *path, char *err,
+                          size_t errlen)
+{
+    FILE *f;
+
+    if (!path[0])
+        return 0;
+    if (!(f = fopen(path, "r"))) {
+        int rc = -errno;
+        snprintf(err, errlen, "%s: %s: %s: %s", conf, key, path, strerror(-rc));
+        return rc;
+    }
+    fclose(f);
+    return 0;
+}
+
+/* check-config promises that the start will not stop on the configuration, so it also
+ * opens the files the start would need: a key_file (never created by a start), a
+ * ca_file, and the directory of the log file. */
+static int check_named_files(const char *conf, const struct chatd_config *cfg, char *err,
+                             size_t errlen)
+{
+    char dir[sizeof(cfg->log.file)];
+    int rc;
+
+    if ((rc = check_readable(conf, "key_file", cfg->auth.key_file, err, errlen)) < 0 ||
+        (rc = check_readable(conf, "ca_file", cfg->notification.ca_file, err, errlen)) < 0)
+        return rc;
+    if (!cfg->log.file[0])
+        return 0;
+    snprintf(dir, sizeof(dir), "%s", cfg->log.file);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        return 0;
+    slash[slash == dir ? 1 : 0] = '\0';
+    if (access(dir, W_OK | X_OK) < 0) {
+        rc = -errno;
+        snprintf(err, errlen, "%s: file: %s: %s", conf, dir, strerror(-rc));
+        return rc;
+    }
+    return 0;
+}
+
 int cli_load_config(const struct cli_opts *o, struct chatd_config *cfg, char *err,
                     size_t errlen)
 {
@@ -144,5 +188,7 @@ int cli_load_config(const struct cli_opts *o, struct chatd_config *cfg, char *er
         }
         strcpy(cfg->server.data_dir, o->data_dir);
     }
+    if (o->vargc > 0 && strcmp(o->vargv[0], "check-config") == 0)
+        return check_named_files(o->config ? o->config : "chatd.conf", cfg, err, errlen);
     return 0;
 }

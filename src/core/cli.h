@@ -22,7 +22,9 @@ enum { CLI_OK = 0, CLI_EXIT_OK = 1, CLI_USAGE = 2 };
 int  cli_parse(int argc, char **argv, struct cli_opts *o);
 void cli_usage(FILE *f);
 /* Defaults, then the config file (o->config, else ./chatd.conf if present), then flags.
- * Returns 0, or a negative error with the message in err. */
+ * For the check-config verb, also opens the files the configuration names (key_file,
+ * ca_file, the log file's directory). Returns 0, or a negative error with the message
+ * in err. */
 int  cli_load_config(const struct cli_opts *o, struct chatd_config *cfg, char *err,
                      size_t errlen);
 

@@ -81,3 +81,46 @@ TEST(cli_verb_keeps_its_own_options)
     free(o.vargv);
     ASSERT(ok);
 }
+
+/* check-config looks at the files the configuration names, as a start would; other
+ * verbs do not (keygen creates the configured key_file). */
+TEST(cli_check_config_opens_named_files)
+{
+    static const struct { const char *text, *err; } cases[] = {
+        { "[auth]\nkey_file = /nonexistent/jwt.pem\n",
+          ": key_file: /nonexistent/jwt.pem: No such file or directory" },
+        { "[notification]\nca_file = /nonexistent/ca.pem\n",
+          ": ca_file: /nonexistent/ca.pem: No such file or directory" },
+        { "[log]\nfile = /nonexistent/dir/chatd.log\n",
+          ": file: /nonexistent/dir: No such file or directory" },
+    };
+    char path[128], err[512];
+    char *check[] = { "check-config", NULL }, *keygen[] = { "keygen", NULL };
+    struct chatd_config c;
+
+    snprintf(path, sizeof(path), "/tmp/chatd-test-cli-files-%d.conf", (int)getpid());
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        FILE *f = fopen(path, "w");
+        ASSERT(f != NULL);
+        fputs(cases[i].text, f);
+        fclose(f);
+        struct cli_opts o = { .config = path, .vargc = 1, .vargv = check };
+        struct cli_opts k = { .config = path, .vargc = 1, .vargv = keygen };
+        err[0] = '\0';
+        int rc = cli_load_config(&o, &c, err, sizeof(err));
+        int rc_keygen = cli_load_config(&k, &c, err + 256, sizeof(err) - 256);
+        unlink(path);
+        ASSERT_EQ(rc, -ENOENT);
+        ASSERT(strncmp(err, path, strlen(path)) == 0);
+        ASSERT_STR_EQ(err + strlen(path), cases[i].err);
+        ASSERT_EQ(rc_keygen, 0);
+    }
+    FILE *f = fopen(path, "w");
+    ASSERT(f != NULL);
+    fprintf(f, "[auth]\nkey_file = %s\n[log]\nfile = /tmp/chatd.log\n", path);
+    fclose(f);
+    struct cli_opts o = { .config = path, .vargc = 1, .vargv = check };
+    int rc = cli_load_config(&o, &c, err, sizeof(err));
+    unlink(path);
+    ASSERT_EQ(rc, 0);
+}
