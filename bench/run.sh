@@ -154,7 +154,7 @@ lg() {
     prefix=$1
     shift
     settle
-    echo "bench: $prefix: loadgen $*" >&2
+    echo "bench: $(($(date +%s) - start))s: $prefix: loadgen $*" >&2
     echo "$client_cpu $build/loadgen $*" >> "$commands"
     $client_cpu "$build/loadgen" "$@" | sed "s/^/${prefix}./" >> "$results" || {
         echo "bench: loadgen failed for $prefix" >&2
@@ -166,6 +166,7 @@ val() { sed -n "s/^$1=//p" "$results" | tail -n 1; }
 
 ratio() { awk -v a="${1:-0}" -v b="${2:-0}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 
+start=$(date +%s)
 : > "$results"
 : > "$commands"
 start_chatd "$tmp/data"
@@ -240,6 +241,7 @@ echo "idle_rss_per_conn_bytes=$(val chatd.idle_rss_per_conn_bytes)"
 echo "idle_cpu_pct=$(val chatd.idle_cpu_pct)"
 echo "loop_lag_p99_ms_max=$(grep 'loop_lag_p99_ms=' "$results" | sed 's/.*=//' | sort -g | tail -n 1)"
 
+echo "bench: $(($(date +%s) - start))s: done" >&2
 if [ "$mode" = full ]; then
     sh bench/report.sh "$results" "$build" "$commands" "$out" > "$tmp/report.md"
     mv "$tmp/report.md" "$out"
