@@ -118,7 +118,11 @@ test('subscriptions are validated, owned, and idempotent by endpoint', async () 
     assert.equal(other.status, 404, 'only the owner can remove it');
     assert.equal((await http.del(`/v1/push/subscriptions/${id}`, as(dave))).status, 204);
     assert.equal((await http.del(`/v1/push/subscriptions/${id}`, as(dave))).status, 404);
-    assert.equal((await http.del('/v1/push/subscriptions/abc', as(dave))).status, 404);
+    for (const bad of ['abc', '0', '-1', '1.5', '1234567890123456789012']) {
+        const res = await http.del(`/v1/push/subscriptions/${bad}`, as(dave));
+        assert.equal(res.status, 400, `${bad} -> ${res.status}`);
+        assert.equal(res.json.error.code, 'invalid_argument');
+    }
 });
 
 test('the receiver accepts what the npm web-push library sends (checking the checker)', async () => {

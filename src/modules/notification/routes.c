@@ -83,8 +83,9 @@ done:
 static void delete_subscription(struct http_req *req, void *ctx)
 {
     int64_t id = http_param_id(req, 0);
+    /* A malformed id is the client's mistake, as for room and user ids in paths. */
     if (id <= 0) {
-        http_respond_error(req, 404, "no such subscription");
+        http_respond_error(req, 400, "invalid subscription id");
         return;
     }
     subs_remove(ctx, req, id);
