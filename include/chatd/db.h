@@ -46,6 +46,15 @@ struct db_job {
 int  db_write(struct db *db, struct db_job *job);
 /* Jobs waiting + being applied. */
 uint64_t db_write_depth(const struct db *db);
+/* Jobs whose apply is fn run without a SAVEPOINT of their own. For jobs that are
+ * groups themselves (a batch of many messages): a savepoint copies every page it
+ * touches that existed before it, which for such a job is most of what it writes.
+ * The price: when fn fails, the whole group's transaction is rolled back and every
+ * job of it gets that error in done(). So fn should fail only on what would fail the
+ * commit anyway (I/O, a full disk, no memory), and refuse everything else without
+ * writing. Any thread; at most DB_UNGUARDED_MAX functions. 0 or -ENOSPC. */
+#define DB_UNGUARDED_MAX 4
+int  db_write_unguarded(struct db *db, int (*fn)(sqlite3 *conn, struct db_job *job));
 
 /* A read on the thread pool: fn(conn, arg) runs on a pool thread with a read-only
  * connection and returns 0 or negative; after(arg, status) then runs on the loop. */

@@ -18,6 +18,7 @@
 #define DB_WAL_HARD_PAGES 32000       /* past this the writer checkpoints inline */
 
 struct metrics_hist;
+typedef int (*db_apply_fn)(sqlite3 *conn, struct db_job *job);
 
 enum db_ctl { DB_CTL_BEGIN, DB_CTL_COMMIT, DB_CTL_ROLLBACK, DB_CTL_SAVEPOINT,
               DB_CTL_RELEASE, DB_CTL_ROLLBACK_TO, DB_CTL__COUNT };
@@ -45,6 +46,7 @@ struct db {
     /* The writer's own statements (BEGIN, COMMIT, the per-job savepoint...), prepared
      * once: sqlite3_exec would parse them again for every job. Guarded by conn_lock. */
     sqlite3_stmt *ctl[DB_CTL__COUNT];
+    _Atomic db_apply_fn unguarded[DB_UNGUARDED_MAX];   /* see db_write_unguarded */
 
     /* The checkpoint thread (db_checkpoint.c) and its own connection. */
     pthread_mutex_t ck_lock;

@@ -120,8 +120,41 @@ void db_ctl_free(struct db *db)
     }
 }
 
+int db_write_unguarded(struct db *db, db_apply_fn fn)
+{
+    for (int i = 0; i < DB_UNGUARDED_MAX; i++) {
+        db_apply_fn cur = atomic_load(&db->unguarded[i]);
+        if (cur == fn)
+            return 0;
+        if (!cur && atomic_compare_exchange_strong(&db->unguarded[i], &cur, fn))
+            return 0;
+        if (cur == fn)
+            return 0;
+    }
+    return -ENOSPC;
+}
+
+static int is_unguarded(struct db *db, db_apply_fn fn)
+{
+    for (int i = 0; i < DB_UNGUARDED_MAX; i++) {
+        db_apply_fn cur = atomic_load_explicit(&db->unguarded[i], memory_order_acquire);
+        if (!cur)
+            return 0;
+        if (cur == fn)
+            return 1;
+    }
+    return 0;
+}
+
 static int apply_job(struct db *db, struct db_job *job)
 {
+    if (job->apply && is_unguarded(db, job->apply)) {
+        int rc = job->apply(db->wconn, job);
+        /* No savepoint to go back to: the group goes (run_batch sees autocommit). */
+        if (rc < 0 && !sqlite3_get_autocommit(db->wconn))
+            ctl(db, DB_CTL_ROLLBACK);
+        return rc;
+    }
     int rc = ctl(db, DB_CTL_SAVEPOINT);
 
     if (rc < 0)

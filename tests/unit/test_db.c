@@ -183,6 +183,49 @@ TEST(db_group_commit_running)
     fx_stop(&f);
 }
 
+static int ins_apply_unguarded(sqlite3 *conn, struct db_job *job)
+{
+    return ins_apply(conn, job);
+}
+
+/* A job without a savepoint: when it fails, the whole group is undone and every job
+ * of it gets its error; when it succeeds it commits with the others. */
+TEST(db_unguarded_job_fails_its_group)
+{
+    enum { N = 6 };
+    struct fx f;
+    static struct ins_job jobs[N];
+    static int order[N];
+    int norder = 0;
+
+    ASSERT_EQ(open_db(&f), 0);
+    ASSERT_EQ(db_write_unguarded(f.app.db, ins_apply_unguarded), 0);
+    ASSERT_EQ(db_write_unguarded(f.app.db, ins_apply_unguarded), 0);   /* once is enough */
+    for (int i = 0; i < N; i++) {
+        jobs[i] = (struct ins_job){ .f = &f, .n = i, .fail = i == 2 || i == 5, .order = order,
+                                    .norder = &norder, .status = 1, .visible = -2 };
+        jobs[i].job.apply = i == 2 || i == 4 ? ins_apply_unguarded : ins_apply;
+        jobs[i].job.done = ins_done;
+    }
+    /* One group (queued before the writer starts): 2 fails after its insert. */
+    for (int i = 0; i < 3; i++)
+        ASSERT_EQ(db_write(f.app.db, &jobs[i].job), 0);
+    ASSERT_EQ(db_start(f.app.db), 0);
+    ASSERT(FX_RUN_UNTIL(&f, done_count(jobs, 3) == 3, 10000));
+    for (int i = 0; i < 3; i++)
+        ASSERT_EQ(jobs[i].status, -EINVAL);
+    ASSERT_EQ(fx_query_int(f.db_path, "SELECT count(*) FROM t"), 0);
+    /* Then: 4 (unguarded) succeeds; 5 (with its savepoint) fails alone. */
+    for (int i = 3; i < N; i++)
+        ASSERT_EQ(db_write(f.app.db, &jobs[i].job), 0);
+    ASSERT(FX_RUN_UNTIL(&f, done_count(jobs, N) == N, 10000));
+    ASSERT_EQ(jobs[3].status, 0);
+    ASSERT_EQ(jobs[4].status, 0);
+    ASSERT_EQ(jobs[5].status, -EINVAL);
+    ASSERT_EQ(fx_query_int(f.db_path, "SELECT count(*) FROM t"), 2);
+    fx_stop(&f);
+}
+
 static void nop_done(struct db_job *job, int status)
 {
     (*(int *)((char *)job + sizeof(struct db_job)))++;

@@ -2,6 +2,7 @@
  * transaction (group commit), seq per room without gaps, dedupe on
  * (sender_id, client_msg_id), membership checks; and the batch bookkeeping. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sqlite3.h>
@@ -163,47 +164,79 @@ TEST(message_writer_dedupe_and_access)
     sqlite3_close(db);
 }
 
-TEST(message_writer_failed_write_undoes_the_batch)
+TEST(message_writer_refused_insert_fails_that_message_alone)
 {
     struct msg_state st;
     state_init(&st);
     sqlite3 *db = open_schema();
     ASSERT(db != NULL);
     int rc;
-    /* A write that fails after others of the same batch were written. */
+    /* The database refuses one row (here a trigger; a constraint would do the same). */
     ASSERT_EQ(sqlite3_exec(db, "CREATE TRIGGER boom BEFORE INSERT ON messages"
                                " WHEN NEW.body = 'boom' BEGIN SELECT RAISE(ABORT, 'boom'); END",
                            NULL, NULL, NULL), SQLITE_OK);
     sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
     struct msg_job *v[] = {
         msg_job_new(&st, 1, 1, "ann", "one", "x-1", NULL),
-        msg_job_new(&st, 2, 1, "ann", "two", NULL, NULL),
         msg_job_new(&st, 1, 2, "bob", "boom", NULL, NULL),
-        msg_job_new(&st, 1, 2, "bob", "never tried", NULL, NULL),
+        msg_job_new(&st, 1, 2, "bob", "after", NULL, NULL),
     };
-    struct msg_batch *b = apply(db, &st, v, 4, &rc);
+    struct msg_batch *b = apply(db, &st, v, 3, &rc);
     ASSERT(b != NULL);
-    ASSERT(rc < 0);
-    ASSERT(b->failed < 0);
-    ASSERT_EQ(v[2]->status, 500);
+    ASSERT_EQ(rc, 0);
+    ASSERT_EQ(v[0]->status, 201);
+    ASSERT_EQ(v[1]->status, 500);
+    ASSERT_EQ(v[2]->status, 201);
+    ASSERT_EQ(v[2]->row.seq, 2);                      /* no gap where it failed */
+    sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+    ASSERT_EQ(scalar(db, "SELECT count(*) FROM messages"), 2);
+    ASSERT_EQ(scalar(db, "SELECT last_seq FROM rooms WHERE id = 1"), 2);
+    msg_batch_free(b);
+    wstmts_free(&st);
+    sqlite3_close(db);
+}
+
+TEST(message_writer_failed_write_fails_the_batch)
+{
+    struct msg_state st;
+    state_init(&st);
+    sqlite3 *db = open_schema();
+    ASSERT(db != NULL);
+    int rc;
+    char body[3001];
+    memset(body, 'x', sizeof(body) - 1);
+    body[sizeof(body) - 1] = '\0';
+    /* A full disk in the middle of a batch. */
+    int64_t pages = scalar(db, "PRAGMA page_count");
+    char sql[64];
+    snprintf(sql, sizeof(sql), "PRAGMA max_page_count=%lld", (long long)pages + 4);
+    ASSERT_EQ(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
+    enum { N = 20 };
+    struct msg_job *v[N];
+    for (int i = 0; i < N; i++)
+        ASSERT((v[i] = msg_job_new(&st, 1 + i % 2, 1, "ann", body, NULL, NULL)) != NULL);
+    struct msg_batch *b = apply(db, &st, v, N, &rc);
+    ASSERT(b != NULL);
+    ASSERT_EQ(rc, -ENOSPC);
+    ASSERT_EQ(b->failed, -ENOSPC);
     sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
     ASSERT_EQ(scalar(db, "SELECT count(*) FROM messages"), 0);
     ASSERT_EQ(scalar(db, "SELECT last_seq FROM rooms WHERE id = 1"), 0);
     ASSERT_EQ(scalar(db, "SELECT read_seq FROM room_members WHERE room_id = 1 AND user_id = 1"),
               0);
     msg_batch_free(b);
-    /* The same messages again, without the failing one: seq starts where it was. */
+    /* Room again: the same messages go in, from seq 1. */
+    ASSERT_EQ(sqlite3_exec(db, "PRAGMA max_page_count=1000000", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
-    struct msg_job *w[] = {
-        msg_job_new(&st, 1, 1, "ann", "one", "x-1", NULL),
-        msg_job_new(&st, 1, 2, "bob", "fine", NULL, NULL),
-    };
-    b = apply(db, &st, w, 2, &rc);
+    for (int i = 0; i < N; i++)
+        ASSERT((v[i] = msg_job_new(&st, 1 + i % 2, 1, "ann", body, NULL, NULL)) != NULL);
+    b = apply(db, &st, v, N, &rc);
     ASSERT_EQ(rc, 0);
-    ASSERT_EQ(w[0]->status, 201);                     /* not a duplicate: never stored */
-    ASSERT_EQ(w[0]->row.seq, 1);
-    ASSERT_EQ(w[1]->row.seq, 2);
+    ASSERT_EQ(v[0]->row.seq, 1);
+    ASSERT_EQ(v[N - 1]->row.seq, N / 2);
     sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+    ASSERT_EQ(scalar(db, "SELECT last_seq FROM rooms WHERE id = 2"), N / 2);
     msg_batch_free(b);
     wstmts_free(&st);
     sqlite3_close(db);

@@ -8,10 +8,12 @@
  * Inside the transaction a batch costs one SAVEPOINT (the writer's, per job), one
  * read of each room's members and last_seq, one INSERT per message, and at the end
  * one UPDATE of last_seq per room and one read marker per sender and room: per
- * message, only the INSERT (and the dedupe lookup when it has a client_msg_id). A
- * message that is refused (not a member, no such room, 409) writes nothing, so it
- * needs no savepoint of its own; a write that fails fails the batch, whose savepoint
- * the writer rolls back: nothing of it is stored and every message of it is refused.
+ * message, only the INSERT (and the dedupe lookup when a client_msg_id repeats). A
+ * message that is refused (not a member, no such room, 409, a constraint) writes
+ * nothing, so it needs no savepoint of its own. Nor does the batch: a savepoint would
+ * copy every page the batch touches. A write that fails (I/O, a full disk) fails the
+ * writer's whole group instead (db_write_unguarded): nothing of it is stored and
+ * every message of it is refused, as a failed COMMIT would have done.
  *
  * Seq stays gapless: each room's counter starts from last_seq as read in this
  * transaction, advances only for a stored row, and is written back before the
@@ -329,7 +331,16 @@ static int apply_one(struct msg_batch *b, sqlite3 *conn, struct msg_job *j)
                 j->status = 200;
             return 0;
         }
-        rc = -EIO;                   /* (room_id, seq) taken: last_seq is behind */
+    }
+    if (rc == -EEXIST || rc == -ECONSTRAINT) {
+        /* A refused single-row INSERT wrote nothing: this message alone fails. (Here
+         * (room_id, seq) was taken: last_seq is behind the rows; nothing we did.) */
+        if (b->st->app)
+            LOG_WARN(b->st->app, "message", "message refused by the database room_id=%lld"
+                     " seq=%lld error=\"%s\"", (long long)j->room_id,
+                     (long long)(r->seq + 1), sqlite3_errmsg(conn));
+        msg_job_fail(j, 500, "could not store the message");
+        return 0;
     }
     if (rc < 0) {
         msg_job_fail(j, 500, "could not store the message");
@@ -377,6 +388,11 @@ fail:
                  sqlite3_errmsg(conn));
     b->failed = rc;
     return rc;
+}
+
+int msg_batch_register(struct msg_state *st)
+{
+    return st->app && st->app->db ? db_write_unguarded(st->app->db, batch_apply) : 0;
 }
 
 /* ---------- done (writer, after COMMIT) ---------- */

@@ -235,6 +235,8 @@ void msg_batch_close(struct msg_state *st, void (*cb)(struct msg_state *st));
 /* Loop: before queueing another writer job of this module, so messages accepted
  * after it are not stored before it. */
 void msg_batch_close_open(struct msg_state *st);
+/* Tells the writer that batches need no savepoint of their own (init). */
+int  msg_batch_register(struct msg_state *st);
 /* Result event payloads, built from a finished job. */
 cJSON *msg_job_stored_payload(const struct msg_job *j);
 cJSON *msg_job_rejected_payload(const struct msg_job *j);

@@ -75,7 +75,8 @@ int msg_state_new(struct msg_state **out, struct chatd *app)
     double burst = app->cfg ? app->cfg->limits.messages_burst : 100;
     if (pending_init(&st->pending, MSG_PENDING_MAX) < 0 ||
         mcache_new(&st->members, MSG_CACHE_ROOMS) < 0 ||
-        ratelimit_new(&st->send_limit, MSG_LIMIT_USERS, rate, burst) < 0) {
+        ratelimit_new(&st->send_limit, MSG_LIMIT_USERS, rate, burst) < 0 ||
+        msg_batch_register(st) < 0) {
         msg_state_free(st);
         return -ENOMEM;
     }
