@@ -104,6 +104,18 @@ int auth_token_sign(const struct auth_key *k, const char *issuer, int64_t user_i
 int auth_token_verify(const struct auth_key *k, const char *issuer, const char *token,
                       int64_t now_s, struct http_user *user, const char **reason);
 
+/* ---- vcache.c (loop thread) ------------------------------------------------------ */
+/* Tokens that passed auth_token_verify, by SHA-256, so that one presented again costs
+ * a hash instead of an RSA verification; the expiry is checked on every use. */
+#define AUTH_VCACHE_SLOTS 1024
+struct auth_vcache;
+int  auth_vcache_new(struct auth_vcache **out);
+void auth_vcache_free(struct auth_vcache *c);
+/* auth_token_verify, answered from the cache when it can be (c may be NULL). */
+int  auth_bearer_check(struct auth_vcache *c, const struct auth_key *k, const char *issuer,
+                       const char *token, int64_t now_s, struct http_user *user,
+                       const char **reason);
+
 /* Rejection reasons, also the labels of chatd_token_rejections_total. */
 #define AUTH_REJECT_REASONS(X) \
     X(malformed) X(bad_alg) X(unknown_kid) X(bad_signature) X(expired) \
@@ -154,6 +166,7 @@ struct auth_metrics {
 struct auth {
     struct chatd *app;                 /* not owned */
     struct auth_key key;               /* owned; read-only after init */
+    struct auth_vcache *vcache;        /* owned; bearer tokens already verified */
     char *jwks;                        /* owned; the JWK Set, built once */
     size_t jwks_len;
     char dummy_hash[AUTH_PWHASH_MAX];  /* verified for unknown users: same time */

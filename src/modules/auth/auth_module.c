@@ -114,6 +114,7 @@ static int auth_init(struct chatd *app, void **state)
         goto fail;
     a->jwks_len = strlen(a->jwks);
     if ((rc = make_dummy_hash(a)) < 0 || (rc = auth_load_max_user_id(a)) < 0 ||
+        (rc = auth_vcache_new(&a->vcache)) < 0 ||
         (rc = auth_throttle_new(&a->throttle, AUTH_THROTTLE_ENTRIES,
                                 cfg->limits.login_failures_per_min)) < 0)
         goto fail;
@@ -231,6 +232,7 @@ static void auth_destroy(void *state)
     if (a->reg_limit)
         ratelimit_free(a->reg_limit);
     free(a->jwks);
+    auth_vcache_free(a->vcache);
     auth_key_free(&a->key);
     free(a);
 }

@@ -272,8 +272,8 @@ int auth_verify_bearer(void *ctx, const char *token, struct http_user *user,
                        const char **reason)
 {
     struct auth *a = ctx;
-    int rc = auth_token_verify(&a->key, a->app->cfg->auth.issuer, token, now_ms() / 1000,
-                               user, reason);
+    int rc = auth_bearer_check(a->vcache, &a->key, a->app->cfg->auth.issuer, token,
+                               now_ms() / 1000, user, reason);
     if (rc == 0 && user->id > a->max_user_id) {
         memset(user, 0, sizeof *user);
         *reason = "unknown_user";

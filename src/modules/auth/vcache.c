@@ -1,0 +1,89 @@
+/* vcache.c: bearer tokens that have already been verified. A client that reconnects
+ * presents the same access token again, and each WebSocket upgrade and API call runs
+ * the bearer check on the loop: the RSA verification and the claims parsing are most
+ * of an upgrade's own work. Everything a token is checked for except its expiry is
+ * fixed by its bytes, the key and the issuer, which do not change while the process
+ * runs; so a token that passed once passes again until it expires. The cache is keyed
+ * by the SHA-256 of the issuer and the whole token and holds only tokens that passed;
+ * the expiry is checked again on every hit, exactly as auth_token_verify checks it.
+ * Direct-mapped and fixed in size: a newer token simply takes the slot of an older
+ * one. Loop thread only. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <openssl/evp.h>
+
+#include "chatd/util.h"
+#include "auth_internal.h"
+
+struct vcache_slot {
+    uint8_t hash[32];
+    int64_t verified_at;               /* seconds; 0 = empty */
+    struct http_user user;
+};
+
+struct auth_vcache {
+    struct vcache_slot slot[AUTH_VCACHE_SLOTS];
+};
+
+int auth_vcache_new(struct auth_vcache **out)
+{
+    *out = calloc(1, sizeof **out);
+    return *out ? 0 : -ENOMEM;
+}
+
+void auth_vcache_free(struct auth_vcache *c)
+{
+    free(c);
+}
+
+/* SHA-256 of issuer, NUL, token. */
+static int key_of(const char *issuer, const char *token, size_t len, uint8_t out[32])
+{
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
+             EVP_DigestUpdate(ctx, issuer, strlen(issuer) + 1) == 1 &&
+             EVP_DigestUpdate(ctx, token, len) == 1 &&
+             EVP_DigestFinal_ex(ctx, out, NULL) == 1;
+    EVP_MD_CTX_free(ctx);
+    return ok ? 0 : -ENOMEM;
+}
+
+static struct vcache_slot *slot_of(struct auth_vcache *c, const uint8_t hash[32])
+{
+    uint32_t i;
+    memcpy(&i, hash, sizeof i);
+    return &c->slot[i % AUTH_VCACHE_SLOTS];
+}
+
+int auth_bearer_check(struct auth_vcache *c, const struct auth_key *k, const char *issuer,
+                      const char *token, int64_t now_s, struct http_user *user,
+                      const char **reason)
+{
+    uint8_t hash[32];
+    struct vcache_slot *s;
+    size_t len;
+    int rc;
+
+    if (!c || !token || (len = strnlen(token, AUTH_TOKEN_MAX + 1)) > AUTH_TOKEN_MAX ||
+        key_of(issuer, token, len, hash) < 0)
+        return auth_token_verify(k, issuer, token, now_s, user, reason);
+    s = slot_of(c, hash);
+    /* A clock that went back could make a not-yet-valid token look valid: re-verify. */
+    if (s->verified_at > 0 && now_s >= s->verified_at && ct_equal(s->hash, hash, 32)) {
+        if (now_s - AUTH_LEEWAY_S >= s->user.token_exp) {    /* as auth_token_verify */
+            memset(user, 0, sizeof *user);
+            *reason = auth_reject_name(AUTH_REJECT_expired);
+            return -EACCES;
+        }
+        *user = s->user;
+        return 0;
+    }
+    rc = auth_token_verify(k, issuer, token, now_s, user, reason);
+    if (rc == 0) {
+        memcpy(s->hash, hash, 32);
+        s->verified_at = now_s > 0 ? now_s : 1;
+        s->user = *user;
+    }
+    return rc;
+}
