@@ -395,15 +395,17 @@ int msg_batch_register(struct msg_state *st)
     return st->app && st->app->db ? db_write_unguarded(st->app->db, batch_apply) : 0;
 }
 
-/* ---------- done (writer, after COMMIT) ---------- */
-static void batch_done(struct db_job *job, int status)
+/* ---------- done (writer, after COMMIT), then the loop ---------- */
+/* The results are published on the loop, where the jobs were made: the loop frees
+ * what it allocated (a free from another thread takes the allocator's arena lock
+ * once the thread cache is full, which a batch of a thousand fills at once), and the
+ * batch crosses the ring as one item instead of one event per message. */
+static void batch_results(void *arg)
 {
-    struct msg_batch *b = (struct msg_batch *)job;
+    struct msg_batch *b = arg;
     struct msg_state *st = b->st;
     int n = b->n, stored = 0;
 
-    if (status < 0 && !b->failed)
-        b->failed = status;          /* the commit failed: nothing is on disk */
     for (int i = 0; i < n; i++) {
         struct msg_job *j = b->jobs[i];
         if (b->failed && j->status < 400)
@@ -414,7 +416,22 @@ static void batch_done(struct db_job *job, int status)
     st->w_batches++;
     if (st->m_batch && stored)
         metrics_observe(st->m_batch, stored);
-    b->n = 0;                        /* posted jobs were freed */
+    b->n = 0;                        /* published jobs were freed */
     msg_batch_free(b);
     __atomic_fetch_sub(&st->jobs_inflight, n, __ATOMIC_RELEASE);
+}
+
+static void batch_done(struct db_job *job, int status)
+{
+    struct msg_batch *b = (struct msg_batch *)job;
+    struct msg_state *st = b->st;
+    int n = b->n;
+
+    if (status < 0 && !b->failed)
+        b->failed = status;          /* the commit failed: nothing is on disk */
+    if (bus_call_on_loop_wait(st->app->bus, batch_results, b) < 0) {
+        LOG_WARN(st->app, "message", "results not delivered: bus closing messages=%d", n);
+        msg_batch_free(b);
+        __atomic_fetch_sub(&st->jobs_inflight, n, __ATOMIC_RELEASE);
+    }
 }

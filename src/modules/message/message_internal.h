@@ -199,7 +199,7 @@ void msg_job_fail(struct msg_job *j, int status, const char *msg);
 int  msg_find_duplicate(struct msg_state *st, sqlite3 *conn, struct msg_job *j);
 /* Writer: stores the message with that seq; fills j->row. 0 or negative. */
 int  msg_insert(struct msg_state *st, sqlite3 *conn, struct msg_job *j, int64_t seq);
-/* Writer, after the commit: posts message.stored or message.rejected; frees j. */
+/* Loop, after the commit: publishes message.stored or message.rejected; frees j. */
 void msg_job_post_result(struct msg_state *st, struct msg_job *j);
 
 /* ---------- batches of messages (batch.c) ---------- */

@@ -265,7 +265,7 @@ cJSON *msg_job_rejected_payload(const struct msg_job *j)
                             j->errmsg ? j->errmsg : "could not store the message");
 }
 
-/* Writer, after COMMIT: tells the loop what became of the message, and frees it. */
+/* Loop, after COMMIT: tells everybody what became of the message, and frees it. */
 void msg_job_post_result(struct msg_state *st, struct msg_job *j)
 {
     struct bus_event *ev;
@@ -280,7 +280,7 @@ void msg_job_post_result(struct msg_state *st, struct msg_job *j)
         METRIC_INC(st->m_rejected);
         ev = bus_event_new(TOPIC_MESSAGE_REJECTED, msg_job_rejected_payload(j));
     }
-    if (ev && bus_post_wait(st->app->bus, ev) < 0)
+    if (ev && bus_publish(st->app->bus, ev) < 0)
         LOG_WARN(st->app, "message", "result not delivered: bus closing room_id=%lld",
                  (long long)j->room_id);
     msg_job_free(j);
