@@ -85,7 +85,7 @@ test('a broadcast to 3,000 connections: every message on every connection, in or
         receivers.push(...await Promise.all(batch));
     }
 
-    // Send, paced, until the lag probe has fired at least 15 times during the load
+    // Send, paced, until the lag probe has fired at least 20 times during the load
     // (it fires every 100 ms) or a deadline passes; every send is acked before the next
     // batch so that the load is the writes, not a queue of sends.
     const lag0 = await lagHistogram();
@@ -99,7 +99,7 @@ test('a broadcast to 3,000 connections: every message on every connection, in or
         for (let k = 0; k < 5; k++)
             await sender.next('ack', 30000);
         const lag = await lagHistogram();
-        if (lag.count - lag0.count >= 15 || Date.now() > deadline)
+        if (lag.count - lag0.count >= 20 || Date.now() > deadline)
             break;
     }
     const lag1 = await lagHistogram();
@@ -111,14 +111,16 @@ test('a broadcast to 3,000 connections: every message on every connection, in or
         assert.equal(c.got, sent);
     }
     const samples = lag1.count - lag0.count;
-    assert.ok(samples >= (WRAPPED ? 1 : 15), `lag samples during the load: ${samples}`);
+    assert.ok(samples >= (WRAPPED ? 1 : 20), `lag samples during the load: ${samples}`);
     if (!WRAPPED) {
         // A broadcast to 3,000 sockets written in one turn holds the loop for 20 ms or
-        // more here, and one runs every few ms: a third or more of the samples land past
-        // 10 ms. Written in slices, at most a stray one does (the machine is shared).
-        const over10 = samples - (lag1.buckets.get('0.01') - lag0.buckets.get('0.01'));
+        // more here, and one runs every few ms: a quarter or more of the samples land
+        // past 25 ms. Written in slices, the loop's turns stay under a millisecond or
+        // two, and what is left is the machine (shared, busy with other tests): at most
+        // a stray sample past 25 ms.
+        const over25 = samples - (lag1.buckets.get('0.025') - lag0.buckets.get('0.025'));
         const seen = JSON.stringify([...lag1.buckets].map(([k, v]) => [k, v - lag0.buckets.get(k)]));
-        assert.ok(over10 <= 2, `lag samples over 10 ms: ${over10} of ${samples} (messages sent: ${sent}; by bucket ${seen})`);
+        assert.ok(over25 <= 1, `lag samples over 25 ms: ${over25} of ${samples} (messages sent: ${sent}; by bucket ${seen})`);
     }
     await Promise.all(receivers.map((c) => new Promise((r) => { c.ws.once('close', r); c.ws.close(); })));
     await sender.close();
