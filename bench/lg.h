@@ -74,6 +74,9 @@ int  lg_conn_open(uv_loop_t *loop, struct lg_conn *c, const char *host, int port
 int  lg_ws_send_text(struct lg_conn *c, const char *p, size_t n);
 int  lg_raw_send(struct lg_conn *c, const char *p, size_t n);
 void lg_conn_close(struct lg_conn *c);
+/* Input of one read: every whole message to on_frame, an incomplete tail kept. */
+void lg_conn_feed(struct lg_conn *c, const uint8_t *p, size_t n, uint64_t now);
+int  lg_self_test(void);        /* the parsers on split and joined input; 0 if all pass */
 
 /* ---- blocking HTTP: one connection per request for set-up (not measured), or a
  * kept-alive connection (lg_http_ka, one per thread) for the auth scenario ---- */

@@ -13,8 +13,6 @@
 
 enum { WS_CONT = 0, WS_TEXT = 1, WS_BINARY = 2, WS_CLOSE = 8, WS_PING = 9, WS_PONG = 10 };
 
-static void conn_input(struct lg_conn *c, const uint8_t *p, size_t len, uint64_t now);
-
 struct lg_io *lg_io_of(uv_loop_t *loop)
 {
     struct lg_io *io = loop->data;
@@ -22,7 +20,7 @@ struct lg_io *lg_io_of(uv_loop_t *loop)
 
     if (io == NULL && (io = loop->data = calloc(1, sizeof(*io))) != NULL &&
         (want == NULL || strcmp(want, "epoll") != 0))
-        io->uring = lg_uring_new(loop, conn_input);
+        io->uring = lg_uring_new(loop, lg_conn_feed);
     return io;
 }
 
@@ -318,7 +316,7 @@ static size_t parse(struct lg_conn *c, const uint8_t *p, size_t len, uint64_t no
 
 /* Input of one read (or recv completion): parsed where it lies, every whole message
  * handed on, an incomplete tail kept for the next. */
-static void conn_input(struct lg_conn *c, const uint8_t *p, size_t len, uint64_t now)
+void lg_conn_feed(struct lg_conn *c, const uint8_t *p, size_t len, uint64_t now)
 {
     struct lg_io *io = lg_io_of(c->tcp.loop);
     size_t used;
@@ -364,7 +362,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
             lg_conn_close(c);
         return;
     }
-    conn_input(c, (const uint8_t *)buf->base, (size_t)n, lg_now_ns());
+    lg_conn_feed(c, (const uint8_t *)buf->base, (size_t)n, lg_now_ns());
 }
 
 /* ---- connecting and closing ---- */

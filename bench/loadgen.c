@@ -6,6 +6,7 @@
  *   loadgen --target chatd --port P --scenario durable --senders 50 --window 32
  *   loadgen --target chatd --port P --scenario idle --conns 19000 --server-pid PID
  *   loadgen --target chatd --port P --scenario auth
+ *   loadgen --self-test
  *
  * Senders are open-loop (a 1 ms timer sends what is due at the target rate), so a
  * server that falls behind shows it as latency rather than as a lower send rate. */
@@ -27,7 +28,8 @@ static void usage(void)
             "  --scenario fanout|pairs|durable|idle|auth\n"
             "  [--members N] [--pairs N] [--senders N] [--window N] [--conns N]\n"
             "  [--rates R1,R2,...] [--duration S] [--size BYTES] [--server-pid PID]\n"
-            "  [--max-p99-ms MS] [--prefix NAME]\n");
+            "  [--max-p99-ms MS] [--prefix NAME]\n"
+            "   or: loadgen --self-test\n");
 }
 
 static int parse_rates(struct lg_opts *o, const char *s)
@@ -89,6 +91,8 @@ int main(int argc, char **argv)
     struct rlimit rl;
 
     memset(&o, 0, sizeof(o));
+    if (argc == 2 && strcmp(argv[1], "--self-test") == 0)
+        return lg_self_test();
     if (parse_args(&o, argc, argv) < 0) {
         usage();
         return 2;

@@ -27,6 +27,8 @@ redis_pid=""
 for f in "$build/chatd" "$build/loadgen"; do
     [ -x "$f" ] || { echo "bench: $f is missing (make BUILD=$build $f)" >&2; exit 1; }
 done
+# The generator's parsers first: a figure must not rest on one that drops messages.
+"$build/loadgen" --self-test > /dev/null || { echo "bench: loadgen --self-test failed" >&2; exit 1; }
 command -v redis-server > /dev/null || {
     echo "bench: redis-server is missing (scripts/install-deps.sh installs it)" >&2
     exit 1
