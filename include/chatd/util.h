@@ -45,7 +45,10 @@ int  strbuf_printf(struct strbuf *b, const char *fmt, ...) __attribute__((format
  * -ENOENT when missing, -EINVAL when the type is wrong. */
 int json_get_str(const cJSON *obj, const char *key, const char **out);
 int json_get_i64(const cJSON *obj, const char *key, int64_t *out); /* integral numbers only */
-cJSON *json_parse_object(const char *s, size_t n);  /* NULL unless a JSON object; depth <= 32 */
+/* NULL unless a JSON object of depth <= 32 with no \u0000 in any string (cJSON would
+ * cut the string there). */
+cJSON *json_parse_object(const char *s, size_t n);
+int    json_has_nul_escape(const char *s, size_t n);     /* 1 when a string holds \u0000 */
 char  *json_print(const cJSON *v);                  /* unformatted; free() */
 
 /* Token bucket: rate tokens/s, up to burst. take returns 0, or the ms until a token. */

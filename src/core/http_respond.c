@@ -349,25 +349,11 @@ int64_t http_param_id(const struct http_req *r, int i)
     return v;
 }
 
-/* cJSON keeps strings NUL-terminated, so "pass\u0000word" would reach a route as "pass":
- * a password, username or name silently cut short. In valid JSON a backslash only
- * appears inside strings and always starts an escape, so walking escape by escape finds
- * every \u0000 and nothing else. */
-static int has_nul_escape(const char *s, size_t n)
-{
-    for (size_t i = 0; i + 1 < n; i++) {
-        if (s[i] != '\\')
-            continue;
-        if (s[i + 1] == 'u' && i + 5 < n && memcmp(s + i + 2, "0000", 4) == 0)
-            return 1;
-        i++;                         /* skip the escaped character */
-    }
-    return 0;
-}
-
+/* A \u0000 gets its own answer: json_parse_object refuses it, and "not a JSON object"
+ * would mislead. */
 cJSON *http_json_body(struct http_req *r)
 {
-    if (has_nul_escape(r->body, r->body_len)) {
+    if (json_has_nul_escape(r->body, r->body_len)) {
         http_respond_error(r, 400, "strings must not hold NUL characters");
         return NULL;
     }

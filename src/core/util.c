@@ -323,11 +323,27 @@ static int json_depth_ok(const char *s, size_t n)
     return 1;
 }
 
+int json_has_nul_escape(const char *s, size_t n)
+{
+    /* In valid JSON a backslash only appears inside strings and always starts an
+     * escape, so walking escape by escape finds every \u0000 and nothing else. */
+    for (size_t i = 0; s && i + 1 < n; i++) {
+        if (s[i] != '\\')
+            continue;
+        if (s[i + 1] == 'u' && i + 5 < n && memcmp(s + i + 2, "0000", 4) == 0)
+            return 1;
+        i++;                         /* skip the escaped character */
+    }
+    return 0;
+}
+
 cJSON *json_parse_object(const char *s, size_t n)
 {
     const char *end = NULL;
 
-    if (!s || !json_depth_ok(s, n))
+    /* cJSON keeps strings NUL-terminated: "zz\u0000a" would come out as "zz", so two
+     * different client_msg_ids, passwords or names could meet as one. */
+    if (!s || !json_depth_ok(s, n) || json_has_nul_escape(s, n))
         return NULL;
     cJSON *v = cJSON_ParseWithLengthOpts(s, n, &end, 0);
     if (!v)

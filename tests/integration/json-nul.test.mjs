@@ -2,7 +2,7 @@
 // a password "secret\u0000..." must not be stored as "secret".
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { api, assertApiError, registerAndLogin, startServer, uniqueName } from './lib/harness.mjs';
+import { api, assertApiError, registerAndLogin, startServer, uniqueName, wsConnect } from './lib/harness.mjs';
 
 let server, http, alice;
 
@@ -42,4 +42,22 @@ test('an escaped backslash before u0000 is text, not a NUL', async () => {
     const res = await http.post('/v1/rooms', raw('{"name":"a\\\\u0000b"}'), { token: alice.access_token });
     assert.equal(res.status, 201, res.text);
     assert.equal(res.json.room.name, 'a\\u0000b');
+});
+
+test('a WebSocket frame with an escaped NUL gets an error frame and stores nothing', async () => {
+    const room = (await http.post('/v1/rooms', { name: uniqueName('nulws') }, { token: alice.access_token })).json.room;
+    const ws = await wsConnect(server, alice.access_token);
+    await ws.next('hello');
+    // Two ids that cJSON would both cut to "zz": neither may stand for the other.
+    ws.send(`{"type":"send","room_id":${room.id},"body":"hello","client_msg_id":"zz\\u0000one"}`);
+    const err = await ws.next('error');
+    assert.equal(err.code, 'invalid_argument');
+    ws.send(`{"type":"send","room_id":${room.id},"body":"a\\u0000b","client_msg_id":"n1"}`);
+    assert.equal((await ws.next('error')).code, 'invalid_argument');
+    ws.send({ type: 'send', room_id: room.id, body: 'other', client_msg_id: 'zz' });
+    const ack = await ws.next('ack');
+    assert.equal(ack.client_msg_id, 'zz');
+    const hist = await http.get(`/v1/rooms/${room.id}/messages`, { token: alice.access_token });
+    assert.deepEqual(hist.json.messages.map((m) => m.body), ['other']);
+    await ws.close();
 });

@@ -189,6 +189,15 @@ TEST(util_json_parse_object)
     ASSERT((v = json_parse_object("{} x", 4)) == NULL);
     ASSERT((v = json_parse_object("{\"a\":", 5)) == NULL);
     ASSERT((v = json_parse_object("", 0)) == NULL);
+    /* \u0000 would cut the string short in cJSON: refused; an escaped backslash
+     * followed by "u0000" is text */
+    const char *nul = "{\"a\":\"zz\\u0000x\"}", *text = "{\"a\":\"z\\\\u0000x\"}";
+    ASSERT((v = json_parse_object(nul, strlen(nul))) == NULL);
+    ASSERT(json_has_nul_escape(nul, strlen(nul)) == 1);
+    ASSERT(json_has_nul_escape(text, strlen(text)) == 0);
+    ASSERT((v = json_parse_object(text, strlen(text))) != NULL);
+    ASSERT_STR_EQ(cJSON_GetObjectItem(v, "a")->valuestring, "z\\u0000x");
+    cJSON_Delete(v);
     /* the length is respected: no reading past n */
     ASSERT((v = json_parse_object("{}garbage", 2)) != NULL);
     cJSON_Delete(v);
