@@ -176,6 +176,8 @@ struct auth {
     int hashing;                       /* password hashes queued or running */
     int hash_running;                  /* of which handed to the thread pool */
     int hash_parallel;                 /* at most this many there at once */
+    int early_sign;                    /* refresh signs while rotating (session.c):
+                                          only with more than one core */
     struct auth_op *hash_head, *hash_tail;   /* waiting for a turn, FIFO */
     int inflight;                      /* requests being worked on */
     int draining;

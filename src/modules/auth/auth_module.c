@@ -107,6 +107,7 @@ static int auth_init(struct chatd *app, void **state)
         return -ENOMEM;
     a->app = app;
     a->hash_parallel = auth_hash_parallelism();
+    a->early_sign = uv_available_parallelism() > 1;
     if ((rc = auth_db_migrate(app->db)) < 0 || (rc = load_key(a)) < 0)
         goto fail;
     rc = -ENOMEM;
