@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 #include <sqlite3.h>
 
@@ -38,8 +39,9 @@ int chatd_backup(struct chatd *app, const char *dest)
     }
     fd = open(dest, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) {
-        fprintf(stderr, "chatd backup: %s: cannot create (exists?)\n", dest);
-        return -EEXIST;
+        rc = -errno;
+        fprintf(stderr, "chatd backup: %s: %s\n", dest, strerror(errno));
+        return rc;
     }
     close(fd);
     rc = sqlite3_open_v2(src_path, &src, SQLITE_OPEN_READONLY, NULL);

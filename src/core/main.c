@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "chatd/chatd.h"
 #include "chatd/backup.h"
 #include "chatd/bus.h"
@@ -87,6 +88,25 @@ static int backup_command(struct chatd *app, int argc, char **argv)
     return chatd_backup(app, argv[1]) < 0 ? 1 : 0;
 }
 
+/* A verb given the wrong --data-dir would otherwise work on a new, empty database and
+ * report success ("no dead letters", a backup of nothing). Only `user add` may create
+ * the database, so the first account can be made before the first start. */
+static int database_present(const struct chatd_config *cfg, const char *verb)
+{
+    char path[CFG_PATH_MAX + 16];
+
+    snprintf(path, sizeof(path), "%s/chatd.db", cfg->server.data_dir);
+    if (access(path, F_OK) == 0)
+        return 1;
+    if (strcmp(verb, "user") == 0) {
+        fprintf(stderr, "chatd: creating a new database at %s\n", path);
+        return 1;
+    }
+    fprintf(stderr, "chatd: %s: no database at %s (give the server's -c or --data-dir)\n",
+            verb, path);
+    return 0;
+}
+
 static int run_verb(const struct cli_opts *o)
 {
     struct chatd_config *cfg;
@@ -105,6 +125,10 @@ static int run_verb(const struct cli_opts *o)
     }
     if (load_config(o, &cfg) < 0)
         return 1;
+    if (!database_present(cfg, o->vargv[0])) {
+        free(cfg);
+        return 1;
+    }
     return lifecycle_run_command(cfg, run, o->vargc, o->vargv);
 }
 

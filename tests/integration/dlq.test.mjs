@@ -4,14 +4,33 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { api, freePort, runChatd, startServer, registerAndLogin, tmpDir, uniqueName, waitFor }
     from './lib/harness.mjs';
+import fs from 'node:fs';
 import path from 'node:path';
 
 const dlq = (srv, ...args) =>
     runChatd(['dlq', ...args, '-c', srv.configPath, '--data-dir', srv.dataDir]);
 
+// A data directory with a database and no dead letters: `user add` may create one.
+async function seededDataDir() {
+    const data = path.join(tmpDir(), 'data');
+    const r = await runChatd(['user', 'add', 'seed', '--data-dir', data], { input: 'seed-password-1\n' });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /creating a new database/);
+    return data;
+}
+
+test('dlq and backup refuse a data directory without a database, and create nothing', async () => {
+    const data = path.join(tmpDir(), 'typo');
+    for (const args of [['dlq', 'list'], ['dlq', 'purge', '--all'], ['backup', path.join(tmpDir(), 'b.db')]]) {
+        const r = await runChatd([...args, '--data-dir', data]);
+        assert.equal(r.code, 1, `${args.join(' ')}: ${r.stdout}${r.stderr}`);
+        assert.match(r.stderr, /no database at .*typo\/chatd\.db/);
+        assert.equal(fs.existsSync(data), false, 'nothing created');
+    }
+});
+
 test('dlq answers usage errors with 2 and unknown ids with 1', async () => {
-    const dir = tmpDir();
-    const data = path.join(dir, 'data');
+    const data = await seededDataDir();
     const run = (...args) => runChatd(['dlq', ...args, '--data-dir', data]);
     for (const args of [[], ['bogus'], ['show'], ['show', 'x'], ['replay'], ['purge', '0'],
         ['list', 'extra']]) {
@@ -32,7 +51,7 @@ test('dlq answers usage errors with 2 and unknown ids with 1', async () => {
 // The command line parser takes "--all" for an option of chatd itself; until it hands
 // the arguments after a verb to the verb untouched, this one waits.
 test('dlq replay --all and purge --all', async () => {
-    const data = path.join(tmpDir(), 'data');
+    const data = await seededDataDir();
     const replay = await runChatd(['dlq', 'replay', '--all', '--data-dir', data]);
     assert.equal(replay.code, 0, replay.stderr);
     assert.match(replay.stdout, /^0 dead letters marked/);
