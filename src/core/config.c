@@ -168,6 +168,23 @@ static int set_err(char *err, size_t errlen, const char *fmt, ...)
 
 /* Empty, or http:// or https:// and a host: the notification module refuses anything
  * else at start, so check-config must refuse it too, naming the line. */
+/* Strings that something outside reads: an empty issuer would sign tokens no verifier
+ * can pin, and push services refuse a VAPID subject that is not a mailto: or https: URI
+ * (RFC 8292, 2.1). */
+static const char *string_reason(const struct cfg_key *k, const char *v)
+{
+    size_t off = k->off;
+
+    if (*v == '\0' && (off == offsetof(struct chatd_config, server.data_dir) ||
+                       off == offsetof(struct chatd_config, auth.issuer) ||
+                       off == offsetof(struct chatd_config, notification.vapid_subject)))
+        return "must not be empty";
+    if (off == offsetof(struct chatd_config, notification.vapid_subject) &&
+        strncmp(v, "mailto:", 7) != 0 && strncmp(v, "https://", 8) != 0)
+        return "expected a mailto: or https:// URI";
+    return NULL;
+}
+
 static int url_ok(const char *v)
 {
     const char *host;
@@ -226,13 +243,15 @@ static const char *cfg_set(struct chatd_config *cfg, const struct cfg_key *k, co
         *(double *)field = d;
         return NULL;
     }
-    case CFG_STR:
-        if (k->off == offsetof(struct chatd_config, server.data_dir) && *v == '\0')
-            return "must not be empty";
+    case CFG_STR: {
+        const char *why = string_reason(k, v);
+        if (why)
+            return why;
         if (strlen(v) >= k->size)
             return "too long";
         strcpy(field, v);
         return NULL;
+    }
     case CFG_LISTEN:
         return config_set_listen(cfg, v) ? "expected host:port or [v6]:port" : NULL;
     case CFG_REGISTRATION:

@@ -168,6 +168,11 @@ TEST(config_errors)
     ASSERT_CFG_ERR("listen = a:1\n", "t.conf:1: listen: key outside a section");
     ASSERT_CFG_ERR("[server]\n = 1\n", "t.conf:2: =: missing key");
     ASSERT_CFG_ERR("[server]\ndata_dir =\n", "t.conf:2: data_dir: must not be empty");
+    ASSERT_CFG_ERR("[auth]\nissuer =\n", "t.conf:2: issuer: must not be empty");
+    ASSERT_CFG_ERR("[notification]\nvapid_subject =\n",
+                   "t.conf:2: vapid_subject: must not be empty");
+    ASSERT_CFG_ERR("[notification]\nvapid_subject = admin@example.org\n",
+                   "t.conf:2: vapid_subject: expected a mailto: or https:// URI");
     ASSERT_CFG_ERR("[server] x\n", "t.conf:1: [server] x: text after section");
 }
 
