@@ -107,6 +107,8 @@ static void bt_stop(struct bt *t)
     int finalized = 0;
     if (t->st && writer_finalize(t->st, bt_flag, &finalized) == 0)
         FX_RUN_UNTIL(&t->f, finalized, 5000);
+    if (t->st)
+        msg_batch_close(t->st, NULL);    /* the end-of-turn handle of message batches */
     uv_close((uv_handle_t *)&t->keepalive, NULL);
     fx_stop(&t->f);
     msg_state_free(t->st);
