@@ -68,6 +68,7 @@ struct lg_uring *lg_uring_new(uv_loop_t *loop, lg_uring_data_fn on_data);
 int  lg_uring_recv(struct lg_uring *u, struct lg_conn *c);
 int  lg_uring_cancel(struct lg_uring *u, struct lg_conn *c);
 void lg_conn_finish_close(struct lg_conn *c);   /* after the ring let go of the socket */
+void lg_conn_read_plain(struct lg_conn *c);     /* read through libuv instead */
 
 int  lg_conn_open(uv_loop_t *loop, struct lg_conn *c, const char *host, int port, int kind,
                   const char *path_or_cmd, const char *token);

@@ -365,6 +365,11 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     lg_conn_feed(c, (const uint8_t *)buf->base, (size_t)n, lg_now_ns());
 }
 
+void lg_conn_read_plain(struct lg_conn *c)
+{
+    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}
+
 /* ---- connecting and closing ---- */
 
 static void on_connect(uv_connect_t *req, int status)

@@ -142,7 +142,9 @@ static void complete(struct lg_uring *u, const struct io_uring_cqe *cqe, uint64_
             lg_conn_finish_close(c);
         return;
     }
-    if (cqe->res == 0 || (cqe->res < 0 && cqe->res != -ENOBUFS)) {
+    if (cqe->res == -EINVAL || cqe->res == -EOPNOTSUPP) {
+        lg_conn_read_plain(c);      /* a kernel without multishot recv: read(2) then */
+    } else if (cqe->res == 0 || (cqe->res < 0 && cqe->res != -ENOBUFS)) {
         lg_conn_close(c);           /* end of stream or error: the request is over */
     } else if (!more && (buf_publish(u), lg_uring_recv(u, c) < 0)) {
         lg_conn_close(c);           /* ran out of buffers (or was cut short): again */
