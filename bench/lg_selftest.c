@@ -123,6 +123,75 @@ static int test_body_ts(void)
     return -1;
 }
 
+/* What parsing costs per message in user space, for each protocol: a read of 64
+ * messages, each timed into a histogram as in a run. The rest of the generator's cost
+ * per delivery is the kernel's. */
+struct bench_sink { struct hist h; uint64_t n; };
+
+static void sink_ws(struct lg_conn *c, const uint8_t *p, size_t n, uint64_t now)
+{
+    struct bench_sink *s = c->user;
+    uint64_t ts = lg_body_ts(p, n);
+    hist_add(&s->h, now > ts ? now - ts : 0);
+    s->n++;
+}
+
+static void sink_resp(struct lg_conn *c, const uint8_t *p, size_t n, uint64_t now)
+{
+    struct bench_sink *s = c->user;
+    uint64_t ts = 0;
+    for (size_t i = 2; i < n && p[i] >= '0' && p[i] <= '9'; i++)
+        ts = ts * 10 + (uint64_t)(p[i] - '0');
+    hist_add(&s->h, now > ts ? now - ts : 0);
+    s->n++;
+}
+
+static double parse_ns(uv_loop_t *loop, int kind)
+{
+    enum { PER_READ = 64, READS = 20000 };
+    static uint8_t buf[PER_READ * 400];
+    struct bench_sink *sink = calloc(1, sizeof(*sink));
+    struct lg_conn c;
+    size_t len = 0;
+    uint64_t t0;
+    double ns;
+
+    if (sink == NULL)
+        return -1;
+    for (int i = 0; i < PER_READ; i++) {
+        char body[160], msg[400];
+        int n = snprintf(body, sizeof(body), "t=%llu;", 1000000ull + (unsigned long long)i);
+        while (n < 100)
+            body[n++] = 'x';
+        body[n] = '\0';
+        if (kind == CONN_WS) {
+            n = snprintf(msg, sizeof(msg), "{\"type\":\"message\",\"room_id\":1,\"seq\":%d,"
+                         "\"id\":%d,\"sender_id\":2,\"body\":\"%s\",\"ts\":1764200000000}", i, i, body);
+            len += ws_frame(buf + len, 1, 1, "", (size_t)n);
+            memcpy(buf + len - (size_t)n, msg, (size_t)n);
+        } else {
+            n = snprintf(msg, sizeof(msg), "*3\r\n$7\r\nmessage\r\n$5\r\nbench\r\n$%zu\r\n%s\r\n",
+                         strlen(body), body);
+            memcpy(buf + len, msg, (size_t)n);
+            len += (size_t)n;
+        }
+    }
+    memset(&c, 0, sizeof(c));
+    c.tcp.loop = loop;
+    c.kind = kind;
+    c.handshake_done = 1;
+    c.user = sink;
+    c.on_frame = kind == CONN_WS ? sink_ws : sink_resp;
+    t0 = lg_now_ns();
+    for (int r = 0; r < READS; r++)
+        lg_conn_feed(&c, buf, len, lg_now_ns());
+    ns = (double)(lg_now_ns() - t0) / (double)sink->n;
+    if (sink->n != (uint64_t)PER_READ * READS)
+        ns = -1;
+    free(sink);
+    return ns;
+}
+
 int lg_self_test(void)
 {
     uv_loop_t loop;
@@ -134,5 +203,7 @@ int lg_self_test(void)
         return 1;
     rc = test_ws(&loop) | test_resp(&loop) | test_body_ts();
     printf("selftest=%s\n", rc == 0 ? "ok" : "FAILED");
+    printf("parse_ns_per_msg_websocket=%.0f\nparse_ns_per_msg_resp=%.0f\n",
+           parse_ns(&loop, CONN_WS), parse_ns(&loop, CONN_RESP));
     return rc == 0 ? 0 : 1;
 }
