@@ -58,6 +58,8 @@ struct lg_uring;
 struct lg_io {
     uint64_t reads, frames, bytes;  /* reads (or recv completions) with data; messages; bytes */
     struct lg_uring *uring;         /* NULL: epoll */
+    struct wslay_frame_context *wsf; /* encodes (and masks) every client frame on this loop */
+    uint8_t *out; size_t out_len, out_cap;  /* the frame wslay is writing into */
     uint8_t buf[LG_READ_BUF];
 };
 struct lg_io *lg_io_of(uv_loop_t *loop);   /* created on first use, kept in loop->data */
