@@ -225,7 +225,13 @@ int notif_on_message_stored(struct bus_delivery *d, struct bus_event *ev, void *
 
     struct lookup *l = calloc(1, sizeof(*l));
     int rc = -ENOMEM;
-    if (!l || collect(n, l, members, sender) < 0 || !(l->msg = cJSON_Duplicate(msg, 1)))
+    if (!l || collect(n, l, members, sender) < 0)
+        goto fail;
+    if (l->nids == 0) {               /* every recipient is online: nothing to send */
+        lookup_free(l);
+        return 0;
+    }
+    if (!(l->msg = cJSON_Duplicate(msg, 1)))
         goto fail;
     if (l->nlook == 0) {              /* nobody to look up: publish now */
         rc = publish_all(n, l);
