@@ -1,19 +1,20 @@
 /* batch.c: messages go to the writer in batches, one db_job for many messages.
  *
- * The loop appends each accepted message to the open batch; the batch was queued for
- * the writer when its first message arrived, and it takes messages until the writer
- * starts applying it (or it is full). So while the writer commits one group, the
- * next group gathers, and a quiet server still stores a lone message at once.
+ * The loop appends each accepted message to the open batch. A new batch is handed to
+ * the writer at the end of the loop turn (a uv_check handle), so the messages read in
+ * one turn share it, and a quiet server still stores a lone message at once; once
+ * queued, it keeps taking messages until the writer starts applying it (or it is
+ * full). So while the writer commits one group, the next one gathers.
  *
- * Inside the transaction a batch costs one SAVEPOINT (the writer's, per job), one
- * read of each room's members and last_seq, one INSERT per message, and at the end
- * one UPDATE of last_seq per room and one read marker per sender and room: per
- * message, only the INSERT (and the dedupe lookup when a client_msg_id repeats). A
- * message that is refused (not a member, no such room, 409, a constraint) writes
- * nothing, so it needs no savepoint of its own. Nor does the batch: a savepoint would
- * copy every page the batch touches. A write that fails (I/O, a full disk) fails the
- * writer's whole group instead (db_write_unguarded): nothing of it is stored and
- * every message of it is refused, as a failed COMMIT would have done.
+ * Inside the transaction a batch costs one read of each room's members and last_seq,
+ * one INSERT per message, and at the end one UPDATE of last_seq per room and one read
+ * marker per sender and room: per message, only the INSERT (and the dedupe lookup
+ * when a client_msg_id repeats). A message that is refused (not a member, no such
+ * room, 409, a constraint) writes nothing, so it needs no savepoint of its own. Nor
+ * does the batch: a savepoint would copy every page the batch touches. A write that
+ * fails (I/O, a full disk) fails the writer's whole group instead
+ * (db_write_unguarded): nothing of it is stored and every message of it is refused,
+ * as a failed COMMIT would have done.
  *
  * Seq stays gapless: each room's counter starts from last_seq as read in this
  * transaction, advances only for a stored row, and is written back before the
