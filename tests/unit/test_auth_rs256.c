@@ -18,7 +18,10 @@
 
 #define ISS "chatd-test"
 
-static int new_key(struct auth_key *k)
+int test_auth_new_key(struct auth_key *k);
+
+/* A fresh 2048-bit key, loaded as chatd loads its own; shared with test_auth_vcache.c. */
+int test_auth_new_key(struct auth_key *k)
 {
     EVP_PKEY *p = EVP_RSA_gen(2048);
     BIO *bio = BIO_new(BIO_s_mem());
@@ -98,7 +101,7 @@ TEST(auth_rs256_signed_here_verifies)
     int64_t now = (int64_t)time(NULL);
     cJSON *h, *p;
 
-    ASSERT_EQ(new_key(&k), 0);
+    ASSERT_EQ(test_auth_new_key(&k), 0);
     ASSERT(k.pub && k.sign_tmpl && k.verify_tmpl);
     ASSERT_EQ(auth_token_sign(&k, ISS, 1234567, "carol", now, 900, &tok), 0);
     ASSERT_EQ(auth_token_verify(&k, ISS, tok, now, &u, &reason), 0);
@@ -146,7 +149,7 @@ TEST(auth_rs256_any_changed_byte_is_refused)
     int64_t now = (int64_t)time(NULL);
     size_t len, i, refused = 0;
 
-    ASSERT_EQ(new_key(&k), 0);
+    ASSERT_EQ(test_auth_new_key(&k), 0);
     ASSERT_EQ(auth_token_sign(&k, ISS, 7, "alice", now, 600, &tok), 0);
     len = strlen(tok);
     /* every character, changed to another base64url character */
@@ -191,8 +194,8 @@ TEST(auth_rs256_algorithm_is_never_the_tokens)
     unsigned char mac[32];
     unsigned int maclen = 0;
 
-    ASSERT_EQ(new_key(&k), 0);
-    ASSERT_EQ(new_key(&other), 0);
+    ASSERT_EQ(test_auth_new_key(&k), 0);
+    ASSERT_EQ(test_auth_new_key(&other), 0);
     ASSERT_EQ(auth_token_sign(&k, ISS, 7, "alice", now, 600, &tok), 0);
 
     /* a payload changed after signing: claims of someone else, old signature */
@@ -253,7 +256,7 @@ TEST(auth_rs256_signed_bad_payloads)
     char *tok = NULL;
     int64_t now = (int64_t)time(NULL);
 
-    ASSERT_EQ(new_key(&k), 0);
+    ASSERT_EQ(test_auth_new_key(&k), 0);
     /* expired by more than the leeway; the leeway itself */
     ASSERT_EQ(auth_token_sign(&k, ISS, 7, "alice", now - 1000, 900, &tok), 0);
     ASSERT_STR_EQ(check(&k, tok, now), "expired");
@@ -291,7 +294,7 @@ TEST(auth_rs256_threads_share_the_key)
     pthread_t th[4];
     struct race r[4];
 
-    ASSERT_EQ(new_key(&k), 0);
+    ASSERT_EQ(test_auth_new_key(&k), 0);
     for (int i = 0; i < 4; i++) {
         r[i] = (struct race){ &k, (int64_t)time(NULL), 0 };
         ASSERT_EQ(pthread_create(&th[i], NULL, sign_verify_loop, &r[i]), 0);

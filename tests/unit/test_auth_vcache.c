@@ -15,21 +15,7 @@
 
 #define ISS "chatd-test"
 
-static int key_for_test(struct auth_key *k)
-{
-    EVP_PKEY *p = EVP_RSA_gen(2048);
-    BIO *bio = BIO_new(BIO_s_mem());
-    char err[256], *pem;
-    long n;
-    int rc = -1;
-
-    if (p && bio && PEM_write_bio_PrivateKey(bio, p, NULL, NULL, 0, NULL, NULL) &&
-        (n = BIO_get_mem_data(bio, &pem)) > 0)
-        rc = auth_key_from_pem(k, pem, (size_t)n, err, sizeof err);
-    BIO_free(bio);
-    EVP_PKEY_free(p);
-    return rc;
-}
+int test_auth_new_key(struct auth_key *k);   /* test_auth_rs256.c */
 
 static const char *cached(struct auth_vcache *c, const struct auth_key *k, const char *iss,
                           const char *tok, int64_t now, struct http_user *u)
@@ -46,7 +32,7 @@ TEST(auth_vcache_answers_as_verify)
     char *tok = NULL, *bad;
     int64_t now = (int64_t)time(NULL);
 
-    ASSERT_EQ(key_for_test(&k), 0);
+    ASSERT_EQ(test_auth_new_key(&k), 0);
     ASSERT_EQ(auth_vcache_new(&c), 0);
     ASSERT_EQ(auth_token_sign(&k, ISS, 9, "erin", now, 900, &tok), 0);
 
@@ -97,7 +83,7 @@ TEST(auth_vcache_is_bounded)
     enum { N = AUTH_VCACHE_SLOTS + 200 };
     char **toks = calloc(N, sizeof *toks);
 
-    ASSERT_EQ(key_for_test(&k), 0);
+    ASSERT_EQ(test_auth_new_key(&k), 0);
     ASSERT_EQ(auth_vcache_new(&c), 0);
     for (int i = 0; i < N; i++) {
         ASSERT_EQ(auth_token_sign(&k, ISS, i + 1, "u", now, 900, &toks[i]), 0);

@@ -99,15 +99,3 @@ TEST(message_paging_strict_numbers)
     ASSERT_EQ(msg_parse_u64(NULL, &v), -EINVAL);
     ASSERT_EQ(msg_parse_u64("1e3", &v), -EINVAL);
 }
-
-TEST(message_json_nul_escape_detection)
-{
-    const char *a = "{\"body\":\"a\\u0000b\"}";
-    const char *b = "{\"body\":\"a\\\\u0000b\"}";   /* an escaped backslash, then text */
-    const char *c = "{\"body\":\"\\u00001\"}";
-    const char *d = "{\"body\":\"\\u0001\"}";
-    ASSERT_EQ(msg_json_has_nul_escape(a, strlen(a)), 1);
-    ASSERT_EQ(msg_json_has_nul_escape(b, strlen(b)), 0);
-    ASSERT_EQ(msg_json_has_nul_escape(c, strlen(c)), 1);
-    ASSERT_EQ(msg_json_has_nul_escape(d, strlen(d)), 0);
-}

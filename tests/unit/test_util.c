@@ -195,6 +195,8 @@ TEST(util_json_parse_object)
     ASSERT((v = json_parse_object(nul, strlen(nul))) == NULL);
     ASSERT(json_has_nul_escape(nul, strlen(nul)) == 1);
     ASSERT(json_has_nul_escape(text, strlen(text)) == 0);
+    ASSERT(json_has_nul_escape("\"\\u00001\"", 9) == 1);
+    ASSERT(json_has_nul_escape("\"\\u0001\"", 8) == 0);
     ASSERT((v = json_parse_object(text, strlen(text))) != NULL);
     ASSERT_STR_EQ(cJSON_GetObjectItem(v, "a")->valuestring, "z\\u0000x");
     cJSON_Delete(v);

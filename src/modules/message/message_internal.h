@@ -244,7 +244,6 @@ cJSON *msg_job_rejected_payload(const struct msg_job *j);
 const char *msg_check_body(const struct msg_state *st, const char *body);
 const char *msg_check_client_id(const char *cmid);
 /* 1 when the raw JSON text holds a \u0000 escape (cJSON would cut the string there). */
-int msg_json_has_nul_escape(const char *s, size_t n);
 
 /* ---------- rooms and members (rooms.c, members.c) ---------- */
 enum room_op { ROOM_OP_CREATE = 1, ROOM_OP_DM, ROOM_OP_ADD, ROOM_OP_REMOVE };

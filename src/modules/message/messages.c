@@ -80,20 +80,6 @@ const char *msg_check_client_id(const char *cmid)
     return NULL;
 }
 
-int msg_json_has_nul_escape(const char *s, size_t n)
-{
-    /* In valid JSON a backslash only appears inside strings and always starts an
-     * escape, so walking escape by escape finds every \u0000 and nothing else. */
-    for (size_t i = 0; i + 1 < n; i++) {
-        if (s[i] != '\\')
-            continue;
-        if (s[i + 1] == 'u' && i + 5 < n && memcmp(s + i + 2, "0000", 4) == 0)
-            return 1;
-        i++;                         /* skip the escaped character */
-    }
-    return 0;
-}
-
 static cJSON *rejected_payload_retry(const cJSON *origin, const char *cmid, int64_t room_id,
                                      int status, const char *msg, int64_t retry_after_ms);
 

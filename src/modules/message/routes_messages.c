@@ -19,10 +19,6 @@ static void route_post(struct http_req *req, void *ctx)
         http_respond_error(req, 400, "invalid room id");
         return;
     }
-    if (msg_json_has_nul_escape(req->body, req->body_len)) {
-        http_respond_error(req, 400, "strings must not hold NUL characters");
-        return;
-    }
     cJSON *in = http_json_body(req);
     if (!in)
         return;
