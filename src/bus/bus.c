@@ -364,19 +364,35 @@ static void ring_item(struct bus *b, void *p, int run)
     bus_pump(b);
 }
 
-static void on_async(uv_async_t *a)
+/* Ring items until the ring is empty, BUS_DRAIN_BATCH were taken or the slice is
+ * used up; 1 when items may be left. The clock is read every few items: one item is
+ * a handful of handlers, a few microseconds, but a whole batch of results may be one
+ * item, so it is read after the first one too. */
+int bus_drain_some(struct bus *b, uint64_t budget_ns)
 {
-    struct bus *b = a->data;
+    uint64_t t0 = uv_hrtime();
     int n = 0;
     void *p;
 
-    /* Wake-ups coalesce, so take everything there is, but in slices: a flood from
-     * the writer must not keep the loop from its sockets. */
-    while (n < BUS_DRAIN_BATCH && (p = ring_pop(b->ring)) != NULL) {
+    while ((p = ring_pop(b->ring)) != NULL) {
         ring_item(b, p, 1);
-        n++;
+        if (++n >= BUS_DRAIN_BATCH)
+            return 1;
+        if ((n == 1 || n % BUS_DRAIN_CHECK_EVERY == 0) && uv_hrtime() - t0 >= budget_ns)
+            return 1;
     }
-    if (n == BUS_DRAIN_BATCH && !atomic_load(&b->closing))
+    return 0;
+}
+
+static void on_async(uv_async_t *a)
+{
+    struct bus *b = a->data;
+
+    /* Wake-ups coalesce, so take everything there is, but in slices: a flood from
+     * the writer must not keep the loop from its timers and sockets. The async is
+     * sent again for what is left: it runs in the next turn's poll phase, after the
+     * timers, and items keep their order since only this callback pops the ring. */
+    if (bus_drain_some(b, BUS_DRAIN_SLICE_NS) && !atomic_load(&b->closing))
         uv_async_send(&b->h->async);
 }
 

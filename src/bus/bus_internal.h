@@ -13,6 +13,11 @@
 
 #define BUS_RING_CAPACITY 65536      /* items handed over by other threads */
 #define BUS_DRAIN_BATCH 4096         /* ring items per wake-up before yielding the loop */
+/* Loop time one wake-up may spend on ring items: a batch of results from the writer
+ * runs every handler of every message in it, and the timers and sockets wait for the
+ * whole drain. Past the slice the rest waits for the next turn, in the same order. */
+#define BUS_DRAIN_SLICE_NS (500 * 1000)
+#define BUS_DRAIN_CHECK_EVERY 8      /* ring items between clock reads */
 #define BUS_QUEUE_MAX (1u << 20)     /* events and deliveries waiting on the loop */
 #define BUS_RETRY_MAX 10000          /* deliveries waiting for their next attempt */
 #define BUS_REQUESTS_MAX 65536       /* requests waiting for a reply */
@@ -152,6 +157,7 @@ struct bus {
 int  bus_on_loop_thread(const struct bus *b);
 int  bus_enqueue(struct bus *b, int kind, void *p);
 void bus_pump(struct bus *b);
+int  bus_drain_some(struct bus *b, uint64_t budget_ns);   /* 1: items may be left */
 int  bus_ring_post(struct bus *b, void *item, int wait);
 int  bus_topic_has_subs(struct bus *b, const char *topic);
 struct bus_sub *bus_find_sub(struct bus *b, const char *topic, const char *consumer);

@@ -660,3 +660,77 @@ TEST(bus_request_timeout_and_cancel)
     ASSERT_EQ(closing.status, -ECANCELED);
     fx_stop(&f);
 }
+
+/* A burst from another thread larger than one drain slice: the loop takes it over
+ * several turns, every event arrives once and in order, and a timer that falls due
+ * in the middle of it fires before the burst is done. */
+#define BURST 200
+
+struct burst {
+    uv_timer_t timer;
+    int got, bad, started, fired_at;
+};
+
+static void spin_us(uint64_t us)
+{
+    uint64_t end = uv_hrtime() + us * 1000;
+    while (uv_hrtime() < end)
+        ;
+}
+
+static void burst_timer(uv_timer_t *t)
+{
+    struct burst *b = t->data;
+    b->fired_at = b->got;
+}
+
+static int on_burst(struct bus_delivery *d, struct bus_event *ev, void *ctx)
+{
+    struct burst *b = ctx;
+    int n = (int)cJSON_GetNumberValue(cJSON_GetObjectItem(ev->payload, "n"));
+
+    (void)d;
+    if (n != b->got + 1)
+        b->bad++;
+    b->got = n;
+    if (!b->started) {
+        b->started = 1;
+        uv_timer_start(&b->timer, burst_timer, 0, 0);
+    }
+    spin_us(50);   /* 200 events: 10 ms of handlers, twenty slices */
+    return 0;
+}
+
+static void *burst_thread(void *arg)
+{
+    struct bus *bus = arg;
+    for (int n = 1; n <= BURST; n++)
+        if (bus_post_wait(bus, ev_n("t.burst", n)) < 0)
+            break;
+    return NULL;
+}
+
+TEST(bus_drain_slices_keep_order)
+{
+    struct fx f;
+    struct burst b = { .fired_at = -1 };
+    pthread_t th;
+
+    ASSERT_EQ(fx_init(&f), 0);
+    ASSERT_EQ(fx_start(&f, 0), 0);
+    uv_timer_init(&f.loop, &b.timer);
+    b.timer.data = &b;
+    ASSERT_EQ(bus_subscribe(f.app.bus, "t.burst", NULL, on_burst, &b), 0);
+    /* The whole burst is in the ring before the loop turns. */
+    ASSERT_EQ(pthread_create(&th, NULL, burst_thread, f.app.bus), 0);
+    pthread_join(th, NULL);
+    ASSERT(FX_RUN_UNTIL(&f, b.got == BURST, 10000));
+    ASSERT_EQ(b.bad, 0);
+    ASSERT(b.fired_at > 0);
+    ASSERT(b.fired_at < BURST);
+    /* Nothing more arrives later. */
+    FX_RUN_UNTIL(&f, 0, 20);
+    ASSERT_EQ(b.got, BURST);
+    uv_close((uv_handle_t *)&b.timer, NULL);
+    fx_stop(&f);
+}
