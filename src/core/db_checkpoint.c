@@ -43,6 +43,7 @@ static void *checkpoint_main(void *arg)
 {
     struct db *db = arg;
 
+    db_thread_batch_sched();   /* a checkpoint is background work: never ahead of the loop */
     pthread_mutex_lock(&db->ck_lock);
     for (;;) {
         while (!db->ck_wanted && !db->ck_stopping)

@@ -5,6 +5,7 @@
  * what lets thousands of messages a second reach the disk. done() callbacks run after
  * COMMIT returned, in queue order. */
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include "chatd/chatd.h"
@@ -39,9 +40,13 @@ void db_writer_metrics(struct db *db)
                      "Write jobs queued or being applied.", queue_depth, db);
 }
 
+/* The writer shares the loop's core: woken inside the queue lock it would run at
+ * once and find the lock still held, so the wake-up comes after the unlock, and only
+ * when the writer can be waiting (the queue was empty: a writer busy committing
+ * looks at the queue again before it sleeps). */
 int db_write(struct db *db, struct db_job *job)
 {
-    int rc = 0;
+    int rc = 0, wake = 0;
 
     pthread_mutex_lock(&db->q_lock);
     if (!db->accepting) {
@@ -56,11 +61,12 @@ int db_write(struct db *db, struct db_job *job)
         else
             db->q_head = job;
         db->q_tail = job;
-        db->q_len++;
+        wake = db->q_len++ == 0;
         atomic_fetch_add_explicit(&db->depth, 1, memory_order_relaxed);
-        pthread_cond_signal(&db->q_cond);
     }
     pthread_mutex_unlock(&db->q_lock);
+    if (wake)
+        pthread_cond_signal(&db->q_cond);
     return rc;
 }
 
@@ -215,6 +221,20 @@ static void commit_group(struct db *db, struct db_job *jobs, int n)
     }
 }
 
+/* A woken thread of the normal class preempts the one running, and on a small
+ * machine the one running is the loop: the writer would run its whole group there
+ * while the loop's timers and sockets wait. SCHED_BATCH keeps its fair share of the
+ * CPU (so commits, and acks, keep their pace) but never preempts on wake-up; it runs
+ * when the loop waits for I/O or its slice ends. SCHED_IDLE would starve it behind a
+ * busy loop. Best effort: without it the writer runs as before. */
+void db_thread_batch_sched(void)
+{
+#ifdef SCHED_BATCH
+    struct sched_param sp = { 0 };
+    pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp);
+#endif
+}
+
 static void *writer_main(void *arg)
 {
     struct db *db = arg;
@@ -235,13 +255,19 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
+static void *writer_thread(void *arg)
+{
+    db_thread_batch_sched();
+    return writer_main(arg);
+}
+
 int db_writer_start(struct db *db)
 {
     int rc;
 
     if (db->writer_running)
         return 0;
-    if ((rc = pthread_create(&db->writer, NULL, writer_main, db)) != 0)
+    if ((rc = pthread_create(&db->writer, NULL, writer_thread, db)) != 0)
         return -rc;
     db->writer_running = 1;
     return 0;
