@@ -16,6 +16,8 @@
 #define DB_BUSY_TIMEOUT_MS 5000
 #define DB_WAL_CHECKPOINT_PAGES 2000  /* WAL frames that wake the checkpoint thread */
 #define DB_WAL_HARD_PAGES 32000       /* past this the writer checkpoints inline */
+#define DB_WRITER_BURST_NS (500 * 1000) /* writer CPU between yields (db_writer.c) */
+#define DB_PROGRESS_OPS 2000          /* SQLite instructions between clock reads */
 
 struct metrics_hist;
 typedef int (*db_apply_fn)(sqlite3 *conn, struct db_job *job);
@@ -43,6 +45,7 @@ struct db {
     pthread_t writer;
     int writer_running;             /* loop thread only */
     int status[DB_BATCH_MAX];       /* writer thread: per-job result of a batch */
+    uint64_t burst_ns;              /* writer thread: when it last yielded */
     /* The writer's own statements (BEGIN, COMMIT, the per-job savepoint...), prepared
      * once: sqlite3_exec would parse them again for every job. Guarded by conn_lock. */
     sqlite3_stmt *ctl[DB_CTL__COUNT];
