@@ -5,6 +5,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
 import { startServer, api, registerAndLogin, uniqueName, wsConnect, waitFor, registerUsers } from './lib/harness.mjs';
 
 const HEARTBEAT_MS = 300;
@@ -152,6 +154,45 @@ test('a client that stops answering pings goes offline within 2.5 heartbeat peri
     b1.send({ type: 'ping' });
     await b1.next('pong');
     await b1.close();
+});
+
+/** last_seen_at as the presence table holds it (null when no row), or undefined
+ * when there is no sqlite3 command to look with. */
+function storedSeen(srv, userId) {
+    try {
+        const out = execFileSync('sqlite3', ['-readonly', path.join(srv.dataDir, 'chatd.db'),
+            `SELECT last_seen_at FROM presence WHERE user_id = ${Number(userId)}`],
+        { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+        return out === '' ? null : Number(out);
+    } catch (e) {
+        if (e.code === 'ENOENT')
+            return undefined;
+        throw e;
+    }
+}
+
+test('last_seen_at is written in batches: GET has it at once, the table within the interval', async (t) => {
+    const users = await Promise.all([0, 1, 2].map(() => registerAndLogin(server, uniqueName('s'))));
+    const conns = await Promise.all(users.map((u) => connect(u)));
+    await Promise.all(conns.map((c) => c.close()));
+    const seen = [];
+    for (const [i, u] of users.entries()) {
+        await waitFor(async () => {
+            const r = (await query(u, [u.user.id])).json.presence[0];
+            seen[i] = r.last_seen_at;
+            return r.status === 'offline' && r.last_seen_at !== null;
+        }, { message: 'offline with a last_seen_at' });
+        assert.ok(seen[i] <= Date.now() && seen[i] > Date.now() - 60000);
+    }
+    if (storedSeen(server, users[0].user.id) === undefined)
+        return t.skip('no sqlite3 command to read the table with');
+    // Written within the flush interval (one second), all three in one batch or two.
+    for (const [i, u] of users.entries())
+        await waitFor(() => storedSeen(server, u.user.id) === seen[i],
+            { timeout: 5000, interval: 100, message: 'last_seen_at in the presence table' });
+    // Once in the table, GET answers the same.
+    for (const [i, u] of users.entries())
+        assert.equal((await query(u, [u.user.id])).json.presence[0].last_seen_at, seen[i]);
 });
 
 test('last_seen_at survives a restart; after a crash nobody is online', async () => {

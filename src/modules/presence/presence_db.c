@@ -25,7 +25,8 @@ int presence_db_migrate(struct presence *p)
 
 struct seen_job {
     struct db_job base;              /* first */
-    int64_t user_id, at;
+    size_t n;
+    struct pres_seen rows[];
 };
 
 static int seen_apply(sqlite3 *conn, struct db_job *job)
@@ -37,13 +38,16 @@ static int seen_apply(sqlite3 *conn, struct db_job *job)
         "ON CONFLICT (user_id) DO UPDATE SET "
         "last_seen_at = max(last_seen_at, excluded.last_seen_at)", -1, &st, NULL);
 
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_int64(st, 1, j->user_id);
-        sqlite3_bind_int64(st, 2, j->at);
+    for (size_t i = 0; rc == SQLITE_OK && i < j->n; i++) {
+        sqlite3_reset(st);
+        sqlite3_bind_int64(st, 1, j->rows[i].user_id);
+        sqlite3_bind_int64(st, 2, j->rows[i].at);
         rc = sqlite3_step(st);
+        if (rc == SQLITE_DONE)
+            rc = SQLITE_OK;
     }
     sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : db_errno(rc);
+    return rc == SQLITE_OK ? 0 : db_errno(rc);
 }
 
 static void seen_done(struct db_job *job, int status)
@@ -52,21 +56,23 @@ static void seen_done(struct db_job *job, int status)
     free(job);
 }
 
-void presence_db_last_seen(struct presence *p, int64_t user_id, int64_t at)
+void presence_db_last_seen(struct presence *p, const struct pres_seen *rows, size_t n)
 {
-    struct seen_job *j = calloc(1, sizeof(*j));
+    struct seen_job *j;
     int rc;
 
+    if (!n)
+        return;
+    j = calloc(1, sizeof(*j) + n * sizeof(rows[0]));
     if (!j)
         return;
     j->base.apply = seen_apply;
     j->base.done = seen_done;
-    j->user_id = user_id;
-    j->at = at;
+    j->n = n;
+    memcpy(j->rows, rows, n * sizeof(rows[0]));
     rc = db_write(p->app->db, &j->base);
     if (rc < 0) {
-        LOG_WARN(p->app, "presence", "last_seen_at not stored user=%lld err=%d",
-                 (long long)user_id, rc);
+        LOG_WARN(p->app, "presence", "last_seen_at not stored users=%zu err=%d", n, rc);
         free(j);
     }
 }

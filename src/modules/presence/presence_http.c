@@ -62,10 +62,13 @@ static void answer(void *arg, int status)
         int online = presence_store_count(&p->store, q->ids[i]) > 0;
         cJSON_AddNumberToObject(e, "user_id", (double)q->ids[i]);
         cJSON_AddStringToObject(e, "status", online ? "online" : "offline");
+        /* A disconnect not yet in the table (it is written in batches) is newer. */
+        struct pres_user *u = online ? NULL : pmap_get(&p->users, q->ids[i]);
+        int64_t seen = u && u->last_seen_at > q->seen[i] ? u->last_seen_at : q->seen[i];
         if (online)
             cJSON_AddNumberToObject(e, "last_seen_at", (double)now);
-        else if (q->seen[i] > 0)
-            cJSON_AddNumberToObject(e, "last_seen_at", (double)q->seen[i]);
+        else if (seen > 0)
+            cJSON_AddNumberToObject(e, "last_seen_at", (double)seen);
         else
             cJSON_AddNullToObject(e, "last_seen_at");
         cJSON_AddItemToArray(arr, e);

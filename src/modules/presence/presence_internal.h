@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cjson/cJSON.h>
+#include <uv.h>
 
 #include "chatd/chatd.h"
 #include "chatd/http.h"
@@ -17,6 +18,10 @@
 
 #define PRESENCE_PEERS_TIMEOUT_MS 5000
 #define PRESENCE_QUERY_MAX_IDS    200
+/* last_seen_at is written in batches: one writer job per interval, or at once when
+ * this many users wait (a burst of disconnects costs one transaction, not one each). */
+#define PRESENCE_SEEN_FLUSH_MS    1000
+#define PRESENCE_SEEN_MAX         4096
 
 struct pmap_ent { int64_t key; void *val; };    /* key 0 = empty */
 struct pmap {
@@ -40,7 +45,10 @@ struct pres_user {
     int64_t online_since;            /* ms */
     uint8_t announced;               /* 1: told online, 0: told offline (or nothing) */
     uint8_t pending;                 /* a rooms.peers request is out */
+    uint8_t seen_queued;             /* last_seen_at waits in presence.seen_ids */
 };
+
+struct pres_seen { int64_t user_id, at; };
 
 struct presence {
     struct chatd *app;
@@ -48,12 +56,18 @@ struct presence {
     struct pmap users;               /* user id -> struct pres_user (owned) */
     int draining;
     uint64_t *events_total;
+    /* Users whose last_seen_at waits for the next batch (their pres_user holds it). */
+    int64_t seen_ids[PRESENCE_SEEN_MAX];
+    size_t nseen;
+    uv_timer_t seen_timer;
+    int seen_timer_open;
+    void (*drain_done)(void *);
 };
 
 /* presence_db.c */
 int  presence_db_migrate(struct presence *p);
-/* Records last_seen_at durably (writer thread, fire and forget). */
-void presence_db_last_seen(struct presence *p, int64_t user_id, int64_t at);
+/* Records rows[0..n) of last_seen_at durably in one writer job (fire and forget). */
+void presence_db_last_seen(struct presence *p, const struct pres_seen *rows, size_t n);
 /* Reads last_seen_at of ids[0..n) into out[] (0 when unknown) on the thread pool; then
  * after(arg, status) on the loop. */
 int  presence_db_read(struct presence *p, const int64_t *ids, int n, int64_t *out,

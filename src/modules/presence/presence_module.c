@@ -14,7 +14,8 @@
  *
  * State is in memory only (behind presence_store.h): after a crash nobody is online
  * until they reconnect. last_seen_at (when a user's last connection closed) is stored
- * in the module's own table. */
+ * in the module's own table, in batches (at most PRESENCE_SEEN_FLUSH_MS late, and at
+ * once on shutdown). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,7 +49,8 @@ static struct pres_user *user_get(struct presence *p, int64_t id, int create)
 
 static void user_forget_if_idle(struct presence *p, struct pres_user *u)
 {
-    if (!u->announced && !u->pending && presence_store_count(&p->store, u->id) == 0) {
+    if (!u->announced && !u->pending && !u->seen_queued &&
+        presence_store_count(&p->store, u->id) == 0) {
         pmap_del(&p->users, u->id);
         free(u);
     }
@@ -119,6 +121,59 @@ static void schedule(struct presence *p, struct pres_user *u)
     }
 }
 
+/* --- last_seen_at, written in batches ------------------------------------------ */
+
+/* One writer job for every user waiting: a transaction per disconnect, and waking the
+ * writer for each, cost more than the rest of a connection's life. Until the job is
+ * queued the value lives in the user's entry, which GET /v1/presence reads too. */
+static void seen_flush(struct presence *p)
+{
+    struct pres_seen *rows;
+    size_t n = 0;
+
+    if (!p->nseen)
+        return;
+    rows = malloc(p->nseen * sizeof(*rows));
+    for (size_t i = 0; i < p->nseen; i++) {
+        struct pres_user *u = pmap_get(&p->users, p->seen_ids[i]);
+        if (!u || !u->seen_queued)
+            continue;
+        if (rows)
+            rows[n++] = (struct pres_seen){ u->id, u->last_seen_at };
+        else   /* out of memory: one job each, as the batch would have held */
+            presence_db_last_seen(p, &(struct pres_seen){ u->id, u->last_seen_at }, 1);
+        u->seen_queued = 0;
+        user_forget_if_idle(p, u);
+    }
+    p->nseen = 0;
+    presence_db_last_seen(p, rows, n);
+    free(rows);
+    if (p->seen_timer_open)
+        uv_timer_stop(&p->seen_timer);
+}
+
+static void on_seen_timer(uv_timer_t *t)
+{
+    seen_flush(t->data);
+}
+
+static void seen_queue(struct presence *p, struct pres_user *u)
+{
+    if (u->seen_queued)
+        return;   /* already waiting: the batch takes its latest value */
+    if (!p->seen_timer_open || p->draining) {
+        /* Shutting down: nothing waits for a timer any more. */
+        presence_db_last_seen(p, &(struct pres_seen){ u->id, u->last_seen_at }, 1);
+        return;
+    }
+    if (p->nseen == PRESENCE_SEEN_MAX)
+        seen_flush(p);
+    if (p->nseen == 0)
+        uv_timer_start(&p->seen_timer, on_seen_timer, PRESENCE_SEEN_FLUSH_MS, 0);
+    p->seen_ids[p->nseen++] = u->id;
+    u->seen_queued = 1;
+}
+
 static int on_connected(struct bus_delivery *d, struct bus_event *ev, void *ctx)
 {
     struct presence *p = ctx;
@@ -153,13 +208,17 @@ static int on_disconnected(struct bus_delivery *d, struct bus_event *ev, void *c
         at = now_ms();
     if (presence_store_remove(&p->store, user, (uint64_t)conn) != 0)
         return 0;   /* other devices still connected, or a connection we never saw */
-    presence_db_last_seen(p, user, at);
     u = user_get(p, user, 1);
-    if (u) {
-        u->last_seen_at = at;
-        schedule(p, u);
-        user_forget_if_idle(p, u);
+    if (!u) {
+        struct pres_seen row = { user, at };
+        presence_db_last_seen(p, &row, 1);
+        return 0;
     }
+    if (at > u->last_seen_at)
+        u->last_seen_at = at;
+    seen_queue(p, u);
+    schedule(p, u);
+    user_forget_if_idle(p, u);
     return 0;
 }
 
@@ -202,6 +261,11 @@ static int presence_start(void *state)
     struct bus_sub_opts opts = { .consumer = "presence", .max_attempts = 0 };
     int rc;
 
+    if ((rc = uv_timer_init(p->app->loop, &p->seen_timer)) < 0)
+        return rc;
+    p->seen_timer.data = p;
+    p->seen_timer_open = 1;
+    uv_unref((uv_handle_t *)&p->seen_timer);
     if ((rc = bus_subscribe(p->app->bus, TOPIC_WS_CONNECTED, &opts, on_connected, p)) < 0 ||
         (rc = bus_subscribe(p->app->bus, TOPIC_WS_DISCONNECTED, &opts, on_disconnected, p)) < 0)
         return rc;
@@ -212,12 +276,26 @@ static int presence_start(void *state)
 /* Drained before the websocket module (reverse table order), which closes its
  * connections afterwards: keep recording last_seen_at for them (the database closes
  * after every module drained), but announce nothing to clients on their way out. */
+static void seen_timer_closed(uv_handle_t *h)
+{
+    struct presence *p = h->data;
+
+    p->drain_done(p);
+}
+
 static void presence_drain(void *state, void (*done)(void *))
 {
     struct presence *p = state;
 
     p->draining = 1;
-    done(state);
+    seen_flush(p);
+    if (!p->seen_timer_open) {
+        done(state);
+        return;
+    }
+    p->seen_timer_open = 0;
+    p->drain_done = done;
+    uv_close((uv_handle_t *)&p->seen_timer, seen_timer_closed);
 }
 
 static void presence_destroy(void *state)
