@@ -97,6 +97,11 @@ const char *http_error_code(int status);   /* 400 -> "invalid_argument" ... */
  * frees; may be NULL/0). The caller closes it with http_upgraded_close(). */
 int  http_upgrade(struct http_req *r, const char *response_headers,
                   uv_tcp_t **tcp, char **head, size_t *head_len);
+/* The status line http_upgrade writes first. */
+#define HTTP_101_LINE "HTTP/1.1 101 Switching Protocols\r\n"
+/* As http_upgrade, but writes nothing: the caller sends the 101 answer itself (e.g. in
+ * the same write as its first frame), before anything else on the socket. */
+int  http_upgrade_detach(struct http_req *r, uv_tcp_t **tcp, char **head, size_t *head_len);
 /* Closes an upgraded socket; cb (may be NULL) runs from the uv_close callback, after
  * which the handle memory is gone. Keeps the connection count right. */
 void http_upgraded_close(uv_tcp_t *tcp, void (*cb)(void *arg), void *arg);

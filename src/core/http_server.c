@@ -229,7 +229,8 @@ static void on_connection(uv_stream_t *listener, int status)
         s->nconns--;
         return;
     }
-    uv_tcp_nodelay(&sock->tcp, 1);
+    /* No TCP_NODELAY here: Linux gives accepted sockets the listener's (set in
+     * http_server_listen), which saves a setsockopt per connection. */
     struct http_conn *c;
     if (http_conn_new(s, sock, &c) < 0) {
         http_upgraded_close(&sock->tcp, NULL, NULL);
@@ -273,6 +274,10 @@ int http_server_listen(struct http_server *s, char *bound, size_t boundlen)
     s->listener_closed = 0;
     s->listening = 1;
     rc = uv_tcp_bind(&s->listener, (struct sockaddr *)&sa, 0);
+    /* Answers and frames leave whole, in one write each: Nagle would only hold the
+     * next one back behind a delayed ACK. Accepted sockets inherit the option. */
+    if (rc == 0)
+        rc = uv_tcp_nodelay(&s->listener, 1);
     if (rc == 0)
         rc = uv_listen((uv_stream_t *)&s->listener, 511, on_connection);
     if (rc < 0) {

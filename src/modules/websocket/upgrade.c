@@ -84,8 +84,35 @@ static const char *check_headers(struct http_req *req, const char **extra)
     return NULL;
 }
 
+/* Puts the 101 answer at the head of c's queue, ahead of the hello frame ws_conn_new
+ * queued: nothing of c has been written yet (queues are flushed after the poll phase),
+ * so both leave in the connection's first write, one syscall and one segment. */
+static int queue_answer(struct ws_conn *c, const char *answer, size_t len)
+{
+    struct ws_buf *b;
+    int rc = 0;
+
+    if (c->q_inflight || (c->q_len && c->q_len == c->q_cap))
+        return -EBUSY;   /* not reached: a new connection has only its hello queued */
+    b = ws_buf_raw(answer, len);
+    if (!b)
+        return -ENOMEM;
+    if (!c->q_len) {
+        rc = ws_conn_queue(c, b, WS_PRIO_CONTROL);
+    } else {
+        c->q_head = (c->q_head + c->q_cap - 1) & (c->q_cap - 1);
+        c->q[c->q_head] = b;
+        c->q_len++;
+        c->q_bytes += len;
+        c->m->queue_bytes += len;
+        return 0;        /* the ring holds our reference */
+    }
+    ws_buf_unref(b);
+    return rc;
+}
+
 static void handover(struct ws_module *m, uv_tcp_t *tcp, const struct http_user *user,
-                     char *head, size_t head_len)
+                     const char *answer, size_t answer_len, char *head, size_t head_len)
 {
     struct ws_conn *c;
 
@@ -94,7 +121,7 @@ static void handover(struct ws_module *m, uv_tcp_t *tcp, const struct http_user 
         free(head);
         return;
     }
-    if (ws_conn_start_reading(c) < 0) {
+    if (queue_answer(c, answer, answer_len) < 0 || ws_conn_start_reading(c) < 0) {
         free(head);
         ws_conn_destroy(c);
         return;
@@ -109,7 +136,8 @@ void ws_upgrade_handler(struct http_req *req, void *ctx)
     struct ws_module *m = ctx;
     struct http_user user = req->user;
     const char *err, *extra;
-    char accept[32], headers[256];
+    char accept[32], answer[256];
+    int alen;
     int64_t wait;
     uv_tcp_t *tcp = NULL;
     char *head = NULL;
@@ -142,15 +170,17 @@ void ws_upgrade_handler(struct http_req *req, void *ctx)
         return;
     }
     ws_accept_key(http_header(req, "Sec-WebSocket-Key"), accept, sizeof(accept));
-    snprintf(headers, sizeof(headers),
-             "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s",
-             accept, has_token(http_header(req, "Sec-WebSocket-Protocol"), WS_SUBPROTOCOL)
-                     ? "Sec-WebSocket-Protocol: " WS_SUBPROTOCOL "\r\n" : "");
-    if (http_upgrade(req, headers, &tcp, &head, &head_len) < 0) {
+    alen = snprintf(answer, sizeof(answer),
+                   HTTP_101_LINE "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                   "Sec-WebSocket-Accept: %s\r\n%s\r\n",
+                   accept, has_token(http_header(req, "Sec-WebSocket-Protocol"), WS_SUBPROTOCOL)
+                           ? "Sec-WebSocket-Protocol: " WS_SUBPROTOCOL "\r\n" : "");
+    if (alen < 0 || (size_t)alen >= sizeof(answer) ||
+        http_upgrade_detach(req, &tcp, &head, &head_len) < 0) {
         /* The request is still ours (the client is probably gone): answer it. */
         http_respond_error(req, 500, "the upgrade failed");
         return;
     }
     METRIC_INC(m->metrics.upgrades);
-    handover(m, tcp, &user, head, head_len);
+    handover(m, tcp, &user, answer, (size_t)alen, head, head_len);
 }
