@@ -217,6 +217,14 @@ static void dispatch_event(struct bus *b, struct bus_event *ev)
     bus_event_unref(ev);
 }
 
+/* Inside a ring drain whose slice is over, what is queued waits for the next drain
+ * (events published by a ring item's call, e.g. the results of a whole group of
+ * writes, are dispatched over several turns). Elsewhere everything is dispatched. */
+static int slice_over(const struct bus *b)
+{
+    return b->slice_end && uv_hrtime() >= b->slice_end;
+}
+
 void bus_pump(struct bus *b)
 {
     struct bus_work w;
@@ -224,7 +232,7 @@ void bus_pump(struct bus *b)
     if (b->dispatching)
         return;
     b->dispatching = 1;
-    while (dequeue(b, &w)) {
+    while (!slice_over(b) && dequeue(b, &w)) {
         if (w.kind == WORK_EVENT)
             dispatch_event(b, w.p);
         else if (w.kind == WORK_DELIVERY)
@@ -364,24 +372,29 @@ static void ring_item(struct bus *b, void *p, int run)
     bus_pump(b);
 }
 
-/* Ring items until the ring is empty, BUS_DRAIN_BATCH were taken or the slice is
- * used up; 1 when items may be left. The clock is read every few items: one item is
- * a handful of handlers, a few microseconds, but a whole batch of results may be one
- * item, so it is read after the first one too. */
+/* Events left from the last drain first, then ring items, until both are empty,
+ * BUS_DRAIN_BATCH items were taken or the slice is used up; 1 when work may be left.
+ * Everything goes through the one FIFO, so order holds across slices. */
 int bus_drain_some(struct bus *b, uint64_t budget_ns)
 {
-    uint64_t t0 = uv_hrtime();
-    int n = 0;
+    int n = 0, more = 1;
     void *p;
 
-    while ((p = ring_pop(b->ring)) != NULL) {
+    b->slice_end = uv_hrtime() + budget_ns;
+    bus_pump(b);
+    while (b->q.len == 0) {
+        if (n >= BUS_DRAIN_BATCH || slice_over(b))
+            goto out;
+        if ((p = ring_pop(b->ring)) == NULL) {
+            more = 0;
+            goto out;
+        }
         ring_item(b, p, 1);
-        if (++n >= BUS_DRAIN_BATCH)
-            return 1;
-        if ((n == 1 || n % BUS_DRAIN_CHECK_EVERY == 0) && uv_hrtime() - t0 >= budget_ns)
-            return 1;
+        n++;
     }
-    return 0;
+out:
+    b->slice_end = 0;
+    return more;
 }
 
 static void on_async(uv_async_t *a)
@@ -527,6 +540,8 @@ static void shut(struct bus *b, int run)
     /* With no sender left, every claimed slot is published: one pass empties it. */
     while ((p = ring_pop(b->ring)) != NULL)
         ring_item(b, p, run);
+    if (run)
+        bus_pump(b);   /* what a cut-short drain left */
     delivery_close(b, run);
     request_close(b, run);
     b->db_ready = 0;

@@ -13,11 +13,11 @@
 
 #define BUS_RING_CAPACITY 65536      /* items handed over by other threads */
 #define BUS_DRAIN_BATCH 4096         /* ring items per wake-up before yielding the loop */
-/* Loop time one wake-up may spend on ring items: a batch of results from the writer
- * runs every handler of every message in it, and the timers and sockets wait for the
- * whole drain. Past the slice the rest waits for the next turn, in the same order. */
+/* Loop time one wake-up may spend on ring items and the events they publish: a
+ * group of results from the writer runs every handler of every message in it, and
+ * the timers and sockets wait for the whole drain. Past the slice the rest waits for
+ * the next turn, in the same order. */
 #define BUS_DRAIN_SLICE_NS (500 * 1000)
-#define BUS_DRAIN_CHECK_EVERY 8      /* ring items between clock reads */
 #define BUS_QUEUE_MAX (1u << 20)     /* events and deliveries waiting on the loop */
 #define BUS_RETRY_MAX 10000          /* deliveries waiting for their next attempt */
 #define BUS_REQUESTS_MAX 65536       /* requests waiting for a reply */
@@ -133,6 +133,7 @@ struct bus {
     int closed;                      /* bus_close finished: publishing is refused */
     int db_ready;                    /* the dead-letter table can be written */
     int dispatching;
+    uint64_t slice_end;              /* uv_hrtime: a ring drain's end; 0 outside one */
 
     struct work_queue q;
     struct bus_topic *topics[BUS_TOPIC_BUCKETS];   /* owned */

@@ -734,3 +734,65 @@ TEST(bus_drain_slices_keep_order)
     uv_close((uv_handle_t *)&b.timer, NULL);
     fx_stop(&f);
 }
+
+/* One call from another thread that publishes the whole burst on the loop (as a
+ * group of write results does): its events too are spread over turns, in order. */
+static void publish_burst(void *arg)
+{
+    struct bus *bus = arg;
+    for (int n = 1; n <= BURST; n++)
+        bus_publish(bus, ev_n("t.burst", n));
+}
+
+static void *call_thread(void *arg)
+{
+    bus_call_on_loop_wait(arg, publish_burst, arg);
+    return NULL;
+}
+
+TEST(bus_drain_slices_split_a_call)
+{
+    struct fx f;
+    struct burst b = { .fired_at = -1 };
+    pthread_t th;
+
+    ASSERT_EQ(fx_init(&f), 0);
+    ASSERT_EQ(fx_start(&f, 0), 0);
+    uv_timer_init(&f.loop, &b.timer);
+    b.timer.data = &b;
+    ASSERT_EQ(bus_subscribe(f.app.bus, "t.burst", NULL, on_burst, &b), 0);
+    ASSERT_EQ(pthread_create(&th, NULL, call_thread, f.app.bus), 0);
+    pthread_join(th, NULL);
+    ASSERT(FX_RUN_UNTIL(&f, b.got == BURST, 10000));
+    ASSERT_EQ(b.bad, 0);
+    ASSERT(b.fired_at > 0);
+    ASSERT(b.fired_at < BURST);
+    /* An event published on the loop meanwhile comes after the ones queued before. */
+    FX_RUN_UNTIL(&f, 0, 20);
+    ASSERT_EQ(b.got, BURST);
+    uv_close((uv_handle_t *)&b.timer, NULL);
+    fx_stop(&f);
+}
+
+/* Close with a cut-short drain's events still queued: they are dispatched, not lost. */
+TEST(bus_close_runs_what_a_drain_left)
+{
+    struct fx f;
+    struct burst b = { .fired_at = -1 };
+    pthread_t th;
+
+    ASSERT_EQ(fx_init(&f), 0);
+    ASSERT_EQ(fx_start(&f, 0), 0);
+    uv_timer_init(&f.loop, &b.timer);
+    b.timer.data = &b;
+    ASSERT_EQ(bus_subscribe(f.app.bus, "t.burst", NULL, on_burst, &b), 0);
+    ASSERT_EQ(pthread_create(&th, NULL, call_thread, f.app.bus), 0);
+    pthread_join(th, NULL);
+    ASSERT(FX_RUN_UNTIL(&f, b.got > 0, 10000));
+    ASSERT(b.got < BURST);
+    bus_close(f.app.bus);
+    ASSERT_EQ(b.got, BURST);
+    ASSERT_EQ(b.bad, 0);
+    uv_close((uv_handle_t *)&b.timer, NULL);
+    fx_stop(&f);
+}
