@@ -13,6 +13,8 @@
  * them from finishing), past DB_WAL_HARD_PAGES the writer checkpoints inline again,
  * as SQLite would, so the WAL does not grow without limit. */
 #include <errno.h>
+#include <sys/resource.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include "chatd/chatd.h"
 #include "chatd/db.h"
@@ -43,7 +45,8 @@ static void *checkpoint_main(void *arg)
 {
     struct db *db = arg;
 
-    db_thread_batch_sched();   /* a checkpoint is background work: never ahead of the loop */
+    db_thread_batch_sched();
+    setpriority(PRIO_PROCESS, (id_t)gettid(), DB_CHECKPOINT_NICE);
     pthread_mutex_lock(&db->ck_lock);
     for (;;) {
         while (!db->ck_wanted && !db->ck_stopping)

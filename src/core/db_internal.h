@@ -18,6 +18,7 @@
 #define DB_WAL_HARD_PAGES 32000       /* past this the writer checkpoints inline */
 #define DB_WRITER_BURST_NS (500 * 1000) /* writer CPU between yields (db_writer.c) */
 #define DB_PROGRESS_OPS 2000          /* SQLite instructions between clock reads */
+#define DB_CHECKPOINT_NICE 10         /* the checkpoint thread's weight: about a tenth */
 
 struct metrics_hist;
 typedef int (*db_apply_fn)(sqlite3 *conn, struct db_job *job);
