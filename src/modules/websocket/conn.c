@@ -527,6 +527,8 @@ static void conn_freed(void *arg)
     wslay_drop(c);
     ws_unmark_dirty(c);
     paused_unlink(c);
+    if (m->sweep_next == c)
+        m->sweep_next = c->next;
     if (c->prev)
         c->prev->next = c->next;
     else

@@ -7,7 +7,8 @@
  *     an "auth" frame replacing it with 4001,
  *   - ends the close handshake of connections past their linger deadline.
  * The tick is half a period (at most one second), so a silent connection goes
- * between 2 and 2.5 periods after its last byte (2 periods + 1 s for long periods). */
+ * between 2 and 2.5 periods after its last byte (2 periods + 1 s for long periods).
+ * A pass over many connections is cut into slices of a loop turn (sweep_slice). */
 #include <errno.h>
 #include <stdlib.h>
 
@@ -19,59 +20,79 @@ static uint64_t tick_ms(const struct ws_module *m)
     return t > 1000 ? 1000 : t < 20 ? 20 : t;
 }
 
-static void ping_all(struct ws_module *m)
-{
-    static const uint8_t ping[2] = { 0x89, 0x00 };   /* FIN + ping, empty, unmasked */
-    struct ws_buf *b = ws_buf_raw(ping, sizeof(ping));
+/* One pass visits every connection; with tens of thousands of them a pass takes
+ * milliseconds (a cache miss each), so it runs in slices of at most this much of a
+ * loop turn, continued by a zero timeout, like the flush and the reads. */
+#define SWEEP_SLICE_NS 500000
+#define SWEEP_CLOCK_EVERY 64
 
-    if (!b)
-        return;
-    for (struct ws_conn *c = m->all; c; c = c->next) {
-        if (c->state != WS_OPEN)
-            continue;
-        ws_conn_queue_trim(c);
-        ws_conn_queue(c, b, WS_PRIO_CONTROL);
-    }
-    ws_buf_unref(b);
-}
-
-static void sweep(struct ws_module *m, uint64_t now)
+static void visit(struct ws_module *m, struct ws_conn *c, struct ws_buf *ping,
+                  uint64_t now, int64_t wall)
 {
-    int64_t wall = now_ms();
     uint64_t silent = 2 * (uint64_t)m->heartbeat_ms;
-    struct ws_conn *c, *next;
 
-    for (c = m->all; c; c = next) {
-        next = c->next;
-        switch (c->state) {
-        case WS_OPEN:
-            if (now - c->last_rx_ms >= silent)
-                ws_conn_close(c, WS_CLOSE_HEARTBEAT, "heartbeat timeout");
-            else if (c->token_exp > 0 &&
-                     wall > ws_exp_ms(c->token_exp) + WS_AUTH_GRACE_MS)
-                ws_conn_close(c, WS_CLOSE_TOKEN_EXPIRED, "token expired");
-            break;
-        case WS_CLOSING:
-        case WS_SHUT:
-            if (now >= c->close_deadline)
-                ws_conn_destroy(c);
-            break;
-        default:
-            break;
+    switch (c->state) {
+    case WS_OPEN:
+        if (now - c->last_rx_ms >= silent) {
+            ws_conn_close(c, WS_CLOSE_HEARTBEAT, "heartbeat timeout");
+        } else if (c->token_exp > 0 && wall > ws_exp_ms(c->token_exp) + WS_AUTH_GRACE_MS) {
+            ws_conn_close(c, WS_CLOSE_TOKEN_EXPIRED, "token expired");
+        } else if (ping) {
+            ws_conn_queue_trim(c);
+            ws_conn_queue(c, ping, WS_PRIO_CONTROL);
         }
+        break;
+    case WS_CLOSING:
+    case WS_SHUT:
+        if (now >= c->close_deadline)
+            ws_conn_destroy(c);
+        break;
+    default:
+        break;
     }
 }
 
+/* Visits connections from the pass's cursor until the list ends or the slice is used
+ * up; returns 1 when the pass is over. conn_freed moves the cursor past a connection
+ * freed between slices; connections made during a pass wait for the next one. */
+static int sweep_slice(struct ws_module *m, uint64_t now)
+{
+    static const uint8_t ping_frame[2] = { 0x89, 0x00 };   /* FIN + ping, empty, unmasked */
+    struct ws_buf *ping = m->sweep_ping ? ws_buf_raw(ping_frame, sizeof(ping_frame)) : NULL;
+    uint64_t t0 = uv_hrtime();
+    int64_t wall = now_ms();
+    unsigned n = 0;
+
+    while (m->sweep_next) {
+        struct ws_conn *c = m->sweep_next;
+        m->sweep_next = c->next;
+        visit(m, c, ping, now, wall);
+        if (++n % SWEEP_CLOCK_EVERY == 0 && uv_hrtime() - t0 > SWEEP_SLICE_NS)
+            break;
+    }
+    if (ping)
+        ws_buf_unref(ping);
+    return m->sweep_next == NULL;
+}
+
+/* Each tick starts a pass (with pings when they are due, one shared frame), which
+ * goes on in slices until it has seen every connection. */
 static void on_tick(uv_timer_t *t)
 {
     struct ws_module *m = t->data;
     uint64_t now = mono_ms();
+    int done;
 
-    if (now >= m->next_ping_ms) {
-        m->next_ping_ms = now + (uint64_t)m->heartbeat_ms;
-        ping_all(m);
+    if (!m->sweep_next) {
+        m->sweep_next = m->all;
+        m->sweep_ping = now >= m->next_ping_ms;
+        if (m->sweep_ping)
+            m->next_ping_ms = now + (uint64_t)m->heartbeat_ms;
     }
-    sweep(m, now);
+    done = sweep_slice(m, now);
+    if (done)
+        m->sweep_ping = 0;
+    uv_timer_start(&m->tick, on_tick, done ? tick_ms(m) : 0, 0);
     if (m->draining)
         ws_drain_check(m);
 }
@@ -85,7 +106,9 @@ int ws_heartbeat_start(struct ws_module *m)
     m->tick.data = m;
     m->handles_open++;
     m->next_ping_ms = mono_ms() + (uint64_t)m->heartbeat_ms;
-    rc = uv_timer_start(&m->tick, on_tick, tick_ms(m), tick_ms(m));
+    m->sweep_next = NULL;
+    m->sweep_ping = 0;
+    rc = uv_timer_start(&m->tick, on_tick, tick_ms(m), 0);
     uv_unref((uv_handle_t *)&m->tick);
     return rc;
 }

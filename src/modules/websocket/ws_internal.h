@@ -193,7 +193,9 @@ struct ws_module {
     struct strbuf json;              /* scratch: a message printed once for its frames */
     /* heartbeat.c */
     uv_timer_t tick;
-    uint64_t next_ping_ms, next_sweep_ms;
+    uint64_t next_ping_ms;
+    struct ws_conn *sweep_next;      /* the pass's cursor; NULL: no pass under way */
+    int      sweep_ping;             /* this pass queues a ping to each open connection */
     /* drain */
     int      draining;
     int      drain_closing;          /* 1001 sent to everyone */
