@@ -292,100 +292,11 @@ void ws_conn_feed(struct ws_conn *c, const uint8_t *data, size_t len)
         conn_freed(c);
 }
 
-/* --- read slices ----------------------------------------------------------------------- */
-
-static void paused_unlink(struct ws_conn *c)
-{
-    struct ws_module *m = c->m;
-
-    if (!c->read_paused)
-        return;
-    if (c->paused_prev)
-        c->paused_prev->paused_next = c->paused_next;
-    else
-        m->paused = c->paused_next;
-    if (c->paused_next)
-        c->paused_next->paused_prev = c->paused_prev;
-    else
-        m->paused_tail = c->paused_prev;
-    c->paused_next = c->paused_prev = NULL;
-    c->read_paused = 0;
-}
-
-/* The turn's slice is used up before this connection was read: nothing was taken from
- * the socket, it waits for the next turn. */
-static void pause_reading(struct ws_conn *c)
-{
-    struct ws_module *m = c->m;
-
-    uv_read_stop((uv_stream_t *)c->tcp);
-    if (c->read_paused)
-        return;
-    c->read_paused = 1;
-    c->paused_next = NULL;
-    c->paused_prev = m->paused_tail;
-    if (m->paused_tail)
-        m->paused_tail->paused_next = c;
-    else
-        m->paused = c;
-    m->paused_tail = c;
-}
-
-/* Before the poll: a new slice, and the paused connections read again. */
-static void on_prepare(uv_prepare_t *p)
-{
-    struct ws_module *m = p->data;
-
-    m->read_turn_ns = 0;
-    while (m->paused) {
-        struct ws_conn *c = m->paused;
-        paused_unlink(c);
-        if (c->state != WS_FREEING && c->tcp && !c->reading_done)
-            ws_conn_start_reading(c);
-    }
-}
-
-static void read_prepare_closed(uv_handle_t *h)
-{
-    struct ws_module *m = h->data;
-    m->handles_open--;
-}
-
-int ws_read_slices_start(struct ws_module *m)
-{
-    int rc = uv_prepare_init(m->app->loop, &m->read_prepare);
-
-    if (rc < 0)
-        return rc;
-    m->read_prepare.data = m;
-    m->handles_open++;
-    rc = uv_prepare_start(&m->read_prepare, on_prepare);
-    uv_unref((uv_handle_t *)&m->read_prepare);
-    return rc;
-}
-
-void ws_read_slices_stop(struct ws_module *m)
-{
-    if (m->read_prepare.loop && !uv_is_closing((uv_handle_t *)&m->read_prepare))
-        uv_close((uv_handle_t *)&m->read_prepare, read_prepare_closed);
-}
-
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     struct ws_conn *c = h->data;
-    struct ws_module *m = c->m;
-    uint64_t now = uv_hrtime();
     (void)suggested;
-
-    /* A zero-length buffer: libuv reads nothing and says UV_ENOBUFS. Without the
-     * prepare handle (unit tests) there are no slices. */
-    if (!m->read_turn_ns || !uv_is_active((uv_handle_t *)&m->read_prepare))
-        m->read_turn_ns = now;
-    else if (now - m->read_turn_ns >= WS_READ_SLICE_NS) {
-        *buf = uv_buf_init(NULL, 0);
-        return;
-    }
-    *buf = uv_buf_init(m->rbuf, sizeof(m->rbuf));
+    *buf = uv_buf_init(c->m->rbuf, sizeof(c->m->rbuf));
 }
 
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -399,10 +310,6 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     if (nread == 0)
         return;   /* EAGAIN: not EOF */
-    if (nread == UV_ENOBUFS) {
-        pause_reading(c);
-        return;
-    }
     c->reading_done = 1;
     uv_read_stop(s);
     if (c->state == WS_OPEN)
@@ -526,7 +433,6 @@ static void conn_freed(void *arg)
         ws_sync_free(c);
     wslay_drop(c);
     ws_unmark_dirty(c);
-    paused_unlink(c);
     if (m->sweep_next == c)
         m->sweep_next = c->next;
     if (c->prev)
@@ -548,7 +454,6 @@ void ws_conn_destroy(struct ws_conn *c)
         begin_closing(c, WS_CLOSE_ABNORMAL);
     c->state = WS_FREEING;
     ws_conn_queue_drop(c);
-    paused_unlink(c);
     if (c->tcp) {
         uv_read_stop((uv_stream_t *)c->tcp);
         http_upgraded_close(c->tcp, conn_freed, c);

@@ -155,7 +155,6 @@ void ws_drain_check(struct ws_module *m)
         m->drain_done = NULL;
         ws_heartbeat_stop(m);
         ws_fanout_stop(m);
-        ws_read_slices_stop(m);
         LOG_INFO(m->app, "websocket", "drained");
         done(m);
     }
@@ -185,8 +184,7 @@ static int websocket_start(void *state)
     struct ws_module *m = state;
     int rc;
 
-    if ((rc = ws_fanout_start(m)) < 0 || (rc = ws_read_slices_start(m)) < 0 ||
-        (rc = ws_heartbeat_start(m)) < 0 ||
+    if ((rc = ws_fanout_start(m)) < 0 || (rc = ws_heartbeat_start(m)) < 0 ||
         (rc = ws_events_subscribe(m)) < 0)
         return rc;
     return http_route(m->app->http, HTTP_VERB_GET, "/v1/ws",

@@ -48,12 +48,6 @@
  * and reads had their go. */
 #define WS_FLUSH_SLICE_NS     (500 * 1000)
 #define WS_FLUSH_CHECK_EVERY  8       /* connections between clock reads */
-/* Loop time a turn may spend reading: under load every connection has frames waiting,
- * and reading them all in one turn (a read is up to WS_READ_BUF of frames, each one
- * parsed, checked and handed on) keeps timers waiting for milliseconds. Past this the
- * connections still to be read pause until the next turn; their bytes wait in the
- * kernel, so each connection's frames keep their order. */
-#define WS_READ_SLICE_NS      (500 * 1000)
 #define WS_JSON_SCRATCH_KEEP  (256 * 1024)   /* past this the print buffer is freed */
 
 /* Close codes of our own (4000-4999 are the application's). */
@@ -152,8 +146,6 @@ struct ws_conn {
     uint8_t  announced;              /* ws.connected went out */
     uint8_t  in_message;             /* a fragmented data message is open */
     uint8_t  feeding;                /* inside ws_conn_feed: a destroy frees it after */
-    uint8_t  read_paused;            /* on the module's paused list (conn.c) */
-    struct ws_conn *paused_next, *paused_prev;
 };
 
 /* Metrics pointers (counters from metrics_counter). */
@@ -208,11 +200,6 @@ struct ws_module {
     wslay_event_context_ptr pool[WS_WSLAY_POOL];  /* owned: idle contexts */
     int      npool;
     struct ws_metrics metrics;
-    /* read slices (conn.c): a prepare handle ends the turn's slice and resumes the
-     * connections paused in it, oldest first */
-    uv_prepare_t read_prepare;
-    uint64_t read_turn_ns;           /* uv_hrtime of the turn's first read; 0: none yet */
-    struct ws_conn *paused, *paused_tail;
     char     rbuf[WS_READ_BUF];
     /* Tests: when set, frames are written here instead of to a socket, and text
      * messages go to on_text instead of dispatch. */
@@ -272,8 +259,6 @@ int   ws_conn_new(struct ws_module *m, uv_tcp_t *tcp, const struct http_user *u,
 /* Feeds received bytes through wslay (also the bytes left over from the upgrade). */
 void  ws_conn_feed(struct ws_conn *c, const uint8_t *data, size_t len);
 int   ws_conn_start_reading(struct ws_conn *c);
-int   ws_read_slices_start(struct ws_module *m);
-void  ws_read_slices_stop(struct ws_module *m);
 /* Begins the close handshake with code (no-op once closing). */
 void  ws_conn_close(struct ws_conn *c, uint16_t code, const char *reason);
 /* Moves wslay's pending output (pong, close) into the queue. */
