@@ -89,14 +89,15 @@ static int backup_command(struct chatd *app, int argc, char **argv)
 }
 
 /* A verb given the wrong --data-dir would otherwise work on a new, empty database and
- * report success ("no dead letters", a backup of nothing). Only `user add` may create
- * the database, so the first account can be made before the first start. */
+ * report success ("no dead letters", a backup of nothing). Only `user add` (so the
+ * first account can be made before the first start) and `keygen` (which writes a key
+ * file, not the database) go on without one. */
 static int database_present(const struct chatd_config *cfg, const char *verb)
 {
     char path[CFG_PATH_MAX + 16];
 
     snprintf(path, sizeof(path), "%s/chatd.db", cfg->server.data_dir);
-    if (access(path, F_OK) == 0)
+    if (access(path, F_OK) == 0 || strcmp(verb, "keygen") == 0)
         return 1;
     if (strcmp(verb, "user") == 0) {
         fprintf(stderr, "chatd: creating a new database at %s\n", path);
