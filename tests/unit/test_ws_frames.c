@@ -203,3 +203,28 @@ TEST(ws_registry_users)
     ASSERT_EQ(fx.m->nconns, 1);
     wst_free(&fx);
 }
+
+/* Leaving from the front, the middle and the end of a user's list keeps the rest. */
+TEST(ws_registry_user_list_unlinks_anywhere)
+{
+    struct ws_fixture fx;
+    struct ws_conn *c[5];
+    int n = 0;
+
+    ASSERT(wst_init(&fx, 0, 0, 0) == 0);
+    for (int i = 0; i < 5; i++)
+        ASSERT((c[i] = wst_conn(&fx, 7)) != NULL);
+    ws_conn_destroy(c[4]);          /* the list's head: the newest */
+    ws_conn_destroy(c[2]);
+    ws_conn_destroy(c[0]);          /* its tail */
+    struct ws_user *u = ws_registry_user(fx.m, 7);
+    ASSERT(u && u->nconns == 2);
+    for (struct ws_conn *k = u->conns; k; k = k->user_next) {
+        ASSERT(k == c[1] || k == c[3]);
+        ASSERT(k->user_next == NULL || k->user_next->user_prev == k);
+        n++;
+    }
+    ASSERT_EQ(n, 2);
+    ASSERT(u->conns->user_prev == NULL);
+    wst_free(&fx);
+}

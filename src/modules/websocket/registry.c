@@ -151,6 +151,9 @@ int ws_registry_add(struct ws_module *m, struct ws_conn *c, const char *username
     }
     c->user = u;
     c->user_next = u->conns;
+    c->user_prev = NULL;
+    if (u->conns)
+        u->conns->user_prev = c;
     u->conns = c;
     u->nconns++;
     m->nconns++;
@@ -163,13 +166,15 @@ void ws_registry_remove(struct ws_module *m, struct ws_conn *c)
 
     if (!u)
         return;
-    for (struct ws_conn **pp = &u->conns; *pp; pp = &(*pp)->user_next) {
-        if (*pp == c) {
-            *pp = c->user_next;
-            break;
-        }
-    }
-    c->user_next = NULL;
+    /* A user may hold thousands of connections: unlinking by search made closing them
+     * all quadratic (seconds of loop time for 19,000 connections of 20 users). */
+    if (c->user_prev)
+        c->user_prev->user_next = c->user_next;
+    else
+        u->conns = c->user_next;
+    if (c->user_next)
+        c->user_next->user_prev = c->user_prev;
+    c->user_next = c->user_prev = NULL;
     c->user = NULL;
     ws_map_del(m->conns_by_id, (int64_t)c->id);
     m->nconns--;

@@ -83,7 +83,7 @@ struct ws_conn;
 struct ws_user {
     int64_t id;
     char    name[40];
-    struct ws_conn *conns;           /* list through ws_conn.user_next */
+    struct ws_conn *conns;           /* list through ws_conn.user_next / user_prev */
     int     nconns;
     struct token_bucket typing_bucket;
 };
@@ -125,7 +125,7 @@ struct ws_conn {
     int64_t  token_exp;              /* seconds since the epoch */
     uint64_t last_rx_ms;             /* monotonic: last frame (any kind) */
     uint64_t close_deadline;         /* monotonic, in WS_SHUT / WS_CLOSING */
-    struct ws_conn *user_next;       /* ws_user.conns */
+    struct ws_conn *user_next, *user_prev;   /* ws_user.conns; prev so that leaving is O(1) */
     struct ws_conn *prev, *next;     /* module's list of every connection */
     struct ws_conn *dirty_next, *dirty_prev;   /* module's flush list (FIFO) */
     /* outbound queue: a ring of frames; the first q_inflight are being written */
