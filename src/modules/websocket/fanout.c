@@ -4,7 +4,7 @@
  * something queued sit on the module's dirty list; a uv_check handle, which runs
  * right after each poll phase (where bus dispatch and reads happen), hands each such
  * connection's whole queue to the kernel in one uv_write with many buffers (writev).
- * A turn writes for at most WS_FLUSH_SLICE_NS; connections left wait, oldest first,
+ * A turn writes for at most WS_TURN_SLICE_NS; connections left wait, oldest first,
  * for the next turn, so a broadcast to a large room does not stall timers, reads and
  * acks for the length of a thousand writes. Per connection the order never changes.
  * One write is in flight per connection at a time; what arrives meanwhile waits in
@@ -393,7 +393,7 @@ static void on_check(uv_check_t *h)
 {
     struct ws_module *m = h->data;
 
-    if (ws_flush_some(m, WS_FLUSH_SLICE_NS)) {
+    if (ws_flush_some(m, WS_TURN_SLICE_NS)) {
         if (!uv_is_active((uv_handle_t *)&m->flush_idle))
             uv_idle_start(&m->flush_idle, on_idle);
     } else if (uv_is_active((uv_handle_t *)&m->flush_idle)) {

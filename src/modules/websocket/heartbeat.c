@@ -21,10 +21,9 @@ static uint64_t tick_ms(const struct ws_module *m)
 }
 
 /* One pass visits every connection; with tens of thousands of them a pass takes
- * milliseconds (a cache miss each), so it runs in slices of at most this much of a
- * loop turn, continued by a zero timeout, like the flush and the reads. */
-#define SWEEP_SLICE_NS 500000
-#define SWEEP_CLOCK_EVERY 64
+ * milliseconds (a cache miss each), so it runs in slices of WS_TURN_SLICE_NS,
+ * continued by a zero timeout, as the flush is. */
+#define SWEEP_CLOCK_EVERY 64      /* connections between clock reads */
 
 static void visit(struct ws_module *m, struct ws_conn *c, struct ws_buf *ping,
                   uint64_t now, int64_t wall)
@@ -67,7 +66,7 @@ static int sweep_slice(struct ws_module *m, uint64_t now)
         struct ws_conn *c = m->sweep_next;
         m->sweep_next = c->next;
         visit(m, c, ping, now, wall);
-        if (++n % SWEEP_CLOCK_EVERY == 0 && uv_hrtime() - t0 > SWEEP_SLICE_NS)
+        if (++n % SWEEP_CLOCK_EVERY == 0 && uv_hrtime() - t0 > WS_TURN_SLICE_NS)
             break;
     }
     if (ping)

@@ -42,11 +42,12 @@
 #define WS_WREQ_CACHE         64
 #define WS_RATELIMIT_ADDRS    4096
 #define WS_WSLAY_POOL         64      /* idle wslay contexts kept for reuse */
-/* Writes a loop turn may spend flushing queues: a broadcast to a large room is one
- * write per connection, about 8 us each here, so 1,000 recipients would hold the loop
- * for several milliseconds. Past this the rest waits for the next turn, after timers
- * and reads had their go. */
-#define WS_FLUSH_SLICE_NS     (500 * 1000)
+/* What a loop turn may spend on one pass over many connections: flushing queues (a
+ * broadcast to a large room is one write per connection, about 8 us each here, so
+ * 1,000 recipients would hold the loop for several milliseconds) and the heartbeat's
+ * visit of every connection. Past this the rest waits for the next turn, after
+ * timers and reads had their go. */
+#define WS_TURN_SLICE_NS      (500 * 1000)
 #define WS_FLUSH_CHECK_EVERY  8       /* connections between clock reads */
 #define WS_JSON_SCRATCH_KEEP  (256 * 1024)   /* past this the print buffer is freed */
 
