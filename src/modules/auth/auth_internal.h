@@ -29,7 +29,6 @@
 #define AUTH_KEY_BITS 2048             /* generated keys; loaded keys must be at least this */
 
 /* Usernames and passwords (api.md "Conventions"). */
-#define AUTH_USERNAME_MIN USERNAME_MIN
 #define AUTH_USERNAME_MAX USERNAME_MAX
 #define AUTH_PASSWORD_MIN 8
 #define AUTH_PASSWORD_MAX 1024

@@ -8,8 +8,8 @@
  * answer decides: the early token is sent only when the rotation succeeded for the
  * same user and name, else it is dropped (and signed again after, when the rotation
  * succeeded for someone the read did not see). The read signs only for a token that
- * exists, has not expired and whose family is not revoked, so a replayed spent token
- * costs at most one signature before its family is revoked. On a single core the
+ * exists, is unspent, has not expired and whose family is not revoked, so a replayed
+ * spent token costs no signature (unless it races its own first use). On a single core the
  * two would only take turns, so there the extra read is not paid for. */
 #include <errno.h>
 #include <stddef.h>
@@ -116,7 +116,8 @@ static int early_read(struct auth_op *op, sqlite3 *conn)
         "SELECT t.user_id, u.username FROM refresh_tokens t"
         "  JOIN refresh_families f ON f.id = t.family_id"
         "  JOIN users u ON u.id = t.user_id"
-        " WHERE t.hash = ?1 AND t.expires_at > ?2 AND f.revoked_at IS NULL", -1, &st, NULL);
+        " WHERE t.hash = ?1 AND t.expires_at > ?2 AND t.spent_at IS NULL"
+        "   AND f.revoked_at IS NULL", -1, &st, NULL);
 
     if (rc != SQLITE_OK)
         return db_errno(rc);

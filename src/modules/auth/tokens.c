@@ -6,7 +6,6 @@
  * the public key can get through. Everything here only reads its arguments (the key's
  * contexts are copied, never used in place): safe on any thread. */
 #include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,7 +57,7 @@ static char *claims_json(const char *issuer, int64_t user_id, const char *name,
         cJSON_AddNumberToObject(c, "iat", (double)iat) &&
         cJSON_AddNumberToObject(c, "exp", (double)(iat + ttl)) &&
         cJSON_AddStringToObject(c, "jti", jti))
-        out = cJSON_PrintUnformatted(c);
+        out = json_print(c);
     cJSON_Delete(c);
     return out;
 }
@@ -186,28 +185,6 @@ static int check_header(const struct auth_key *k, const char *t, size_t head_len
     return rc;
 }
 
-/* Reads an integer claim; 0, or -ENOENT when absent or not an integer. JSON has one
- * number type: an integral value within the range a double holds exactly counts. */
-static int claim_int(const cJSON *c, const char *name, int64_t *out)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(c, name);
-    double d;
-
-    if (!cJSON_IsNumber(v))
-        return -ENOENT;
-    d = v->valuedouble;
-    if (!isfinite(d) || d != floor(d) || fabs(d) > 9007199254740992.0)   /* 2^53 */
-        return -ENOENT;
-    *out = (int64_t)d;
-    return 0;
-}
-
-static const char *claim_str(const cJSON *c, const char *name)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(c, name);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
 /* aud is our audience, or an array holding it. */
 static int audience_ok(const cJSON *c)
 {
@@ -240,22 +217,26 @@ static int check_claims(const cJSON *c, const char *issuer, int64_t now,
                         struct http_user *user, enum auth_reject *why)
 {
     int64_t exp, nbf, iat, uid;
-    const char *iss = claim_str(c, "iss");
-    const char *name = claim_str(c, "name");
+    const char *iss = NULL, *name = NULL, *sub = NULL;
+
+    /* Numbers are claims only when integral and within 2^53 (json_get_i64). */
+    json_get_str(c, "iss", &iss);
+    json_get_str(c, "name", &name);
+    json_get_str(c, "sub", &sub);
 
     *why = AUTH_REJECT_malformed;
-    if (claim_int(c, "exp", &exp) < 0)
+    if (json_get_i64(c, "exp", &exp) < 0)
         return -EACCES;
     if (now - AUTH_LEEWAY_S >= exp)     /* not exp + leeway: exp may be near INT64_MAX */
         return *why = AUTH_REJECT_expired, -EACCES;
-    if ((claim_int(c, "nbf", &nbf) == 0 && nbf > now + AUTH_LEEWAY_S) ||
-        (claim_int(c, "iat", &iat) == 0 && iat > now + AUTH_LEEWAY_S))
+    if ((json_get_i64(c, "nbf", &nbf) == 0 && nbf > now + AUTH_LEEWAY_S) ||
+        (json_get_i64(c, "iat", &iat) == 0 && iat > now + AUTH_LEEWAY_S))
         return *why = AUTH_REJECT_not_yet_valid, -EACCES;
     if (!iss || strcmp(iss, issuer) != 0)
         return *why = AUTH_REJECT_bad_issuer, -EACCES;
     if (!audience_ok(c))
         return *why = AUTH_REJECT_bad_audience, -EACCES;
-    uid = parse_sub(claim_str(c, "sub"));
+    uid = parse_sub(sub);
     if (uid <= 0 || !name || strlen(name) >= sizeof user->name)
         return -EACCES;
     user->id = uid;
