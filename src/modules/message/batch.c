@@ -377,9 +377,17 @@ static int batch_apply(sqlite3 *conn, struct db_job *job)
     batch_reset(b);
     if ((rc = keys_prepare(b)) < 0)
         goto fail;
-    for (int i = 0; i < b->n; i++)
+    for (int i = 0; i < b->n; i++) {
         if ((rc = apply_one(b, conn, b->jobs[i])) < 0)
             goto fail;
+        /* A failed read (I/O, full disk, no memory) can make SQLite roll the whole
+         * transaction back by itself; with no savepoint around the batch, what came
+         * after would be written outside it while the group is reported failed. */
+        if (sqlite3_get_autocommit(conn)) {
+            rc = -EIO;
+            goto fail;
+        }
+    }
     if ((rc = batch_finish(b, conn)) < 0)
         goto fail;
     return 0;
