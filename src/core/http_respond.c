@@ -350,15 +350,13 @@ int64_t http_param_id(const struct http_req *r, int i)
 }
 
 /* A \u0000 gets its own answer: json_parse_object refuses it, and "not a JSON object"
- * would mislead. */
+ * would mislead. Only a refused body is scanned for it. */
 cJSON *http_json_body(struct http_req *r)
 {
-    if (json_has_nul_escape(r->body, r->body_len)) {
-        http_respond_error(r, 400, "strings must not hold NUL characters");
-        return NULL;
-    }
     cJSON *obj = r->body_len ? json_parse_object(r->body, r->body_len) : NULL;
     if (!obj)
-        http_respond_error(r, 400, "the request body must be a JSON object");
+        http_respond_error(r, 400, json_has_nul_escape(r->body, r->body_len)
+                                       ? "strings must not hold NUL characters"
+                                       : "the request body must be a JSON object");
     return obj;
 }
