@@ -356,16 +356,11 @@ static void flush_one(struct ws_conn *c)
 
 void ws_flush_all(struct ws_module *m)
 {
-    struct ws_conn *c;
-
-    /* One at a time from the head: flushing may dirty a connection again (it goes to
-     * the tail) or free one (conn_freed unlinks it), so no private copy of the list. */
-    while ((c = m->dirty)) {
-        ws_unmark_dirty(c);
-        flush_one(c);
-    }
+    ws_flush_some(m, UINT64_MAX);
 }
 
+/* One at a time from the head: flushing may dirty a connection again (it goes to the
+ * tail) or free one (conn_freed unlinks it), so no private copy of the list. */
 int ws_flush_some(struct ws_module *m, uint64_t budget_ns)
 {
     uint64_t start = uv_hrtime();
