@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 # client), gdb (the walkthrough test) and valgrind, systemd for systemd-analyze.
 APT_PACKAGES="build-essential pkg-config libuv1-dev libwslay-dev node-llhttp libjwt-dev
 libcjson-dev libsqlite3-dev libssl-dev sqlite3 clang libclang-rt-14-dev redis-server
-chromium python3 python3-websockets gdb valgrind systemd ca-certificates"
+chromium python3 python3-websockets gdb valgrind systemd strace ca-certificates"
 
 NODE_MIN=18
 LOCK_STAMP=node_modules/.chatd-lock-hash

@@ -16,6 +16,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 #include <stdlib.h>
+#include <string.h>
 #include "chatd/chatd.h"
 #include "chatd/db.h"
 #include "chatd/log.h"
@@ -45,8 +46,10 @@ static void *checkpoint_main(void *arg)
 {
     struct db *db = arg;
 
-    db_thread_batch_sched();
-    setpriority(PRIO_PROCESS, (id_t)gettid(), DB_CHECKPOINT_NICE);
+    db_thread_batch_sched(db, "checkpoint");
+    if (setpriority(PRIO_PROCESS, (id_t)gettid(), DB_CHECKPOINT_NICE) < 0)
+        LOG_DEBUG(db->app, "db", "checkpoint thread keeps its nice value error=\"%s\"",
+                  strerror(errno));
     pthread_mutex_lock(&db->ck_lock);
     for (;;) {
         while (!db->ck_wanted && !db->ck_stopping)

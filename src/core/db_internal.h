@@ -77,7 +77,8 @@ int  db_writer_start(struct db *db);
 void db_ctl_free(struct db *db);        /* finalizes the cached control statements */
 void db_writer_stop(struct db *db);     /* runs what is queued, joins */
 void db_writer_metrics(struct db *db);
-void db_thread_batch_sched(void);       /* the calling thread: SCHED_BATCH, best effort */
+/* The calling thread (named in the debug line when refused): SCHED_BATCH, best effort. */
+void db_thread_batch_sched(struct db *db, const char *thread);
 /* db_checkpoint.c */
 int  db_checkpointer_start(struct db *db);
 void db_checkpointer_stop(struct db *db);

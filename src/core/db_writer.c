@@ -247,12 +247,17 @@ static void commit_group(struct db *db, struct db_job *jobs, int n)
  * while the loop's timers and sockets wait. SCHED_BATCH keeps its fair share of the
  * CPU (so commits, and acks, keep their pace) but never preempts on wake-up; it runs
  * when the loop waits for I/O or its slice ends. SCHED_IDLE would starve it behind a
- * busy loop. Best effort: without it the writer runs as before. */
-void db_thread_batch_sched(void)
+ * busy loop. Best effort: a sandbox may answer EPERM (seccomp with
+ * SystemCallErrorNumber=), and then the writer runs as before. */
+void db_thread_batch_sched(struct db *db, const char *thread)
 {
 #ifdef SCHED_BATCH
     struct sched_param sp = { 0 };
-    pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp);
+    int rc = pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp);
+
+    if (rc != 0)
+        LOG_DEBUG(db->app, "db", "thread stays in the normal class thread=%s error=\"%s\"",
+                  thread, strerror(rc));
 #endif
 }
 
@@ -278,7 +283,7 @@ static void *writer_main(void *arg)
 
 static void *writer_thread(void *arg)
 {
-    db_thread_batch_sched();
+    db_thread_batch_sched(arg, "writer");
     return writer_main(arg);
 }
 

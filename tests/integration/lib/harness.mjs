@@ -102,9 +102,11 @@ function withTimeout(promise, ms, what) {
 /**
  * Starts the binary under test, or $CHATD_WRAPPER with the binary as its first argument
  * after the wrapper's own words (`CHATD_WRAPPER="valgrind -q" ...`): `make valgrind`.
+ * A test's own wrapper (an array of words: strace, a shell setting the umask) goes
+ * before that.
  */
-function spawnChatd(args, options) {
-    const wrapper = (process.env.CHATD_WRAPPER ?? '').split(/\s+/).filter(Boolean);
+function spawnChatd(args, options, own = []) {
+    const wrapper = [...own, ...(process.env.CHATD_WRAPPER ?? '').split(/\s+/).filter(Boolean)];
     if (wrapper.length)
         return spawn(wrapper[0], [...wrapper.slice(1), chatdBin(), ...args], options);
     return spawn(chatdBin(), args, options);
@@ -143,7 +145,8 @@ export function runChatd(args, opts = {}) {
  * Starts chatd and waits until it listens.
  * opts: {config: extra chatd.conf text (appended to DEFAULT_CONFIG), rawConfig: the whole
  * chatd.conf text instead, args: extra arguments, env: extra environment, listen:
- * HOST:PORT (default 127.0.0.1:0), dataDir: an existing data directory to reuse}
+ * HOST:PORT (default 127.0.0.1:0), dataDir: an existing data directory to reuse, wrapper:
+ * words to run chatd under, e.g. ['strace', '-f', '-o', FILE]; then proc is the wrapper's)
  *
  * Returns the server: {url, host, port, proc, dir, dataDir, configPath, stop(signal) ->
  * exit code, kill9(), restart(opts), logs(), exitStatus}.
@@ -199,7 +202,7 @@ async function launch(server, opts) {
         '--data-dir', server.dataDir, ...(opts.args ?? [])];
     const proc = spawnChatd(args, {
         env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    }, opts.wrapper);
     live.add(proc);
     server.proc = proc;
     server.exitStatus = null;
