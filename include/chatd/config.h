@@ -11,6 +11,11 @@
 
 enum chatd_log_level { CHATD_LOG_DEBUG = 0, CHATD_LOG_INFO, CHATD_LOG_WARN, CHATD_LOG_ERROR };
 
+/* What an acknowledged write survives. full: a power cut or kernel crash too (the WAL is
+ * fsynced before each group's COMMIT returns). process: a crash of chatd only (the
+ * commit waits in the OS cache until the next checkpoint). */
+enum chatd_durability { CHATD_DURABILITY_FULL = 0, CHATD_DURABILITY_PROCESS };
+
 struct chatd_config {
     struct {
         char listen_host[256];      /* default 127.0.0.1 */
@@ -33,6 +38,9 @@ struct chatd_config {
         char key_file[CFG_PATH_MAX];/* default "": <data_dir>/jwt.pem */
         int  password_cost;         /* scrypt log2(N), default 14; 10..20 */
     } auth;
+    struct {
+        int durability;             /* enum chatd_durability, default full */
+    } database;
     struct {
         int max_message_bytes;      /* default 65536 */
         int heartbeat_ms;           /* default 30000 */

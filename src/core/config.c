@@ -14,7 +14,7 @@
 #define CFG_LINE_MAX 4096
 
 enum cfg_type { CFG_INT, CFG_DOUBLE, CFG_STR, CFG_LISTEN, CFG_REGISTRATION, CFG_LEVEL,
-                CFG_FORMAT, CFG_BOOL, CFG_URL };
+                CFG_FORMAT, CFG_BOOL, CFG_URL, CFG_DURABILITY };
 
 struct cfg_key {
     const char *section, *key;
@@ -47,6 +47,7 @@ static const struct cfg_key cfg_keys[] = {
     E("auth", "registration", CFG_REGISTRATION, auth.registration_open),
     I("auth", "password_cost", 10, 20, auth.password_cost),
     S("auth", "key_file", auth.key_file),
+    E("database", "durability", CFG_DURABILITY, database.durability),
     I("websocket", "max_message_bytes", 64, 16 << 20, websocket.max_message_bytes),
     I("websocket", "heartbeat_ms", 10, 3600000, websocket.heartbeat_ms),
     I("websocket", "send_queue_bytes", 1024, 1 << 30, websocket.send_queue_bytes),
@@ -70,7 +71,7 @@ static const struct cfg_key cfg_keys[] = {
 };
 
 static const char *const cfg_sections[] = {
-    "server", "auth", "websocket", "message", "notification", "limits", "log",
+    "server", "auth", "database", "websocket", "message", "notification", "limits", "log",
 };
 
 void config_defaults(struct chatd_config *cfg)
@@ -89,6 +90,7 @@ void config_defaults(struct chatd_config *cfg)
     cfg->auth.refresh_ttl = 2592000;
     cfg->auth.password_cost = 14;
     cfg->auth.registration_open = 1;
+    cfg->database.durability = CHATD_DURABILITY_FULL;
     cfg->websocket.max_message_bytes = 65536;
     cfg->websocket.heartbeat_ms = 30000;
     cfg->websocket.send_queue_bytes = 1048576;
@@ -275,6 +277,12 @@ static const char *cfg_set(struct chatd_config *cfg, const struct cfg_key *k, co
             return NULL;
         }
         return "expected text or json";
+    case CFG_DURABILITY:
+        if (strcmp(v, "full") == 0 || strcmp(v, "process") == 0) {
+            *(int *)field = v[0] == 'p' ? CHATD_DURABILITY_PROCESS : CHATD_DURABILITY_FULL;
+            return NULL;
+        }
+        return "expected full or process";
     case CFG_BOOL:
         if (strcmp(v, "yes") == 0 || strcmp(v, "no") == 0) {
             *(int *)field = v[0] == 'y';

@@ -6,8 +6,12 @@
  * milliseconds here, during which the loop has nothing to do). So the writer's
  * connection checkpoints nothing itself; its WAL hook wakes this thread, which runs a
  * PASSIVE checkpoint on its own connection while the writer goes on committing into
- * the WAL. Durability is unchanged: a commit is durable in the WAL as before
- * (synchronous=NORMAL), and a checkpoint syncs the WAL before it copies.
+ * the WAL. That changes no durability: what an acknowledged commit survives is set by
+ * [database] durability (db_sync_pragma). With full (synchronous=FULL) COMMIT returns
+ * once the WAL is fsynced, so the commit survives a power cut; with process
+ * (synchronous=NORMAL) it is only in the OS cache and reaches the disk here, since a
+ * checkpoint syncs the WAL before it copies pages back (and the database after): a
+ * power cut before that loses it.
  *
  * Bound: should the checkpoints fall behind (a reader holding an old snapshot keeps
  * them from finishing), past DB_WAL_HARD_PAGES the writer checkpoints inline again,
@@ -77,7 +81,7 @@ int db_checkpointer_start(struct db *db)
     if (db->ck_running)
         return 0;
     if ((rc = db_open_conn(db->path, SQLITE_OPEN_READWRITE, &db->ckconn)) < 0 ||
-        (rc = db_exec(db->ckconn, "PRAGMA synchronous=NORMAL")) < 0)
+        (rc = db_exec(db->ckconn, db_sync_pragma(db))) < 0)
         goto fail;
     db->ck_stopping = 0;
     db->ck_wanted = 0;

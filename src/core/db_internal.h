@@ -77,6 +77,8 @@ int  db_writer_start(struct db *db);
 void db_ctl_free(struct db *db);        /* finalizes the cached control statements */
 void db_writer_stop(struct db *db);     /* runs what is queued, joins */
 void db_writer_metrics(struct db *db);
+/* The synchronous= pragma [database] durability asks for. */
+const char *db_sync_pragma(const struct db *db);
 /* The calling thread (named in the debug line when refused): SCHED_BATCH, best effort. */
 void db_thread_batch_sched(struct db *db, const char *thread);
 /* db_checkpoint.c */

@@ -39,6 +39,7 @@ TEST(config_defaults)
     ASSERT_EQ(c.auth.refresh_ttl, 2592000);
     ASSERT_EQ(c.auth.registration_open, 1);
     ASSERT_STR_EQ(c.auth.key_file, "");
+    ASSERT_EQ(c.database.durability, CHATD_DURABILITY_FULL);
     ASSERT_EQ(c.websocket.max_message_bytes, 65536);
     ASSERT_EQ(c.websocket.heartbeat_ms, 30000);
     ASSERT_EQ(c.websocket.send_queue_bytes, 1048576);
@@ -110,6 +111,23 @@ TEST(config_no_trailing_newline)
     char err[512];
     ASSERT_EQ(parse(&c, "[server]\nmax_connections = 7", err, sizeof(err)), 0);
     ASSERT_EQ(c.server.max_connections, 7);
+}
+
+/* The cheaper durability is asked for by name; anything else names the two choices. */
+TEST(config_durability)
+{
+    struct chatd_config c;
+    char err[512];
+    ASSERT_EQ(parse(&c, "[database]\ndurability = process\n", err, sizeof(err)), 0);
+    ASSERT_EQ(c.database.durability, CHATD_DURABILITY_PROCESS);
+    ASSERT_EQ(parse(&c, "[database]\ndurability = full\n", err, sizeof(err)), 0);
+    ASSERT_EQ(c.database.durability, CHATD_DURABILITY_FULL);
+    ASSERT_CFG_ERR("[database]\ndurability = normal\n",
+                   "t.conf:2: durability: expected full or process");
+    ASSERT_CFG_ERR("[database]\ndurability =\n",
+                   "t.conf:2: durability: expected full or process");
+    ASSERT_CFG_ERR("[database]\nsynchronous = full\n",
+                   "t.conf:2: synchronous: unknown key in [database]");
 }
 
 /* A webhook_url the notification module would refuse at start is refused here, so

@@ -1,0 +1,90 @@
+// [database] durability: with full (the default) every acknowledged message was synced
+// to the disk before its ack was written; with process nothing waits for the disk. Seen
+// from the outside: chatd runs under strace, which records the WAL's fsync/fdatasync and
+// the writes to the client's socket in the order they happened.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { api, registerAndLogin, startServer, tmpDir, wsConnect } from './lib/harness.mjs';
+import { stopTraced, straceWorks } from './lib/strace.mjs';
+
+const MESSAGES = 30;
+const id = (i) => `dur-${String(i).padStart(3, '0')}`;
+
+/* Sends MESSAGES + 1 messages one by one, each after the previous ack (the first only
+ * warms up: start-up writes come before it). Returns the client's port and the trace. */
+async function sendOneByOne(config) {
+    const trace = path.join(tmpDir('chatd-fsync-'), 'trace.txt');
+    const server = await startServer({
+        config,
+        wrapper: ['strace', '-f', '-qq', '-yy', '-s', '4096', '-o', trace,
+            '-e', 'trace=fsync,fdatasync,write,writev,sendmsg,sendto'],
+    });
+    const alice = await registerAndLogin(server);
+    const room = (await api(server).post('/v1/rooms', { name: 'durable', members: [] },
+        { token: alice.access_token })).json.room;
+    assert.ok(room, 'room created');
+    const ws = await wsConnect(server, alice.access_token);
+    const port = ws.ws._socket.localPort;
+    for (let i = 0; i <= MESSAGES; i++) {
+        ws.send({ type: 'send', room_id: room.id, body: `m${i}`, client_msg_id: id(i) });
+        const ack = await ws.next('ack', 30000);
+        assert.equal(ack.client_msg_id, id(i));
+    }
+    await ws.close();
+    const st = await stopTraced(server, 'SIGTERM');
+    assert.equal(st.code, 0, server.logs());
+    return { port, lines: readFileSync(trace, 'utf8').split('\n') };
+}
+
+/*
+ * For each message after the warm-up: how many syncs of the WAL completed between the
+ * previous message's ack (the client sent this one only after it) and this one's ack,
+ * both seen as a write to the client's socket. A sync split by another thread's call
+ * shows as "fdatasync(7</x/chatd.db-wal> <unfinished ...>" and completes at
+ * "<... fdatasync resumed>".
+ */
+function walSyncsBeforeEachAck({ port, lines }) {
+    const syncing = new Set();      // pids inside a WAL sync
+    const counts = [];
+    let since = 0, next = 0;
+    const client = `->127.0.0.1:${port}]>`;
+    const isAck = (call, i) => call.includes(client) && call.includes('\\"type\\":\\"ack\\"') &&
+        call.includes(`\\"client_msg_id\\":\\"${id(i)}\\"`);
+    for (const line of lines) {
+        const m = /^(\d+)\s+(.*)$/.exec(line);
+        if (!m)
+            continue;
+        const [, pid, call] = m;
+        if (/^f(data)?sync\(\d+<[^>]*chatd\.db-wal>\)/.test(call)) {
+            since++;
+        } else if (/^f(data)?sync\(\d+<[^>]*chatd\.db-wal> <unfinished/.test(call)) {
+            syncing.add(pid);
+        } else if (/^<\.\.\. f(data)?sync resumed>/.test(call) && syncing.delete(pid)) {
+            since++;
+        } else if (next <= MESSAGES && isAck(call, next)) {
+            if (next > 0)
+                counts.push(since);
+            since = 0;
+            next++;
+        }
+    }
+    assert.equal(counts.length, MESSAGES, 'every ack was found in the trace');
+    return counts;
+}
+
+describe('[database] durability', { skip: straceWorks() ? false : 'needs strace (with ptrace allowed)' }, () => {
+    it('full (the default): the WAL is synced before every ack', async (t) => {
+        const counts = walSyncsBeforeEachAck(await sendOneByOne(''));
+        t.diagnostic(`WAL syncs before each of ${MESSAGES} acks: ${counts.join(' ')}`);
+        assert.deepEqual(counts.filter((n) => n < 1), [], `an ack with no sync before it: ${counts.join(' ')}`);
+    });
+
+    it('process: acks wait for no sync (what it risks is in docs/deploy.md)', async (t) => {
+        const counts = walSyncsBeforeEachAck(await sendOneByOne('[database]\ndurability = process\n'));
+        t.diagnostic(`WAL syncs before each of ${MESSAGES} acks: ${counts.join(' ')}`);
+        // 31 small commits stay far below the checkpoint threshold: no sync at all.
+        assert.equal(counts.reduce((a, b) => a + b, 0), 0, counts.join(' '));
+    });
+});
