@@ -1,10 +1,9 @@
 /* db.c: opening the database, migrations, error mapping and close. The writer thread
- * lives in db_writer.c, the read pool in db_read.c. */
+ * lives in db_writer.c, the read pool in db_read.c, the files' modes in db_files.c. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include "chatd/chatd.h"
 #include "chatd/config.h"
 #include "chatd/db.h"
@@ -39,37 +38,6 @@ int db_exec(sqlite3 *conn, const char *sql)
 {
     int rc = sqlite3_exec(conn, sql, NULL, NULL, NULL);
     return rc == SQLITE_OK ? 0 : db_errno(rc);
-}
-
-/* mkdir -p for the directory part of path; the directories we create are 0700
- * (the database holds password hashes and keys). */
-static int make_parent_dirs(const char *path)
-{
-    char *dir = strdup(path);
-    int rc = 0;
-
-    if (!dir)
-        return -ENOMEM;
-    char *slash = strrchr(dir, '/');
-    if (!slash || slash == dir)
-        goto out;
-    *slash = '\0';
-    for (char *p = dir + 1; ; p++) {
-        if (*p != '/' && *p != '\0')
-            continue;
-        char saved = *p;
-        *p = '\0';
-        if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
-            rc = -errno;
-            goto out;
-        }
-        *p = saved;
-        if (saved == '\0')
-            break;
-    }
-out:
-    free(dir);
-    return rc;
 }
 
 int db_open_conn(const char *path, int flags, sqlite3 **out)
@@ -165,9 +133,9 @@ int db_open(struct db **out, struct chatd *app, const char *path)
         rc = -ENOMEM;
         goto fail;
     }
-    if ((rc = make_parent_dirs(path)) < 0) {
-        LOG_ERROR(app, "db", "cannot create data directory path=%s error=\"%s\"", path,
-                  strerror(-rc));
+    if ((rc = db_prepare_files(db, path)) < 0) {
+        LOG_ERROR(app, "db", "cannot create the data directory or database path=%s "
+                  "error=\"%s\"", path, strerror(-rc));
         goto fail;
     }
     if ((rc = db_open_conn(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &db->wconn)) < 0 ||

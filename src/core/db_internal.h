@@ -77,6 +77,9 @@ int  db_writer_start(struct db *db);
 void db_ctl_free(struct db *db);        /* finalizes the cached control statements */
 void db_writer_stop(struct db *db);     /* runs what is queued, joins */
 void db_writer_metrics(struct db *db);
+/* The data directory (0700 when we make it) and the database file (0600) before
+ * SQLite opens it; looser database files are tightened. db_files.c */
+int db_prepare_files(struct db *db, const char *path);
 /* The synchronous= pragma [database] durability asks for. */
 const char *db_sync_pragma(const struct db *db);
 /* The calling thread (named in the debug line when refused): SCHED_BATCH, best effort. */

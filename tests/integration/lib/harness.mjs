@@ -114,14 +114,14 @@ function spawnChatd(args, options, own = []) {
 
 /**
  * Runs chatd to completion (for CLI tests): resolves {code, signal, stdout, stderr}.
- * opts: {env, cwd, timeout, input}
+ * opts: {env, cwd, timeout, input, wrapper (as for startServer)}
  */
 export function runChatd(args, opts = {}) {
     return new Promise((resolve, reject) => {
         const proc = spawnChatd(args, {
             cwd: opts.cwd, env: { ...process.env, ...opts.env },
             stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
-        });
+        }, opts.wrapper);
         live.add(proc);
         let stdout = '', stderr = '';
         proc.stdout.setEncoding('utf8').on('data', (d) => { stdout += d; });

@@ -1,0 +1,65 @@
+// The data directory and everything chatd writes into it (the database with its -wal
+// and -shm, the keys) and its backups are the service user's alone, whatever the umask
+// it was started with.
+import assert from 'node:assert/strict';
+import { chmodSync, existsSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { registerAndLogin, runChatd, startServer, tmpDir, waitFor } from './lib/harness.mjs';
+
+// A umask that lets the group write and everyone read: what a shell often has.
+const LOOSE_UMASK = ['sh', '-c', 'umask 0002 && exec "$@"', 'umask-0002'];
+const mode = (p) => statSync(p).mode & 0o7777;
+const octal = (m) => `0${m.toString(8)}`;
+
+function assertModes(files) {
+    const got = Object.fromEntries(Object.keys(files).map((f) => [f, octal(mode(f))]));
+    const want = Object.fromEntries(Object.entries(files).map(([f, m]) => [f, octal(m)]));
+    assert.deepEqual(got, want);
+}
+
+describe('file modes', () => {
+    it('a new data directory is 0700 and its files 0600 under umask 0002, backups too', async () => {
+        const server = await startServer({ wrapper: LOOSE_UMASK });
+        await registerAndLogin(server);
+        const d = server.dataDir;
+        const db = path.join(d, 'chatd.db');
+        await waitFor(() => existsSync(`${db}-wal`) && existsSync(`${db}-shm`),
+            { timeout: 10000, message: 'the WAL and its index exist' });
+        const files = {
+            [d]: 0o700, [db]: 0o600, [`${db}-wal`]: 0o600, [`${db}-shm`]: 0o600,
+            [path.join(d, 'jwt.pem')]: 0o600,
+        };
+        if (existsSync(path.join(d, 'vapid.pem')))
+            files[path.join(d, 'vapid.pem')] = 0o600;
+        assertModes(files);
+
+        const copy = path.join(tmpDir('chatd-modes-'), 'copy.db');
+        const r = await runChatd(['backup', copy, '-c', server.configPath, '--data-dir', d],
+            { wrapper: LOOSE_UMASK });
+        assert.equal(r.code, 0, r.stdout + r.stderr);
+        assertModes({ [copy]: 0o600 });
+        assert.equal(await server.stop(), 0, server.logs());
+    });
+
+    it('tightens database files found open to others, and warns about an open directory', async () => {
+        const server = await startServer({ wrapper: LOOSE_UMASK });
+        await registerAndLogin(server);
+        const d = server.dataDir;
+        const db = path.join(d, 'chatd.db');
+        await waitFor(() => existsSync(`${db}-wal`) && existsSync(`${db}-shm`),
+            { timeout: 10000, message: 'the WAL and its index exist' });
+        await server.kill9();   // leaves the -wal and -shm behind
+        for (const f of [db, `${db}-wal`, `${db}-shm`])
+            chmodSync(f, 0o644);
+        chmodSync(d, 0o755);
+        await server.restart({ wrapper: LOOSE_UMASK });
+        await registerAndLogin(server);
+        assertModes({ [db]: 0o600, [`${db}-wal`]: 0o600, [`${db}-shm`]: 0o600, [d]: 0o755 });
+        const logs = server.logs();
+        assert.match(logs, new RegExp(`data directory is open to other users.*path=${d} mode=0755`));
+        for (const f of [db, `${db}-wal`, `${db}-shm`])
+            assert.match(logs, new RegExp(`now 0600 path=${f} was=0644`));
+        assert.equal(await server.stop(), 0, server.logs());
+    });
+});
