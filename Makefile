@@ -31,7 +31,7 @@ UNIT_OBJ    := $(UNIT_SRC:%.c=$(BUILD)/%.o)
 BENCH_SRC   := $(sort $(wildcard bench/*.c))
 
 .PHONY: all run test test-unit test-integration test-asan test-tsan debug install clean deps \
-        bench bench-quick loadgen fuzz fuzz-smoke fuzz-bins valgrind
+        bench bench-quick bench-durability loadgen fuzz fuzz-smoke fuzz-bins valgrind
 
 all: $(BUILD)/chatd
 
@@ -141,6 +141,11 @@ bench: $(DEPS_STAMP)
 bench-quick: $(DEPS_STAMP)
 	$(MAKE) $(BUILD)/chatd $(BUILD)/loadgen
 	sh bench/run.sh quick $(BUILD)
+
+# [database] durability = full against process, alternating (docs/benchmarks.md).
+bench-durability: $(DEPS_STAMP)
+	$(MAKE) $(BUILD)/chatd $(BUILD)/loadgen
+	sh bench/run.sh durability $(BUILD)
 
 # ---- fuzzing (tests/fuzz/) ----
 include tests/fuzz/fuzz.mk

@@ -41,8 +41,9 @@ runs a reduced set in under a minute and prints the headline figures as name=val
   generator).
 - chatd runs its defaults except: limits opened up (messages, connects, registrations),
   \`send_queue_bytes = 16 MiB\`, \`password_cost = 10\` (so setting up 1,000 users takes
-  seconds), log level warn. Durability is unchanged: WAL, \`synchronous=NORMAL\`, every
-  acknowledged message committed before its ack.
+  seconds), log level warn. Durability is the default, \`[database] durability = full\`:
+  WAL with \`synchronous=FULL\`, every acknowledged message committed and its WAL fsynced
+  before its ack (\`make bench-durability\` compares it with \`process\`).
 - Open loop: senders fire on a 1 ms timer at the target rate whatever the server answers,
   with the send time in the payload; latency is measured at the receiving client. Each
   step: 0.5 s warm-up, then the measured window; messages sent in the window that have not

@@ -1,12 +1,14 @@
 #!/bin/sh
-# bench/run.sh quick|full BUILD_DIR [OUT]
+# bench/run.sh quick|full|durability BUILD_DIR [OUT]
 #
 # Starts chatd and redis-server on loopback, pinned to core 0, and drives both with
 # build/loadgen pinned to core 1, so each side has one core of its own and the CPU
 # seconds of each can be read apart. The auth scenario runs a second time with chatd
 # unpinned (both cores, shared with the generator), since signing scales with cores.
 # quick: a reduced set, one name=value line per headline figure. full: everything,
-# written to OUT (default docs/benchmarks.md).
+# written to OUT (default docs/benchmarks.md). durability: the cost of [database]
+# durability = full against process, the two modes alternating on fresh data dirs for
+# BENCH_ROUNDS rounds (default 3), so a loaded machine weighs on both alike.
 #
 # Environment: BENCH_RESULTS=FILE keeps the raw name=value lines; BENCH_DUR=S,
 # BENCH_RATES=R1,R2 and BENCH_IDLE_CONNS=N shorten a full run (to check the whole path
@@ -61,7 +63,7 @@ free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-# write_conf DATA_DIR: the bench configuration.
+# write_conf DATA_DIR [DURABILITY]: the bench configuration.
 write_conf() {
 cat > "$tmp/chatd.conf" <<EOF
 # Limits opened up so the load generator measures the server, not its throttles.
@@ -83,12 +85,14 @@ registrations_per_min = 1000000
 login_failures_per_min = 1000000
 [log]
 level = warn
+[database]
+durability = ${2:-full}
 EOF
 }
 
-# start_chatd DATA_DIR [CPU-PREFIX]: a chatd on a fresh data dir.
+# start_chatd DATA_DIR [CPU-PREFIX [DURABILITY]]: a chatd on a fresh data dir.
 start_chatd() {
-    write_conf "$1"
+    write_conf "$1" "${3:-full}"
     cpu=${2-$server_cpu}
     : > "$tmp/chatd.out"
     $cpu "$build/chatd" -c "$tmp/chatd.conf" > "$tmp/chatd.out" 2> "$tmp/chatd.err" &
@@ -168,9 +172,50 @@ val() { sed -n "s/^$1=//p" "$results" | tail -n 1; }
 
 ratio() { awk -v a="${1:-0}" -v b="${2:-0}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 
+# median PATTERN: the median of the values of the result lines matching PATTERN.
+median() {
+    sed -n "s/^$1=//p" "$results" | sort -g |
+        awk '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else if (NR % 2) print v[(NR + 1) / 2];
+              else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# all PATTERN: the values of the result lines matching PATTERN, in run order.
+all() { sed -n "s/^$1=//p" "$results" | tr '\n' ' '; }
+
+# One round per mode and per BENCH_ROUNDS, alternating: 1:1 pairs (ack p99 at 1,000
+# msg/s) and durable senders (acks/s), each on a fresh server.
+durability_rounds() {
+    for r in $(seq 1 "${BENCH_ROUNDS:-3}"); do
+        for m in full process; do
+            start_chatd "$tmp/data-$m-$r" "$server_cpu" "$m"
+            lg "$m.$r" --target chatd --port "$chatd_port" --server-pid "$chatd_pid" \
+                --scenario pairs --pairs 100 --rates 1000 --duration 5 --size 100 \
+                --max-p99-ms 1000 --prefix p
+            lg "$m.$r" --target chatd --port "$chatd_port" --server-pid "$chatd_pid" \
+                --scenario durable --senders 50 --window 64 --duration 5 --size 100 --prefix d
+            stop_chatd
+        done
+    done
+    for m in full process; do
+        for k in durable_acked_per_s durable_ack_p99_ms pairs_r1000_ack_p99_ms; do
+            echo "durability_${m}_${k}_median=$(median "$m\.[0-9]*\.$k")"
+            echo "durability_${m}_${k}_runs=$(all "$m\.[0-9]*\.$k")"
+        done
+    done
+    for k in durable_acked_per_s pairs_r1000_ack_p99_ms; do
+        echo "durability_${k}_full_vs_process=$(ratio "$(median "full\.[0-9]*\.$k")" "$(median "process\.[0-9]*\.$k")")"
+    done
+    echo "loadavg_at_end=$(cut -d' ' -f1-3 /proc/loadavg)"
+}
+
 start=$(date +%s)
 : > "$results"
 : > "$commands"
+if [ "$mode" = durability ]; then
+    echo "loadavg_at_start=$(cut -d' ' -f1-3 /proc/loadavg)"
+    durability_rounds
+    exit 0
+fi
 start_chatd "$tmp/data"
 start_redis
 
