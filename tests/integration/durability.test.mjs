@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { api, registerAndLogin, startServer, tmpDir, wsConnect } from './lib/harness.mjs';
-import { stopTraced, straceWorks } from './lib/strace.mjs';
+import { stopTraced, straceWorks, tracedEnv } from './lib/strace.mjs';
 
 const MESSAGES = 30;
 const id = (i) => `dur-${String(i).padStart(3, '0')}`;
@@ -17,7 +17,7 @@ const id = (i) => `dur-${String(i).padStart(3, '0')}`;
 async function sendOneByOne(config) {
     const trace = path.join(tmpDir('chatd-fsync-'), 'trace.txt');
     const server = await startServer({
-        config,
+        config, env: tracedEnv(),
         wrapper: ['strace', '-f', '-qq', '-yy', '-s', '4096', '-o', trace,
             '-e', 'trace=fsync,fdatasync,write,writev,sendmsg,sendto'],
     });

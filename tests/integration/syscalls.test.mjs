@@ -9,7 +9,7 @@ import {
     api, registerAndLogin, repoRoot, startServer, tmpDir, waitFor, wsConnect,
 } from './lib/harness.mjs';
 import {
-    expandGroup, killedBy, parseSummary, stopTraced, straceWorks, tracedPid, unitFilter, which,
+    expandGroup, killedBy, parseSummary, stopTraced, straceWorks, tracedEnv, tracedPid, unitFilter, which,
 } from './lib/strace.mjs';
 
 const unitText = readFileSync(path.join(repoRoot, 'contrib/chatd.service'), 'utf8');
@@ -76,7 +76,7 @@ describe('systemd unit and the system calls chatd makes', { skip: straceWorks() 
                 ['strace', '-f', '-qq', '-c', '-o', summary]),
             dataDir, config: `[log]\nfile = ${log}\n`,
             // Nobody listens there: the notifications fail, but their calls are made.
-            env: { NOTIFY_SOCKET: path.join(work, 'notify.sock'), WATCHDOG_USEC: '200000' },
+            env: tracedEnv({ NOTIFY_SOCKET: path.join(work, 'notify.sock'), WATCHDOG_USEC: '200000' }),
         });
         await workload(server);
         process.kill(tracedPid(server), 'SIGHUP');
@@ -98,7 +98,7 @@ describe('systemd unit and the system calls chatd makes', { skip: straceWorks() 
             wrapper: ['strace', '-f', '-qq', '-o', '/dev/null',
                 '-e', 'trace=sched_setscheduler,setpriority',
                 '-e', 'inject=sched_setscheduler,setpriority:error=EPERM'],
-            config: '[log]\nlevel = debug\n',
+            config: '[log]\nlevel = debug\n', env: tracedEnv(),
         });
         await workload(server);
         const st = await stopTraced(server, 'SIGTERM');
