@@ -74,7 +74,7 @@ function walSyncsBeforeEachAck({ port, lines }) {
     return counts;
 }
 
-describe('[database] durability', { skip: straceWorks() ? false : 'needs strace (with ptrace allowed)' }, () => {
+describe('[database] durability', { skip: straceWorks() ? false : 'needs strace (with ptrace allowed, no $CHATD_WRAPPER)' }, () => {
     it('full (the default): the WAL is synced before every ack', async (t) => {
         const counts = walSyncsBeforeEachAck(await sendOneByOne(''));
         t.diagnostic(`WAL syncs before each of ${MESSAGES} acks: ${counts.join(' ')}`);

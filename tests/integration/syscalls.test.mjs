@@ -53,7 +53,7 @@ function asServiceUser(work, ownDirs, strace) {
     return ['sh', '-c', script, 'chatd-as-nobody'];
 }
 
-describe('systemd unit and the system calls chatd makes', { skip: straceWorks() && which('systemd-analyze') ? false : 'needs strace (with ptrace allowed) and systemd-analyze' }, () => {
+describe('systemd unit and the system calls chatd makes', { skip: straceWorks() && which('systemd-analyze') ? false : 'needs strace (with ptrace allowed, no $CHATD_WRAPPER) and systemd-analyze' }, () => {
     it('reads the groups from systemd-analyze, nested ones included', () => {
         // @system-service names @resources rather than its calls.
         assert.ok(expandGroup('@system-service').has('setpriority'));

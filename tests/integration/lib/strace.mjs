@@ -10,9 +10,10 @@ export function which(cmd) {
     return r.status === 0 ? r.stdout.trim() : null;
 }
 
-/** Whether strace can trace here (a container may forbid ptrace). */
+/** Whether strace can trace chatd here: installed, ptrace allowed (a container may
+ * forbid it), and no $CHATD_WRAPPER (strace would trace valgrind's calls, not chatd's). */
 export function straceWorks() {
-    if (!which('strace'))
+    if (!which('strace') || (process.env.CHATD_WRAPPER ?? '').trim())
         return false;
     return spawnSync('strace', ['-f', '-qq', '-o', '/dev/null', 'true']).status === 0;
 }
