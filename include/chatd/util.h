@@ -59,6 +59,13 @@ void strbuf_free(struct strbuf *b);
 int  strbuf_append(struct strbuf *b, const void *p, size_t n);
 int  strbuf_printf(struct strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* The largest integer a JSON number (a double) holds exactly: ids and seqs go up to it,
+ * in bodies (json_get_i64) as in paths and query strings (decimal_parse). */
+#define JSON_INT_MAX 9007199254740992LL
+/* s[0..n) as a plain decimal integer: digits only (no sign, space, point or exponent),
+ * at least one, value at most JSON_INT_MAX. 0, or -EINVAL. */
+int decimal_parse(const char *s, size_t n, int64_t *out);
+
 /* JSON field helpers. Return 0 when the field exists with the right type,
  * -ENOENT when missing, -EINVAL when the type is wrong. */
 int json_get_str(const cJSON *obj, const char *key, const char **out);

@@ -307,6 +307,20 @@ int json_get_str(const cJSON *obj, const char *key, const char **out)
     return 0;
 }
 
+int decimal_parse(const char *s, size_t n, int64_t *out)
+{
+    int64_t v = 0;
+    if (n == 0)
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9' || v > (JSON_INT_MAX - (s[i] - '0')) / 10)
+            return -EINVAL;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
 int json_get_i64(const cJSON *obj, const char *key, int64_t *out)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
@@ -316,7 +330,7 @@ int json_get_i64(const cJSON *obj, const char *key, int64_t *out)
         return -EINVAL;
     double d = v->valuedouble;
     /* Past 2^53 a double no longer holds every integer: refuse rather than round. */
-    if (!isfinite(d) || d != floor(d) || fabs(d) > 9007199254740992.0)
+    if (!isfinite(d) || d != floor(d) || fabs(d) > (double)JSON_INT_MAX)
         return -EINVAL;
     *out = (int64_t)d;
     return 0;

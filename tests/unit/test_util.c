@@ -154,6 +154,29 @@ TEST(util_text_check_table)
     ASSERT_EQ(text_check("", 0, 0), TEXT_OK);
 }
 
+TEST(util_decimal_parse)
+{
+    static const struct { const char *s; int ok; int64_t v; } rows[] = {
+        { "0", 1, 0 }, { "7", 1, 7 }, { "007", 1, 7 }, { "9007199254740992", 1, JSON_INT_MAX },
+        { "9007199254740993", 0, 0 }, { "99999999999999999", 0, 0 },
+        { "9223372036854775807", 0, 0 }, { "99999999999999999999999", 0, 0 },
+        { "", 0, 0 }, { "-1", 0, 0 }, { "+1", 0, 0 }, { " 1", 0, 0 }, { "1 ", 0, 0 },
+        { "1.5", 0, 0 }, { "1e3", 0, 0 }, { "0x10", 0, 0 }, { "abc", 0, 0 },
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        int64_t v = -1;
+        int rc = decimal_parse(rows[i].s, strlen(rows[i].s), &v);
+        if ((rc == 0) != rows[i].ok)
+            fprintf(stderr, "row %zu (%s): rc %d\n", i, rows[i].s, rc);
+        ASSERT_EQ(rc == 0, rows[i].ok);
+        if (rows[i].ok)
+            ASSERT_EQ(v, rows[i].v);
+    }
+    int64_t v;
+    ASSERT_EQ(decimal_parse("12,3", 2, &v), 0);        /* only the n bytes given */
+    ASSERT_EQ(v, 12);
+}
+
 TEST(util_text_fault_messages)
 {
     static const char *const m[] = TEXT_FAULT_MESSAGES("name", "");
