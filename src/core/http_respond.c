@@ -226,6 +226,9 @@ static void respond_error_v(struct http_req *r, int status, const char *extra,
 {
     char msg[512];
     vsnprintf(msg, sizeof(msg), fmt, ap);
+    /* RFC 9110 section 15.5.2: every 401 names the scheme, a wrong password's too. */
+    if (status == 401 && !extra)
+        extra = "WWW-Authenticate: Bearer\r\n";
     if (status >= 500)
         LOG_WARN(r->server->app, "http", "error answer status=%d path=%s msg=\"%s\"",
                  status, r->path, msg);
