@@ -1,8 +1,8 @@
 /* throttle.c: login failure counting with exponential lockouts, per key (a username,
- * a client address, or the pair of both: login_throttle.c). A fixed array of entries, a chained hash index over it and
- * a least-recently-used list: when every entry is taken, the one touched longest
- * ago is forgotten, so memory stays the same whatever an attacker sends. Loop
- * thread only. */
+ * a client address, or the pair of both: see login_throttle.c). A fixed array of
+ * entries, a chained hash index over it and a least-recently-used list: when every
+ * entry is taken, the one touched longest ago is forgotten, so memory stays the same
+ * whatever an attacker sends. Loop thread only. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
