@@ -71,7 +71,8 @@ int  http_verify_token(struct http_server *s, const char *token, struct http_use
 const char *http_header(const struct http_req *r, const char *name);  /* case-insensitive */
 /* URL-decoded query parameter into out; 0, -ENOENT, or -ENOBUFS. */
 int  http_query(const struct http_req *r, const char *name, char *out, size_t outlen);
-/* params[i] as a positive int64; -1 when absent or not a valid positive integer. */
+/* params[i] as a positive id (1..JSON_INT_MAX, no sign, no leading zero, no more
+ * digits); -1 when absent or anything else. */
 int64_t http_param_id(const struct http_req *r, int i);
 /* The body as a JSON object, or NULL after answering 400 invalid_argument itself. */
 cJSON *http_json_body(struct http_req *r);

@@ -226,6 +226,9 @@ static void respond_error_v(struct http_req *r, int status, const char *extra,
 {
     char msg[512];
     vsnprintf(msg, sizeof(msg), fmt, ap);
+    /* RFC 9110 section 15.5.2: every 401 names the scheme, a wrong password's too. */
+    if (status == 401 && !extra)
+        extra = "WWW-Authenticate: Bearer\r\n";
     if (status >= 500)
         LOG_WARN(r->server->app, "http", "error answer status=%d path=%s msg=\"%s\"",
                  status, r->path, msg);
@@ -336,16 +339,10 @@ int64_t http_param_id(const struct http_req *r, int i)
     if (i < 0 || i >= r->nparams || !r->params[i])
         return -1;
     const char *p = r->params[i];
-    if (*p < '1' || *p > '9')
+    int64_t v;
+    /* No leading zero: one id has one spelling. */
+    if (*p < '1' || *p > '9' || decimal_parse(p, strlen(p), &v) < 0)
         return -1;
-    int64_t v = 0;
-    for (; *p; p++) {
-        if (*p < '0' || *p > '9')
-            return -1;
-        if (v > (INT64_MAX - (*p - '0')) / 10)
-            return -1;
-        v = v * 10 + (*p - '0');
-    }
     return v;
 }
 

@@ -177,6 +177,32 @@ int utf8_valid(const char *str, size_t n)
     return 1;
 }
 
+/* A C0 control or DEL, unless flags let tab and line feed through. */
+static int is_c0(unsigned char c, unsigned flags)
+{
+    if ((flags & TEXT_ALLOW_LINES) && (c == '\t' || c == '\n'))
+        return 0;
+    return c < 0x20 || c == 0x7f;
+}
+
+/* On well-formed UTF-8, so a lead byte's continuation bytes are there: U+0080..U+009F
+ * is C2 80..C2 9F; U+202A..U+202E is E2 80 AA..AE; U+2066..U+2069 is E2 81 A6..A9. */
+enum text_fault text_check(const char *str, size_t n, unsigned flags)
+{
+    const unsigned char *s = (const unsigned char *)str;
+
+    if (!utf8_valid(str, n))
+        return TEXT_NOT_UTF8;
+    for (size_t i = 0; i < n; i++) {
+        if (is_c0(s[i], flags) || (s[i] == 0xC2 && s[i + 1] <= 0x9F))
+            return TEXT_CONTROL;
+        if (s[i] == 0xE2 && ((s[i + 1] == 0x80 && s[i + 2] >= 0xAA && s[i + 2] <= 0xAE) ||
+                             (s[i + 1] == 0x81 && s[i + 2] >= 0xA6 && s[i + 2] <= 0xA9)))
+            return TEXT_BIDI;
+    }
+    return TEXT_OK;
+}
+
 /* --- strbuf ----------------------------------------------------------------------- */
 
 int username_fold(const char *in, char *out, size_t outlen)
@@ -281,6 +307,20 @@ int json_get_str(const cJSON *obj, const char *key, const char **out)
     return 0;
 }
 
+int decimal_parse(const char *s, size_t n, int64_t *out)
+{
+    int64_t v = 0;
+    if (n == 0)
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9' || v > (JSON_INT_MAX - (s[i] - '0')) / 10)
+            return -EINVAL;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
 int json_get_i64(const cJSON *obj, const char *key, int64_t *out)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
@@ -290,7 +330,7 @@ int json_get_i64(const cJSON *obj, const char *key, int64_t *out)
         return -EINVAL;
     double d = v->valuedouble;
     /* Past 2^53 a double no longer holds every integer: refuse rather than round. */
-    if (!isfinite(d) || d != floor(d) || fabs(d) > 9007199254740992.0)
+    if (!isfinite(d) || d != floor(d) || fabs(d) > (double)JSON_INT_MAX)
         return -EINVAL;
     *out = (int64_t)d;
     return 0;

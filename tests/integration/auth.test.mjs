@@ -467,3 +467,20 @@ test('SIGTERM while logins are in flight: every request is answered, exit 0', as
     for (const s of await Promise.all(logins))
         assert.ok([200, 503, 'ECONNREFUSED', 'ECONNRESET'].includes(s), `login answered ${s}`);
 });
+
+test('every 401 names the Bearer scheme: a wrong password, a bad refresh token, a missing or bad bearer', async () => {
+    const u = await registerAndLogin(server, uniqueName('www'), PASSWORD);
+    const answers = {
+        'wrong password': await http.post('/v1/auth/login', { username: u.username, password: 'wrong password' }),
+        'unknown user': await http.post('/v1/auth/login', { username: uniqueName('nobody'), password: PASSWORD }),
+        'bad refresh token': await http.post('/v1/auth/refresh', { refresh_token: 'x'.repeat(43) }),
+        'no bearer': await me(undefined),
+    };
+    for (const [what, res] of Object.entries(answers)) {
+        assertApiError(res, 401, 'unauthorized');
+        assert.equal(res.headers['www-authenticate'], 'Bearer', what);
+    }
+    const bad = await me('not.a.token');
+    assertApiError(bad, 401, 'unauthorized');
+    assert.equal(bad.headers['www-authenticate'], 'Bearer error="invalid_token"');
+});

@@ -1,5 +1,6 @@
 /* Password hashing, name rules, login throttling and refresh token shapes. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -164,6 +165,93 @@ TEST(auth_throttle_is_bounded)
     ASSERT_EQ(auth_throttle_check(t, "i:10.0.0.96", 5000), 30000);
     ASSERT_EQ(auth_throttle_check(t, "i:10.0.0.95", 5000), 0);  /* forgotten: oldest */
     auth_throttle_free(t);
+}
+
+/* Failures of one username from addresses A, B, C lock A, B and C out, not D. */
+TEST(auth_login_throttle_per_address)
+{
+    struct login_throttle lt;
+    uint64_t now = 1000000;
+    int charged;
+
+    ASSERT_EQ(login_throttle_init(&lt, 64, 3), 0);
+    const char *guessers[] = { "10.0.0.1", "10.0.0.2", "10.0.0.3" };
+    for (int i = 0; i < 3; i++) {
+        ASSERT_EQ(login_throttle_admit(&lt, "bob", guessers[i], now, &charged), 0);
+        ASSERT_EQ(charged, 0);
+        login_throttle_failed(&lt, "bob", guessers[i], charged, now);
+    }
+    /* the username is locked now: every guesser waits the username's lockout */
+    for (int i = 0; i < 3; i++)
+        ASSERT_EQ(login_throttle_admit(&lt, "bob", guessers[i], now + 5, &charged), 29995);
+    /* an address that never failed for bob gets its try, charged before the check */
+    ASSERT_EQ(login_throttle_admit(&lt, "bob", "10.0.0.4", now + 5, &charged), 0);
+    ASSERT_EQ(charged, 1);
+    /* ... so a second request sent beside it waits */
+    int c2;
+    ASSERT(login_throttle_admit(&lt, "bob", "10.0.0.4", now + 5, &c2) > 0);
+    /* the right password: D is let in, bob stays locked for the others */
+    login_throttle_succeeded(&lt, "bob", "10.0.0.4", now + 6);
+    ASSERT(login_throttle_admit(&lt, "bob", "10.0.0.1", now + 7, &c2) > 0);
+    ASSERT_EQ(login_throttle_admit(&lt, "bob", "10.0.0.4", now + 7, &charged), 0);
+    ASSERT_EQ(charged, 1);
+    /* a wrong password from D counts: D waits from now on, and bob's lockout doubles */
+    login_throttle_failed(&lt, "bob", "10.0.0.4", charged, now + 8);
+    ASSERT(login_throttle_admit(&lt, "bob", "10.0.0.4", now + 9, &c2) > 0);
+    ASSERT_EQ(login_throttle_admit(&lt, "alice", "10.0.0.1", now + 9, &c2), 0);   /* per user */
+    ASSERT_EQ(login_throttle_admit(&lt, "bob", "10.0.0.5", now + 9, &charged), 0);
+    login_throttle_failed(&lt, "bob", "10.0.0.5", charged, now + 9);
+    login_throttle_admit(&lt, "bob", "10.0.0.6", now + 10, &charged);
+    login_throttle_failed(&lt, "bob", "10.0.0.6", charged, now + 10);  /* 3rd in the window */
+    ASSERT_EQ(login_throttle_admit(&lt, "bob", "10.0.0.1", now + 10, &c2), 60000);
+    /* past the lockout every address may try again */
+    ASSERT_EQ(login_throttle_admit(&lt, "bob", "10.0.0.1", now + 60010, &charged), 0);
+    ASSERT_EQ(charged, 0);
+    login_throttle_destroy(&lt);
+}
+
+/* An address that fails for many usernames is locked out for all of them. */
+TEST(auth_login_throttle_address_and_pair)
+{
+    struct login_throttle lt;
+    uint64_t now = 5000000;
+    int charged;
+    char name[16];
+
+    ASSERT_EQ(login_throttle_init(&lt, 64, 3), 0);
+    for (int i = 0; i < 3; i++) {
+        snprintf(name, sizeof name, "user%d", i);
+        ASSERT_EQ(login_throttle_admit(&lt, name, "192.0.2.9", now, &charged), 0);
+        login_throttle_failed(&lt, name, "192.0.2.9", charged, now);
+    }
+    ASSERT_EQ(login_throttle_admit(&lt, "carol", "192.0.2.9", now, &charged), 30000);
+    ASSERT_EQ(login_throttle_admit(&lt, NULL, "192.0.2.9", now, &charged), 30000);
+    ASSERT_EQ(login_throttle_admit(&lt, "carol", "192.0.2.10", now, &charged), 0);
+    /* a success from one address while the username is locked ends no lockout */
+    for (int i = 0; i < 3; i++)
+        login_throttle_failed(&lt, "dave", i < 2 ? "192.0.2.11" : "192.0.2.12", 0, now);
+    login_throttle_succeeded(&lt, "dave", "192.0.2.13", now);
+    ASSERT(login_throttle_admit(&lt, "dave", "192.0.2.11", now, &charged) > 0);
+    /* a success while the username is not locked forgets its count ... */
+    login_throttle_failed(&lt, "erin", "192.0.2.20", 0, now);
+    login_throttle_failed(&lt, "erin", "192.0.2.20", 0, now);
+    login_throttle_succeeded(&lt, "erin", "192.0.2.22", now);
+    login_throttle_failed(&lt, "erin", "192.0.2.21", 0, now);
+    ASSERT_EQ(login_throttle_admit(&lt, "erin", "192.0.2.21", now, &charged), 0);
+    /* ... but not the pairs of the other addresses, which lock by themselves */
+    login_throttle_failed(&lt, "erin", "192.0.2.20", 0, now);
+    ASSERT_EQ(login_throttle_admit(&lt, "erin", "192.0.2.20", now, &charged), 30000);
+    ASSERT_EQ(login_throttle_admit(&lt, "erin", "192.0.2.21", now, &charged), 0);
+    /* a long IPv6 address and a long name keep their pairs apart */
+    const char *v6a = "2001:0db8:0000:0000:0000:ff00:0042:8329";
+    const char *v6b = "2001:0db8:0000:0000:0000:ff00:0042:8330";
+    const char *longname = "abcdefghijklmnopqrstuvwxyz012345";
+    for (int i = 0; i < 3; i++)
+        login_throttle_failed(&lt, longname, v6a, 0, now);
+    ASSERT(login_throttle_admit(&lt, longname, v6a, now, &charged) > 0);
+    ASSERT_EQ(login_throttle_admit(&lt, longname, v6b, now, &charged), 0);
+    ASSERT_EQ(charged, 1);
+    login_throttle_destroy(&lt);
 }
 
 TEST(auth_refresh_token_shape)

@@ -142,7 +142,33 @@ void auth_throttle_free(struct auth_throttle *t);
 int64_t auth_throttle_check(struct auth_throttle *t, const char *key, uint64_t now_ms);
 void auth_throttle_fail(struct auth_throttle *t, const char *key, uint64_t now_ms);
 void auth_throttle_forget(struct auth_throttle *t, const char *key);
+/* 1 when key has a failure in the last hour that the table still remembers. */
+int  auth_throttle_seen(struct auth_throttle *t, const char *key, uint64_t now_ms);
 size_t auth_throttle_size(const struct auth_throttle *t);
+
+/* ---- login_throttle.c (loop thread) --------------------------------------------- */
+/* The login throttle (api.md, "Throttling"): failures counted per address, per username
+ * and per (username, address). A locked address or pair waits. A locked username waits
+ * only from addresses that have failed for it, so failures from elsewhere cannot lock
+ * its owner out; an address that never failed for it gets its try, and a wrong password
+ * there marks the address, which then waits like the others. Three tables, so that
+ * churn in one (many addresses) never evicts the entries of another. */
+struct login_throttle {
+    struct auth_throttle *by_user, *by_addr, *by_pair;     /* owned */
+};
+int  login_throttle_init(struct login_throttle *lt, size_t capacity, int limit);
+void login_throttle_destroy(struct login_throttle *lt);
+/* ms to wait before this login may be tried, 0 when now. name NULL: no such user can
+ * exist (only the address counts). *charged is set when the try was counted as a
+ * failure of the pair already (an address new to a locked username): pass it on. */
+int64_t login_throttle_admit(struct login_throttle *lt, const char *name, const char *addr,
+                             uint64_t now_ms, int *charged);
+void login_throttle_failed(struct login_throttle *lt, const char *name, const char *addr,
+                           int charged, uint64_t now_ms);
+/* A correct password: the pair's failures are forgotten, and the username's too
+ * unless it is locked out (a login from one address ends no lockout of the others). */
+void login_throttle_succeeded(struct login_throttle *lt, const char *name, const char *addr,
+                              uint64_t now_ms);
 
 /* ---- refresh.c ------------------------------------------------------------------ */
 #define AUTH_REFRESH_BYTES 32
@@ -170,7 +196,7 @@ struct auth {
     size_t jwks_len;
     char dummy_hash[AUTH_PWHASH_MAX];  /* verified for unknown users: same time */
     int64_t max_user_id;               /* users are never deleted: 1..max exist */
-    struct auth_throttle *throttle;    /* owned; login failures */
+    struct login_throttle throttle;    /* owned; login failures */
     struct ratelimit *reg_limit;       /* owned; registrations per client address */
     int hashing;                       /* password hashes queued or running */
     int hash_running;                  /* of which handed to the thread pool */
@@ -190,7 +216,7 @@ struct auth {
  * Only hash_parallel of them sit in libuv's thread pool at a time, so that database
  * reads of every module, which share that pool, never queue behind a burst of logins. */
 #define AUTH_HASHING_MAX 64
-#define AUTH_THROTTLE_ENTRIES 16384
+#define AUTH_THROTTLE_ENTRIES 16384          /* per login throttle table */
 #define AUTH_REG_LIMIT_ENTRIES 16384
 
 /* ---- ops.c: one request's trip through threads --------------------------------- */

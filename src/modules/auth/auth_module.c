@@ -116,8 +116,8 @@ static int auth_init(struct chatd *app, void **state)
     a->jwks_len = strlen(a->jwks);
     if ((rc = make_dummy_hash(a)) < 0 || (rc = auth_load_max_user_id(a)) < 0 ||
         (rc = auth_vcache_new(&a->vcache)) < 0 ||
-        (rc = auth_throttle_new(&a->throttle, AUTH_THROTTLE_ENTRIES,
-                                cfg->limits.login_failures_per_min)) < 0)
+        (rc = login_throttle_init(&a->throttle, AUTH_THROTTLE_ENTRIES,
+                                  cfg->limits.login_failures_per_min)) < 0)
         goto fail;
     if (per_min > 0 && (rc = ratelimit_new(&a->reg_limit, AUTH_REG_LIMIT_ENTRIES,
                                            per_min / 60.0, per_min)) < 0)
@@ -229,7 +229,7 @@ static void auth_destroy(void *state)
         return;
     if (a->gc_timer)
         uv_close((uv_handle_t *)a->gc_timer, close_timer);
-    auth_throttle_free(a->throttle);
+    login_throttle_destroy(&a->throttle);
     if (a->reg_limit)
         ratelimit_free(a->reg_limit);
     free(a->jwks);

@@ -21,8 +21,7 @@ struct login_op {
     struct auth_op op;                 /* first: the op is freed through it */
     char username[AUTH_USERNAME_MAX + 1];
     int name_ok;
-    char user_key[AUTH_USERNAME_MAX + 4];
-    char ip_key[64];
+    int charged;                       /* the throttle counted this try already */
     char *password;                    /* owned; wiped before free */
     size_t pwlen;
     int found;
@@ -151,15 +150,14 @@ static void login_hashed(struct auth_op *op)
                   (long long)l->sess.user_id);
     if (l->verified != 1) {
         METRIC_INC(a->m.logins_bad);
-        if (l->name_ok)
-            auth_throttle_fail(a->throttle, l->user_key, mono_ms());
-        auth_throttle_fail(a->throttle, l->ip_key, mono_ms());
+        login_throttle_failed(&a->throttle, l->name_ok ? l->username : NULL,
+                              op->req->client_ip, l->charged, mono_ms());
         LOG_INFO(a->app, AUTH_MOD, "login refused ip=%s", op->req->client_ip);
         auth_respond_error(op, 401, BAD_CREDENTIALS);
         auth_op_done(op);
         return;
     }
-    auth_throttle_forget(a->throttle, l->user_key);
+    login_throttle_succeeded(&a->throttle, l->username, op->req->client_ip, mono_ms());
     auth_note_user(a, l->sess.user_id);
     if (l->sign_rc < 0) {
         LOG_ERROR(a->app, AUTH_MOD, "signing failed err=%d", l->sign_rc);
@@ -210,8 +208,6 @@ static struct login_op *login_new(struct auth *a, struct http_req *req)
     }
     l->pwlen = strlen(pw);
     l->name_ok = auth_username_normalize(name, l->username, &why) == 0;
-    snprintf(l->user_key, sizeof l->user_key, "u:%s", l->username);
-    snprintf(l->ip_key, sizeof l->ip_key, "i:%s", req->client_ip);
     /* The parsed copy held the password: wipe it. */
     OPENSSL_cleanse((void *)pw, l->pwlen);
     cJSON_Delete(body);
@@ -222,25 +218,25 @@ void auth_login(struct http_req *req, void *ctx)
 {
     struct auth *a = ctx;
     struct login_op *l;
-    int64_t wait, w2;
+    int64_t wait;
     int rc;
 
     if (auth_refuse_when_draining(a, req) || !(l = login_new(a, req)))
         return;
-    wait = l->name_ok ? auth_throttle_check(a->throttle, l->user_key, mono_ms()) : 0;
-    w2 = auth_throttle_check(a->throttle, l->ip_key, mono_ms());
-    if (w2 > wait)
-        wait = w2;
+    /* Before the throttle: a try it admits may be counted already (login_throttle.c),
+     * and a 503 must not spend it. */
+    if (a->hashing >= AUTH_HASHING_MAX) {
+        auth_respond_unavailable(req, "too many logins in progress");
+        login_free(&l->op);
+        return;
+    }
+    wait = login_throttle_admit(&a->throttle, l->name_ok ? l->username : NULL,
+                                req->client_ip, mono_ms(), &l->charged);
     if (wait > 0) {
         METRIC_INC(a->m.logins_throttled);
         LOG_INFO(a->app, AUTH_MOD, "login throttled ip=%s retry_ms=%lld", req->client_ip,
                  (long long)wait);
         http_respond_rate_limited(req, wait);
-        login_free(&l->op);
-        return;
-    }
-    if (a->hashing >= AUTH_HASHING_MAX) {
-        auth_respond_unavailable(req, "too many logins in progress");
         login_free(&l->op);
         return;
     }

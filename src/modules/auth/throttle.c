@@ -1,15 +1,15 @@
-/* throttle.c: login failure counting with exponential lockouts, per key (a username
- * or a client address). A fixed array of entries, a chained hash index over it and
- * a least-recently-used list: when every entry is taken, the one touched longest
- * ago is forgotten, so memory stays the same whatever an attacker sends. Loop
- * thread only. */
+/* throttle.c: login failure counting with exponential lockouts, per key (a username,
+ * a client address, or the pair of both: see login_throttle.c). A fixed array of
+ * entries, a chained hash index over it and a least-recently-used list: when every
+ * entry is taken, the one touched longest ago is forgotten, so memory stays the same
+ * whatever an attacker sends. Loop thread only. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "auth_internal.h"
 
-#define KEY_MAX 64
+#define KEY_MAX 96                      /* a username, a newline and an IPv6 address */
 #define WINDOW_MS 60000u                /* failures are counted per minute */
 #define LOCK_BASE_MS 30000u             /* first lockout */
 #define LOCK_MAX_MS 3600000u            /* lockouts double up to this */
@@ -171,6 +171,12 @@ void auth_throttle_fail(struct auth_throttle *t, const char *key, uint64_t now_m
         e->level++;
     e->count = 0;
     e->window_start = now_ms;
+}
+
+int auth_throttle_seen(struct auth_throttle *t, const char *key, uint64_t now_ms)
+{
+    uint32_t i = find(t, key);
+    return i != NIL && now_ms - t->e[i].last_fail <= FORGET_MS;
 }
 
 void auth_throttle_forget(struct auth_throttle *t, const char *key)

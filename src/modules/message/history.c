@@ -12,17 +12,7 @@
 
 int msg_parse_u64(const char *s, int64_t *out)
 {
-    if (!s || !*s)
-        return -EINVAL;
-    int64_t v = 0;
-    int n = 0;
-    for (; *s; s++, n++) {
-        if (*s < '0' || *s > '9' || n == 18)
-            return -EINVAL;
-        v = v * 10 + (*s - '0');
-    }
-    *out = v;
-    return 0;
+    return s ? decimal_parse(s, strlen(s), out) : -EINVAL;
 }
 
 int msg_page_plan(const char *before, const char *after, const char *limit,

@@ -62,22 +62,19 @@ const char *msg_check_body(const struct msg_state *st, const char *body)
         return "body must not be empty";
     if (n > (size_t)st->max_body_bytes)
         return "body is too long";
-    if (!utf8_valid(body, n))
-        return "body is not valid UTF-8";
-    return NULL;
+    /* A body is text of several lines: tab and newline are its only controls. */
+    static const char *const faults[] =
+        TEXT_FAULT_MESSAGES("body", " other than tab and newline");
+    return faults[text_check(body, n, TEXT_ALLOW_LINES)];
 }
 
 const char *msg_check_client_id(const char *cmid)
 {
+    static const char *const faults[] = TEXT_FAULT_MESSAGES("client_msg_id", "");
     size_t n = strlen(cmid);
     if (n == 0 || n > MSG_CLIENT_ID_MAX)
         return "client_msg_id must be 1 to 128 bytes";
-    if (!utf8_valid(cmid, n))
-        return "client_msg_id is not valid UTF-8";
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)cmid[i] < 0x20 || cmid[i] == 0x7f)
-            return "client_msg_id must not hold control characters";
-    return NULL;
+    return faults[text_check(cmid, n, 0)];
 }
 
 static cJSON *rejected_payload_retry(const cJSON *origin, const char *cmid, int64_t room_id,

@@ -145,12 +145,8 @@ static const char *check_room_name(const char *name)
         return "name must be a string";
     if (n == 0 || n > MSG_ROOM_NAME_MAX)
         return "name must be 1 to 100 bytes";
-    if (!utf8_valid(name, n))
-        return "name is not valid UTF-8";
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f)
-            return "name must not hold control characters";
-    return NULL;
+    static const char *const faults[] = TEXT_FAULT_MESSAGES("name", "");
+    return faults[text_check(name, n, 0)];
 }
 
 static void route_create(struct http_req *req, void *ctx)

@@ -26,9 +26,12 @@ struct pquery {
 static int parse_ids(const char *s, struct pquery *q)
 {
     while (*s) {
-        char *end;
-        long long v = strtoll(s, &end, 10);
-        if (end == s || v <= 0 || (*end && *end != ','))
+        const char *end = strchr(s, ',');
+        int64_t v;
+        if (!end)
+            end = s + strlen(s);
+        /* Plain decimal ids as in paths: no sign, no space, no empty entry. */
+        if (decimal_parse(s, (size_t)(end - s), &v) < 0 || v <= 0 || (*end && !end[1]))
             return -EINVAL;
         int dup = 0;
         for (int i = 0; i < q->n; i++)

@@ -1,0 +1,90 @@
+/* login_throttle.c: which login may be tried now, from the failures counted per
+ * address, per username and per (username, address) in three throttle tables.
+ *
+ * Why three: counting per username alone lets anyone lock a user out by guessing its
+ * password from anywhere; counting per address alone lets many addresses guess without
+ * bound. So a username's lockout holds for the addresses that failed for it, and an
+ * address that never did gets one try while the username is locked: a wrong password
+ * marks it (it waits from then on, for as long as the username stays locked) and counts
+ * towards the username, whose lockouts keep doubling up to an hour. Guessing from N
+ * addresses thus earns at most N guesses per lockout of the username. Loop thread only. */
+#include <errno.h>
+#include <stdio.h>
+
+#include "auth_internal.h"
+
+#define PAIR_KEY_MAX 96
+
+int login_throttle_init(struct login_throttle *lt, size_t capacity, int limit)
+{
+    int rc;
+    lt->by_user = lt->by_addr = lt->by_pair = NULL;
+    if ((rc = auth_throttle_new(&lt->by_user, capacity, limit)) < 0 ||
+        (rc = auth_throttle_new(&lt->by_addr, capacity, limit)) < 0 ||
+        (rc = auth_throttle_new(&lt->by_pair, capacity, limit)) < 0) {
+        login_throttle_destroy(lt);
+        return rc;
+    }
+    return 0;
+}
+
+void login_throttle_destroy(struct login_throttle *lt)
+{
+    auth_throttle_free(lt->by_user);
+    auth_throttle_free(lt->by_addr);
+    auth_throttle_free(lt->by_pair);
+    lt->by_user = lt->by_addr = lt->by_pair = NULL;
+}
+
+/* A newline is in neither a username nor an address: the pair's key is unambiguous. */
+static const char *pair_key(char *buf, const char *name, const char *addr)
+{
+    snprintf(buf, PAIR_KEY_MAX, "%s\n%s", name, addr);
+    return buf;
+}
+
+static int64_t max_i64(int64_t a, int64_t b) { return a > b ? a : b; }
+
+int64_t login_throttle_admit(struct login_throttle *lt, const char *name, const char *addr,
+                             uint64_t now_ms, int *charged)
+{
+    char pk[PAIR_KEY_MAX];
+    int64_t wait = auth_throttle_check(lt->by_addr, addr, now_ms), user_wait;
+    *charged = 0;
+    if (!name)
+        return wait;
+    pair_key(pk, name, addr);
+    wait = max_i64(wait, auth_throttle_check(lt->by_pair, pk, now_ms));
+    user_wait = auth_throttle_check(lt->by_user, name, now_ms);
+    if (wait > 0 || user_wait == 0)
+        return wait;
+    if (auth_throttle_seen(lt->by_pair, pk, now_ms))
+        return user_wait;
+    /* The one try of an address new to a locked username is charged before the
+     * password is checked, so that requests sent side by side get one try between
+     * them; a correct password takes the charge back (login_throttle_succeeded). */
+    auth_throttle_fail(lt->by_pair, pk, now_ms);
+    *charged = 1;
+    return 0;
+}
+
+void login_throttle_failed(struct login_throttle *lt, const char *name, const char *addr,
+                           int charged, uint64_t now_ms)
+{
+    char pk[PAIR_KEY_MAX];
+    auth_throttle_fail(lt->by_addr, addr, now_ms);
+    if (!name)
+        return;
+    auth_throttle_fail(lt->by_user, name, now_ms);
+    if (!charged)
+        auth_throttle_fail(lt->by_pair, pair_key(pk, name, addr), now_ms);
+}
+
+void login_throttle_succeeded(struct login_throttle *lt, const char *name, const char *addr,
+                              uint64_t now_ms)
+{
+    char pk[PAIR_KEY_MAX];
+    auth_throttle_forget(lt->by_pair, pair_key(pk, name, addr));
+    if (auth_throttle_check(lt->by_user, name, now_ms) == 0)
+        auth_throttle_forget(lt->by_user, name);
+}
