@@ -5,6 +5,7 @@
  *   vapid.c         the VAPID P-256 key (<data_dir>/vapid.pem) and ES256 JWTs (RFC 8292)
  *   outbound.c      non-blocking HTTP/1.1 + TLS client on the loop (libuv + memory BIOs)
  *   outbound_url.c  URL checks and the request bytes
+ *   netcheck.c      which hosts and addresses a push may go to (no private networks)
  *   idset.c         a bounded open-addressing set of user ids (online users, subscribers)
  *   subscriptions.c the push_subscriptions table: migration and the jobs that touch it
  *   routes.c        GET /v1/push/vapid-public-key, POST/DELETE /v1/push/subscriptions
@@ -83,6 +84,16 @@ int  vapid_origin(const char *url, char *out, size_t outlen);
  * Thread-safe (the key is only read). */
 char *vapid_jwt(EVP_PKEY *key, const char *aud, int64_t exp, const char *sub);
 
+/* ---- netcheck.c: push endpoints go to the public Internet only ---- */
+struct sockaddr;
+/* NULL when a push may connect to sa (a globally reachable unicast address), else
+ * what it is ("a loopback address"). */
+const char *net_addr_refusal(const struct sockaddr *sa);
+/* NULL when host (a URL's host, without brackets) may name a push service; else why
+ * not ("a private address", "is not a host name"). A name still has to resolve to
+ * addresses net_addr_refusal allows. */
+const char *net_host_refusal(const char *host);
+
 /* ---- idset.c: a set of int64 ids with a value, open addressing, bounded ---- */
 struct idset {
     int64_t  *keys;             /* owned; 0 = empty slot (ids are > 0) */
@@ -111,11 +122,14 @@ struct outbound_opts {
 };
 int  outbound_new(struct outbound **out, struct chatd *app, const struct outbound_opts *opts,
                   char *err, size_t errlen);
+/* flags for outbound_send: connect only to an address net_addr_refusal allows (the
+ * one judged is the one connected to), else fail with -EACCES. */
+#define OUTBOUND_PUBLIC_ONLY 1
 /* headers: "Name: value\r\n"... (Host, Content-Length and Connection are added).
  * Copies everything. 0 (cb will run), -EAGAIN (queue full), -EINVAL (bad URL),
  * -ECANCELED (closing). */
 int  outbound_send(struct outbound *o, const char *method, const char *url,
-                   const char *headers, const void *body, size_t len,
+                   const char *headers, const void *body, size_t len, int flags,
                    outbound_cb cb, void *arg);
 int  outbound_pending(const struct outbound *o);       /* in flight + queued */
 /* outbound_url.c: where a request goes and its bytes. */
@@ -126,6 +140,8 @@ struct outbound_target {
     char *req;                  /* owned: request line, headers, body */
     size_t req_len;
 };
+/* Fills host, port and tls of t from url (t->req stays NULL): 0 or -EINVAL. */
+int  outbound_parse_url(struct outbound_target *t, const char *url);
 /* 0, -EINVAL (a URL we refuse) or -ENOMEM. */
 int  outbound_build_request(struct outbound_target *t, const char *method, const char *url,
                             const char *headers, const void *body, size_t len);

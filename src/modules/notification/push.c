@@ -166,8 +166,9 @@ static void prepared(void *arg, int status)
         finish(j, 0, NULL);
         return;
     }
+    int flags = n->app->cfg->notification.allow_private_endpoints ? 0 : OUTBOUND_PUBLIC_ONLY;
     int rc = outbound_send(n->out, "POST", j->t.endpoint, j->headers, j->body,
-                           (size_t)j->blen, on_sent, j);
+                           (size_t)j->blen, flags, on_sent, j);
     if (rc < 0) {
         METRIC_INC(n->m.push_failed);
         finish(j, rc, rc == -EAGAIN ? "too many outbound requests"
