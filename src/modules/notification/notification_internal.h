@@ -8,7 +8,9 @@
  *   netcheck.c      which hosts and addresses a push may go to (no private networks)
  *   idset.c         a bounded open-addressing set of user ids (online users, subscribers)
  *   subscriptions.c the push_subscriptions table: migration and the jobs that touch it
- *   routes.c        GET /v1/push/vapid-public-key, POST/DELETE /v1/push/subscriptions
+ *   subs_list.c     GET /v1/push/subscriptions: a user's subscriptions and their health
+ *   sub_health.c    failures in a row, failing subscriptions and their removal
+ *   routes.c        GET /v1/push/vapid-public-key, GET/POST/DELETE /v1/push/subscriptions
  *   fanout.c        message.stored -> one notification.requested per recipient and channel
  *   push.c          the "notification.push" consumer: encrypt, sign, send
  *   webhook.c       the "notification.webhook" consumer: sign with HMAC, send
@@ -169,6 +171,8 @@ struct notif {
     int draining, closed;
     int out_closing, out_closed;     /* drain: outbound_close called / finished */
     uv_timer_t drain_timer;
+    uv_timer_t health_timer;         /* sub_health.c: drops long-failing subscriptions */
+    int health_on;                   /* health_timer initialised */
     void (*drain_done)(void *);
     struct notif_metrics m;
 };
@@ -178,6 +182,7 @@ struct notif {
 #define NOTIF_SUBS_PER_USER 16       /* more: the oldest subscription is dropped */
 #define NOTIF_BODY_CHARS 200
 #define NOTIF_PUSH_TTL_S 86400
+#define NOTIF_REBUILD_TIMEOUT_MS 10000   /* a replay asking for its message again */
 
 /* subscriptions.c */
 #define NOTIF_ENDPOINT_MAX 2048
@@ -201,8 +206,25 @@ struct subs_target {
     int64_t user_id;
     char endpoint[NOTIF_ENDPOINT_MAX + 1];
     uint8_t p256dh[ECE_KEY_LEN], auth[ECE_AUTH_LEN];
+    int failures;                    /* failed attempts in a row */
+    int64_t failing_since;           /* ms, 0 while it is not failing */
 };
 int  subs_get(sqlite3 *conn, int64_t id, struct subs_target *t);
+
+/* subs_list.c: GET /v1/push/subscriptions, the caller's subscriptions and their
+ * health. Answers the request itself. */
+void subs_list(struct notif *n, struct http_req *req);
+
+/* sub_health.c: failing subscriptions. Loop thread. */
+/* After an attempt: error NULL for a success (clears a failure state), else the
+ * reason; t is what the attempt read. 1 when the subscription is failing now (the
+ * attempt is not to be retried or dead-lettered), else 0. */
+int  subs_record_outcome(struct notif *n, int64_t sub_id, const struct subs_target *t,
+                         const char *error);
+/* Starts the timer that drops subscriptions failing for longer than
+ * [notification] subscription_failing_ttl; health_stop closes it (drain). */
+int  subs_health_start(struct notif *n);
+void subs_health_stop(struct notif *n);
 
 /* routes.c */
 int  notif_routes_add(struct notif *n);
@@ -215,6 +237,9 @@ size_t notif_utf8_cut(const char *s, size_t len, size_t max_chars);
 
 /* push.c, webhook.c */
 int  push_on_request(struct bus_delivery *d, struct bus_event *ev, void *ctx);
+/* The push consumer's dead letter: {"channel","recipient_id","subscription_id",
+ * "message_ref":{"id","room_id","seq"}} instead of the whole message. */
+cJSON *push_dead_letter(const cJSON *payload, void *ctx);
 int  webhook_on_request(struct bus_delivery *d, struct bus_event *ev, void *ctx);
 /* Builds the push payload for MSG: malloc'ed JSON text. */
 char *push_payload(const cJSON *msg);

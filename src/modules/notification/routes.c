@@ -1,5 +1,6 @@
 /* routes.c: the push HTTP API (docs/api.md, "Push notifications").
  *   GET    /v1/push/vapid-public-key     the applicationServerKey for pushManager.subscribe
+ *   GET    /v1/push/subscriptions        the caller's subscriptions and their health
  *   POST   /v1/push/subscriptions        a browser PushSubscription (toJSON()) -> 201 {"id"}
  *   DELETE /v1/push/subscriptions/{id}   204, or 404 unless it is the caller's */
 #include <errno.h>
@@ -93,6 +94,11 @@ done:
     cJSON_Delete(body);
 }
 
+static void list_subscriptions(struct http_req *req, void *ctx)
+{
+    subs_list(ctx, req);
+}
+
 static void delete_subscription(struct http_req *req, void *ctx)
 {
     int64_t id = http_param_id(req, 0);
@@ -109,6 +115,8 @@ int notif_routes_add(struct notif *n)
     struct http_server *s = n->app->http;
     int rc;
     if ((rc = http_route(s, HTTP_VERB_GET, "/v1/push/vapid-public-key", 0, get_vapid_key, n)) < 0 ||
+        (rc = http_route(s, HTTP_VERB_GET, "/v1/push/subscriptions", HTTP_ROUTE_AUTH,
+                         list_subscriptions, n)) < 0 ||
         (rc = http_route(s, HTTP_VERB_POST, "/v1/push/subscriptions", HTTP_ROUTE_AUTH,
                          post_subscription, n)) < 0 ||
         (rc = http_route(s, HTTP_VERB_DELETE, "/v1/push/subscriptions/{id}", HTTP_ROUTE_AUTH,
