@@ -164,6 +164,7 @@ struct notif {
     struct outbound *out;            /* owned */
     struct idset online;             /* users with an open WebSocket (presence.changed) */
     struct idset subscribers;        /* users that may have push subscriptions; val = gen */
+    struct idset failures;           /* subscription id -> failed attempts in a row seen */
     int subscribers_overflow;        /* set at its bound: every recipient is looked up */
     uint32_t gen;                    /* bumped at each subscribe, see fanout.c */
     int lookups;                     /* subscription lookups in flight (db_read) */
@@ -180,6 +181,7 @@ struct notif {
 #define NOTIF_MAX_LOOKUPS 256        /* fan-out lookups in flight; beyond: bus retry */
 #define NOTIF_MAX_PREPARES 256       /* push preparations in flight; beyond: bus retry */
 #define NOTIF_SUBS_PER_USER 16       /* more: the oldest subscription is dropped */
+#define NOTIF_FAILURES_MAX (1u << 16)   /* failing subscriptions tracked in memory */
 #define NOTIF_BODY_CHARS 200
 #define NOTIF_PUSH_TTL_S 86400
 #define NOTIF_REBUILD_TIMEOUT_MS 10000   /* a replay asking for its message again */
@@ -221,6 +223,8 @@ void subs_list(struct notif *n, struct http_req *req);
  * attempt is not to be retried or dead-lettered), else 0. */
 int  subs_record_outcome(struct notif *n, int64_t sub_id, const struct subs_target *t,
                          const char *error);
+/* 1 when this process saw sub_id fail subscription_max_failures times in a row. */
+int  subs_is_failing(const struct notif *n, int64_t sub_id);
 /* Starts the timer that drops subscriptions failing for longer than
  * [notification] subscription_failing_ttl; health_stop closes it (drain). */
 int  subs_health_start(struct notif *n);

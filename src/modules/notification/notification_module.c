@@ -107,6 +107,7 @@ static int notification_init(struct chatd *app, void **state)
     }
     if ((rc = idset_init(&n->online, 1024, online_max)) < 0 ||
         (rc = idset_init(&n->subscribers, 1024, NOTIF_SUBSCRIBERS_MAX)) < 0 ||
+        (rc = idset_init(&n->failures, 64, NOTIF_FAILURES_MAX)) < 0 ||
         (rc = subs_migrate(n)) < 0)
         goto fail;
     metrics_init(n);
@@ -120,6 +121,7 @@ fail:
     EVP_PKEY_free(n->vapid);
     idset_free(&n->online);
     idset_free(&n->subscribers);
+    idset_free(&n->failures);
     free(n);
     return rc;
 }
@@ -226,6 +228,7 @@ static void notification_destroy(void *state)
     EVP_PKEY_free(n->vapid);
     idset_free(&n->online);
     idset_free(&n->subscribers);
+    idset_free(&n->failures);
     free(n);
 }
 

@@ -188,8 +188,10 @@ static void prepared(void *arg, int status)
                            (size_t)j->blen, flags, on_sent, j);
     if (rc < 0) {
         METRIC_INC(n->m.push_failed);
+        if (rc == -EAGAIN && (j->t.failing_since || subs_is_failing(n, j->sub_id)))
+            rc = 0;                  /* a failing subscription gets no second try */
         finish(j, rc, rc == -EAGAIN ? "too many outbound requests"
-                    : rc == -ECANCELED ? "shutting down" : "bad endpoint URL");
+                    : rc == -ECANCELED ? "shutting down" : rc ? "bad endpoint URL" : NULL);
     }
 }
 
@@ -203,6 +205,10 @@ static int start_push(struct notif *n, struct bus_delivery *d, int64_t recipient
         return -ECANCELED;
     }
     if (n->prepares >= NOTIF_MAX_PREPARES) {
+        if (subs_is_failing(n, sub_id)) {
+            METRIC_INC(n->m.push_failed);
+            return 0;                /* a failing subscription gets no second try */
+        }
         bus_delivery_set_error(d, "too many push messages being prepared");
         return -EAGAIN;
     }

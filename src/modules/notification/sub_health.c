@@ -10,10 +10,13 @@
  * deleted by a timer here. Its owner sees failures, failing_since and last_error in
  * GET /v1/push/subscriptions, and a dropped one is no longer listed.
  *
- * The counts are updated through the writer and read with the subscription before
- * each attempt (push.c), so attempts running at the same time may see a count a
- * little behind: a few more dead letters at worst, never fewer attempts. The jobs
- * answer nobody, so they end on the writer thread. */
+ * The counts are kept in the table (written through the writer, read with the
+ * subscription before each attempt, so they survive restarts) and, for the attempts
+ * running at the same time, in a bounded set in memory (n->failures): the table's
+ * count lags behind by a commit, and a burst of messages would otherwise be retried
+ * and dead-lettered before the first failures are on disk. A delivery to a failing
+ * subscription that meets a full outbound queue is dropped rather than retried, for
+ * the same reason. The jobs answer nobody, so they end on the writer thread. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -110,11 +113,35 @@ static void submit(struct notif *n, struct health_job *j,
         free(j);                     /* the next outcome or sweep writes it */
 }
 
+int subs_is_failing(const struct notif *n, int64_t sub_id)
+{
+    uint32_t seen = 0;
+    return idset_get(&n->failures, sub_id, &seen) &&
+           seen >= (uint32_t)n->app->cfg->notification.subscription_max_failures;
+}
+
+/* The failures in a row after this one: the larger of the table's and ours. */
+static uint32_t count_failure(struct notif *n, int64_t sub_id, const struct subs_target *t)
+{
+    uint32_t seen = 0;
+    idset_get(&n->failures, sub_id, &seen);
+    if (seen < (uint32_t)t->failures)
+        seen = (uint32_t)t->failures;
+    if (seen < UINT32_MAX)
+        seen++;
+    idset_put(&n->failures, sub_id, seen);   /* at the bound: the table's count only */
+    return seen;
+}
+
 int subs_record_outcome(struct notif *n, int64_t sub_id, const struct subs_target *t,
                         const char *error)
 {
     int max = n->app->cfg->notification.subscription_max_failures;
-    int failing = error && (t->failing_since || t->failures + 1 >= max);
+    uint32_t count = error ? count_failure(n, sub_id, t) : 0;
+    int failing = error && (t->failing_since || count >= (uint32_t)max);
+    int was_failing = t->failing_since || (count > 1 && count - 1 >= (uint32_t)max);
+    if (!error)
+        idset_del(&n->failures, sub_id);
     if (!error && !t->failures && !t->failing_since)
         return 0;                    /* healthy and still healthy: nothing to write */
     struct health_job *j = calloc(1, sizeof(*j));
@@ -124,10 +151,10 @@ int subs_record_outcome(struct notif *n, int64_t sub_id, const struct subs_targe
     j->ok = error == NULL;
     if (error)
         snprintf(j->error, sizeof(j->error), "%s", error);
-    if (failing && !t->failing_since)
+    if (failing && !was_failing)
         LOG_WARN(n->app, NOTIF_MOD, "push subscription failing id=%lld user_id=%lld "
-                 "failures=%d error=\"%s\"", (long long)sub_id, (long long)t->user_id,
-                 t->failures + 1, error);
+                 "failures=%u error=\"%s\"", (long long)sub_id, (long long)t->user_id,
+                 count, error);
     submit(n, j, outcome_apply);
     return failing;
 }

@@ -129,6 +129,8 @@ static void add_finish(struct subs_job *j)
         http_respond_error(j->req, 500, "cannot store the subscription");
         return;
     }
+    /* A fresh subscription (or a reused id) starts healthy. */
+    idset_del(&j->n->failures, j->id);
     /* From now on the fan-out looks this user up. */
     if (idset_put(&j->n->subscribers, j->user_id, ++j->n->gen) < 0)
         j->n->subscribers_overflow = 1;
