@@ -74,6 +74,8 @@ void bus_complete(struct bus_delivery *d, int status, const char *error);
 /* Sync handlers returning < 0 can say why: copied into the dead letter. */
 void bus_delivery_set_error(struct bus_delivery *d, const char *error);
 int  bus_delivery_attempt(const struct bus_delivery *d);   /* 1 for the first */
+/* 1 when d replays a dead letter (its failure updates the row, its success removes it). */
+int  bus_delivery_is_replay(const struct bus_delivery *d);
 
 /* Request / reply: a request is an event whose reply_to names where the answer goes.
  * The responder (a subscriber of topic) answers with bus_reply; the requester's

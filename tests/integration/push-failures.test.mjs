@@ -131,6 +131,7 @@ ca_file = ${certs.caFile}
 allow_private_endpoints = yes
 max_attempts = 2
 retry_base_ms = 20
+subscription_max_failures = 3
 ` });
         servers.push(srv);
         const h = api(srv);
@@ -139,8 +140,11 @@ retry_base_ms = 20
         const sub = makeSubscription(rec.url('/push/erin'));
         assert.equal((await h.post('/v1/push/subscriptions', sub.json, as(erin))).status, 201);
         const room = await h.post('/v1/rooms', { name: 'replay', members: [erin.username] }, as(sender));
+        const post = async (body) =>
+            (await h.post(`/v1/rooms/${room.json.room.id}/messages`, { body }, as(sender))).json.message;
+        const mine = async () => (await h.get('/v1/push/subscriptions', as(erin))).json.subscriptions[0];
         const body = 'rebuilt from the database';
-        const msg = (await h.post(`/v1/rooms/${room.json.room.id}/messages`, { body }, as(sender))).json.message;
+        const msg = await post(body);
         await rec.next();
         await rec.next();
         const line = await waitFor(async () => (await dlqRows(srv)).find((l) => l.includes('notification.push')),
@@ -149,10 +153,25 @@ retry_base_ms = 20
         const shown = (await dlq(srv, 'show', id)).stdout;
         assert.match(shown, new RegExp(`"message_ref":\\s*\\{\\s*"id":\\s*${msg.id},\\s*"room_id":\\s*${msg.room_id},\\s*"seq":\\s*${msg.seq}`));
         assert.ok(!shown.includes(body), shown);
-        const [s1] = (await h.get('/v1/push/subscriptions', as(erin))).json.subscriptions;
-        assert.equal(s1.failures, 2);
-        assert.equal(s1.failing_since, null, 'two failures are not yet failing (default 10)');
+        await waitFor(async () => (await mine()).failures === 2, { message: 'two failures counted' });
+        const s1 = await mine();
+        assert.equal(s1.failing_since, null, 'two failures are not yet failing (3)');
         assert.equal(s1.last_error, 'push service answered 500');
+
+        // A third failure: failing. That message is tried once, and not dead-lettered.
+        await post('tried once');
+        await rec.next();
+        await waitFor(async () => (await mine()).failing_since !== null, { message: 'failing' });
+        await settled(srv);
+        assert.equal((await dlqRows(srv)).length, 1);
+        assert.equal(rec.all().length, 3);
+
+        // A replay the operator asks for that fails again keeps its row, failing or not.
+        assert.equal((await dlq(srv, 'replay', id)).code, 0);
+        await waitFor(async () => /^replay_requested: no$/m.test((await dlq(srv, 'show', id)).stdout) &&
+            /^attempts: 4$/m.test((await dlq(srv, 'show', id)).stdout),
+        { message: 'the failed replay back in its row', timeout: 15000 });
+        assert.equal(rec.all().length, 5);
 
         failing = false;
         assert.equal((await dlq(srv, 'replay', id)).code, 0);
@@ -161,8 +180,10 @@ retry_base_ms = 20
         assert.deepEqual(payload.message, { id: msg.id, seq: msg.seq, sender: sender.username, body });
         await waitFor(async () => (await dlqRows(srv)).length === 0,
             { message: 'the replayed row removed', timeout: 10000 });
-        await waitFor(async () => (await h.get('/v1/push/subscriptions', as(erin))).json.subscriptions[0].failures === 0,
-            { message: 'a success clears the failures', timeout: 10000 });
+        await waitFor(async () => {
+            const s2 = await mine();
+            return s2.failures === 0 && s2.failing_since === null && s2.last_error === null;
+        }, { message: 'a success clears the failure state', timeout: 10000 });
     } finally {
         await rec.close();
     }

@@ -123,6 +123,14 @@ static int prepare_fn(sqlite3 *conn, void *arg)
     return 0;
 }
 
+/* A failing subscription gets one attempt per message: its failure ends the delivery
+ * as done, with no retry or dead letter. A replay the operator asked for is the
+ * exception: its failure stays in its row. */
+static int no_second_try(struct bus_delivery *d, int failing)
+{
+    return failing && !bus_delivery_is_replay(d);
+}
+
 static void finish(struct push_job *j, int status, const char *error)
 {
     struct notif *n = j->n;
@@ -161,8 +169,8 @@ static void on_sent(void *arg, int status, const char *error)
         finish(j, status, why);
         return;
     }
-    if (subs_record_outcome(n, j->sub_id, &j->t, why)) {
-        finish(j, 0, NULL);                 /* failing: no retry, no dead letter */
+    if (no_second_try(j->d, subs_record_outcome(n, j->sub_id, &j->t, why))) {
+        finish(j, 0, NULL);
         return;
     }
     finish(j, -EIO, why);
@@ -188,8 +196,9 @@ static void prepared(void *arg, int status)
                            (size_t)j->blen, flags, on_sent, j);
     if (rc < 0) {
         METRIC_INC(n->m.push_failed);
-        if (rc == -EAGAIN && (j->t.failing_since || subs_is_failing(n, j->sub_id)))
-            rc = 0;                  /* a failing subscription gets no second try */
+        if (rc == -EAGAIN &&
+            no_second_try(j->d, j->t.failing_since || subs_is_failing(n, j->sub_id)))
+            rc = 0;
         finish(j, rc, rc == -EAGAIN ? "too many outbound requests"
                     : rc == -ECANCELED ? "shutting down" : rc ? "bad endpoint URL" : NULL);
     }
@@ -205,9 +214,9 @@ static int start_push(struct notif *n, struct bus_delivery *d, int64_t recipient
         return -ECANCELED;
     }
     if (n->prepares >= NOTIF_MAX_PREPARES) {
-        if (subs_is_failing(n, sub_id)) {
+        if (no_second_try(d, subs_is_failing(n, sub_id))) {
             METRIC_INC(n->m.push_failed);
-            return 0;                /* a failing subscription gets no second try */
+            return 0;
         }
         bus_delivery_set_error(d, "too many push messages being prepared");
         return -EAGAIN;
