@@ -195,12 +195,15 @@ static void prepared(void *arg, int status)
     int rc = outbound_send(n->out, "POST", j->t.endpoint, j->headers, j->body,
                            (size_t)j->blen, flags, on_sent, j);
     if (rc < 0) {
+        const char *why = rc == -EAGAIN ? "too many outbound requests"
+                        : rc == -ECANCELED ? "shutting down" : "bad endpoint URL";
+        int failing = j->t.failing_since || subs_is_failing(n, j->sub_id);
         METRIC_INC(n->m.push_failed);
-        if (rc == -EAGAIN &&
-            no_second_try(j->d, j->t.failing_since || subs_is_failing(n, j->sub_id)))
+        if (rc == -EINVAL)           /* stored before the URL checks: the endpoint's fault */
+            failing = subs_record_outcome(n, j->sub_id, &j->t, why);
+        if (rc != -ECANCELED && no_second_try(j->d, failing))
             rc = 0;
-        finish(j, rc, rc == -EAGAIN ? "too many outbound requests"
-                    : rc == -ECANCELED ? "shutting down" : rc ? "bad endpoint URL" : NULL);
+        finish(j, rc, rc ? why : NULL);
     }
 }
 

@@ -35,7 +35,8 @@ static long decode_key(const char *s, uint8_t *out, size_t cap)
 
 /* An https URL with a host and a numeric port; no spaces, control characters or
  * user info; and unless the operator allows private push services, a host on the
- * public Internet (netcheck.c; the address is judged again when connecting). */
+ * public Internet (netcheck.c; the address is judged again when connecting).
+ * 0, or the length of the reason written to why. */
 static int check_endpoint(const struct notif *n, const char *ep, char *why, size_t whylen)
 {
     char origin[NOTIF_ENDPOINT_MAX + 1];
