@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <arpa/inet.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include "test.h"
 #include "../../src/modules/notification/notification_internal.h"
@@ -95,4 +96,25 @@ TEST(notif_netcheck_addresses)
     ASSERT_STR_EQ(net_addr_refusal((struct sockaddr *)&mapped), "a link-local address");
     struct sockaddr unix_sa = { .sa_family = AF_UNIX };
     ASSERT(net_addr_refusal(&unix_sa) != NULL);
+}
+
+/* A resolution with a private and a public address connects to the public one; one
+ * with only refused addresses connects nowhere and says what the first one is. */
+TEST(notif_netcheck_first_public)
+{
+    struct sockaddr_in lan = { .sin_family = AF_INET }, pub = { .sin_family = AF_INET };
+    struct sockaddr_in6 lo6 = { .sin6_family = AF_INET6 };
+    inet_pton(AF_INET, "10.0.0.5", &lan.sin_addr);
+    inet_pton(AF_INET, "8.8.8.8", &pub.sin_addr);
+    inet_pton(AF_INET6, "::1", &lo6.sin6_addr);
+    struct addrinfo a3 = { .ai_family = AF_INET, .ai_addr = (struct sockaddr *)&pub };
+    struct addrinfo a2 = { .ai_family = AF_INET6, .ai_addr = (struct sockaddr *)&lo6 };
+    struct addrinfo a1 = { .ai_family = AF_INET, .ai_addr = (struct sockaddr *)&lan,
+                           .ai_next = &a2 };
+    char why[256] = "";
+    ASSERT(net_first_public(&a1, "push.example", why, sizeof(why)) == NULL);
+    ASSERT_STR_EQ(why, "push.example resolves to 10.0.0.5, a private address: "
+                       "not a public address");
+    a2.ai_next = &a3;
+    ASSERT(net_first_public(&a1, "push.example", why, sizeof(why)) == &a3);
 }

@@ -11,7 +11,9 @@
  * and the names that mean this host, and after resolution by the address connected
  * to (outbound.c). [notification] allow_private_endpoints turns both checks off. */
 #include <ctype.h>
+#include <netdb.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 #include <arpa/inet.h>
@@ -177,4 +179,26 @@ const char *net_host_refusal(const char *host)
     if (len > 0 && host[len - 1] == '.')
         len--;                                               /* the root label */
     return name_refusal(host, len);
+}
+
+const struct addrinfo *net_first_public(const struct addrinfo *res, const char *host,
+                                        char *why, size_t whylen)
+{
+    char text[INET6_ADDRSTRLEN] = "no address";
+    const char *what = "nothing to connect to";
+    for (const struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        const char *refusal = net_addr_refusal(ai->ai_addr);
+        if (!refusal)
+            return ai;
+        if (ai != res)
+            continue;
+        what = refusal;
+        const void *a = ai->ai_family == AF_INET6
+            ? (const void *)&((const struct sockaddr_in6 *)ai->ai_addr)->sin6_addr
+            : (const void *)&((const struct sockaddr_in *)ai->ai_addr)->sin_addr;
+        if (!inet_ntop(ai->ai_family, a, text, sizeof(text)))
+            snprintf(text, sizeof(text), "?");
+    }
+    snprintf(why, whylen, "%s resolves to %s, %s: not a public address", host, text, what);
+    return NULL;
 }

@@ -95,6 +95,11 @@ const char *net_addr_refusal(const struct sockaddr *sa);
  * not ("a private address", "is not a host name"). A name still has to resolve to
  * addresses net_addr_refusal allows. */
 const char *net_host_refusal(const char *host);
+struct addrinfo;
+/* The first address of res (a resolution of host) a push may connect to; NULL when
+ * there is none, with why ("h resolves to 10.0.0.5, a private address: ..."). */
+const struct addrinfo *net_first_public(const struct addrinfo *res, const char *host,
+                                        char *why, size_t whylen);
 
 /* ---- idset.c: a set of int64 ids with a value, open addressing, bounded ---- */
 struct idset {

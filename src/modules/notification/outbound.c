@@ -413,30 +413,6 @@ static void on_connect(uv_connect_t *c, int status)
     tls_pump(r);
 }
 
-/* The address to connect to: the first one, or for OUTBOUND_PUBLIC_ONLY the first
- * public one. The address judged is the one connected to, so a name that resolves
- * differently a moment later changes nothing. NULL (and why) when none may be used. */
-static const struct addrinfo *pick_address(struct obreq *r, const struct addrinfo *res,
-                                           char *why, size_t whylen)
-{
-    const char *refusal = "no address";
-    char text[INET6_ADDRSTRLEN] = "?";
-    if (!(r->flags & OUTBOUND_PUBLIC_ONLY))
-        return res;
-    for (const struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-        const char *what = net_addr_refusal(ai->ai_addr);
-        if (!what)
-            return ai;
-        if (ai == res) {
-            refusal = what;
-            uv_ip_name(ai->ai_addr, text, sizeof(text));
-        }
-    }
-    snprintf(why, whylen, "%s resolves to %s, %s: not a public address", r->t.host, text,
-             refusal);
-    return NULL;
-}
-
 static void on_resolved(uv_getaddrinfo_t *g, int status, struct addrinfo *res)
 {
     struct obreq *r = g->data;
@@ -450,7 +426,10 @@ static void on_resolved(uv_getaddrinfo_t *g, int status, struct addrinfo *res)
         return;
     }
     char why[sizeof(r->t.host) + INET6_ADDRSTRLEN + 96];
-    const struct addrinfo *ai = pick_address(r, res, why, sizeof(why));
+    /* The address judged is the one connected to: a name resolving differently a
+     * moment later changes nothing. */
+    const struct addrinfo *ai = !(r->flags & OUTBOUND_PUBLIC_ONLY) ? res
+                                : net_first_public(res, r->t.host, why, sizeof(why));
     if (!ai) {
         uv_freeaddrinfo(res);
         finish(r, -EACCES, why);
