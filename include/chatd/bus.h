@@ -9,7 +9,9 @@
  * Failures: a handler that fails an event (returns < 0, or completes it with an
  * error) gets it again with exponential backoff (retry_base_ms, doubling) up to
  * max_attempts; then the event is written to the SQLite dead-letter table with topic,
- * payload, consumer, error, attempts and times. Dead letters survive restarts; a
+ * payload, consumer, error, attempts and times. The table is bounded ([bus]
+ * deadletter_max_rows, deadletter_max_bytes: the oldest rows go first). Dead letters
+ * survive restarts; a
  * replay (chatd dlq replay, through the database) delivers the event to that
  * consumer again, and a replay that succeeds removes the row. */
 #ifndef CHATD_BUS_H
@@ -53,10 +55,16 @@ struct bus_delivery;   /* one attempt of one event at one consumer */
 #define BUS_ASYNC 1    /* handler return: will call bus_complete() later */
 typedef int (*bus_handler_fn)(struct bus_delivery *d, struct bus_event *ev, void *ctx);
 
+/* What a dead letter keeps of a payload: a new object (the bus frees it), smaller
+ * than the payload when the consumer can rebuild the rest on a replay (a reference to
+ * a stored message rather than a copy of it), or NULL for the payload as it is. */
+typedef cJSON *(*bus_dead_letter_fn)(const cJSON *payload, void *ctx);
+
 struct bus_sub_opts {
     const char *consumer;      /* "notification.push": names the consumer in dead letters */
     int max_attempts;          /* 0 = 1 attempt, no retry and no dead letter */
     int retry_base_ms;         /* first backoff; doubles each attempt */
+    bus_dead_letter_fn dead_letter;   /* optional */
 };
 int  bus_subscribe(struct bus *b, const char *topic, const struct bus_sub_opts *opts,
                    bus_handler_fn fn, void *ctx);
@@ -66,6 +74,8 @@ void bus_complete(struct bus_delivery *d, int status, const char *error);
 /* Sync handlers returning < 0 can say why: copied into the dead letter. */
 void bus_delivery_set_error(struct bus_delivery *d, const char *error);
 int  bus_delivery_attempt(const struct bus_delivery *d);   /* 1 for the first */
+/* 1 when d replays a dead letter (its failure updates the row, its success removes it). */
+int  bus_delivery_is_replay(const struct bus_delivery *d);
 
 /* Request / reply: a request is an event whose reply_to names where the answer goes.
  * The responder (a subscriber of topic) answers with bus_reply; the requester's

@@ -56,7 +56,14 @@ struct chatd_config {
         char ca_file[CFG_PATH_MAX]; /* default "" */
         int  max_attempts;          /* default 5 */
         int  retry_base_ms;         /* default 1000 */
+        int  allow_private_endpoints; /* default no: push endpoints must be public */
+        int  subscription_max_failures; /* default 10 failed attempts in a row: failing */
+        int  subscription_failing_ttl;  /* seconds, default 259200: failing -> dropped */
     } notification;
+    struct {
+        int deadletter_max_rows;    /* default 100000; past it the oldest go */
+        int deadletter_max_bytes;   /* default 64 MiB (topic, payload, consumer, error) */
+    } bus;
     struct {
         double messages_per_s;      /* default 20 */
         int    messages_burst;      /* default 100 */

@@ -52,7 +52,8 @@
 #define TOPIC_USER_REGISTERED     "user.registered"
 
 /* notification internal (retried and dead-lettered by the bus):
- * {"channel":"push"|"webhook","recipient_id","subscription_id"?,"message":MSG} */
+ * {"channel":"push"|"webhook","recipient_id","subscription_id"?,"message":MSG}; a
+ * push's dead letter carries "message_ref":{"id","room_id","seq"} instead of MSG */
 #define TOPIC_NOTIFICATION_REQUESTED "notification.requested"
 
 /* bus -> all when the server begins to drain: {} */

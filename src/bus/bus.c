@@ -135,6 +135,7 @@ int bus_subscribe(struct bus *b, const char *topic, const struct bus_sub_opts *o
              opts && opts->consumer ? opts->consumer : topic);
     s->max_attempts = opts && opts->max_attempts > 0 ? opts->max_attempts : 0;
     s->retry_base_ms = opts && opts->retry_base_ms > 0 ? opts->retry_base_ms : 0;
+    s->dead_letter = opts ? opts->dead_letter : NULL;
     s->fn = fn;
     s->ctx = ctx;
     s->topic = t;
@@ -426,6 +427,11 @@ static double dead_letters_gauge(void *ctx)
     return ((struct bus *)ctx)->dead_letter_rows;
 }
 
+static double dead_letter_bytes_gauge(void *ctx)
+{
+    return ((struct bus *)ctx)->dead_letter_bytes;
+}
+
 static void register_metrics(struct bus *b)
 {
     struct metrics *m = b->app->metrics;
@@ -436,6 +442,10 @@ static void register_metrics(struct bus *b)
                                "Failed deliveries scheduled for another attempt.", 1);
     b->dead_letters_total = counter(b, "chatd_dead_letters_total", NULL,
                                     "Events written to the dead-letter table.", 2);
+    b->dead_letters_evicted = counter(b, "chatd_dead_letters_evicted_total", NULL,
+                                      "Dead letters removed, oldest first, to keep the table"
+                                      " within [bus] deadletter_max_rows and"
+                                      " deadletter_max_bytes.", 3);
     if (!m)
         return;
     metrics_gauge_fn(m, "chatd_bus_queue_depth", NULL,
@@ -443,6 +453,9 @@ static void register_metrics(struct bus *b)
                      depth_gauge, b);
     metrics_gauge_fn(m, "chatd_dead_letters", NULL, "Rows in the dead-letter table.",
                      dead_letters_gauge, b);
+    metrics_gauge_fn(m, "chatd_dead_letter_bytes", NULL,
+                     "Bytes of topic, payload, consumer and error in the dead-letter table.",
+                     dead_letter_bytes_gauge, b);
 }
 
 /* --- life cycle ---------------------------------------------------------------------------- */

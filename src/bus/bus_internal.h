@@ -1,7 +1,8 @@
 /* bus_internal.h: the struct behind struct bus, shared by the files of src/bus/:
  * bus.c (lifecycle, the ring hand-over, the dispatch queue, subscriptions),
  * delivery.c (attempts, retries, backoff), request.c (request/reply), deadletter.c
- * (the dead-letter table and replay), heap.c (the timer heaps) and dlq_cli.c. */
+ * (the dead-letter table), dlq_bound.c (its bounds), dlq_poll.c (replays), heap.c (the
+ * timer heaps) and dlq_cli.c. */
 #ifndef CHATD_BUS_INTERNAL_H
 #define CHATD_BUS_INTERNAL_H
 
@@ -9,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
+#include <sqlite3.h>
 #include "chatd/bus.h"
 
 #define BUS_RING_CAPACITY 65536      /* items handed over by other threads */
@@ -60,6 +62,7 @@ struct bus_sub {
     char consumer[BUS_CONSUMER_MAX];
     int max_attempts;
     int retry_base_ms;
+    bus_dead_letter_fn dead_letter;  /* may be NULL: the payload as it is */
     bus_handler_fn fn;
     void *ctx;
 };
@@ -148,10 +151,10 @@ struct bus {
     int poll_inflight;
     int64_t replaying[BUS_REPLAY_INFLIGHT_MAX];    /* dead letter ids being replayed */
     int nreplaying;
-    double dead_letter_rows;
+    double dead_letter_rows, dead_letter_bytes;
 
-    uint64_t *events_other, *retries_total, *dead_letters_total;
-    uint64_t scratch[3];             /* counters when there is no metrics registry */
+    uint64_t *events_other, *retries_total, *dead_letters_total, *dead_letters_evicted;
+    uint64_t scratch[4];             /* counters when there is no metrics registry */
 };
 
 /* bus.c */
@@ -172,8 +175,21 @@ void request_deliver_reply(struct bus *b, struct bus_reply_msg *r);
 void request_close(struct bus *b, int run);
 /* deadletter.c */
 int  dlq_migrate(struct db *db);
+/* dlq_bound.c: the table's bounds. The migration adding sizes and totals; the totals;
+ * and, after the row newest was added, removing the oldest rows until at most
+ * max_rows and max_bytes remain (*evicted: how many went). Writer thread. */
+extern const char dlq_bound_migration[];
+int  dlq_totals(sqlite3 *conn, int64_t *rows, int64_t *bytes);
+int  dlq_evict(sqlite3 *conn, int64_t newest, int64_t max_rows, int64_t max_bytes,
+               int64_t *evicted);
 void dlq_write(struct bus *b, struct bus_delivery *d);
 void dlq_replay_succeeded(struct bus *b, struct bus_delivery *d);
+/* The index of id in b->replaying, or -1. */
+int  dlq_replaying_index(struct bus *b, int64_t id);
+/* A marked row that cannot be delivered: the reason goes into the row, the mark away. */
+void dlq_replay_refused(struct bus *b, int64_t id, const char *topic, const char *consumer,
+                        const char *why);
+/* dlq_poll.c */
 int  dlq_start_polling(struct bus *b);
 
 #define RING_TAG_EVENT 0

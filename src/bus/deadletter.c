@@ -1,14 +1,16 @@
 /* deadletter.c: the dead-letter table. The bus owns it: a delivery that failed its
- * last attempt becomes a row (through the writer thread); `chatd dlq replay` marks
+ * last attempt becomes a row (through the writer thread), within the table's bounds
+ * (dlq_bound.c: the oldest rows make room); `chatd dlq replay` marks
  * rows, and the running server polls for marked rows once a second and delivers each
- * event again to the consumer named in the row. A replay that succeeds deletes the
- * row; one that fails again updates it and clears the mark. */
+ * event again to the consumer named in the row (dlq_poll.c). A replay that succeeds
+ * deletes the row; one that fails again updates it and clears the mark. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "chatd/bus.h"
 #include "chatd/chatd.h"
+#include "chatd/config.h"
 #include "chatd/db.h"
 #include "chatd/log.h"
 #include "chatd/metrics.h"
@@ -28,6 +30,7 @@ static const struct db_migration dlq_migrations[] = {
          " replay_requested INTEGER NOT NULL DEFAULT 0);"
          "CREATE INDEX dead_letters_replay ON dead_letters (id)"
          " WHERE replay_requested = 1;" },
+    { 2, dlq_bound_migration },
 };
 
 int dlq_migrate(struct db *db)
@@ -51,8 +54,16 @@ struct dlq_job {
     char *payload;                   /* owned JSON text */
     int attempts;
     int64_t first_failed_at, last_failed_at;
-    uint64_t *stored_total;
+    int64_t max_rows, max_bytes;     /* [bus] deadletter_max_rows, deadletter_max_bytes */
+    int64_t evicted;                 /* set by the writer: rows that made room */
+    uint64_t *stored_total, *evicted_total;
 };
+
+static int64_t row_size(const struct dlq_job *j)
+{
+    return (int64_t)(strlen(j->topic) + strlen(j->consumer) + strlen(j->error) +
+                     (j->payload ? strlen(j->payload) : 0));
+}
 
 static int step_done(sqlite3_stmt *st, int rc)
 {
@@ -75,9 +86,11 @@ static int dlq_apply(sqlite3 *conn, struct db_job *job)
         return step_done(st, rc);
     }
     if (j->kind == DLQ_FAILED_AGAIN) {
-        rc = sqlite3_prepare_v2(conn, "UPDATE dead_letters SET error = ?,"
-                                " attempts = attempts + ?, last_failed_at = ?,"
-                                " replay_requested = 0 WHERE id = ?", -1, &st, NULL);
+        rc = sqlite3_prepare_v2(conn, "UPDATE dead_letters SET error = ?1,"
+                                " size = size - length(CAST(error AS BLOB)) +"
+                                " length(CAST(?1 AS BLOB)),"
+                                " attempts = attempts + ?2, last_failed_at = ?3,"
+                                " replay_requested = 0 WHERE id = ?4", -1, &st, NULL);
         if (rc == SQLITE_OK) {
             sqlite3_bind_text(st, 1, j->error, -1, SQLITE_STATIC);
             sqlite3_bind_int(st, 2, j->attempts);
@@ -87,8 +100,8 @@ static int dlq_apply(sqlite3 *conn, struct db_job *job)
         return step_done(st, rc);
     }
     rc = sqlite3_prepare_v2(conn, "INSERT INTO dead_letters (topic, payload, consumer, error,"
-                            " attempts, first_failed_at, last_failed_at)"
-                            " VALUES (?, ?, ?, ?, ?, ?, ?)", -1, &st, NULL);
+                            " attempts, first_failed_at, last_failed_at, size)"
+                            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", -1, &st, NULL);
     if (rc == SQLITE_OK) {
         sqlite3_bind_text(st, 1, j->topic, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, j->payload, -1, SQLITE_STATIC);
@@ -97,8 +110,12 @@ static int dlq_apply(sqlite3 *conn, struct db_job *job)
         sqlite3_bind_int(st, 5, j->attempts);
         sqlite3_bind_int64(st, 6, j->first_failed_at);
         sqlite3_bind_int64(st, 7, j->last_failed_at);
+        sqlite3_bind_int64(st, 8, row_size(j));
     }
-    return step_done(st, rc);
+    if ((rc = step_done(st, rc)) < 0)
+        return rc;
+    return dlq_evict(conn, sqlite3_last_insert_rowid(conn), j->max_rows, j->max_bytes,
+                     &j->evicted);
 }
 
 static void dlq_job_free(struct dlq_job *j)
@@ -107,7 +124,7 @@ static void dlq_job_free(struct dlq_job *j)
     free(j);
 }
 
-static int replaying_index(struct bus *b, int64_t id)
+int dlq_replaying_index(struct bus *b, int64_t id)
 {
     for (int i = 0; i < b->nreplaying; i++)
         if (b->replaying[i] == id)
@@ -117,7 +134,7 @@ static int replaying_index(struct bus *b, int64_t id)
 
 static void replay_forget(struct bus *b, int64_t id)
 {
-    int i = replaying_index(b, id);
+    int i = dlq_replaying_index(b, id);
     if (i >= 0)
         b->replaying[i] = b->replaying[--b->nreplaying];
 }
@@ -143,6 +160,13 @@ static void dlq_done(struct db_job *job, int status)
                   j->payload ? j->payload : "{}");
     else if (j->kind == DLQ_INSERT)
         METRIC_INC(j->stored_total);
+    if (status >= 0 && j->evicted > 0) {
+        METRIC_ADD(j->evicted_total, (uint64_t)j->evicted);
+        log_write(j->b->app->log, CHATD_LOG_WARN, "bus", "dead letters evicted count=%lld"
+                  " oldest first, to stay within deadletter_max_rows=%lld"
+                  " deadletter_max_bytes=%lld", (long long)j->evicted,
+                  (long long)j->max_rows, (long long)j->max_bytes);
+    }
     if (j->id == 0 || bus_call_on_loop_wait(j->b, replay_finished, j) < 0)
         dlq_job_free(j);
 }
@@ -164,6 +188,28 @@ static void submit(struct bus *b, struct dlq_job *j)
     dlq_job_free(j);
 }
 
+/* The consumer may keep a smaller payload it can rebuild the event from. */
+static char *dead_letter_payload(struct bus_delivery *d)
+{
+    cJSON *small = d->sub->dead_letter && !d->replay_id
+                   ? d->sub->dead_letter(d->ev->payload, d->sub->ctx) : NULL;
+    char *text = json_print(small ? small : d->ev->payload);
+    cJSON_Delete(small);
+    return text;
+}
+
+static void set_bounds(struct bus *b, struct dlq_job *j)
+{
+    const struct chatd_config *cfg = b->app->cfg;
+    struct chatd_config defaults;
+    if (!cfg) {
+        config_defaults(&defaults);
+        cfg = &defaults;
+    }
+    j->max_rows = cfg->bus.deadletter_max_rows;
+    j->max_bytes = cfg->bus.deadletter_max_bytes;
+}
+
 void dlq_write(struct bus *b, struct bus_delivery *d)
 {
     struct dlq_job *j = calloc(1, sizeof(*j));
@@ -178,11 +224,13 @@ void dlq_write(struct bus *b, struct bus_delivery *d)
     snprintf(j->topic, sizeof(j->topic), "%s", d->ev->topic);
     snprintf(j->consumer, sizeof(j->consumer), "%s", d->sub->consumer);
     snprintf(j->error, sizeof(j->error), "%s", d->error);
-    j->payload = json_print(d->ev->payload);
+    j->payload = dead_letter_payload(d);
     j->attempts = d->attempt;
     j->first_failed_at = d->first_failed_at ? d->first_failed_at : now_ms();
     j->last_failed_at = now_ms();
     j->stored_total = b->dead_letters_total;
+    j->evicted_total = b->dead_letters_evicted;
+    set_bounds(b, j);
     if (j->kind == DLQ_INSERT)
         LOG_ERROR(b->app, "bus", "dead letter topic=%s consumer=%s attempts=%d error=\"%s\"",
                   j->topic, j->consumer, j->attempts, j->error);
@@ -208,8 +256,8 @@ void dlq_replay_succeeded(struct bus *b, struct bus_delivery *d)
 
 /* A marked row that cannot be delivered (no such consumer here, unreadable payload):
  * say why in the row and clear the mark, so it is not picked up again and again. */
-static void replay_refused(struct bus *b, int64_t id, const char *topic, const char *consumer,
-                           const char *why)
+void dlq_replay_refused(struct bus *b, int64_t id, const char *topic, const char *consumer,
+                        const char *why)
 {
     struct dlq_job *j = calloc(1, sizeof(*j));
 
@@ -225,145 +273,4 @@ static void replay_refused(struct bus *b, int64_t id, const char *topic, const c
              " reason=\"%s\"", (long long)id, topic, consumer, why);
     b->replaying[b->nreplaying++] = id;
     submit(b, j);
-}
-
-/* --- the replay poll ------------------------------------------------------------------- */
-
-struct dlq_row {
-    int64_t id;
-    char *topic, *consumer, *payload;
-};
-
-struct dlq_poll {
-    struct bus *b;
-    int64_t total;
-    int n;
-    struct dlq_row rows[BUS_REPLAY_BATCH];
-};
-
-static char *column_dup(sqlite3_stmt *st, int i)
-{
-    const unsigned char *t = sqlite3_column_text(st, i);
-    return strdup(t ? (const char *)t : "");
-}
-
-/* Thread pool. */
-static int poll_read(sqlite3 *conn, void *arg)
-{
-    struct dlq_poll *p = arg;
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(conn, "SELECT count(*) FROM dead_letters", -1, &st, NULL);
-
-    if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW)
-        p->total = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    if (rc != SQLITE_ROW)
-        return db_errno(rc);
-    rc = sqlite3_prepare_v2(conn, "SELECT id, topic, consumer, payload FROM dead_letters"
-                            " WHERE replay_requested = 1 ORDER BY id LIMIT ?", -1, &st, NULL);
-    if (rc == SQLITE_OK)
-        sqlite3_bind_int(st, 1, BUS_REPLAY_BATCH);
-    while (rc == SQLITE_OK && p->n < BUS_REPLAY_BATCH && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        struct dlq_row *r = &p->rows[p->n++];
-        r->id = sqlite3_column_int64(st, 0);
-        r->topic = column_dup(st, 1);
-        r->consumer = column_dup(st, 2);
-        r->payload = column_dup(st, 3);
-        rc = SQLITE_OK;
-    }
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE || rc == SQLITE_OK ? 0 : db_errno(rc);
-}
-
-static void replay_row(struct bus *b, struct dlq_row *r)
-{
-    struct bus_sub *sub;
-    struct bus_event *ev;
-    struct bus_delivery *d;
-    cJSON *payload;
-    char why[BUS_ERROR_MAX];
-
-    if (!r->topic || !r->consumer || !r->payload || replaying_index(b, r->id) >= 0 ||
-        b->nreplaying >= BUS_REPLAY_INFLIGHT_MAX)
-        return;
-    if (!(sub = bus_find_sub(b, r->topic, r->consumer))) {
-        snprintf(why, sizeof(why), "replay: no consumer %s for topic %s", r->consumer,
-                 r->topic);
-        replay_refused(b, r->id, r->topic, r->consumer, why);
-        return;
-    }
-    if (!(payload = cJSON_Parse(r->payload)) || !cJSON_IsObject(payload)) {
-        cJSON_Delete(payload);
-        replay_refused(b, r->id, r->topic, r->consumer, "replay: payload is not a JSON object");
-        return;
-    }
-    if (!(ev = bus_event_new(r->topic, payload)))
-        return;
-    d = delivery_new(b, sub, ev);
-    bus_event_unref(ev);
-    if (!d)
-        return;
-    d->replay_id = r->id;
-    if (bus_enqueue(b, WORK_DELIVERY, d) < 0) {
-        delivery_free(d);
-        return;
-    }
-    b->replaying[b->nreplaying++] = r->id;
-    LOG_INFO(b->app, "bus", "replaying dead letter id=%lld topic=%s consumer=%s",
-             (long long)r->id, r->topic, r->consumer);
-}
-
-static void poll_free(struct dlq_poll *p)
-{
-    for (int i = 0; i < p->n; i++) {
-        free(p->rows[i].topic);
-        free(p->rows[i].consumer);
-        free(p->rows[i].payload);
-    }
-    free(p);
-}
-
-static void poll_after(void *arg, int status)
-{
-    struct dlq_poll *p = arg;
-    struct bus *b = p->b;
-
-    b->poll_inflight = 0;
-    if (b->closed) {
-        poll_free(p);
-        return;
-    }
-    if (status < 0) {
-        LOG_WARN(b->app, "bus", "dead letter poll failed error=%d", status);
-    } else {
-        b->dead_letter_rows = (double)p->total;
-        for (int i = 0; i < p->n; i++)
-            replay_row(b, &p->rows[i]);
-        bus_pump(b);
-    }
-    poll_free(p);
-}
-
-static void on_poll_timer(uv_timer_t *t)
-{
-    struct bus *b = t->data;
-    struct dlq_poll *p;
-
-    if (b->poll_inflight || !b->db_ready || !(p = calloc(1, sizeof(*p))))
-        return;
-    p->b = b;
-    if (db_read(b->app->db, poll_read, poll_after, p) < 0) {
-        free(p);
-        return;
-    }
-    b->poll_inflight = 1;
-}
-
-int dlq_start_polling(struct bus *b)
-{
-    int rc = uv_timer_start(&b->h->poll_timer, on_poll_timer, 0, BUS_REPLAY_POLL_MS);
-
-    if (rc == 0)
-        uv_unref((uv_handle_t *)&b->h->poll_timer);
-    return rc;
 }

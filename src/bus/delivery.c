@@ -148,6 +148,11 @@ int bus_delivery_attempt(const struct bus_delivery *d)
     return d->attempt;
 }
 
+int bus_delivery_is_replay(const struct bus_delivery *d)
+{
+    return d->replay_id != 0;
+}
+
 static void on_retry_timer(uv_timer_t *t)
 {
     struct bus *b = t->data;

@@ -58,6 +58,13 @@ static const struct cfg_key cfg_keys[] = {
     S("notification", "ca_file", notification.ca_file),
     I("notification", "max_attempts", 1, 100, notification.max_attempts),
     I("notification", "retry_base_ms", 1, 3600000, notification.retry_base_ms),
+    E("notification", "allow_private_endpoints", CFG_BOOL, notification.allow_private_endpoints),
+    I("notification", "subscription_max_failures", 1, 1000000,
+      notification.subscription_max_failures),
+    I("notification", "subscription_failing_ttl", 1, 86400 * 3650,
+      notification.subscription_failing_ttl),
+    I("bus", "deadletter_max_rows", 1, 100000000, bus.deadletter_max_rows),
+    I("bus", "deadletter_max_bytes", 4096, INT_MAX, bus.deadletter_max_bytes),
     D("limits", "messages_per_s", 0.001, 1e6, limits.messages_per_s),
     I("limits", "messages_burst", 1, 1000000, limits.messages_burst),
     D("limits", "typing_per_s", 0.001, 1e6, limits.typing_per_s),
@@ -71,7 +78,8 @@ static const struct cfg_key cfg_keys[] = {
 };
 
 static const char *const cfg_sections[] = {
-    "server", "auth", "database", "websocket", "message", "notification", "limits", "log",
+    "server", "auth", "database", "websocket", "message", "notification", "bus", "limits",
+    "log",
 };
 
 void config_defaults(struct chatd_config *cfg)
@@ -98,6 +106,10 @@ void config_defaults(struct chatd_config *cfg)
     strcpy(cfg->notification.vapid_subject, "mailto:admin@localhost");
     cfg->notification.max_attempts = 5;
     cfg->notification.retry_base_ms = 1000;
+    cfg->notification.subscription_max_failures = 10;
+    cfg->notification.subscription_failing_ttl = 3 * 86400;
+    cfg->bus.deadletter_max_rows = 100000;
+    cfg->bus.deadletter_max_bytes = 64 << 20;
     cfg->limits.messages_per_s = 20;
     cfg->limits.messages_burst = 100;
     cfg->limits.typing_per_s = 2;

@@ -95,6 +95,7 @@ function routes() {
         ['POST', `/v1/rooms/${room}/messages`, { body: 'intruder', client_msg_id: 'i1' }],
         ['POST', `/v1/rooms/${room}/read`, { seq: 1 }],
         ...(presenceRoute ? [['GET', `/v1/presence?user_ids=${alice.user.id}`]] : []),
+        ['GET', '/v1/push/subscriptions'],
         ['POST', '/v1/push/subscriptions', { endpoint: 'https://push.example.com/x', keys: { p256dh: 'x', auth: 'y' } }],
         ['DELETE', `/v1/push/subscriptions/${subId}`],
         ['GET', '/v1/ws'],

@@ -4,6 +4,7 @@
 // a CA made for the test and given to chatd as [notification] ca_file. It decrypts
 // each push with the npm http_ece package using the subscription's private key and
 // auth secret, and verifies the VAPID token with jose against the key chatd publishes.
+// The receiver listens on 127.0.0.1, so every server here sets allow_private_endpoints.
 // Users are offline when they hold no WebSocket; messages are sent over HTTP.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -35,6 +36,7 @@ before(async () => {
     };
     server = await startServer({ config: `[notification]
 ca_file = ${certs.caFile}
+allow_private_endpoints = yes
 webhook_url = ${receiver.url('/hook')}
 webhook_secret = ${SECRET}
 max_attempts = 3
@@ -252,6 +254,7 @@ test('a failing webhook is retried, dead-lettered, and delivered by chatd dlq re
     rec.answer = () => (failing ? 500 : 200);
     const srv = await startServer({ config: `[notification]
 ca_file = ${certs.caFile}
+allow_private_endpoints = yes
 webhook_url = ${rec.url('/hook')}
 webhook_secret = ${SECRET}
 max_attempts = 3
@@ -319,6 +322,7 @@ test('a shutdown does not wait forever for a receiver, and loses nothing', async
     rec.answer = () => 0;                        // never answers
     const srv = await startServer({ config: `[notification]
 ca_file = ${certs.caFile}
+allow_private_endpoints = yes
 webhook_url = ${rec.url('/hook')}
 max_attempts = 3
 retry_base_ms = 50
@@ -345,7 +349,7 @@ retry_base_ms = 50
 });
 
 test('the VAPID key survives a restart', async () => {
-    const srv = await startServer({ config: `[notification]\nca_file = ${certs.caFile}\n` });
+    const srv = await startServer({ config: `[notification]\nca_file = ${certs.caFile}\nallow_private_endpoints = yes\n` });
     try {
         const k1 = (await api(srv).get('/v1/push/vapid-public-key')).json.key;
         await srv.restart();

@@ -248,7 +248,7 @@ TEST(bus_retry_succeeds)
 {
     struct fx f;
     struct timed t = { .f = &f };
-    struct bus_sub_opts o = { "test.flaky", 4, 10 };
+    struct bus_sub_opts o = { "test.flaky", 4, 10, NULL };
 
     ASSERT_EQ(fx_init(&f), 0);
     ASSERT_EQ(fx_start(&f, 1), 0);
@@ -303,7 +303,7 @@ TEST(bus_dead_letter)
 {
     struct fx f;
     struct timed t = { .f = &f };
-    struct bus_sub_opts o = { "test.broken", 3, 5 };
+    struct bus_sub_opts o = { "test.broken", 3, 5, NULL };
     int64_t before = now_ms();
 
     ASSERT_EQ(fx_init(&f), 0);
@@ -339,7 +339,7 @@ TEST(bus_no_retry_consumer)
 {
     struct fx f;
     struct timed t = { .f = &f };
-    struct bus_sub_opts o = { "test.once", 0, 5 };
+    struct bus_sub_opts o = { "test.once", 0, 5, NULL };
 
     ASSERT_EQ(fx_init(&f), 0);
     ASSERT_EQ(fx_start(&f, 1), 0);
@@ -385,7 +385,7 @@ TEST(bus_async_handler)
 {
     struct fx f;
     struct later l = { .f = &f, .fail = 1 };
-    struct bus_sub_opts o = { "test.async", 2, 5 };
+    struct bus_sub_opts o = { "test.async", 2, 5, NULL };
 
     ASSERT_EQ(fx_init(&f), 0);
     ASSERT_EQ(fx_start(&f, 1), 0);
@@ -448,7 +448,7 @@ TEST(bus_replay)
 {
     struct fx f;
     struct timed t = { .f = &f };
-    struct bus_sub_opts o = { "test.replay", 2, 2 };
+    struct bus_sub_opts o = { "test.replay", 2, 2, NULL };
 
     ASSERT_EQ(fx_init(&f), 0);
     ASSERT_EQ(fx_start(&f, 1), 0);
@@ -512,7 +512,7 @@ TEST(bus_close_keeps_waiting_retries)
 {
     struct fx f;
     struct timed t = { .f = &f };
-    struct bus_sub_opts o = { "test.slow", 5, 60000 };
+    struct bus_sub_opts o = { "test.slow", 5, 60000, NULL };
 
     ASSERT_EQ(fx_init(&f), 0);
     ASSERT_EQ(fx_start(&f, 1), 0);

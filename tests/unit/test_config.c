@@ -48,6 +48,11 @@ TEST(config_defaults)
     ASSERT_STR_EQ(c.notification.webhook_url, "");
     ASSERT_EQ(c.notification.max_attempts, 5);
     ASSERT_EQ(c.notification.retry_base_ms, 1000);
+    ASSERT_EQ(c.notification.allow_private_endpoints, 0);
+    ASSERT_EQ(c.notification.subscription_max_failures, 10);
+    ASSERT_EQ(c.notification.subscription_failing_ttl, 259200);
+    ASSERT_EQ(c.bus.deadletter_max_rows, 100000);
+    ASSERT_EQ(c.bus.deadletter_max_bytes, 64 << 20);
     ASSERT(c.limits.messages_per_s == 20);
     ASSERT_EQ(c.limits.messages_burst, 100);
     ASSERT(c.limits.typing_per_s == 2);
@@ -79,6 +84,9 @@ TEST(config_good_file)
         "[notification]\n"
         "webhook_url = https://example.org/hook#frag\n"
         "webhook_secret = a#b\n"
+        "allow_private_endpoints = yes\n"
+        "[bus]\n"
+        "deadletter_max_rows = 50\n"
         "[limits]   # comment after a section\n"
         "messages_per_s = 2.5\n"
         "[log]\n"
@@ -97,6 +105,8 @@ TEST(config_good_file)
     ASSERT_STR_EQ(c.auth.key_file, "");
     ASSERT_STR_EQ(c.notification.webhook_url, "https://example.org/hook#frag");
     ASSERT_STR_EQ(c.notification.webhook_secret, "a#b");
+    ASSERT_EQ(c.notification.allow_private_endpoints, 1);
+    ASSERT_EQ(c.bus.deadletter_max_rows, 50);
     ASSERT(c.limits.messages_per_s == 2.5);
     ASSERT_EQ(c.log.level, CHATD_LOG_WARN);
     ASSERT_EQ(c.log.json, 1);

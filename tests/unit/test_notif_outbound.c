@@ -17,6 +17,7 @@ struct srv {
     int port;
     enum srv_mode mode;
     int requests;          /* complete requests seen */
+    int accepted;          /* connections */
     char last[4096];       /* the last request's bytes */
 };
 
@@ -90,6 +91,7 @@ static void srv_conn_cb(uv_stream_t *l, int status)
     if (status < 0)
         return;
     struct srv_conn *c = calloc(1, sizeof(*c));
+    s->accepted++;
     c->s = s;
     uv_tcp_init(l->loop, &c->tcp);
     c->tcp.data = c;
@@ -176,7 +178,7 @@ TEST(notif_outbound_status_and_request_shape)
     struct result r = {0};
     ASSERT_EQ(fixture_init(&f, SRV_204, 4, 4), 0);
     ASSERT_EQ(outbound_send(f.o, "POST", f.url, "X-Test: 1\r\n", "{\"a\":1}", 7,
-                            on_result, &r), 0);
+                            0, on_result, &r), 0);
     ASSERT_EQ(r.calls, 0);                     /* never from inside send */
     run_until(&f, &r.calls, 1);
     ASSERT_EQ(r.calls, 1);
@@ -197,7 +199,7 @@ TEST(notif_outbound_skips_interim_answers)
     struct fixture f;
     struct result r = {0};
     ASSERT_EQ(fixture_init(&f, SRV_100_THEN_202, 4, 4), 0);
-    ASSERT_EQ(outbound_send(f.o, "POST", f.url, NULL, "x", 1, on_result, &r), 0);
+    ASSERT_EQ(outbound_send(f.o, "POST", f.url, NULL, "x", 1, 0, on_result, &r), 0);
     run_until(&f, &r.calls, 1);
     ASSERT_EQ(r.status, 202);
     fixture_close(&f);
@@ -208,7 +210,7 @@ TEST(notif_outbound_body_ended_by_close)
     struct fixture f;
     struct result r = {0};
     ASSERT_EQ(fixture_init(&f, SRV_500_CLOSE, 4, 4), 0);
-    ASSERT_EQ(outbound_send(f.o, "POST", f.url, NULL, "x", 1, on_result, &r), 0);
+    ASSERT_EQ(outbound_send(f.o, "POST", f.url, NULL, "x", 1, 0, on_result, &r), 0);
     run_until(&f, &r.calls, 1);
     ASSERT_EQ(r.status, 500);
     fixture_close(&f);
@@ -219,7 +221,7 @@ TEST(notif_outbound_timeout_and_garbage)
     struct fixture f;
     struct result r = {0};
     ASSERT_EQ(fixture_init(&f, SRV_SILENT, 4, 4), 0);
-    ASSERT_EQ(outbound_send(f.o, "POST", f.url, NULL, "x", 1, on_result, &r), 0);
+    ASSERT_EQ(outbound_send(f.o, "POST", f.url, NULL, "x", 1, 0, on_result, &r), 0);
     run_until(&f, &r.calls, 1);
     ASSERT_EQ(r.status, -ETIMEDOUT);
     ASSERT(strstr(r.error, "timeout") != NULL);
@@ -227,7 +229,7 @@ TEST(notif_outbound_timeout_and_garbage)
 
     ASSERT_EQ(fixture_init(&f, SRV_GARBAGE, 4, 4), 0);
     memset(&r, 0, sizeof(r));
-    ASSERT_EQ(outbound_send(f.o, "POST", f.url, NULL, "x", 1, on_result, &r), 0);
+    ASSERT_EQ(outbound_send(f.o, "POST", f.url, NULL, "x", 1, 0, on_result, &r), 0);
     run_until(&f, &r.calls, 1);
     ASSERT_EQ(r.status, -EPROTO);
     fixture_close(&f);
@@ -238,18 +240,43 @@ TEST(notif_outbound_refused_and_bad_urls)
     struct fixture f;
     struct result r = {0};
     ASSERT_EQ(fixture_init(&f, SRV_204, 4, 4), 0);
-    ASSERT_EQ(outbound_send(f.o, "POST", "http://127.0.0.1:1/", NULL, "", 0, on_result, &r), 0);
+    ASSERT_EQ(outbound_send(f.o, "POST", "http://127.0.0.1:1/", NULL, "", 0, 0, on_result, &r), 0);
     run_until(&f, &r.calls, 1);
     ASSERT(r.status < 0);
     ASSERT(strstr(r.error, "connect") != NULL);
-    ASSERT_EQ(outbound_send(f.o, "POST", "ftp://x/", NULL, "", 0, on_result, &r), -EINVAL);
-    ASSERT_EQ(outbound_send(f.o, "POST", "http://a b/", NULL, "", 0, on_result, &r), -EINVAL);
-    ASSERT_EQ(outbound_send(f.o, "POST", "http://x/\r\nEvil: 1", NULL, "", 0, on_result, &r),
+    ASSERT_EQ(outbound_send(f.o, "POST", "ftp://x/", NULL, "", 0, 0, on_result, &r), -EINVAL);
+    ASSERT_EQ(outbound_send(f.o, "POST", "http://a b/", NULL, "", 0, 0, on_result, &r), -EINVAL);
+    ASSERT_EQ(outbound_send(f.o, "POST", "http://x/\r\nEvil: 1", NULL, "", 0, 0, on_result, &r),
               -EINVAL);
-    ASSERT_EQ(outbound_send(f.o, "POST", "http://u@x/", NULL, "", 0, on_result, &r), -EINVAL);
-    ASSERT_EQ(outbound_send(f.o, "POST", "http://x:99999/", NULL, "", 0, on_result, &r),
+    ASSERT_EQ(outbound_send(f.o, "POST", "http://u@x/", NULL, "", 0, 0, on_result, &r), -EINVAL);
+    ASSERT_EQ(outbound_send(f.o, "POST", "http://x:99999/", NULL, "", 0, 0, on_result, &r),
               -EINVAL);
     ASSERT_EQ(r.calls, 1);
+    fixture_close(&f);
+}
+
+/* A push may not reach a loopback service: by address and by a name that resolves
+ * there, the request fails before any connection; without the flag it goes through. */
+TEST(notif_outbound_public_only)
+{
+    struct fixture f;
+    struct result r = {0};
+    char url[128];
+    ASSERT_EQ(fixture_init(&f, SRV_204, 4, 4), 0);
+    const char *hosts[] = { "127.0.0.1", "localhost", "[::ffff:127.0.0.1]", "2130706433" };
+    for (size_t i = 0; i < sizeof(hosts) / sizeof(hosts[0]); i++) {
+        snprintf(url, sizeof(url), "http://%s:%d/p", hosts[i], f.srv.port);
+        ASSERT_EQ(outbound_send(f.o, "POST", url, NULL, "", 0, OUTBOUND_PUBLIC_ONLY, on_result,
+                                &r), 0);
+        run_until(&f, &r.calls, (int)i + 1);
+        ASSERT_EQ(r.status, -EACCES);
+        ASSERT(strstr(r.error, "not a public address") != NULL);
+    }
+    ASSERT_EQ(f.srv.accepted, 0);
+    ASSERT_EQ(outbound_send(f.o, "POST", f.url, NULL, "", 0, 0, on_result, &r), 0);
+    run_until(&f, &r.calls, 5);
+    ASSERT_EQ(r.status, 204);
+    ASSERT_EQ(f.srv.accepted, 1);
     fixture_close(&f);
 }
 
@@ -258,9 +285,9 @@ TEST(notif_outbound_bounded_queue_and_close_cancels)
     struct fixture f;
     struct result r[3] = {{0}};
     ASSERT_EQ(fixture_init(&f, SRV_SILENT, 1, 1), 0);
-    ASSERT_EQ(outbound_send(f.o, "POST", f.url, NULL, "a", 1, on_result, &r[0]), 0);
-    ASSERT_EQ(outbound_send(f.o, "POST", f.url, NULL, "b", 1, on_result, &r[1]), 0);
-    ASSERT_EQ(outbound_send(f.o, "POST", f.url, NULL, "c", 1, on_result, &r[2]), -EAGAIN);
+    ASSERT_EQ(outbound_send(f.o, "POST", f.url, NULL, "a", 1, 0, on_result, &r[0]), 0);
+    ASSERT_EQ(outbound_send(f.o, "POST", f.url, NULL, "b", 1, 0, on_result, &r[1]), 0);
+    ASSERT_EQ(outbound_send(f.o, "POST", f.url, NULL, "c", 1, 0, on_result, &r[2]), -EAGAIN);
     ASSERT_EQ(outbound_pending(f.o), 2);
     while (f.srv.requests < 1 && uv_run(&f.loop, UV_RUN_ONCE))
         ;
@@ -269,7 +296,7 @@ TEST(notif_outbound_bounded_queue_and_close_cancels)
     ASSERT_EQ(r[0].status, -ECANCELED);
     ASSERT_EQ(r[1].status, -ECANCELED);
     ASSERT_EQ(r[0].calls + r[1].calls + r[2].calls, 2);
-    ASSERT_EQ(outbound_send(f.o, "POST", f.url, NULL, "d", 1, on_result, &r[2]), -ECANCELED);
+    ASSERT_EQ(outbound_send(f.o, "POST", f.url, NULL, "d", 1, 0, on_result, &r[2]), -ECANCELED);
     uv_close((uv_handle_t *)&f.srv.listener, NULL);
     uv_run(&f.loop, UV_RUN_DEFAULT);
     ASSERT_EQ(done, 1);
@@ -302,7 +329,8 @@ TEST(notif_outbound_url_to_request)
 
     static const char *bad[] = { "https://", "https://:443/", "https://[::1/", "https://[::1]x/",
         "https://h:/", "https://h:0/", "https://h:123456/", "https://h:8a/", "https://a@h/",
-        "https://h/a b", "https://h/\n", "ftp://h/", "h/x" };
+        "https://h/a b", "https://h/\n", "ftp://h/", "h/x", "https://h:+443/", "https://h:-1/",
+        "https://h:%34%34%33/", "https://h:0x1bb/" };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         memset(&t, 0, sizeof(t));
         if (outbound_build_request(&t, "POST", bad[i], NULL, "", 0) != -EINVAL) {

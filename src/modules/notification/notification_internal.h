@@ -5,9 +5,12 @@
  *   vapid.c         the VAPID P-256 key (<data_dir>/vapid.pem) and ES256 JWTs (RFC 8292)
  *   outbound.c      non-blocking HTTP/1.1 + TLS client on the loop (libuv + memory BIOs)
  *   outbound_url.c  URL checks and the request bytes
+ *   netcheck.c      which hosts and addresses a push may go to (no private networks)
  *   idset.c         a bounded open-addressing set of user ids (online users, subscribers)
  *   subscriptions.c the push_subscriptions table: migration and the jobs that touch it
- *   routes.c        GET /v1/push/vapid-public-key, POST/DELETE /v1/push/subscriptions
+ *   subs_list.c     GET /v1/push/subscriptions: a user's subscriptions and their health
+ *   sub_health.c    failures in a row, failing subscriptions and their removal
+ *   routes.c        GET /v1/push/vapid-public-key, GET/POST/DELETE /v1/push/subscriptions
  *   fanout.c        message.stored -> one notification.requested per recipient and channel
  *   push.c          the "notification.push" consumer: encrypt, sign, send
  *   webhook.c       the "notification.webhook" consumer: sign with HMAC, send
@@ -83,6 +86,21 @@ int  vapid_origin(const char *url, char *out, size_t outlen);
  * Thread-safe (the key is only read). */
 char *vapid_jwt(EVP_PKEY *key, const char *aud, int64_t exp, const char *sub);
 
+/* ---- netcheck.c: push endpoints go to the public Internet only ---- */
+struct sockaddr;
+/* NULL when a push may connect to sa (a globally reachable unicast address), else
+ * what it is ("a loopback address"). */
+const char *net_addr_refusal(const struct sockaddr *sa);
+/* NULL when host (a URL's host, without brackets) may name a push service; else why
+ * not ("a private address", "is not a host name"). A name still has to resolve to
+ * addresses net_addr_refusal allows. */
+const char *net_host_refusal(const char *host);
+struct addrinfo;
+/* The first address of res (a resolution of host) a push may connect to; NULL when
+ * there is none, with why ("h resolves to 10.0.0.5, a private address: ..."). */
+const struct addrinfo *net_first_public(const struct addrinfo *res, const char *host,
+                                        char *why, size_t whylen);
+
 /* ---- idset.c: a set of int64 ids with a value, open addressing, bounded ---- */
 struct idset {
     int64_t  *keys;             /* owned; 0 = empty slot (ids are > 0) */
@@ -111,11 +129,14 @@ struct outbound_opts {
 };
 int  outbound_new(struct outbound **out, struct chatd *app, const struct outbound_opts *opts,
                   char *err, size_t errlen);
+/* flags for outbound_send: connect only to an address net_addr_refusal allows (the
+ * one judged is the one connected to), else fail with -EACCES. */
+#define OUTBOUND_PUBLIC_ONLY 1
 /* headers: "Name: value\r\n"... (Host, Content-Length and Connection are added).
  * Copies everything. 0 (cb will run), -EAGAIN (queue full), -EINVAL (bad URL),
  * -ECANCELED (closing). */
 int  outbound_send(struct outbound *o, const char *method, const char *url,
-                   const char *headers, const void *body, size_t len,
+                   const char *headers, const void *body, size_t len, int flags,
                    outbound_cb cb, void *arg);
 int  outbound_pending(const struct outbound *o);       /* in flight + queued */
 /* outbound_url.c: where a request goes and its bytes. */
@@ -126,6 +147,8 @@ struct outbound_target {
     char *req;                  /* owned: request line, headers, body */
     size_t req_len;
 };
+/* Fills host, port and tls of t from url (t->req stays NULL): 0 or -EINVAL. */
+int  outbound_parse_url(struct outbound_target *t, const char *url);
 /* 0, -EINVAL (a URL we refuse) or -ENOMEM. */
 int  outbound_build_request(struct outbound_target *t, const char *method, const char *url,
                             const char *headers, const void *body, size_t len);
@@ -146,6 +169,7 @@ struct notif {
     struct outbound *out;            /* owned */
     struct idset online;             /* users with an open WebSocket (presence.changed) */
     struct idset subscribers;        /* users that may have push subscriptions; val = gen */
+    struct idset failures;           /* subscription id -> failed attempts in a row seen */
     int subscribers_overflow;        /* set at its bound: every recipient is looked up */
     uint32_t gen;                    /* bumped at each subscribe, see fanout.c */
     int lookups;                     /* subscription lookups in flight (db_read) */
@@ -153,6 +177,8 @@ struct notif {
     int draining, closed;
     int out_closing, out_closed;     /* drain: outbound_close called / finished */
     uv_timer_t drain_timer;
+    uv_timer_t health_timer;         /* sub_health.c: drops long-failing subscriptions */
+    int health_on;                   /* health_timer initialised */
     void (*drain_done)(void *);
     struct notif_metrics m;
 };
@@ -160,8 +186,10 @@ struct notif {
 #define NOTIF_MAX_LOOKUPS 256        /* fan-out lookups in flight; beyond: bus retry */
 #define NOTIF_MAX_PREPARES 256       /* push preparations in flight; beyond: bus retry */
 #define NOTIF_SUBS_PER_USER 16       /* more: the oldest subscription is dropped */
+#define NOTIF_FAILURES_MAX (1u << 16)   /* failing subscriptions tracked in memory */
 #define NOTIF_BODY_CHARS 200
 #define NOTIF_PUSH_TTL_S 86400
+#define NOTIF_REBUILD_TIMEOUT_MS 10000   /* a replay asking for its message again */
 
 /* subscriptions.c */
 #define NOTIF_ENDPOINT_MAX 2048
@@ -185,8 +213,27 @@ struct subs_target {
     int64_t user_id;
     char endpoint[NOTIF_ENDPOINT_MAX + 1];
     uint8_t p256dh[ECE_KEY_LEN], auth[ECE_AUTH_LEN];
+    int failures;                    /* failed attempts in a row */
+    int64_t failing_since;           /* ms, 0 while it is not failing */
 };
 int  subs_get(sqlite3 *conn, int64_t id, struct subs_target *t);
+
+/* subs_list.c: GET /v1/push/subscriptions, the caller's subscriptions and their
+ * health. Answers the request itself. */
+void subs_list(struct notif *n, struct http_req *req);
+
+/* sub_health.c: failing subscriptions. Loop thread. */
+/* After an attempt: error NULL for a success (clears a failure state), else the
+ * reason; t is what the attempt read. 1 when the subscription is failing now (the
+ * attempt is not to be retried or dead-lettered), else 0. */
+int  subs_record_outcome(struct notif *n, int64_t sub_id, const struct subs_target *t,
+                         const char *error);
+/* 1 when this process saw sub_id fail subscription_max_failures times in a row. */
+int  subs_is_failing(const struct notif *n, int64_t sub_id);
+/* Starts the timer that drops subscriptions failing for longer than
+ * [notification] subscription_failing_ttl; health_stop closes it (drain). */
+int  subs_health_start(struct notif *n);
+void subs_health_stop(struct notif *n);
 
 /* routes.c */
 int  notif_routes_add(struct notif *n);
@@ -199,6 +246,9 @@ size_t notif_utf8_cut(const char *s, size_t len, size_t max_chars);
 
 /* push.c, webhook.c */
 int  push_on_request(struct bus_delivery *d, struct bus_event *ev, void *ctx);
+/* The push consumer's dead letter: {"channel","recipient_id","subscription_id",
+ * "message_ref":{"id","room_id","seq"}} instead of the whole message. */
+cJSON *push_dead_letter(const cJSON *payload, void *ctx);
 int  webhook_on_request(struct bus_delivery *d, struct bus_event *ev, void *ctx);
 /* Builds the push payload for MSG: malloc'ed JSON text. */
 char *push_payload(const cJSON *msg);

@@ -107,6 +107,7 @@ static int notification_init(struct chatd *app, void **state)
     }
     if ((rc = idset_init(&n->online, 1024, online_max)) < 0 ||
         (rc = idset_init(&n->subscribers, 1024, NOTIF_SUBSCRIBERS_MAX)) < 0 ||
+        (rc = idset_init(&n->failures, 64, NOTIF_FAILURES_MAX)) < 0 ||
         (rc = subs_migrate(n)) < 0)
         goto fail;
     metrics_init(n);
@@ -120,6 +121,7 @@ fail:
     EVP_PKEY_free(n->vapid);
     idset_free(&n->online);
     idset_free(&n->subscribers);
+    idset_free(&n->failures);
     free(n);
     return rc;
 }
@@ -135,6 +137,7 @@ static int notification_start(void *state)
                                    .retry_base_ms = cfg->notification.retry_base_ms };
     struct bus_sub_opts push = fanout, webhook = fanout;
     push.consumer = "notification.push";
+    push.dead_letter = push_dead_letter;
     webhook.consumer = "notification.webhook";
     int rc;
     if ((rc = notif_routes_add(n)) < 0 ||
@@ -143,6 +146,8 @@ static int notification_start(void *state)
         (rc = bus_subscribe(b, TOPIC_NOTIFICATION_REQUESTED, &push, push_on_request, n)) < 0 ||
         (rc = bus_subscribe(b, TOPIC_NOTIFICATION_REQUESTED, &webhook, webhook_on_request,
                             n)) < 0)
+        return rc;
+    if ((rc = subs_health_start(n)) < 0)
         return rc;
     if ((rc = subs_load_subscribers(n)) < 0)
         LOG_WARN(n->app, NOTIF_MOD, "cannot load subscribers err=%d", rc);
@@ -207,6 +212,7 @@ static void notification_drain(void *state, void (*done)(void *))
     struct notif *n = state;
     n->draining = 1;
     n->drain_done = done;
+    subs_health_stop(n);
     uv_timer_init(n->app->loop, &n->drain_timer);
     n->drain_timer.data = n;
     uv_timer_start(&n->drain_timer, drain_deadline, NOTIF_DRAIN_MS, 0);
@@ -222,6 +228,7 @@ static void notification_destroy(void *state)
     EVP_PKEY_free(n->vapid);
     idset_free(&n->online);
     idset_free(&n->subscribers);
+    idset_free(&n->failures);
     free(n);
 }
 

@@ -8,6 +8,9 @@
  * Certificates are checked against the system bundle plus [notification] ca_file,
  * with SNI and the host name (or IP address) checked against the certificate.
  *
+ * A push (OUTBOUND_PUBLIC_ONLY) connects only to a public address (netcheck.c),
+ * judged after resolution on the very sockaddr handed to connect.
+ *
  * Bounds: max_inflight requests connecting or connected, max_queued waiting for a
  * slot; past that outbound_send says -EAGAIN and the caller retries later. Each
  * request has a deadline for DNS + connect + handshake and one for the whole answer.
@@ -42,6 +45,7 @@ struct obreq {
     uv_connect_t connect;
     uv_tcp_t tcp;
     uv_timer_t timer;
+    int flags;                        /* OUTBOUND_PUBLIC_ONLY */
     int handles;                      /* open libuv handles (timer, tcp) */
     int gai_pending, tcp_open, finished, complete, phase;
     int deferred_status;              /* failure found while starting: reported by timer */
@@ -421,6 +425,17 @@ static void on_resolved(uv_getaddrinfo_t *g, int status, struct addrinfo *res)
         maybe_free(r);
         return;
     }
+    char why[sizeof(r->t.host) + INET6_ADDRSTRLEN + 96];
+    /* The address judged is the one connected to: a name resolving differently a
+     * moment later changes nothing. */
+    const struct addrinfo *ai = !(r->flags & OUTBOUND_PUBLIC_ONLY) ? res
+                                : net_first_public(res, r->t.host, why, sizeof(why));
+    if (!ai) {
+        uv_freeaddrinfo(res);
+        finish(r, -EACCES, why);
+        maybe_free(r);
+        return;
+    }
     r->phase = OB_CONNECTING;
     int rc = uv_tcp_init(r->o->app->loop, &r->tcp);
     if (rc == 0) {
@@ -429,7 +444,7 @@ static void on_resolved(uv_getaddrinfo_t *g, int status, struct addrinfo *res)
         r->handles++;
         r->connect.data = r;
         uv_tcp_nodelay(&r->tcp, 1);
-        rc = uv_tcp_connect(&r->connect, &r->tcp, res->ai_addr, on_connect);
+        rc = uv_tcp_connect(&r->connect, &r->tcp, ai->ai_addr, on_connect);
     }
     uv_freeaddrinfo(res);
     if (rc < 0)
@@ -463,7 +478,7 @@ static void start(struct obreq *r)
 }
 
 int outbound_send(struct outbound *o, const char *method, const char *url,
-                  const char *headers, const void *body, size_t len,
+                  const char *headers, const void *body, size_t len, int flags,
                   outbound_cb cb, void *arg)
 {
     if (o->closing)
@@ -476,6 +491,7 @@ int outbound_send(struct outbound *o, const char *method, const char *url,
     r->o = o;
     r->cb = cb;
     r->arg = arg;
+    r->flags = flags;
     int rc = outbound_build_request(&r->t, method, url, headers, body, len);
     if (rc < 0) {
         free(r->t.req);

@@ -57,9 +57,15 @@ static int parse_url(struct outbound_target *t, const char *url, const char **ho
     t->host[namelen] = 0;
     if (port) {
         size_t pl = (size_t)(rest + hl - port);
-        char *end;
-        long pn = pl ? strtol(port, &end, 10) : 0;
-        if (pl == 0 || pl > 5 || end != port + pl || pn < 1 || pn > 65535)
+        long pn = 0;
+        if (pl == 0 || pl > 5)
+            return -EINVAL;
+        for (size_t i = 0; i < pl; i++) {       /* digits only: strtol takes "+1", " 1" */
+            if (port[i] < '0' || port[i] > '9')
+                return -EINVAL;
+            pn = pn * 10 + (port[i] - '0');
+        }
+        if (pn < 1 || pn > 65535)
             return -EINVAL;
         snprintf(t->port, sizeof(t->port), "%ld", pn);
     } else {
@@ -68,6 +74,14 @@ static int parse_url(struct outbound_target *t, const char *url, const char **ho
     unsigned char tmp[16];
     t->host_is_ip = inet_pton(AF_INET, t->host, tmp) == 1 || inet_pton(AF_INET6, t->host, tmp) == 1;
     return 0;
+}
+
+int outbound_parse_url(struct outbound_target *t, const char *url)
+{
+    const char *hostport, *path;
+    size_t hplen;
+    memset(t, 0, sizeof(*t));
+    return parse_url(t, url, &hostport, &hplen, &path);
 }
 
 int outbound_build_request(struct outbound_target *t, const char *method, const char *url,

@@ -1,10 +1,12 @@
 /* routes.c: the push HTTP API (docs/api.md, "Push notifications").
  *   GET    /v1/push/vapid-public-key     the applicationServerKey for pushManager.subscribe
+ *   GET    /v1/push/subscriptions        the caller's subscriptions and their health
  *   POST   /v1/push/subscriptions        a browser PushSubscription (toJSON()) -> 201 {"id"}
  *   DELETE /v1/push/subscriptions/{id}   204, or 404 unless it is the caller's */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include "chatd/config.h"
 #include "chatd/util.h"
 #include "notification_internal.h"
 
@@ -31,27 +33,40 @@ static long decode_key(const char *s, uint8_t *out, size_t cap)
     return base64url_decode(buf, n, out, cap);
 }
 
-/* An https URL with a host; no spaces, control characters or user info. */
-static const char *check_endpoint(const char *ep)
+/* An https URL with a host and a numeric port; no spaces, control characters or
+ * user info; and unless the operator allows private push services, a host on the
+ * public Internet (netcheck.c; the address is judged again when connecting).
+ * 0, or the length of the reason written to why. */
+static int check_endpoint(const struct notif *n, const char *ep, char *why, size_t whylen)
 {
     char origin[NOTIF_ENDPOINT_MAX + 1];
+    struct outbound_target t;
+    const char *refusal;
     size_t len = strlen(ep);
     if (len == 0 || len > NOTIF_ENDPOINT_MAX)
-        return "endpoint must be 1 to 2048 characters";
+        return snprintf(why, whylen, "endpoint must be 1 to 2048 characters");
     if (strncmp(ep, "https://", 8) != 0)
-        return "endpoint must be an https URL";
+        return snprintf(why, whylen, "endpoint must be an https URL");
     for (const unsigned char *p = (const unsigned char *)ep; *p; p++)
         if (*p <= 0x20 || *p >= 0x7f)
-            return "endpoint must be a URL without spaces or control characters";
-    if (vapid_origin(ep, origin, sizeof(origin)) < 0)
-        return "endpoint must be an https URL with a host";
-    return NULL;
+            return snprintf(why, whylen, "endpoint must be a URL without spaces or "
+                                         "control characters");
+    if (vapid_origin(ep, origin, sizeof(origin)) < 0 || outbound_parse_url(&t, ep) < 0)
+        return snprintf(why, whylen, "endpoint must be an https URL with a host and "
+                                     "a port from 1 to 65535");
+    if (!n->app->cfg->notification.allow_private_endpoints &&
+        (refusal = net_host_refusal(t.host)))
+        return snprintf(why, whylen, "endpoint host %s %s%s: push services are on the "
+                        "public Internet", t.host, strncmp(refusal, "a ", 2) == 0 ||
+                        strncmp(refusal, "an ", 3) == 0 ? "is " : "", refusal);
+    return 0;
 }
 
 static void post_subscription(struct http_req *req, void *ctx)
 {
     struct notif *n = ctx;
-    const char *endpoint, *p256dh, *auth, *why;
+    const char *endpoint, *p256dh, *auth;
+    char why[NOTIF_ENDPOINT_MAX + 160];
     uint8_t key[ECE_KEY_LEN + 1], secret[ECE_AUTH_LEN + 1];
     cJSON *body = http_json_body(req);
     if (!body)
@@ -62,7 +77,7 @@ static void post_subscription(struct http_req *req, void *ctx)
         http_respond_error(req, 400, "expected {\"endpoint\",\"keys\":{\"p256dh\",\"auth\"}}");
         goto done;
     }
-    if ((why = check_endpoint(endpoint))) {
+    if (check_endpoint(n, endpoint, why, sizeof(why)) > 0) {
         http_respond_error(req, 400, "%s", why);
         goto done;
     }
@@ -78,6 +93,11 @@ static void post_subscription(struct http_req *req, void *ctx)
     subs_add(n, req, endpoint, key, secret);
 done:
     cJSON_Delete(body);
+}
+
+static void list_subscriptions(struct http_req *req, void *ctx)
+{
+    subs_list(ctx, req);
 }
 
 static void delete_subscription(struct http_req *req, void *ctx)
@@ -96,6 +116,8 @@ int notif_routes_add(struct notif *n)
     struct http_server *s = n->app->http;
     int rc;
     if ((rc = http_route(s, HTTP_VERB_GET, "/v1/push/vapid-public-key", 0, get_vapid_key, n)) < 0 ||
+        (rc = http_route(s, HTTP_VERB_GET, "/v1/push/subscriptions", HTTP_ROUTE_AUTH,
+                         list_subscriptions, n)) < 0 ||
         (rc = http_route(s, HTTP_VERB_POST, "/v1/push/subscriptions", HTTP_ROUTE_AUTH,
                          post_subscription, n)) < 0 ||
         (rc = http_route(s, HTTP_VERB_DELETE, "/v1/push/subscriptions/{id}", HTTP_ROUTE_AUTH,

@@ -6,7 +6,8 @@
  * updates its keys and moves it to the caller (the browser's previous user logged out
  * and someone else logged in), keeping its id. A user keeps at most
  * NOTIF_SUBS_PER_USER subscriptions; a new one beyond that drops the oldest, since
- * browsers replace endpoints without telling us. */
+ * browsers replace endpoints without telling us. Subscribing again also clears the
+ * failure state (sub_health.c): the browser handed us a fresh subscription. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,14 @@ static const struct db_migration migrations[] = {
       "  auth BLOB NOT NULL,"
       "  created_at INTEGER NOT NULL);"
       "CREATE INDEX push_subscriptions_user ON push_subscriptions(user_id, created_at);" },
+    /* Delivery health (sub_health.c): failed attempts in a row, since when the
+     * subscription counts as failing, and the last error, shown to its owner. */
+    { 2,
+      "ALTER TABLE push_subscriptions ADD COLUMN failures INTEGER NOT NULL DEFAULT 0;"
+      "ALTER TABLE push_subscriptions ADD COLUMN failing_since INTEGER;"
+      "ALTER TABLE push_subscriptions ADD COLUMN last_error TEXT;"
+      "CREATE INDEX push_subscriptions_failing ON push_subscriptions(failing_since)"
+      " WHERE failing_since IS NOT NULL;" },
 };
 
 int subs_migrate(struct notif *n)
@@ -85,7 +94,8 @@ static int add_apply(sqlite3 *conn, struct db_job *job)
         "INSERT INTO push_subscriptions(user_id, endpoint, p256dh, auth, created_at) "
         "VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(endpoint) DO UPDATE SET "
         "user_id = excluded.user_id, p256dh = excluded.p256dh, auth = excluded.auth, "
-        "created_at = excluded.created_at RETURNING id", -1, &st, NULL);
+        "created_at = excluded.created_at, failures = 0, failing_since = NULL, "
+        "last_error = NULL RETURNING id", -1, &st, NULL);
     if (rc != SQLITE_OK)
         return db_errno(rc);
     sqlite3_bind_int64(st, 1, j->user_id);
@@ -119,6 +129,8 @@ static void add_finish(struct subs_job *j)
         http_respond_error(j->req, 500, "cannot store the subscription");
         return;
     }
+    /* A fresh subscription (or a reused id) starts healthy. */
+    idset_del(&j->n->failures, j->id);
     /* From now on the fan-out looks this user up. */
     if (idset_put(&j->n->subscribers, j->user_id, ++j->n->gen) < 0)
         j->n->subscribers_overflow = 1;
@@ -260,7 +272,8 @@ int subs_get(sqlite3 *conn, int64_t id, struct subs_target *t)
 {
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(conn,
-        "SELECT user_id, endpoint, p256dh, auth FROM push_subscriptions WHERE id = ?1",
+        "SELECT user_id, endpoint, p256dh, auth, failures, failing_since"
+        " FROM push_subscriptions WHERE id = ?1",
         -1, &st, NULL);
     if (rc != SQLITE_OK)
         return db_errno(rc);
@@ -282,6 +295,8 @@ int subs_get(sqlite3 *conn, int64_t id, struct subs_target *t)
     t->endpoint[eplen] = 0;
     memcpy(t->p256dh, sqlite3_column_blob(st, 2), ECE_KEY_LEN);
     memcpy(t->auth, sqlite3_column_blob(st, 3), ECE_AUTH_LEN);
+    t->failures = sqlite3_column_int(st, 4);
+    t->failing_since = sqlite3_column_int64(st, 5);       /* NULL reads as 0 */
     sqlite3_finalize(st);
     return 0;
 }

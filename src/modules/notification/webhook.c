@@ -111,7 +111,7 @@ int webhook_on_request(struct bus_delivery *d, struct bus_event *ev, void *ctx)
     snprintf(headers, sizeof(headers), "Content-Type: application/json\r\n"
              "X-Chatd-Event-Id: %s\r\nX-Chatd-Signature: %s\r\n", j->event_id, sig);
     int rc = outbound_send(n->out, "POST", cfg->notification.webhook_url, headers, body,
-                           strlen(body), on_sent, j);
+                           strlen(body), 0, on_sent, j);   /* the operator's own URL */
     free(body);
     if (rc < 0) {
         free(j);
