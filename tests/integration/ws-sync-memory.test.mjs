@@ -2,11 +2,12 @@
 // by page as the client drains it. Connections that sync and never read hold no more
 // than their send queue each (docs/protocol.md, "sync"), and a replay that makes no
 // progress for [websocket] sync_stall_ms is closed with 1013; a client that pauses
-// for less than that and reads again gets the whole sync, in order.
+// for less than that and reads again gets the whole sync, in order. The live messages
+// a sync holds back count against the same send queue.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { startServer, api, registerUsers, uniqueName, wsConnect, waitFor } from './lib/harness.mjs';
+import { DEFAULT_CONFIG, startServer, api, registerUsers, uniqueName, wsConnect, waitFor } from './lib/harness.mjs';
 
 const WRAPPED = Boolean((process.env.CHATD_WRAPPER ?? '').trim());
 // AddressSanitizer keeps freed memory in quarantine and valgrind has its own heap:
@@ -22,11 +23,11 @@ const SLACK_KIB = 32 * 1024;          // thread-pool arenas, SQLite page caches,
 
 let server, http, alice, bob, rooms;
 
+const config = (stallMs) => `[websocket]\nsend_queue_bytes = ${QUEUE}\nheartbeat_ms = 600000\n` +
+    `sync_stall_ms = ${stallMs}\n`;
+
 before(async () => {
-    server = await startServer({
-        config: `[websocket]\nsend_queue_bytes = ${QUEUE}\nheartbeat_ms = 600000\n` +
-            `sync_stall_ms = ${STALL_MS}\n`,
-    });
+    server = await startServer({ config: config(STALL_MS) });
     http = api(server);
     [alice, bob] = await registerUsers(server, ['alice', 'bob']);
     rooms = [];
@@ -38,19 +39,22 @@ before(async () => {
     }
     const a = await wsConnect(server, alice.access_token);
     await a.next('hello');
-    // In rounds of 100: their acks (420 KB) fit the sender's own send queue even when
-    // a busy machine lets it read nothing meanwhile.
-    let sent = 0, acked = 0;
-    a.ws.on('message', () => { acked++; });
-    for (const room of rooms) {
-        for (let i = 0; i < PER_ROOM; i++) {
-            a.send({ type: 'send', room_id: room, body: BODY, client_msg_id: `fill-${sent++}` });
-            if (sent % 100 === 0)
-                await waitFor(() => acked >= sent, { timeout: 60000, message: `acks for ${sent} sends` });
-        }
-    }
+    for (const room of rooms)
+        await sendMany(a, room, PER_ROOM, 'fill');
     await a.close();
 });
+
+/* n messages of BODY from conn c, in rounds of 100: their acks (420 KB) fit the
+ * sender's own send queue even when a busy machine lets it read nothing meanwhile. */
+async function sendMany(c, room, n, tag) {
+    const acks = () => c.frames.filter((f) => f.type === 'ack').length;
+    const base = acks();
+    for (let i = 0; i < n; i++) {
+        c.send({ type: 'send', room_id: room, body: BODY, client_msg_id: `${tag}-${room}-${i}` });
+        if ((i + 1) % 100 === 0 || i + 1 === n)
+            await waitFor(() => acks() - base >= i + 1, { timeout: 60000, message: `acks for ${i + 1} sends` });
+    }
+}
 
 after(async () => {
     if (server && server.exitStatus === null)
@@ -138,4 +142,31 @@ test('non-reading connections in a big sync hold at most their send queue each; 
         assert.ok(!c.frames.some((f) => f.type === 'synced'));
     }
     assert.equal(await metric('chatd_ws_queue_bytes'), 0);
+});
+
+test('live messages held back during a sync count against the send queue: past it, 1013', async () => {
+    // A server whose stall bound is far away: the close below is the queue's.
+    writeFileSync(server.configPath, `${DEFAULT_CONFIG}\n${config(600000)}`);
+    await server.restart();
+    const closes0 = await metric('chatd_ws_closes_total{code="1013"}');
+    const delivered0 = await metric('chatd_ws_deliveries_total');
+    const c = await pausedSync();
+    // The replay has begun (sync deliveries are counted): what follows is held back.
+    await waitFor(async () => (await metric('chatd_ws_deliveries_total')) > delivered0,
+        { timeout: 30000, message: 'the replay began' });
+    // 220 frames of about 4.2 KB: 924 KB, under the queue's 1 MiB alone, past it with
+    // the replay's part queued (at least a quarter of it while the client reads nothing).
+    const a = await wsConnect(server, alice.access_token);
+    await a.next('hello');
+    await sendMany(a, rooms[0], 220, 'live');
+    await waitFor(async () => (await metric('chatd_ws_closes_total{code="1013"}')) > closes0,
+        { timeout: 30000, message: 'the syncing connection closed with 1013' });
+    c.ws.resume();
+    const { code } = await c.closed;
+    assert.ok(code === 1013 || code === 1006, String(code));
+    assert.ok(!c.frames.some((f) => f.type === 'synced'));
+    // The sender is fine.
+    a.send({ type: 'ping' });
+    await a.next('pong');
+    await a.close();
 });
