@@ -60,7 +60,7 @@ static int page_full(const struct sync_page *pg)
     return pg->left == 0 || pg->bytes >= pg->max_bytes;
 }
 
-/* Appends the room's next messages to arr: -1 when a row beyond them exists, 0 when
+/* Appends the room's next messages to arr: 1 when a row beyond them exists, 0 when
  * the room has no more, negative errno on failure. *last is the last seq taken. */
 static int read_room(sqlite3 *conn, struct sync_page *pg, const struct sync_ask *a,
                      int want, cJSON *arr, int64_t *last)
@@ -96,7 +96,7 @@ static int read_room(sqlite3 *conn, struct sync_page *pg, const struct sync_ask 
     sqlite3_finalize(s);
     if (!beyond && rc != SQLITE_DONE)
         return db_errno(rc);
-    return beyond ? -1 : 0;
+    return beyond;
 }
 
 /* One room's entry; 1 when the page ended inside the room, 0, or negative. A room the
@@ -121,7 +121,7 @@ static int page_room(sqlite3 *conn, struct sync_page *pg, const struct sync_ask 
     cJSON_AddNumberToObject(o, "room_id", (double)a->room_id);
     if (rc == 0) {
         beyond = read_room(conn, pg, a, want, arr, &last);
-        if (beyond < -1)
+        if (beyond < 0)
             return beyond;
     }
     int taken = cJSON_GetArraySize(arr);
