@@ -17,7 +17,7 @@ const ROOMS = 10;
 const PER_ROOM = 500;                 // the most one sync replays of a room
 const BODY = 'm'.repeat(4000);        // 5,000 messages of 4 KB: about 21 MB in one sync
 const QUEUE = 1048576;                // [websocket] send_queue_bytes
-const STALL_MS = 3000;                // [websocket] sync_stall_ms
+const STALL_MS = 5000;                // [websocket] sync_stall_ms
 const CONNS = WRAPPED ? 2 : 16;
 const SLACK_KIB = 32 * 1024;          // thread-pool arenas, SQLite page caches, pages in flight
 
