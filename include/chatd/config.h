@@ -45,6 +45,7 @@ struct chatd_config {
         int max_message_bytes;      /* default 65536 */
         int heartbeat_ms;           /* default 30000 */
         int send_queue_bytes;       /* default 1048576 */
+        int sync_stall_ms;          /* default 30000 */
     } websocket;
     struct {
         int max_body_bytes;         /* default 4096 */

@@ -30,9 +30,14 @@
 #define TOPIC_ROOM_CHANGED        "room.changed"
 
 /* Requests (bus_request), answered with bus_reply. */
-/* websocket -> message: {"user_id","rooms":{"<room_id>":<seq>,...},"limit":500}
- * reply {"rooms":[{"room_id","messages":[MSG...],"truncated","next_seq"}]} only for
- * rooms the user is a member of; other ids are left out */
+/* websocket -> message: one page of a sync.
+ * {"user_id","rooms":[{"room_id","after","limit"}...],"max_messages","max_bytes"}
+ * reply {"rooms":[{"room_id","messages":[MSG...],"truncated","more","next_seq"}...]}:
+ * the rooms asked for, in order, until the page is full (max_messages, or the message
+ * that reaches max_bytes); per room the messages after `after` in seq order, at most
+ * `limit` (1 to 500). truncated: the room has more than `limit`; more: the page ended
+ * inside the room (the last entry), ask again from next_seq - 1. A room the user is not
+ * a member of answers no messages. */
 #define TOPIC_MESSAGE_SYNC        "message.sync"
 /* presence/notification -> message: {"user_id"} -> {"user_ids":[...]} the users who
  * share at least one room with user_id (user_id itself excluded) */

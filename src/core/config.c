@@ -51,6 +51,7 @@ static const struct cfg_key cfg_keys[] = {
     I("websocket", "max_message_bytes", 64, 16 << 20, websocket.max_message_bytes),
     I("websocket", "heartbeat_ms", 10, 3600000, websocket.heartbeat_ms),
     I("websocket", "send_queue_bytes", 1024, 1 << 30, websocket.send_queue_bytes),
+    I("websocket", "sync_stall_ms", 100, 3600000, websocket.sync_stall_ms),
     I("message", "max_body_bytes", 1, 1 << 20, message.max_body_bytes),
     S("notification", "vapid_subject", notification.vapid_subject),
     E("notification", "webhook_url", CFG_URL, notification.webhook_url),
@@ -102,6 +103,7 @@ void config_defaults(struct chatd_config *cfg)
     cfg->websocket.max_message_bytes = 65536;
     cfg->websocket.heartbeat_ms = 30000;
     cfg->websocket.send_queue_bytes = 1048576;
+    cfg->websocket.sync_stall_ms = 30000;
     cfg->message.max_body_bytes = 4096;
     strcpy(cfg->notification.vapid_subject, "mailto:admin@localhost");
     cfg->notification.max_attempts = 5;

@@ -43,6 +43,7 @@ TEST(config_defaults)
     ASSERT_EQ(c.websocket.max_message_bytes, 65536);
     ASSERT_EQ(c.websocket.heartbeat_ms, 30000);
     ASSERT_EQ(c.websocket.send_queue_bytes, 1048576);
+    ASSERT_EQ(c.websocket.sync_stall_ms, 30000);
     ASSERT_EQ(c.message.max_body_bytes, 4096);
     ASSERT_STR_EQ(c.notification.vapid_subject, "mailto:admin@localhost");
     ASSERT_STR_EQ(c.notification.webhook_url, "");

@@ -174,9 +174,45 @@ TEST(message_bus_stored_and_rejected_carry_origin_and_members)
     bt_stop(&t);
 }
 
-TEST(message_bus_sync_answers_member_rooms_only)
+/* One message.sync page for user 2 (bob); the reply payload (to free), NULL on error. */
+static cJSON *sync_page(struct bt *t, const char *rooms_and_budget, int *status)
+{
+    char json[512];
+    struct reply r = {0};
+    snprintf(json, sizeof(json), "{\"user_id\":2,%s}", rooms_and_budget);
+    if (bus_request(t->f.app.bus, TOPIC_MESSAGE_SYNC, cJSON_Parse(json), 5000, on_reply,
+                    &r) <= 0 || !FX_RUN_UNTIL(&t->f, r.done, 5000))
+        return NULL;
+    *status = r.status;
+    return r.payload;
+}
+
+static const cJSON *entry(const cJSON *page, int i)
+{
+    return cJSON_GetArrayItem(cJSON_GetObjectItem(page, "rooms"), i);
+}
+
+static int entry_int(const cJSON *page, int i, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItem(entry(page, i), key);
+    return cJSON_IsBool(v) ? cJSON_IsTrue(v) : v ? v->valueint : -1;
+}
+
+static int entry_seq(const cJSON *page, int i, int k)
+{
+    const cJSON *m = cJSON_GetArrayItem(cJSON_GetObjectItem(entry(page, i), "messages"), k);
+    return m ? cJSON_GetObjectItem(m, "seq")->valueint : -1;
+}
+
+static int entry_count(const cJSON *page, int i)
+{
+    return cJSON_GetArraySize(cJSON_GetObjectItem(entry(page, i), "messages"));
+}
+
+TEST(message_bus_sync_page_member_rooms_only)
 {
     struct bt t;
+    int status = -1;
     ASSERT_EQ(bt_start(&t), 0);
     for (int i = 0; i < 7; i++)
         submit(&t, 1, 1, "r1");
@@ -184,30 +220,84 @@ TEST(message_bus_sync_answers_member_rooms_only)
     submit(&t, 3, 5, "r3");
     ASSERT(FX_RUN_UNTIL(&t.f, t.stored.n == 9, 5000));
 
-    struct reply r = {0};
-    cJSON *q = cJSON_Parse("{\"user_id\":2,\"rooms\":{\"1\":2,\"2\":0,\"3\":0,\"999\":0},"
-                           "\"limit\":3}");
-    ASSERT(bus_request(t.f.app.bus, TOPIC_MESSAGE_SYNC, q, 5000, on_reply, &r) > 0);
-    ASSERT(FX_RUN_UNTIL(&t.f, r.done, 5000));
-    ASSERT_EQ(r.status, 0);
-    const cJSON *rooms = cJSON_GetObjectItem(r.payload, "rooms");
-    ASSERT_EQ(cJSON_GetArraySize(rooms), 2);      /* room 3 and 999 are not bob's */
-    for (const cJSON *room = rooms->child; room; room = room->next) {
-        int id = cJSON_GetObjectItem(room, "room_id")->valueint;
-        const cJSON *msgs = cJSON_GetObjectItem(room, "messages");
-        if (id == 1) {
-            ASSERT_EQ(cJSON_GetArraySize(msgs), 3);                 /* seq 3, 4, 5 */
-            ASSERT_EQ(cJSON_GetObjectItem(msgs->child, "seq")->valueint, 3);
-            ASSERT(cJSON_IsTrue(cJSON_GetObjectItem(room, "truncated")));
-            ASSERT_EQ(cJSON_GetObjectItem(room, "next_seq")->valueint, 6);
-        } else {
-            ASSERT_EQ(id, 2);
-            ASSERT_EQ(cJSON_GetArraySize(msgs), 1);
-            ASSERT(cJSON_IsFalse(cJSON_GetObjectItem(room, "truncated")));
-            ASSERT_EQ(cJSON_GetObjectItem(room, "next_seq")->valueint, 2);
-        }
+    cJSON *p = sync_page(&t, "\"rooms\":[{\"room_id\":1,\"after\":2,\"limit\":3},"
+                         "{\"room_id\":2,\"after\":0},{\"room_id\":3,\"after\":0},"
+                         "{\"room_id\":999,\"after\":0}]", &status);
+    ASSERT(p != NULL);
+    ASSERT_EQ(status, 0);
+    ASSERT_EQ(cJSON_GetArraySize(cJSON_GetObjectItem(p, "rooms")), 4);
+    /* Room 1: seq 3, 4, 5 of 7, cut at the limit. */
+    ASSERT_EQ(entry_int(p, 0, "room_id"), 1);
+    ASSERT_EQ(entry_count(p, 0), 3);
+    ASSERT_EQ(entry_seq(p, 0, 0), 3);
+    ASSERT_EQ(entry_seq(p, 0, 2), 5);
+    ASSERT_EQ(entry_int(p, 0, "truncated"), 1);
+    ASSERT_EQ(entry_int(p, 0, "more"), 0);
+    ASSERT_EQ(entry_int(p, 0, "next_seq"), 6);
+    ASSERT_EQ(entry_int(p, 1, "room_id"), 2);
+    ASSERT_EQ(entry_count(p, 1), 1);
+    ASSERT_EQ(entry_int(p, 1, "truncated"), 0);
+    ASSERT_EQ(entry_int(p, 1, "more"), 0);
+    /* Room 3 is not bob's and 999 does not exist: nothing, and the cursor moves on. */
+    for (int i = 2; i < 4; i++) {
+        ASSERT_EQ(entry_count(p, i), 0);
+        ASSERT_EQ(entry_int(p, i, "truncated"), 0);
+        ASSERT_EQ(entry_int(p, i, "more"), 0);
     }
-    cJSON_Delete(r.payload);
+    cJSON_Delete(p);
+    bt_stop(&t);
+}
+
+TEST(message_bus_sync_page_ends_at_its_budget)
+{
+    struct bt t;
+    int status = -1;
+    ASSERT_EQ(bt_start(&t), 0);
+    for (int i = 0; i < 7; i++)
+        submit(&t, 1, 1, "r1");
+    submit(&t, 2, 2, "r2");
+    ASSERT(FX_RUN_UNTIL(&t.f, t.stored.n == 8, 5000));
+
+    /* Five messages a page: room 1 is cut by the page, room 2 waits for the next. */
+    const char *rooms = "\"rooms\":[{\"room_id\":1,\"after\":0,\"limit\":500},"
+                        "{\"room_id\":2,\"after\":0,\"limit\":500}]";
+    char ask[256];
+    snprintf(ask, sizeof(ask), "%s,\"max_messages\":5", rooms);
+    cJSON *p = sync_page(&t, ask, &status);
+    ASSERT(p != NULL);
+    ASSERT_EQ(status, 0);
+    ASSERT_EQ(cJSON_GetArraySize(cJSON_GetObjectItem(p, "rooms")), 1);
+    ASSERT_EQ(entry_count(p, 0), 5);
+    ASSERT_EQ(entry_int(p, 0, "more"), 1);
+    ASSERT_EQ(entry_int(p, 0, "truncated"), 0);
+    ASSERT_EQ(entry_int(p, 0, "next_seq"), 6);
+    cJSON_Delete(p);
+
+    /* One byte a page: one message a page, never none. */
+    snprintf(ask, sizeof(ask), "%s,\"max_bytes\":1", rooms);
+    p = sync_page(&t, ask, &status);
+    ASSERT(p != NULL);
+    ASSERT_EQ(cJSON_GetArraySize(cJSON_GetObjectItem(p, "rooms")), 1);
+    ASSERT_EQ(entry_count(p, 0), 1);
+    ASSERT_EQ(entry_int(p, 0, "more"), 1);
+    cJSON_Delete(p);
+
+    /* The rest of room 1 ends it (no more, not truncated); room 2 follows. */
+    p = sync_page(&t, "\"rooms\":[{\"room_id\":1,\"after\":5,\"limit\":495},"
+                  "{\"room_id\":2,\"after\":0,\"limit\":500}]", &status);
+    ASSERT(p != NULL);
+    ASSERT_EQ(entry_count(p, 0), 2);
+    ASSERT_EQ(entry_seq(p, 0, 0), 6);
+    ASSERT_EQ(entry_int(p, 0, "more"), 0);
+    ASSERT_EQ(entry_int(p, 0, "truncated"), 0);
+    ASSERT_EQ(entry_count(p, 1), 1);
+    cJSON_Delete(p);
+
+    /* A limit out of 1..500 is refused. */
+    p = sync_page(&t, "\"rooms\":[{\"room_id\":1,\"after\":0,\"limit\":0}]", &status);
+    ASSERT_EQ(status, -EINVAL);
+    ASSERT_STR_EQ(cJSON_GetObjectItem(p, "code")->valuestring, "invalid_argument");
+    cJSON_Delete(p);
     bt_stop(&t);
 }
 

@@ -1,12 +1,10 @@
-/* history.c: reading messages back. GET /v1/rooms/{id}/messages pages through a
- * room, and the websocket module's sync request asks for what a connection missed.
- * Both run on the thread pool with a read-only connection (db_read); the loop only
- * parses the query and answers. */
+/* history.c: reading messages back: GET /v1/rooms/{id}/messages pages through a
+ * room (the websocket module's sync is sync_pages.c). The query runs on the thread
+ * pool with a read-only connection (db_read); the loop only parses it and answers. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "chatd/bus.h"
 #include "chatd/util.h"
 #include "message_internal.h"
 
@@ -56,7 +54,7 @@ int msg_page_keep(const struct msg_page *p, int fetched, int *has_more)
 /* Up to `want` rows of the room in (lo, hi), in the page's order, appended to arr in
  * ascending seq. Returns the number fetched (may be want) or negative. */
 static int fetch_rows(sqlite3 *conn, int64_t room_id, int64_t lo, int64_t hi, int desc,
-                      int want, int keep, cJSON *arr, int64_t *last_seq)
+                      int want, int keep, cJSON *arr)
 {
     const char *sql = desc
         ? "SELECT " MSG_COLUMNS " FROM messages WHERE room_id = ?1 AND seq > ?2"
@@ -81,8 +79,6 @@ static int fetch_rows(sqlite3 *conn, int64_t room_id, int64_t lo, int64_t hi, in
             struct msg_row m;
             msg_row_from_stmt(s, 0, &m);
             rows[n] = msg_row_json(&m);
-            if (last_seq && !desc)
-                *last_seq = m.seq;
         }
         n++;
     }
@@ -127,7 +123,7 @@ static int history_fn(sqlite3 *conn, void *arg)
     }
     cJSON_AddItemToObject(h->answer, "messages", arr);
     rc = fetch_rows(conn, h->room_id, h->page.lo, h->page.hi, h->page.desc,
-                    h->page.limit + 1, h->page.limit, arr, NULL);
+                    h->page.limit + 1, h->page.limit, arr);
     if (rc < 0)
         return rc;
     int has_more;
@@ -203,110 +199,4 @@ void history_get(struct msg_state *st, struct http_req *req)
         return;
     }
     st->inflight++;
-}
-
-/* ---------- message.sync: what a connection missed ---------- */
-struct sync_ctx {
-    struct msg_state *st;
-    struct bus_event *ev;            /* a reference, dropped after the reply */
-    int64_t user_id;
-    int limit;
-    cJSON *rooms_in;                 /* borrowed from ev's payload */
-    cJSON *answer;                   /* owned */
-};
-
-static int sync_room(sqlite3 *conn, struct sync_ctx *c, int64_t room_id, int64_t since,
-                     cJSON *out)
-{
-    struct room_row room;
-    int64_t read_seq;
-    int rc = room_access(conn, room_id, c->user_id, &room, &read_seq);
-    if (rc == -ENOENT || rc == -EPERM)
-        return 0;                    /* not the user's room: left out */
-    if (rc < 0)
-        return rc;
-    cJSON *o = cJSON_CreateObject();
-    cJSON *arr = cJSON_AddArrayToObject(o, "messages");
-    cJSON_AddNumberToObject(o, "room_id", (double)room_id);
-    int64_t last = since;
-    rc = fetch_rows(conn, room_id, since, INT64_MAX, 0, c->limit + 1, c->limit, arr, &last);
-    if (rc < 0) {
-        cJSON_Delete(o);
-        return rc;
-    }
-    cJSON_AddBoolToObject(o, "truncated", rc > c->limit);
-    cJSON_AddNumberToObject(o, "next_seq", (double)(last + 1));
-    cJSON_AddItemToArray(out, o);
-    return 0;
-}
-
-static int sync_fn(sqlite3 *conn, void *arg)
-{
-    struct sync_ctx *c = arg;
-    c->answer = cJSON_CreateObject();
-    cJSON *out = cJSON_AddArrayToObject(c->answer, "rooms");
-    if (!out)
-        return -ENOMEM;
-    int n = 0;
-    for (cJSON *it = c->rooms_in ? c->rooms_in->child : NULL; it; it = it->next) {
-        int64_t room_id;
-        if (msg_parse_u64(it->string, &room_id) < 0 || room_id <= 0 ||
-            !cJSON_IsNumber(it) || it->valuedouble < 0)
-            continue;
-        if (++n > MSG_SYNC_ROOMS_MAX)
-            break;
-        int rc = sync_room(conn, c, room_id, (int64_t)it->valuedouble, out);
-        if (rc < 0)
-            return rc;
-    }
-    return 0;
-}
-
-static void sync_after(void *arg, int status)
-{
-    struct sync_ctx *c = arg;
-    struct bus *bus = c->st->app->bus;
-    if (status < 0) {
-        msg_reply_error(bus, c->ev, status, "internal", "could not read the messages");
-    } else {
-        bus_reply(bus, c->ev, 0, c->answer);
-        c->answer = NULL;
-    }
-    cJSON_Delete(c->answer);
-    bus_event_unref(c->ev);
-    msg_inflight_done(c->st);
-    free(c);
-}
-
-int history_sync_request(struct msg_state *st, const struct bus_event *ev)
-{
-    int64_t user_id = 0, limit = MSG_SYNC_LIMIT;
-    cJSON *rooms = cJSON_GetObjectItemCaseSensitive(ev->payload, "rooms");
-    if (json_get_i64(ev->payload, "user_id", &user_id) < 0 || user_id <= 0 ||
-        !cJSON_IsObject(rooms)) {
-        return msg_reply_error(st->app->bus, ev, -EINVAL,
-                               "invalid_argument", "sync needs user_id and rooms");
-    }
-    json_get_i64(ev->payload, "limit", &limit);
-    if (limit < 1 || limit > MSG_SYNC_LIMIT)
-        limit = MSG_SYNC_LIMIT;
-    struct sync_ctx *c = st->draining ? NULL : calloc(1, sizeof(*c));
-    if (!c) {
-        return msg_reply_error(st->app->bus, ev, -ECANCELED,
-                               "unavailable", "the server is shutting down");
-    }
-    c->st = st;
-    c->ev = (struct bus_event *)ev;
-    c->user_id = user_id;
-    c->limit = (int)limit;
-    c->rooms_in = rooms;
-    bus_event_ref(c->ev);
-    if (db_read(st->app->db, sync_fn, sync_after, c) < 0) {
-        bus_event_unref(c->ev);
-        free(c);
-        return msg_reply_error(st->app->bus, ev, -EAGAIN,
-                               "unavailable", "the database is not available");
-    }
-    st->inflight++;
-    return 0;
 }

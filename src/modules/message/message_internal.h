@@ -24,8 +24,11 @@ struct bus_event;
 #define MSG_CLIENT_ID_MAX     128    /* bytes of client_msg_id */
 #define MSG_HISTORY_DEFAULT   50
 #define MSG_HISTORY_MAX       200
-#define MSG_SYNC_LIMIT        500    /* messages per room in one sync answer */
-#define MSG_SYNC_ROOMS_MAX    1000   /* rooms in one sync request */
+#define MSG_SYNC_LIMIT        500    /* messages per room in one sync */
+#define MSG_SYNC_ROOMS_MAX    1000   /* rooms in one sync page request */
+#define MSG_SYNC_PAGE_DEFAULT 64     /* messages in one sync page, unless asked */
+#define MSG_SYNC_BYTES_DEFAULT (256 * 1024)   /* about this much of them, unless asked */
+#define MSG_SYNC_BYTES_MAX    (16 << 20)
 #define MSG_LOOKUP_TIMEOUT_MS 5000
 #define MSG_LIMIT_USERS       65536  /* senders remembered by the send rate limit (LRU) */
 #define MSG_BATCH_MAX         1024   /* messages in one writer job */
@@ -286,12 +289,12 @@ void reads_submit(struct msg_state *st, struct http_req *req, int64_t room_id,
 /* ---------- routes (routes_rooms.c, routes_messages.c) ---------- */
 int  routes_rooms_add(struct msg_state *st);
 int  routes_messages_add(struct msg_state *st);
-/* Bus handlers (messages.c, history.c, members.c, typing.c) */
+/* Bus handlers (messages.c, sync_pages.c, members.c, typing.c) */
 void msg_answer_http(struct msg_state *st, const cJSON *payload, int stored);
 /* Answers a bus request with status and {"code","message"}. Returns bus_reply's result. */
 int  msg_reply_error(struct bus *bus, const struct bus_event *request, int status,
                      const char *code, const char *message);
-int  history_sync_request(struct msg_state *st, const struct bus_event *ev);
+int  sync_page_request(struct msg_state *st, const struct bus_event *ev);
 int  rooms_peers_request(struct msg_state *st, const struct bus_event *ev);
 void typing_submit(struct msg_state *st, const cJSON *payload);   /* typing.c */
 /* Read helpers for routes: room + caller membership on a read connection.

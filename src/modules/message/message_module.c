@@ -163,7 +163,7 @@ static int on_read(struct bus_delivery *d, struct bus_event *ev, void *ctx)
 
 static int on_sync(struct bus_delivery *d, struct bus_event *ev, void *ctx)
 {
-    history_sync_request(ctx, ev);
+    sync_page_request(ctx, ev);
     return 0;
 }
 

@@ -271,7 +271,7 @@ static void feed(struct ws_conn *c, const uint8_t *data, size_t len)
     /* Pongs bypass the queue bound (wslay must be able to answer), so a peer that
      * pings without ever reading would grow them without end: past the bound it is a
      * slow consumer like any other. */
-    if (c->state == WS_OPEN && ws_conn_unsent(c) > m->send_queue_bytes)
+    if (c->state == WS_OPEN && ws_conn_backlog(c) > m->send_queue_bytes)
         ws_conn_close(c, 1013, "slow consumer");
     if (c->state == WS_SHUT && wslay_event_get_close_received(c->wslay))
         ws_conn_destroy(c);

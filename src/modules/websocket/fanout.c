@@ -151,6 +151,13 @@ size_t ws_conn_unsent(const struct ws_conn *c)
     return waiting;
 }
 
+/* Held-back messages are counted whole, though other recipients may share them: the
+ * bound holds whatever the others do. */
+size_t ws_conn_backlog(const struct ws_conn *c)
+{
+    return ws_conn_unsent(c) + (c->sync ? c->sync->held_bytes : 0);
+}
+
 int ws_conn_queue(struct ws_conn *c, struct ws_buf *b, int prio)
 {
     struct ws_module *m = c->m;
@@ -160,10 +167,10 @@ int ws_conn_queue(struct ws_conn *c, struct ws_buf *b, int prio)
     if (prio != WS_PRIO_CONTROL) {
         if (c->state != WS_OPEN)
             return -EPIPE;
-        size_t unsent = ws_conn_unsent(c);
-        if (prio == WS_PRIO_TYPING && unsent > m->send_queue_bytes / 2)
+        size_t backlog = ws_conn_backlog(c);
+        if (prio == WS_PRIO_TYPING && backlog > m->send_queue_bytes / 2)
             return -EAGAIN;
-        if (unsent + b->len > m->send_queue_bytes) {
+        if (backlog + b->len > m->send_queue_bytes) {
             ws_conn_close(c, 1013, "slow consumer");
             return -ENOBUFS;
         }
@@ -258,7 +265,7 @@ static void write_done(struct ws_conn *c, int status)
         return;
     }
     if (c->sync)
-        ws_sync_pump(c);
+        ws_sync_drained(c);
     if (c->q_len)
         ws_mark_dirty(c);
     else
@@ -351,7 +358,13 @@ static void flush_one(struct ws_conn *c)
     if (rc < 0) {
         free(w);
         write_done(c, rc);
+        return;
     }
+    /* The socket took part of it: a sync replay may fill the queue up again behind the
+     * rest, rather than wait for the whole write, which a slow reader may take long to
+     * finish. */
+    if (wr > 0 && c->sync)
+        ws_sync_drained(c);
 }
 
 void ws_flush_all(struct ws_module *m)

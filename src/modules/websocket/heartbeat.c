@@ -5,6 +5,8 @@
  *   - closes a connection silent for two periods (no byte, pong included) with 4000,
  *   - closes a connection whose token expired more than WS_AUTH_GRACE_MS ago without
  *     an "auth" frame replacing it with 4001,
+ *   - closes a connection whose sync replay waited sync_stall_ms for a client that
+ *     took nothing with 1013 (sync.c),
  *   - ends the close handshake of connections past their linger deadline.
  * The tick is half a period (at most one second), so a silent connection goes
  * between 2 and 2.5 periods after its last byte (2 periods + 1 s for long periods).
@@ -36,9 +38,13 @@ static void visit(struct ws_module *m, struct ws_conn *c, struct ws_buf *ping,
             ws_conn_close(c, WS_CLOSE_HEARTBEAT, "heartbeat timeout");
         } else if (c->token_exp > 0 && wall > ws_exp_ms(c->token_exp) + WS_AUTH_GRACE_MS) {
             ws_conn_close(c, WS_CLOSE_TOKEN_EXPIRED, "token expired");
-        } else if (ping) {
-            ws_conn_queue_trim(c);
-            ws_conn_queue(c, ping, WS_PRIO_CONTROL);
+        } else {
+            if (c->sync)
+                ws_sync_check_stall(c, now);
+            if (ping && c->state == WS_OPEN) {
+                ws_conn_queue_trim(c);
+                ws_conn_queue(c, ping, WS_PRIO_CONTROL);
+            }
         }
         break;
     case WS_CLOSING:

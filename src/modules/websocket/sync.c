@@ -1,11 +1,15 @@
-/* sync.c: "sync" after a reconnect. The message module answers a bus request with
- * every missed message (at most WS_SYNC_LIMIT a room); the answer is replayed onto the
- * connection a little at a time, whenever its queue is under half its bound, so a big
- * backlog never trips the slow-consumer limit and never sits encoded in memory twice.
+/* sync.c: "sync" after a reconnect. The replay is read from the database a page at a
+ * time (message.sync, a bus request the message module answers from a db_read): at
+ * most WS_SYNC_PAGE messages and a quarter of send_queue_bytes, queued on the
+ * connection as the page comes in. The next page is asked for only once the client
+ * took the last one (its unsent bytes fell under a quarter of the bound), so a sync
+ * of a thousand rooms costs the server no more than the connection's queue, however
+ * slowly the client reads; one that takes nothing for sync_stall_ms ends with 1013.
  *
  * Live messages that arrive for the connection while a sync runs are held back and
  * released after the replay, minus those the replay already carried: so a room's
- * messages still arrive in seq order, each once, and `synced` means caught up. */
+ * messages still arrive in seq order, each once, and `synced` means caught up. They
+ * count against send_queue_bytes with the queue: past it the connection gets 1013. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,7 +44,7 @@ static void sync_finish(struct ws_conn *c)
     struct ws_module *m = c->m;
     size_t len;
 
-    c->sync = NULL;
+    c->sync = NULL;                  /* the held bytes move to the queue: count them once */
     for (size_t i = 0; i < s->nheld; i++) {
         struct ws_held *h = &s->held[i];
         struct ws_sync_room *r = room_slot(s, h->room_id);
@@ -54,68 +58,234 @@ static void sync_finish(struct ws_conn *c)
         sync_send_json(c, ws_json_printf(&len, "{\"type\":\"synced\"}"), &len);
 }
 
-static void on_reply(void *ctx, int status, const cJSON *payload)
+/* A page could not be had: the client hears it, and still gets what was held back. */
+static void sync_fail(struct ws_conn *c)
+{
+    struct ws_sync *s = c->sync;
+    size_t len;
+
+    sync_send_json(c, ws_json_error("unavailable", "sync failed; try again", NULL, &len), &len);
+    if (c->sync == s)
+        sync_finish(c);
+}
+
+/* A page's budget: a quarter of the bound, less when held-back messages take the
+ * rest (a page of one message then). */
+static size_t page_bytes(const struct ws_conn *c)
+{
+    size_t bound = c->m->send_queue_bytes, used = ws_conn_backlog(c);
+    size_t room = used < bound ? bound - used : 1;
+
+    return room < bound / 4 ? room : bound / 4 > 0 ? bound / 4 : 1;
+}
+
+static cJSON *page_payload(const struct ws_conn *c)
+{
+    const struct ws_sync *s = c->sync;
+    cJSON *p = cJSON_CreateObject();
+    cJSON *rooms = cJSON_AddArrayToObject(p, "rooms");
+
+    if (!rooms) {
+        cJSON_Delete(p);
+        return NULL;
+    }
+    cJSON_AddNumberToObject(p, "user_id", (double)c->user_id);
+    for (int i = s->room_next; i < s->nrooms && i < s->room_next + WS_SYNC_PAGE_ROOMS; i++) {
+        cJSON *r = cJSON_CreateObject();
+        if (!r || !cJSON_AddItemToArray(rooms, r)) {
+            cJSON_Delete(r);
+            cJSON_Delete(p);
+            return NULL;
+        }
+        cJSON_AddNumberToObject(r, "room_id", (double)s->rooms[i].room_id);
+        cJSON_AddNumberToObject(r, "after", (double)s->rooms[i].after);
+        cJSON_AddNumberToObject(r, "limit", s->rooms[i].left);
+    }
+    cJSON_AddNumberToObject(p, "max_messages", WS_SYNC_PAGE);
+    cJSON_AddNumberToObject(p, "max_bytes", (double)page_bytes(c));
+    return p;
+}
+
+static void on_page(void *ctx, int status, const cJSON *payload);
+
+/* Asks for the page after the cursor. The answer may come before bus_request returns
+ * (a refusal), and may have ended the sync or asked for the next page by then. */
+static int request_page(struct ws_conn *c)
+{
+    struct ws_sync *s = c->sync;
+    cJSON *p = page_payload(c);
+    int64_t id;
+
+    if (!p)
+        return -ENOMEM;
+    s->req_id = -1;
+    id = bus_request(c->m->app->bus, TOPIC_MESSAGE_SYNC, p, WS_SYNC_TIMEOUT_MS, on_page, c);
+    if (c->sync != s)
+        return 0;
+    if (id < 0) {
+        s->req_id = 0;
+        return (int)id;
+    }
+    if (s->req_id == -1)
+        s->req_id = id;
+    return 0;
+}
+
+/* The next page when the client took the last one; the end when every room is done. */
+static void sync_pump(struct ws_conn *c)
+{
+    struct ws_sync *s = c->sync;
+
+    if (!s || s->req_id != 0 || c->state != WS_OPEN)
+        return;
+    if (s->room_next == s->nrooms)
+        sync_finish(c);
+    else if (ws_conn_unsent(c) < c->m->send_queue_bytes / 4 && request_page(c) < 0)
+        sync_fail(c);
+}
+
+/* Queues one message of the replay; 0, or -1 when the connection refused it. */
+static int replay_message(struct ws_conn *c, const cJSON *msg, struct ws_sync_room *r)
+{
+    size_t len;
+    char *json = ws_json_wrap("message", "message", msg, NULL, &len);
+    int64_t seq = 0;
+    int rc;
+
+    if (!json)
+        return -1;
+    rc = ws_conn_send_json(c, json, len);
+    free(json);
+    if (rc < 0)
+        return -1;
+    METRIC_INC(c->m->metrics.deliveries);
+    if (json_get_i64(msg, "seq", &seq) == 0 && seq > r->max_seq)
+        r->max_seq = r->after = seq;
+    r->left--;
+    return 0;
+}
+
+/* One room's part of a page: its messages, then sync.truncated when the room was cut
+ * at WS_SYNC_LIMIT. 1 when the page ended inside the room, 0 when the room is done,
+ * -1 when the connection closed meanwhile (the sync is gone). */
+static int replay_room(struct ws_conn *c, const cJSON *e, struct ws_sync_room *r)
+{
+    struct ws_sync *s = c->sync;
+    const cJSON *msg;
+    int64_t next = 0;
+    size_t len;
+
+    cJSON_ArrayForEach(msg, cJSON_GetObjectItemCaseSensitive(e, "messages")) {
+        if (replay_message(c, msg, r) < 0 || c->sync != s)
+            return -1;
+    }
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(e, "more")) && r->left > 0)
+        return 1;
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(e, "truncated"))) {
+        json_get_i64(e, "next_seq", &next);
+        sync_send_json(c, ws_json_printf(&len, "{\"type\":\"sync.truncated\","
+                                         "\"room_id\":%lld,\"next_seq\":%lld}",
+                                         (long long)r->room_id, (long long)next), &len);
+        if (c->sync != s)
+            return -1;
+    }
+    return 0;
+}
+
+/* Queues a page and moves the cursor. 0, 1 when the connection closed meanwhile, or
+ * -EPROTO for an answer that does not follow the request (or moves nothing). */
+static int replay_page(struct ws_conn *c, const cJSON *rooms)
+{
+    struct ws_sync *s = c->sync;
+    const cJSON *e;
+    int start = s->room_next, sent = 0;
+
+    cJSON_ArrayForEach(e, rooms) {
+        struct ws_sync_room *r = s->room_next < s->nrooms ? &s->rooms[s->room_next] : NULL;
+        int64_t id = 0;
+        int left;
+        if (!r || json_get_i64(e, "room_id", &id) < 0 || id != r->room_id)
+            return -EPROTO;
+        left = r->left;
+        int rc = replay_room(c, e, r);
+        if (rc < 0)
+            return 1;
+        sent += left - r->left;
+        if (rc == 1)
+            break;
+        s->room_next++;
+    }
+    return s->room_next > start || sent > 0 ? 0 : -EPROTO;
+}
+
+static void on_page(void *ctx, int status, const cJSON *payload)
 {
     struct ws_conn *c = ctx;
     struct ws_sync *s = c->sync;
     const cJSON *rooms;
-    size_t len;
+    int rc;
 
-    s->req_id = 0;
-    rooms = status == 0 ? cJSON_GetObjectItemCaseSensitive(payload, "rooms") : NULL;
-    if (!cJSON_IsArray(rooms) || !(s->reply = cJSON_Duplicate(rooms, 1))) {
-        sync_send_json(c, ws_json_error("unavailable", "sync failed; try again", NULL, &len),
-                       &len);
-        /* What was held back still has to reach the client. */
-        if (c->sync == s)
-            sync_finish(c);
+    if (!s)
         return;
+    s->req_id = 0;
+    s->progress_ms = mono_ms();      /* waiting for the database is not the client's stall */
+    rooms = status == 0 ? cJSON_GetObjectItemCaseSensitive(payload, "rooms") : NULL;
+    rc = cJSON_IsArray(rooms) ? replay_page(c, rooms) : -EPROTO;
+    if (rc == 1)
+        return;
+    if (rc < 0)
+        sync_fail(c);
+    else
+        sync_pump(c);
+}
+
+/* The client's {"<room id>": <last seq seen>} (checked by frames.c), in its order. */
+static int rooms_from_frame(struct ws_sync *s, const cJSON *rooms)
+{
+    const cJSON *it;
+
+    s->rooms = calloc((size_t)cJSON_GetArraySize(rooms) + 1, sizeof(*s->rooms));
+    if (!s->rooms)
+        return -ENOMEM;
+    cJSON_ArrayForEach(it, rooms) {
+        struct ws_sync_room *r = &s->rooms[s->nrooms++];
+        r->room_id = strtoll(it->string, NULL, 10);
+        r->after = (int64_t)it->valuedouble;
+        r->left = WS_SYNC_LIMIT;
     }
-    /* One slot per answered room, filled as rooms are replayed. Without it the replay
-     * still works, only held-back messages may repeat. */
-    s->rooms = calloc((size_t)cJSON_GetArraySize(s->reply) + 1, sizeof(*s->rooms));
-    s->nrooms = 0;
-    s->room_cur = s->reply->child;
-    s->msg_cur = NULL;
-    s->in_room = 0;
-    ws_sync_pump(c);
+    return 0;
 }
 
 int ws_sync_begin(struct ws_conn *c, const cJSON *rooms)
 {
-    struct ws_module *m = c->m;
     struct ws_sync *s = calloc(1, sizeof(*s));
-    cJSON *p = cJSON_CreateObject();
-    cJSON *r = cJSON_Duplicate(rooms, 1);
-    int64_t id;
+    int rc;
 
-    if (!s || !p || !r) {
+    if (!s || rooms_from_frame(s, rooms) < 0) {
+        if (s)
+            free(s->rooms);
         free(s);
-        cJSON_Delete(p);
-        cJSON_Delete(r);
         return -ENOMEM;
     }
-    cJSON_AddNumberToObject(p, "user_id", (double)c->user_id);
-    cJSON_AddItemToObject(p, "rooms", r);
-    cJSON_AddNumberToObject(p, "limit", WS_SYNC_LIMIT);
+    s->progress_ms = mono_ms();
     c->sync = s;
-    id = bus_request(m->app->bus, TOPIC_MESSAGE_SYNC, p, WS_SYNC_TIMEOUT_MS, on_reply, c);
-    if (id < 0) {
-        c->sync = NULL;
-        free(s);
-        return (int)id;
+    if (s->nrooms == 0) {
+        sync_finish(c);
+        return 0;
     }
-    /* The reply may already have come (and finished the sync). */
-    if (c->sync == s && s->reply == NULL && s->rooms == NULL)
-        s->req_id = id;
-    return 0;
+    if ((rc = request_page(c)) < 0 && c->sync == s) {
+        c->sync = NULL;
+        free(s->rooms);
+        free(s);
+    }
+    return rc;
 }
 
 int ws_sync_hold(struct ws_conn *c, struct ws_buf *b, int64_t room_id, int64_t seq)
 {
     struct ws_sync *s = c->sync;
 
-    if (s->held_bytes + b->len > c->m->send_queue_bytes) {
+    if (ws_conn_backlog(c) + b->len > c->m->send_queue_bytes) {
         ws_conn_close(c, 1013, "slow consumer");
         return 1;
     }
@@ -135,76 +305,25 @@ int ws_sync_hold(struct ws_conn *c, struct ws_buf *b, int64_t room_id, int64_t s
     return 1;
 }
 
-/* Emits one message of the replay; 0, or -1 when the connection refused it. */
-static int replay_message(struct ws_conn *c, const cJSON *msg, struct ws_sync_room *r)
+void ws_sync_drained(struct ws_conn *c)
 {
-    size_t len;
-    char *json = ws_json_wrap("message", "message", msg, NULL, &len);
-    int64_t seq = 0;
-    int rc;
-
-    if (!json)
-        return -1;
-    rc = ws_conn_send_json(c, json, len);
-    free(json);
-    if (rc < 0)
-        return -1;
-    METRIC_INC(c->m->metrics.deliveries);
-    if (r && json_get_i64(msg, "seq", &seq) == 0 && seq > r->max_seq)
-        r->max_seq = seq;
-    return 0;
+    if (!c->sync)
+        return;
+    c->sync->progress_ms = mono_ms();
+    sync_pump(c);
 }
 
-/* Starts room_cur: its slot for the highest replayed seq, and the message cursor. */
-static void enter_room(struct ws_sync *s)
-{
-    const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(s->room_cur, "messages");
-    int64_t room_id = 0;
-
-    json_get_i64(s->room_cur, "room_id", &room_id);
-    s->cur = room_slot(s, room_id);
-    if (!s->cur && s->rooms) {
-        s->cur = &s->rooms[s->nrooms++];
-        s->cur->room_id = room_id;
-        s->cur->max_seq = 0;
-    }
-    s->msg_cur = cJSON_IsArray(msgs) ? msgs->child : NULL;
-    s->in_room = 1;
-}
-
-void ws_sync_pump(struct ws_conn *c)
+void ws_sync_check_stall(struct ws_conn *c, uint64_t now)
 {
     struct ws_sync *s = c->sync;
-    struct ws_module *m = c->m;
-    size_t low = m->send_queue_bytes / 2, len;
+    size_t unsent = ws_conn_unsent(c);
 
-    if (!s || !s->reply)
-        return;
-    while (s->room_cur && c->state == WS_OPEN && c->q_bytes < low) {
-        if (!s->in_room)
-            enter_room(s);
-        if (s->msg_cur) {
-            const cJSON *msg = s->msg_cur;
-            s->msg_cur = s->msg_cur->next;
-            if (replay_message(c, msg, s->cur) < 0 || c->sync != s)
-                return;
-            continue;
-        }
-        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(s->room_cur, "truncated"))) {
-            int64_t room_id = 0, next = 0;
-            json_get_i64(s->room_cur, "room_id", &room_id);
-            json_get_i64(s->room_cur, "next_seq", &next);
-            sync_send_json(c, ws_json_printf(&len, "{\"type\":\"sync.truncated\","
-                                             "\"room_id\":%lld,\"next_seq\":%lld}",
-                                             (long long)room_id, (long long)next), &len);
-            if (c->sync != s)
-                return;
-        }
-        s->room_cur = s->room_cur->next;
-        s->in_room = 0;
-    }
-    if (!s->room_cur && c->state == WS_OPEN)
-        sync_finish(c);
+    /* libuv writes what the socket takes without telling us: less unsent is progress. */
+    if (s->req_id != 0 || unsent < s->seen_unsent)
+        s->progress_ms = now;
+    s->seen_unsent = unsent;
+    if (now - s->progress_ms >= c->m->sync_stall_ms)
+        ws_conn_close(c, 1013, "sync stalled: the client reads nothing");
 }
 
 void ws_sync_free(struct ws_conn *c)
@@ -220,6 +339,5 @@ void ws_sync_free(struct ws_conn *c)
         ws_buf_unref(s->held[i].buf);
     free(s->held);
     free(s->rooms);
-    cJSON_Delete(s->reply);
     free(s);
 }

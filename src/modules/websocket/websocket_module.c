@@ -73,6 +73,7 @@ int ws_module_new(struct chatd *app, struct ws_module **out)
     m->max_message_bytes = cfg->websocket.max_message_bytes;
     m->heartbeat_ms = cfg->websocket.heartbeat_ms;
     m->send_queue_bytes = (size_t)cfg->websocket.send_queue_bytes;
+    m->sync_stall_ms = (uint64_t)cfg->websocket.sync_stall_ms;
     m->typing_per_s = cfg->limits.typing_per_s;
     strbuf_init(&m->json, SIZE_MAX);
     if ((rc = ratelimit_new(&m->connect_rl, WS_RATELIMIT_ADDRS, cfg->limits.connects_per_s,

@@ -35,9 +35,11 @@
 #define WS_BAD_WINDOW_MS      60000
 #define WS_AUTH_GRACE_MS      60000   /* after exp without an "auth" frame: close 4001 */
 #define WS_CLOSE_LINGER_MS    3000    /* wait this long for the peer's close / EOF */
-#define WS_SYNC_TIMEOUT_MS    30000
+#define WS_SYNC_TIMEOUT_MS    30000   /* for one page's answer */
 #define WS_SYNC_MAX_ROOMS     1000
-#define WS_SYNC_LIMIT         500
+#define WS_SYNC_LIMIT         500     /* messages of one room in one sync */
+#define WS_SYNC_PAGE          64      /* messages in one page of the replay */
+#define WS_SYNC_PAGE_ROOMS    64      /* rooms named in one page request */
 #define WS_DRAIN_WAIT_MS      10000   /* waiting for acks of in-flight sends */
 #define WS_WREQ_CACHE         64
 #define WS_RATELIMIT_ADDRS    4096
@@ -94,15 +96,18 @@ struct ws_held {
     struct ws_buf *buf;
     int64_t room_id, seq;
 };
-struct ws_sync_room { int64_t room_id, max_seq; };
+struct ws_sync_room {
+    int64_t room_id;
+    int64_t after;                   /* the replay goes on after this seq */
+    int64_t max_seq;                 /* highest seq replayed, 0 for none */
+    int     left;                    /* messages the room may still replay */
+};
 struct ws_sync {
-    int64_t req_id;                  /* bus request, 0 once answered */
-    cJSON  *reply;                   /* owned copy of the answer, replayed bit by bit */
-    cJSON  *room_cur, *msg_cur;      /* replay cursor into reply */
-    int     in_room;                 /* room_cur entered (cur, msg_cur set) */
-    struct ws_sync_room *cur;        /* room_cur's slot in rooms */
-    struct ws_sync_room *rooms;      /* highest seq replayed per room */
-    int     nrooms;
+    int64_t req_id;                  /* page request: > 0 waiting, -1 being made, 0 none */
+    struct ws_sync_room *rooms;      /* the client's rooms, in its order */
+    int     nrooms, room_next;       /* rooms[room_next..] are not done yet */
+    uint64_t progress_ms;            /* monotonic: the client last took bytes, or a page came */
+    size_t  seen_unsent;             /* ws_conn_unsent at the last stall check */
     struct ws_held *held;            /* live messages that arrived meanwhile */
     size_t  nheld, held_cap, held_bytes;
 };
@@ -166,6 +171,7 @@ struct ws_module {
     struct chatd *app;
     int max_message_bytes, heartbeat_ms;
     size_t send_queue_bytes;
+    uint64_t sync_stall_ms;
     double typing_per_s;
     struct ratelimit *connect_rl;    /* owned */
     /* registry */
@@ -230,12 +236,15 @@ struct ws_buf *ws_buf_raw(const void *bytes, size_t len);  /* bytes as they are 
 static inline void ws_buf_ref(struct ws_buf *b) { b->refs++; }
 void  ws_buf_unref(struct ws_buf *b);
 enum ws_prio { WS_PRIO_NORMAL = 0, WS_PRIO_TYPING, WS_PRIO_CONTROL };
-/* Queues a reference to b on c. Past send_queue_bytes the connection is closed with
- * 1013 (returns -ENOBUFS); typing frames are dropped past half of it (-EAGAIN).
- * Control frames are never refused while the socket is alive. */
+/* Queues a reference to b on c. Past send_queue_bytes (of backlog) the connection is
+ * closed with 1013 (returns -ENOBUFS); typing frames are dropped past half of it
+ * (-EAGAIN). Control frames are never refused while the socket is alive. */
 int   ws_conn_queue(struct ws_conn *c, struct ws_buf *b, int prio);
 /* Bytes queued for c that the kernel has not taken yet. */
 size_t ws_conn_unsent(const struct ws_conn *c);
+/* What c holds for its client, counted against send_queue_bytes: the unsent bytes and
+ * the live messages a running sync holds back. */
+size_t ws_conn_backlog(const struct ws_conn *c);
 /* Convenience: encode json once and queue it on one connection. */
 int   ws_conn_send_json(struct ws_conn *c, const char *json, size_t len);
 /* Drops frames not yet handed to the kernel (slow consumer). */
@@ -320,10 +329,15 @@ void  ws_send_finished(struct ws_module *m, struct ws_conn *c);
 
 /* sync.c */
 int   ws_sync_begin(struct ws_conn *c, const cJSON *rooms);
-/* A live message for c while a sync runs: held back (1), or not (0). */
+/* A live message for c while a sync runs: held back until the replay is over. When
+ * it would take c's backlog past send_queue_bytes, c is closed with 1013 instead.
+ * Returns 1 (nothing to queue) either way. */
 int   ws_sync_hold(struct ws_conn *c, struct ws_buf *b, int64_t room_id, int64_t seq);
-/* Queue room for more of the replay (after writes drained below the low mark). */
-void  ws_sync_pump(struct ws_conn *c);
+/* The kernel took bytes of c: the replay made progress, and may ask for its next page. */
+void  ws_sync_drained(struct ws_conn *c);
+/* Heartbeat: closes c with 1013 when its replay waited sync_stall_ms for a client that
+ * took nothing. */
+void  ws_sync_check_stall(struct ws_conn *c, uint64_t now);
 void  ws_sync_free(struct ws_conn *c);
 
 /* heartbeat.c */

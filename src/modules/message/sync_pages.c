@@ -1,0 +1,248 @@
+/* sync_pages.c: message.sync, one page of what a connection missed. The websocket
+ * module asks for the next page only once its connection has taken the last one, so
+ * a sync of a thousand rooms of 500 messages is never in memory whole: a page holds
+ * at most max_messages messages, and stops at the first message that brings it to
+ * max_bytes (one message always fits). Per room the messages come in seq order from
+ * `after`, at most `limit` of them (what the room may still replay in this sync): a
+ * room with more than that is `truncated`, one cut by the end of the page has `more`
+ * and is the last of the answer. The reads run on the thread pool (db_read). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include "chatd/bus.h"
+#include "chatd/util.h"
+#include "message_internal.h"
+
+struct sync_ask { int64_t room_id, after; int limit; };
+
+struct sync_page {
+    struct msg_state *st;
+    struct bus_event *ev;            /* a reference, dropped after the reply */
+    int64_t user_id;
+    struct sync_ask *rooms;          /* owned, in the order asked */
+    int nrooms;
+    int left;                        /* messages the page may still take */
+    size_t bytes, max_bytes;
+    cJSON *answer;                   /* owned */
+};
+
+/* The keys, numbers (at most 20 digits each) and frame header around a message's
+ * strings in its "message" frame. */
+#define ROW_FRAME_OVERHEAD 256
+
+/* Bytes a column takes as a JSON string, quotes included, escaped as cJSON prints it:
+ * a body of control characters is six times its length, and the budget must hold. */
+static size_t json_string_bytes(sqlite3_stmt *s, int col)
+{
+    const unsigned char *t = sqlite3_column_text(s, col);
+    int n = sqlite3_column_bytes(s, col);
+    size_t len = 2;
+
+    for (int i = 0; t && i < n; i++) {
+        if (t[i] == '"' || t[i] == '\\' || t[i] == '\b' || t[i] == '\f' || t[i] == '\n' ||
+            t[i] == '\r' || t[i] == '\t')
+            len += 2;
+        else
+            len += t[i] < 0x20 ? 6 : 1;
+    }
+    return len;
+}
+
+/* What a message takes in its frame, at most. */
+static size_t row_bytes(sqlite3_stmt *s)
+{
+    return ROW_FRAME_OVERHEAD + json_string_bytes(s, 4) + json_string_bytes(s, 5) +
+           json_string_bytes(s, 6);
+}
+
+static int page_full(const struct sync_page *pg)
+{
+    return pg->left == 0 || pg->bytes >= pg->max_bytes;
+}
+
+/* Appends the room's next messages to arr: 1 when a row beyond them exists, 0 when
+ * the room has no more, negative errno on failure. *last is the last seq taken. */
+static int read_room(sqlite3 *conn, struct sync_page *pg, const struct sync_ask *a,
+                     int want, cJSON *arr, int64_t *last)
+{
+    static const char sql[] = "SELECT " MSG_COLUMNS " FROM messages WHERE room_id = ?1"
+                              " AND seq > ?2 ORDER BY seq ASC LIMIT ?3";
+    sqlite3_stmt *s = NULL;
+    int rc, kept = 0, beyond = 0;
+
+    if (sqlite3_prepare_v2(conn, sql, -1, &s, NULL) != SQLITE_OK)
+        return -EIO;
+    sqlite3_bind_int64(s, 1, a->room_id);
+    sqlite3_bind_int64(s, 2, a->after);
+    sqlite3_bind_int(s, 3, want + 1);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (kept == want || pg->bytes >= pg->max_bytes) {
+            beyond = 1;
+            break;
+        }
+        struct msg_row m;
+        msg_row_from_stmt(s, 0, &m);
+        cJSON *item = msg_row_json(&m);
+        if (!item || !cJSON_AddItemToArray(arr, item)) {
+            cJSON_Delete(item);
+            sqlite3_finalize(s);
+            return -ENOMEM;
+        }
+        pg->bytes += row_bytes(s);
+        pg->left--;
+        kept++;
+        *last = m.seq;
+    }
+    sqlite3_finalize(s);
+    if (!beyond && rc != SQLITE_DONE)
+        return db_errno(rc);
+    return beyond;
+}
+
+/* One room's entry; 1 when the page ended inside the room, 0, or negative. A room the
+ * user is not in answers no messages, so the asker's cursor moves past it all the
+ * same (and learns nothing). */
+static int page_room(sqlite3 *conn, struct sync_page *pg, const struct sync_ask *a,
+                     cJSON *out)
+{
+    struct room_row room;
+    int64_t read_seq, last = a->after;
+    int want = a->limit < pg->left ? a->limit : pg->left, beyond = 0;
+    int rc = room_access(conn, a->room_id, pg->user_id, &room, &read_seq);
+
+    if (rc < 0 && rc != -ENOENT && rc != -EPERM)
+        return rc;
+    cJSON *o = cJSON_CreateObject();
+    cJSON *arr = cJSON_AddArrayToObject(o, "messages");
+    if (!arr || !cJSON_AddItemToArray(out, o)) {
+        cJSON_Delete(o);
+        return -ENOMEM;
+    }
+    cJSON_AddNumberToObject(o, "room_id", (double)a->room_id);
+    if (rc == 0) {
+        beyond = read_room(conn, pg, a, want, arr, &last);
+        if (beyond < 0)
+            return beyond;
+    }
+    int taken = cJSON_GetArraySize(arr);
+    int truncated = beyond && taken == a->limit;
+    cJSON_AddBoolToObject(o, "truncated", truncated);
+    cJSON_AddBoolToObject(o, "more", beyond && !truncated);
+    cJSON_AddNumberToObject(o, "next_seq", (double)(last + 1));
+    return beyond && !truncated;
+}
+
+static int sync_fn(sqlite3 *conn, void *arg)
+{
+    struct sync_page *pg = arg;
+    pg->answer = cJSON_CreateObject();
+    cJSON *out = cJSON_AddArrayToObject(pg->answer, "rooms");
+    if (!out)
+        return -ENOMEM;
+    for (int i = 0; i < pg->nrooms && !page_full(pg); i++) {
+        int rc = page_room(conn, pg, &pg->rooms[i], out);
+        if (rc < 0)
+            return rc;
+        if (rc == 1)
+            break;
+    }
+    return 0;
+}
+
+static void sync_page_free(struct sync_page *pg)
+{
+    cJSON_Delete(pg->answer);
+    if (pg->ev)
+        bus_event_unref(pg->ev);
+    free(pg->rooms);
+    free(pg);
+}
+
+static void sync_after(void *arg, int status)
+{
+    struct sync_page *pg = arg;
+    struct msg_state *st = pg->st;
+
+    if (status < 0) {
+        msg_reply_error(st->app->bus, pg->ev, status, "internal", "could not read the messages");
+    } else {
+        bus_reply(st->app->bus, pg->ev, 0, pg->answer);
+        pg->answer = NULL;
+    }
+    sync_page_free(pg);
+    msg_inflight_done(st);
+}
+
+/* The rooms asked for, checked: [{"room_id","after","limit"?}...]. */
+static int parse_rooms(const cJSON *rooms, struct sync_page *pg)
+{
+    int n = cJSON_GetArraySize(rooms);
+    const cJSON *it;
+
+    if (n > MSG_SYNC_ROOMS_MAX)
+        return -EINVAL;
+    pg->rooms = calloc((size_t)(n ? n : 1), sizeof(*pg->rooms));
+    if (!pg->rooms)
+        return -ENOMEM;
+    cJSON_ArrayForEach(it, rooms) {
+        struct sync_ask *a = &pg->rooms[pg->nrooms];
+        int64_t limit = MSG_SYNC_LIMIT;
+        if (json_get_i64(it, "room_id", &a->room_id) < 0 || a->room_id <= 0 ||
+            json_get_i64(it, "after", &a->after) < 0 || a->after < 0)
+            return -EINVAL;
+        if (cJSON_GetObjectItemCaseSensitive(it, "limit") &&
+            (json_get_i64(it, "limit", &limit) < 0 || limit < 1 || limit > MSG_SYNC_LIMIT))
+            return -EINVAL;
+        a->limit = (int)limit;
+        pg->nrooms++;
+    }
+    return 0;
+}
+
+/* max_messages and max_bytes, defaulted and kept in their bounds. */
+static void parse_budget(const cJSON *payload, struct sync_page *pg)
+{
+    int64_t msgs = MSG_SYNC_PAGE_DEFAULT, bytes = MSG_SYNC_BYTES_DEFAULT;
+
+    json_get_i64(payload, "max_messages", &msgs);
+    json_get_i64(payload, "max_bytes", &bytes);
+    pg->left = msgs < 1 ? 1 : msgs > MSG_SYNC_LIMIT ? MSG_SYNC_LIMIT : (int)msgs;
+    pg->max_bytes = bytes < 1 ? 1 : bytes > MSG_SYNC_BYTES_MAX ? MSG_SYNC_BYTES_MAX
+                                                                : (size_t)bytes;
+}
+
+int sync_page_request(struct msg_state *st, const struct bus_event *ev)
+{
+    struct bus *bus = st->app->bus;
+    const cJSON *rooms = cJSON_GetObjectItemCaseSensitive(ev->payload, "rooms");
+    struct sync_page *pg;
+    int64_t user_id = 0;
+    int rc;
+
+    if (json_get_i64(ev->payload, "user_id", &user_id) < 0 || user_id <= 0 ||
+        !cJSON_IsArray(rooms))
+        return msg_reply_error(bus, ev, -EINVAL, "invalid_argument",
+                               "sync needs user_id and rooms");
+    if (st->draining)
+        return msg_reply_error(bus, ev, -ECANCELED, "unavailable",
+                               "the server is shutting down");
+    if (!(pg = calloc(1, sizeof(*pg))))
+        return msg_reply_error(bus, ev, -ENOMEM, "unavailable", "out of memory");
+    pg->st = st;
+    pg->user_id = user_id;
+    parse_budget(ev->payload, pg);
+    if ((rc = parse_rooms(rooms, pg)) < 0) {
+        sync_page_free(pg);
+        return msg_reply_error(bus, ev, rc, rc == -ENOMEM ? "unavailable" : "invalid_argument",
+                               "sync rooms: room_id, after and limit (1 to 500) each");
+    }
+    pg->ev = (struct bus_event *)ev;
+    bus_event_ref(pg->ev);
+    if (db_read(st->app->db, sync_fn, sync_after, pg) < 0) {
+        sync_page_free(pg);
+        return msg_reply_error(bus, ev, -EAGAIN, "unavailable",
+                               "the database is not available");
+    }
+    st->inflight++;
+    return 0;
+}
