@@ -59,12 +59,15 @@ static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t 
 {
     struct ws_conn *c = ((struct ws_module *)user)->cur;
     struct ws_buf *b = ws_buf_raw(data, len);
-    (void)flags;
 
     if (!b || !c) {
         ws_buf_unref(b);
         wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
         return -1;
+    }
+    if (ws_conn_drop_wslay_pong(c, data, flags)) {
+        ws_buf_unref(b);
+        return (ssize_t)len;   /* msg_cb queued the pong already, in order */
     }
     /* A refused control frame (socket already dead) is simply dropped. */
     ws_conn_queue(c, b, WS_PRIO_CONTROL);
@@ -83,6 +86,11 @@ static void frame_start_cb(wslay_event_context_ptr ctx,
         c->in_message = 1;
     if (arg->opcode == WSLAY_BINARY_FRAME)
         ws_conn_close(c, WSLAY_CODE_UNSUPPORTED_DATA, "binary frames are not supported");
+    /* wslay takes a 1-byte close payload for "no status" and echoes an empty close;
+     * RFC 6455 5.5.1 has 0 bytes or a 2-byte code first. Our close goes first, so its
+     * echo is never queued. */
+    if (arg->opcode == WSLAY_CONNECTION_CLOSE && arg->payload_length == 1)
+        ws_conn_close(c, WSLAY_CODE_PROTOCOL_ERROR, "a close payload of 1 byte");
 }
 
 static void frame_end_cb(wslay_event_context_ptr ctx, void *user)
@@ -118,8 +126,12 @@ static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
         else
             ws_dispatch_text(c, (const char *)arg->msg, arg->msg_length);
         break;
+    case WSLAY_PING:
+        if (ws_conn_queue_pong(c, arg->msg, arg->msg_length) == -ENOMEM)
+            ws_conn_close(c, 1011, "out of memory");
+        break;
     default:
-        break;   /* ping (answered by wslay), pong (liveness only), binary (closing) */
+        break;   /* pong (liveness only), binary (closing) */
     }
 }
 
@@ -234,6 +246,24 @@ int ws_conn_new(struct ws_module *m, uv_tcp_t *tcp, const struct http_user *u,
 
 static void conn_freed(void *arg);
 
+/* wslay gave up on the stream (control.c says why its own close never goes out): our
+ * close takes its place unless one was sent already, the context goes, and the
+ * connection closes as any other, its further input dropped. */
+static void conn_fail(struct ws_conn *c, int rc)
+{
+    uint16_t code = rc == WSLAY_ERR_NOMEM ? 1011 : WSLAY_CODE_PROTOCOL_ERROR;
+    int close_sent = wslay_event_get_close_sent(c->wslay);
+
+    if (c->state == WS_OPEN)
+        begin_closing(c, code);
+    else
+        code = c->close_code;   /* the close we had decided on, still inside wslay */
+    wslay_drop(c);
+    c->wslay_dead = 1;
+    if (!close_sent && ws_conn_queue_close_frame(c, code) == -ENOMEM)
+        ws_conn_destroy(c);
+}
+
 static void feed(struct ws_conn *c, const uint8_t *data, size_t len)
 {
     struct ws_module *m = c->m;
@@ -242,6 +272,8 @@ static void feed(struct ws_conn *c, const uint8_t *data, size_t len)
     int rc;
 
     c->last_rx_ms = mono_ms();
+    if (c->wslay_dead)
+        return;   /* after a failed stream: bytes are read and dropped until EOF */
     if (wslay_acquire(c) < 0) {
         ws_conn_destroy(c);
         return;
@@ -255,7 +287,7 @@ static void feed(struct ws_conn *c, const uint8_t *data, size_t len)
     m->input = NULL;
     m->cur = saved;
     if (rc < 0) {
-        ws_conn_destroy(c);
+        conn_fail(c, rc);
         return;
     }
     /* wslay shut reading: it queued a close for a protocol error, a bad UTF-8 text
@@ -408,7 +440,7 @@ void ws_conn_drained(struct ws_conn *c)
     conn_pump(c);
     if (c->q_len || c->state == WS_FREEING)
         return;   /* the close frame is queued now: back here once it is written */
-    if (!c->wslay || wslay_event_get_close_received(c->wslay) || !c->tcp) {
+    if (!c->tcp || (c->wslay ? wslay_event_get_close_received(c->wslay) : !c->wslay_dead)) {
         ws_conn_destroy(c);
         return;
     }

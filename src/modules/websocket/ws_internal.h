@@ -3,6 +3,8 @@
  * Layers, one file each:
  *   upgrade.c   GET /v1/ws: header checks, Sec-WebSocket-Accept, hand-over from HTTP
  *   conn.c      one connection: wslay for the inbound side, close handshake, lifetime
+ *   control.c   control frames we write ourselves: pongs in order, the close after a
+ *               stream wslay gave up on
  *   fanout.c    outbound: shared encoded frames (ws_buf), per-connection queue, writev
  *   frames.c    JSON frames: client frame decoding, server frame encoding
  *   dispatch.c  what each client frame does (send, typing, read, sync, auth, ping)
@@ -147,6 +149,9 @@ struct ws_conn {
     uint8_t  announced;              /* ws.connected went out */
     uint8_t  in_message;             /* a fragmented data message is open */
     uint8_t  feeding;                /* inside ws_conn_feed: a destroy frees it after */
+    uint8_t  wslay_dead;             /* wslay failed on the stream: input dropped (control.c) */
+    uint8_t  wslay_payload_next;     /* wslay's next send callback is a payload */
+    uint8_t  wslay_dropping;         /* ... of its own pong, dropped (control.c) */
 };
 
 /* Metrics pointers (counters from metrics_counter). */
@@ -272,6 +277,14 @@ void  ws_conn_drained(struct ws_conn *c);
 void  ws_conn_bad_frame(struct ws_conn *c, const char *code, const char *msg,
                         const char *client_msg_id);
 void  ws_count_close(struct ws_module *m, uint16_t code);
+
+/* control.c */
+/* Queues a pong answering a ping with this payload (nothing once closing). */
+int   ws_conn_queue_pong(struct ws_conn *c, const uint8_t *payload, size_t len);
+/* Queues a close frame with this code and no reason, built by us rather than wslay. */
+int   ws_conn_queue_close_frame(struct ws_conn *c, uint16_t code);
+/* For wslay's send callback: 1 when these bytes are part of wslay's pong. */
+int   ws_conn_drop_wslay_pong(struct ws_conn *c, const uint8_t *data, int flags);
 
 /* frames.c: client frames */
 enum ws_frame_type {
