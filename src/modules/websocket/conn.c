@@ -383,6 +383,8 @@ static void begin_closing(struct ws_conn *c, uint16_t code)
     if (c->sync)
         ws_sync_free(c);
     ws_registry_remove(m, c);
+    keycount_release(m->conns_by_addr, c->addr);   /* the caps count open connections */
+    c->addr = NULL;
     if (c->announced)
         ws_publish_conn_event(m, c, 0);
     c->announced = 0;

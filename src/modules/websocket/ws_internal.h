@@ -137,6 +137,7 @@ struct ws_conn {
     size_t   q_bytes;                /* bytes queued, in flight included */
     size_t   q_inflight_bytes;       /* of which in the write in flight */
     struct ws_sync *sync;            /* owned; NULL when no sync runs */
+    struct keycount_ent *addr;       /* its count in m->conns_by_addr, while open */
     uint64_t bad_window_start;
     uint16_t bad_count;
     uint16_t close_code;             /* what we sent or recorded */
@@ -173,6 +174,9 @@ struct ws_module {
     size_t send_queue_bytes;
     double typing_per_s;
     struct ratelimit *connect_rl;    /* owned */
+    int      conns_per_user;         /* [limits] connections_per_user (open ones) */
+    uint32_t conns_per_addr;         /* [limits] connections_per_address */
+    struct keycount *conns_by_addr;  /* owned: open connections per client address */
     /* registry */
     struct ws_map *users;            /* user id -> struct ws_user */
     struct ws_map *conns_by_id;      /* conn id -> struct ws_conn */
