@@ -84,6 +84,8 @@ static void frame_start_cb(wslay_event_context_ptr ctx,
     c->frame_bytes = frame_head_len(arg->payload_length) + arg->payload_length;
     if ((arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME) && !arg->fin)
         c->in_message = 1;
+    if (ws_rx_frame_start(c, arg->opcode, arg->fin, arg->payload_length) == -EMSGSIZE)
+        ws_conn_close(c, WSLAY_CODE_MESSAGE_TOO_BIG, "message too big");
     if (arg->opcode == WSLAY_BINARY_FRAME)
         ws_conn_close(c, WSLAY_CODE_UNSUPPORTED_DATA, "binary frames are not supported");
     /* wslay takes a 1-byte close payload for "no status" and echoes an empty close;
@@ -91,6 +93,16 @@ static void frame_start_cb(wslay_event_context_ptr ctx,
      * echo is never queued. */
     if (arg->opcode == WSLAY_CONNECTION_CLOSE && arg->payload_length == 1)
         ws_conn_close(c, WSLAY_CODE_PROTOCOL_ERROR, "a close payload of 1 byte");
+}
+
+static void frame_chunk_cb(wslay_event_context_ptr ctx,
+                           const struct wslay_event_on_frame_recv_chunk_arg *arg, void *user)
+{
+    struct ws_conn *c = ((struct ws_module *)user)->cur;
+    (void)ctx;
+
+    if (ws_rx_chunk(c, arg->data, arg->data_length) < 0)
+        ws_conn_close(c, 1011, "out of memory");
 }
 
 static void frame_end_cb(wslay_event_context_ptr ctx, void *user)
@@ -119,12 +131,15 @@ static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
             begin_closing(c, arg->status_code ? arg->status_code : 1005);
         break;
     case WSLAY_TEXT_FRAME:
-        if (c->state != WS_OPEN)
-            break;
-        if (m->on_text)
-            m->on_text(c, (const char *)arg->msg, arg->msg_length);
-        else
-            ws_dispatch_text(c, (const char *)arg->msg, arg->msg_length);
+        if (c->state == WS_OPEN) {
+            size_t len;
+            const char *text = ws_rx_text(c, &len);
+            if (m->on_text)
+                m->on_text(c, text, len);
+            else
+                ws_dispatch_text(c, text, len);
+        }
+        ws_rx_done(c);
         break;
     case WSLAY_PING:
         if (ws_conn_queue_pong(c, arg->msg, arg->msg_length) == -ENOMEM)
@@ -139,6 +154,7 @@ static const struct wslay_event_callbacks wslay_cbs = {
     .recv_callback = recv_cb,
     .send_callback = send_cb,
     .on_frame_recv_start_callback = frame_start_cb,
+    .on_frame_recv_chunk_callback = frame_chunk_cb,
     .on_frame_recv_end_callback = frame_end_cb,
     .on_msg_recv_callback = msg_cb,
 };
@@ -167,6 +183,7 @@ static int wslay_acquire(struct ws_conn *c)
         return -ENOMEM;
     }
     wslay_event_config_set_max_recv_msg_length(c->wslay, (uint64_t)m->max_message_bytes);
+    wslay_event_config_set_no_buffering(c->wslay, 1);   /* inbound.c gathers messages */
     return 0;
 }
 
@@ -274,6 +291,7 @@ static void feed(struct ws_conn *c, const uint8_t *data, size_t len)
     c->last_rx_ms = mono_ms();
     if (c->wslay_dead)
         return;   /* after a failed stream: bytes are read and dropped until EOF */
+    ws_rx_feed_begin(c);
     if (wslay_acquire(c) < 0) {
         ws_conn_destroy(c);
         return;
@@ -286,6 +304,9 @@ static void feed(struct ws_conn *c, const uint8_t *data, size_t len)
     rc = wslay_event_recv(c->wslay);
     m->input = NULL;
     m->cur = saved;
+    ws_rx_feed_end(c);
+    if (c->state != WS_OPEN)
+        ws_rx_done(c);
     if (rc < 0) {
         conn_fail(c, rc);
         return;
@@ -359,7 +380,7 @@ int ws_conn_start_reading(struct ws_conn *c)
 void ws_count_close(struct ws_module *m, uint16_t code)
 {
     static const uint16_t known[] = { 1000, 1001, 1002, 1003, 1005, 1006, 1007, 1008,
-                                      1009, 1011, 1013, 4000, 4001 };
+                                      1009, 1011, 1013, 4000, 4001, 4002 };
     size_t i;
 
     for (i = 0; i < sizeof(known) / sizeof(known[0]); i++)
@@ -382,6 +403,8 @@ static void begin_closing(struct ws_conn *c, uint16_t code)
     ws_count_close(m, code);
     if (c->sync)
         ws_sync_free(c);
+    if (!c->feeding)
+        ws_rx_done(c);           /* nothing more is dispatched (feed frees it after) */
     ws_registry_remove(m, c);
     keycount_release(m->conns_by_addr, c->addr);   /* the caps count open connections */
     c->addr = NULL;
@@ -465,6 +488,7 @@ static void conn_freed(void *arg)
     ws_conn_queue_free(c);
     if (c->sync)
         ws_sync_free(c);
+    free(c->rx);
     wslay_drop(c);
     ws_unmark_dirty(c);
     if (m->sweep_next == c)

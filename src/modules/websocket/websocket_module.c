@@ -32,7 +32,7 @@ static void metrics_register(struct ws_module *m)
 {
     static const char *const codes[] = { "1000", "1001", "1002", "1003", "1005", "1006",
                                          "1007", "1008", "1009", "1011", "1013", "4000",
-                                         "4001", "other" };
+                                         "4001", "4002", "other" };
     struct metrics *mx = m->app->metrics;
     char labels[32];
 
@@ -103,6 +103,7 @@ void ws_module_free(struct ws_module *m)
         keycount_release(m->conns_by_addr, c->addr);
         ws_conn_queue_free(c);
         ws_sync_free(c);
+        free(c->rx);
         if (c->wslay)
             wslay_event_context_free(c->wslay);
         free(c);

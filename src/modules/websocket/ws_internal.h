@@ -3,6 +3,7 @@
  * Layers, one file each:
  *   upgrade.c   GET /v1/ws: header checks, Sec-WebSocket-Accept, hand-over from HTTP
  *   conn.c      one connection: wslay for the inbound side, close handshake, lifetime
+ *   inbound.c   the bytes of incoming messages as they arrive; the stall check
  *   control.c   control frames we write ourselves: pongs in order, the close after a
  *               stream wslay gave up on
  *   fanout.c    outbound: shared encoded frames (ws_buf), per-connection queue, writev
@@ -56,6 +57,7 @@
 /* Close codes of our own (4000-4999 are the application's). */
 #define WS_CLOSE_TOKEN_EXPIRED  4001
 #define WS_CLOSE_HEARTBEAT      4000
+#define WS_CLOSE_STALLED        4002   /* a frame or message left incomplete (inbound.c) */
 #define WS_CLOSE_ABNORMAL       1006   /* never sent: recorded when the socket just went */
 
 /* A token's exp (seconds) in milliseconds. The signature is checked, but nothing bounds
@@ -122,6 +124,9 @@ struct ws_conn {
     wslay_event_context_ptr wslay;   /* owned while attached; NULL when idle (conn.c) */
     uint64_t fed, consumed;          /* bytes given to wslay / in complete frames */
     uint64_t frame_bytes;            /* size of the frame being received */
+    uint64_t rx_progress_ms;         /* monotonic: last byte of the open frame / message */
+    uint8_t *rx;                     /* owned: the open message's bytes (inbound.c) */
+    uint32_t rx_len, rx_cap;
     uint64_t id;
     struct ws_user *user;            /* registry's; NULL once unregistered */
     int64_t  user_id;
@@ -150,6 +155,7 @@ struct ws_conn {
     uint8_t  announced;              /* ws.connected went out */
     uint8_t  in_message;             /* a fragmented data message is open */
     uint8_t  feeding;                /* inside ws_conn_feed: a destroy frees it after */
+    uint8_t  frame_opcode;           /* of the frame being received */
     uint8_t  wslay_dead;             /* wslay failed on the stream: input dropped (control.c) */
     uint8_t  wslay_payload_next;     /* wslay's next send callback is a payload */
     uint8_t  wslay_dropping;         /* ... of its own pong, dropped (control.c) */
@@ -206,6 +212,10 @@ struct ws_module {
     void   (*drain_done)(void *state);
     int      handles_open;
     struct ws_input *input;          /* during ws_conn_feed only */
+    const uint8_t *rx_direct;        /* inbound.c, during ws_conn_feed: a whole message */
+    size_t   rx_direct_len;          /* in wslay's read buffer */
+    uint64_t rx_first_len;           /* the frame just started: its payload length, */
+    uint8_t  rx_first, rx_first_fin; /* its first chunk still to come, its FIN bit */
     struct ws_conn *cur;             /* the connection inside a wslay call */
     wslay_event_context_ptr pool[WS_WSLAY_POOL];  /* owned: idle contexts */
     int      npool;
@@ -281,6 +291,20 @@ void  ws_conn_drained(struct ws_conn *c);
 void  ws_conn_bad_frame(struct ws_conn *c, const char *code, const char *msg,
                         const char *client_msg_id);
 void  ws_count_close(struct ws_module *m, uint16_t code);
+
+/* inbound.c */
+/* Around wslay_event_recv in ws_conn_feed. */
+void  ws_rx_feed_begin(struct ws_conn *c);
+void  ws_rx_feed_end(struct ws_conn *c);
+/* A frame begins; -EMSGSIZE when its message would pass max_message_bytes. */
+int   ws_rx_frame_start(struct ws_conn *c, int opcode, int fin, uint64_t payload_len);
+/* Payload bytes of the frame being received; -ENOMEM. */
+int   ws_rx_chunk(struct ws_conn *c, const uint8_t *data, size_t len);
+/* The text message just completed, valid until ws_rx_done. */
+const char *ws_rx_text(struct ws_conn *c, size_t *len);
+void  ws_rx_done(struct ws_conn *c);
+/* 1 when c is mid-frame or mid-message with no byte of it for after_ms. */
+int   ws_conn_stalled(const struct ws_conn *c, uint64_t now, uint64_t after_ms);
 
 /* control.c */
 /* Queues a pong answering a ping with this payload (nothing once closing). */
