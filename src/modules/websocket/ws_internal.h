@@ -3,6 +3,7 @@
  * Layers, one file each:
  *   upgrade.c   GET /v1/ws: header checks, Sec-WebSocket-Accept, hand-over from HTTP
  *   conn.c      one connection: wslay for the inbound side, close handshake, lifetime
+ *   conn_wslay.c  wslay's callbacks, its contexts lent to connections between frames
  *   inbound.c   the bytes of incoming messages as they arrive; the stall check
  *   control.c   control frames we write ourselves: pongs in order, the close after a
  *               stream wslay gave up on
@@ -273,6 +274,12 @@ int   ws_fanout_start(struct ws_module *m);
 void  ws_fanout_stop(struct ws_module *m);
 void  ws_fanout_free(struct ws_module *m);
 
+/* conn_wslay.c: the connection's wslay context, borrowed from the pool when bytes
+ * arrive (0 or -ENOMEM), lent back when between frames, freed mid-frame. */
+int   ws_wslay_acquire(struct ws_conn *c);
+void  ws_wslay_release(struct ws_conn *c);
+void  ws_wslay_drop(struct ws_conn *c);
+
 /* conn.c */
 int   ws_conn_new(struct ws_module *m, uv_tcp_t *tcp, const struct http_user *u,
                   struct ws_conn **out);
@@ -283,6 +290,8 @@ int   ws_conn_start_reading(struct ws_conn *c);
 void  ws_conn_close(struct ws_conn *c, uint16_t code, const char *reason);
 /* Moves wslay's pending output (pong, close) into the queue. */
 void  ws_conn_pump(struct ws_conn *c);
+/* The connection stops counting as open (unregistered, presence told); code recorded. */
+void  ws_conn_begin_closing(struct ws_conn *c, uint16_t code);
 /* Closes the socket now (peer gone, linger over). */
 void  ws_conn_destroy(struct ws_conn *c);
 /* The write side finished everything queued (fanout.c calls this). */
