@@ -42,16 +42,14 @@ static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t 
                        int flags, void *user)
 {
     struct ws_conn *c = ((struct ws_module *)user)->cur;
-    struct ws_buf *b = ws_buf_raw(data, len);
+    struct ws_buf *b;
 
-    if (!b || !c) {
-        ws_buf_unref(b);
+    if (c && ws_conn_drop_wslay_pong(c, data, flags))
+        return (ssize_t)len;   /* msg_cb queued the pong already, in order */
+    b = c ? ws_buf_raw(data, len) : NULL;
+    if (!b) {
         wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
         return -1;
-    }
-    if (ws_conn_drop_wslay_pong(c, data, flags)) {
-        ws_buf_unref(b);
-        return (ssize_t)len;   /* msg_cb queued the pong already, in order */
     }
     /* A refused control frame (socket already dead) is simply dropped. */
     ws_conn_queue(c, b, WS_PRIO_CONTROL);
