@@ -6,6 +6,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, registerAndLogin, wsConnect } from './lib/harness.mjs';
+import { closeCodeOf, rawFrame, rawWs } from './lib/rawws.mjs';
 
 const servers = [];
 after(async () => {
@@ -70,12 +71,14 @@ test('past connections_per_address the upgrade gets 429 whoever the user; a clos
 test('a connection the server closed (protocol error) frees its slot too', { timeout: 30000 }, async () => {
     const s = await start('[limits]\nconnections_per_user = 1\nconnections_per_address = 1');
     const alice = await registerAndLogin(s);
-    const c = await open(s, alice);
+    const c = await rawWs(s, alice.access_token);
     await refused(s, alice);
-    c.ws._socket.write(Buffer.from([0x89, 0xfe, 0x00, 0x7e]));   // a 126-byte ping header
-    assert.equal((await c.closed).code, 1002);
+    c.sock.write(rawFrame(0x89, 126, [0, 126], Buffer.alloc(126)));   // a ping over 125 bytes
+    const frames = await c.until((fr) => closeCodeOf(fr) !== undefined, 10000, 'the close frame');
+    assert.equal(closeCodeOf(frames), 1002);
     const again = await open(s, alice);
     await again.close();
+    c.sock.destroy();
 });
 
 test('with trust_proxy the address counted is the forwarded one', { timeout: 30000 }, async () => {

@@ -34,10 +34,11 @@ static void visit(struct ws_module *m, struct ws_conn *c, struct ws_buf *ping,
 
     switch (c->state) {
     case WS_OPEN:
-        if (now - c->last_rx_ms >= silent) {
-            ws_conn_close(c, WS_CLOSE_HEARTBEAT, "heartbeat timeout");
-        } else if (ws_conn_stalled(c, now, (uint64_t)m->heartbeat_ms)) {
+        /* Stalled first: a connection silent mid-frame is told the more precise code */
+        if (ws_conn_stalled(c, now, (uint64_t)m->heartbeat_ms)) {
             ws_conn_close(c, WS_CLOSE_STALLED, "incomplete frame stalled");
+        } else if (now - c->last_rx_ms >= silent) {
+            ws_conn_close(c, WS_CLOSE_HEARTBEAT, "heartbeat timeout");
         } else if (c->token_exp > 0 && wall > ws_exp_ms(c->token_exp) + WS_AUTH_GRACE_MS) {
             ws_conn_close(c, WS_CLOSE_TOKEN_EXPIRED, "token expired");
         } else if (ping) {
