@@ -166,3 +166,35 @@ TEST(ws_proto_pong_before_later_replies)
     ASSERT_EQ(fx.m->nconns, 1);
     wst_free(&fx);
 }
+
+/* A close already decided (a binary frame: 1003) and still inside wslay when a later
+ * frame of the same read breaks the stream: that close goes out, once. */
+TEST(ws_proto_error_after_close_keeps_first_code)
+{
+    struct ws_fixture fx;
+    uint8_t buf[256];
+    static const uint8_t ext[2] = { 0, 126 };
+    const uint8_t *p;
+    size_t n, left;
+    struct ws_sframe f;
+    int closes = 0, code = 0;
+
+    ASSERT(wst_init(&fx, 0, 0, 0) == 0);
+    struct ws_conn *c = wst_conn(&fx, 1);
+    n = wst_frame(buf, 1, 2, "\x01", 1, 1, wst_key);
+    n += raw_frame(buf + n, 0x89, 126, ext, 2, 126);
+    ws_conn_feed(c, buf, n);
+    ws_flush_all(fx.m);
+    p = (const uint8_t *)fx.out.data;
+    left = fx.out.len;
+    while (wst_next(&p, &left, &f) == 1) {
+        if (f.opcode == 8 && f.len >= 2) {
+            closes++;
+            code = (f.payload[0] << 8) | f.payload[1];
+        }
+    }
+    ASSERT_EQ(closes, 1);
+    ASSERT_EQ(code, 1003);
+    ASSERT_EQ(fx.m->nalive, 0);
+    wst_free(&fx);
+}
