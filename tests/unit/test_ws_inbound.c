@@ -91,3 +91,33 @@ TEST(ws_inbound_pings_between_fragments_are_no_progress)
     ASSERT_STR_EQ(fx.texts.data, "{\"type\":\"x\"}\n");
     wst_free(&fx);
 }
+
+/* A connection that starts closing gives up the message it was receiving at once,
+ * whichever way the close came: a broken stream, or a close wslay queued. */
+TEST(ws_inbound_closing_frees_the_open_message)
+{
+    static const uint8_t ping126[] = { 0x89, 0xfe, 0x00, 0x7e };   /* a ping over 125 */
+    static const uint8_t bad_utf8[] = { 0xc3, 0x28 };
+
+    for (int how = 0; how < 2; how++) {
+        struct ws_fixture fx;
+        uint8_t buf[64];
+        size_t n;
+
+        ASSERT(wst_init(&fx, 0, 0, 0) == 0);
+        struct ws_conn *c = wst_conn(&fx, 1);
+        n = wst_frame(buf, 0, 1, "{\"type\":", 8, 1, wst_key);
+        ws_conn_feed(c, buf, n);
+        ASSERT(c->rx != NULL);
+        if (how == 0) {
+            ws_conn_feed(c, ping126, sizeof(ping126));
+        } else {
+            n = wst_frame(buf, 1, 0, bad_utf8, sizeof(bad_utf8), 1, wst_key);
+            ws_conn_feed(c, buf, n);
+        }
+        ASSERT(c->state != WS_OPEN);
+        ASSERT(c->rx == NULL);
+        ASSERT_EQ(wst_scan(&fx, NULL, NULL), how == 0 ? 1002 : 1007);
+        wst_free(&fx);
+    }
+}

@@ -117,8 +117,6 @@ static void feed(struct ws_conn *c, const uint8_t *data, size_t len)
     m->input = NULL;
     m->cur = saved;
     ws_rx_feed_end(c);
-    if (c->state != WS_OPEN)
-        ws_rx_done(c);
     if (rc < 0) {
         conn_fail(c, rc);
         return;
@@ -133,7 +131,7 @@ static void feed(struct ws_conn *c, const uint8_t *data, size_t len)
     conn_pump(c);
     if (c->state == WS_FREEING)
         return;   /* the pump failed: the context may be gone */
-    /* Pongs bypass the queue bound (wslay must be able to answer), so a peer that
+    /* Pongs bypass the queue bound (every ping is answered), so a peer that
      * pings without ever reading would grow them without end: past the bound it is a
      * slow consumer like any other. */
     if (c->state == WS_OPEN && ws_conn_unsent(c) > m->send_queue_bytes)
@@ -153,6 +151,8 @@ void ws_conn_feed(struct ws_conn *c, const uint8_t *data, size_t len)
     c->feeding = 1;
     feed(c, data, len);
     c->feeding = 0;
+    if (c->state != WS_OPEN)
+        ws_rx_done(c);   /* closing: nothing more is dispatched */
     if (c->state == WS_FREEING && !c->tcp)
         conn_freed(c);
 }
@@ -216,7 +216,7 @@ void ws_conn_begin_closing(struct ws_conn *c, uint16_t code)
     if (c->sync)
         ws_sync_free(c);
     if (!c->feeding)
-        ws_rx_done(c);           /* nothing more is dispatched (feed frees it after) */
+        ws_rx_done(c);   /* nothing more is dispatched (ws_conn_feed frees it after) */
     ws_registry_remove(m, c);
     keycount_release(m->conns_by_addr, c->addr);   /* the caps count open connections */
     c->addr = NULL;
