@@ -1,6 +1,6 @@
 /* upgrade.c: GET /v1/ws. The gateway has already checked the token (401 before any
  * upgrade) and hands us the user. Here: the connect rate per client address (429),
- * the RFC 6455 handshake headers (400), the caps on connections held at once per user
+ * the RFC 6455 handshake headers (400), the caps on connections open at once per user
  * and per client address (429), Sec-WebSocket-Accept, the chatd.v1 subprotocol, then
  * the hand-over of the socket and of the bytes the client sent after its request. */
 #include <errno.h>
