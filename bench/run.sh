@@ -83,6 +83,8 @@ connects_per_s = 1000000
 connects_burst = 1000000
 registrations_per_min = 1000000
 login_failures_per_min = 1000000
+connections_per_user = 1000000
+connections_per_address = 1000000
 [log]
 level = warn
 [database]

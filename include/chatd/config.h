@@ -73,6 +73,8 @@ struct chatd_config {
         int    connects_burst;      /* default 200 */
         int    registrations_per_min; /* default 10 */
         int    login_failures_per_min;/* default 10 */
+        int    connections_per_user;  /* default 100: open WebSocket connections at once */
+        int    connections_per_address; /* default 1000: the same per client address */
     } limits;
     struct {
         int  level;                 /* enum chatd_log_level, default info */

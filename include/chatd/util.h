@@ -91,4 +91,18 @@ void ratelimit_free(struct ratelimit *rl);
 int64_t ratelimit_take(struct ratelimit *rl, const char *key, uint64_t now_mono_ms);
 /* Puts the bucket for key back to full (e.g. after a successful login). */
 void ratelimit_reset(struct ratelimit *rl, const char *key);
+
+/* Holders per string key (open connections per client address) for at most max_keys
+ * keys; a key is kept while it has a holder. Loop thread only (keycount.c). */
+struct keycount;
+struct keycount_ent;
+int  keycount_new(struct keycount **out, size_t max_keys);
+void keycount_free(struct keycount *kc);
+/* One more holder of key: 0 with *out to release later; -EBUSY when key has limit
+ * holders already, -ENOSPC when max_keys other keys are held, -ENOMEM. */
+int  keycount_acquire(struct keycount *kc, const char *key, uint32_t limit,
+                      struct keycount_ent **out);
+void keycount_release(struct keycount *kc, struct keycount_ent *e);   /* NULL: no-op */
+uint32_t keycount_get(struct keycount *kc, const char *key);
+size_t keycount_keys(const struct keycount *kc);
 #endif

@@ -73,6 +73,8 @@ static const struct cfg_key cfg_keys[] = {
     I("limits", "connects_burst", 1, 1000000, limits.connects_burst),
     I("limits", "registrations_per_min", 1, 1000000, limits.registrations_per_min),
     I("limits", "login_failures_per_min", 1, 1000000, limits.login_failures_per_min),
+    I("limits", "connections_per_user", 1, 1000000, limits.connections_per_user),
+    I("limits", "connections_per_address", 1, 1000000, limits.connections_per_address),
     E("log", "level", CFG_LEVEL, log.level),
     E("log", "format", CFG_FORMAT, log.json),
     S("log", "file", log.file),
@@ -119,6 +121,8 @@ void config_defaults(struct chatd_config *cfg)
     cfg->limits.connects_burst = 200;
     cfg->limits.registrations_per_min = 10;
     cfg->limits.login_failures_per_min = 10;
+    cfg->limits.connections_per_user = 100;
+    cfg->limits.connections_per_address = 1000;
     cfg->log.level = CHATD_LOG_INFO;
     cfg->log.json = 0;
 }

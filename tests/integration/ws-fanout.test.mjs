@@ -26,7 +26,11 @@ function openFileLimit() {
 let server, http, alice, bob;
 
 before(async () => {
-    server = await startServer({ config: '[server]\nmax_connections = 10000\n' });
+    // Thousands of connections of one user from one address.
+    server = await startServer({
+        config: '[server]\nmax_connections = 10000\n' +
+            '[limits]\nconnections_per_user = 100000\nconnections_per_address = 100000\n',
+    });
     http = api(server);
     [alice, bob] = await registerUsers(server, ['alice', 'bob']);
 });

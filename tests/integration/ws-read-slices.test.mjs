@@ -16,7 +16,10 @@ const PER_CONN = WRAPPED ? 50 : 250;
 let server, http, alice;
 
 before(async () => {
-    server = await startServer({ config: '[websocket]\nsend_queue_bytes = 67108864\n' });
+    server = await startServer({
+        config: '[websocket]\nsend_queue_bytes = 67108864\n' +
+            '[limits]\nconnections_per_user = 100000\nconnections_per_address = 100000\n',
+    });
     http = api(server);
     [alice] = await registerUsers(server, ['alice']);
 });

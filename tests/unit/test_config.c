@@ -61,6 +61,8 @@ TEST(config_defaults)
     ASSERT_EQ(c.limits.connects_burst, 200);
     ASSERT_EQ(c.limits.registrations_per_min, 10);
     ASSERT_EQ(c.limits.login_failures_per_min, 10);
+    ASSERT_EQ(c.limits.connections_per_user, 100);
+    ASSERT_EQ(c.limits.connections_per_address, 1000);
     ASSERT_EQ(c.log.level, CHATD_LOG_INFO);
     ASSERT_EQ(c.log.json, 0);
     ASSERT_STR_EQ(c.log.file, "");
@@ -90,6 +92,8 @@ TEST(config_good_file)
         "deadletter_max_rows = 50\n"
         "[limits]   # comment after a section\n"
         "messages_per_s = 2.5\n"
+        "connections_per_user = 3\n"
+        "connections_per_address = 40\n"
         "[log]\n"
         "level = debug\n"
         "format = json\n"
@@ -109,6 +113,8 @@ TEST(config_good_file)
     ASSERT_EQ(c.notification.allow_private_endpoints, 1);
     ASSERT_EQ(c.bus.deadletter_max_rows, 50);
     ASSERT(c.limits.messages_per_s == 2.5);
+    ASSERT_EQ(c.limits.connections_per_user, 3);
+    ASSERT_EQ(c.limits.connections_per_address, 40);
     ASSERT_EQ(c.log.level, CHATD_LOG_WARN);
     ASSERT_EQ(c.log.json, 1);
     ASSERT_STR_EQ(c.log.file, "/tmp/chatd.log");

@@ -366,3 +366,53 @@ TEST(util_ratelimit_eviction)
     ASSERT(ratelimit_take(rl, "k9999", 2000) > 0);
     ratelimit_free(rl);
 }
+
+TEST(util_keycount_limit_and_release)
+{
+    struct keycount *kc;
+    struct keycount_ent *e[4];
+
+    ASSERT_EQ(keycount_new(&kc, 100), 0);
+    for (int i = 0; i < 3; i++)
+        ASSERT_EQ(keycount_acquire(kc, "10.0.0.1", 3, &e[i]), 0);
+    ASSERT_EQ(keycount_acquire(kc, "10.0.0.1", 3, &e[3]), -EBUSY);
+    ASSERT_EQ(keycount_get(kc, "10.0.0.1"), 3);
+    keycount_release(kc, e[0]);
+    ASSERT_EQ(keycount_acquire(kc, "10.0.0.1", 3, &e[0]), 0);
+    for (int i = 0; i < 3; i++)
+        keycount_release(kc, e[i]);
+    ASSERT_EQ(keycount_get(kc, "10.0.0.1"), 0);
+    ASSERT_EQ(keycount_keys(kc), 0);   /* a key without holders is gone */
+    keycount_free(kc);
+}
+
+/* Full: a new key is refused, known keys go on counting, and a key whose last holder
+ * left makes room again. Thousands of keys, so the slots grow meanwhile. */
+TEST(util_keycount_bounded)
+{
+    enum { N = 5000 };
+    struct keycount *kc;
+    struct keycount_ent **e = calloc(N, sizeof(*e)), *x, *y;
+    char key[32];
+
+    ASSERT(e);
+    ASSERT_EQ(keycount_new(&kc, N), 0);
+    for (int i = 0; i < N; i++) {
+        snprintf(key, sizeof(key), "fd00::%d", i);
+        ASSERT_EQ(keycount_acquire(kc, key, 10, &e[i]), 0);
+    }
+    ASSERT_EQ(keycount_keys(kc), N);
+    ASSERT_EQ(keycount_acquire(kc, "fd00::new", 10, &x), -ENOSPC);
+    ASSERT_EQ(keycount_acquire(kc, "fd00::7", 10, &x), 0);
+    ASSERT_EQ(keycount_get(kc, "fd00::7"), 2);
+    keycount_release(kc, x);
+    keycount_release(kc, e[42]);
+    ASSERT_EQ(keycount_acquire(kc, "fd00::new", 10, &y), 0);
+    for (int i = 0; i < N; i++) {
+        snprintf(key, sizeof(key), "fd00::%d", i);
+        ASSERT_EQ(keycount_get(kc, key), i == 42 ? 0u : 1u);
+    }
+    keycount_release(kc, NULL);
+    keycount_free(kc);
+    free(e);
+}

@@ -1,15 +1,14 @@
 /* conn.c: one WebSocket connection on an upgraded libuv stream.
  *
  * Inbound: bytes from the socket (and first the bytes left over from the upgrade
- * request) are fed to wslay, which checks masking, fragmentation, control frames
- * between fragments, UTF-8 of text (1007), the size limit (1009) and protocol errors
- * (1002), answers pings and closes, and hands us whole messages. The recv callback
- * serves the bytes of the current read; when they run out it says WOULDBLOCK, so all
- * of a read is consumed before the read callback returns and the module can lend one
- * read buffer to every connection.
+ * request) are fed to wslay (its callbacks and contexts: conn_wslay.c), which checks
+ * masking, fragmentation, control frames between fragments, UTF-8 of text (1007), the
+ * size limit (1009) and protocol errors (1002), and hands us messages (their bytes:
+ * inbound.c). All of a read is consumed before the read callback returns, so the
+ * module can lend one read buffer to every connection.
  *
- * Outbound: see fanout.c. wslay's own output (pong, close) comes through its send
- * callback and is copied into the same queue as our data frames.
+ * Outbound: see fanout.c. wslay's own close comes through its send callback and is
+ * copied into the same queue as our data frames; pongs we queue ourselves (control.c).
  *
  * Lifetime: OPEN -> CLOSING (close frame queued; the connection no longer counts as
  * open: unregistered, ws.disconnected published) -> SHUT (close frame written, FIN
@@ -25,164 +24,6 @@
 #include "ws_internal.h"
 
 static void conn_pump(struct ws_conn *c);
-static void begin_closing(struct ws_conn *c, uint16_t code);
-
-/* Header bytes of a client frame (always masked) with this payload length. */
-static uint64_t frame_head_len(uint64_t payload)
-{
-    return 2 + (payload < 126 ? 0 : payload <= 0xffff ? 2 : 8) + 4;
-}
-
-/* --- wslay callbacks ----------------------------------------------------------------- */
-
-static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
-                       void *user)
-{
-    struct ws_module *m = user;
-    struct ws_input *in = m->input;
-    (void)flags;
-
-    if (!in || in->off >= in->len) {
-        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
-        return -1;
-    }
-    size_t n = in->len - in->off;
-    if (n > len)
-        n = len;
-    memcpy(buf, in->data + in->off, n);
-    in->off += n;
-    return (ssize_t)n;
-}
-
-static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len,
-                       int flags, void *user)
-{
-    struct ws_conn *c = ((struct ws_module *)user)->cur;
-    struct ws_buf *b = ws_buf_raw(data, len);
-    (void)flags;
-
-    if (!b || !c) {
-        ws_buf_unref(b);
-        wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
-        return -1;
-    }
-    /* A refused control frame (socket already dead) is simply dropped. */
-    ws_conn_queue(c, b, WS_PRIO_CONTROL);
-    ws_buf_unref(b);
-    return (ssize_t)len;
-}
-
-static void frame_start_cb(wslay_event_context_ptr ctx,
-                           const struct wslay_event_on_frame_recv_start_arg *arg, void *user)
-{
-    struct ws_conn *c = ((struct ws_module *)user)->cur;
-    (void)ctx;
-
-    c->frame_bytes = frame_head_len(arg->payload_length) + arg->payload_length;
-    if ((arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME) && !arg->fin)
-        c->in_message = 1;
-    if (arg->opcode == WSLAY_BINARY_FRAME)
-        ws_conn_close(c, WSLAY_CODE_UNSUPPORTED_DATA, "binary frames are not supported");
-}
-
-static void frame_end_cb(wslay_event_context_ptr ctx, void *user)
-{
-    struct ws_conn *c = ((struct ws_module *)user)->cur;
-    (void)ctx;
-
-    c->consumed += c->frame_bytes;
-    c->frame_bytes = 0;
-}
-
-static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg,
-                   void *user)
-{
-    struct ws_module *m = user;
-    struct ws_conn *c = m->cur;
-    (void)ctx;
-
-    METRIC_INC(m->metrics.frames_in);
-    if (arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME)
-        c->in_message = 0;
-    switch (arg->opcode) {
-    case WSLAY_CONNECTION_CLOSE:
-        /* wslay queued the answering close itself. */
-        if (c->state == WS_OPEN)
-            begin_closing(c, arg->status_code ? arg->status_code : 1005);
-        break;
-    case WSLAY_TEXT_FRAME:
-        if (c->state != WS_OPEN)
-            break;
-        if (m->on_text)
-            m->on_text(c, (const char *)arg->msg, arg->msg_length);
-        else
-            ws_dispatch_text(c, (const char *)arg->msg, arg->msg_length);
-        break;
-    default:
-        break;   /* ping (answered by wslay), pong (liveness only), binary (closing) */
-    }
-}
-
-static const struct wslay_event_callbacks wslay_cbs = {
-    .recv_callback = recv_cb,
-    .send_callback = send_cb,
-    .on_frame_recv_start_callback = frame_start_cb,
-    .on_frame_recv_end_callback = frame_end_cb,
-    .on_msg_recv_callback = msg_cb,
-};
-
-/* --- wslay contexts on loan ------------------------------------------------------------
- * A wslay context is about 8.8 KB (two 4 KB buffers), ten times the rest of a
- * connection. Between frames it holds no state a fresh one lacks, so an idle
- * connection gives its context back to a small pool and borrows one when bytes
- * arrive. "Between frames" is known by counting: every byte fed is accounted to a
- * complete frame (header + payload), no fragmented message is open, nothing waits to
- * be sent, and the connection is open. The callbacks find their connection through
- * m->cur, since a pooled context serves many. */
-
-static int wslay_acquire(struct ws_conn *c)
-{
-    struct ws_module *m = c->m;
-
-    if (c->wslay)
-        return 0;
-    if (m->npool) {
-        c->wslay = m->pool[--m->npool];
-        return 0;
-    }
-    if (wslay_event_context_server_init(&c->wslay, &wslay_cbs, m) != 0) {
-        c->wslay = NULL;
-        return -ENOMEM;
-    }
-    wslay_event_config_set_max_recv_msg_length(c->wslay, (uint64_t)m->max_message_bytes);
-    return 0;
-}
-
-static void wslay_release(struct ws_conn *c)
-{
-    struct ws_module *m = c->m;
-    wslay_event_context_ptr ctx = c->wslay;
-
-    if (!ctx || c->state != WS_OPEN || c->consumed != c->fed || c->in_message ||
-        c->frame_bytes || wslay_event_want_write(ctx) || !wslay_event_get_read_enabled(ctx) ||
-        !wslay_event_get_write_enabled(ctx) || wslay_event_get_close_received(ctx) ||
-        wslay_event_get_close_sent(ctx))
-        return;
-    c->wslay = NULL;
-    c->fed = c->consumed = 0;
-    if (m->npool < WS_WSLAY_POOL)
-        m->pool[m->npool++] = ctx;
-    else
-        wslay_event_context_free(ctx);
-}
-
-/* Frees a context that may be mid-frame (never pooled). */
-static void wslay_drop(struct ws_conn *c)
-{
-    if (c->wslay)
-        wslay_event_context_free(c->wslay);
-    c->wslay = NULL;
-}
 
 /* --- creation ------------------------------------------------------------------------ */
 
@@ -234,6 +75,24 @@ int ws_conn_new(struct ws_module *m, uv_tcp_t *tcp, const struct http_user *u,
 
 static void conn_freed(void *arg);
 
+/* wslay gave up on the stream (control.c says why its own close never goes out): our
+ * close takes its place unless one was sent already, the context goes, and the
+ * connection closes as any other, its further input dropped. */
+static void conn_fail(struct ws_conn *c, int rc)
+{
+    uint16_t code = rc == WSLAY_ERR_NOMEM ? 1011 : WSLAY_CODE_PROTOCOL_ERROR;
+    int close_sent = wslay_event_get_close_sent(c->wslay);
+
+    if (c->state == WS_OPEN)
+        ws_conn_begin_closing(c, code);
+    else
+        code = c->close_code;   /* the close we had decided on, still inside wslay */
+    ws_wslay_drop(c);
+    c->wslay_dead = 1;
+    if (!close_sent && ws_conn_queue_close_frame(c, code) == -ENOMEM)
+        ws_conn_destroy(c);
+}
+
 static void feed(struct ws_conn *c, const uint8_t *data, size_t len)
 {
     struct ws_module *m = c->m;
@@ -242,7 +101,10 @@ static void feed(struct ws_conn *c, const uint8_t *data, size_t len)
     int rc;
 
     c->last_rx_ms = mono_ms();
-    if (wslay_acquire(c) < 0) {
+    if (c->wslay_dead)
+        return;   /* after a failed stream: bytes are read and dropped until EOF */
+    ws_rx_feed_begin(c);
+    if (ws_wslay_acquire(c) < 0) {
         ws_conn_destroy(c);
         return;
     }
@@ -254,8 +116,9 @@ static void feed(struct ws_conn *c, const uint8_t *data, size_t len)
     rc = wslay_event_recv(c->wslay);
     m->input = NULL;
     m->cur = saved;
+    ws_rx_feed_end(c);
     if (rc < 0) {
-        ws_conn_destroy(c);
+        conn_fail(c, rc);
         return;
     }
     /* wslay shut reading: it queued a close for a protocol error, a bad UTF-8 text
@@ -263,12 +126,12 @@ static void feed(struct ws_conn *c, const uint8_t *data, size_t len)
     if (c->state == WS_OPEN && !wslay_event_get_read_enabled(c->wslay)) {
         conn_pump(c);
         if (c->state == WS_OPEN)
-            begin_closing(c, wslay_event_get_status_code_sent(c->wslay));
+            ws_conn_begin_closing(c, wslay_event_get_status_code_sent(c->wslay));
     }
     conn_pump(c);
     if (c->state == WS_FREEING)
         return;   /* the pump failed: the context may be gone */
-    /* Pongs bypass the queue bound (wslay must be able to answer), so a peer that
+    /* Pongs bypass the queue bound (every ping is answered), so a peer that
      * pings without ever reading would grow them without end: past the bound it is a
      * slow consumer like any other. */
     if (c->state == WS_OPEN && ws_conn_backlog(c) > m->send_queue_bytes)
@@ -276,7 +139,7 @@ static void feed(struct ws_conn *c, const uint8_t *data, size_t len)
     if (c->state == WS_SHUT && wslay_event_get_close_received(c->wslay))
         ws_conn_destroy(c);
     else
-        wslay_release(c);
+        ws_wslay_release(c);
 }
 
 void ws_conn_feed(struct ws_conn *c, const uint8_t *data, size_t len)
@@ -288,6 +151,8 @@ void ws_conn_feed(struct ws_conn *c, const uint8_t *data, size_t len)
     c->feeding = 1;
     feed(c, data, len);
     c->feeding = 0;
+    if (c->state != WS_OPEN)
+        ws_rx_done(c);   /* closing: nothing more is dispatched */
     if (c->state == WS_FREEING && !c->tcp)
         conn_freed(c);
 }
@@ -313,7 +178,7 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     c->reading_done = 1;
     uv_read_stop(s);
     if (c->state == WS_OPEN)
-        begin_closing(c, WS_CLOSE_ABNORMAL);
+        ws_conn_begin_closing(c, WS_CLOSE_ABNORMAL);
     ws_conn_destroy(c);
 }
 
@@ -327,7 +192,7 @@ int ws_conn_start_reading(struct ws_conn *c)
 void ws_count_close(struct ws_module *m, uint16_t code)
 {
     static const uint16_t known[] = { 1000, 1001, 1002, 1003, 1005, 1006, 1007, 1008,
-                                      1009, 1011, 1013, 4000, 4001 };
+                                      1009, 1011, 1013, 4000, 4001, 4002 };
     size_t i;
 
     for (i = 0; i < sizeof(known) / sizeof(known[0]); i++)
@@ -338,7 +203,7 @@ void ws_count_close(struct ws_module *m, uint16_t code)
 }
 
 /* The connection stops counting as open: no more deliveries, presence hears of it. */
-static void begin_closing(struct ws_conn *c, uint16_t code)
+void ws_conn_begin_closing(struct ws_conn *c, uint16_t code)
 {
     struct ws_module *m = c->m;
 
@@ -350,7 +215,11 @@ static void begin_closing(struct ws_conn *c, uint16_t code)
     ws_count_close(m, code);
     if (c->sync)
         ws_sync_free(c);
+    if (!c->feeding)
+        ws_rx_done(c);   /* nothing more is dispatched (ws_conn_feed frees it after) */
     ws_registry_remove(m, c);
+    keycount_release(m->conns_by_addr, c->addr);   /* the caps count open connections */
+    c->addr = NULL;
     if (c->announced)
         ws_publish_conn_event(m, c, 0);
     c->announced = 0;
@@ -362,11 +231,11 @@ void ws_conn_close(struct ws_conn *c, uint16_t code, const char *reason)
 {
     if (c->state != WS_OPEN)
         return;
-    if (wslay_acquire(c) < 0) {
+    if (ws_wslay_acquire(c) < 0) {
         ws_conn_destroy(c);
         return;
     }
-    begin_closing(c, code);
+    ws_conn_begin_closing(c, code);
     if (code == 1013)
         ws_conn_queue_drop(c);   /* its memory goes now, not when the peer reads */
     wslay_event_queue_close(c->wslay, code, (const uint8_t *)reason,
@@ -408,7 +277,7 @@ void ws_conn_drained(struct ws_conn *c)
     conn_pump(c);
     if (c->q_len || c->state == WS_FREEING)
         return;   /* the close frame is queued now: back here once it is written */
-    if (!c->wslay || wslay_event_get_close_received(c->wslay) || !c->tcp) {
+    if (!c->tcp || (c->wslay ? wslay_event_get_close_received(c->wslay) : !c->wslay_dead)) {
         ws_conn_destroy(c);
         return;
     }
@@ -431,7 +300,8 @@ static void conn_freed(void *arg)
     ws_conn_queue_free(c);
     if (c->sync)
         ws_sync_free(c);
-    wslay_drop(c);
+    free(c->rx);
+    ws_wslay_drop(c);
     ws_unmark_dirty(c);
     if (m->sweep_next == c)
         m->sweep_next = c->next;
@@ -451,7 +321,7 @@ void ws_conn_destroy(struct ws_conn *c)
     if (c->state == WS_FREEING)
         return;
     if (c->state == WS_OPEN)
-        begin_closing(c, WS_CLOSE_ABNORMAL);
+        ws_conn_begin_closing(c, WS_CLOSE_ABNORMAL);
     c->state = WS_FREEING;
     ws_conn_queue_drop(c);
     if (c->tcp) {

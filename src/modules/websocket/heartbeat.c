@@ -3,6 +3,8 @@
  *   - sends a ping to every open connection once per heartbeat_ms (one shared frame),
  *     and frees the grown queue ring of those with nothing queued,
  *   - closes a connection silent for two periods (no byte, pong included) with 4000,
+ *   - closes one left mid-frame or mid-message with no byte of it for a period with
+ *     4002 (inbound.c),
  *   - closes a connection whose token expired more than WS_AUTH_GRACE_MS ago without
  *     an "auth" frame replacing it with 4001,
  *   - closes a connection whose sync replay waited sync_stall_ms for a client that
@@ -34,7 +36,10 @@ static void visit(struct ws_module *m, struct ws_conn *c, struct ws_buf *ping,
 
     switch (c->state) {
     case WS_OPEN:
-        if (now - c->last_rx_ms >= silent) {
+        /* Stalled first: a connection silent mid-frame is told the more precise code */
+        if (ws_conn_stalled(c, now, (uint64_t)m->heartbeat_ms)) {
+            ws_conn_close(c, WS_CLOSE_STALLED, "incomplete frame stalled");
+        } else if (now - c->last_rx_ms >= silent) {
             ws_conn_close(c, WS_CLOSE_HEARTBEAT, "heartbeat timeout");
         } else if (c->token_exp > 0 && wall > ws_exp_ms(c->token_exp) + WS_AUTH_GRACE_MS) {
             ws_conn_close(c, WS_CLOSE_TOKEN_EXPIRED, "token expired");

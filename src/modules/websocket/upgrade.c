@@ -1,8 +1,8 @@
 /* upgrade.c: GET /v1/ws. The gateway has already checked the token (401 before any
  * upgrade) and hands us the user. Here: the connect rate per client address (429),
- * the RFC 6455 handshake headers (400), Sec-WebSocket-Accept, the chatd.v1
- * subprotocol, then the hand-over of the socket and of the bytes the client sent
- * after its request. */
+ * the RFC 6455 handshake headers (400), the caps on connections open at once per user
+ * and per client address (429), Sec-WebSocket-Accept, the chatd.v1 subprotocol, then
+ * the hand-over of the socket and of the bytes the client sent after its request. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,16 +111,60 @@ static int queue_answer(struct ws_conn *c, const char *answer, size_t len)
     return rc;
 }
 
+/* An error answer in the API's format, with extra headers (NULL or "Name: v\r\n"). */
+static void refuse(struct ws_module *m, struct http_req *req, int status, const char *extra,
+                   const char *msg)
+{
+    char body[320];
+    int n = snprintf(body, sizeof(body), "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}",
+                     http_error_code(status), msg);
+
+    METRIC_INC(m->metrics.rejected_upgrades);
+    if (n < 0 || (size_t)n >= sizeof(body))
+        n = 0;
+    http_respond(req, status, "application/json", body, (size_t)n, extra);
+}
+
+/* The caps on connections open at once, per user (the registry's count) and per client
+ * address; a connection stops counting when its close begins (a closing one lingers
+ * at most WS_CLOSE_LINGER_MS). 0 with *addr counted, or the request answered. */
+static int take_slot(struct ws_module *m, struct http_req *req, int64_t user_id,
+                     struct keycount_ent **addr)
+{
+    const struct ws_user *u = ws_registry_user(m, user_id);
+    char msg[160];
+    int rc;
+
+    if (u && u->nconns >= m->conns_per_user) {
+        snprintf(msg, sizeof(msg), "this user has %d WebSocket connections open, the most "
+                 "allowed: close one first", u->nconns);
+        refuse(m, req, 429, "Retry-After: 1\r\n", msg);
+        return -EBUSY;
+    }
+    rc = keycount_acquire(m->conns_by_addr, req->client_ip, m->conns_per_addr, addr);
+    if (rc == -EBUSY) {
+        snprintf(msg, sizeof(msg), "%u WebSocket connections from this address are open, "
+                 "the most allowed: close one first", m->conns_per_addr);
+        refuse(m, req, 429, "Retry-After: 1\r\n", msg);
+    } else if (rc < 0) {
+        refuse(m, req, 503, NULL, "too many connections at once: try again later");
+    }
+    return rc;
+}
+
 static void handover(struct ws_module *m, uv_tcp_t *tcp, const struct http_user *user,
-                     const char *answer, size_t answer_len, char *head, size_t head_len)
+                     struct keycount_ent *addr, const char *answer, size_t answer_len,
+                     char *head, size_t head_len)
 {
     struct ws_conn *c;
 
     if (ws_conn_new(m, tcp, user, &c) < 0) {
+        keycount_release(m->conns_by_addr, addr);
         http_upgraded_close(tcp, NULL, NULL);
         free(head);
         return;
     }
+    c->addr = addr;
     if (queue_answer(c, answer, answer_len) < 0 || ws_conn_start_reading(c) < 0) {
         free(head);
         ws_conn_destroy(c);
@@ -140,6 +184,7 @@ void ws_upgrade_handler(struct http_req *req, void *ctx)
     int alen;
     int64_t wait;
     uv_tcp_t *tcp = NULL;
+    struct keycount_ent *addr = NULL;
     char *head = NULL;
     size_t head_len = 0;
 
@@ -156,19 +201,11 @@ void ws_upgrade_handler(struct http_req *req, void *ctx)
     }
     err = check_headers(req, &extra);
     if (err) {
-        METRIC_INC(m->metrics.rejected_upgrades);
-        if (extra) {
-            /* The version hint goes in a header, so the answer is built here. */
-            char body[160];
-            int n = snprintf(body, sizeof(body),
-                             "{\"error\":{\"code\":\"invalid_argument\",\"message\":\"%s\"}}",
-                             err);
-            http_respond(req, 400, "application/json", body, (size_t)n, extra);
-        } else {
-            http_respond_error(req, 400, "%s", err);
-        }
+        refuse(m, req, 400, extra, err);   /* extra: the version hint */
         return;
     }
+    if (take_slot(m, req, user.id, &addr) < 0)
+        return;
     ws_accept_key(http_header(req, "Sec-WebSocket-Key"), accept, sizeof(accept));
     alen = snprintf(answer, sizeof(answer),
                    HTTP_101_LINE "Upgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -178,9 +215,10 @@ void ws_upgrade_handler(struct http_req *req, void *ctx)
     if (alen < 0 || (size_t)alen >= sizeof(answer) ||
         http_upgrade_detach(req, &tcp, &head, &head_len) < 0) {
         /* The request is still ours (the client is probably gone): answer it. */
+        keycount_release(m->conns_by_addr, addr);
         http_respond_error(req, 500, "the upgrade failed");
         return;
     }
     METRIC_INC(m->metrics.upgrades);
-    handover(m, tcp, &user, answer, (size_t)alen, head, head_len);
+    handover(m, tcp, &user, addr, answer, (size_t)alen, head, head_len);
 }

@@ -32,7 +32,7 @@ static void metrics_register(struct ws_module *m)
 {
     static const char *const codes[] = { "1000", "1001", "1002", "1003", "1005", "1006",
                                          "1007", "1008", "1009", "1011", "1013", "4000",
-                                         "4001", "other" };
+                                         "4001", "4002", "other" };
     struct metrics *mx = m->app->metrics;
     char labels[32];
 
@@ -75,9 +75,14 @@ int ws_module_new(struct chatd *app, struct ws_module **out)
     m->send_queue_bytes = (size_t)cfg->websocket.send_queue_bytes;
     m->sync_stall_ms = (uint64_t)cfg->websocket.sync_stall_ms;
     m->typing_per_s = cfg->limits.typing_per_s;
+    m->conns_per_user = cfg->limits.connections_per_user;
+    m->conns_per_addr = (uint32_t)cfg->limits.connections_per_address;
     strbuf_init(&m->json, SIZE_MAX);
+    /* An address is in the table while it holds an open connection, and the HTTP layer
+     * holds at most max_connections sockets: the table cannot fill before the listener. */
     if ((rc = ratelimit_new(&m->connect_rl, WS_RATELIMIT_ADDRS, cfg->limits.connects_per_s,
                             cfg->limits.connects_burst)) < 0 ||
+        (rc = keycount_new(&m->conns_by_addr, (size_t)cfg->server.max_connections)) < 0 ||
         (rc = ws_map_new(&m->users)) < 0 || (rc = ws_map_new(&m->conns_by_id)) < 0) {
         ws_module_free(m);
         return rc;
@@ -96,8 +101,10 @@ void ws_module_free(struct ws_module *m)
         struct ws_conn *c = m->all;
         m->all = c->next;
         ws_registry_remove(m, c);
+        keycount_release(m->conns_by_addr, c->addr);
         ws_conn_queue_free(c);
         ws_sync_free(c);
+        free(c->rx);
         if (c->wslay)
             wslay_event_context_free(c->wslay);
         free(c);
@@ -105,6 +112,7 @@ void ws_module_free(struct ws_module *m)
     while (m->npool)
         wslay_event_context_free(m->pool[--m->npool]);
     ratelimit_free(m->connect_rl);
+    keycount_free(m->conns_by_addr);
     ws_map_free(m->users);
     ws_map_free(m->conns_by_id);
     ws_fanout_free(m);

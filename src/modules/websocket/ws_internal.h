@@ -3,6 +3,10 @@
  * Layers, one file each:
  *   upgrade.c   GET /v1/ws: header checks, Sec-WebSocket-Accept, hand-over from HTTP
  *   conn.c      one connection: wslay for the inbound side, close handshake, lifetime
+ *   conn_wslay.c  wslay's callbacks, its contexts lent to connections between frames
+ *   inbound.c   the bytes of incoming messages as they arrive; the stall check
+ *   control.c   control frames we write ourselves: pongs in order, the close after a
+ *               stream wslay gave up on
  *   fanout.c    outbound: shared encoded frames (ws_buf), per-connection queue, writev
  *   frames.c    JSON frames: client frame decoding, server frame encoding
  *   dispatch.c  what each client frame does (send, typing, read, sync, auth, ping)
@@ -56,6 +60,7 @@
 /* Close codes of our own (4000-4999 are the application's). */
 #define WS_CLOSE_TOKEN_EXPIRED  4001
 #define WS_CLOSE_HEARTBEAT      4000
+#define WS_CLOSE_STALLED        4002   /* a frame or message left incomplete (inbound.c) */
 #define WS_CLOSE_ABNORMAL       1006   /* never sent: recorded when the socket just went */
 
 /* A token's exp (seconds) in milliseconds. The signature is checked, but nothing bounds
@@ -125,6 +130,9 @@ struct ws_conn {
     wslay_event_context_ptr wslay;   /* owned while attached; NULL when idle (conn.c) */
     uint64_t fed, consumed;          /* bytes given to wslay / in complete frames */
     uint64_t frame_bytes;            /* size of the frame being received */
+    uint64_t rx_progress_ms;         /* monotonic: last byte of the open frame / message */
+    uint8_t *rx;                     /* owned: the open message's bytes (inbound.c) */
+    uint32_t rx_len, rx_cap;
     uint64_t id;
     struct ws_user *user;            /* registry's; NULL once unregistered */
     int64_t  user_id;
@@ -140,6 +148,7 @@ struct ws_conn {
     size_t   q_bytes;                /* bytes queued, in flight included */
     size_t   q_inflight_bytes;       /* of which in the write in flight */
     struct ws_sync *sync;            /* owned; NULL when no sync runs */
+    struct keycount_ent *addr;       /* its count in m->conns_by_addr, while open */
     uint64_t bad_window_start;
     uint16_t bad_count;
     uint16_t close_code;             /* what we sent or recorded */
@@ -152,6 +161,10 @@ struct ws_conn {
     uint8_t  announced;              /* ws.connected went out */
     uint8_t  in_message;             /* a fragmented data message is open */
     uint8_t  feeding;                /* inside ws_conn_feed: a destroy frees it after */
+    uint8_t  frame_opcode;           /* of the frame being received */
+    uint8_t  wslay_dead;             /* wslay failed on the stream: input dropped (control.c) */
+    uint8_t  wslay_payload_next;     /* wslay's next send callback is a payload */
+    uint8_t  wslay_dropping;         /* ... of its own pong, dropped (control.c) */
 };
 
 /* Metrics pointers (counters from metrics_counter). */
@@ -174,6 +187,9 @@ struct ws_module {
     uint64_t sync_stall_ms;
     double typing_per_s;
     struct ratelimit *connect_rl;    /* owned */
+    int      conns_per_user;         /* [limits] connections_per_user (open ones) */
+    uint32_t conns_per_addr;         /* [limits] connections_per_address */
+    struct keycount *conns_by_addr;  /* owned: open connections per client address */
     /* registry */
     struct ws_map *users;            /* user id -> struct ws_user */
     struct ws_map *conns_by_id;      /* conn id -> struct ws_conn */
@@ -203,6 +219,10 @@ struct ws_module {
     void   (*drain_done)(void *state);
     int      handles_open;
     struct ws_input *input;          /* during ws_conn_feed only */
+    const uint8_t *rx_direct;        /* inbound.c, during ws_conn_feed: a whole message */
+    size_t   rx_direct_len;          /* in wslay's read buffer */
+    uint64_t rx_first_len;           /* the frame just started: its payload length, */
+    uint8_t  rx_first, rx_first_fin; /* its first chunk still to come, its FIN bit */
     struct ws_conn *cur;             /* the connection inside a wslay call */
     wslay_event_context_ptr pool[WS_WSLAY_POOL];  /* owned: idle contexts */
     int      npool;
@@ -263,6 +283,12 @@ int   ws_fanout_start(struct ws_module *m);
 void  ws_fanout_stop(struct ws_module *m);
 void  ws_fanout_free(struct ws_module *m);
 
+/* conn_wslay.c: the connection's wslay context, borrowed from the pool when bytes
+ * arrive (0 or -ENOMEM), lent back when between frames, freed mid-frame. */
+int   ws_wslay_acquire(struct ws_conn *c);
+void  ws_wslay_release(struct ws_conn *c);
+void  ws_wslay_drop(struct ws_conn *c);
+
 /* conn.c */
 int   ws_conn_new(struct ws_module *m, uv_tcp_t *tcp, const struct http_user *u,
                   struct ws_conn **out);
@@ -273,6 +299,8 @@ int   ws_conn_start_reading(struct ws_conn *c);
 void  ws_conn_close(struct ws_conn *c, uint16_t code, const char *reason);
 /* Moves wslay's pending output (pong, close) into the queue. */
 void  ws_conn_pump(struct ws_conn *c);
+/* The connection stops counting as open (unregistered, presence told); code recorded. */
+void  ws_conn_begin_closing(struct ws_conn *c, uint16_t code);
 /* Closes the socket now (peer gone, linger over). */
 void  ws_conn_destroy(struct ws_conn *c);
 /* The write side finished everything queued (fanout.c calls this). */
@@ -281,6 +309,28 @@ void  ws_conn_drained(struct ws_conn *c);
 void  ws_conn_bad_frame(struct ws_conn *c, const char *code, const char *msg,
                         const char *client_msg_id);
 void  ws_count_close(struct ws_module *m, uint16_t code);
+
+/* inbound.c */
+/* Around wslay_event_recv in ws_conn_feed. */
+void  ws_rx_feed_begin(struct ws_conn *c);
+void  ws_rx_feed_end(struct ws_conn *c);
+/* A frame begins; -EMSGSIZE when its message would pass max_message_bytes. */
+int   ws_rx_frame_start(struct ws_conn *c, int opcode, int fin, uint64_t payload_len);
+/* Payload bytes of the frame being received; -ENOMEM. */
+int   ws_rx_chunk(struct ws_conn *c, const uint8_t *data, size_t len);
+/* The text message just completed, valid until ws_rx_done. */
+const char *ws_rx_text(struct ws_conn *c, size_t *len);
+void  ws_rx_done(struct ws_conn *c);
+/* 1 when c is mid-frame or mid-message with no byte of it for after_ms. */
+int   ws_conn_stalled(const struct ws_conn *c, uint64_t now, uint64_t after_ms);
+
+/* control.c */
+/* Queues a pong answering a ping with this payload (nothing once closing). */
+int   ws_conn_queue_pong(struct ws_conn *c, const uint8_t *payload, size_t len);
+/* Queues a close frame with this code and no reason, built by us rather than wslay. */
+int   ws_conn_queue_close_frame(struct ws_conn *c, uint16_t code);
+/* For wslay's send callback: 1 when these bytes are part of wslay's pong. */
+int   ws_conn_drop_wslay_pong(struct ws_conn *c, const uint8_t *data, int flags);
 
 /* frames.c: client frames */
 enum ws_frame_type {

@@ -29,6 +29,8 @@ connects_per_s = 100000
 connects_burst = 100000
 registrations_per_min = 100000
 login_failures_per_min = 100000
+connections_per_user = 100000
+connections_per_address = 100000
 `;
 
 // Under $CHATD_WRAPPER (valgrind) chatd starts and stops many times slower.

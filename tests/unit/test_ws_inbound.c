@@ -1,0 +1,123 @@
+/* Incoming messages gathered by inbound.c: what a partial frame holds, messages put
+ * together from pieces, and which bytes count as progress for the stall check. */
+#include "test.h"
+#include "ws_test_util.h"
+
+TEST(ws_inbound_partial_frame_holds_what_arrived)
+{
+    struct ws_fixture fx;
+    static uint8_t buf[70000];
+    char *text = malloc(60000);
+
+    ASSERT(text);
+    memset(text, ' ', 60000);
+    text[0] = '{';
+    text[59999] = '}';
+    ASSERT(wst_init(&fx, 0, 0, 0) == 0);
+    struct ws_conn *c = wst_conn(&fx, 1);
+    size_t n = wst_frame(buf, 1, 1, text, 60000, 1, wst_key);
+    ws_conn_feed(c, buf, 8 + 10);              /* header (64-bit length), mask, 10 bytes */
+    ASSERT(c->wslay != NULL);
+    ASSERT(c->rx_cap <= 1024);                 /* not the 60000 announced */
+    ASSERT_EQ(c->rx_len, 10);
+    ws_conn_feed(c, buf + 18, n - 18);
+    ASSERT_EQ(fx.ntexts, 1);
+    ASSERT_EQ(fx.texts.len, 60001);
+    ASSERT(memcmp(fx.texts.data, text, 60000) == 0);
+    ASSERT(c->rx == NULL);                     /* freed with the message */
+    ASSERT(c->wslay == NULL);
+    free(text);
+    wst_free(&fx);
+}
+
+TEST(ws_inbound_idle_is_never_stalled)
+{
+    struct ws_fixture fx;
+    uint8_t buf[64];
+
+    ASSERT(wst_init(&fx, 0, 0, 0) == 0);
+    struct ws_conn *c = wst_conn(&fx, 1);
+    ASSERT_EQ(ws_conn_stalled(c, mono_ms() + 100000, 1000), 0);
+    size_t n = wst_frame(buf, 1, 1, "{}", 2, 1, wst_key);
+    ws_conn_feed(c, buf, n);
+    ASSERT_EQ(ws_conn_stalled(c, mono_ms() + 100000, 1000), 0);
+    wst_free(&fx);
+}
+
+TEST(ws_inbound_partial_frame_stalls)
+{
+    struct ws_fixture fx;
+    uint8_t buf[64];
+
+    ASSERT(wst_init(&fx, 0, 0, 0) == 0);
+    struct ws_conn *c = wst_conn(&fx, 1);
+    size_t n = wst_frame(buf, 1, 1, "{\"type\":\"ping\"}", 15, 1, wst_key);
+    ws_conn_feed(c, buf, 3);                   /* part of the header */
+    ASSERT_EQ(ws_conn_stalled(c, c->rx_progress_ms + 999, 1000), 0);
+    ASSERT_EQ(ws_conn_stalled(c, c->rx_progress_ms + 1000, 1000), 1);
+    c->rx_progress_ms -= 5000;
+    ws_conn_feed(c, buf + 3, 5);               /* more of the lone frame: progress */
+    ASSERT_EQ(c->rx_progress_ms, c->last_rx_ms);
+    ws_conn_feed(c, buf + 8, n - 8);
+    ASSERT_EQ(fx.ntexts, 1);
+    ASSERT_EQ(ws_conn_stalled(c, mono_ms() + 100000, 1000), 0);
+    wst_free(&fx);
+}
+
+/* Inside a fragmented message a ping is no progress, a data fragment is. */
+TEST(ws_inbound_pings_between_fragments_are_no_progress)
+{
+    struct ws_fixture fx;
+    uint8_t buf[64];
+    size_t n;
+
+    ASSERT(wst_init(&fx, 0, 0, 0) == 0);
+    struct ws_conn *c = wst_conn(&fx, 1);
+    n = wst_frame(buf, 0, 1, "{\"ty", 4, 1, wst_key);
+    ws_conn_feed(c, buf, n);
+    ASSERT(c->in_message);
+    c->rx_progress_ms -= 5000;
+    uint64_t mark = c->rx_progress_ms;
+    n = wst_frame(buf, 1, 9, "hb", 2, 1, wst_key);
+    ws_conn_feed(c, buf, n);
+    ASSERT_EQ(c->rx_progress_ms, mark);
+    ASSERT_EQ(ws_conn_stalled(c, c->last_rx_ms, 1000), 1);
+    n = wst_frame(buf, 0, 0, "pe\":", 4, 1, wst_key);
+    ws_conn_feed(c, buf, n);
+    ASSERT_EQ(c->rx_progress_ms, c->last_rx_ms);
+    n = wst_frame(buf, 1, 0, "\"x\"}", 4, 1, wst_key);
+    ws_conn_feed(c, buf, n);
+    ASSERT_EQ(fx.ntexts, 1);
+    ASSERT_STR_EQ(fx.texts.data, "{\"type\":\"x\"}\n");
+    wst_free(&fx);
+}
+
+/* A connection that starts closing gives up the message it was receiving at once,
+ * whichever way the close came: a broken stream, or a close wslay queued. */
+TEST(ws_inbound_closing_frees_the_open_message)
+{
+    static const uint8_t ping126[] = { 0x89, 0xfe, 0x00, 0x7e };   /* a ping over 125 */
+    static const uint8_t bad_utf8[] = { 0xc3, 0x28 };
+
+    for (int how = 0; how < 2; how++) {
+        struct ws_fixture fx;
+        uint8_t buf[64];
+        size_t n;
+
+        ASSERT(wst_init(&fx, 0, 0, 0) == 0);
+        struct ws_conn *c = wst_conn(&fx, 1);
+        n = wst_frame(buf, 0, 1, "{\"type\":", 8, 1, wst_key);
+        ws_conn_feed(c, buf, n);
+        ASSERT(c->rx != NULL);
+        if (how == 0) {
+            ws_conn_feed(c, ping126, sizeof(ping126));
+        } else {
+            n = wst_frame(buf, 1, 0, bad_utf8, sizeof(bad_utf8), 1, wst_key);
+            ws_conn_feed(c, buf, n);
+        }
+        ASSERT(c->state != WS_OPEN);
+        ASSERT(c->rx == NULL);
+        ASSERT_EQ(wst_scan(&fx, NULL, NULL), how == 0 ? 1002 : 1007);
+        wst_free(&fx);
+    }
+}
