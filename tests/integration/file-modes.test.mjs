@@ -63,6 +63,18 @@ describe('file modes', () => {
         assert.equal(await server.stop(), 0, server.logs());
     });
 
+    it('warns about key files found readable by others', async () => {
+        const server = await startServer({ wrapper: LOOSE_UMASK });
+        assert.equal(await server.stop(), 0, server.logs());
+        const keys = ['jwt.pem', 'vapid.pem'].map((k) => path.join(server.dataDir, k));
+        for (const k of keys)
+            chmodSync(k, 0o644);    // a key put back with cp under umask 0022
+        await server.restart({ wrapper: LOOSE_UMASK });
+        assert.match(server.logs(), new RegExp(`signing key is readable by others path=${keys[0]} mode=644`));
+        assert.match(server.logs(), new RegExp(`VAPID key is readable by others path=${keys[1]} mode=644`));
+        assert.equal(await server.stop(), 0, server.logs());
+    });
+
     it('names the side file it cannot open, not the database', async () => {
         const dataDir = path.join(tmpDir('chatd-modes-'), 'data');
         // A directory where the WAL belongs: no open() of it succeeds, even as root.
