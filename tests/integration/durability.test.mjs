@@ -1,7 +1,8 @@
 // [database] durability: with full (the default) every acknowledged message was synced
-// to the disk before its ack was written; with process nothing waits for the disk. Seen
-// from the outside: chatd runs under strace, which records the WAL's fsync/fdatasync and
-// the writes to the client's socket in the order they happened.
+// to the disk before its answer (a WebSocket ack, an HTTP 201) was written; with process
+// nothing waits for the disk. Seen from the outside: chatd runs under strace, which
+// records the WAL's fsync/fdatasync and the writes to the clients' sockets in the order
+// they happened.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -11,9 +12,11 @@ import { stopTraced, straceWorks, tracedEnv } from './lib/strace.mjs';
 
 const MESSAGES = 30;
 const id = (i) => `dur-${String(i).padStart(3, '0')}`;
+const byHttp = (i) => i % 2 === 1;
 
-/* Sends MESSAGES + 1 messages one by one, each after the previous ack (the first only
- * warms up: start-up writes come before it). Returns the client's port and the trace. */
+/* Sends MESSAGES + 1 messages one by one, each after the previous answer, by WebSocket
+ * and by HTTP in turn (the first only warms up: start-up writes come before it).
+ * Returns the WebSocket client's port and the trace. */
 async function sendOneByOne(config) {
     const trace = path.join(tmpDir('chatd-fsync-'), 'trace.txt');
     const server = await startServer({
@@ -28,7 +31,14 @@ async function sendOneByOne(config) {
     const ws = await wsConnect(server, alice.access_token);
     const port = ws.ws._socket.localPort;
     for (let i = 0; i <= MESSAGES; i++) {
-        ws.send({ type: 'send', room_id: room.id, body: `m${i}`, client_msg_id: id(i) });
+        const msg = { body: `m${i}`, client_msg_id: id(i) };
+        if (byHttp(i)) {
+            const res = await api(server).post(`/v1/rooms/${room.id}/messages`, msg,
+                { token: alice.access_token });
+            assert.equal(res.status, 201, res.text);
+            continue;
+        }
+        ws.send({ type: 'send', room_id: room.id, ...msg });
         const ack = await ws.next('ack', 30000);
         assert.equal(ack.client_msg_id, id(i));
     }
@@ -40,8 +50,9 @@ async function sendOneByOne(config) {
 
 /*
  * For each message after the warm-up: how many syncs of the WAL completed between the
- * previous message's ack (the client sent this one only after it) and this one's ack,
- * both seen as a write to the client's socket. A sync split by another thread's call
+ * previous message's answer (the client sent this one only after it) and this one's,
+ * each seen as a write to a client's socket: the ack on the WebSocket, or the 201 on
+ * the HTTP connection (a new one per request). A sync split by another thread's call
  * shows as "fdatasync(7</x/chatd.db-wal> <unfinished ...>" and completes at
  * "<... fdatasync resumed>".
  */
@@ -50,8 +61,9 @@ function walSyncsBeforeEachAck({ port, lines }) {
     const counts = [];
     let since = 0, next = 0;
     const client = `->127.0.0.1:${port}]>`;
-    const isAck = (call, i) => call.includes(client) && call.includes('\\"type\\":\\"ack\\"') &&
-        call.includes(`\\"client_msg_id\\":\\"${id(i)}\\"`);
+    const isAnswer = (call, i) => call.includes(`\\"client_msg_id\\":\\"${id(i)}\\"`) &&
+        (byHttp(i) ? call.includes('"HTTP/1.1 201 ')
+            : call.includes(client) && call.includes('\\"type\\":\\"ack\\"'));
     for (const line of lines) {
         const m = /^(\d+)\s+(.*)$/.exec(line);
         if (!m)
@@ -63,27 +75,27 @@ function walSyncsBeforeEachAck({ port, lines }) {
             syncing.add(pid);
         } else if (/^<\.\.\. f(data)?sync resumed>/.test(call) && syncing.delete(pid)) {
             since++;
-        } else if (next <= MESSAGES && isAck(call, next)) {
+        } else if (next <= MESSAGES && isAnswer(call, next)) {
             if (next > 0)
                 counts.push(since);
             since = 0;
             next++;
         }
     }
-    assert.equal(counts.length, MESSAGES, 'every ack was found in the trace');
+    assert.equal(counts.length, MESSAGES, 'every answer was found in the trace');
     return counts;
 }
 
 describe('[database] durability', { skip: straceWorks() ? false : 'needs strace (with ptrace allowed, no $CHATD_WRAPPER)' }, () => {
-    it('full (the default): the WAL is synced before every ack', async (t) => {
+    it('full (the default): the WAL is synced before every answer', async (t) => {
         const counts = walSyncsBeforeEachAck(await sendOneByOne(''));
-        t.diagnostic(`WAL syncs before each of ${MESSAGES} acks: ${counts.join(' ')}`);
-        assert.deepEqual(counts.filter((n) => n < 1), [], `an ack with no sync before it: ${counts.join(' ')}`);
+        t.diagnostic(`WAL syncs before each of ${MESSAGES} answers: ${counts.join(' ')}`);
+        assert.deepEqual(counts.filter((n) => n < 1), [], `an answer with no sync before it: ${counts.join(' ')}`);
     });
 
-    it('process: acks wait for no sync (what it risks is in docs/deploy.md)', async (t) => {
+    it('process: answers wait for no sync (what it risks is in docs/deploy.md)', async (t) => {
         const counts = walSyncsBeforeEachAck(await sendOneByOne('[database]\ndurability = process\n'));
-        t.diagnostic(`WAL syncs before each of ${MESSAGES} acks: ${counts.join(' ')}`);
+        t.diagnostic(`WAL syncs before each of ${MESSAGES} answers: ${counts.join(' ')}`);
         // 31 small commits stay far below the checkpoint threshold: no sync at all.
         assert.equal(counts.reduce((a, b) => a + b, 0), 0, counts.join(' '));
     });
