@@ -2,7 +2,7 @@
 // makes: chatd starts and serves a little under strace, and every call it made must be
 // one the unit lets through, or chatd would die of SIGSYS under systemd.
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import {
@@ -10,7 +10,8 @@ import {
 } from './lib/harness.mjs';
 import { makeCertificates, makeSubscription, startReceiver } from './lib/push-receiver.mjs';
 import {
-    expandGroup, killedBy, parseSummary, stopTraced, straceWorks, tracedEnv, tracedPid, unitFilter, which,
+    allows, expandGroup, killedBy, parseSummary, securityVerdicts, stopTraced, straceWorks, tracedEnv,
+    tracedPid, unitFilter, which,
 } from './lib/strace.mjs';
 
 const unitText = readFileSync(path.join(repoRoot, 'contrib/chatd.service'), 'utf8');
@@ -84,6 +85,29 @@ describe('systemd unit and the system calls chatd makes', { skip: straceWorks() 
         assert.deepEqual(killedBy(deny, ['read', 'setpriority', 'sched_setaffinity']), ['sched_setaffinity']);
         const soft = unitFilter('SystemCallFilter=~@resources\nSystemCallErrorNumber=EPERM\n');
         assert.deepEqual(killedBy(soft, ['setpriority']), []);
+    });
+
+    it('reads SystemCallFilter= lines as systemd does, group by group', () => {
+        // The shipped lines, and the rules of systemd.exec(5) they could run into: a
+        // deny-list first, a call given back to it, a reset, an errno instead of a kill.
+        const variants = [null, '~@clock @debug\nSystemCallFilter=clock_settime',
+            '@system-service\nSystemCallFilter=~@resources\nSystemCallFilter=\nSystemCallFilter=@system-service @clock',
+            '@system-service\nSystemCallFilter=~@resources:EPERM',
+            '~@privileged\nSystemCallFilter=~@resources\nSystemCallFilter=setpriority'];
+        const dir = tmpDir('chatd-unit-');
+        for (const v of variants) {
+            const text = v === null ? unitText : unitText.replace(/^SystemCallFilter=.*\n/gm, '')
+                .replace('[Install]', `SystemCallFilter=${v}\n\n[Install]`);
+            const file = path.join(dir, 'chatd.service');
+            writeFileSync(file, text);
+            const verdicts = securityVerdicts(file);
+            assert.ok(verdicts.size >= 5, `systemd-analyze security judged ${verdicts.size} groups`);
+            const filter = unitFilter(text);
+            for (const [group, someAllowed] of verdicts) {
+                assert.equal([...expandGroup(group)].some((c) => allows(filter, c)), someAllowed,
+                    `${group} with SystemCallFilter=${v ?? '(shipped)'}`);
+            }
+        }
     });
 
     it('makes no call the shipped unit forbids, from start through a crash and a restart to SIGTERM', async () => {
