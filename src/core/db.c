@@ -133,11 +133,8 @@ int db_open(struct db **out, struct chatd *app, const char *path)
         rc = -ENOMEM;
         goto fail;
     }
-    if ((rc = db_prepare_files(db, path)) < 0) {
-        LOG_ERROR(app, "db", "cannot create the data directory or database path=%s "
-                  "error=\"%s\"", path, strerror(-rc));
-        goto fail;
-    }
+    if ((rc = db_prepare_files(db, path)) < 0)
+        goto fail;                      /* logged with the file or directory at fault */
     if ((rc = db_open_conn(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &db->wconn)) < 0 ||
         (rc = setup_writer_conn(db)) < 0) {
         LOG_ERROR(app, "db", "cannot open database path=%s error=\"%s\"", path,

@@ -17,29 +17,25 @@
 
 #define DB_FILE_MODE 0600
 
-/* mkdir -p for the directory part of path, each directory we create 0700. */
-static int make_parent_dirs(const char *dir)
+/* mkdir -p for dir (cut into place and restored), each directory we create 0700. A
+ * failure is logged with the directory that failed, which may be any part of dir. */
+static int make_parent_dirs(struct db *db, char *dir)
 {
-    char *p = strdup(dir);
-    int rc = 0;
-
-    if (!p)
-        return -ENOMEM;
-    for (char *c = p + 1; ; c++) {
+    for (char *c = dir + 1; ; c++) {
         if (*c != '/' && *c != '\0')
             continue;
         char saved = *c;
         *c = '\0';
-        if (mkdir(p, 0700) < 0 && errno != EEXIST) {
-            rc = -errno;
-            break;
+        if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+            int rc = -errno;
+            LOG_ERROR(db->app, "db", "cannot create the data directory path=%s error=\"%s\"",
+                      dir, strerror(errno));
+            return rc;
         }
         *c = saved;
         if (saved == '\0')
-            break;
+            return 0;
     }
-    free(p);
-    return rc;
 }
 
 static void check_dir_mode(struct db *db, const char *dir)
@@ -66,13 +62,21 @@ static void tighten(struct db *db, int fd, const char *path)
                  "was=%04o", path, (unsigned)(st.st_mode & 07777));
 }
 
-/* The database file, created 0600 if missing; path-wal and path-shm only if present. */
+/* The database file, created 0600 if missing; path-wal and path-shm only if present.
+ * A failure names the file itself: a -wal the service cannot open (left by another
+ * user) would otherwise read as a problem with chatd.db. */
 static int prepare_file(struct db *db, const char *path, int create)
 {
     int fd = open(path, O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), DB_FILE_MODE);
 
-    if (fd < 0)
-        return errno == ENOENT && !create ? 0 : -errno;
+    if (fd < 0) {
+        if (errno == ENOENT && !create)
+            return 0;
+        int rc = -errno;
+        LOG_ERROR(db->app, "db", "cannot open a database file path=%s error=\"%s\"", path,
+                  strerror(errno));
+        return rc;
+    }
     tighten(db, fd, path);
     close(fd);
     return 0;
@@ -84,12 +88,14 @@ int db_prepare_files(struct db *db, const char *path)
     char *dir = strdup(path);
     int rc = 0;
 
-    if (!dir)
+    if (!dir) {
+        LOG_ERROR(db->app, "db", "out of memory path=%s", path);
         return -ENOMEM;
+    }
     char *slash = strrchr(dir, '/');
     if (slash && slash != dir) {
         *slash = '\0';
-        if ((rc = make_parent_dirs(dir)) == 0)
+        if ((rc = make_parent_dirs(db, dir)) == 0)
             check_dir_mode(db, dir);
     }
     free(dir);

@@ -2,7 +2,7 @@
 // and -shm, the keys) and its backups are the service user's alone, whatever the umask
 // it was started with.
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { registerAndLogin, runChatd, startServer, tmpDir, waitFor } from './lib/harness.mjs';
@@ -61,5 +61,28 @@ describe('file modes', () => {
         for (const f of [db, `${db}-wal`, `${db}-shm`])
             assert.match(logs, new RegExp(`now 0600 path=${f} was=0644`));
         assert.equal(await server.stop(), 0, server.logs());
+    });
+
+    it('warns about key files found readable by others', async () => {
+        const server = await startServer({ wrapper: LOOSE_UMASK });
+        assert.equal(await server.stop(), 0, server.logs());
+        const keys = ['jwt.pem', 'vapid.pem'].map((k) => path.join(server.dataDir, k));
+        for (const k of keys)
+            chmodSync(k, 0o644);    // a key put back with cp under umask 0022
+        await server.restart({ wrapper: LOOSE_UMASK });
+        assert.match(server.logs(), new RegExp(`signing key is readable by others path=${keys[0]} mode=644`));
+        assert.match(server.logs(), new RegExp(`VAPID key is readable by others path=${keys[1]} mode=644`));
+        assert.equal(await server.stop(), 0, server.logs());
+    });
+
+    it('names the side file it cannot open, not the database', async () => {
+        const dataDir = path.join(tmpDir('chatd-modes-'), 'data');
+        // A directory where the WAL belongs: no open() of it succeeds, even as root.
+        mkdirSync(path.join(dataDir, 'chatd.db-wal'), { recursive: true, mode: 0o700 });
+        chmodSync(dataDir, 0o700);
+        await assert.rejects(startServer({ dataDir }), (e) => {
+            assert.match(e.message, /cannot open a database file path=\S*\/chatd\.db-wal error="Is a directory"/);
+            return true;
+        });
     });
 });

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include "chatd/config.h"
 #include "chatd/events.h"
 #include "chatd/log.h"
@@ -51,12 +52,19 @@ static int load_vapid(struct notif *n)
 {
     char path[CFG_PATH_MAX + 16], err[512];
     uint8_t pub[ECE_KEY_LEN];
+    struct stat st;
     snprintf(path, sizeof(path), "%s/vapid.pem", n->app->cfg->server.data_dir);
     int rc = vapid_load_or_create(path, &n->vapid, err, sizeof(err));
     if (rc < 0) {
         LOG_ERROR(n->app, NOTIF_MOD, "VAPID key: %s", err);
         return rc;
     }
+    /* Whoever reads it can push to every subscribed browser in this server's name.
+     * Made 0600; one found looser was copied in or chmodded by hand: said, not changed,
+     * as for the signing key. */
+    if (stat(path, &st) == 0 && (st.st_mode & 077))
+        LOG_WARN(n->app, NOTIF_MOD, "VAPID key is readable by others path=%s mode=%03o",
+                 path, (unsigned)(st.st_mode & 0777));
     if ((rc = vapid_public_raw(n->vapid, pub)) < 0)
         return rc;
     base64url_encode(pub, sizeof(pub), n->vapid_pub_b64);

@@ -125,6 +125,26 @@ export function unitFilter(unitText) {
     return { allow, set, errnoCalls, errorNumber };
 }
 
+/** Whether the filter lets call run (a call denied with ":ERRNO" does not). */
+export function allows(filter, call) {
+    return filter.allow === null || (filter.allow ? filter.set.has(call) : !filter.set.has(call));
+}
+
+/**
+ * systemd's own reading of a unit file's filter, group by group: `systemd-analyze
+ * security --offline` judges each group it knows. Returns Map @group -> whether some
+ * call of it may run.
+ */
+export function securityVerdicts(unitPath) {
+    const out = spawnSync('systemd-analyze', ['security', '--offline=yes', unitPath],
+        { encoding: 'utf8' }).stdout ?? '';
+    const verdicts = new Map();
+    const re = /SystemCallFilter=~(@[\w-]+)\s+System call (allow|deny) list defined for service, and \1 is (not )?included/g;
+    for (const [, group, kind, not] of out.matchAll(re))
+        verdicts.set(group, kind === 'allow' ? !not : Boolean(not));
+    return verdicts;
+}
+
 /** The calls of `used` the filter would kill the process for, sorted. */
 export function killedBy(filter, used) {
     if (filter.allow === null || filter.errorNumber)
