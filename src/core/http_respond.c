@@ -13,6 +13,7 @@
 #include "chatd/chatd.h"
 #include "chatd/log.h"
 #include "chatd/metrics.h"
+#include "chatd/text.h"
 #include "http_internal.h"
 
 static const char *status_text(int status)
