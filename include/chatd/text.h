@@ -32,7 +32,8 @@ enum text_fault text_check(const char *s, size_t n, unsigned flags);
  * in bodies (json_get_i64) as in paths and query strings (decimal_parse). */
 #define JSON_INT_MAX 9007199254740992LL
 /* s[0..n) as a plain decimal integer: digits only (no sign, space, point or exponent),
- * at least one, value at most JSON_INT_MAX. 0, or -EINVAL. */
+ * at least one, no leading zero (but "0" itself), value at most JSON_INT_MAX. 0, or
+ * -EINVAL. */
 int decimal_parse(const char *s, size_t n, int64_t *out);
 
 #endif

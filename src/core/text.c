@@ -73,7 +73,9 @@ enum text_fault text_check(const char *str, size_t n, unsigned flags)
 int decimal_parse(const char *s, size_t n, int64_t *out)
 {
     int64_t v = 0;
-    if (n == 0)
+    /* No leading zero: one value has one spelling, so "01" is never a second key for
+     * the room or user that "1" names. */
+    if (n == 0 || (s[0] == '0' && n > 1))
         return -EINVAL;
     for (size_t i = 0; i < n; i++) {
         if (s[i] < '0' || s[i] > '9' || v > (JSON_INT_MAX - (s[i] - '0')) / 10)
