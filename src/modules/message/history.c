@@ -241,26 +241,39 @@ static int sync_room(sqlite3 *conn, struct sync_ctx *c, int64_t room_id, int64_t
     return 0;
 }
 
+static int listed(const int64_t *ids, int n, int64_t id)
+{
+    for (int i = 0; i < n; i++)
+        if (ids[i] == id)
+            return 1;
+    return 0;
+}
+
 static int sync_fn(sqlite3 *conn, void *arg)
 {
     struct sync_ctx *c = arg;
+    /* A JSON object may repeat a key: a room is replayed once, for its first key, or
+     * the client would get its messages twice. */
+    int64_t *ids = malloc(MSG_SYNC_ROOMS_MAX * sizeof(*ids));
     c->answer = cJSON_CreateObject();
     cJSON *out = cJSON_AddArrayToObject(c->answer, "rooms");
-    if (!out)
+    if (!out || !ids) {
+        free(ids);
         return -ENOMEM;
-    int n = 0;
-    for (cJSON *it = c->rooms_in ? c->rooms_in->child : NULL; it; it = it->next) {
+    }
+    int n = 0, rc = 0;
+    for (cJSON *it = c->rooms_in ? c->rooms_in->child : NULL; it && rc == 0; it = it->next) {
         int64_t room_id;
         if (msg_parse_u64(it->string, &room_id) < 0 || room_id <= 0 ||
-            !cJSON_IsNumber(it) || it->valuedouble < 0)
+            !cJSON_IsNumber(it) || it->valuedouble < 0 || listed(ids, n, room_id))
             continue;
-        if (++n > MSG_SYNC_ROOMS_MAX)
+        if (n == MSG_SYNC_ROOMS_MAX)
             break;
-        int rc = sync_room(conn, c, room_id, (int64_t)it->valuedouble, out);
-        if (rc < 0)
-            return rc;
+        ids[n++] = room_id;
+        rc = sync_room(conn, c, room_id, (int64_t)it->valuedouble, out);
     }
-    return 0;
+    free(ids);
+    return rc;
 }
 
 static void sync_after(void *arg, int status)
