@@ -14,8 +14,9 @@ int  utf8_valid(const char *s, size_t n);
  * fields"): well-formed UTF-8 without C0 controls, DEL, C1 controls (U+0080..U+009F)
  * or the bidirectional embeddings, overrides and isolates (U+202A..U+202E,
  * U+2066..U+2069), which make text display as something it is not (a name shown
- * reversed, a line that seems to end elsewhere). TEXT_ALLOW_LINES lets tab and line
- * feed through, for message bodies. */
+ * reversed, a line that seems to end elsewhere). Without TEXT_ALLOW_LINES the line
+ * separators U+2028 and U+2029 are refused as control characters too; with it, tab,
+ * line feed and those two pass, for message bodies. */
 enum text_fault { TEXT_OK = 0, TEXT_NOT_UTF8, TEXT_CONTROL, TEXT_BIDI };
 #define TEXT_ALLOW_LINES 1u
 enum text_fault text_check(const char *s, size_t n, unsigned flags);

@@ -50,6 +50,14 @@ static int is_c0(unsigned char c, unsigned flags)
     return c < 0x20 || c == 0x7f;
 }
 
+/* U+2028 LINE SEPARATOR and U+2029 PARAGRAPH SEPARATOR (E2 80 A8, E2 80 A9) break a
+ * line as a line feed does (Unicode's UAX #14): where a newline is refused, so are they. */
+static int is_line_separator(const unsigned char *s, unsigned flags)
+{
+    return !(flags & TEXT_ALLOW_LINES) && s[0] == 0xE2 && s[1] == 0x80 &&
+           (s[2] == 0xA8 || s[2] == 0xA9);
+}
+
 /* On well-formed UTF-8, so a lead byte's continuation bytes are there: U+0080..U+009F
  * is C2 80..C2 9F; U+202A..U+202E is E2 80 AA..AE; U+2066..U+2069 is E2 81 A6..A9. */
 enum text_fault text_check(const char *str, size_t n, unsigned flags)
@@ -59,7 +67,8 @@ enum text_fault text_check(const char *str, size_t n, unsigned flags)
     if (!utf8_valid(str, n))
         return TEXT_NOT_UTF8;
     for (size_t i = 0; i < n; i++) {
-        if (is_c0(s[i], flags) || (s[i] == 0xC2 && s[i + 1] <= 0x9F))
+        if (is_c0(s[i], flags) || (s[i] == 0xC2 && s[i + 1] <= 0x9F) ||
+            is_line_separator(s + i, flags))
             return TEXT_CONTROL;
         if (s[i] == 0xE2 && ((s[i + 1] == 0x80 && s[i + 2] >= 0xAA && s[i + 2] <= 0xAE) ||
                              (s[i + 1] == 0x81 && s[i + 2] >= 0xA6 && s[i + 2] <= 0xA9)))

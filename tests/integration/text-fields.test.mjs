@@ -42,10 +42,12 @@ const REFUSED_EVERYWHERE = [
     ['U+2066 (LRI)', 'a\u2066b', BIDI],
     ['U+2069 (PDI)', 'a\u2069b', BIDI],
 ];
-// Refused in single-line fields, kept in message bodies.
-const LINES = [['newline', 'a\nb'], ['tab', 'a\tb']];
+// Refused in single-line fields, kept in message bodies: the line breaks (U+2028 and
+// U+2029 are breaks too, Unicode's UAX #14) and tab.
+const LINES = [['newline', 'a\nb'], ['tab', 'a\tb'], ['U+2028 (line separator)', 'a\u2028b'],
+    ['U+2029 (paragraph separator)', 'a\u2029b']];
 // Next to the refused ranges, and right-to-left text: accepted everywhere.
-const ACCEPTED = ['a\u00a0b', 'a\u202fb', 'a\u2065b', 'a\u206ab', 'a\u200fb', '\u05e9\u05dc\u05d5\u05dd', 'caf\u00e9 \u2615'];
+const ACCEPTED = ['a\u00a0b', 'a\u2027b', 'a\u202fb', 'a\u061cb', 'a\u200eb', '\ufeffab', 'a\ufffeb', 'a\u2065b', 'a\u206ab', 'a\u200fb', '\u05e9\u05dc\u05d5\u05dd', 'caf\u00e9 \u2615'];
 
 /** A JSON body whose `field` holds raw bytes that are not UTF-8 (0xC2 0x85 cut to 0x85). */
 function rawInvalid(prefix, field, rest = '') {
@@ -93,7 +95,7 @@ test('message bodies over HTTP: tab and newline are kept, every other control an
         { body: rawInvalid('', 'body'), token: alice.access_token });
     assertRefused(raw, 'body', 'is not valid UTF-8');
     assert.equal((await messages()).length, before, 'nothing refused was stored');
-    const kept = 'line one\nline two\n\tindented';
+    const kept = 'line one\nline two\n\tindented\u2028line three\u2029next paragraph';
     const ok = await http.post(`/v1/rooms/${room.id}/messages`, { body: kept }, as(alice));
     assert.equal(ok.status, 201, ok.text);
     assert.equal(ok.json.message.body, kept);

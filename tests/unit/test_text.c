@@ -50,7 +50,13 @@ TEST(text_check_table)
         { "h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80", 0, TEXT_OK }, /* é € U+1F600 */
         { "\xd7\xa9\xd7\x9c\xd7\x95\xd7\x9d", 0, TEXT_OK },           /* Hebrew: RTL text */
         { "\xe2\x80\x8f", 0, TEXT_OK },           /* U+200F RLM: a mark, not an override */
-        { "\xe2\x80\xa9", 0, TEXT_OK },           /* U+2029, next to U+202A */
+        { "\xe2\x80\xa7", 0, TEXT_OK },           /* U+2027, before U+2028 */
+        { "\xe2\x80\xa8", 0, TEXT_CONTROL },      /* U+2028 LINE SEPARATOR */
+        { "\xe2\x80\xa9", 0, TEXT_CONTROL },      /* U+2029 PARAGRAPH SEPARATOR */
+        { "a\xe2\x80\xa8" "b\xe2\x80\xa9", TEXT_ALLOW_LINES, TEXT_OK },
+        { "\xd8\x9c", 0, TEXT_OK },               /* U+061C ALM: a mark, as U+200F */
+        { "\xef\xbb\xbf", 0, TEXT_OK },           /* U+FEFF */
+        { "\xef\xbf\xbe", 0, TEXT_OK },           /* U+FFFE: a noncharacter is still text */
         { "\xe2\x80\xaf", 0, TEXT_OK },           /* U+202F, after U+202E */
         { "\xe2\x81\xa5", 0, TEXT_OK },           /* U+2065, before U+2066 */
         { "\xe2\x81\xaa", 0, TEXT_OK },           /* U+206A, after U+2069 */
