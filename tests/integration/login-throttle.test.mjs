@@ -102,3 +102,36 @@ test('an address that fails for many usernames is locked out for all of them', a
     assertApiError(await login(users[3].username, PASSWORD, '198.51.100.60'), 429, 'rate_limited');
     assert.equal((await login(users[3].username, PASSWORD, '198.51.100.61')).status, 200);
 });
+
+test('addresses of one IPv6 /64 count as one address: a locked username gives the /64 one try', async () => {
+    const { username } = await registerAndLogin(server, uniqueName('thr'), PASSWORD);
+    for (let i = 1; i <= 3; i++)
+        assert.equal((await login(username, 'wrong password', `2001:db8:aa:1::${i}`)).status, 401);
+    // Another address of the same /64 is not new: it waits, whatever its last 64 bits.
+    for (const a of ['2001:db8:aa:1::99', '2001:db8:aa:1:ffff:ffff:ffff:ffff', '2001:0db8:00aa:0001::1'])
+        assertApiError(await login(username, 'guess', a), 429, 'rate_limited');
+    // Another /64 is: it gets its one try, and its other addresses none.
+    assertApiError(await login(username, 'guess', '2001:db8:aa:2::1'), 401, 'unauthorized');
+    assertApiError(await login(username, 'guess', '2001:db8:aa:2::2'), 429, 'rate_limited');
+    assert.equal((await login(username, PASSWORD, '2001:db8:aa:3::1')).status, 200);
+    // The lockout of an address holds for its whole /64, for every username.
+    const users = [];
+    for (let i = 0; i < 4; i++)
+        users.push(await registerAndLogin(server, uniqueName('thr'), PASSWORD));
+    for (let i = 0; i < 3; i++)
+        assert.equal((await login(users[i].username, 'wrong password', `2001:db8:bb:1::${i + 1}`)).status, 401);
+    assertApiError(await login(users[3].username, PASSWORD, '2001:db8:bb:1::77'), 429, 'rate_limited');
+    assert.equal((await login(users[3].username, PASSWORD, '2001:db8:bb:2::77')).status, 200);
+});
+
+test('an IPv4-mapped IPv6 address counts as its IPv4 address', async () => {
+    const users = [];
+    for (let i = 0; i < 4; i++)
+        users.push(await registerAndLogin(server, uniqueName('thr'), PASSWORD));
+    for (let i = 0; i < 3; i++) {
+        const a = i % 2 ? '::ffff:198.51.100.80' : '198.51.100.80';
+        assert.equal((await login(users[i].username, 'wrong password', a)).status, 401);
+    }
+    assertApiError(await login(users[3].username, PASSWORD, '::ffff:198.51.100.80'), 429, 'rate_limited');
+    assertApiError(await login(users[3].username, PASSWORD, '198.51.100.80'), 429, 'rate_limited');
+});

@@ -242,15 +242,40 @@ TEST(auth_login_throttle_address_and_pair)
     login_throttle_failed(&lt, "erin", "192.0.2.20", 0, now);
     ASSERT_EQ(login_throttle_admit(&lt, "erin", "192.0.2.20", now, &charged), 30000);
     ASSERT_EQ(login_throttle_admit(&lt, "erin", "192.0.2.21", now, &charged), 0);
-    /* a long IPv6 address and a long name keep their pairs apart */
+    /* a long IPv6 address and a long name keep their pairs apart; an IPv6 address
+     * counts by its /64, whatever its spelling */
     const char *v6a = "2001:0db8:0000:0000:0000:ff00:0042:8329";
-    const char *v6b = "2001:0db8:0000:0000:0000:ff00:0042:8330";
+    const char *v6b = "2001:0db8:0000:0001:0000:ff00:0042:8329";
+    const char *v6a_too = "2001:db8::ffff:ffff:ffff:ffff";
     const char *longname = "abcdefghijklmnopqrstuvwxyz012345";
     for (int i = 0; i < 3; i++)
         login_throttle_failed(&lt, longname, v6a, 0, now);
     ASSERT(login_throttle_admit(&lt, longname, v6a, now, &charged) > 0);
+    ASSERT(login_throttle_admit(&lt, longname, v6a_too, now, &charged) > 0);
     ASSERT_EQ(login_throttle_admit(&lt, longname, v6b, now, &charged), 0);
     ASSERT_EQ(charged, 1);
+    login_throttle_destroy(&lt);
+}
+
+/* An IPv6 /64 is one address to the throttle, an IPv4-mapped address its IPv4 one. */
+TEST(auth_login_throttle_ipv6_prefix)
+{
+    struct login_throttle lt;
+    uint64_t now = 9000000;
+    int charged;
+
+    ASSERT_EQ(login_throttle_init(&lt, 64, 3), 0);
+    login_throttle_failed(&lt, NULL, "2001:db8:5:6::1", 0, now);
+    login_throttle_failed(&lt, NULL, "2001:db8:5:6:a:b:c:d", 0, now);
+    login_throttle_failed(&lt, NULL, "2001:0db8:0005:0006::ffff", 0, now);
+    ASSERT_EQ(login_throttle_admit(&lt, NULL, "2001:db8:5:6::42", now, &charged), 30000);
+    ASSERT_EQ(login_throttle_admit(&lt, NULL, "2001:db8:5:7::1", now, &charged), 0);
+    login_throttle_failed(&lt, NULL, "192.0.2.50", 0, now);
+    login_throttle_failed(&lt, NULL, "::ffff:192.0.2.50", 0, now);
+    login_throttle_failed(&lt, NULL, "192.0.2.50", 0, now);
+    ASSERT_EQ(login_throttle_admit(&lt, NULL, "::ffff:192.0.2.50", now, &charged), 30000);
+    ASSERT_EQ(login_throttle_admit(&lt, NULL, "192.0.2.51", now, &charged), 0);
+    ASSERT_EQ(login_throttle_admit(&lt, NULL, "test", now, &charged), 0);  /* not an address */
     login_throttle_destroy(&lt);
 }
 

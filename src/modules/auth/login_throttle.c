@@ -8,12 +8,15 @@
  * marks it (it waits from then on, for as long as the username stays locked) and counts
  * towards the username, whose lockouts keep doubling up to an hour. Guessing from N
  * addresses thus earns at most N guesses per lockout of the username. Loop thread only. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "auth_internal.h"
 
 #define PAIR_KEY_MAX 96
+#define ADDR_KEY_MAX (INET6_ADDRSTRLEN + 3)   /* and "/64" */
 
 int login_throttle_init(struct login_throttle *lt, size_t capacity, int limit)
 {
@@ -36,6 +39,30 @@ void login_throttle_destroy(struct login_throttle *lt)
     lt->by_user = lt->by_addr = lt->by_pair = NULL;
 }
 
+/* The address as the throttle counts it. An IPv6 address by its /64: that is one
+ * customer's network (one host often has the whole /64), so counting each address
+ * apart would give whoever holds one 2^64 fresh tries at a locked username. An
+ * IPv4-mapped address is its IPv4 address. Anything else (IPv4) as it is. */
+static const char *addr_key(char *buf, const char *ip)
+{
+    struct in6_addr a;
+    char s[INET6_ADDRSTRLEN];
+
+    if (inet_pton(AF_INET6, ip, &a) == 1) {
+        if (IN6_IS_ADDR_V4MAPPED(&a) && inet_ntop(AF_INET, &a.s6_addr[12], s, sizeof s)) {
+            snprintf(buf, ADDR_KEY_MAX, "%s", s);
+            return buf;
+        }
+        memset(&a.s6_addr[8], 0, 8);
+        if (inet_ntop(AF_INET6, &a, s, sizeof s)) {
+            snprintf(buf, ADDR_KEY_MAX, "%s/64", s);
+            return buf;
+        }
+    }
+    snprintf(buf, ADDR_KEY_MAX, "%s", ip);
+    return buf;
+}
+
 /* A newline is in neither a username nor an address: the pair's key is unambiguous. */
 static const char *pair_key(char *buf, const char *name, const char *addr)
 {
@@ -45,11 +72,11 @@ static const char *pair_key(char *buf, const char *name, const char *addr)
 
 static int64_t max_i64(int64_t a, int64_t b) { return a > b ? a : b; }
 
-int64_t login_throttle_admit(struct login_throttle *lt, const char *name, const char *addr,
+int64_t login_throttle_admit(struct login_throttle *lt, const char *name, const char *ip,
                              uint64_t now_ms, int *charged)
 {
-    char pk[PAIR_KEY_MAX];
-    int64_t wait = auth_throttle_check(lt->by_addr, addr, now_ms), user_wait;
+    char pk[PAIR_KEY_MAX], addr[ADDR_KEY_MAX];
+    int64_t wait = auth_throttle_check(lt->by_addr, addr_key(addr, ip), now_ms), user_wait;
     *charged = 0;
     if (!name)
         return wait;
@@ -68,11 +95,11 @@ int64_t login_throttle_admit(struct login_throttle *lt, const char *name, const 
     return 0;
 }
 
-void login_throttle_failed(struct login_throttle *lt, const char *name, const char *addr,
+void login_throttle_failed(struct login_throttle *lt, const char *name, const char *ip,
                            int charged, uint64_t now_ms)
 {
-    char pk[PAIR_KEY_MAX];
-    auth_throttle_fail(lt->by_addr, addr, now_ms);
+    char pk[PAIR_KEY_MAX], addr[ADDR_KEY_MAX];
+    auth_throttle_fail(lt->by_addr, addr_key(addr, ip), now_ms);
     if (!name)
         return;
     auth_throttle_fail(lt->by_user, name, now_ms);
@@ -80,11 +107,11 @@ void login_throttle_failed(struct login_throttle *lt, const char *name, const ch
         auth_throttle_fail(lt->by_pair, pair_key(pk, name, addr), now_ms);
 }
 
-void login_throttle_succeeded(struct login_throttle *lt, const char *name, const char *addr,
+void login_throttle_succeeded(struct login_throttle *lt, const char *name, const char *ip,
                               uint64_t now_ms)
 {
-    char pk[PAIR_KEY_MAX];
-    auth_throttle_forget(lt->by_pair, pair_key(pk, name, addr));
+    char pk[PAIR_KEY_MAX], addr[ADDR_KEY_MAX];
+    auth_throttle_forget(lt->by_pair, pair_key(pk, name, addr_key(addr, ip)));
     if (auth_throttle_check(lt->by_user, name, now_ms) == 0)
         auth_throttle_forget(lt->by_user, name);
 }
