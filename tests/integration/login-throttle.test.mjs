@@ -135,3 +135,26 @@ test('an IPv4-mapped IPv6 address counts as its IPv4 address', async () => {
     assertApiError(await login(users[3].username, PASSWORD, '::ffff:198.51.100.80'), 429, 'rate_limited');
     assertApiError(await login(users[3].username, PASSWORD, '198.51.100.80'), 429, 'rate_limited');
 });
+
+test('requests sent side by side from one address cannot all start before a failure is counted', async () => {
+    const { username } = await registerAndLogin(server, uniqueName('thr'), PASSWORD);
+    const before = await metric('chatd_logins_total{result="bad_credentials"}');
+    // Twenty wrong passwords at once, the limit being three: the tries in flight count
+    // as failures would, so only three reach a password check, whatever the timing.
+    const burst = await Promise.all(Array.from({ length: 20 },
+        (_, i) => login(username, `burst ${i}`, '198.51.100.90')));
+    const statuses = burst.map((r) => r.status).sort();
+    assert.deepEqual(statuses, [...Array(3).fill(401), ...Array(17).fill(429)], statuses.join(' '));
+    for (const r of burst.filter((x) => x.status === 429))
+        assert.ok(Number(r.headers['retry-after']) >= 1, r.headers['retry-after']);
+    assert.equal(await metric('chatd_logins_total{result="bad_credentials"}') - before, 3);
+    // The username is locked now. Twenty new addresses, three requests each at once:
+    // one guess per address reaches the password, the others wait.
+    const mid = await metric('chatd_logins_total{result="bad_credentials"}');
+    const many = await Promise.all(Array.from({ length: 60 },
+        (_, i) => login(username, `many ${i}`, `192.0.2.${100 + (i % 20)}`)));
+    assert.ok(many.every((r) => r.status === 401 || r.status === 429), many.map((r) => r.status).join(' '));
+    assert.equal(await metric('chatd_logins_total{result="bad_credentials"}') - mid, 20);
+    // The owner, from an address of its own, still gets in.
+    assert.equal((await login(username, PASSWORD, '203.0.113.90')).status, 200);
+});

@@ -7,7 +7,10 @@
  * address that never did gets one try while the username is locked: a wrong password
  * marks it (it waits from then on, for as long as the username stays locked) and counts
  * towards the username, whose lockouts keep doubling up to an hour. Guessing from N
- * addresses thus earns at most N guesses per lockout of the username. Loop thread only. */
+ * addresses thus earns at most N guesses per lockout of the username. A try counts from
+ * the moment it is admitted (as in flight, until its outcome is known), so requests
+ * sent side by side cannot all slip in before the first failure is counted. Loop
+ * thread only. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
@@ -72,39 +75,52 @@ static const char *pair_key(char *buf, const char *name, const char *addr)
 
 static int64_t max_i64(int64_t a, int64_t b) { return a > b ? a : b; }
 
+/* The wait of one table: its lockout, or a second while the tries in flight fill its
+ * limit (they are failures, for all we know yet). */
+static int64_t table_wait(struct auth_throttle *t, const char *key, uint64_t now_ms)
+{
+    int64_t wait = auth_throttle_check(t, key, now_ms);
+    if (wait == 0 && !auth_throttle_room(t, key, now_ms))
+        wait = LOGIN_THROTTLE_BUSY_MS;
+    return wait;
+}
+
 int64_t login_throttle_admit(struct login_throttle *lt, const char *name, const char *ip,
-                             uint64_t now_ms, int *charged)
+                             uint64_t now_ms)
 {
     char pk[PAIR_KEY_MAX], addr[ADDR_KEY_MAX];
-    int64_t wait = auth_throttle_check(lt->by_addr, addr_key(addr, ip), now_ms), user_wait;
-    *charged = 0;
-    if (!name)
+    int64_t wait = table_wait(lt->by_addr, addr_key(addr, ip), now_ms), user_wait = 0;
+
+    if (name) {
+        pair_key(pk, name, addr);
+        wait = max_i64(wait, table_wait(lt->by_pair, pk, now_ms));
+        user_wait = table_wait(lt->by_user, name, now_ms);
+    }
+    if (wait > 0)
         return wait;
-    pair_key(pk, name, addr);
-    wait = max_i64(wait, auth_throttle_check(lt->by_pair, pk, now_ms));
-    user_wait = auth_throttle_check(lt->by_user, name, now_ms);
-    if (wait > 0 || user_wait == 0)
-        return wait;
-    if (auth_throttle_seen(lt->by_pair, pk, now_ms))
+    /* A username that is locked (or whose tries in flight fill its limit) admits an
+     * address that never failed for it, one try at a time: requests sent side by side
+     * from there get one try between them. */
+    if (user_wait > 0 &&
+        (auth_throttle_seen(lt->by_pair, pk, now_ms) || auth_throttle_pending(lt->by_pair, pk)))
         return user_wait;
-    /* The one try of an address new to a locked username is charged before the
-     * password is checked, so that requests sent side by side get one try between
-     * them; a correct password takes the charge back (login_throttle_succeeded). */
-    auth_throttle_fail(lt->by_pair, pk, now_ms);
-    *charged = 1;
+    auth_throttle_begin(lt->by_addr, addr);
+    if (name) {
+        auth_throttle_begin(lt->by_pair, pk);
+        auth_throttle_begin(lt->by_user, name);
+    }
     return 0;
 }
 
 void login_throttle_failed(struct login_throttle *lt, const char *name, const char *ip,
-                           int charged, uint64_t now_ms)
+                           uint64_t now_ms)
 {
     char pk[PAIR_KEY_MAX], addr[ADDR_KEY_MAX];
     auth_throttle_fail(lt->by_addr, addr_key(addr, ip), now_ms);
     if (!name)
         return;
     auth_throttle_fail(lt->by_user, name, now_ms);
-    if (!charged)
-        auth_throttle_fail(lt->by_pair, pair_key(pk, name, addr), now_ms);
+    auth_throttle_fail(lt->by_pair, pair_key(pk, name, addr), now_ms);
 }
 
 void login_throttle_succeeded(struct login_throttle *lt, const char *name, const char *ip,
@@ -114,4 +130,14 @@ void login_throttle_succeeded(struct login_throttle *lt, const char *name, const
     auth_throttle_forget(lt->by_pair, pair_key(pk, name, addr_key(addr, ip)));
     if (auth_throttle_check(lt->by_user, name, now_ms) == 0)
         auth_throttle_forget(lt->by_user, name);
+}
+
+void login_throttle_settle(struct login_throttle *lt, const char *name, const char *ip)
+{
+    char pk[PAIR_KEY_MAX], addr[ADDR_KEY_MAX];
+    auth_throttle_end(lt->by_addr, addr_key(addr, ip));
+    if (!name)
+        return;
+    auth_throttle_end(lt->by_pair, pair_key(pk, name, addr));
+    auth_throttle_end(lt->by_user, name);
 }
