@@ -134,7 +134,7 @@ test('usernames: controls, C1 and bidi overrides are 400 on register, login and 
 test('WebSocket send: the same rule for body and client_msg_id, an error frame naming the field', async () => {
     const ws = await wsConnect(server, alice.access_token);
     try {
-        await ws.next('hello');
+        await ws.next('hello', 30000);
         const before = (await messages()).length;
         const cases = [
             ...REFUSED_EVERYWHERE.map(([w, t, words]) => ({ body: t, field: 'body', words })),
@@ -163,11 +163,15 @@ test('WebSocket send: the same rule for body and client_msg_id, an error frame n
     // Raw bytes that are not UTF-8 in a text frame never reach the JSON: the WebSocket
     // layer closes with 1007 (protocol.md), and nothing is stored.
     const raw = await wsConnect(server, alice.access_token);
-    await raw.next('hello');
+    await raw.next('hello', 30000);
     const count = (await messages()).length;
     raw.ws.send(Buffer.concat([Buffer.from(`{"type":"send","room_id":${room.id},"body":"a`),
         Buffer.from([0x85]), Buffer.from('b"}')]), { binary: false });
-    assert.equal((await raw.closed).code, 1007);
+    let timer;
+    const deadline = new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error('no close within 30 s')), 30000);
+    });
+    assert.equal((await Promise.race([raw.closed, deadline]).finally(() => clearTimeout(timer))).code, 1007);
     assert.equal((await messages()).length, count);
 });
 
