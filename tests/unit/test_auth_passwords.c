@@ -150,6 +150,26 @@ TEST(auth_throttle_backoff)
     auth_throttle_free(t);
 }
 
+/* Each lockout doubles the one before, from 30 s up to an hour, and stays there. */
+TEST(auth_throttle_lockout_caps_at_an_hour)
+{
+    struct auth_throttle *t;
+    uint64_t now = 100000;
+    static const int64_t want[] = { 30000, 60000, 120000, 240000, 480000, 960000,
+                                    1920000, 3600000, 3600000, 3600000 };
+
+    ASSERT_EQ(auth_throttle_new(&t, 16, 1), 0);
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        auth_throttle_fail(t, "bob", now);
+        ASSERT_EQ(auth_throttle_check(t, "bob", now), want[i]);
+        now += (uint64_t)want[i];             /* the next failure when this lock ends */
+    }
+    /* an hour and a bit without a failure: back to 30 s */
+    auth_throttle_fail(t, "bob", now + 3600001);
+    ASSERT_EQ(auth_throttle_check(t, "bob", now + 3600001), 30000);
+    auth_throttle_free(t);
+}
+
 TEST(auth_throttle_is_bounded)
 {
     struct auth_throttle *t;
