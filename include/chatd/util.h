@@ -1,5 +1,6 @@
-/* util.h: small shared helpers: time, randomness, base64url, UTF-8, growable buffers,
- * JSON field access, token buckets. No state; safe from any thread. */
+/* util.h: small shared helpers: time, randomness, base64url, growable buffers, JSON
+ * field access, token buckets (the checks of text and decimal numbers are in text.h).
+ * No state; safe from any thread. */
 #ifndef CHATD_UTIL_H
 #define CHATD_UTIL_H
 
@@ -28,27 +29,6 @@ int  ct_equal(const void *a, const void *b, size_t n);  /* constant time: 1 if e
 #define USERNAME_MAX 32
 int  username_fold(const char *in, char *out, size_t outlen);
 
-/* 1 if s[0..n) is well-formed UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */
-int  utf8_valid(const char *s, size_t n);
-
-/* User-chosen text (names, bodies, client ids; the rule per field is in api.md, "Text
- * fields"): well-formed UTF-8 without C0 controls, DEL, C1 controls (U+0080..U+009F)
- * or the bidirectional embeddings, overrides and isolates (U+202A..U+202E,
- * U+2066..U+2069), which make text display as something it is not (a name shown
- * reversed, a line that seems to end elsewhere). TEXT_ALLOW_LINES lets tab and line
- * feed through, for message bodies. */
-enum text_fault { TEXT_OK = 0, TEXT_NOT_UTF8, TEXT_CONTROL, TEXT_BIDI };
-#define TEXT_ALLOW_LINES 1u
-enum text_fault text_check(const char *s, size_t n, unsigned flags);
-/* The answer for each fault, naming the field: an array indexed by enum text_fault.
- * `controls` ends the control-character message ("" or " other than tab and newline"). */
-#define TEXT_FAULT_MESSAGES(field, controls) {                                        \
-    [TEXT_OK] = NULL,                                                                  \
-    [TEXT_NOT_UTF8] = field " is not valid UTF-8",                                     \
-    [TEXT_CONTROL] = field " must not hold control characters" controls,               \
-    [TEXT_BIDI] = field " must not hold bidirectional embeddings, overrides or "       \
-                  "isolates (U+202A..U+202E, U+2066..U+2069)" }
-
 /* A growable byte buffer with a hard cap: appends past cap fail with -ENOBUFS. */
 struct strbuf {
     char  *data;    /* owned; NUL-terminated when len > 0 */
@@ -58,13 +38,6 @@ void strbuf_init(struct strbuf *b, size_t max);
 void strbuf_free(struct strbuf *b);
 int  strbuf_append(struct strbuf *b, const void *p, size_t n);
 int  strbuf_printf(struct strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-/* The largest integer a JSON number (a double) holds exactly: ids and seqs go up to it,
- * in bodies (json_get_i64) as in paths and query strings (decimal_parse). */
-#define JSON_INT_MAX 9007199254740992LL
-/* s[0..n) as a plain decimal integer: digits only (no sign, space, point or exponent),
- * at least one, value at most JSON_INT_MAX. 0, or -EINVAL. */
-int decimal_parse(const char *s, size_t n, int64_t *out);
 
 /* JSON field helpers. Return 0 when the field exists with the right type,
  * -ENOENT when missing, -EINVAL when the type is wrong. */

@@ -13,6 +13,7 @@
 #include "chatd/chatd.h"
 #include "chatd/log.h"
 #include "chatd/metrics.h"
+#include "chatd/text.h"
 #include "http_internal.h"
 
 static const char *status_text(int status)
@@ -340,8 +341,7 @@ int64_t http_param_id(const struct http_req *r, int i)
         return -1;
     const char *p = r->params[i];
     int64_t v;
-    /* No leading zero: one id has one spelling. */
-    if (*p < '1' || *p > '9' || decimal_parse(p, strlen(p), &v) < 0)
+    if (decimal_parse(p, strlen(p), &v) < 0 || v == 0)
         return -1;
     return v;
 }

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "chatd/log.h"
+#include "chatd/text.h"
 #include "chatd/util.h"
 
 #define LOG_LINE_MAX 8192

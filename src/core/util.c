@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 #include <openssl/rand.h>
+#include "chatd/text.h"
 #include "chatd/util.h"
 
 /* --- time and randomness ---------------------------------------------------------- */
@@ -139,70 +140,6 @@ int ct_equal(const void *a, const void *b, size_t n)
     return diff == 0;
 }
 
-/* --- UTF-8 ------------------------------------------------------------------------ */
-
-/* Table 3-7 of the Unicode standard: the second byte's range depends on the first,
- * which rules out overlongs, surrogates and code points past U+10FFFF. */
-int utf8_valid(const char *str, size_t n)
-{
-    const unsigned char *s = (const unsigned char *)str;
-    size_t i = 0;
-
-    while (i < n) {
-        unsigned char c = s[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        int len;
-        unsigned char lo = 0x80, hi = 0xBF;
-        if (c >= 0xC2 && c <= 0xDF) len = 2;
-        else if (c == 0xE0) { len = 3; lo = 0xA0; }
-        else if (c >= 0xE1 && c <= 0xEC) len = 3;
-        else if (c == 0xED) { len = 3; hi = 0x9F; }
-        else if (c >= 0xEE && c <= 0xEF) len = 3;
-        else if (c == 0xF0) { len = 4; lo = 0x90; }
-        else if (c >= 0xF1 && c <= 0xF3) len = 4;
-        else if (c == 0xF4) { len = 4; hi = 0x8F; }
-        else return 0;
-        if (n - i < (size_t)len)
-            return 0;
-        if (s[i + 1] < lo || s[i + 1] > hi)
-            return 0;
-        for (int k = 2; k < len; k++)
-            if (s[i + k] < 0x80 || s[i + k] > 0xBF)
-                return 0;
-        i += (size_t)len;
-    }
-    return 1;
-}
-
-/* A C0 control or DEL, unless flags let tab and line feed through. */
-static int is_c0(unsigned char c, unsigned flags)
-{
-    if ((flags & TEXT_ALLOW_LINES) && (c == '\t' || c == '\n'))
-        return 0;
-    return c < 0x20 || c == 0x7f;
-}
-
-/* On well-formed UTF-8, so a lead byte's continuation bytes are there: U+0080..U+009F
- * is C2 80..C2 9F; U+202A..U+202E is E2 80 AA..AE; U+2066..U+2069 is E2 81 A6..A9. */
-enum text_fault text_check(const char *str, size_t n, unsigned flags)
-{
-    const unsigned char *s = (const unsigned char *)str;
-
-    if (!utf8_valid(str, n))
-        return TEXT_NOT_UTF8;
-    for (size_t i = 0; i < n; i++) {
-        if (is_c0(s[i], flags) || (s[i] == 0xC2 && s[i + 1] <= 0x9F))
-            return TEXT_CONTROL;
-        if (s[i] == 0xE2 && ((s[i + 1] == 0x80 && s[i + 2] >= 0xAA && s[i + 2] <= 0xAE) ||
-                             (s[i + 1] == 0x81 && s[i + 2] >= 0xA6 && s[i + 2] <= 0xA9)))
-            return TEXT_BIDI;
-    }
-    return TEXT_OK;
-}
-
 /* --- strbuf ----------------------------------------------------------------------- */
 
 int username_fold(const char *in, char *out, size_t outlen)
@@ -304,20 +241,6 @@ int json_get_str(const cJSON *obj, const char *key, const char **out)
     if (!cJSON_IsString(v) || !v->valuestring)
         return -EINVAL;
     *out = v->valuestring;
-    return 0;
-}
-
-int decimal_parse(const char *s, size_t n, int64_t *out)
-{
-    int64_t v = 0;
-    if (n == 0)
-        return -EINVAL;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9' || v > (JSON_INT_MAX - (s[i] - '0')) / 10)
-            return -EINVAL;
-        v = v * 10 + (s[i] - '0');
-    }
-    *out = v;
     return 0;
 }
 

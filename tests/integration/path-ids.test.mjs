@@ -64,15 +64,19 @@ test('query ids and seqs follow the same rule', async () => {
     const hist = (q) => http.get(`/v1/rooms/${room.id}/messages?${q}`, { token: alice.access_token });
     assert.equal((await hist(`before=${MAX}`)).status, 200);
     assert.equal((await hist(`after=${MAX}`)).status, 200);
-    for (const v of ['9007199254740993', '123456789012345678', '1234567890123456789']) {
+    assert.equal((await hist('after=0')).status, 200);
+    // One value, one spelling, as in paths: no leading zero (but 0 itself).
+    for (const v of ['9007199254740993', '123456789012345678', '1234567890123456789', '01', '00', '0009']) {
         assertApiError(await hist(`before=${v}`), 400, 'invalid_argument');
         assertApiError(await hist(`after=${v}`), 400, 'invalid_argument');
     }
+    assertApiError(await hist('limit=010'), 400, 'invalid_argument');
     const presence = (q) => http.get(`/v1/presence?user_ids=${q}`, { token: alice.access_token });
     const ok = await presence(`${bob.user.id},${MAX}`);
     assert.equal(ok.status, 200, ok.text);
     assert.deepEqual(ok.json.presence.map((p) => p.user_id), [bob.user.id]);
     for (const q of ['9007199254740993', '9223372036854775807', '99999999999999999999', '%2B1', '%201',
+        `0${bob.user.id}`, `${bob.user.id},0${bob.user.id}`, `${'0'.repeat(40)}${bob.user.id}`,
         `${bob.user.id},`, `,${bob.user.id}`, `${bob.user.id},,1`, '0', '-1', '1.5', '']) {
         const res = await presence(q);
         assertApiError(res, 400, 'invalid_argument');

@@ -42,10 +42,12 @@ const REFUSED_EVERYWHERE = [
     ['U+2066 (LRI)', 'a\u2066b', BIDI],
     ['U+2069 (PDI)', 'a\u2069b', BIDI],
 ];
-// Refused in single-line fields, kept in message bodies.
-const LINES = [['newline', 'a\nb'], ['tab', 'a\tb']];
+// Refused in single-line fields, kept in message bodies: the line breaks (U+2028 and
+// U+2029 are breaks too, Unicode's UAX #14) and tab.
+const LINES = [['newline', 'a\nb'], ['tab', 'a\tb'], ['U+2028 (line separator)', 'a\u2028b'],
+    ['U+2029 (paragraph separator)', 'a\u2029b']];
 // Next to the refused ranges, and right-to-left text: accepted everywhere.
-const ACCEPTED = ['a\u00a0b', 'a\u202fb', 'a\u2065b', 'a\u206ab', 'a\u200fb', '\u05e9\u05dc\u05d5\u05dd', 'caf\u00e9 \u2615'];
+const ACCEPTED = ['a\u00a0b', 'a\u2027b', 'a\u202fb', 'a\u061cb', 'a\u200eb', '\ufeffab', 'a\ufffeb', 'a\u2065b', 'a\u206ab', 'a\u200fb', '\u05e9\u05dc\u05d5\u05dd', 'caf\u00e9 \u2615'];
 
 /** A JSON body whose `field` holds raw bytes that are not UTF-8 (0xC2 0x85 cut to 0x85). */
 function rawInvalid(prefix, field, rest = '') {
@@ -67,8 +69,8 @@ function assertRefused(res, field, words) {
 test('room names: controls, C1, bidi overrides, newlines and non-UTF-8 are 400 naming the field', async () => {
     for (const [what, text, words] of REFUSED_EVERYWHERE) {
         const res = await http.post('/v1/rooms', { name: text }, as(alice));
+        assert.ok(res.json?.error?.message.includes(words), `${what}: ${res.text}`);
         assertRefused(res, 'name', words);
-        assert.ok(what);
     }
     for (const [, text] of LINES)
         assertRefused(await http.post('/v1/rooms', { name: text }, as(alice)), 'name', CONTROL);
@@ -93,7 +95,7 @@ test('message bodies over HTTP: tab and newline are kept, every other control an
         { body: rawInvalid('', 'body'), token: alice.access_token });
     assertRefused(raw, 'body', 'is not valid UTF-8');
     assert.equal((await messages()).length, before, 'nothing refused was stored');
-    const kept = 'line one\nline two\n\tindented';
+    const kept = 'line one\nline two\n\tindented\u2028line three\u2029next paragraph';
     const ok = await http.post(`/v1/rooms/${room.id}/messages`, { body: kept }, as(alice));
     assert.equal(ok.status, 201, ok.text);
     assert.equal(ok.json.message.body, kept);
@@ -122,6 +124,9 @@ test('usernames: controls, C1 and bidi overrides are 400 on register, login and 
         const name = `ab${text}`;
         const reg = await http.post('/v1/auth/register', { username: name, password: 'correct horse battery' });
         assertRefused(reg, 'username', 'must be 3 to 32 characters');
+        // At login such a name is an unknown user (api.md): the same 401 as a wrong password.
+        const login = await http.post('/v1/auth/login', { username: name, password: 'correct horse battery' });
+        assertApiError(login, 401, 'unauthorized');
         const add = await http.post(`/v1/rooms/${room.id}/members`, { username: name }, as(alice));
         assertApiError(add, 400, 'invalid_argument');
         const mk = await http.post('/v1/rooms', { name: 'm', members: [name] }, as(alice));
@@ -132,7 +137,7 @@ test('usernames: controls, C1 and bidi overrides are 400 on register, login and 
 test('WebSocket send: the same rule for body and client_msg_id, an error frame naming the field', async () => {
     const ws = await wsConnect(server, alice.access_token);
     try {
-        await ws.next('hello');
+        await ws.next('hello', 30000);
         const before = (await messages()).length;
         const cases = [
             ...REFUSED_EVERYWHERE.map(([w, t, words]) => ({ body: t, field: 'body', words })),
@@ -161,11 +166,15 @@ test('WebSocket send: the same rule for body and client_msg_id, an error frame n
     // Raw bytes that are not UTF-8 in a text frame never reach the JSON: the WebSocket
     // layer closes with 1007 (protocol.md), and nothing is stored.
     const raw = await wsConnect(server, alice.access_token);
-    await raw.next('hello');
+    await raw.next('hello', 30000);
     const count = (await messages()).length;
     raw.ws.send(Buffer.concat([Buffer.from(`{"type":"send","room_id":${room.id},"body":"a`),
         Buffer.from([0x85]), Buffer.from('b"}')]), { binary: false });
-    assert.equal((await raw.closed).code, 1007);
+    let timer;
+    const deadline = new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error('no close within 30 s')), 30000);
+    });
+    assert.equal((await Promise.race([raw.closed, deadline]).finally(() => clearTimeout(timer))).code, 1007);
     assert.equal((await messages()).length, count);
 });
 

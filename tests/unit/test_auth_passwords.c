@@ -150,6 +150,26 @@ TEST(auth_throttle_backoff)
     auth_throttle_free(t);
 }
 
+/* Each lockout doubles the one before, from 30 s up to an hour, and stays there. */
+TEST(auth_throttle_lockout_caps_at_an_hour)
+{
+    struct auth_throttle *t;
+    uint64_t now = 100000;
+    static const int64_t want[] = { 30000, 60000, 120000, 240000, 480000, 960000,
+                                    1920000, 3600000, 3600000, 3600000 };
+
+    ASSERT_EQ(auth_throttle_new(&t, 16, 1), 0);
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        auth_throttle_fail(t, "bob", now);
+        ASSERT_EQ(auth_throttle_check(t, "bob", now), want[i]);
+        now += (uint64_t)want[i];             /* the next failure when this lock ends */
+    }
+    /* an hour and a bit without a failure: back to 30 s */
+    auth_throttle_fail(t, "bob", now + 3600001);
+    ASSERT_EQ(auth_throttle_check(t, "bob", now + 3600001), 30000);
+    auth_throttle_free(t);
+}
+
 TEST(auth_throttle_is_bounded)
 {
     struct auth_throttle *t;
@@ -167,46 +187,88 @@ TEST(auth_throttle_is_bounded)
     auth_throttle_free(t);
 }
 
+/* One try through the throttle: admitted (0) or the wait, settled as login.c does. */
+static int64_t try_login(struct login_throttle *lt, const char *name, const char *ip,
+                         uint64_t now, int ok)
+{
+    int64_t wait = login_throttle_admit(lt, name, ip, now);
+    if (wait > 0)
+        return wait;
+    if (ok)
+        login_throttle_succeeded(lt, name, ip, now);
+    else
+        login_throttle_failed(lt, name, ip, now);
+    login_throttle_settle(lt, name, ip);
+    return 0;
+}
+
 /* Failures of one username from addresses A, B, C lock A, B and C out, not D. */
 TEST(auth_login_throttle_per_address)
 {
     struct login_throttle lt;
     uint64_t now = 1000000;
-    int charged;
 
     ASSERT_EQ(login_throttle_init(&lt, 64, 3), 0);
     const char *guessers[] = { "10.0.0.1", "10.0.0.2", "10.0.0.3" };
-    for (int i = 0; i < 3; i++) {
-        ASSERT_EQ(login_throttle_admit(&lt, "bob", guessers[i], now, &charged), 0);
-        ASSERT_EQ(charged, 0);
-        login_throttle_failed(&lt, "bob", guessers[i], charged, now);
-    }
+    for (int i = 0; i < 3; i++)
+        ASSERT_EQ(try_login(&lt, "bob", guessers[i], now, 0), 0);
     /* the username is locked now: every guesser waits the username's lockout */
     for (int i = 0; i < 3; i++)
-        ASSERT_EQ(login_throttle_admit(&lt, "bob", guessers[i], now + 5, &charged), 29995);
-    /* an address that never failed for bob gets its try, charged before the check */
-    ASSERT_EQ(login_throttle_admit(&lt, "bob", "10.0.0.4", now + 5, &charged), 0);
-    ASSERT_EQ(charged, 1);
-    /* ... so a second request sent beside it waits */
-    int c2;
-    ASSERT(login_throttle_admit(&lt, "bob", "10.0.0.4", now + 5, &c2) > 0);
+        ASSERT_EQ(login_throttle_admit(&lt, "bob", guessers[i], now + 5), 29995);
+    /* an address that never failed for bob gets its try, one at a time */
+    ASSERT_EQ(login_throttle_admit(&lt, "bob", "10.0.0.4", now + 5), 0);
+    ASSERT_EQ(login_throttle_admit(&lt, "bob", "10.0.0.4", now + 5), 29995);
     /* the right password: D is let in, bob stays locked for the others */
     login_throttle_succeeded(&lt, "bob", "10.0.0.4", now + 6);
-    ASSERT(login_throttle_admit(&lt, "bob", "10.0.0.1", now + 7, &c2) > 0);
-    ASSERT_EQ(login_throttle_admit(&lt, "bob", "10.0.0.4", now + 7, &charged), 0);
-    ASSERT_EQ(charged, 1);
+    login_throttle_settle(&lt, "bob", "10.0.0.4");
+    ASSERT(login_throttle_admit(&lt, "bob", "10.0.0.1", now + 7) > 0);
+    ASSERT_EQ(login_throttle_admit(&lt, "bob", "10.0.0.4", now + 7), 0);
     /* a wrong password from D counts: D waits from now on, and bob's lockout doubles */
-    login_throttle_failed(&lt, "bob", "10.0.0.4", charged, now + 8);
-    ASSERT(login_throttle_admit(&lt, "bob", "10.0.0.4", now + 9, &c2) > 0);
-    ASSERT_EQ(login_throttle_admit(&lt, "alice", "10.0.0.1", now + 9, &c2), 0);   /* per user */
-    ASSERT_EQ(login_throttle_admit(&lt, "bob", "10.0.0.5", now + 9, &charged), 0);
-    login_throttle_failed(&lt, "bob", "10.0.0.5", charged, now + 9);
-    login_throttle_admit(&lt, "bob", "10.0.0.6", now + 10, &charged);
-    login_throttle_failed(&lt, "bob", "10.0.0.6", charged, now + 10);  /* 3rd in the window */
-    ASSERT_EQ(login_throttle_admit(&lt, "bob", "10.0.0.1", now + 10, &c2), 60000);
+    login_throttle_failed(&lt, "bob", "10.0.0.4", now + 8);
+    login_throttle_settle(&lt, "bob", "10.0.0.4");
+    ASSERT(login_throttle_admit(&lt, "bob", "10.0.0.4", now + 9) > 0);
+    ASSERT_EQ(try_login(&lt, "alice", "10.0.0.1", now + 9, 1), 0);   /* per user */
+    ASSERT_EQ(try_login(&lt, "bob", "10.0.0.5", now + 9, 0), 0);
+    ASSERT_EQ(try_login(&lt, "bob", "10.0.0.6", now + 10, 0), 0);   /* 3rd in the window */
+    ASSERT_EQ(login_throttle_admit(&lt, "bob", "10.0.0.1", now + 10), 60000);
     /* past the lockout every address may try again */
-    ASSERT_EQ(login_throttle_admit(&lt, "bob", "10.0.0.1", now + 60010, &charged), 0);
-    ASSERT_EQ(charged, 0);
+    ASSERT_EQ(try_login(&lt, "bob", "10.0.0.1", now + 60010, 1), 0);
+    login_throttle_destroy(&lt);
+}
+
+/* Tries in flight count against every limit before their outcome is known. */
+TEST(auth_login_throttle_in_flight)
+{
+    struct login_throttle lt;
+    uint64_t now = 2000000;
+
+    ASSERT_EQ(login_throttle_init(&lt, 64, 3), 0);
+    /* one address, side by side: three tries start, the fourth waits a second */
+    for (int i = 0; i < 3; i++)
+        ASSERT_EQ(login_throttle_admit(&lt, "bob", "10.1.0.1", now), 0);
+    ASSERT_EQ(login_throttle_admit(&lt, "bob", "10.1.0.1", now), LOGIN_THROTTLE_BUSY_MS);
+    ASSERT_EQ(login_throttle_admit(&lt, "carol", "10.1.0.1", now), LOGIN_THROTTLE_BUSY_MS);
+    ASSERT_EQ(login_throttle_admit(&lt, NULL, "10.1.0.1", now), LOGIN_THROTTLE_BUSY_MS);
+    /* bob's three in flight fill his limit: a new address gets one try at a time */
+    ASSERT_EQ(login_throttle_admit(&lt, "bob", "10.1.0.2", now), 0);
+    ASSERT_EQ(login_throttle_admit(&lt, "bob", "10.1.0.2", now), LOGIN_THROTTLE_BUSY_MS);
+    /* they fail: all four counted, bob and 10.1.0.1 are locked */
+    for (int i = 0; i < 3; i++) {
+        login_throttle_failed(&lt, "bob", "10.1.0.1", now + 1);
+        login_throttle_settle(&lt, "bob", "10.1.0.1");
+    }
+    login_throttle_failed(&lt, "bob", "10.1.0.2", now + 1);
+    login_throttle_settle(&lt, "bob", "10.1.0.2");
+    ASSERT_EQ(login_throttle_admit(&lt, NULL, "10.1.0.1", now + 1), 30000);
+    ASSERT(login_throttle_admit(&lt, "bob", "10.1.0.2", now + 1) > 0);
+    /* a try that came to nothing (settled without an outcome) gives its place back */
+    ASSERT_EQ(login_throttle_admit(&lt, "bob", "10.1.0.3", now + 2), 0);
+    login_throttle_settle(&lt, "bob", "10.1.0.3");
+    ASSERT_EQ(login_throttle_admit(&lt, "bob", "10.1.0.3", now + 2), 0);
+    login_throttle_settle(&lt, "bob", "10.1.0.3");
+    /* and leaves nothing behind in the tables */
+    ASSERT_EQ(auth_throttle_size(lt.by_pair), 2);
+    ASSERT_EQ(auth_throttle_size(lt.by_addr), 2);
     login_throttle_destroy(&lt);
 }
 
@@ -215,42 +277,66 @@ TEST(auth_login_throttle_address_and_pair)
 {
     struct login_throttle lt;
     uint64_t now = 5000000;
-    int charged;
     char name[16];
 
     ASSERT_EQ(login_throttle_init(&lt, 64, 3), 0);
     for (int i = 0; i < 3; i++) {
         snprintf(name, sizeof name, "user%d", i);
-        ASSERT_EQ(login_throttle_admit(&lt, name, "192.0.2.9", now, &charged), 0);
-        login_throttle_failed(&lt, name, "192.0.2.9", charged, now);
+        ASSERT_EQ(try_login(&lt, name, "192.0.2.9", now, 0), 0);
     }
-    ASSERT_EQ(login_throttle_admit(&lt, "carol", "192.0.2.9", now, &charged), 30000);
-    ASSERT_EQ(login_throttle_admit(&lt, NULL, "192.0.2.9", now, &charged), 30000);
-    ASSERT_EQ(login_throttle_admit(&lt, "carol", "192.0.2.10", now, &charged), 0);
+    ASSERT_EQ(login_throttle_admit(&lt, "carol", "192.0.2.9", now), 30000);
+    ASSERT_EQ(login_throttle_admit(&lt, NULL, "192.0.2.9", now), 30000);
+    ASSERT_EQ(try_login(&lt, "carol", "192.0.2.10", now, 1), 0);
     /* a success from one address while the username is locked ends no lockout */
     for (int i = 0; i < 3; i++)
-        login_throttle_failed(&lt, "dave", i < 2 ? "192.0.2.11" : "192.0.2.12", 0, now);
-    login_throttle_succeeded(&lt, "dave", "192.0.2.13", now);
-    ASSERT(login_throttle_admit(&lt, "dave", "192.0.2.11", now, &charged) > 0);
+        login_throttle_failed(&lt, "dave", i < 2 ? "192.0.2.11" : "192.0.2.12", now);
+    ASSERT_EQ(try_login(&lt, "dave", "192.0.2.13", now, 1), 0);
+    ASSERT(login_throttle_admit(&lt, "dave", "192.0.2.11", now) > 0);
     /* a success while the username is not locked forgets its count ... */
-    login_throttle_failed(&lt, "erin", "192.0.2.20", 0, now);
-    login_throttle_failed(&lt, "erin", "192.0.2.20", 0, now);
-    login_throttle_succeeded(&lt, "erin", "192.0.2.22", now);
-    login_throttle_failed(&lt, "erin", "192.0.2.21", 0, now);
-    ASSERT_EQ(login_throttle_admit(&lt, "erin", "192.0.2.21", now, &charged), 0);
+    login_throttle_failed(&lt, "erin", "192.0.2.20", now);
+    login_throttle_failed(&lt, "erin", "192.0.2.20", now);
+    ASSERT_EQ(try_login(&lt, "erin", "192.0.2.22", now, 1), 0);
+    login_throttle_failed(&lt, "erin", "192.0.2.21", now);
+    ASSERT_EQ(login_throttle_admit(&lt, "erin", "192.0.2.21", now), 0);
+    login_throttle_settle(&lt, "erin", "192.0.2.21");
     /* ... but not the pairs of the other addresses, which lock by themselves */
-    login_throttle_failed(&lt, "erin", "192.0.2.20", 0, now);
-    ASSERT_EQ(login_throttle_admit(&lt, "erin", "192.0.2.20", now, &charged), 30000);
-    ASSERT_EQ(login_throttle_admit(&lt, "erin", "192.0.2.21", now, &charged), 0);
-    /* a long IPv6 address and a long name keep their pairs apart */
+    login_throttle_failed(&lt, "erin", "192.0.2.20", now);
+    ASSERT_EQ(login_throttle_admit(&lt, "erin", "192.0.2.20", now), 30000);
+    ASSERT_EQ(login_throttle_admit(&lt, "erin", "192.0.2.21", now), 0);
+    login_throttle_settle(&lt, "erin", "192.0.2.21");
+    /* a long IPv6 address and a long name keep their pairs apart; an IPv6 address
+     * counts by its /64, whatever its spelling */
     const char *v6a = "2001:0db8:0000:0000:0000:ff00:0042:8329";
-    const char *v6b = "2001:0db8:0000:0000:0000:ff00:0042:8330";
+    const char *v6b = "2001:0db8:0000:0001:0000:ff00:0042:8329";
+    const char *v6a_too = "2001:db8::ffff:ffff:ffff:ffff";
     const char *longname = "abcdefghijklmnopqrstuvwxyz012345";
     for (int i = 0; i < 3; i++)
-        login_throttle_failed(&lt, longname, v6a, 0, now);
-    ASSERT(login_throttle_admit(&lt, longname, v6a, now, &charged) > 0);
-    ASSERT_EQ(login_throttle_admit(&lt, longname, v6b, now, &charged), 0);
-    ASSERT_EQ(charged, 1);
+        login_throttle_failed(&lt, longname, v6a, now);
+    ASSERT(login_throttle_admit(&lt, longname, v6a, now) > 0);
+    ASSERT(login_throttle_admit(&lt, longname, v6a_too, now) > 0);
+    ASSERT_EQ(login_throttle_admit(&lt, longname, v6b, now), 0);
+    login_throttle_settle(&lt, longname, v6b);
+    login_throttle_destroy(&lt);
+}
+
+/* An IPv6 /64 is one address to the throttle, an IPv4-mapped address its IPv4 one. */
+TEST(auth_login_throttle_ipv6_prefix)
+{
+    struct login_throttle lt;
+    uint64_t now = 9000000;
+
+    ASSERT_EQ(login_throttle_init(&lt, 64, 3), 0);
+    login_throttle_failed(&lt, NULL, "2001:db8:5:6::1", now);
+    login_throttle_failed(&lt, NULL, "2001:db8:5:6:a:b:c:d", now);
+    login_throttle_failed(&lt, NULL, "2001:0db8:0005:0006::ffff", now);
+    ASSERT_EQ(login_throttle_admit(&lt, NULL, "2001:db8:5:6::42", now), 30000);
+    ASSERT_EQ(try_login(&lt, NULL, "2001:db8:5:7::1", now, 0), 0);
+    login_throttle_failed(&lt, NULL, "192.0.2.50", now);
+    login_throttle_failed(&lt, NULL, "::ffff:192.0.2.50", now);
+    login_throttle_failed(&lt, NULL, "192.0.2.50", now);
+    ASSERT_EQ(login_throttle_admit(&lt, NULL, "::ffff:192.0.2.50", now), 30000);
+    ASSERT_EQ(try_login(&lt, NULL, "192.0.2.51", now, 0), 0);
+    ASSERT_EQ(try_login(&lt, NULL, "test", now, 0), 0);            /* not an address */
     login_throttle_destroy(&lt);
 }
 

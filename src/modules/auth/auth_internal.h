@@ -131,7 +131,7 @@ int auth_reject_index(const char *reason);
 const char *auth_reject_name(int i);
 
 /* ---- throttle.c (loop thread) -------------------------------------------------- */
-/* Login failures per key ("u:<name>", "i:<addr>"): after `limit` failures within a
+/* Login failures per key (a username, an address or a pair: login_throttle.c): after `limit` failures within a
  * minute the key is locked out for 30 s, doubling with each further lockout up to an
  * hour; the count is forgotten after an hour without failures. Bounded: the least
  * recently used key is forgotten when the table is full. */
@@ -144,31 +144,43 @@ void auth_throttle_fail(struct auth_throttle *t, const char *key, uint64_t now_m
 void auth_throttle_forget(struct auth_throttle *t, const char *key);
 /* 1 when key has a failure in the last hour that the table still remembers. */
 int  auth_throttle_seen(struct auth_throttle *t, const char *key, uint64_t now_ms);
+/* Tries in flight: begin when a try is admitted, end once its outcome is counted (or
+ * it came to nothing). room is 1 while this minute's failures and the tries in flight
+ * are below the limit, so that requests sent side by side cannot all start before the
+ * first failures are counted. */
+void auth_throttle_begin(struct auth_throttle *t, const char *key);
+void auth_throttle_end(struct auth_throttle *t, const char *key);
+int  auth_throttle_room(struct auth_throttle *t, const char *key, uint64_t now_ms);
+int  auth_throttle_pending(struct auth_throttle *t, const char *key);
 size_t auth_throttle_size(const struct auth_throttle *t);
 
 /* ---- login_throttle.c (loop thread) --------------------------------------------- */
-/* The login throttle (api.md, "Throttling"): failures counted per address, per username
- * and per (username, address). A locked address or pair waits. A locked username waits
- * only from addresses that have failed for it, so failures from elsewhere cannot lock
- * its owner out; an address that never failed for it gets its try, and a wrong password
- * there marks the address, which then waits like the others. Three tables, so that
- * churn in one (many addresses) never evicts the entries of another. */
+/* The login throttle (api.md, "Throttling"): failures counted per address (an IPv6
+ * address by its /64), per username and per (username, address). A locked address or
+ * pair waits. A locked username waits only from addresses that have failed for it, so
+ * failures from elsewhere cannot lock its owner out; an address that never failed for
+ * it gets one try at a time, and a wrong password there marks the address, which then
+ * waits like the others. Tries in flight count against the limits as failures would.
+ * Three tables, so that churn in one (many addresses) never evicts the entries of
+ * another. */
 struct login_throttle {
     struct auth_throttle *by_user, *by_addr, *by_pair;     /* owned */
 };
+#define LOGIN_THROTTLE_BUSY_MS 1000  /* the wait when tries in flight fill the limit */
 int  login_throttle_init(struct login_throttle *lt, size_t capacity, int limit);
 void login_throttle_destroy(struct login_throttle *lt);
 /* ms to wait before this login may be tried, 0 when now. name NULL: no such user can
- * exist (only the address counts). *charged is set when the try was counted as a
- * failure of the pair already (an address new to a locked username): pass it on. */
-int64_t login_throttle_admit(struct login_throttle *lt, const char *name, const char *addr,
-                             uint64_t now_ms, int *charged);
-void login_throttle_failed(struct login_throttle *lt, const char *name, const char *addr,
-                           int charged, uint64_t now_ms);
+ * exist (only the address counts). A try admitted (0) is in flight until
+ * login_throttle_settle, which must follow exactly once, whatever came of it. */
+int64_t login_throttle_admit(struct login_throttle *lt, const char *name, const char *ip,
+                             uint64_t now_ms);
+void login_throttle_failed(struct login_throttle *lt, const char *name, const char *ip,
+                           uint64_t now_ms);
 /* A correct password: the pair's failures are forgotten, and the username's too
  * unless it is locked out (a login from one address ends no lockout of the others). */
-void login_throttle_succeeded(struct login_throttle *lt, const char *name, const char *addr,
+void login_throttle_succeeded(struct login_throttle *lt, const char *name, const char *ip,
                               uint64_t now_ms);
+void login_throttle_settle(struct login_throttle *lt, const char *name, const char *ip);
 
 /* ---- refresh.c ------------------------------------------------------------------ */
 #define AUTH_REFRESH_BYTES 32

@@ -21,7 +21,8 @@ struct login_op {
     struct auth_op op;                 /* first: the op is freed through it */
     char username[AUTH_USERNAME_MAX + 1];
     int name_ok;
-    int charged;                       /* the throttle counted this try already */
+    int admitted;                      /* in flight in the throttle until freed */
+    char ip[sizeof(((struct http_req *)0)->client_ip)];  /* the throttle's address */
     char *password;                    /* owned; wiped before free */
     size_t pwlen;
     int found;
@@ -35,9 +36,13 @@ struct login_op {
     struct auth_session sess;
 };
 
+/* Every way out of a login passes here: a try the throttle admitted is settled once,
+ * whether it was counted, succeeded or came to nothing (a 500, a shutdown). */
 static void login_free(struct auth_op *op)
 {
     struct login_op *l = (struct login_op *)op;
+    if (l->admitted)
+        login_throttle_settle(&op->a->throttle, l->name_ok ? l->username : NULL, l->ip);
     if (l->password) {
         OPENSSL_cleanse(l->password, l->pwlen);
         free(l->password);
@@ -150,14 +155,14 @@ static void login_hashed(struct auth_op *op)
                   (long long)l->sess.user_id);
     if (l->verified != 1) {
         METRIC_INC(a->m.logins_bad);
-        login_throttle_failed(&a->throttle, l->name_ok ? l->username : NULL,
-                              op->req->client_ip, l->charged, mono_ms());
+        login_throttle_failed(&a->throttle, l->name_ok ? l->username : NULL, l->ip,
+                              mono_ms());
         LOG_INFO(a->app, AUTH_MOD, "login refused ip=%s", op->req->client_ip);
         auth_respond_error(op, 401, BAD_CREDENTIALS);
         auth_op_done(op);
         return;
     }
-    login_throttle_succeeded(&a->throttle, l->username, op->req->client_ip, mono_ms());
+    login_throttle_succeeded(&a->throttle, l->username, l->ip, mono_ms());
     auth_note_user(a, l->sess.user_id);
     if (l->sign_rc < 0) {
         LOG_ERROR(a->app, AUTH_MOD, "signing failed err=%d", l->sign_rc);
@@ -223,15 +228,15 @@ void auth_login(struct http_req *req, void *ctx)
 
     if (auth_refuse_when_draining(a, req) || !(l = login_new(a, req)))
         return;
-    /* Before the throttle: a try it admits may be counted already (login_throttle.c),
-     * and a 503 must not spend it. */
+    /* Before the throttle: a 503 must not spend a try it would admit. */
     if (a->hashing >= AUTH_HASHING_MAX) {
         auth_respond_unavailable(req, "too many logins in progress");
         login_free(&l->op);
         return;
     }
-    wait = login_throttle_admit(&a->throttle, l->name_ok ? l->username : NULL,
-                                req->client_ip, mono_ms(), &l->charged);
+    snprintf(l->ip, sizeof l->ip, "%s", req->client_ip);
+    wait = login_throttle_admit(&a->throttle, l->name_ok ? l->username : NULL, l->ip,
+                                mono_ms());
     if (wait > 0) {
         METRIC_INC(a->m.logins_throttled);
         LOG_INFO(a->app, AUTH_MOD, "login throttled ip=%s retry_ms=%lld", req->client_ip,
@@ -241,6 +246,7 @@ void auth_login(struct http_req *req, void *ctx)
         return;
     }
     auth_op_init(&l->op, a, req, login_free);
+    l->admitted = 1;
     a->hashing++;
     if (!l->name_ok) {          /* no such user can exist: straight to the dummy hash */
         login_found(&l->op);

@@ -7,13 +7,19 @@
  * address that never did gets one try while the username is locked: a wrong password
  * marks it (it waits from then on, for as long as the username stays locked) and counts
  * towards the username, whose lockouts keep doubling up to an hour. Guessing from N
- * addresses thus earns at most N guesses per lockout of the username. Loop thread only. */
+ * addresses thus earns at most N guesses per lockout of the username. A try counts from
+ * the moment it is admitted (as in flight, until its outcome is known), so requests
+ * sent side by side cannot all slip in before the first failure is counted. Loop
+ * thread only. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "auth_internal.h"
 
 #define PAIR_KEY_MAX 96
+#define ADDR_KEY_MAX (INET6_ADDRSTRLEN + 3)   /* and "/64" */
 
 int login_throttle_init(struct login_throttle *lt, size_t capacity, int limit)
 {
@@ -36,6 +42,30 @@ void login_throttle_destroy(struct login_throttle *lt)
     lt->by_user = lt->by_addr = lt->by_pair = NULL;
 }
 
+/* The address as the throttle counts it. An IPv6 address by its /64: that is one
+ * customer's network (one host often has the whole /64), so counting each address
+ * apart would give whoever holds one 2^64 fresh tries at a locked username. An
+ * IPv4-mapped address is its IPv4 address. Anything else (IPv4) as it is. */
+static const char *addr_key(char *buf, const char *ip)
+{
+    struct in6_addr a;
+    char s[INET6_ADDRSTRLEN];
+
+    if (inet_pton(AF_INET6, ip, &a) == 1) {
+        if (IN6_IS_ADDR_V4MAPPED(&a) && inet_ntop(AF_INET, &a.s6_addr[12], s, sizeof s)) {
+            snprintf(buf, ADDR_KEY_MAX, "%s", s);
+            return buf;
+        }
+        memset(&a.s6_addr[8], 0, 8);
+        if (inet_ntop(AF_INET6, &a, s, sizeof s)) {
+            snprintf(buf, ADDR_KEY_MAX, "%s/64", s);
+            return buf;
+        }
+    }
+    snprintf(buf, ADDR_KEY_MAX, "%s", ip);
+    return buf;
+}
+
 /* A newline is in neither a username nor an address: the pair's key is unambiguous. */
 static const char *pair_key(char *buf, const char *name, const char *addr)
 {
@@ -45,46 +75,69 @@ static const char *pair_key(char *buf, const char *name, const char *addr)
 
 static int64_t max_i64(int64_t a, int64_t b) { return a > b ? a : b; }
 
-int64_t login_throttle_admit(struct login_throttle *lt, const char *name, const char *addr,
-                             uint64_t now_ms, int *charged)
+/* The wait of one table: its lockout, or a second while the tries in flight fill its
+ * limit (they are failures, for all we know yet). */
+static int64_t table_wait(struct auth_throttle *t, const char *key, uint64_t now_ms)
 {
-    char pk[PAIR_KEY_MAX];
-    int64_t wait = auth_throttle_check(lt->by_addr, addr, now_ms), user_wait;
-    *charged = 0;
-    if (!name)
+    int64_t wait = auth_throttle_check(t, key, now_ms);
+    if (wait == 0 && !auth_throttle_room(t, key, now_ms))
+        wait = LOGIN_THROTTLE_BUSY_MS;
+    return wait;
+}
+
+int64_t login_throttle_admit(struct login_throttle *lt, const char *name, const char *ip,
+                             uint64_t now_ms)
+{
+    char pk[PAIR_KEY_MAX], addr[ADDR_KEY_MAX];
+    int64_t wait = table_wait(lt->by_addr, addr_key(addr, ip), now_ms), user_wait = 0;
+
+    if (name) {
+        pair_key(pk, name, addr);
+        wait = max_i64(wait, table_wait(lt->by_pair, pk, now_ms));
+        user_wait = table_wait(lt->by_user, name, now_ms);
+    }
+    if (wait > 0)
         return wait;
-    pair_key(pk, name, addr);
-    wait = max_i64(wait, auth_throttle_check(lt->by_pair, pk, now_ms));
-    user_wait = auth_throttle_check(lt->by_user, name, now_ms);
-    if (wait > 0 || user_wait == 0)
-        return wait;
-    if (auth_throttle_seen(lt->by_pair, pk, now_ms))
+    /* A username that is locked (or whose tries in flight fill its limit) admits an
+     * address that never failed for it, one try at a time: requests sent side by side
+     * from there get one try between them. */
+    if (user_wait > 0 &&
+        (auth_throttle_seen(lt->by_pair, pk, now_ms) || auth_throttle_pending(lt->by_pair, pk)))
         return user_wait;
-    /* The one try of an address new to a locked username is charged before the
-     * password is checked, so that requests sent side by side get one try between
-     * them; a correct password takes the charge back (login_throttle_succeeded). */
-    auth_throttle_fail(lt->by_pair, pk, now_ms);
-    *charged = 1;
+    auth_throttle_begin(lt->by_addr, addr);
+    if (name) {
+        auth_throttle_begin(lt->by_pair, pk);
+        auth_throttle_begin(lt->by_user, name);
+    }
     return 0;
 }
 
-void login_throttle_failed(struct login_throttle *lt, const char *name, const char *addr,
-                           int charged, uint64_t now_ms)
+void login_throttle_failed(struct login_throttle *lt, const char *name, const char *ip,
+                           uint64_t now_ms)
 {
-    char pk[PAIR_KEY_MAX];
-    auth_throttle_fail(lt->by_addr, addr, now_ms);
+    char pk[PAIR_KEY_MAX], addr[ADDR_KEY_MAX];
+    auth_throttle_fail(lt->by_addr, addr_key(addr, ip), now_ms);
     if (!name)
         return;
     auth_throttle_fail(lt->by_user, name, now_ms);
-    if (!charged)
-        auth_throttle_fail(lt->by_pair, pair_key(pk, name, addr), now_ms);
+    auth_throttle_fail(lt->by_pair, pair_key(pk, name, addr), now_ms);
 }
 
-void login_throttle_succeeded(struct login_throttle *lt, const char *name, const char *addr,
+void login_throttle_succeeded(struct login_throttle *lt, const char *name, const char *ip,
                               uint64_t now_ms)
 {
-    char pk[PAIR_KEY_MAX];
-    auth_throttle_forget(lt->by_pair, pair_key(pk, name, addr));
+    char pk[PAIR_KEY_MAX], addr[ADDR_KEY_MAX];
+    auth_throttle_forget(lt->by_pair, pair_key(pk, name, addr_key(addr, ip)));
     if (auth_throttle_check(lt->by_user, name, now_ms) == 0)
         auth_throttle_forget(lt->by_user, name);
+}
+
+void login_throttle_settle(struct login_throttle *lt, const char *name, const char *ip)
+{
+    char pk[PAIR_KEY_MAX], addr[ADDR_KEY_MAX];
+    auth_throttle_end(lt->by_addr, addr_key(addr, ip));
+    if (!name)
+        return;
+    auth_throttle_end(lt->by_pair, pair_key(pk, name, addr));
+    auth_throttle_end(lt->by_user, name);
 }

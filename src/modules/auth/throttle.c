@@ -21,6 +21,7 @@ struct entry {
     uint32_t chain;                     /* next in hash bucket */
     uint32_t prev, next;                /* LRU list, most recent first */
     int count, level;
+    int pending;                        /* tries admitted, their password not checked yet */
     uint64_t window_start, last_fail, locked_until;
 };
 
@@ -176,12 +177,53 @@ void auth_throttle_fail(struct auth_throttle *t, const char *key, uint64_t now_m
 int auth_throttle_seen(struct auth_throttle *t, const char *key, uint64_t now_ms)
 {
     uint32_t i = find(t, key);
-    return i != NIL && now_ms - t->e[i].last_fail <= FORGET_MS;
+    return i != NIL && t->e[i].last_fail != 0 && now_ms - t->e[i].last_fail <= FORGET_MS;
 }
 
+int auth_throttle_room(struct auth_throttle *t, const char *key, uint64_t now_ms)
+{
+    uint32_t i = find(t, key);
+    if (i == NIL || t->limit <= 0)
+        return 1;
+    const struct entry *e = &t->e[i];
+    int count = now_ms - e->window_start >= WINDOW_MS ? 0 : e->count;
+    return count + e->pending < t->limit;
+}
+
+int auth_throttle_pending(struct auth_throttle *t, const char *key)
+{
+    uint32_t i = find(t, key);
+    return i == NIL ? 0 : t->e[i].pending;
+}
+
+void auth_throttle_begin(struct auth_throttle *t, const char *key)
+{
+    if (t->limit > 0)
+        t->e[get_or_add(t, key)].pending++;
+}
+
+/* An entry that only held tries in flight goes when the last one ends. */
+void auth_throttle_end(struct auth_throttle *t, const char *key)
+{
+    uint32_t i = find(t, key);
+    if (i == NIL || t->e[i].pending == 0)
+        return;                         /* forgotten meanwhile: the table was full */
+    struct entry *e = &t->e[i];
+    if (--e->pending == 0 && e->last_fail == 0)
+        drop(t, i);
+}
+
+/* The failures go; tries still in flight stay counted. */
 void auth_throttle_forget(struct auth_throttle *t, const char *key)
 {
     uint32_t i = find(t, key);
-    if (i != NIL)
+    if (i == NIL)
+        return;
+    if (t->e[i].pending == 0) {
         drop(t, i);
+        return;
+    }
+    struct entry *e = &t->e[i];
+    e->count = e->level = 0;
+    e->window_start = e->last_fail = e->locked_until = 0;
 }

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "chatd/text.h"
 #include "chatd/util.h"
 #include "message_internal.h"
 

@@ -82,7 +82,8 @@ int msg_page_plan(const char *before, const char *after, const char *limit,
                   struct msg_page *out, const char **err);
 /* Rows to keep out of `fetched`, and whether more exist. */
 int msg_page_keep(const struct msg_page *p, int fetched, int *has_more);
-/* Strict decimal for query values and ids: decimal_parse (digits only, <= 2^53). */
+/* Strict decimal for query values and ids: decimal_parse (digits only, no leading
+ * zero, <= 2^53). */
 int msg_parse_u64(const char *s, int64_t *out);
 
 /* ---------- rows and their JSON ---------- */

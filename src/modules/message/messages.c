@@ -12,6 +12,7 @@
 #include "chatd/events.h"
 #include "chatd/log.h"
 #include "chatd/metrics.h"
+#include "chatd/text.h"
 #include "chatd/util.h"
 #include "message_internal.h"
 

@@ -7,6 +7,7 @@
 #include <string.h>
 #include "chatd/bus.h"
 #include "chatd/events.h"
+#include "chatd/text.h"
 #include "chatd/util.h"
 #include "message_internal.h"
 

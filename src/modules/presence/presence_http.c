@@ -10,6 +10,7 @@
 #include "chatd/bus.h"
 #include "chatd/events.h"
 #include "chatd/http.h"
+#include "chatd/text.h"
 #include "chatd/util.h"
 #include "presence_internal.h"
 
