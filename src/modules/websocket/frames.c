@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chatd/text.h"
 #include "ws_internal.h"
 
 static const struct { const char *name; int type; } frame_types[] = {
@@ -39,10 +40,9 @@ static int check_sync_rooms(const cJSON *rooms, const char **err)
         return -EINVAL;
     }
     cJSON_ArrayForEach(it, rooms) {
-        char *end;
-        long long id = strtoll(it->string, &end, 10);
-        if (!it->string[0] || *end || id <= 0) {
-            *err = "sync rooms: keys must be room ids";
+        int64_t id;
+        if (decimal_parse(it->string, strlen(it->string), &id) < 0 || id <= 0) {
+            *err = "sync rooms: keys must be room ids (decimals without sign or leading zero)";
             return -EINVAL;
         }
         /* Range first: converting a double past int64 to an integer is undefined.
