@@ -108,3 +108,19 @@ TEST(notif_health_sweep_drops_long_failing)
     fx_stop(&f);
     idset_free(&n.failures);
 }
+
+/* A 404/410 removal whose job ends after the bus closed (a push answered while the
+ * server stops) still deletes the row and frees its job: LeakSanitizer would see it. */
+TEST(notif_gone_removal_after_bus_close_frees_its_job)
+{
+    struct fx f;
+    struct notif n;
+    ASSERT_EQ(setup(&f, &n, 3, 3600), 0);
+    bus_close(f.app.bus);
+    subs_delete_gone(&n, 7);
+    db_close(f.app.db);              /* runs the job: its done cannot reach the loop */
+    f.app.db = NULL;
+    ASSERT_EQ(fx_query_int(f.db_path, "SELECT count(*) FROM push_subscriptions"), 0);
+    fx_stop(&f);
+    idset_free(&n.failures);
+}
