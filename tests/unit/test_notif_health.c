@@ -89,6 +89,26 @@ TEST(notif_health_table_count_survives_restart)
     idset_free(&n.failures);
 }
 
+/* Subscriptions that failed once and then went away (dropped, deleted, replaced)
+ * leave their counts behind; once those fill the set, a new burst must still be
+ * counted in memory, not only in the table a commit behind. */
+TEST(notif_health_stale_counts_do_not_block_new_ones)
+{
+    struct fx f;
+    struct notif n;
+    struct subs_target t = { .user_id = 2 };
+    ASSERT_EQ(setup(&f, &n, 3, 3600), 0);
+    for (int64_t id = 1000; id < 1000 + 1024; id++)
+        subs_record_outcome(&n, id, &t, "connect: connection refused");
+    ASSERT_EQ(subs_record_outcome(&n, 7, &t, "connect: connection refused"), 0);
+    ASSERT_EQ(subs_record_outcome(&n, 7, &t, "connect: connection refused"), 0);
+    ASSERT_EQ(subs_record_outcome(&n, 7, &t, "connect: connection refused"), 1);
+    ASSERT(subs_is_failing(&n, 7));
+    ASSERT(n.failures.len <= n.failures.max);
+    fx_stop(&f);
+    idset_free(&n.failures);
+}
+
 TEST(notif_health_sweep_drops_long_failing)
 {
     struct fx f;

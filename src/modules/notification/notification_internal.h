@@ -114,6 +114,8 @@ int  idset_put(struct idset *s, int64_t id, uint32_t val);
 /* 1 and *val (may be NULL) when present. */
 int  idset_get(const struct idset *s, int64_t id, uint32_t *val);
 void idset_del(struct idset *s, int64_t id);
+/* Empties the set, keeping its memory. */
+void idset_clear(struct idset *s);
 
 /* ---- outbound.c: HTTP/1.1 client for push services and webhooks ---- */
 struct outbound;
