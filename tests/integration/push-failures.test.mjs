@@ -5,7 +5,8 @@
 // oldest rows go), a push dead letter holds a reference to the message (a replay reads
 // the message again), and a subscription failing subscription_max_failures times in a
 // row is marked failing (no more retries or dead letters), shown to its owner, and
-// dropped after subscription_failing_ttl seconds.
+// dropped after subscription_failing_ttl seconds. A replay asks for the message as its
+// recipient, so one who has left the room is not notified.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync, readFileSync } from 'node:fs';
@@ -194,6 +195,47 @@ subscription_max_failures = 3
             const s2 = await mine();
             return s2.failures === 0 && s2.failing_since === null && s2.last_error === null;
         }, { message: 'a success clears the failure state', timeout: 10000 });
+    } finally {
+        await rec.close();
+    }
+});
+
+test('a replayed push dead letter is not delivered to a recipient who has left the room', async () => {
+    const certs = makeCertificates(tmpDir('chatd-push-'));
+    const rec = await startReceiver(certs);
+    rec.answer = () => 500;
+    try {
+        const srv = await startServer({ config: `[notification]
+ca_file = ${certs.caFile}
+allow_private_endpoints = yes
+max_attempts = 2
+retry_base_ms = 20
+` });
+        servers.push(srv);
+        const h = api(srv);
+        const [sender, fay] = await Promise.all(['s', 'f'].map((n) => registerAndLogin(srv, uniqueName(n))));
+        const sub = makeSubscription(rec.url('/push/fay'));
+        assert.equal((await h.post('/v1/push/subscriptions', sub.json, as(fay))).status, 201);
+        const room = await h.post('/v1/rooms', { name: 'left', members: [fay.username] }, as(sender));
+        assert.equal(room.status, 201, room.text);
+        const roomId = room.json.room.id;
+        const msg = await h.post(`/v1/rooms/${roomId}/messages`, { body: 'before she left' }, as(sender));
+        assert.equal(msg.status, 201, msg.text);
+        const line = await waitFor(async () => (await dlqRows(srv)).find((l) => l.includes('notification.push')),
+            { message: 'the push dead letter', timeout: 15000 });
+        const id = /^\d+/.exec(line)[0];
+        assert.equal(rec.all().length, 2);
+        const left = await h.del(`/v1/rooms/${roomId}/members/${fay.user.id}`, as(fay));
+        assert.equal(left.status, 204, left.text);
+
+        rec.answer = () => 201;
+        assert.equal((await dlq(srv, 'replay', id)).code, 0);
+        // The replay ends (its row goes) without a request: message.sync, asked as fay,
+        // no longer gives her the room's messages.
+        await waitFor(async () => (await dlqRows(srv)).length === 0,
+            { message: 'the replayed row removed', timeout: 15000 });
+        assert.equal(rec.all().length, 2, 'nothing pushed after she left');
+        assert.match(srv.logs(), new RegExp(`push not replayed: message ${msg.json.message.id} is gone or user ${fay.user.id} left its room`));
     } finally {
         await rec.close();
     }
