@@ -173,17 +173,23 @@ const char *net_host_refusal(const char *host)
     struct sockaddr_in in = { .sin_family = AF_INET };
     struct sockaddr_in6 in6 = { .sin6_family = AF_INET6 };
     struct in_addr any;
+    char bare[NI_MAXHOST];
     size_t len = strlen(host);
     if (inet_pton(AF_INET, host, &in.sin_addr) == 1)
         return net_addr_refusal((struct sockaddr *)&in);
     if (strchr(host, ':'))
         return inet_pton(AF_INET6, host, &in6.sin6_addr) == 1
             ? net_addr_refusal((struct sockaddr *)&in6) : "is not an IPv6 address";
-    if (inet_aton(host, &any))
-        return "is an IPv4 address in a non-standard form";
     if (len > 0 && host[len - 1] == '.')
         len--;                                               /* the root label */
-    return name_refusal(host, len);
+    if (len >= sizeof(bare))
+        return "is not a host name";
+    memcpy(bare, host, len);
+    bare[len] = '\0';
+    /* Without its root label too: 0x7f000001. is the same name to a resolver. */
+    if (inet_aton(bare, &any))
+        return "is an IPv4 address in a non-standard form";
+    return name_refusal(bare, len);
 }
 
 const struct addrinfo *net_first_public(const struct addrinfo *res, const char *host,
