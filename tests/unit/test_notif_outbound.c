@@ -272,7 +272,7 @@ TEST(notif_outbound_public_only)
         ASSERT_EQ(outbound_send(f.o, "POST", url, NULL, "", 0, OUTBOUND_PUBLIC_ONLY, on_result,
                                 &r), 0);
         run_until(&f, &r.calls, (int)i + 1);
-        ASSERT_EQ(r.status, -EACCES);
+        ASSERT_EQ(r.status, OUTBOUND_NOT_PUBLIC);
         ASSERT(strstr(r.error, "not a public address") != NULL);
     }
     ASSERT_EQ(f.srv.accepted, 0);
