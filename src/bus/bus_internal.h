@@ -179,6 +179,7 @@ int  dlq_migrate(struct db *db);
  * and, after the row newest was added, removing the oldest rows until at most
  * max_rows and max_bytes remain (*evicted: how many went). Writer thread. */
 extern const char dlq_bound_migration[];
+extern const char dlq_resize_migration[];
 int  dlq_totals(sqlite3 *conn, int64_t *rows, int64_t *bytes);
 int  dlq_evict(sqlite3 *conn, int64_t newest, int64_t max_rows, int64_t max_bytes,
                int64_t *evicted);

@@ -31,6 +31,7 @@ static const struct db_migration dlq_migrations[] = {
          "CREATE INDEX dead_letters_replay ON dead_letters (id)"
          " WHERE replay_requested = 1;" },
     { 2, dlq_bound_migration },
+    { 3, dlq_resize_migration },
 };
 
 int dlq_migrate(struct db *db)
@@ -86,9 +87,8 @@ static int dlq_apply(sqlite3 *conn, struct db_job *job)
         return step_done(st, rc);
     }
     if (j->kind == DLQ_FAILED_AGAIN) {
+        /* The size follows the new error by trigger (dlq_bound.c). */
         rc = sqlite3_prepare_v2(conn, "UPDATE dead_letters SET error = ?1,"
-                                " size = size - length(CAST(error AS BLOB)) +"
-                                " length(CAST(?1 AS BLOB)),"
                                 " attempts = attempts + ?2, last_failed_at = ?3,"
                                 " replay_requested = 0 WHERE id = ?4", -1, &st, NULL);
         if (rc == SQLITE_OK) {

@@ -6,7 +6,9 @@
  *
  * A row's size (topic, payload, consumer and error bytes) is stored with it, and
  * triggers keep the totals in dead_letter_totals, so checking the bounds costs one
- * read, and `chatd dlq purge` on a running server keeps the totals right too. */
+ * read, and `chatd dlq purge` on a running server keeps the totals right too. A
+ * trigger also recomputes the size when any of those columns changes (a failed
+ * replay's new error, an operator's edit of a payload by hand). */
 #include <stdint.h>
 #include "chatd/db.h"
 #include "bus_internal.h"
@@ -26,6 +28,17 @@ const char dlq_bound_migration[] =
     " UPDATE dead_letter_totals SET rows = rows - 1, bytes = bytes - OLD.size; END;"
     "CREATE TRIGGER dead_letters_resized AFTER UPDATE OF size ON dead_letters BEGIN"
     " UPDATE dead_letter_totals SET bytes = bytes - OLD.size + NEW.size; END;";
+
+const char dlq_resize_migration[] =
+    "CREATE TRIGGER dead_letters_edited AFTER UPDATE OF topic, payload, consumer, error"
+    " ON dead_letters BEGIN UPDATE dead_letters SET size ="
+    " length(CAST(NEW.topic AS BLOB)) + length(CAST(NEW.payload AS BLOB)) +"
+    " length(CAST(NEW.consumer AS BLOB)) + length(CAST(NEW.error AS BLOB))"
+    " WHERE id = NEW.id; END;"
+    /* Rows edited before the trigger existed. */
+    "UPDATE dead_letters SET size = length(CAST(topic AS BLOB)) +"
+    " length(CAST(payload AS BLOB)) + length(CAST(consumer AS BLOB)) +"
+    " length(CAST(error AS BLOB));";
 
 int dlq_totals(sqlite3 *conn, int64_t *rows, int64_t *bytes)
 {

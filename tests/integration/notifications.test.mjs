@@ -4,7 +4,7 @@
 // a CA made for the test and given to chatd as [notification] ca_file. It decrypts
 // each push with the npm http_ece package using the subscription's private key and
 // auth secret, and verifies the VAPID token with jose against the key chatd publishes.
-// The receiver listens on 127.0.0.1, so every server here sets allow_private_endpoints.
+// The receiver listens on 127.0.0.1, so the servers that push set allow_private_endpoints.
 // Users are offline when they hold no WebSocket; messages are sent over HTTP.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -320,9 +320,9 @@ retry_base_ms = 50
 test('a shutdown does not wait forever for a receiver, and loses nothing', async () => {
     const rec = await startReceiver(certs);
     rec.answer = () => 0;                        // never answers
+    // No allow_private_endpoints: the webhook is the operator's own URL, loopback too.
     const srv = await startServer({ config: `[notification]
 ca_file = ${certs.caFile}
-allow_private_endpoints = yes
 webhook_url = ${rec.url('/hook')}
 max_attempts = 3
 retry_base_ms = 50

@@ -111,6 +111,14 @@ test('subscriptions stored while private endpoints were allowed never connect on
         assert.equal(listener.count, 0, 'no connection to a loopback endpoint');
         assert.match(srv.logs(), /127\.0\.0\.1 resolves to 127\.0\.0\.1, a loopback address: not a public address/);
         assert.match(srv.logs(), /localhost resolves to (127\.0\.0\.1|::1), a loopback address: not a public address/);
+        // The owner sees that the host is not public, not what chatd's resolver said
+        // it is (a name of the operator's network would give its addresses away).
+        const subs = await waitFor(async () => {
+            const list = (await h.get('/v1/push/subscriptions', as(rcpt))).json.subscriptions;
+            return list.every((x) => /public/.test(x.last_error ?? '')) && list;
+        }, { message: 'both refusals recorded', timeout: 10000 });
+        for (const x of subs)
+            assert.doesNotMatch(x.last_error, /127\.0\.0\.1 |::1|loopback|resolves to/, x.last_error);
     } finally {
         await listener.close();
     }

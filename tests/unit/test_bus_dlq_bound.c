@@ -3,6 +3,7 @@
  * checked against stay right through purges; a consumer's dead_letter hook decides
  * what a row keeps of the payload. */
 #include <errno.h>
+#include <sys/stat.h>
 #include <sqlite3.h>
 #include "test.h"
 #include "bus_fixture.h"
@@ -100,6 +101,59 @@ TEST(bus_dead_letters_newest_stays)
     ASSERT_EQ(flood(&f, &o, 3, &calls), 0);
     ASSERT_EQ(q(&f, "SELECT count(*) FROM dead_letters"), 1);
     ASSERT_EQ(q(&f, "SELECT payload ->> 'n' FROM dead_letters"), 3);
+    fx_stop(&f);
+}
+
+/* An operator may edit a row by hand (a payload fixed before its replay): the row's
+ * size and the totals follow whatever column changed. */
+TEST(bus_dead_letter_edits_keep_sizes_and_totals)
+{
+    struct fx f;
+    struct bus_sub_opts o = { "test.dl", 1, 1, NULL };
+    int calls = 0;
+    sqlite3 *c = NULL;
+    ASSERT_EQ(fx_init(&f), 0);
+    ASSERT_EQ(fx_start(&f, 1), 0);
+    ASSERT_EQ(flood(&f, &o, 3, &calls), 0);
+    ASSERT_EQ(sqlite3_open(f.db_path, &c), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(c, "UPDATE dead_letters SET payload = '{\"n\":0}' WHERE id = 1;"
+                           "UPDATE dead_letters SET error = error || ' and more' WHERE id = 2;"
+                           "UPDATE dead_letters SET topic = 't.other', consumer = 'x'"
+                           " WHERE id = 3", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(c);
+    ASSERT(totals_match(&f));
+    ASSERT_EQ(q(&f, "SELECT count(*) FROM dead_letters WHERE size != length(topic) +"
+                " length(payload) + length(consumer) + length(error)"), 0);
+    fx_stop(&f);
+}
+
+/* A database from before the bounds: its rows get their sizes (in bytes, UTF-8
+ * included) and the totals start from them. */
+TEST(bus_dead_letters_migrated_rows_are_counted)
+{
+    struct fx f;
+    sqlite3 *c = NULL;
+    ASSERT_EQ(fx_init(&f), 0);
+    char dir[160];
+    snprintf(dir, sizeof(dir), "%s/data", f.dir);
+    ASSERT_EQ(mkdir(dir, 0700), 0);
+    ASSERT_EQ(sqlite3_open(f.db_path, &c), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(c, "CREATE TABLE schema_versions (owner TEXT PRIMARY KEY,"
+        " version INTEGER NOT NULL); INSERT INTO schema_versions VALUES ('bus', 1);"
+        "CREATE TABLE dead_letters (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " topic TEXT NOT NULL, payload TEXT NOT NULL, consumer TEXT NOT NULL,"
+        " error TEXT NOT NULL DEFAULT '', attempts INTEGER NOT NULL DEFAULT 0,"
+        " first_failed_at INTEGER NOT NULL, last_failed_at INTEGER NOT NULL,"
+        " replay_requested INTEGER NOT NULL DEFAULT 0);"
+        "INSERT INTO dead_letters (topic, payload, consumer, error, first_failed_at,"
+        " last_failed_at) VALUES ('t.dl', '{\"b\":\"\u00e9t\u00e9\"}', 'c', 'boom', 1, 1),"
+        " ('t.dl', '{}', 'c', '', 1, 1)", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(c);
+    ASSERT_EQ(fx_start(&f, 1), 0);
+    ASSERT_EQ(q(&f, "SELECT rows FROM dead_letter_totals"), 2);
+    /* 4 + 13 + 1 + 4 bytes (each é is two) and 4 + 2 + 1 + 0 */
+    ASSERT_EQ(q(&f, "SELECT size FROM dead_letters WHERE id = 1"), 22);
+    ASSERT_EQ(q(&f, "SELECT bytes FROM dead_letter_totals"), 22 + 7);
     fx_stop(&f);
 }
 

@@ -89,6 +89,26 @@ TEST(notif_health_table_count_survives_restart)
     idset_free(&n.failures);
 }
 
+/* Subscriptions that failed once and then went away (dropped, deleted, replaced)
+ * leave their counts behind; once those fill the set, a new burst must still be
+ * counted in memory, not only in the table a commit behind. */
+TEST(notif_health_stale_counts_do_not_block_new_ones)
+{
+    struct fx f;
+    struct notif n;
+    struct subs_target t = { .user_id = 2 };
+    ASSERT_EQ(setup(&f, &n, 3, 3600), 0);
+    for (int64_t id = 1000; id < 1000 + 1024; id++)
+        subs_record_outcome(&n, id, &t, "connect: connection refused");
+    ASSERT_EQ(subs_record_outcome(&n, 7, &t, "connect: connection refused"), 0);
+    ASSERT_EQ(subs_record_outcome(&n, 7, &t, "connect: connection refused"), 0);
+    ASSERT_EQ(subs_record_outcome(&n, 7, &t, "connect: connection refused"), 1);
+    ASSERT(subs_is_failing(&n, 7));
+    ASSERT(n.failures.len <= n.failures.max);
+    fx_stop(&f);
+    idset_free(&n.failures);
+}
+
 TEST(notif_health_sweep_drops_long_failing)
 {
     struct fx f;
@@ -105,6 +125,22 @@ TEST(notif_health_sweep_drops_long_failing)
                                          " WHERE id = 8") == 0, 5000));
     ASSERT_EQ(fx_query_int(f.db_path, "SELECT count(*) FROM push_subscriptions"), 2);
     subs_health_stop(&n);
+    fx_stop(&f);
+    idset_free(&n.failures);
+}
+
+/* A 404/410 removal whose job ends after the bus closed (a push answered while the
+ * server stops) still deletes the row and frees its job: LeakSanitizer would see it. */
+TEST(notif_gone_removal_after_bus_close_frees_its_job)
+{
+    struct fx f;
+    struct notif n;
+    ASSERT_EQ(setup(&f, &n, 3, 3600), 0);
+    bus_close(f.app.bus);
+    subs_delete_gone(&n, 7);
+    db_close(f.app.db);              /* runs the job: its done cannot reach the loop */
+    f.app.db = NULL;
+    ASSERT_EQ(fx_query_int(f.db_path, "SELECT count(*) FROM push_subscriptions"), 0);
     fx_stop(&f);
     idset_free(&n.failures);
 }

@@ -10,7 +10,8 @@
 #include "test.h"
 #include "../../src/modules/notification/notification_internal.h"
 
-enum srv_mode { SRV_204, SRV_500_CLOSE, SRV_SILENT, SRV_GARBAGE, SRV_100_THEN_202 };
+enum srv_mode { SRV_204, SRV_500_CLOSE, SRV_SILENT, SRV_GARBAGE, SRV_100_THEN_202,
+                SRV_REDIRECT };
 
 struct srv {
     uv_tcp_t listener;
@@ -54,6 +55,8 @@ static void srv_answer(struct srv_conn *c)
         [SRV_GARBAGE] = "SMTP ready\r\n\r\n",
         [SRV_100_THEN_202] = "HTTP/1.1 100 Continue\r\n\r\n"
                              "HTTP/1.1 202 Accepted\r\nContent-Length: 2\r\n\r\nok",
+        [SRV_REDIRECT] = "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://127.0.0.1:1/x"
+                         "\r\nContent-Length: 0\r\n\r\n",
     };
     c->answered = 1;
     c->s->requests++;
@@ -269,13 +272,28 @@ TEST(notif_outbound_public_only)
         ASSERT_EQ(outbound_send(f.o, "POST", url, NULL, "", 0, OUTBOUND_PUBLIC_ONLY, on_result,
                                 &r), 0);
         run_until(&f, &r.calls, (int)i + 1);
-        ASSERT_EQ(r.status, -EACCES);
+        ASSERT_EQ(r.status, OUTBOUND_NOT_PUBLIC);
         ASSERT(strstr(r.error, "not a public address") != NULL);
     }
     ASSERT_EQ(f.srv.accepted, 0);
     ASSERT_EQ(outbound_send(f.o, "POST", f.url, NULL, "", 0, 0, on_result, &r), 0);
     run_until(&f, &r.calls, 5);
     ASSERT_EQ(r.status, 204);
+    ASSERT_EQ(f.srv.accepted, 1);
+    fixture_close(&f);
+}
+
+/* A redirect is an answer like any other: a push checked against its address must
+ * not be sent somewhere else by a Location header. */
+TEST(notif_outbound_does_not_follow_redirects)
+{
+    struct fixture f;
+    struct result r = {0};
+    ASSERT_EQ(fixture_init(&f, SRV_REDIRECT, 4, 4), 0);
+    ASSERT_EQ(outbound_send(f.o, "POST", f.url, NULL, "x", 1, 0, on_result, &r), 0);
+    run_until(&f, &r.calls, 1);
+    ASSERT_EQ(r.calls, 1);
+    ASSERT_EQ(r.status, 307);
     ASSERT_EQ(f.srv.accepted, 1);
     fixture_close(&f);
 }

@@ -43,6 +43,15 @@ void idset_free(struct idset *s)
     s->cap = s->len = 0;
 }
 
+void idset_clear(struct idset *s)
+{
+    if (!s->keys)
+        return;
+    memset(s->keys, 0, s->cap * sizeof(*s->keys));
+    memset(s->vals, 0, s->cap * sizeof(*s->vals));
+    s->len = 0;
+}
+
 static int grow(struct idset *s)
 {
     struct idset n = { .max = s->max, .cap = s->cap * 2 };

@@ -6,10 +6,11 @@
  * only globally reachable unicast addresses are allowed (the IANA special-purpose
  * registries, RFC 6890 and its updates). Addresses that embed an IPv4 address
  * (IPv4-mapped, IPv4-compatible, NAT64, 6to4) are judged by that address, so
- * ::ffff:127.0.0.1 is loopback. Names are judged twice: here, for the forms
- * inet_aton would read as an address (2130706433, 0x7f000001, 0177.0.0.1, 127.1)
- * and the names that mean this host, and after resolution by the address connected
- * to (outbound.c). [notification] allow_private_endpoints turns both checks off. */
+ * ::ffff:127.0.0.1 is loopback; IPv4-compatible ones (::a.b.c.d, deprecated) are
+ * refused whatever they carry. Names are judged twice: here, for the forms inet_aton
+ * would read as an address (2130706433, 0x7f000001, 0177.0.0.1, 127.1) and the names
+ * that mean this host, and after resolution by the address connected to
+ * (outbound.c). [notification] allow_private_endpoints turns both checks off. */
 #include <ctype.h>
 #include <netdb.h>
 #include <stdint.h>
@@ -86,8 +87,12 @@ static const uint8_t *v6_embedded_v4(const uint8_t *a)
 static const char *v6_refusal(const uint8_t *a)
 {
     const uint8_t *v4 = v6_embedded_v4(a);
-    if (v4)
+    if (v4 && v4_refusal(v4))
         return v4_refusal(v4);
+    if (zeros(a, 12))                /* ::a.b.c.d: deprecated, in ::/8, never global */
+        return "an IPv4-compatible address";
+    if (v4)
+        return NULL;
     if ((a[0] & 0xe0) != 0x20) {                            /* outside 2000::/3 */
         if ((a[0] & 0xfe) == 0xfc)
             return "a unique local address";
@@ -168,17 +173,23 @@ const char *net_host_refusal(const char *host)
     struct sockaddr_in in = { .sin_family = AF_INET };
     struct sockaddr_in6 in6 = { .sin6_family = AF_INET6 };
     struct in_addr any;
+    char bare[NI_MAXHOST];
     size_t len = strlen(host);
     if (inet_pton(AF_INET, host, &in.sin_addr) == 1)
         return net_addr_refusal((struct sockaddr *)&in);
     if (strchr(host, ':'))
         return inet_pton(AF_INET6, host, &in6.sin6_addr) == 1
             ? net_addr_refusal((struct sockaddr *)&in6) : "is not an IPv6 address";
-    if (inet_aton(host, &any))
-        return "is an IPv4 address in a non-standard form";
     if (len > 0 && host[len - 1] == '.')
         len--;                                               /* the root label */
-    return name_refusal(host, len);
+    if (len >= sizeof(bare))
+        return "is not a host name";
+    memcpy(bare, host, len);
+    bare[len] = '\0';
+    /* Without its root label too: 0x7f000001. is the same name to a resolver. */
+    if (inet_aton(bare, &any))
+        return "is an IPv4 address in a non-standard form";
+    return name_refusal(bare, len);
 }
 
 const struct addrinfo *net_first_public(const struct addrinfo *res, const char *host,

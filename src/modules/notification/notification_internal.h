@@ -19,6 +19,7 @@
 #ifndef CHATD_NOTIFICATION_INTERNAL_H
 #define CHATD_NOTIFICATION_INTERNAL_H
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <openssl/evp.h>
@@ -114,6 +115,8 @@ int  idset_put(struct idset *s, int64_t id, uint32_t val);
 /* 1 and *val (may be NULL) when present. */
 int  idset_get(const struct idset *s, int64_t id, uint32_t *val);
 void idset_del(struct idset *s, int64_t id);
+/* Empties the set, keeping its memory. */
+void idset_clear(struct idset *s);
 
 /* ---- outbound.c: HTTP/1.1 client for push services and webhooks ---- */
 struct outbound;
@@ -130,8 +133,10 @@ struct outbound_opts {
 int  outbound_new(struct outbound **out, struct chatd *app, const struct outbound_opts *opts,
                   char *err, size_t errlen);
 /* flags for outbound_send: connect only to an address net_addr_refusal allows (the
- * one judged is the one connected to), else fail with -EACCES. */
+ * one judged is the one connected to), else fail with OUTBOUND_NOT_PUBLIC: an error
+ * no socket call gives (connect may fail with EACCES or EPERM itself). */
 #define OUTBOUND_PUBLIC_ONLY 1
+#define OUTBOUND_NOT_PUBLIC (-ENONET)
 /* headers: "Name: value\r\n"... (Host, Content-Length and Connection are added).
  * Copies everything. 0 (cb will run), -EAGAIN (queue full), -EINVAL (bad URL),
  * -ECANCELED (closing). */

@@ -432,7 +432,7 @@ static void on_resolved(uv_getaddrinfo_t *g, int status, struct addrinfo *res)
                                 : net_first_public(res, r->t.host, why, sizeof(why));
     if (!ai) {
         uv_freeaddrinfo(res);
-        finish(r, -EACCES, why);
+        finish(r, OUTBOUND_NOT_PUBLIC, why);
         maybe_free(r);
         return;
     }

@@ -169,7 +169,12 @@ static void on_sent(void *arg, int status, const char *error)
         finish(j, status, why);
         return;
     }
-    if (no_second_try(j->d, subs_record_outcome(n, j->sub_id, &j->t, why))) {
+    /* The owner sees last_error: what the host resolved to is the operator's to know
+     * (a name of the local network would give its addresses away), so the log and the
+     * dead letter keep it, the subscription does not. */
+    const char *shown = status == OUTBOUND_NOT_PUBLIC ? "the endpoint's host has no public address"
+                                                      : why;
+    if (no_second_try(j->d, subs_record_outcome(n, j->sub_id, &j->t, shown))) {
         finish(j, 0, NULL);
         return;
     }

@@ -14,9 +14,10 @@
  * subscription before each attempt, so they survive restarts) and, for the attempts
  * running at the same time, in a bounded set in memory (n->failures): the table's
  * count lags behind by a commit, and a burst of messages would otherwise be retried
- * and dead-lettered before the first failures are on disk. A delivery to a failing
- * subscription that meets a full outbound queue is dropped rather than retried, for
- * the same reason. The jobs answer nobody, so they end on the writer thread. */
+ * and dead-lettered before the first failures are on disk (a full set starts over).
+ * A delivery to a failing subscription that meets a full outbound queue is dropped
+ * rather than retried, for the same reason. The jobs answer nobody, so they end on
+ * the writer thread. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -129,7 +130,13 @@ static uint32_t count_failure(struct notif *n, int64_t sub_id, const struct subs
         seen = (uint32_t)t->failures;
     if (seen < UINT32_MAX)
         seen++;
-    idset_put(&n->failures, sub_id, seen);   /* at the bound: the table's count only */
+    /* Full: most entries are of subscriptions that failed and went away (dropped,
+     * deleted, replaced), which nothing removes. Starting over loses only counts the
+     * table has too, a commit later; a full set would count nothing new ever again. */
+    if (idset_put(&n->failures, sub_id, seen) == -ENOSPC) {
+        idset_clear(&n->failures);
+        idset_put(&n->failures, sub_id, seen);
+    }
     return seen;
 }
 

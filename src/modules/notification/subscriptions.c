@@ -74,8 +74,10 @@ static void job_done(struct db_job *job, int status)
     struct subs_job *j = (struct subs_job *)job;
     j->status = status;
     if (bus_call_on_loop_wait(j->n->app->bus, job_on_loop, j) < 0) {
-        /* The bus is closed: the process is exiting and the client with it. */
+        /* The bus is closed: the process is exiting and the client with it. The row's
+         * fate is on disk; only the answer is lost, and the job is ours to free. */
         LOG_ERROR(j->n->app, NOTIF_MOD, "cannot return to the loop");
+        job_free(j);
     }
 }
 
