@@ -281,6 +281,7 @@ int ws_sync_begin(struct ws_conn *c, const cJSON *rooms)
         return -ENOMEM;
     }
     s->progress_ms = mono_ms();
+    s->seen_taken = ws_conn_taken(c);
     c->sync = s;
     if (s->nrooms == 0) {
         sync_finish(c);
@@ -329,12 +330,15 @@ void ws_sync_drained(struct ws_conn *c)
 void ws_sync_check_stall(struct ws_conn *c, uint64_t now)
 {
     struct ws_sync *s = c->sync;
-    size_t unsent = ws_conn_unsent(c);
+    uint64_t taken = ws_conn_taken(c);
 
-    /* libuv writes what the socket takes without telling us: less unsent is progress. */
-    if (s->req_id != 0 || unsent < s->seen_unsent)
+    /* libuv writes what the socket takes without telling us until the whole write is
+     * done, which a slow reader may take minutes over: bytes taken since the last
+     * check are progress. (Less unsent would not be: typing and pongs queued behind
+     * can outgrow what a slow client reads.) */
+    if (s->req_id != 0 || taken > s->seen_taken)
         s->progress_ms = now;
-    s->seen_unsent = unsent;
+    s->seen_taken = taken;
     if (now - s->progress_ms >= c->m->sync_stall_ms)
         ws_conn_close(c, 1013, "sync stalled: the client reads nothing");
 }
