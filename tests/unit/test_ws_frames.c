@@ -97,6 +97,9 @@ TEST(ws_frames_sync)
         "{\"type\":\"sync\",\"rooms\":{\"1\":-1}}",
         "{\"type\":\"sync\",\"rooms\":{\"1\":1.5}}",
         "{\"type\":\"sync\",\"rooms\":{\"1\":\"3\"}}",
+        /* A room named twice would be replayed twice. */
+        "{\"type\":\"sync\",\"rooms\":{\"3\":5,\"4\":0,\"3\":0}}",
+        "{\"type\":\"sync\",\"rooms\":{\"1\":0,\"01\":0}}",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         ASSERT_EQ(decode(bad[i], &f, &err), -EINVAL);
