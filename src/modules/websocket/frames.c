@@ -58,7 +58,9 @@ static int check_sync_rooms(const cJSON *rooms, const char **err)
     cJSON_ArrayForEach(it, rooms) {
         char *end;
         long long id = strtoll(it->string, &end, 10);
-        if (!it->string[0] || *end || id <= 0) {
+        /* 2^53 at most, as every id in JSON: the id goes on to the message module as
+         * a JSON number, and one past it would come back as another room's. */
+        if (!it->string[0] || *end || id <= 0 || id > (1LL << 53)) {
             *err = "sync rooms: keys must be room ids";
             return -EINVAL;
         }
