@@ -22,6 +22,13 @@ const state = {
   pending: new Map(),    // client_msg_id -> {roomId, el, body}
   ws: null,
   wsBackoff: 500,
+  // Rooms a sync cut short (sync.truncated): room id -> the seq to go on after. Asked
+  // for again once the running sync is over (the server runs one at a time per
+  // connection), and after a reconnect from there rather than from lastSeq, which live
+  // messages may have moved past the gap.
+  syncGaps: new Map(),
+  syncRooms: null,       // rooms of the running sync; null when none runs
+  syncCut: new Set(),    // rooms the running sync has cut so far
   typingTimers: new Map(),
   lastTypingSent: 0,
 };
@@ -450,10 +457,25 @@ function onFrame(f) {
       renderMembers();
       break;
     case 'room': loadRooms(); if (f.room && f.room.id === state.current && f.event === 'left' && f.user_id === state.user.id) state.current = null; break;
-    case 'sync.truncated': wsSend({ type: 'sync', rooms: { [f.room_id]: f.next_seq - 1 } }); break;
+    case 'sync.truncated': state.syncGaps.set(f.room_id, f.next_seq - 1); state.syncCut.add(f.room_id); break;
+    case 'synced': onSynced(); break;
     case 'error': if (f.client_msg_id) failed(f.client_msg_id, f.message); break;
     default: break;
   }
+}
+
+function startSync(rooms) {
+  state.syncRooms = Object.keys(rooms).map(Number);
+  state.syncCut = new Set();
+  wsSend({ type: 'sync', rooms });
+}
+
+// The sync is over: the rooms it replayed to their end have no gap left; those it cut
+// go on in the next one.
+function onSynced() {
+  for (const id of state.syncRooms || []) if (!state.syncCut.has(id)) state.syncGaps.delete(id);
+  state.syncRooms = null;
+  if (state.syncGaps.size) startSync(Object.fromEntries(state.syncGaps));
 }
 
 async function onHello(f) {
@@ -462,8 +484,8 @@ async function onHello(f) {
   $('conn-state').textContent = 'connected';
   // Fill every gap since what we saw last; then resend what never got an ack.
   const rooms = {};
-  for (const [id, seq] of state.lastSeq) rooms[id] = seq;
-  wsSend({ type: 'sync', rooms });
+  for (const [id, seq] of state.lastSeq) rooms[id] = state.syncGaps.has(id) ? state.syncGaps.get(id) : seq;
+  startSync(rooms);
   for (const [cid, p] of state.pending) wsSend({ type: 'send', room_id: p.roomId, body: p.body, client_msg_id: cid });
   renderMembers();
   try { await loadRooms(); } catch (_) { /* next hello retries */ }

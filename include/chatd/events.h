@@ -37,7 +37,9 @@
  * that reaches max_bytes); per room the messages after `after` in seq order, at most
  * `limit` (1 to 500). truncated: the room has more than `limit`; more: the page ended
  * inside the room (the last entry), ask again from next_seq - 1. A room the user is not
- * a member of answers no messages. */
+ * a member of answers no messages. "rooms":[] reads nothing: {"rooms":[]} comes once
+ * the message.stored events of every write queued before it were published (a round
+ * through the writer), so after those of every message an earlier page carried. */
 #define TOPIC_MESSAGE_SYNC        "message.sync"
 /* presence/notification -> message: {"user_id"} -> {"user_ids":[...]} the users who
  * share at least one room with user_id (user_id itself excluded) */

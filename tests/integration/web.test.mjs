@@ -3,15 +3,18 @@
 // it, and they talk: live messages, optimistic display then the ack, the unread count,
 // the typing line, online dots, a reconnect across a server restart (same port, same
 // data), and history loaded by scrolling up. Neither page may log an error of its own.
+// A page that was away while more than one sync's worth (500) of a room went by gets
+// all of it after the reconnect, asking for the rest only once the first sync is over.
 //
 // The screenshot of the main screen is written to a temporary file on every run; with
 // CHATD_UPDATE_SCREENSHOT=1 it replaces docs/screenshot.png.
 import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, readFileSync } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
-    api, freePort, repoRoot, request, startServer, tmpDir, waitFor,
+    api, freePort, registerUsers, repoRoot, request, startServer, tmpDir, waitFor, wsConnect,
 } from './lib/harness.mjs';
 
 const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
@@ -34,6 +37,39 @@ if (!skipWhy && !existsSync(CHROMIUM))
 // Errors a page logs while the server is down on purpose are the browser reporting
 // refused connections, not faults of the page.
 const NETWORK_ERROR = /WebSocket connection to .* failed|Failed to load resource: net::ERR_CONNECTION_(REFUSED|RESET|CLOSED)|net::ERR_CONNECTION_REFUSED/;
+
+/** A TCP relay to the server on a port of its own, which the test can cut (every
+ * connection dropped, new ones refused) and restore: a page behind it loses its
+ * network while the server and everyone else go on. */
+async function tcpRelay(server) {
+    const port = await freePort();
+    const socks = new Set();
+    let listener = null;
+    const listen = () => new Promise((resolve, reject) => {
+        listener = net.createServer((client) => {
+            const up = net.connect(server.port, server.host);
+            for (const s of [client, up]) {
+                socks.add(s);
+                s.on('error', () => {});
+                s.on('close', () => { socks.delete(s); client.destroy(); up.destroy(); });
+            }
+            client.pipe(up);
+            up.pipe(client);
+        });
+        listener.once('error', reject);
+        listener.listen(port, '127.0.0.1', resolve);
+    });
+    await listen();
+    return {
+        url: `http://127.0.0.1:${port}`,
+        cut: () => new Promise((resolve) => {
+            listener.close(() => resolve());
+            for (const s of socks)
+                s.destroy();
+        }),
+        restore: listen,
+    };
+}
 
 /** One person: a browser of its own (fresh profile), one page, errors collected. */
 async function openBrowser(server, name, phase) {
@@ -401,5 +437,106 @@ describe('web client token refresh', { skip: skipWhy ?? false }, () => {
         await page.getByTestId('room').filter({ hasText: 'notes' }).click();
         await messageLocator(page, 'note to self').waitFor({ timeout: T });
         assert.deepEqual(carol.errors, []);
+    });
+});
+
+describe('web client sync after a long absence', { skip: skipWhy ?? false }, () => {
+    const MISSED = 650;               // more than the 500 of a room one sync replays
+    const phase = { restarting: false, noPresence: true };
+    let server, relay, dave, erin;
+
+    before(async () => {
+        server = await startServer();
+        relay = await tcpRelay(server);
+        dave = await openBrowser(relay, 'dave', phase);
+        [erin] = await registerUsers(server, ['erin']);
+    });
+
+    after(async () => {
+        await dave?.context.close().catch(() => {});
+        await relay?.cut();
+        if (server)
+            assert.equal(await server.stop(), 0, server.logs());
+    });
+
+    it('shows every message of a room with more than one sync of them missed, without a conflict', async () => {
+        const { page } = dave;
+        await registerInPage(dave, 'dave');
+        // The frames the page takes and sends, in the order its code sees them: the
+        // recorder's listener is the first on each socket, so it runs before the page's.
+        await page.addInitScript(() => {
+            window.__ws = [];
+            const Real = window.WebSocket;
+            window.WebSocket = class extends Real {
+                constructor(...args) {
+                    super(...args);
+                    this.addEventListener('message', (ev) => {
+                        const f = JSON.parse(ev.data);
+                        window.__ws.push(`< ${f.type}${f.code ? ' ' + f.code : ''}`);
+                    });
+                }
+                send(data) {
+                    window.__ws.push(`> ${JSON.parse(data).type}`);
+                    return super.send(data);
+                }
+            };
+        });
+        await page.reload();
+        await page.locator('#conn-state', { hasText: /^connected$/ }).waitFor({ timeout: T });
+        const ids = [];
+        for (const name of ['busy', 'quiet']) {
+            const cr = await api(server).post('/v1/rooms', { name, members: ['dave'] },
+                { token: erin.access_token });
+            assert.equal(cr.status, 201, cr.text);
+            ids.push(cr.json.room.id);
+            await page.getByTestId('room').filter({ hasText: name }).waitFor({ timeout: T });
+        }
+        // The page syncs its rooms in the order it learnt them: the busy one is cut at
+        // 500 while the quiet one's replay is still to come, so the sync still runs.
+        await page.waitForFunction(() => state.lastSeq.size === 2, null, { timeout: T });
+        const [rid, quiet] = await page.evaluate(() => [...state.lastSeq.keys()]);
+        assert.deepEqual([rid, quiet].sort(), [...ids].sort());
+        await page.locator(`[data-testid="room"][data-room-id="${rid}"]`).click();
+        await page.locator('#room-title', { hasText: rid === ids[0] ? 'busy' : 'quiet' })
+            .waitFor({ timeout: T });
+
+        phase.restarting = true;      // the page's refused connections are expected now
+        await relay.cut();
+        await page.locator('#conn-state', { hasText: /^offline/ }).waitFor({ timeout: T });
+        const w = await wsConnect(server, erin.access_token);
+        await w.next('hello');
+        for (let i = 1; i <= MISSED; i++) {
+            w.send({ type: 'send', room_id: rid, body: `missed ${i}`, client_msg_id: `m${i}` });
+            if (i % 100 === 0 || i === MISSED)
+                await waitFor(() => w.frames.filter((f) => f.type === 'ack').length === i,
+                    { timeout: 30000, message: `acks for ${i} sends` });
+        }
+        w.send({ type: 'send', room_id: quiet, body: 'quiet one', client_msg_id: 'q1' });
+        await w.next({ type: 'ack', client_msg_id: 'q1' }, 30000);
+        await w.close();
+        await relay.restore();
+        // The page retries at most every 10 s; then one sync of 500 and its sequel.
+        await page.locator('#conn-state', { hasText: /^connected$/ }).waitFor({ timeout: 30000 });
+        phase.restarting = false;
+        await page.waitForFunction((n) =>
+            document.querySelectorAll('#messages [data-testid="message"]').length >= n,
+        MISSED, { timeout: 30000, polling: 100 });
+        const shown = await shownMessages(page);
+        assert.deepEqual(shown.map((m) => m.seq), Array.from({ length: MISSED }, (_, i) => i + 1));
+        assert.deepEqual(shown.map((m) => m.body), Array.from({ length: MISSED }, (_, i) => `missed ${i + 1}`));
+        // One sync at a time: each one the page sends waits for the last one's synced.
+        const log = await page.evaluate(() => window.__ws);
+        let running = false;
+        log.forEach((f, i) => {
+            if (f === '> sync') {
+                assert.ok(!running, `a sync sent while one runs, at ${i}: ${log.slice(Math.max(0, i - 3), i + 1)}`);
+                running = true;
+            } else if (f === '< synced') {
+                running = false;
+            }
+        });
+        assert.equal(log.filter((f) => f === '< sync.truncated').length, 1, 'the busy room was cut');
+        assert.deepEqual(log.filter((f) => f.startsWith('< error')), []);
+        assert.deepEqual(dave.errors, []);
     });
 });

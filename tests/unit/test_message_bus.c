@@ -301,6 +301,70 @@ TEST(message_bus_sync_page_ends_at_its_budget)
     bt_stop(&t);
 }
 
+/* A writer job that holds the writer until released (at most 10 s). */
+struct blocker {
+    struct db_job base;
+    int started, release;            /* atomic: the writer thread and the test */
+};
+
+static int blocker_apply(sqlite3 *conn, struct db_job *job)
+{
+    struct blocker *b = (struct blocker *)job;
+    uint64_t deadline = mono_ms() + 10000;
+    (void)conn;
+    __atomic_store_n(&b->started, 1, __ATOMIC_RELEASE);
+    while (!__atomic_load_n(&b->release, __ATOMIC_ACQUIRE) && mono_ms() < deadline)
+        fx_nap();
+    return 0;
+}
+
+struct fence_reply {
+    struct reply r;
+    const struct capture *stored;
+    int stored_then;                 /* message.stored events seen when the answer came */
+};
+
+static void on_fence_reply(void *ctx, int status, const cJSON *payload)
+{
+    struct fence_reply *f = ctx;
+    f->stored_then = f->stored->n;
+    on_reply(&f->r, status, payload);
+}
+
+/* The last request of a sync names no rooms: it is answered only after the
+ * message.stored of every write queued before it, or a message its pages read could
+ * reach the websocket module after the sync ended, as a live copy. */
+TEST(message_bus_sync_no_rooms_waits_for_the_writes_before_it)
+{
+    struct bt t;
+    static struct blocker blk;       /* the writer may still hold it if an assertion fails */
+    blk = (struct blocker){ .base = { .apply = blocker_apply } };
+    struct fence_reply f = { .stored = &t.stored };
+    ASSERT_EQ(bt_start(&t), 0);
+    ASSERT_EQ(db_write(t.f.app.db, &blk.base), 0);
+    uint64_t deadline = mono_ms() + 5000;
+    while (!__atomic_load_n(&blk.started, __ATOMIC_ACQUIRE) && mono_ms() < deadline)
+        fx_nap();
+    ASSERT(blk.started);
+    /* A message queued behind the held writer, then the request. */
+    submit(&t, 1, 2, "late");
+    ASSERT(FX_RUN_UNTIL(&t.f, db_write_depth(t.f.app.db) >= 2, 5000));
+    ASSERT(bus_request(t.f.app.bus, TOPIC_MESSAGE_SYNC,
+                       cJSON_Parse("{\"user_id\":2,\"rooms\":[]}"), 5000, on_fence_reply,
+                       &f) > 0);
+    /* It waits for the writer (its job is queued), not for a read. */
+    FX_RUN_UNTIL(&t.f, f.r.done || db_write_depth(t.f.app.db) >= 3, 5000);
+    ASSERT(!f.r.done);
+    __atomic_store_n(&blk.release, 1, __ATOMIC_RELEASE);
+    ASSERT(FX_RUN_UNTIL(&t.f, f.r.done, 5000));
+    ASSERT_EQ(f.r.status, 0);
+    ASSERT_EQ(f.stored_then, 1);
+    ASSERT(cJSON_IsArray(cJSON_GetObjectItem(f.r.payload, "rooms")));
+    ASSERT_EQ(cJSON_GetArraySize(cJSON_GetObjectItem(f.r.payload, "rooms")), 0);
+    cJSON_Delete(f.r.payload);
+    bt_stop(&t);
+}
+
 TEST(message_bus_peers)
 {
     struct bt t;

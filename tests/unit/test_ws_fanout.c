@@ -275,3 +275,37 @@ TEST(ws_buf_wrap_frames)
     strbuf_free(&b);
     cJSON_Delete(msg);
 }
+
+/* A sync replay ends with 1013 for a stall only when its client takes nothing. A slow
+ * reader whose socket took a frame between two checks while more bytes were queued
+ * behind it (typing, presence, pongs) left its unsent bytes no smaller, and still
+ * made progress. */
+TEST(ws_sync_stall_counts_the_bytes_taken)
+{
+    struct ws_fixture fx;
+    ASSERT(wst_init(&fx, 0, 0, 0) == 0);
+    struct ws_conn *c = wst_conn(&fx, 1);
+    ASSERT(c != NULL);
+    ws_flush_all(fx.m);                       /* the hello */
+    struct ws_sync *s = calloc(1, sizeof(*s));
+    ASSERT(s != NULL);
+    uint64_t t0 = mono_ms(), stall = fx.m->sync_stall_ms;
+    s->progress_ms = t0;
+    c->sync = s;
+    ASSERT_EQ(queue_own(c, 1), 0);
+    ws_sync_check_stall(c, t0 + 1);
+    /* Its write is in flight and the kernel took all of it (a unit connection has no
+     * libuv part to hold any); then a larger frame waits behind it. */
+    c->q_inflight = 1;
+    c->q_inflight_bytes = c->q_bytes;
+    ASSERT_EQ(queue_own(c, 1000000), 0);
+    ws_sync_check_stall(c, t0 + stall);
+    ASSERT_EQ(c->state, WS_OPEN);
+    /* Nothing taken for a whole stall period after that: closed. */
+    ws_sync_check_stall(c, t0 + 2 * stall + 1);
+    ASSERT_EQ(c->close_code, 1013);
+    ASSERT(c->sync == NULL);
+    c->q_inflight = 0;                        /* the write "completes" */
+    c->q_inflight_bytes = 0;
+    wst_free(&fx);
+}

@@ -97,6 +97,12 @@ TEST(ws_frames_sync)
         "{\"type\":\"sync\",\"rooms\":{\"1\":-1}}",
         "{\"type\":\"sync\",\"rooms\":{\"1\":1.5}}",
         "{\"type\":\"sync\",\"rooms\":{\"1\":\"3\"}}",
+        /* A room named twice would be replayed twice. */
+        "{\"type\":\"sync\",\"rooms\":{\"3\":5,\"4\":0,\"3\":0}}",
+        "{\"type\":\"sync\",\"rooms\":{\"1\":0,\"01\":0}}",
+        /* Past 2^53 the id would not survive the request to the message module. */
+        "{\"type\":\"sync\",\"rooms\":{\"9007199254740993\":0}}",
+        "{\"type\":\"sync\",\"rooms\":{\"99999999999999999999\":0}}",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         ASSERT_EQ(decode(bad[i], &f, &err), -EINVAL);

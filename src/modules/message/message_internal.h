@@ -162,6 +162,9 @@ void wstmt_done(sqlite3_stmt *s);
 void wstmts_free(struct msg_state *st);
 /* Queues a job that finalizes the writer's statements; then fn(arg) on the loop. */
 int  writer_finalize(struct msg_state *st, void (*fn)(void *arg), void *arg);
+/* Queues a job that writes nothing; fn(arg) on the loop once every result (message.stored
+ * ...) of the writes queued before it was published. 0 or negative (db_write's). */
+int  writer_fence(struct msg_state *st, void (*fn)(void *arg), void *arg);
 /* Members of a room on conn, into a malloc'ed array. 0 or negative. */
 int  room_member_ids(struct msg_state *st, sqlite3 *conn, int64_t room_id,
                      int64_t **ids, int *n);

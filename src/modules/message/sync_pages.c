@@ -5,7 +5,12 @@
  * max_bytes (one message always fits). Per room the messages come in seq order from
  * `after`, at most `limit` of them (what the room may still replay in this sync): a
  * room with more than that is `truncated`, one cut by the end of the page has `more`
- * and is the last of the answer. The reads run on the thread pool (db_read). */
+ * and is the last of the answer. The reads run on the thread pool (db_read).
+ *
+ * A request naming no rooms is the sync's last word: it reads nothing and is answered
+ * once the writer has come round to it, so after the message.stored events of every
+ * message the pages before it could have read. A sync that ends with it has seen, held
+ * back and left out each of those before it says `synced`: none comes live again. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -173,6 +178,22 @@ static void sync_after(void *arg, int status)
     msg_inflight_done(st);
 }
 
+static void fence_reached(void *arg)
+{
+    struct sync_page *pg = arg;
+
+    pg->answer = cJSON_CreateObject();
+    sync_after(pg, pg->answer && cJSON_AddArrayToObject(pg->answer, "rooms") ? 0 : -ENOMEM);
+}
+
+/* The page: read from the database, or for no rooms a round through the writer. */
+static int page_start(struct msg_state *st, struct sync_page *pg)
+{
+    if (pg->nrooms == 0)
+        return writer_fence(st, fence_reached, pg);
+    return db_read(st->app->db, sync_fn, sync_after, pg);
+}
+
 /* The rooms asked for, checked: [{"room_id","after","limit"?}...]. */
 static int parse_rooms(const cJSON *rooms, struct sync_page *pg)
 {
@@ -238,7 +259,7 @@ int sync_page_request(struct msg_state *st, const struct bus_event *ev)
     }
     pg->ev = (struct bus_event *)ev;
     bus_event_ref(pg->ev);
-    if (db_read(st->app->db, sync_fn, sync_after, pg) < 0) {
+    if (page_start(st, pg) < 0) {
         sync_page_free(pg);
         return msg_reply_error(bus, ev, -EAGAIN, "unavailable",
                                "the database is not available");

@@ -183,12 +183,20 @@ static void finalize_done(struct db_job *job, int status)
     free(f);
 }
 
-int writer_finalize(struct msg_state *st, void (*fn)(void *arg), void *arg)
+static int fence_apply(sqlite3 *conn, struct db_job *job)
+{
+    (void)conn;
+    (void)job;
+    return 0;
+}
+
+static int writer_call(struct msg_state *st, int (*apply)(sqlite3 *, struct db_job *),
+                       void (*fn)(void *arg), void *arg)
 {
     struct finalize_job *f = calloc(1, sizeof(*f));
     if (!f)
         return -ENOMEM;
-    f->base.apply = finalize_apply;
+    f->base.apply = apply;
     f->base.done = finalize_done;
     f->st = st;
     f->fn = fn;
@@ -197,6 +205,19 @@ int writer_finalize(struct msg_state *st, void (*fn)(void *arg), void *arg)
     if (rc < 0)
         free(f);
     return rc;
+}
+
+int writer_finalize(struct msg_state *st, void (*fn)(void *arg), void *arg)
+{
+    return writer_call(st, finalize_apply, fn, arg);
+}
+
+/* The writer runs done() in the order the jobs were queued and each posts through the
+ * ring, which the loop takes in order: fn comes after the results of every write queued
+ * before it, so after those of every commit a read could have seen by then. */
+int writer_fence(struct msg_state *st, void (*fn)(void *arg), void *arg)
+{
+    return writer_call(st, fence_apply, fn, arg);
 }
 
 /* ---------- error codes ---------- */

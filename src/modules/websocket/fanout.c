@@ -151,6 +151,11 @@ size_t ws_conn_unsent(const struct ws_conn *c)
     return waiting;
 }
 
+uint64_t ws_conn_taken(const struct ws_conn *c)
+{
+    return c->q_total - ws_conn_unsent(c);
+}
+
 /* Held-back messages are counted whole, though other recipients may share them: the
  * bound holds whatever the others do. */
 size_t ws_conn_backlog(const struct ws_conn *c)
@@ -183,6 +188,7 @@ int ws_conn_queue(struct ws_conn *c, struct ws_buf *b, int prio)
     c->q_len++;
     b->refs++;
     c->q_bytes += b->len;
+    c->q_total += b->len;
     m->queue_bytes += b->len;
     METRIC_INC(m->metrics.frames_out);
     ws_mark_dirty(c);
@@ -223,6 +229,7 @@ void ws_conn_queue_drop(struct ws_conn *c)
         struct ws_buf *b = c->q[i];
         c->q_len--;
         c->q_bytes -= b->len;
+        c->q_total -= b->len;        /* never sent: not taken either */
         c->m->queue_bytes -= b->len;
         ws_buf_unref(b);
     }

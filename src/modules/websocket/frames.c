@@ -29,9 +29,26 @@ static int positive_id(const cJSON *obj, const char *key, int64_t *out)
     return json_get_i64(obj, key, out) == 0 && *out > 0 ? 0 : -EINVAL;
 }
 
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* A room named twice ("3" and "3", or "1" and "01") would be replayed twice. */
+static int has_repeat(int64_t *ids, int n)
+{
+    qsort(ids, (size_t)n, sizeof(*ids), cmp_i64);
+    for (int i = 1; i < n; i++)
+        if (ids[i] == ids[i - 1])
+            return 1;
+    return 0;
+}
+
 /* "rooms": {"<room id>": <last seq seen>, ...} */
 static int check_sync_rooms(const cJSON *rooms, const char **err)
 {
+    int64_t ids[WS_SYNC_MAX_ROOMS];
     int n = 0;
     const cJSON *it;
 
@@ -53,10 +70,15 @@ static int check_sync_rooms(const cJSON *rooms, const char **err)
             *err = "sync rooms: values must be sequence numbers (integers >= 0)";
             return -EINVAL;
         }
-        if (++n > WS_SYNC_MAX_ROOMS) {
+        if (n == WS_SYNC_MAX_ROOMS) {
             *err = "sync rooms: too many rooms in one sync";
             return -EINVAL;
         }
+        ids[n++] = id;
+    }
+    if (has_repeat(ids, n)) {
+        *err = "sync rooms: a room named twice";
+        return -EINVAL;
     }
     return 0;
 }

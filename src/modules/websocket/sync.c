@@ -9,7 +9,10 @@
  * Live messages that arrive for the connection while a sync runs are held back and
  * released after the replay, minus those the replay already carried: so a room's
  * messages still arrive in seq order, each once, and `synced` means caught up. They
- * count against send_queue_bytes with the queue: past it the connection gets 1013. */
+ * count against send_queue_bytes with the queue: past it the connection gets 1013.
+ * The replay ends with a request for no rooms, answered after a round through the
+ * writer: a message a page read may have its message.stored still on the way, and it
+ * must find the sync still holding back. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,9 +141,12 @@ static void sync_pump(struct ws_conn *c)
 
     if (!s || s->req_id != 0 || c->state != WS_OPEN)
         return;
-    if (s->room_next == s->nrooms)
-        sync_finish(c);
-    else if (ws_conn_unsent(c) < c->m->send_queue_bytes / 4 && request_page(c) < 0)
+    /* After the last page one more request, for no rooms: the message module answers it
+     * after a round through the writer, so the message.stored of everything the pages
+     * read has come by then, been held back and left out. Ended at once, the sync
+     * would let a late one through as a live copy of a message it replayed. */
+    if ((s->room_next == s->nrooms || ws_conn_unsent(c) < c->m->send_queue_bytes / 4) &&
+        request_page(c) < 0)
         sync_fail(c);
 }
 
@@ -229,6 +235,13 @@ static void on_page(void *ctx, int status, const cJSON *payload)
         return;
     s->req_id = 0;
     s->progress_ms = mono_ms();      /* waiting for the database is not the client's stall */
+    if (s->room_next == s->nrooms) { /* the round after the last page (sync_pump) */
+        if (status == 0)
+            sync_finish(c);
+        else
+            sync_fail(c);
+        return;
+    }
     rooms = status == 0 ? cJSON_GetObjectItemCaseSensitive(payload, "rooms") : NULL;
     rc = cJSON_IsArray(rooms) ? replay_page(c, rooms) : -EPROTO;
     if (rc == 1)
@@ -273,6 +286,7 @@ int ws_sync_begin(struct ws_conn *c, const cJSON *rooms)
         return -ENOMEM;
     }
     s->progress_ms = mono_ms();
+    s->seen_taken = ws_conn_taken(c);
     c->sync = s;
     if (s->nrooms == 0) {
         sync_finish(c);
@@ -321,12 +335,15 @@ void ws_sync_drained(struct ws_conn *c)
 void ws_sync_check_stall(struct ws_conn *c, uint64_t now)
 {
     struct ws_sync *s = c->sync;
-    size_t unsent = ws_conn_unsent(c);
+    uint64_t taken = ws_conn_taken(c);
 
-    /* libuv writes what the socket takes without telling us: less unsent is progress. */
-    if (s->req_id != 0 || unsent < s->seen_unsent)
+    /* libuv writes what the socket takes without telling us until the whole write is
+     * done, which a slow reader may take minutes over: bytes taken since the last
+     * check are progress. (Less unsent would not be: typing and pongs queued behind
+     * can outgrow what a slow client reads.) */
+    if (s->req_id != 0 || taken > s->seen_taken)
         s->progress_ms = now;
-    s->seen_unsent = unsent;
+    s->seen_taken = taken;
     if (now - s->progress_ms >= c->m->sync_stall_ms)
         ws_conn_close(c, 1013, "sync stalled: the client reads nothing");
 }

@@ -112,7 +112,7 @@ struct ws_sync {
     struct ws_sync_room *rooms;      /* the client's rooms, in its order */
     int     nrooms, room_next;       /* rooms[room_next..] are not done yet */
     uint64_t progress_ms;            /* monotonic: the client last took bytes, or a page came */
-    size_t  seen_unsent;             /* ws_conn_unsent at the last stall check */
+    uint64_t seen_taken;             /* ws_conn_taken at the last stall check */
     struct ws_held *held;            /* live messages that arrived meanwhile */
     size_t  nheld, held_cap, held_bytes;
 };
@@ -146,6 +146,7 @@ struct ws_conn {
     struct ws_buf **q;
     uint32_t q_head, q_len, q_cap, q_inflight;
     size_t   q_bytes;                /* bytes queued, in flight included */
+    uint64_t q_total;                /* bytes ever queued, less those dropped unsent */
     size_t   q_inflight_bytes;       /* of which in the write in flight */
     struct ws_sync *sync;            /* owned; NULL when no sync runs */
     struct keycount_ent *addr;       /* its count in m->conns_by_addr, while open */
@@ -262,6 +263,9 @@ enum ws_prio { WS_PRIO_NORMAL = 0, WS_PRIO_TYPING, WS_PRIO_CONTROL };
 int   ws_conn_queue(struct ws_conn *c, struct ws_buf *b, int prio);
 /* Bytes queued for c that the kernel has not taken yet. */
 size_t ws_conn_unsent(const struct ws_conn *c);
+/* Bytes of c the kernel has taken so far: grows whenever the client reads, whatever
+ * is queued meanwhile. */
+uint64_t ws_conn_taken(const struct ws_conn *c);
 /* What c holds for its client, counted against send_queue_bytes: the unsent bytes and
  * the live messages a running sync holds back. */
 size_t ws_conn_backlog(const struct ws_conn *c);
