@@ -261,13 +261,8 @@ static int rooms_from_frame(struct ws_sync *s, const cJSON *rooms)
     if (!s->rooms)
         return -ENOMEM;
     cJSON_ArrayForEach(it, rooms) {
-        int64_t room_id = strtoll(it->string, NULL, 10);
-        /* A JSON object may repeat a key: a room is replayed once, from its first key,
-         * or the client would get its messages twice. */
-        if (room_slot(s, room_id))
-            continue;
         struct ws_sync_room *r = &s->rooms[s->nrooms++];
-        r->room_id = room_id;
+        r->room_id = strtoll(it->string, NULL, 10);
         r->after = (int64_t)it->valuedouble;
         r->left = WS_SYNC_LIMIT;
     }
