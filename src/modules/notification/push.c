@@ -296,23 +296,27 @@ static int rebuild(struct notif *n, struct bus_delivery *d, int64_t recipient,
                    int64_t sub_id, const cJSON *ref)
 {
     int64_t room, seq;
-    char key[24];
     struct rebuild *r = calloc(1, sizeof(*r));
-    cJSON *q = cJSON_CreateObject(), *rooms = cJSON_CreateObject();
-    if (!r || !q || !rooms || json_get_i64(ref, "id", &r->msg_id) < 0 ||
+    cJSON *q = cJSON_CreateObject(), *rooms = cJSON_CreateArray(), *ask = cJSON_CreateObject();
+    if (!r || !q || !rooms || !ask || json_get_i64(ref, "id", &r->msg_id) < 0 ||
         json_get_i64(ref, "room_id", &room) < 0 || json_get_i64(ref, "seq", &seq) < 0 ||
         seq < 1) {
         free(r);
         cJSON_Delete(q);
         cJSON_Delete(rooms);
+        cJSON_Delete(ask);
         bus_delivery_set_error(d, "malformed message_ref");
         return -EINVAL;
     }
-    snprintf(key, sizeof(key), "%lld", (long long)room);
-    cJSON_AddNumberToObject(rooms, key, (double)(seq - 1));     /* the messages after */
+    /* One page of one message: the message after seq - 1, if the recipient may read it
+     * (events.h, message.sync). */
+    cJSON_AddNumberToObject(ask, "room_id", (double)room);
+    cJSON_AddNumberToObject(ask, "after", (double)(seq - 1));
+    cJSON_AddNumberToObject(ask, "limit", 1);
+    cJSON_AddItemToArray(rooms, ask);
     cJSON_AddItemToObject(q, "rooms", rooms);
     cJSON_AddNumberToObject(q, "user_id", (double)recipient);
-    cJSON_AddNumberToObject(q, "limit", 1);
+    cJSON_AddNumberToObject(q, "max_messages", 1);
     r->n = n;
     r->d = d;
     r->recipient = recipient;
