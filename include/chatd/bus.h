@@ -90,8 +90,12 @@ void bus_request_cancel(struct bus *b, int64_t request_id);
  * {"code","message"}). Safe from any thread (goes through the ring off-loop). */
 int  bus_reply(struct bus *b, const struct bus_event *request, int status, cJSON *payload);
 
-/* Lifecycle (core/main.c). bus_new before modules' init; bus_start after db is open
- * (starts dead-letter replay polling); bus_close stops timers, drains the ring. */
+/* Lifecycle (core/lifecycle.c). bus_new before modules' init; bus_start after db is
+ * open (starts dead-letter replay polling); bus_close stops timers, drains the ring:
+ * every call still queued runs, every request still waiting hears -ECANCELED. A call's
+ * argument belongs to whoever posted it, and only running the call releases it, so
+ * bus_close comes before the modules are destroyed, and always before bus_free:
+ * bus_free on a bus not closed aborts rather than leak what the calls carry. */
 int  bus_new(struct bus **out, struct chatd *app);
 int  bus_start(struct bus *b);
 void bus_close(struct bus *b);

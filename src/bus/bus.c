@@ -341,9 +341,10 @@ int bus_call_on_loop_wait(struct bus *b, void (*fn)(void *arg), void *arg)
     return call_post(b, fn, arg, 1);
 }
 
-/* Handles one ring item. run = 0 when the bus is being freed without a close: the
- * modules are gone, so items are dropped instead of dispatched. */
-static void ring_item(struct bus *b, void *p, int run)
+/* Handles one ring item. A call runs at once: its argument is the caller's, and only
+ * the call knows how to release it. An event or a reply goes through the dispatch
+ * queue; one that does not fit there is dropped (the bus owns both, so it frees them). */
+static void ring_item(struct bus *b, void *p)
 {
     uintptr_t tag = (uintptr_t)p & RING_TAG_MASK;
     void *item = (void *)((uintptr_t)p & ~RING_TAG_MASK);
@@ -351,23 +352,18 @@ static void ring_item(struct bus *b, void *p, int run)
     if (tag == RING_TAG_CALL) {
         struct bus_call c = *(struct bus_call *)item;
         free(item);
-        if (run)
-            c.fn(c.arg);
-        return;
-    }
-    if (!run) {
-        if (tag == RING_TAG_EVENT) {
-            bus_event_unref(item);
-        } else {
-            cJSON_Delete(((struct bus_reply_msg *)item)->payload);
-            free(item);
-        }
+        c.fn(c.arg);
         return;
     }
     int kind = tag == RING_TAG_EVENT ? WORK_EVENT : WORK_REPLY;
     if (bus_enqueue(b, kind, item) < 0) {
         LOG_ERROR(b->app, "bus", "dispatch queue full: item from another thread dropped");
-        ring_item(b, p, 0);
+        if (kind == WORK_EVENT) {
+            bus_event_unref(item);
+        } else {
+            cJSON_Delete(((struct bus_reply_msg *)item)->payload);
+            free(item);
+        }
         return;
     }
     bus_pump(b);
@@ -390,7 +386,7 @@ int bus_drain_some(struct bus *b, uint64_t budget_ns)
             more = 0;
             goto out;
         }
-        ring_item(b, p, 1);
+        ring_item(b, p);
         n++;
     }
 out:
@@ -540,9 +536,8 @@ int bus_start(struct bus *b)
     return dlq_start_polling(b);
 }
 
-/* Stops producers, then empties the ring. run: dispatch what is left (a normal
- * stop) or drop it (the bus is freed without having been closed). */
-static void shut(struct bus *b, int run)
+/* Stops producers, then empties the ring, dispatching what is left. */
+static void shut(struct bus *b)
 {
     void *p;
 
@@ -552,11 +547,10 @@ static void shut(struct bus *b, int run)
     uv_timer_stop(&b->h->poll_timer);
     /* With no sender left, every claimed slot is published: one pass empties it. */
     while ((p = ring_pop(b->ring)) != NULL)
-        ring_item(b, p, run);
-    if (run)
-        bus_pump(b);   /* what a cut-short drain left */
-    delivery_close(b, run);
-    request_close(b, run);
+        ring_item(b, p);
+    bus_pump(b);   /* what a cut-short drain left */
+    delivery_close(b);
+    request_close(b);
     b->db_ready = 0;
     b->closed = 1;
     handles_close(b);
@@ -566,7 +560,7 @@ void bus_close(struct bus *b)
 {
     if (!b || b->closed)
         return;
-    shut(b, 1);
+    shut(b);
 }
 
 static void free_topics(struct bus *b)
@@ -591,8 +585,13 @@ void bus_free(struct bus *b)
 
     if (!b)
         return;
-    if (!b->closed)
-        shut(b, 0);
+    if (!b->closed) {
+        /* The calls still queued carry what only running them releases, and the
+         * modules they would run in may be gone: neither running nor dropping them is
+         * right. The order is the caller's to keep (bus.h). */
+        fprintf(stderr, "chatd: bus_free before bus_close: queued calls would leak\n");
+        abort();
+    }
     while (dequeue(b, &w)) {
         if (w.kind == WORK_EVENT) {
             bus_event_unref(w.p);

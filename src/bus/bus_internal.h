@@ -169,10 +169,10 @@ struct bus_sub *bus_find_sub(struct bus *b, const char *topic, const char *consu
 struct bus_delivery *delivery_new(struct bus *b, struct bus_sub *sub, struct bus_event *ev);
 void delivery_free(struct bus_delivery *d);
 void delivery_run(struct bus_delivery *d);
-void delivery_close(struct bus *b, int use_db);
+void delivery_close(struct bus *b);
 /* request.c */
 void request_deliver_reply(struct bus *b, struct bus_reply_msg *r);
-void request_close(struct bus *b, int run);
+void request_close(struct bus *b);
 /* deadletter.c */
 int  dlq_migrate(struct db *db);
 /* dlq_bound.c: the table's bounds. The migration adding sizes and totals; the totals;

@@ -174,15 +174,14 @@ static void on_retry_timer(uv_timer_t *t)
 
 /* The server stops with deliveries waiting for another attempt: they go to the
  * dead-letter table (a replay delivers them later), not away. */
-void delivery_close(struct bus *b, int use_db)
+void delivery_close(struct bus *b)
 {
     struct heap_node *top;
 
     while ((top = heap_top(&b->retries)) != NULL) {
         struct bus_delivery *d = heap_entry(top, struct bus_delivery, hn);
         heap_remove(&b->retries, top);
-        if (use_db)
-            dlq_write(b, d);
+        dlq_write(b, d);
         delivery_free(d);
     }
 }

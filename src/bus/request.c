@@ -173,16 +173,14 @@ void request_deliver_reply(struct bus *b, struct bus_reply_msg *m)
     free(m);
 }
 
-/* Requesters hear -ECANCELED so they can free what they hold (a normal stop only:
- * when the bus is freed without a close, their modules are gone already). */
-void request_close(struct bus *b, int run)
+/* Requesters hear -ECANCELED so they can free what they hold. */
+void request_close(struct bus *b)
 {
     struct heap_node *top;
 
     while ((top = heap_top(&b->requests)) != NULL) {
         struct bus_request *r = take(b, heap_entry(top, struct bus_request, hn)->id);
-        if (run)
-            r->fn(r->ctx, -ECANCELED, NULL);
+        r->fn(r->ctx, -ECANCELED, NULL);
         free(r);
     }
 }

@@ -40,3 +40,19 @@ test('with trust_proxy = no (the default) X-Forwarded-For is ignored', async () 
 test('a bad trust_proxy value stops the start naming the key', async () => {
     await assert.rejects(startServer({ config: '[server]\ntrust_proxy = maybe\n' }), /trust_proxy/);
 });
+
+test('a forwarded IPv6 address counts by its /64, an IPv4-mapped one as its IPv4 address', async () => {
+    const s = await start('yes');
+    assert.equal((await register(s, '2001:db8:77:1::1')).status, 201);
+    // Other addresses of that /64, however written, share its budget.
+    for (const xff of ['2001:db8:77:1::2', '2001:db8:77:1:ffff:ffff:ffff:fffe',
+                       '2001:0DB8:0077:0001:0:0:0:3', '198.51.100.1, 2001:db8:77:1::4']) {
+        const r = await register(s, xff);
+        assert.equal(r.status, 429, `${xff}: ${r.status} ${r.text}`);
+        assert.equal(r.json.error.code, 'rate_limited');
+    }
+    // Another /64 has its own.
+    assert.equal((await register(s, '2001:db8:77:2::1')).status, 201);
+    assert.equal((await register(s, '::ffff:203.0.113.20')).status, 201);
+    assert.equal((await register(s, '203.0.113.20')).status, 429);
+});

@@ -2,7 +2,8 @@
 // ([limits] connections_per_user) and per client address (connections_per_address):
 // the upgrade past them is refused with 429 rate_limited in the API's error format,
 // and a connection that closed makes room again. Behind a trusted proxy the address is
-// the one X-Forwarded-For names.
+// the one X-Forwarded-For names; an IPv6 address counts by its /64 there as for the
+// connect rate (connects_per_s, connects_burst).
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, registerAndLogin, wsConnect } from './lib/harness.mjs';
@@ -88,6 +89,45 @@ test('with trust_proxy the address counted is the forwarded one', { timeout: 300
     const conns = [await open(s, alice, via('203.0.113.7')), await open(s, alice, via('203.0.113.7'))];
     await refused(s, alice, via('203.0.113.7'));
     conns.push(await open(s, alice, via('203.0.113.8')));   // another client behind the proxy
+    for (const c of conns)
+        await c.close();
+});
+
+test('with trust_proxy an IPv6 /64 is one address to connections_per_address', { timeout: 30000 }, async () => {
+    const s = await start('[server]\ntrust_proxy = yes\n[limits]\nconnections_per_address = 2');
+    const alice = await registerAndLogin(s);
+    const via = (ip) => ({ headers: { 'X-Forwarded-For': ip } });
+    const conns = [await open(s, alice, via('2001:db8:5:5::1')),
+                   await open(s, alice, via('2001:db8:5:5:abcd::2'))];
+    const err = await refused(s, alice, via('2001:db8:5:5:ffff:ffff:ffff:ffff'));
+    assert.match(err.json.error.message, /address/);
+    conns.push(await open(s, alice, via('2001:db8:5:6::1')));   // another /64
+    conns.push(await open(s, alice, via('::ffff:203.0.113.30')));
+    conns.push(await open(s, alice, via('203.0.113.30')));
+    await refused(s, alice, via('::ffff:203.0.113.30'));
+    await conns.shift().close();                                 // the /64 has room again
+    conns.push(await open(s, alice, via('2001:db8:5:5::99')));
+    for (const c of conns)
+        await c.close();
+});
+
+test('with trust_proxy an IPv6 /64 shares one connects_burst', { timeout: 30000 }, async () => {
+    // A token every 1000 s: the burst is all there is while the test runs.
+    const s = await start('[server]\ntrust_proxy = yes\n[limits]\nconnects_per_s = 0.001\nconnects_burst = 3');
+    const alice = await registerAndLogin(s);
+    const via = (ip) => ({ headers: { 'X-Forwarded-For': ip } });
+    const conns = [];
+    for (let i = 1; i <= 3; i++)
+        conns.push(await open(s, alice, via(`2001:db8:9:9::${i}`)));
+    for (const ip of ['2001:db8:9:9::4', '2001:db8:9:9:8000::1']) {
+        const err = await wsConnect(s, alice.access_token, via(ip)).then(
+            (c) => { c.terminate(); return null; }, (e) => e);
+        assert.ok(err, `the upgrade from ${ip} went through`);
+        assert.equal(err.status, 429, `status ${err.status}: ${err.body}`);
+        assert.equal(err.json?.error?.code, 'rate_limited', err.body);
+        assert.ok(Number(err.headers['retry-after']) >= 1, JSON.stringify(err.headers));
+    }
+    conns.push(await open(s, alice, via('2001:db8:9:a::1')));   // another /64
     for (const c of conns)
         await c.close();
 });

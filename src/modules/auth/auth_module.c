@@ -143,50 +143,36 @@ fail:
 
 /* --- expired refresh tokens ------------------------------------------------------- */
 
-struct gc_job {
-    struct db_job job;                 /* first */
-    struct auth *a;
-    int status;
-};
-
-static void gc_finished(void *arg)
-{
-    struct gc_job *g = arg;
-    struct auth *a = g->a;
-    if (g->status < 0)
-        LOG_WARN(a->app, AUTH_MOD, "deleting expired refresh tokens failed err=%d", g->status);
-    free(g);
-    auth_inflight_end(a);
-}
-
-static int gc_apply(sqlite3 *conn, struct db_job *job)
+/* An op without a request: its trip through the writer is the requests' (ops.c), so a
+ * deletion that ends after the bus closed is freed as theirs are. */
+static int gc_apply(struct auth_op *op, sqlite3 *conn)
 {
     return auth_session_gc(conn, now_ms());
 }
 
-static void gc_done(struct db_job *job, int status)
+static void gc_finished(struct auth_op *op)
 {
-    struct gc_job *g = (struct gc_job *)job;
-    g->status = status;
-    if (bus_call_on_loop_wait(g->a->app->bus, gc_finished, g) < 0)
-        LOG_ERROR(g->a->app, AUTH_MOD, "cannot return to the loop");
+    if (op->status < 0)
+        LOG_WARN(op->a->app, AUTH_MOD, "deleting expired refresh tokens failed err=%d",
+                 op->status);
+    auth_op_done(op);
+}
+
+static void gc_free(struct auth_op *op)
+{
+    free(op);
 }
 
 static void gc_tick(uv_timer_t *t)
 {
     struct auth *a = t->data;
-    struct gc_job *g;
+    struct auth_op *op;
 
-    if (a->draining || !(g = calloc(1, sizeof *g)))
+    if (a->draining || !(op = calloc(1, sizeof *op)))
         return;
-    g->a = a;
-    g->job.apply = gc_apply;
-    g->job.done = gc_done;
-    auth_inflight_begin(a);
-    if (db_write(a->app->db, &g->job) < 0) {
-        free(g);
-        auth_inflight_end(a);
-    }
+    auth_op_init(op, a, NULL, gc_free);
+    if (auth_op_write(op, gc_apply, gc_finished) < 0)
+        auth_op_done(op);
 }
 
 /* --- lifecycle --------------------------------------------------------------------- */

@@ -11,15 +11,14 @@
  * the moment it is admitted (as in flight, until its outcome is known), so requests
  * sent side by side cannot all slip in before the first failure is counted. Loop
  * thread only. */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
-#include <string.h>
 
+#include "chatd/client_addr.h"
 #include "auth_internal.h"
 
 #define PAIR_KEY_MAX 96
-#define ADDR_KEY_MAX (INET6_ADDRSTRLEN + 3)   /* and "/64" */
+_Static_assert(PAIR_KEY_MAX >= AUTH_USERNAME_MAX + 1 + CLIENT_ADDR_KEY_MAX, "a pair fits");
 
 int login_throttle_init(struct login_throttle *lt, size_t capacity, int limit)
 {
@@ -40,30 +39,6 @@ void login_throttle_destroy(struct login_throttle *lt)
     auth_throttle_free(lt->by_addr);
     auth_throttle_free(lt->by_pair);
     lt->by_user = lt->by_addr = lt->by_pair = NULL;
-}
-
-/* The address as the throttle counts it. An IPv6 address by its /64: that is one
- * customer's network (one host often has the whole /64), so counting each address
- * apart would give whoever holds one 2^64 fresh tries at a locked username. An
- * IPv4-mapped address is its IPv4 address. Anything else (IPv4) as it is. */
-static const char *addr_key(char *buf, const char *ip)
-{
-    struct in6_addr a;
-    char s[INET6_ADDRSTRLEN];
-
-    if (inet_pton(AF_INET6, ip, &a) == 1) {
-        if (IN6_IS_ADDR_V4MAPPED(&a) && inet_ntop(AF_INET, &a.s6_addr[12], s, sizeof s)) {
-            snprintf(buf, ADDR_KEY_MAX, "%s", s);
-            return buf;
-        }
-        memset(&a.s6_addr[8], 0, 8);
-        if (inet_ntop(AF_INET6, &a, s, sizeof s)) {
-            snprintf(buf, ADDR_KEY_MAX, "%s/64", s);
-            return buf;
-        }
-    }
-    snprintf(buf, ADDR_KEY_MAX, "%s", ip);
-    return buf;
 }
 
 /* A newline is in neither a username nor an address: the pair's key is unambiguous. */
@@ -88,8 +63,8 @@ static int64_t table_wait(struct auth_throttle *t, const char *key, uint64_t now
 int64_t login_throttle_admit(struct login_throttle *lt, const char *name, const char *ip,
                              uint64_t now_ms)
 {
-    char pk[PAIR_KEY_MAX], addr[ADDR_KEY_MAX];
-    int64_t wait = table_wait(lt->by_addr, addr_key(addr, ip), now_ms), user_wait = 0;
+    char pk[PAIR_KEY_MAX], addr[CLIENT_ADDR_KEY_MAX];
+    int64_t wait = table_wait(lt->by_addr, client_addr_key(ip, addr), now_ms), user_wait = 0;
 
     if (name) {
         pair_key(pk, name, addr);
@@ -115,8 +90,8 @@ int64_t login_throttle_admit(struct login_throttle *lt, const char *name, const 
 void login_throttle_failed(struct login_throttle *lt, const char *name, const char *ip,
                            uint64_t now_ms)
 {
-    char pk[PAIR_KEY_MAX], addr[ADDR_KEY_MAX];
-    auth_throttle_fail(lt->by_addr, addr_key(addr, ip), now_ms);
+    char pk[PAIR_KEY_MAX], addr[CLIENT_ADDR_KEY_MAX];
+    auth_throttle_fail(lt->by_addr, client_addr_key(ip, addr), now_ms);
     if (!name)
         return;
     auth_throttle_fail(lt->by_user, name, now_ms);
@@ -126,16 +101,16 @@ void login_throttle_failed(struct login_throttle *lt, const char *name, const ch
 void login_throttle_succeeded(struct login_throttle *lt, const char *name, const char *ip,
                               uint64_t now_ms)
 {
-    char pk[PAIR_KEY_MAX], addr[ADDR_KEY_MAX];
-    auth_throttle_forget(lt->by_pair, pair_key(pk, name, addr_key(addr, ip)));
+    char pk[PAIR_KEY_MAX], addr[CLIENT_ADDR_KEY_MAX];
+    auth_throttle_forget(lt->by_pair, pair_key(pk, name, client_addr_key(ip, addr)));
     if (auth_throttle_check(lt->by_user, name, now_ms) == 0)
         auth_throttle_forget(lt->by_user, name);
 }
 
 void login_throttle_settle(struct login_throttle *lt, const char *name, const char *ip)
 {
-    char pk[PAIR_KEY_MAX], addr[ADDR_KEY_MAX];
-    auth_throttle_end(lt->by_addr, addr_key(addr, ip));
+    char pk[PAIR_KEY_MAX], addr[CLIENT_ADDR_KEY_MAX];
+    auth_throttle_end(lt->by_addr, client_addr_key(ip, addr));
     if (!name)
         return;
     auth_throttle_end(lt->by_pair, pair_key(pk, name, addr));

@@ -147,6 +147,22 @@ static void job_back_on_loop(void *arg)
     op->next(op);
 }
 
+/* An op whose write ended after the bus closed: the process is exiting and the client
+ * with it. The write is on disk; only the answer is lost, and the op is ours to free
+ * here. The bus closes after the HTTP server has closed every connection, so a request
+ * still held has no client: answering it only frees it (one that still had a
+ * connection is left alone, as no socket is written from this thread). The loop runs
+ * no module code by now (it is closing the database, and destroys the modules only
+ * after this thread stopped), so the op's free may settle module state, as a login's
+ * throttle entry. */
+static void job_abandon(struct auth_op *op)
+{
+    if (op->req && !op->req->conn)
+        http_respond_error(op->req, 503, "the server is shutting down");
+    op->req = NULL;
+    op->free_fn(op);
+}
+
 /* Writer thread, after COMMIT: hand the op back to the loop. */
 static void job_done(struct db_job *job, int status)
 {
@@ -155,8 +171,10 @@ static void job_done(struct db_job *job, int status)
 
     op->status = status;
     rc = bus_call_on_loop_wait(op->a->app->bus, job_back_on_loop, op);
-    if (rc < 0)   /* the bus is closed: the process is going away with the op */
+    if (rc < 0) {
         LOG_ERROR(op->a->app, AUTH_MOD, "cannot return to the loop err=%d", rc);
+        job_abandon(op);
+    }
 }
 
 int auth_op_write(struct auth_op *op, int (*apply)(struct auth_op *, sqlite3 *),

@@ -7,6 +7,7 @@
 #include <openssl/crypto.h>
 
 #include "chatd/bus.h"
+#include "chatd/client_addr.h"
 #include "chatd/config.h"
 #include "chatd/events.h"
 #include "chatd/log.h"
@@ -222,6 +223,7 @@ void auth_register(struct http_req *req, void *ctx)
 {
     struct auth *a = ctx;
     struct register_op *r;
+    char addr[CLIENT_ADDR_KEY_MAX];
     int64_t wait;
 
     if (auth_refuse_when_draining(a, req))
@@ -232,7 +234,8 @@ void auth_register(struct http_req *req, void *ctx)
     }
     if (!(r = register_new(req)))
         return;
-    if ((wait = ratelimit_take(a->reg_limit, req->client_ip, mono_ms())) > 0) {
+    if ((wait = ratelimit_take(a->reg_limit, client_addr_key(req->client_ip, addr),
+                               mono_ms())) > 0) {
         http_respond_rate_limited(req, wait);
         register_free(&r->op);
         return;

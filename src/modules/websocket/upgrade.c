@@ -11,6 +11,7 @@
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 
+#include "chatd/client_addr.h"
 #include "chatd/http.h"
 #include "chatd/log.h"
 #include "chatd/metrics.h"
@@ -126,10 +127,11 @@ static void refuse(struct ws_module *m, struct http_req *req, int status, const 
 }
 
 /* The caps on connections open at once, per user (the registry's count) and per client
- * address; a connection stops counting when its close begins (a closing one lingers
- * at most WS_CLOSE_LINGER_MS). 0 with *addr counted, or the request answered. */
+ * address (its key: an IPv6 /64 counts as one); a connection stops counting when its
+ * close begins (a closing one lingers at most WS_CLOSE_LINGER_MS). 0 with *addr
+ * counted, or the request answered. */
 static int take_slot(struct ws_module *m, struct http_req *req, int64_t user_id,
-                     struct keycount_ent **addr)
+                     const char *addr_key, struct keycount_ent **addr)
 {
     const struct ws_user *u = ws_registry_user(m, user_id);
     char msg[160];
@@ -141,10 +143,11 @@ static int take_slot(struct ws_module *m, struct http_req *req, int64_t user_id,
         refuse(m, req, 429, "Retry-After: 1\r\n", msg);
         return -EBUSY;
     }
-    rc = keycount_acquire(m->conns_by_addr, req->client_ip, m->conns_per_addr, addr);
+    rc = keycount_acquire(m->conns_by_addr, addr_key, m->conns_per_addr, addr);
     if (rc == -EBUSY) {
-        snprintf(msg, sizeof(msg), "%u WebSocket connections from this address are open, "
-                 "the most allowed: close one first", m->conns_per_addr);
+        snprintf(msg, sizeof(msg), "%u WebSocket connections from this address (an IPv6 "
+                 "one: its /64) are open, the most allowed: close one first",
+                 m->conns_per_addr);
         refuse(m, req, 429, "Retry-After: 1\r\n", msg);
     } else if (rc < 0) {
         refuse(m, req, 503, NULL, "too many connections at once: try again later");
@@ -180,7 +183,7 @@ void ws_upgrade_handler(struct http_req *req, void *ctx)
     struct ws_module *m = ctx;
     struct http_user user = req->user;
     const char *err, *extra;
-    char accept[32], answer[256];
+    char accept[32], answer[256], addr_key[CLIENT_ADDR_KEY_MAX];
     int alen;
     int64_t wait;
     uv_tcp_t *tcp = NULL;
@@ -193,7 +196,8 @@ void ws_upgrade_handler(struct http_req *req, void *ctx)
         http_respond_error(req, 503, "the server is shutting down");
         return;
     }
-    wait = ratelimit_take(m->connect_rl, req->client_ip, mono_ms());
+    client_addr_key(req->client_ip, addr_key);
+    wait = ratelimit_take(m->connect_rl, addr_key, mono_ms());
     if (wait > 0) {
         METRIC_INC(m->metrics.rejected_upgrades);
         http_respond_rate_limited(req, wait);
@@ -204,7 +208,7 @@ void ws_upgrade_handler(struct http_req *req, void *ctx)
         refuse(m, req, 400, extra, err);   /* extra: the version hint */
         return;
     }
-    if (take_slot(m, req, user.id, &addr) < 0)
+    if (take_slot(m, req, user.id, addr_key, &addr) < 0)
         return;
     ws_accept_key(http_header(req, "Sec-WebSocket-Key"), accept, sizeof(accept));
     alen = snprintf(answer, sizeof(answer),
