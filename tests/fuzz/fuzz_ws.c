@@ -24,17 +24,24 @@ static void on_text(struct ws_conn *c, const char *text, size_t len)
         ws_dispatch_text(c, text, len);
 }
 
-/* The server's frames must parse: unmasked, lengths inside the buffer. */
+/* The server's frames must parse: unmasked, lengths inside the buffer, final, of the
+ * opcodes a server sends; a close frame is the last and has no 1-byte payload. */
 static void check_output(const struct strbuf *out)
 {
     const uint8_t *p = (const uint8_t *)out->data;
     size_t n = out->len;
+    int closed = 0;
 
     while (n) {
         size_t h = 2;
         uint64_t len;
-        if (n < 2 || (p[1] & 0x80))
+        if (n < 2 || (p[1] & 0x80) || closed || (p[0] & 0xf0) != 0x80)
             abort();
+        switch (p[0] & 0x0f) {
+        case WSLAY_TEXT_FRAME: case WSLAY_PING: case WSLAY_PONG: break;
+        case WSLAY_CONNECTION_CLOSE: closed = 1; break;
+        default: abort();
+        }
         len = p[1] & 0x7f;
         if (len == 126) {
             if (n < 4)
@@ -49,7 +56,7 @@ static void check_output(const struct strbuf *out)
                 len = (len << 8) | p[2 + i];
             h = 10;
         }
-        if (n - h < len)
+        if (n - h < len || (closed && len == 1))
             abort();
         p += h + len;
         n -= h + len;
