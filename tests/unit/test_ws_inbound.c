@@ -121,3 +121,33 @@ TEST(ws_inbound_closing_frees_the_open_message)
         wst_free(&fx);
     }
 }
+
+/* The frame-start state that lets a whole frame be handed on from wslay's buffer is
+ * the module's, not the connection's: it holds because wslay starts a frame only with
+ * its first payload bytes, in the same read. A frame header from another connection
+ * between two reads of one frame must not make the second read pass for the whole
+ * message (its first bytes would be lost, and the rest could start mid-character). */
+TEST(ws_inbound_frame_start_of_another_connection)
+{
+    struct ws_fixture fx;
+    static uint8_t a[64], b[128];
+    const char *msg = "{\"type\":\"x\",\"body\":\"\xe2\x82\xac 0123456789\"}";
+    size_t len = strlen(msg), split = 21;   /* inside the euro sign */
+
+    ASSERT(wst_init(&fx, 0, 0, 0) == 0);
+    struct ws_conn *c1 = wst_conn(&fx, 1), *c2 = wst_conn(&fx, 2);
+    size_t nb = wst_frame(b, 1, 1, msg, len, 1, wst_key);
+    /* c2's next frame announces as many bytes as c1 has still to send */
+    size_t na = wst_frame(a, 1, 1, msg + split, len - split, 1, wst_key);
+    size_t hb = nb - len, ha = na - (len - split);
+
+    ws_conn_feed(c1, b, hb + split);          /* c1: header and the first bytes */
+    ASSERT_EQ(c1->rx_len, split);
+    ws_conn_feed(c2, a, ha);                  /* c2: a frame header only */
+    ws_conn_feed(c1, b + hb + split, nb - hb - split);   /* c1: the rest */
+    ASSERT_EQ(fx.ntexts, 1);
+    ASSERT_EQ(fx.texts.len, len + 1);
+    ASSERT(memcmp(fx.texts.data, msg, len) == 0);
+    ws_conn_feed(c2, a + ha, na - ha);        /* c2's own frame is whole, and refused */
+    wst_free(&fx);
+}
