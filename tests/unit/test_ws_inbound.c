@@ -151,3 +151,31 @@ TEST(ws_inbound_frame_start_of_another_connection)
     ws_conn_feed(c2, a + ha, na - ha);        /* c2's own frame is whole, and refused */
     wst_free(&fx);
 }
+
+/* A frame refused for bad UTF-8 in its first bytes is started without a first chunk:
+ * what was noted of its start must not be taken for the next frame's, another
+ * connection's, whose last read then announced the same length. */
+TEST(ws_inbound_refused_frame_start_is_forgotten)
+{
+    struct ws_fixture fx;
+    static uint8_t b[128], bad[64];
+    const char *msg = "{\"type\":\"x\",\"body\":\"\xe2\x82\xac 0123456789\"}";
+    size_t len = strlen(msg), split = 21;   /* inside the euro sign */
+    char junk[64];
+
+    ASSERT(wst_init(&fx, 0, 0, 0) == 0);
+    struct ws_conn *c1 = wst_conn(&fx, 1), *c2 = wst_conn(&fx, 2);
+    size_t nb = wst_frame(b, 1, 1, msg, len, 1, wst_key), hb = nb - len;
+    memset(junk, 'a', sizeof(junk));
+    junk[0] = (char)0xff;                     /* never in UTF-8 */
+    size_t nbad = wst_frame(bad, 1, 1, junk, len - split, 1, wst_key);
+
+    ws_conn_feed(c1, b, hb + split);          /* c1: header and the first bytes */
+    ws_conn_feed(c2, bad, nbad);              /* c2: refused, 1007 */
+    ASSERT(c2->state != WS_OPEN);
+    ws_conn_feed(c1, b + hb + split, nb - hb - split);   /* c1: the rest */
+    ASSERT_EQ(fx.ntexts, 1);
+    ASSERT_EQ(fx.texts.len, len + 1);
+    ASSERT(memcmp(fx.texts.data, msg, len) == 0);
+    wst_free(&fx);
+}

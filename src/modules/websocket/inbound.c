@@ -24,9 +24,13 @@ static int is_data(int opcode)
     return opcode == WSLAY_TEXT_FRAME || opcode == WSLAY_CONTINUATION_FRAME;
 }
 
+/* wslay starts a frame with its first payload bytes, in one call: a start whose first
+ * chunk never came (the frame refused for bad UTF-8 in them) is forgotten here, or the
+ * next connection's chunk of the same length would pass for its whole message. */
 void ws_rx_feed_begin(struct ws_conn *c)
 {
     c->m->rx_direct = NULL;
+    c->m->rx_first = 0;
 }
 
 /* Outside a fragmented message every byte is progress: of a lone frame, its header
