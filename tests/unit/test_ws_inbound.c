@@ -179,3 +179,34 @@ TEST(ws_inbound_refused_frame_start_is_forgotten)
     ASSERT(memcmp(fx.texts.data, msg, len) == 0);
     wst_free(&fx);
 }
+
+/* max_message_bytes bounds messages, not control frames: below 125 bytes it still lets
+ * a ping of 125 through (RFC 6455 allows it), while a text frame one byte past it gets
+ * 1009. */
+TEST(ws_inbound_small_limit_still_takes_full_pings)
+{
+    struct ws_fixture fx;
+    static uint8_t buf[256], payload[125];
+    const uint8_t *p;
+    size_t left;
+    struct ws_sframe f;
+    int pongs = 0;
+
+    memset(payload, 'p', sizeof(payload));
+    ASSERT(wst_init(&fx, 64, 0, 0) == 0);
+    struct ws_conn *c = wst_conn(&fx, 1);
+    size_t n = wst_frame(buf, 1, 9, payload, sizeof(payload), 1, wst_key);
+    ws_conn_feed(c, buf, n);
+    ASSERT_EQ(c->state, WS_OPEN);
+    ws_flush_all(fx.m);
+    p = (const uint8_t *)fx.out.data;
+    left = fx.out.len;
+    while (wst_next(&p, &left, &f) == 1)
+        pongs += f.opcode == 10 && f.len == sizeof(payload);
+    ASSERT_EQ(pongs, 1);
+    n = wst_frame(buf, 1, 1, payload, 65, 1, wst_key);
+    ws_conn_feed(c, buf, n);
+    ASSERT_EQ(wst_scan(&fx, NULL, NULL), 1009);
+    ASSERT_EQ(fx.ntexts, 0);
+    wst_free(&fx);
+}
