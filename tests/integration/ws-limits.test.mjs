@@ -111,6 +111,17 @@ test('with trust_proxy an IPv6 /64 is one address to connections_per_address', {
         await c.close();
 });
 
+test('with trust_proxy a request without X-Forwarded-For counts as the proxy\'s address', { timeout: 30000 }, async () => {
+    const s = await start('[server]\ntrust_proxy = yes\n[limits]\nconnections_per_address = 2');
+    const alice = await registerAndLogin(s);
+    const conns = [await open(s, alice), await open(s, alice)];        // both 127.0.0.1
+    const err = await refused(s, alice);
+    assert.match(err.json.error.message, /address/);
+    conns.push(await open(s, alice, { headers: { 'X-Forwarded-For': '203.0.113.9' } }));
+    for (const c of conns)
+        await c.close();
+});
+
 test('with trust_proxy an IPv6 /64 shares one connects_burst', { timeout: 30000 }, async () => {
     // A token every 1000 s: the burst is all there is while the test runs.
     const s = await start('[server]\ntrust_proxy = yes\n[limits]\nconnects_per_s = 0.001\nconnects_burst = 3');
@@ -128,6 +139,17 @@ test('with trust_proxy an IPv6 /64 shares one connects_burst', { timeout: 30000 
         assert.ok(Number(err.headers['retry-after']) >= 1, JSON.stringify(err.headers));
     }
     conns.push(await open(s, alice, via('2001:db8:9:a::1')));   // another /64
+    for (const c of conns)
+        await c.close();
+});
+
+test('a user\'s connections count together whatever address they come from', { timeout: 30000 }, async () => {
+    const s = await start('[server]\ntrust_proxy = yes\n[limits]\nconnections_per_user = 2');
+    const alice = await registerAndLogin(s);
+    const via = (ip) => ({ headers: { 'X-Forwarded-For': ip } });
+    const conns = [await open(s, alice, via('203.0.113.1')), await open(s, alice, via('198.51.100.2'))];
+    const err = await refused(s, alice, via('192.0.2.3'));
+    assert.match(err.json.error.message, /user/);
     for (const c of conns)
         await c.close();
 });

@@ -121,3 +121,92 @@ TEST(ws_inbound_closing_frees_the_open_message)
         wst_free(&fx);
     }
 }
+
+/* The frame-start state that lets a whole frame be handed on from wslay's buffer is
+ * the module's, not the connection's: it holds because wslay starts a frame only with
+ * its first payload bytes, in the same read. A frame header from another connection
+ * between two reads of one frame must not make the second read pass for the whole
+ * message (its first bytes would be lost, and the rest could start mid-character). */
+TEST(ws_inbound_frame_start_of_another_connection)
+{
+    struct ws_fixture fx;
+    static uint8_t a[64], b[128];
+    const char *msg = "{\"type\":\"x\",\"body\":\"\xe2\x82\xac 0123456789\"}";
+    size_t len = strlen(msg), split = 21;   /* inside the euro sign */
+
+    ASSERT(wst_init(&fx, 0, 0, 0) == 0);
+    struct ws_conn *c1 = wst_conn(&fx, 1), *c2 = wst_conn(&fx, 2);
+    size_t nb = wst_frame(b, 1, 1, msg, len, 1, wst_key);
+    /* c2's next frame announces as many bytes as c1 has still to send */
+    size_t na = wst_frame(a, 1, 1, msg + split, len - split, 1, wst_key);
+    size_t hb = nb - len, ha = na - (len - split);
+
+    ws_conn_feed(c1, b, hb + split);          /* c1: header and the first bytes */
+    ASSERT_EQ(c1->rx_len, split);
+    ws_conn_feed(c2, a, ha);                  /* c2: a frame header only */
+    ws_conn_feed(c1, b + hb + split, nb - hb - split);   /* c1: the rest */
+    ASSERT_EQ(fx.ntexts, 1);
+    ASSERT_EQ(fx.texts.len, len + 1);
+    ASSERT(memcmp(fx.texts.data, msg, len) == 0);
+    ws_conn_feed(c2, a + ha, na - ha);        /* c2's own frame is whole, and refused */
+    wst_free(&fx);
+}
+
+/* A frame refused for bad UTF-8 in its first bytes is started without a first chunk:
+ * what was noted of its start must not be taken for the next frame's, another
+ * connection's, whose last read then announced the same length. */
+TEST(ws_inbound_refused_frame_start_is_forgotten)
+{
+    struct ws_fixture fx;
+    static uint8_t b[128], bad[64];
+    const char *msg = "{\"type\":\"x\",\"body\":\"\xe2\x82\xac 0123456789\"}";
+    size_t len = strlen(msg), split = 21;   /* inside the euro sign */
+    char junk[64];
+
+    ASSERT(wst_init(&fx, 0, 0, 0) == 0);
+    struct ws_conn *c1 = wst_conn(&fx, 1), *c2 = wst_conn(&fx, 2);
+    size_t nb = wst_frame(b, 1, 1, msg, len, 1, wst_key), hb = nb - len;
+    memset(junk, 'a', sizeof(junk));
+    junk[0] = (char)0xff;                     /* never in UTF-8 */
+    size_t nbad = wst_frame(bad, 1, 1, junk, len - split, 1, wst_key);
+
+    ws_conn_feed(c1, b, hb + split);          /* c1: header and the first bytes */
+    ws_conn_feed(c2, bad, nbad);              /* c2: refused, 1007 */
+    ASSERT(c2->state != WS_OPEN);
+    ws_conn_feed(c1, b + hb + split, nb - hb - split);   /* c1: the rest */
+    ASSERT_EQ(fx.ntexts, 1);
+    ASSERT_EQ(fx.texts.len, len + 1);
+    ASSERT(memcmp(fx.texts.data, msg, len) == 0);
+    wst_free(&fx);
+}
+
+/* max_message_bytes bounds messages, not control frames: below 125 bytes it still lets
+ * a ping of 125 through (RFC 6455 allows it), while a text frame one byte past it gets
+ * 1009. */
+TEST(ws_inbound_small_limit_still_takes_full_pings)
+{
+    struct ws_fixture fx;
+    static uint8_t buf[256], payload[125];
+    const uint8_t *p;
+    size_t left;
+    struct ws_sframe f;
+    int pongs = 0;
+
+    memset(payload, 'p', sizeof(payload));
+    ASSERT(wst_init(&fx, 64, 0, 0) == 0);
+    struct ws_conn *c = wst_conn(&fx, 1);
+    size_t n = wst_frame(buf, 1, 9, payload, sizeof(payload), 1, wst_key);
+    ws_conn_feed(c, buf, n);
+    ASSERT_EQ(c->state, WS_OPEN);
+    ws_flush_all(fx.m);
+    p = (const uint8_t *)fx.out.data;
+    left = fx.out.len;
+    while (wst_next(&p, &left, &f) == 1)
+        pongs += f.opcode == 10 && f.len == sizeof(payload);
+    ASSERT_EQ(pongs, 1);
+    n = wst_frame(buf, 1, 1, payload, 65, 1, wst_key);
+    ws_conn_feed(c, buf, n);
+    ASSERT_EQ(wst_scan(&fx, NULL, NULL), 1009);
+    ASSERT_EQ(fx.ntexts, 0);
+    wst_free(&fx);
+}

@@ -164,7 +164,10 @@ int ws_wslay_acquire(struct ws_conn *c)
         c->wslay = NULL;
         return -ENOMEM;
     }
-    wslay_event_config_set_max_recv_msg_length(c->wslay, (uint64_t)m->max_message_bytes);
+    /* wslay holds control frames to this limit too, and a ping may carry 125 bytes;
+     * data frames are held to max_message_bytes by inbound.c, fragments added up. */
+    wslay_event_config_set_max_recv_msg_length(
+        c->wslay, m->max_message_bytes < 125 ? 125 : (uint64_t)m->max_message_bytes);
     wslay_event_config_set_no_buffering(c->wslay, 1);   /* inbound.c gathers messages */
     return 0;
 }

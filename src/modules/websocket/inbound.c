@@ -7,7 +7,7 @@
  * connection holds is what it sent, at most max_message_bytes; the common case, a
  * whole unfragmented frame within one read, is dispatched straight from wslay's read
  * buffer, without a copy. wslay still checks UTF-8 and each frame's length; the
- * length of a fragmented message is checked here.
+ * length of a message (of its fragments added up) is checked here.
  *
  * Stall: a connection in the middle of a frame or of a fragmented message makes
  * progress when bytes of it arrive (control frames between fragments are not
@@ -24,9 +24,13 @@ static int is_data(int opcode)
     return opcode == WSLAY_TEXT_FRAME || opcode == WSLAY_CONTINUATION_FRAME;
 }
 
+/* wslay starts a frame with its first payload bytes, in one call: a start whose first
+ * chunk never came (the frame refused for bad UTF-8 in them) is forgotten here, or the
+ * next connection's chunk of the same length would pass for its whole message. */
 void ws_rx_feed_begin(struct ws_conn *c)
 {
     c->m->rx_direct = NULL;
+    c->m->rx_first = 0;
 }
 
 /* Outside a fragmented message every byte is progress: of a lone frame, its header
@@ -49,7 +53,8 @@ int ws_rx_frame_start(struct ws_conn *c, int opcode, int fin, uint64_t payload_l
     if (!is_data(opcode))
         return 0;
     c->rx_progress_ms = c->last_rx_ms;
-    /* wslay checked this frame alone against the limit; the fragments before it add up */
+    /* wslay checked this frame alone (against at least 125, for pings); the fragments
+     * before it add up */
     if (c->rx_len + payload_len > (uint64_t)m->max_message_bytes)
         return -EMSGSIZE;
     return 0;
