@@ -14,6 +14,7 @@
 #include "chatd/chatd.h"
 #include "chatd/config.h"
 #include "chatd/metrics.h"
+#include "chatd/text.h"
 #include "../../src/modules/websocket/ws_internal.h"
 
 static void on_text(struct ws_conn *c, const char *text, size_t len)
