@@ -23,7 +23,8 @@
 int test_auth_new_key(struct auth_key *k);
 struct token_keys *test_token_keys(const struct auth_key *k);
 
-/* A fresh 2048-bit key, loaded as chatd loads its own; shared with test_auth_vcache.c. */
+/* A fresh 2048-bit key, loaded as chatd loads its own; shared with test_token_cache.c
+ * and test_token_gateway.c. */
 int test_auth_new_key(struct auth_key *k)
 {
     EVP_PKEY *p = EVP_RSA_gen(2048);
