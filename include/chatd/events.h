@@ -58,6 +58,14 @@
 /* auth -> all: {"user":{"id","username"}} */
 #define TOPIC_USER_REGISTERED     "user.registered"
 
+/* auth -> gateway (core), at start and whenever the keys change: the JWK Set the
+ * tokens are checked with, {"keys":[{"kty":"RSA","kid","n","e","alg","use"}...]},
+ * public keys only (the same document as GET /.well-known/jwks.json) */
+#define TOPIC_AUTH_KEYS           "auth.keys"
+/* auth -> gateway (core), at start and whenever it rises: {"max_user_id"} users
+ * 1..max_user_id exist; a token for a higher id is refused (unknown_user) */
+#define TOPIC_AUTH_USERS          "auth.users"
+
 /* notification internal (retried and dead-lettered by the bus):
  * {"channel":"push"|"webhook","recipient_id","subscription_id"?,"message":MSG}; a
  * push's dead letter carries "message_ref":{"id","room_id","seq"} instead of MSG */

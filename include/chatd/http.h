@@ -1,8 +1,8 @@
 /* http.h: the HTTP/1.1 gateway. One listener on the loop; llhttp parses; a router
  * matches method + path pattern ("/v1/rooms/{id}/messages"); the gateway enforces
  * limits (header bytes 431, body 413, header-read and idle timeouts, max_connections)
- * and checks bearer tokens for protected routes through the verifier the auth module
- * installs. Handlers receive the authenticated user and may answer later
+ * and checks bearer tokens for protected routes itself, with the public keys the auth
+ * module publishes (chatd/token.h). Handlers receive the authenticated user and may answer later
  * (asynchronously): the request lives until one http_respond* call. Requests on one
  * connection are answered in order (pipelining): the next is parsed after the answer. */
 #ifndef CHATD_HTTP_H
@@ -58,12 +58,14 @@ typedef void (*http_handler_fn)(struct http_req *req, void *ctx);
 int  http_route(struct http_server *s, int verb, const char *pattern, unsigned flags,
                 http_handler_fn fn, void *ctx);
 
-/* Token check installed by the auth module. Returns 0 and fills *user, or a negative
- * error with *reason a short static string ("expired", "bad_signature", ...). */
+/* The token check. Returns 0 and fills *user, or a negative error with *reason a
+ * short static string ("expired", "bad_signature", ...). The server starts with the
+ * gateway's own (token_gateway.c, keys from gateway_keys_set); tests may swap it. */
 typedef int (*http_verify_fn)(void *ctx, const char *token, struct http_user *user,
                               const char **reason);
 void http_set_verifier(struct http_server *s, http_verify_fn fn, void *ctx);
-/* For modules checking tokens outside a request (WebSocket "auth" frame). */
+/* For modules checking tokens outside a request (WebSocket "auth" frame): the same
+ * check as a protected route's, so no module needs the auth module's code for it. */
 int  http_verify_token(struct http_server *s, const char *token, struct http_user *user,
                        const char **reason);
 

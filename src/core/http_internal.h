@@ -133,8 +133,9 @@ struct http_server {
     int      listening;
     int      listener_closed;        /* 1 once its close callback ran (or never opened) */
     struct http_router router;
-    http_verify_fn verify;
+    http_verify_fn verify;           /* token_gateway_verify unless a test swaps it */
     void    *verify_ctx;
+    struct token_gateway *tokens;    /* owned; keys, cache, counters (token_gateway.c) */
     struct http_conn *conns;         /* HTTP (not upgraded) connections */
     int      nconns;                 /* every accepted socket, upgraded ones included */
     int      nhttp;                  /* HTTP connections not yet freed */
@@ -164,6 +165,7 @@ void http_req_free(struct http_req_priv *r);
 /* http_server.c */
 void http_dispatch(struct http_conn *c);
 void http_server_conn_gone(struct http_server *s);
+struct token_gateway *http_server_tokens(struct http_server *s);
 
 /* http_respond.c */
 void http_respond_error_hdr(struct http_req *r, int status, const char *extra,

@@ -12,6 +12,7 @@
 #include "chatd/log.h"
 #include "chatd/metrics.h"
 #include "http_internal.h"
+#include "token_internal.h"
 
 static const double latency_bounds[] = {
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
@@ -38,12 +39,20 @@ int http_server_new(struct http_server **out, struct chatd *app)
                          "Open client sockets (HTTP and upgraded)", gauge_conns, s);
     }
     int rc = http_ops_register(s);
+    if (rc == 0)
+        rc = token_gateway_new(&s->tokens, app);
     if (rc < 0) {
         http_server_free(s);
         return rc;
     }
+    http_set_verifier(s, token_gateway_verify, s->tokens);
     *out = s;
     return 0;
+}
+
+struct token_gateway *http_server_tokens(struct http_server *s)
+{
+    return s->tokens;
 }
 
 void http_set_verifier(struct http_server *s, http_verify_fn fn, void *ctx)
@@ -354,5 +363,6 @@ void http_server_free(struct http_server *s)
         return;
     http_router_free(&s->router);
     http_ops_free(s);
+    token_gateway_free(s->tokens);
     free(s);
 }

@@ -21,6 +21,7 @@
 #include "chatd/metrics.h"
 #include "chatd/module.h"
 #include "chatd/sdnotify.h"
+#include "chatd/token.h"
 #include "chatd/util.h"
 #include "lifecycle.h"
 
@@ -345,6 +346,8 @@ static int start_modules(struct lifecycle *lc)
         return start_fail(lc, "database writer", rc);
     if ((rc = bus_start(app->bus)) < 0)
         return start_fail(lc, "bus start", rc);
+    if ((rc = gateway_tokens_subscribe(app)) < 0)
+        return start_fail(lc, "token keys", rc);
     for (size_t i = 0; i < chatd_module_count; i++) {
         const struct chatd_module *mod = chatd_modules[i];
         if (mod->start && (rc = mod->start(app->module_states[i])) < 0) {

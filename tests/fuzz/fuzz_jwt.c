@@ -1,4 +1,6 @@
-/* fuzz_jwt.c: the bearer-token check. Two kinds of input, chosen by the first byte:
+/* fuzz_jwt.c: the gateway's bearer-token check (src/core/token_verify.c), with the
+ * key set parsed from the JWK Set of the target's key, as the auth module publishes
+ * it. Two kinds of input, chosen by the first byte:
  *   even: the rest is a token, checked as it came;
  *   odd:  the rest is "<header JSON>\n<claims JSON>", which this target signs with the
  *         server's key (RS256), so that the claims checks behind the signature are
@@ -11,6 +13,8 @@
 #include <string.h>
 #include <openssl/evp.h>
 
+#include "chatd/http.h"
+#include "chatd/token.h"
 #include "chatd/util.h"
 #include "../../src/modules/auth/auth_internal.h"
 
@@ -49,7 +53,8 @@ static const char FUZZ_KEY[] =
     "-----END PRIVATE KEY-----\n"
     ;
 
-static struct auth_key *key;
+static struct auth_key *key;          /* signs the odd inputs */
+static struct token_keys *keys;       /* checks every input: the public key only */
 
 static char *b64(const void *p, size_t n)
 {
@@ -92,10 +97,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int rc;
 
     if (!key) {
-        char err[256];
+        char err[256], *jwks;
         key = calloc(1, sizeof(*key));
-        if (!key || auth_key_from_pem(key, FUZZ_KEY, strlen(FUZZ_KEY), err, sizeof err) < 0)
+        if (!key || auth_key_from_pem(key, FUZZ_KEY, strlen(FUZZ_KEY), err, sizeof err) < 0 ||
+            !(jwks = auth_jwks_json(key)) ||
+            token_keys_from_jwks(&keys, jwks, strlen(jwks), err, sizeof err) < 0)
             abort();
+        free(jwks);
     }
     if (size == 0)
         return 0;
@@ -111,15 +119,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (!token)
             return 0;
     }
-    rc = auth_token_verify(key, "chatd", token, NOW_S, &u, &reason);
+    rc = token_verify(keys, "chatd", token, NOW_S, &u, &reason);
     if (rc == 0) {
         CHECK(u.id > 0);
         CHECK(memchr(u.name, 0, sizeof(u.name)));
-        CHECK(u.token_exp > NOW_S - AUTH_LEEWAY_S);
+        CHECK(u.token_exp > NOW_S - TOKEN_LEEWAY_S);
     } else {
         CHECK(rc == -EACCES);
-        CHECK(reason && auth_reject_index(reason) >= 0 &&
-              strcmp(auth_reject_name(auth_reject_index(reason)), reason) == 0);
+        CHECK(u.id == 0);
+        CHECK(reason && token_reject_index(reason) >= 0 &&
+              strcmp(token_reject_name(token_reject_index(reason)), reason) == 0);
     }
     free(token);
     return 0;

@@ -1,4 +1,5 @@
-/* RS256 as signed and checked by tokens.c on the key's prepared contexts: a token
+/* RS256 as signed by tokens.c on the key's prepared context and checked by the
+ * gateway (src/core/token_verify.c) with the keys of the published JWK Set: a token
  * signed here verifies (with our check and with an independent one), any changed
  * byte of header, payload or signature is refused, the algorithm is never taken from
  * the token, and the contexts are safe to share between threads. */
@@ -13,14 +14,17 @@
 #include <openssl/pem.h>
 
 #include "test.h"
+#include "chatd/token.h"
 #include "chatd/util.h"
 #include "../../src/modules/auth/auth_internal.h"
 
 #define ISS "chatd-test"
 
 int test_auth_new_key(struct auth_key *k);
+struct token_keys *test_token_keys(const struct auth_key *k);
 
-/* A fresh 2048-bit key, loaded as chatd loads its own; shared with test_auth_vcache.c. */
+/* A fresh 2048-bit key, loaded as chatd loads its own; shared with test_token_cache.c
+ * and test_token_gateway.c. */
 int test_auth_new_key(struct auth_key *k)
 {
     EVP_PKEY *p = EVP_RSA_gen(2048);
@@ -37,11 +41,41 @@ int test_auth_new_key(struct auth_key *k)
     return rc;
 }
 
-static const char *check(const struct auth_key *k, const char *token, int64_t now)
+/* The key set the gateway gets: parsed from the JWK Set auth publishes, nothing
+ * else of the key. Shared with test_auth_tokens.c and test_token_cache.c. */
+struct token_keys *test_token_keys(const struct auth_key *k)
+{
+    char *jwks = auth_jwks_json(k), err[160];
+    struct token_keys *ks = NULL;
+
+    if (!jwks || token_keys_from_jwks(&ks, jwks, strlen(jwks), err, sizeof err) < 0)
+        ks = NULL;
+    free(jwks);
+    return ks;
+}
+
+static const char *check_with(const struct token_keys *ks, const char *token, int64_t now)
 {
     struct http_user u;
     const char *reason = "?";
-    return auth_token_verify(k, ISS, token, now, &u, &reason) == 0 ? "ok" : reason;
+    return token_verify(ks, ISS, token, now, &u, &reason) == 0 ? "ok" : reason;
+}
+
+static const char *check(const struct auth_key *k, const char *token, int64_t now)
+{
+    struct token_keys *ks = test_token_keys(k);
+    const char *got = ks ? check_with(ks, token, now) : "no keys";
+    token_keys_free(ks);
+    return got;
+}
+
+static int verify(const struct auth_key *k, const char *token, int64_t now,
+                  struct http_user *u, const char **reason)
+{
+    struct token_keys *ks = test_token_keys(k);
+    int rc = token_verify(ks, ISS, token, now, u, reason);
+    token_keys_free(ks);
+    return rc;
 }
 
 /* The signature checked with nothing of ours: the SPKI PEM and a fresh context. */
@@ -102,9 +136,12 @@ TEST(auth_rs256_signed_here_verifies)
     cJSON *h, *p;
 
     ASSERT_EQ(test_auth_new_key(&k), 0);
-    ASSERT(k.pub && k.sign_tmpl && k.verify_tmpl);
+    ASSERT(k.sign_tmpl);
+    struct token_keys *ks = test_token_keys(&k);   /* the public key, from the JWKS */
+    ASSERT(ks && token_keys_count(ks) == 1);
+    token_keys_free(ks);
     ASSERT_EQ(auth_token_sign(&k, ISS, 1234567, "carol", now, 900, &tok), 0);
-    ASSERT_EQ(auth_token_verify(&k, ISS, tok, now, &u, &reason), 0);
+    ASSERT_EQ(verify(&k, tok, now, &u, &reason), 0);
     ASSERT_EQ(u.id, 1234567);
     ASSERT_STR_EQ(u.name, "carol");
     ASSERT_EQ(u.token_exp, now + 900);
@@ -125,7 +162,7 @@ TEST(auth_rs256_signed_here_verifies)
     free(tok);
     /* a name that needs escaping survives the trip */
     ASSERT_EQ(auth_token_sign(&k, ISS, 5, "a\"b\\c", now, 60, &tok), 0);
-    ASSERT_EQ(auth_token_verify(&k, ISS, tok, now, &u, &reason), 0);
+    ASSERT_EQ(verify(&k, tok, now, &u, &reason), 0);
     ASSERT_STR_EQ(u.name, "a\"b\\c");
     free(tok);
     /* two tokens for the same claims differ (jti), both verify */
@@ -267,7 +304,7 @@ TEST(auth_rs256_signed_bad_payloads)
     auth_key_free(&k);
 }
 
-struct race { const struct auth_key *k; int64_t now; int bad; };
+struct race { const struct auth_key *k; const struct token_keys *ks; int64_t now; int bad; };
 
 static void *sign_verify_loop(void *arg)
 {
@@ -275,11 +312,11 @@ static void *sign_verify_loop(void *arg)
     for (int i = 0; i < 40; i++) {
         char *tok = NULL;
         if (auth_token_sign(r->k, ISS, 7, "alice", r->now, 600, &tok) < 0 ||
-            strcmp(check(r->k, tok, r->now), "ok") != 0)
+            strcmp(check_with(r->ks, tok, r->now), "ok") != 0)
             r->bad++;
         if (tok) {
             tok[strlen(tok) - 3] ^= 1;          /* refused without disturbing the others */
-            if (strcmp(check(r->k, tok, r->now), "ok") == 0)
+            if (strcmp(check_with(r->ks, tok, r->now), "ok") == 0)
                 r->bad++;
         }
         free(tok);
@@ -287,21 +324,25 @@ static void *sign_verify_loop(void *arg)
     return NULL;
 }
 
-/* The thread pool signs with one key from several threads at once. */
+/* The thread pool signs with one key from several threads at once; one key set
+ * verifies on all of them. */
 TEST(auth_rs256_threads_share_the_key)
 {
     struct auth_key k;
+    struct token_keys *ks;
     pthread_t th[4];
     struct race r[4];
 
     ASSERT_EQ(test_auth_new_key(&k), 0);
+    ASSERT((ks = test_token_keys(&k)) != NULL);
     for (int i = 0; i < 4; i++) {
-        r[i] = (struct race){ &k, (int64_t)time(NULL), 0 };
+        r[i] = (struct race){ &k, ks, (int64_t)time(NULL), 0 };
         ASSERT_EQ(pthread_create(&th[i], NULL, sign_verify_loop, &r[i]), 0);
     }
     for (int i = 0; i < 4; i++) {
         pthread_join(th[i], NULL);
         ASSERT_EQ(r[i].bad, 0);
     }
+    token_keys_free(ks);
     auth_key_free(&k);
 }

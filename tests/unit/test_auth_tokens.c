@@ -1,5 +1,6 @@
-/* Access tokens: signing, the key id, and the bearer check refusing every kind of
- * forged or stale token (alg none, HS256 keyed with the public key, another key with
+/* Access tokens: signing (auth), the key id, and the gateway's bearer check (core,
+ * with the keys of the JWK Set auth publishes) refusing every kind of forged or stale
+ * token (alg none, HS256 keyed with the public key, another key with
  * our kid, expired, not yet valid, wrong issuer or audience, malformed). Forged tokens
  * are built here by hand with OpenSSL so that nothing in libjwt helps them along. */
 #include <errno.h>
@@ -14,6 +15,7 @@
 #include <openssl/hmac.h>
 
 #include "test.h"
+#include "chatd/token.h"
 #include "chatd/util.h"
 #include "../../src/modules/auth/auth_internal.h"
 
@@ -129,6 +131,18 @@ static const char TEST_KEY_A_PKCS1[] =
     ;
 #define ISS "chatd-test"
 
+struct token_keys *test_token_keys(const struct auth_key *k);   /* test_auth_rs256.c */
+
+/* The gateway's check, with nothing of the key but its published JWK Set. */
+static int verify(const struct auth_key *k, const char *iss, const char *token, long now,
+                  struct http_user *u, const char **reason)
+{
+    struct token_keys *ks = test_token_keys(k);
+    int rc = token_verify(ks, iss, token, now, u, reason);
+    token_keys_free(ks);
+    return rc;
+}
+
 static int load(struct auth_key *k, const char *pem)
 {
     char err[256];
@@ -187,7 +201,7 @@ static const char *check(const struct auth_key *k, const char *token, long now)
 {
     struct http_user u;
     const char *reason = "?";
-    int rc = auth_token_verify(k, ISS, token, now, &u, &reason);
+    int rc = verify(k, ISS, token, now, &u, &reason);
     if (rc == 0)
         return u.id == 7 && strcmp(u.name, "alice") == 0 ? "ok" : "wrong user";
     return reason;
@@ -267,7 +281,7 @@ TEST(auth_token_sign_and_verify)
 
     ASSERT_EQ(load(&k, TEST_KEY_A), 0);
     ASSERT_EQ(auth_token_sign(&k, ISS, 42, "bob", now, 900, &tok), 0);
-    ASSERT_EQ(auth_token_verify(&k, ISS, tok, now, &u, &reason), 0);
+    ASSERT_EQ(verify(&k, ISS, tok, now, &u, &reason), 0);
     ASSERT_EQ(u.id, 42);
     ASSERT_STR_EQ(u.name, "bob");
     ASSERT_EQ(u.token_exp, now + 900);
@@ -283,12 +297,12 @@ TEST(auth_token_sign_and_verify)
     ASSERT_EQ(jwt_get_grant_int(jwt, "exp"), now + 900);
     jwt_free(jwt);
     /* leeway: 59 s after exp still passes, 60 s does not */
-    ASSERT_EQ(auth_token_verify(&k, ISS, tok, now + 959, &u, &reason), 0);
-    ASSERT(auth_token_verify(&k, ISS, tok, now + 960, &u, &reason) < 0);
+    ASSERT_EQ(verify(&k, ISS, tok, now + 959, &u, &reason), 0);
+    ASSERT(verify(&k, ISS, tok, now + 960, &u, &reason) < 0);
     ASSERT_STR_EQ(reason, "expired");
     ASSERT_EQ(u.id, 0);
     /* another issuer configured: refused */
-    ASSERT(auth_token_verify(&k, "other", tok, now, &u, &reason) < 0);
+    ASSERT(verify(&k, "other", tok, now, &u, &reason) < 0);
     ASSERT_STR_EQ(reason, "bad_issuer");
     free(tok);
     auth_key_free(&k);
@@ -423,9 +437,9 @@ TEST(auth_token_refuses_malformed)
             test_fail(__FILE__, __LINE__, "token %zu accepted", i);
     }
     ASSERT_STR_EQ(check(&k, "abc", 0), "malformed");
-    huge = malloc(AUTH_TOKEN_MAX + 10);
-    memset(huge, 'a', AUTH_TOKEN_MAX + 9);
-    huge[AUTH_TOKEN_MAX + 9] = '\0';
+    huge = malloc(TOKEN_MAX + 10);
+    memset(huge, 'a', TOKEN_MAX + 9);
+    huge[TOKEN_MAX + 9] = '\0';
     huge[10] = huge[20] = '.';
     ASSERT_STR_EQ(check(&k, huge, 0), "malformed");
     free(huge);

@@ -349,7 +349,7 @@ TEST(http_auth_bearer)
 {
     struct fx f;
     ASSERT_EQ(fx_init(&f), 0);
-    /* No verifier installed: 401. */
+    /* No keys given to the gateway yet: its own check refuses, 401. */
     feed(&f, "GET /me HTTP/1.1\r\nAuthorization: Bearer good\r\n\r\n");
     ASSERT(strncmp(out(&f), "HTTP/1.1 401 ", 13) == 0);
     ASSERT(strstr(out(&f), "WWW-Authenticate: Bearer"));

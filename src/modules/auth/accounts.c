@@ -111,8 +111,10 @@ int auth_load_max_user_id(struct auth *a)
 
 void auth_note_user(struct auth *a, int64_t id)
 {
-    if (id > a->max_user_id)
+    if (id > a->max_user_id) {
         a->max_user_id = id;
+        auth_gateway_publish_users(a);
+    }
 }
 
 /* --- users.lookup ------------------------------------------------------------------ */

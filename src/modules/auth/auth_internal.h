@@ -1,9 +1,10 @@
 /* auth_internal.h: the auth module's private interfaces. The module owns the users
- * and refresh-token tables, the RSA signing key, the bearer-token check the gateway
- * calls for every protected route, and the /v1/auth routes.
+ * and refresh-token tables, the RSA signing key and the /v1/auth routes. It checks no
+ * bearer token itself: it publishes the public key to the gateway (gateway.c), whose
+ * check (chatd/token.h) every protected route and the WebSocket module use.
  *
- * Threads: the parts marked "any thread" (password hashing, token signing and
- * verification, key handling) touch nothing but their arguments and the read-only
+ * Threads: the parts marked "any thread" (password hashing, token signing, key
+ * handling) touch nothing but their arguments and the read-only
  * key, so they run on libuv's thread pool. Everything else runs on the loop thread,
  * except db_job apply/done callbacks, which run on the SQLite writer thread. */
 #ifndef CHATD_AUTH_INTERNAL_H
@@ -20,13 +21,12 @@
 #include "chatd/module.h"
 #include "chatd/db.h"
 #include "chatd/http.h"
+#include "chatd/token.h"
 #include "chatd/util.h"
 
 #define AUTH_MOD "auth"
-#define AUTH_AUDIENCE "chatd"
-#define AUTH_LEEWAY_S 60               /* clock skew allowed on exp, nbf, iat */
-#define AUTH_TOKEN_MAX 8192            /* longer bearer tokens are malformed */
-#define AUTH_KEY_BITS 2048             /* generated keys; loaded keys must be at least this */
+#define AUTH_AUDIENCE TOKEN_AUDIENCE   /* what the gateway's check wants */
+#define AUTH_KEY_BITS TOKEN_KEY_BITS_MIN   /* generated keys; loaded keys at least this */
 
 /* Usernames and passwords (api.md "Conventions"). */
 #define AUTH_USERNAME_MAX USERNAME_MAX
@@ -61,15 +61,14 @@ int auth_username_normalize(const char *in, char *out, const char **why);
 int auth_password_check(const char *pw, size_t len, const char **why);
 
 /* ---- keys.c (any thread once loaded) ------------------------------------------ */
-/* Signing and verifying run on contexts copied from the two set up at load: a fresh
+/* Signing runs on contexts copied from the one set up at load: a fresh
  * EVP_DigestSignInit looks the algorithms up in OpenSSL 3's provider store, under its
  * locks, on every call, and parsing the PEM each time (as libjwt does) costs far more.
- * The templates are only ever read (copied), so any thread may use them at once. */
+ * The template is only ever read (copied), so any thread may use it at once. Tokens
+ * are verified by the gateway, with the public key from the JWK Set (jwks.c). */
 struct auth_key {
     EVP_PKEY *pkey;                    /* owned; the key pair, signs */
-    EVP_PKEY *pub;                     /* owned; the public half only, verifies */
     EVP_MD_CTX *sign_tmpl;             /* owned; RS256 signing set up on pkey */
-    EVP_MD_CTX *verify_tmpl;           /* owned; RS256 verification set up on pub */
     char *pub_pem;  size_t pub_len;    /* owned; SPKI PEM (what outside verifiers use) */
     char *n_b64;                       /* owned; modulus, base64url */
     char  e_b64[16];                   /* public exponent, base64url */
@@ -94,41 +93,17 @@ int   auth_jwk_thumbprint(const char *n_b64, const char *e_b64, char *out, size_
 char *auth_jwks_json(const struct auth_key *k);
 
 /* ---- tokens.c (any thread) ----------------------------------------------------- */
-/* Signs an RS256 access token; *out is malloc'ed (free()). */
+/* Signs an RS256 access token, with the claims the gateway's check wants
+ * (chatd/token.h); *out is malloc'ed (free()). */
 int auth_token_sign(const struct auth_key *k, const char *issuer, int64_t user_id,
                     const char *name, int64_t iat, int ttl, char **out);
-/* Checks a bearer token against the key with the claims rules of api.md. Does not
- * check that the user exists (the caller knows the users). On failure returns
- * -EACCES with *reason one of the AUTH_REJECT_* names. */
-int auth_token_verify(const struct auth_key *k, const char *issuer, const char *token,
-                      int64_t now_s, struct http_user *user, const char **reason);
 
-/* ---- vcache.c (loop thread) ------------------------------------------------------ */
-/* Tokens that passed auth_token_verify, by SHA-256, so that one presented again costs
- * a hash instead of an RSA verification; the expiry is checked on every use. */
-#define AUTH_VCACHE_SLOTS 1024
-struct auth_vcache;
-int  auth_vcache_new(struct auth_vcache **out);
-void auth_vcache_free(struct auth_vcache *c);
-/* auth_token_verify, answered from the cache when it can be (c may be NULL). */
-int  auth_bearer_check(struct auth_vcache *c, const struct auth_key *k, const char *issuer,
-                       const char *token, int64_t now_s, struct http_user *user,
-                       const char **reason);
-
-/* Rejection reasons, also the labels of chatd_token_rejections_total. */
-#define AUTH_REJECT_REASONS(X) \
-    X(malformed) X(bad_alg) X(unknown_kid) X(bad_signature) X(expired) \
-    X(not_yet_valid) X(bad_issuer) X(bad_audience) X(unknown_user)
-enum auth_reject {
-#define AUTH_REJECT_ENUM(n) AUTH_REJECT_##n,
-    AUTH_REJECT_REASONS(AUTH_REJECT_ENUM)
-#undef AUTH_REJECT_ENUM
-    AUTH_REJECT_COUNT
-};
-
-/* Index of a reason name (AUTH_REJECT_malformed for one not in the list). */
-int auth_reject_index(const char *reason);
-const char *auth_reject_name(int i);
+/* ---- gateway.c (loop thread) ---------------------------------------------------- */
+/* Hands the gateway the JWK Set, directly and as TOPIC_AUTH_KEYS, and the users
+ * bound as TOPIC_AUTH_USERS (for a gateway in another process). */
+struct auth;
+int  auth_gateway_publish_keys(struct auth *a);
+void auth_gateway_publish_users(struct auth *a);
 
 /* ---- throttle.c (loop thread) -------------------------------------------------- */
 /* Login failures per key (a username, an address or a pair: login_throttle.c): after `limit` failures within a
@@ -196,14 +171,12 @@ struct auth_metrics {
     uint64_t *tokens_issued;
     uint64_t *registrations;
     uint64_t *refresh_ok, *refresh_invalid, *refresh_reused;
-    uint64_t *rejections[AUTH_REJECT_COUNT];
     struct metrics_hist *hash_seconds;
 };
 
 struct auth {
     struct chatd *app;                 /* not owned */
     struct auth_key key;               /* owned; read-only after init */
-    struct auth_vcache *vcache;        /* owned; bearer tokens already verified */
     char *jwks;                        /* owned; the JWK Set, built once */
     size_t jwks_len;
     char dummy_hash[AUTH_PWHASH_MAX];  /* verified for unknown users: same time */
@@ -271,11 +244,9 @@ extern const struct db_migration auth_migrations[];   /* the tables, for tests t
 extern const int auth_migration_count;
 int  auth_load_max_user_id(struct auth *a);
 int  auth_users_start(struct auth *a);     /* bus: users.lookup */
-int  auth_routes_start(struct auth *a);    /* routes and the gateway's bearer check */
+int  auth_routes_start(struct auth *a);    /* routes, and the keys to the gateway */
+/* A user known to exist: raises max_user_id, and the gateway's bound with it. */
 void auth_note_user(struct auth *a, int64_t id);
-/* The verifier installed on the gateway. */
-int  auth_verify_bearer(void *ctx, const char *token, struct http_user *user,
-                        const char **reason);
 
 /* The SQL that registers a user; used by the route and by `chatd user add`.
  * Returns the new id, -ECONSTRAINT when the name is taken, or negative. */

@@ -1,7 +1,7 @@
 /* auth_module.c: the auth module's descriptor and lifecycle. init migrates the
  * tables, loads (or on first start creates) the signing key, and learns the highest
- * user id; start adds the routes, installs the bearer check on the gateway and
- * answers users.lookup; drain waits for every request in flight. */
+ * user id; start adds the routes, hands the public key and the users bound to the
+ * gateway and answers users.lookup; drain waits for every request in flight. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,7 +24,6 @@ static void register_metrics(struct auth *a)
 {
     static const double hash_bounds[] = { 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5 };
     struct metrics *m = a->app->metrics;
-    char labels[64];
 
     a->m.logins_ok = metrics_counter(m, "chatd_logins_total", "result=\"ok\"",
                                      "Login attempts by result");
@@ -42,11 +41,6 @@ static void register_metrics(struct auth *a)
                                            "result=\"invalid\"", "Refresh token uses by result");
     a->m.refresh_reused = metrics_counter(m, "chatd_token_refreshes_total", "result=\"reused\"",
                                           "Refresh token uses by result");
-    for (int i = 0; i < AUTH_REJECT_COUNT; i++) {
-        snprintf(labels, sizeof labels, "reason=\"%s\"", auth_reject_name(i));
-        a->m.rejections[i] = metrics_counter(m, "chatd_token_rejections_total", labels,
-                                             "Bearer tokens refused, by reason");
-    }
     a->m.hash_seconds = metrics_histogram(m, "chatd_password_hash_seconds", NULL,
                                           "Time of one scrypt password hash", hash_bounds,
                                           (int)(sizeof hash_bounds / sizeof hash_bounds[0]));
@@ -115,7 +109,6 @@ static int auth_init(struct chatd *app, void **state)
         goto fail;
     a->jwks_len = strlen(a->jwks);
     if ((rc = make_dummy_hash(a)) < 0 || (rc = auth_load_max_user_id(a)) < 0 ||
-        (rc = auth_vcache_new(&a->vcache)) < 0 ||
         (rc = login_throttle_init(&a->throttle, AUTH_THROTTLE_ENTRIES,
                                   cfg->limits.login_failures_per_min)) < 0)
         goto fail;
@@ -219,7 +212,6 @@ static void auth_destroy(void *state)
     if (a->reg_limit)
         ratelimit_free(a->reg_limit);
     free(a->jwks);
-    auth_vcache_free(a->vcache);
     auth_key_free(&a->key);
     free(a);
 }

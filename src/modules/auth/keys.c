@@ -1,6 +1,6 @@
 /* keys.c: the RSA key that signs access tokens. Parsed once at load: the key pair
- * signs, a public-only copy verifies, each through a context set up once (see struct
- * auth_key). The JWKS wants n and e, and the key id is the RFC 7638 thumbprint of
+ * signs through a context set up once (see struct auth_key); the gateway verifies with
+ * the public half, which it gets as a JWK Set (jwks.c). The JWKS wants n and e, and the key id is the RFC 7638 thumbprint of
  * those, so it stays the same across restarts for the same key file. */
 #include <errno.h>
 #include <fcntl.h>
@@ -62,26 +62,14 @@ static char *pem_text(EVP_PKEY *pkey, int priv, size_t *len)
     return out;
 }
 
-/* The public half on its own, so that the private key never verifies anything. */
-static EVP_PKEY *public_only(const char *pem, size_t len)
-{
-    BIO *bio = BIO_new_mem_buf(pem, (int)len);
-    EVP_PKEY *pub = bio ? PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL) : NULL;
-    BIO_free(bio);
-    return pub;
-}
-
 /* RS256: RSASSA-PKCS1-v1_5 (the RSA default padding) over SHA-256. */
-static EVP_MD_CTX *rs256_context(EVP_PKEY *pkey, int sign)
+static EVP_MD_CTX *rs256_sign_context(EVP_PKEY *pkey)
 {
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    int ok;
 
     if (!ctx)
         return NULL;
-    ok = sign ? EVP_DigestSignInit_ex(ctx, NULL, "SHA256", NULL, NULL, pkey, NULL)
-              : EVP_DigestVerifyInit_ex(ctx, NULL, "SHA256", NULL, NULL, pkey, NULL);
-    if (ok != 1) {
+    if (EVP_DigestSignInit_ex(ctx, NULL, "SHA256", NULL, NULL, pkey, NULL) != 1) {
         EVP_MD_CTX_free(ctx);
         return NULL;
     }
@@ -131,13 +119,10 @@ int auth_key_from_pem(struct auth_key *k, const char *pem, size_t len, char *err
         goto invalid;
     }
     k->pub_pem = pem_text(k->pkey, 0, &k->pub_len);
-    if (k->pub_pem && (k->pub = public_only(k->pub_pem, k->pub_len))) {
-        k->sign_tmpl = rs256_context(k->pkey, 1);
-        k->verify_tmpl = rs256_context(k->pub, 0);
-    }
+    k->sign_tmpl = rs256_sign_context(k->pkey);
     k->n_b64 = bn_param_b64(k->pkey, OSSL_PKEY_PARAM_RSA_N);
     e64 = bn_param_b64(k->pkey, OSSL_PKEY_PARAM_RSA_E);
-    if (!k->pub_pem || !k->sign_tmpl || !k->verify_tmpl || !k->n_b64 || !e64 ||
+    if (!k->pub_pem || !k->sign_tmpl || !k->n_b64 || !e64 ||
         strlen(e64) >= sizeof k->e_b64) {
         ssl_error(err, errlen, "cannot read the key's parameters");
         free(e64);
@@ -300,8 +285,6 @@ int auth_key_path(const struct chatd_config *cfg, char *out, size_t outlen)
 void auth_key_free(struct auth_key *k)
 {
     EVP_MD_CTX_free(k->sign_tmpl);
-    EVP_MD_CTX_free(k->verify_tmpl);
-    EVP_PKEY_free(k->pub);
     EVP_PKEY_free(k->pkey);
     free(k->pub_pem);
     free(k->n_b64);

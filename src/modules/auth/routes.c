@@ -269,24 +269,6 @@ void auth_jwks(struct http_req *req, void *ctx)
                  "Cache-Control: public, max-age=300\r\n");
 }
 
-/* --- the bearer check -------------------------------------------------------------- */
-
-int auth_verify_bearer(void *ctx, const char *token, struct http_user *user,
-                       const char **reason)
-{
-    struct auth *a = ctx;
-    int rc = auth_bearer_check(a->vcache, &a->key, a->app->cfg->auth.issuer, token,
-                               now_ms() / 1000, user, reason);
-    if (rc == 0 && user->id > a->max_user_id) {
-        memset(user, 0, sizeof *user);
-        *reason = "unknown_user";
-        rc = -EACCES;
-    }
-    if (rc < 0)
-        METRIC_INC(a->m.rejections[auth_reject_index(*reason)]);
-    return rc;
-}
-
 int auth_routes_start(struct auth *a)
 {
     struct http_server *s = a->app->http;
@@ -300,6 +282,5 @@ int auth_routes_start(struct auth *a)
         (rc = http_route(s, HTTP_VERB_GET, "/v1/me", HTTP_ROUTE_AUTH, auth_me, a)) < 0 ||
         (rc = http_route(s, HTTP_VERB_GET, "/.well-known/jwks.json", 0, auth_jwks, a)) < 0)
         return rc;
-    http_set_verifier(s, auth_verify_bearer, a);
-    return 0;
+    return auth_gateway_publish_keys(a);
 }
