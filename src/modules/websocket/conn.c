@@ -146,11 +146,13 @@ void ws_conn_feed(struct ws_conn *c, const uint8_t *data, size_t len)
 {
     if (c->state == WS_FREEING || !len)
         return;
-    /* A destroy in here (a failed pump, a callback's close) must not free c or its
-     * wslay context under our feet: without a socket that free would be at once. */
-    c->feeding = 1;
+    /* A destroy in here (a failed pump; a frame the module refuses, closing from
+     * inside wslay's callback) must not free c or its wslay context under our feet:
+     * without a socket that free would be at once. No bus handler runs in here: the
+     * events a frame publishes are dispatched after the read callback. */
+    c->in_own_callback = 1;
     feed(c, data, len);
-    c->feeding = 0;
+    c->in_own_callback = 0;
     if (c->state != WS_OPEN)
         ws_rx_done(c);   /* closing: nothing more is dispatched */
     if (c->state == WS_FREEING && !c->tcp)
@@ -215,7 +217,7 @@ void ws_conn_begin_closing(struct ws_conn *c, uint16_t code)
     ws_count_close(m, code);
     if (c->sync)
         ws_sync_free(c);
-    if (!c->feeding)
+    if (!c->in_own_callback)
         ws_rx_done(c);   /* nothing more is dispatched (ws_conn_feed frees it after) */
     ws_registry_remove(m, c);
     keycount_release(m->conns_by_addr, c->addr);   /* the caps count open connections */
@@ -329,7 +331,7 @@ void ws_conn_destroy(struct ws_conn *c)
         http_upgraded_close(c->tcp, conn_freed, c);
     } else {
         /* Unit tests: no socket, nothing in flight. Inside ws_conn_feed, it frees. */
-        if (!c->feeding)
+        if (!c->in_own_callback)
             conn_freed(c);
     }
 }
