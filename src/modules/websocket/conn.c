@@ -97,7 +97,6 @@ static void feed(struct ws_conn *c, const uint8_t *data, size_t len)
 {
     struct ws_module *m = c->m;
     struct ws_input in = { data, len, 0 };
-    struct ws_conn *saved = m->cur;
     int rc;
 
     c->last_rx_ms = mono_ms();
@@ -115,7 +114,7 @@ static void feed(struct ws_conn *c, const uint8_t *data, size_t len)
     m->cur = c;
     rc = wslay_event_recv(c->wslay);
     m->input = NULL;
-    m->cur = saved;
+    m->cur = NULL;
     ws_rx_feed_end(c);
     if (rc < 0) {
         conn_fail(c, rc);
@@ -246,17 +245,16 @@ void ws_conn_close(struct ws_conn *c, uint16_t code, const char *reason)
 }
 
 /* Moves wslay's pending output (pong, close) into our queue. Never called from inside
- * a wslay callback. */
+ * a wslay callback, so no wslay call is ever inside another: m->cur is this one's. */
 static void conn_pump(struct ws_conn *c)
 {
-    struct ws_conn *saved = c->m->cur;
     int rc;
 
     if (c->state == WS_FREEING || !c->wslay || !wslay_event_want_write(c->wslay))
         return;
     c->m->cur = c;
     rc = wslay_event_send(c->wslay);
-    c->m->cur = saved;
+    c->m->cur = NULL;
     if (rc < 0)
         ws_conn_destroy(c);
 }

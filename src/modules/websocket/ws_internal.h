@@ -227,7 +227,7 @@ struct ws_module {
     size_t   rx_direct_len;          /* in wslay's read buffer */
     uint64_t rx_first_len;           /* the frame just started: its payload length, */
     uint8_t  rx_first, rx_first_fin; /* its first chunk still to come, its FIN bit */
-    struct ws_conn *cur;             /* the connection inside a wslay call */
+    struct ws_conn *cur;             /* the connection inside a wslay call (never nested) */
     wslay_event_context_ptr pool[WS_WSLAY_POOL];  /* owned: idle contexts */
     int      npool;
     struct ws_metrics metrics;
