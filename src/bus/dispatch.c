@@ -219,7 +219,11 @@ static void on_dispatch_check(uv_check_t *h)
     struct bus *b = h->data;
     uint64_t before = b->dispatched;
 
-    if (drain_some(b, BUS_DRAIN_SLICE_NS))
+    int more = drain_some(b, BUS_DRAIN_SLICE_NS);
+
+    if (!b->h)
+        return;   /* a handler closed the bus: its handles are closing */
+    if (more)
         return;   /* the rest next turn; the idle handle is still active */
     if (b->dispatched != before)
         return;   /* one more turn without waiting, for checks the handlers started */

@@ -32,6 +32,7 @@ struct lifecycle {
     uv_loop_t loop;
     uv_signal_t sig_term, sig_int, sig_hup;
     uv_timer_t lag_timer, drain_timer, watchdog_timer;
+    uv_timer_t drain_start;    /* starts the modules' drains outside the bus's dispatch */
     struct metrics_hist *lag_hist;
     uint64_t lag_last_ns;
     size_t ninit;              /* modules whose init succeeded (destroy those) */
@@ -119,7 +120,8 @@ static void close_own_handles(struct lifecycle *lc)
     uv_handle_t *h[] = { (uv_handle_t *)&lc->sig_term, (uv_handle_t *)&lc->sig_int,
                          (uv_handle_t *)&lc->sig_hup, (uv_handle_t *)&lc->lag_timer,
                          (uv_handle_t *)&lc->drain_timer,
-                         (uv_handle_t *)&lc->watchdog_timer };
+                         (uv_handle_t *)&lc->watchdog_timer,
+                         (uv_handle_t *)&lc->drain_start };
     for (size_t i = 0; i < sizeof(h) / sizeof(h[0]); i++)
         if (h[i]->loop && !uv_is_closing(h[i]))
             uv_close(h[i], NULL);
@@ -222,7 +224,9 @@ static void drain_deadline(uv_timer_t *t)
 
 /* The modules drain once server.draining is dispatched: everything published before
  * the stop (a message read in the same turn as the signal) has reached its
- * subscribers by then, and is finished rather than refused. */
+ * subscribers by then, and is finished rather than refused. The drains start from a
+ * timer, not inside the bus's handler: a drain that ends at once ends in bus_close,
+ * which belongs outside the dispatch. */
 static void drain_modules(struct lifecycle *lc)
 {
     if (lc->drain_begun)
@@ -232,12 +236,17 @@ static void drain_modules(struct lifecycle *lc)
     drain_step(lc);
 }
 
+static void on_drain_start(uv_timer_t *t)
+{
+    drain_modules(t->data);
+}
+
 static int on_draining(struct bus_delivery *d, struct bus_event *ev, void *ctx)
 {
     struct lifecycle *lc = ctx;
 
-    if (lc->app.draining)
-        drain_modules(lc);
+    if (lc->app.draining && !lc->drain_begun)
+        uv_timer_start(&lc->drain_start, on_drain_start, 0, 0);
     return 0;
 }
 
@@ -320,9 +329,11 @@ static int start_timers(struct lifecycle *lc)
 
     if ((rc = uv_timer_init(&lc->loop, &lc->drain_timer)) < 0 ||
         (rc = uv_timer_init(&lc->loop, &lc->lag_timer)) < 0 ||
-        (rc = uv_timer_init(&lc->loop, &lc->watchdog_timer)) < 0)
+        (rc = uv_timer_init(&lc->loop, &lc->watchdog_timer)) < 0 ||
+        (rc = uv_timer_init(&lc->loop, &lc->drain_start)) < 0)
         return start_fail(lc, "timers", rc);
     lc->drain_timer.data = lc->lag_timer.data = lc->watchdog_timer.data = lc;
+    lc->drain_start.data = lc;
     uv_unref((uv_handle_t *)&lc->lag_timer);
     if (wd > 0) {
         uv_timer_start(&lc->watchdog_timer, watchdog_ping, wd / 2 ? wd / 2 : 1,
