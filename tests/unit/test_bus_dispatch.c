@@ -195,3 +195,40 @@ TEST(bus_dispatch_close_runs_the_queue)
     ASSERT_EQ(bus_publish(t.b, ev_n("t.second", 3)), -ECANCELED);
     fx_stop(&f);
 }
+
+/* A handler may close the bus (the last module's drain ending in a stop): the rest of
+ * that turn's dispatch goes on, nothing touches the closed handles, and publishing is
+ * refused from then on. */
+struct closer {
+    struct bus *b;
+    int calls, refused;
+};
+
+static int on_close_here(struct bus_delivery *d, struct bus_event *ev, void *ctx)
+{
+    struct closer *c = ctx;
+
+    if (c->calls++ == 0) {
+        bus_close(c->b);
+        c->refused = bus_publish(c->b, ev_n("t.close", 99)) == -ECANCELED;
+    }
+    return 0;
+}
+
+TEST(bus_dispatch_close_inside_a_handler)
+{
+    struct fx f;
+    struct closer c = { 0 };
+
+    ASSERT_EQ(fx_init(&f), 0);
+    ASSERT_EQ(fx_start(&f, 0), 0);
+    c.b = f.app.bus;
+    ASSERT_EQ(bus_subscribe(c.b, "t.close", NULL, on_close_here, &c), 0);
+    ASSERT_EQ(bus_publish(c.b, ev_n("t.close", 1)), 0);
+    ASSERT_EQ(bus_publish(c.b, ev_n("t.close", 2)), 0);
+    ASSERT(FX_RUN_UNTIL(&f, c.calls == 2, 5000));
+    ASSERT(c.refused);
+    FX_RUN_UNTIL(&f, 0, 20);
+    ASSERT_EQ(c.calls, 2);
+    fx_stop(&f);
+}
