@@ -197,14 +197,15 @@ void bus_dispatch_rest(struct bus *b, int run)
 {
     void *p;
 
-    /* With no sender left, every claimed slot is published: one pass empties it. */
+    /* The queue first, then each ring item with what it publishes, as in a turn.
+     * With no sender left, every claimed slot is published: one pass empties it. */
+    if (run)
+        pump(b);
     while ((p = ring_pop(b->ring)) != NULL) {
         ring_item(b, p, run);
         if (run)
-            pump(b);   /* the events of each item before the next item, as always */
+            pump(b);
     }
-    if (run)
-        pump(b);
 }
 
 /* --- the handles that run it --------------------------------------------------------- */
@@ -218,7 +219,6 @@ static void on_dispatch_check(uv_check_t *h)
 {
     struct bus *b = h->data;
     uint64_t before = b->dispatched;
-
     int more = drain_some(b, BUS_DRAIN_SLICE_NS);
 
     if (!b->h)

@@ -3,6 +3,7 @@
  * subscribers of its event, many publishes keep their order over several loop turns,
  * and a full dispatch queue refuses a publish. */
 #include <errno.h>
+#include <pthread.h>
 #include <string.h>
 #include "bus_fixture.h"
 #include "test.h"
@@ -230,5 +231,39 @@ TEST(bus_dispatch_close_inside_a_handler)
     ASSERT(c.refused);
     FX_RUN_UNTIL(&f, 0, 20);
     ASSERT_EQ(c.calls, 2);
+    fx_stop(&f);
+}
+
+/* At close, what the loop queued goes before what the ring holds (as in any turn): an
+ * event published on the loop, then a call posted from a thread. */
+static void note_call(void *arg)
+{
+    struct trace *t = arg;
+    size_t len = strlen(t->log);
+    snprintf(t->log + len, sizeof(t->log) - len, "%scall", len ? " " : "");
+}
+
+static void *post_call(void *arg)
+{
+    struct trace *t = arg;
+    bus_call_on_loop_wait(t->b, note_call, t);
+    return NULL;
+}
+
+TEST(bus_dispatch_close_keeps_the_order)
+{
+    struct fx f;
+    struct trace t = { 0 };
+    pthread_t th;
+
+    ASSERT_EQ(fx_init(&f), 0);
+    ASSERT_EQ(fx_start(&f, 0), 0);
+    t.b = f.app.bus;
+    ASSERT_EQ(bus_subscribe(t.b, "t.second", NULL, on_second, &t), 0);
+    ASSERT_EQ(bus_publish(t.b, ev_n("t.second", 1)), 0);
+    ASSERT_EQ(pthread_create(&th, NULL, post_call, &t), 0);
+    pthread_join(th, NULL);
+    bus_close(t.b);
+    ASSERT_STR_EQ(t.log, "second:1 call");
     fx_stop(&f);
 }
