@@ -146,15 +146,14 @@ fail:
 struct gc_job {
     struct db_job job;                 /* first */
     struct auth *a;
-    int status;
 };
 
-static void gc_finished(void *arg)
+static void gc_after(struct db_job *job, int status)
 {
-    struct gc_job *g = arg;
+    struct gc_job *g = (struct gc_job *)job;
     struct auth *a = g->a;
-    if (g->status < 0)
-        LOG_WARN(a->app, AUTH_MOD, "deleting expired refresh tokens failed err=%d", g->status);
+    if (status < 0)
+        LOG_WARN(a->app, AUTH_MOD, "deleting expired refresh tokens failed err=%d", status);
     free(g);
     auth_inflight_end(a);
 }
@@ -162,14 +161,6 @@ static void gc_finished(void *arg)
 static int gc_apply(sqlite3 *conn, struct db_job *job)
 {
     return auth_session_gc(conn, now_ms());
-}
-
-static void gc_done(struct db_job *job, int status)
-{
-    struct gc_job *g = (struct gc_job *)job;
-    g->status = status;
-    if (bus_call_on_loop_wait(g->a->app->bus, gc_finished, g) < 0)
-        LOG_ERROR(g->a->app, AUTH_MOD, "cannot return to the loop");
 }
 
 static void gc_tick(uv_timer_t *t)
@@ -181,7 +172,7 @@ static void gc_tick(uv_timer_t *t)
         return;
     g->a = a;
     g->job.apply = gc_apply;
-    g->job.done = gc_done;
+    g->job.after = gc_after;
     auth_inflight_begin(a);
     if (db_write(a->app->db, &g->job) < 0) {
         free(g);

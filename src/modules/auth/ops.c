@@ -141,22 +141,13 @@ static int job_apply(sqlite3 *conn, struct db_job *job)
     return op->apply_fn(op, conn);
 }
 
-static void job_back_on_loop(void *arg)
-{
-    struct auth_op *op = arg;
-    op->next(op);
-}
-
-/* Writer thread, after COMMIT: hand the op back to the loop. */
-static void job_done(struct db_job *job, int status)
+/* Loop, after COMMIT. */
+static void job_after(struct db_job *job, int status)
 {
     struct auth_op *op = OP_OF(job, job);
-    int rc;
 
     op->status = status;
-    rc = bus_call_on_loop_wait(op->a->app->bus, job_back_on_loop, op);
-    if (rc < 0)   /* the bus is closed: the process is going away with the op */
-        LOG_ERROR(op->a->app, AUTH_MOD, "cannot return to the loop err=%d", rc);
+    op->next(op);
 }
 
 int auth_op_write(struct auth_op *op, int (*apply)(struct auth_op *, sqlite3 *),
@@ -165,7 +156,7 @@ int auth_op_write(struct auth_op *op, int (*apply)(struct auth_op *, sqlite3 *),
     op->apply_fn = apply;
     op->next = next;
     op->job.apply = job_apply;
-    op->job.done = job_done;
+    op->job.after = job_after;
     return db_write(op->a->app->db, &op->job);
 }
 

@@ -120,10 +120,10 @@ struct msg_state {
     int draining;
     void (*drain_done)(void *state);
     int inflight;                    /* room jobs, reads and lookups not yet back */
-    int jobs_inflight;               /* messages not done yet (atomic: writer too) */
-    pthread_mutex_t batch_lock;      /* open_batch, and the batches' sealed flags */
-    struct msg_batch *open_batch;    /* still taking messages; may be NULL */
-    uv_check_t flush;                /* queues the open batch at the end of a loop turn */
+    int jobs_inflight;               /* messages not done yet (atomic: read by tests) */
+    struct msg_batch *open_batch;    /* owned: the batch gathering; may be NULL */
+    int batches_out;                 /* batches handed to the writer, not back yet */
+    uv_check_t flush;                /* hands the open batch over at the end of a turn */
     int flush_init;                  /* 1 once flush is initialized (closed at drain) */
     void (*flush_closed_cb)(struct msg_state *st);
     uv_timer_t drain_timer;          /* polls for the end of in-flight work */
@@ -221,9 +221,7 @@ struct msg_batch {
     struct db_job base;
     struct msg_state *st;
     struct msg_job **jobs; int n, cap;       /* owned */
-    int sealed;                              /* guarded by st->batch_lock */
-    int queued;                              /* loop: handed to the writer */
-    /* Writer. */
+    /* Writer, between db_write and after(). */
     int failed;                              /* the error that undid the batch, or 0 */
     struct msg_broom *rooms; int nrooms;     /* owned */
     struct msg_breader *readers; int nreaders;
@@ -232,9 +230,9 @@ struct msg_batch {
 struct msg_batch *msg_batch_new(struct msg_state *st);
 void msg_batch_free(struct msg_batch *b);   /* frees the jobs it holds */
 int  msg_batch_add(struct msg_batch *b, struct msg_job *j);
-/* Loop: hands j to the open batch (0), or -ENOMEM (j stays the caller's then). A new
- * batch goes to the writer at the end of the loop turn, so all the messages read in
- * one turn share it; one already queued takes messages until the writer starts on it. */
+/* Loop: hands j to the open batch (0), or -ENOMEM (j stays the caller's then). The
+ * open batch goes to the writer at the end of the loop turn when no batch of ours is
+ * there, else when that one comes back (or once full); never added to after that. */
 int  msg_batch_queue(struct msg_state *st, struct msg_job *j);
 /* Loop: closes the end-of-turn handle (drain, tests); cb(st) once it is closed, at
  * once when it was never opened. */
@@ -242,8 +240,6 @@ void msg_batch_close(struct msg_state *st, void (*cb)(struct msg_state *st));
 /* Loop: before queueing another writer job of this module, so messages accepted
  * after it are not stored before it. */
 void msg_batch_close_open(struct msg_state *st);
-/* Tells the writer that batches need no savepoint of their own (init). */
-int  msg_batch_register(struct msg_state *st);
 /* Result event payloads, built from a finished job. */
 cJSON *msg_job_stored_payload(const struct msg_job *j);
 cJSON *msg_job_rejected_payload(const struct msg_job *j);
