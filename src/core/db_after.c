@@ -55,8 +55,6 @@ void db_after_count(struct db *db)
 
 void db_after_post(struct db *db, struct db_job *head, struct db_job *tail)
 {
-    if (!head)
-        return;
     if (!db->d_async) {              /* set before the job was queued (q_lock) */
         for (struct db_job *job = head, *next; job; job = next) {
             next = job->next;

@@ -97,7 +97,8 @@ void db_thread_batch_sched(struct db *db, const char *thread);
 /* Loop, from db_write: makes the wake-up (0 or negative), then counts a queued job. */
 int  db_after_ready(struct db *db);
 void db_after_count(struct db *db);
-/* Writer: jobs (linked through next) whose after() is due, in order; one wake-up. */
+/* Writer: jobs (linked through next, head not NULL) whose after() is due, in order;
+ * one wake-up. */
 void db_after_post(struct db *db, struct db_job *head, struct db_job *tail);
 /* db_checkpoint.c */
 int  db_checkpointer_start(struct db *db);

@@ -220,7 +220,8 @@ static void finish_group(struct db *db, struct db_job *jobs, int n, int rc)
         }
         jobs = next;
     }
-    db_after_post(db, head, tail);
+    if (head)
+        db_after_post(db, head, tail);
 }
 
 static void commit_group(struct db *db, struct db_job *jobs, int n)

@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include "chatd/bus.h"
 #include "chatd/metrics.h"
 #include "message_internal.h"
 
