@@ -40,8 +40,8 @@ void db_close(struct db *db);
  * - after (optional) then runs on the loop, as db_read's after does: core carries
  *   the job back, one wake-up for a whole group. A job with an after belongs to
  *   core from db_write until after runs (done must not free it), then to the
- *   caller again. Jobs queued while the loop is not running (a command) have
- *   theirs run on the writer thread, or at db_close.
+ *   caller again. Without a loop (app->loop NULL) after runs on the writer
+ *   thread; those still due when the database closes run in db_close.
  * flags: DB_JOB_UNGUARDED for a job that is a group itself (a batch of many
  * messages) and runs without a SAVEPOINT of its own: a savepoint copies every page it
  * touches that existed before it, which for such a job is most of what it writes.

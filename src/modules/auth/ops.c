@@ -6,8 +6,6 @@
 #include <stddef.h>
 #include <stdlib.h>
 
-#include "chatd/bus.h"
-#include "chatd/log.h"
 #include "auth_internal.h"
 
 #define OP_OF(ptr, member) ((struct auth_op *)((char *)(ptr) - offsetof(struct auth_op, member)))

@@ -5,7 +5,6 @@
 #ifndef CHATD_MESSAGE_INTERNAL_H
 #define CHATD_MESSAGE_INTERNAL_H
 
-#include <pthread.h>
 #include <stdint.h>
 #include <stddef.h>
 #include <sqlite3.h>
