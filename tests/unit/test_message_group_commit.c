@@ -184,14 +184,15 @@ static int gc_on_stored_order(struct bus_delivery *d, struct bus_event *ev, void
 }
 
 /* A batch handed to the writer takes no more messages: those submitted while the
- * writer holds it gather in the next batch, which goes once the first is back; both
- * commit, in order, with a gapless seq. */
+ * writer holds it go to the next batch; with MSG_BATCHES_OUT_MAX of ours there, the
+ * open batch gathers until one is back. All commit, in order, with a gapless seq. */
 TEST(message_batch_handed_over_is_never_appended_to)
 {
     struct fx f;
     struct msg_state *st = NULL;
     static struct gc_blocker blk;    /* the writer may still hold it if an assertion fails */
     static struct gc_order order;
+    static const char *const bodies[] = { "a", "b", "c", "d" };
     int finalized = 0;
     blk = (struct gc_blocker){ .base = { .apply = gc_blocker_apply } };
     memset(&order, 0, sizeof(order));
@@ -212,29 +213,32 @@ TEST(message_batch_handed_over_is_never_appended_to)
     ASSERT_EQ(gc_submit(&f, 1, "a", "own-a"), 0);
     ASSERT(FX_RUN_UNTIL(&f, db_write_depth(f.app.db) == 2, 5000));
     ASSERT(st->open_batch == NULL);
-    /* Two more, each in turns of their own, while the writer holds N. */
+    /* The next turn's message is batch N+1, queued behind N: not added to N. */
     ASSERT_EQ(gc_submit(&f, 1, "b", "own-b"), 0);
+    ASSERT(FX_RUN_UNTIL(&f, db_write_depth(f.app.db) == 3, 5000));
+    ASSERT(st->open_batch == NULL);
+    ASSERT_EQ(st->batches_out, MSG_BATCHES_OUT_MAX);
+    /* Two more, each in turns of their own: they gather in N+2, which waits. */
+    ASSERT_EQ(gc_submit(&f, 1, "c", "own-c"), 0);
     for (int i = 0; i < 3; i++)
         uv_run(&f.loop, UV_RUN_NOWAIT);
-    ASSERT_EQ(gc_submit(&f, 1, "c", "own-c"), 0);
+    ASSERT_EQ(gc_submit(&f, 1, "d", "own-d"), 0);
     for (int i = 0; i < 3; i++)
         uv_run(&f.loop, UV_RUN_NOWAIT);
     ASSERT(st->open_batch != NULL);
     ASSERT_EQ(st->open_batch->n, 2);
-    ASSERT_EQ(db_write_depth(f.app.db), 2);    /* N+1 waits for N */
-    ASSERT_EQ(st->batches_out, 1);
+    ASSERT_EQ(db_write_depth(f.app.db), 3);
 
     __atomic_store_n(&blk.release, 1, __ATOMIC_RELEASE);
-    ASSERT(FX_RUN_UNTIL(&f, order.n == 3, 10000));
-    ASSERT_EQ(st->w_batches, 2);
-    ASSERT_STR_EQ(order.body[0], "a");
-    ASSERT_STR_EQ(order.body[1], "b");
-    ASSERT_STR_EQ(order.body[2], "c");
-    for (int i = 0; i < 3; i++)
+    ASSERT(FX_RUN_UNTIL(&f, order.n == 4, 10000));
+    ASSERT_EQ(st->w_batches, 3);
+    for (int i = 0; i < 4; i++) {
+        ASSERT_STR_EQ(order.body[i], bodies[i]);
         ASSERT_EQ(order.seq[i], i + 1);
+    }
     ASSERT(FX_RUN_UNTIL(&f, st->batches_out == 0 &&
                         __atomic_load_n(&st->jobs_inflight, __ATOMIC_ACQUIRE) == 0, 5000));
-    ASSERT_EQ(fx_query_int(f.db_path, "SELECT last_seq FROM rooms WHERE id = 1"), 3);
+    ASSERT_EQ(fx_query_int(f.db_path, "SELECT last_seq FROM rooms WHERE id = 1"), 4);
 
     ASSERT_EQ(writer_finalize(st, gc_flag, &finalized), 0);
     msg_batch_close(st, NULL);

@@ -4,12 +4,14 @@
  * handed over (db_write), the loop again when its after() runs; nothing is added to
  * a batch that was handed over, so it needs no lock. The loop appends each accepted
  * message to the open batch. At the end of the loop turn (a uv_check handle) the open
- * batch goes to the writer if no batch of ours is there, so the messages read in one
- * turn share it and a quiet server still stores a lone message at once. While the
- * writer holds a batch, the open one keeps gathering, over as many turns as the
- * commit takes, and goes when that batch comes back (before its results are
- * published, so the two overlap), or at once when it is full. So the busier the
- * writer, the bigger the batches.
+ * batch goes to the writer unless MSG_BATCHES_OUT_MAX of ours are there, so the
+ * messages read in one turn share it and a quiet server still stores a lone message
+ * at once. The writer holds at most two: the one it commits and the next, already
+ * queued, which it takes the moment COMMIT returns without waiting for the loop (on
+ * one core, the loop busy publishing results would hold it back, and the fsync with
+ * it). Meanwhile the open batch keeps gathering, over as many turns as a commit takes,
+ * and goes when the older of the two comes back (before its results are published),
+ * or at once when it is full. So the busier the writer, the bigger the batches.
  *
  * Inside the transaction a batch costs one read of each room's members and last_seq,
  * one INSERT per message, and at the end one UPDATE of last_seq per room and one read
@@ -147,13 +149,13 @@ void msg_batch_close_open(struct msg_state *st)
     hand_over_open(st);
 }
 
-/* End of the loop turn: the writer, when free, gets what this turn gathered. When a
- * batch of ours is still there, the open one keeps gathering until it is back. */
+/* End of the loop turn: the writer gets what this turn gathered, unless it has
+ * enough of ours; then the open one keeps gathering until one is back. */
 static void on_flush(uv_check_t *h)
 {
     struct msg_state *st = h->data;
     uv_check_stop(h);
-    if (st->batches_out == 0)
+    if (st->batches_out < MSG_BATCHES_OUT_MAX)
         hand_over_open(st);
 }
 
@@ -402,8 +404,8 @@ static void batch_results(struct msg_batch *b)
     __atomic_fetch_sub(&st->jobs_inflight, n, __ATOMIC_RELEASE);
 }
 
-/* The writer is free of our batches again: the one that gathered meanwhile goes
- * first, so it commits while this one's results are published. */
+/* The writer has room for another of our batches: the one that gathered meanwhile
+ * goes first, so it is queued before this one's results are published. */
 static void batch_after(struct db_job *job, int status)
 {
     struct msg_batch *b = (struct msg_batch *)job;
@@ -411,7 +413,7 @@ static void batch_after(struct db_job *job, int status)
 
     if (status < 0 && !b->failed)
         b->failed = status;          /* the commit failed: nothing is on disk */
-    if (--st->batches_out == 0)
+    if (--st->batches_out < MSG_BATCHES_OUT_MAX)
         hand_over_open(st);
     batch_results(b);
 }

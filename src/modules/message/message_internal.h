@@ -31,6 +31,8 @@ struct bus_event;
 #define MSG_LOOKUP_TIMEOUT_MS 5000
 #define MSG_LIMIT_USERS       65536  /* senders remembered by the send rate limit (LRU) */
 #define MSG_BATCH_MAX         1024   /* messages in one writer job */
+#define MSG_BATCHES_OUT_MAX   2      /* batches with the writer: the one it commits and
+                                        the next, waiting, so it never waits for us */
 #define MSG_QUEUED_MAX        DB_WRITE_QUEUE_MAX   /* messages waiting for a commit;
                                                      more: 503 */
 
@@ -230,8 +232,9 @@ struct msg_batch *msg_batch_new(struct msg_state *st);
 void msg_batch_free(struct msg_batch *b);   /* frees the jobs it holds */
 int  msg_batch_add(struct msg_batch *b, struct msg_job *j);
 /* Loop: hands j to the open batch (0), or -ENOMEM (j stays the caller's then). The
- * open batch goes to the writer at the end of the loop turn when no batch of ours is
- * there, else when that one comes back (or once full); never added to after that. */
+ * open batch goes to the writer at the end of the loop turn unless the writer has
+ * MSG_BATCHES_OUT_MAX of ours, else when one comes back (or once full); never added
+ * to after that. */
 int  msg_batch_queue(struct msg_state *st, struct msg_job *j);
 /* Loop: closes the end-of-turn handle (drain, tests); cb(st) once it is closed, at
  * once when it was never opened. */
