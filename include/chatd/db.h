@@ -33,28 +33,36 @@ void db_close(struct db *db);
 
 /* A write job. apply runs on the writer thread inside the group transaction and
  * returns 0 or a negative error (its SAVEPOINT is rolled back then). After the
- * transaction is durable (COMMIT returned), done runs on the writer thread with
+ * transaction is durable (COMMIT returned) each job completes, in queue order, with
  * status 0, or with the job's own error, or with the commit's error for every job of
- * a failed commit. done typically bus_post_wait()s a result event, then frees the job. */
+ * a failed commit:
+ * - done (optional) runs on the writer thread;
+ * - after (optional) then runs on the loop, as db_read's after does: core carries
+ *   the job back, one wake-up for a whole group. A job with an after belongs to
+ *   core from db_write until after runs (done must not free it), then to the
+ *   caller again. Without a loop (app->loop NULL) after runs on the writer
+ *   thread; those still due when the database closes run in db_close.
+ * flags: DB_JOB_UNGUARDED for a job that is a group itself (a batch of many
+ * messages) and runs without a SAVEPOINT of its own: a savepoint copies every page it
+ * touches that existed before it, which for such a job is most of what it writes.
+ * The price: when its apply fails, the whole group's transaction is rolled back and
+ * every job of it gets that error. So it should fail only on what would fail the
+ * commit anyway (I/O, a full disk, no memory), and refuse everything else without
+ * writing. */
+#define DB_JOB_UNGUARDED 1u
 struct db_job {
     int  (*apply)(sqlite3 *conn, struct db_job *job);
     void (*done)(struct db_job *job, int status);
+    void (*after)(struct db_job *job, int status);
+    unsigned flags;                  /* DB_JOB_* */
     struct db_job *next;             /* private */
     uint64_t queued_ns;              /* private */
+    int status;                      /* private: the result after() gets */
 };
-/* Loop thread. 0, -EAGAIN (queue full), -ECANCELED (closing). */
+/* Loop thread. 0, -EAGAIN (queue full), -ECANCELED (closing), -ENOMEM. */
 int  db_write(struct db *db, struct db_job *job);
 /* Jobs waiting + being applied. */
 uint64_t db_write_depth(const struct db *db);
-/* Jobs whose apply is fn run without a SAVEPOINT of their own. For jobs that are
- * groups themselves (a batch of many messages): a savepoint copies every page it
- * touches that existed before it, which for such a job is most of what it writes.
- * The price: when fn fails, the whole group's transaction is rolled back and every
- * job of it gets that error in done(). So fn should fail only on what would fail the
- * commit anyway (I/O, a full disk, no memory), and refuse everything else without
- * writing. Any thread; at most DB_UNGUARDED_MAX functions. 0 or -ENOSPC. */
-#define DB_UNGUARDED_MAX 4
-int  db_write_unguarded(struct db *db, int (*fn)(sqlite3 *conn, struct db_job *job));
 
 /* A read on the thread pool: fn(conn, arg) runs on a pool thread with a read-only
  * connection and returns 0 or negative; after(arg, status) then runs on the loop. */

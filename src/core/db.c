@@ -94,7 +94,7 @@ static int init_locks(struct db *db)
     if (pthread_mutex_init(&db->conn_lock, NULL) || pthread_mutex_init(&db->q_lock, NULL) ||
         pthread_cond_init(&db->q_cond, NULL) || pthread_mutex_init(&db->r_lock, NULL) ||
         pthread_cond_init(&db->r_cond, NULL) || pthread_mutex_init(&db->ck_lock, NULL) ||
-        pthread_cond_init(&db->ck_cond, NULL))
+        pthread_cond_init(&db->ck_cond, NULL) || pthread_mutex_init(&db->d_lock, NULL))
         return -ENOMEM;
     return 0;
 }
@@ -110,6 +110,7 @@ static void db_free(struct db *db)
     pthread_mutex_destroy(&db->r_lock);
     pthread_cond_destroy(&db->r_cond);
     pthread_mutex_destroy(&db->ck_lock);
+    pthread_mutex_destroy(&db->d_lock);
     pthread_cond_destroy(&db->ck_cond);
     free(db->path);
     free(db);
@@ -252,6 +253,7 @@ void db_close(struct db *db)
     if (!db)
         return;
     db_writer_stop(db);
+    db_afters_close(db);
     db_checkpointer_stop(db);
     wait_for_reads(db);
     db_free(db);

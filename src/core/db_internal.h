@@ -21,7 +21,6 @@
 #define DB_CHECKPOINT_NICE 10         /* the checkpoint thread's weight: about a tenth */
 
 struct metrics_hist;
-typedef int (*db_apply_fn)(sqlite3 *conn, struct db_job *job);
 
 enum db_ctl { DB_CTL_BEGIN, DB_CTL_COMMIT, DB_CTL_ROLLBACK, DB_CTL_SAVEPOINT,
               DB_CTL_RELEASE, DB_CTL_ROLLBACK_TO, DB_CTL__COUNT };
@@ -50,7 +49,14 @@ struct db {
     /* The writer's own statements (BEGIN, COMMIT, the per-job savepoint...), prepared
      * once: sqlite3_exec would parse them again for every job. Guarded by conn_lock. */
     sqlite3_stmt *ctl[DB_CTL__COUNT];
-    _Atomic db_apply_fn unguarded[DB_UNGUARDED_MAX];   /* see db_write_unguarded */
+
+    /* Jobs back from the writer whose after() is still to run on the loop: a FIFO
+     * filled by the writer a group at a time, emptied by the loop on the wake-up. */
+    pthread_mutex_t d_lock;
+    struct db_job *d_head, *d_tail; /* guarded by d_lock */
+    uv_async_t *d_async;            /* owned (freed by its close callback); made on
+                                       the first job with an after, loop thread */
+    int afters_pending;             /* loop thread: jobs with an after not yet run */
 
     /* The checkpoint thread (db_checkpoint.c) and its own connection. */
     pthread_mutex_t ck_lock;
@@ -77,6 +83,9 @@ int  db_writer_start(struct db *db);
 void db_ctl_free(struct db *db);        /* finalizes the cached control statements */
 void db_writer_stop(struct db *db);     /* runs what is queued, joins */
 void db_writer_metrics(struct db *db);
+/* Runs the after() of every job back from the writer; closes the wake-up (db_close,
+ * loop thread, once the writer stopped). */
+void db_afters_close(struct db *db);
 /* The data directory (0700 when we make it) and the database file (0600) before
  * SQLite opens it; looser database files are tightened. db_files.c */
 int db_prepare_files(struct db *db, const char *path);
@@ -84,6 +93,13 @@ int db_prepare_files(struct db *db, const char *path);
 const char *db_sync_pragma(const struct db *db);
 /* The calling thread (named in the debug line when refused): SCHED_BATCH, best effort. */
 void db_thread_batch_sched(struct db *db, const char *thread);
+/* db_after.c: the hop of a job's after() back to the loop. */
+/* Loop, from db_write: makes the wake-up (0 or negative), then counts a queued job. */
+int  db_after_ready(struct db *db);
+void db_after_count(struct db *db);
+/* Writer: jobs (linked through next, head not NULL) whose after() is due, in order;
+ * one wake-up. */
+void db_after_post(struct db *db, struct db_job *head, struct db_job *tail);
 /* db_checkpoint.c */
 int  db_checkpointer_start(struct db *db);
 void db_checkpointer_stop(struct db *db);

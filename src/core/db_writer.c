@@ -3,7 +3,7 @@
  * own SAVEPOINT so a failing job is undone alone. A commit is the expensive part of a
  * write (the WAL fsync at checkpoints, the lock), so sharing it between many jobs is
  * what lets thousands of messages a second reach the disk. done() callbacks run after
- * COMMIT returned, in queue order. */
+ * COMMIT returned, in queue order; then the afters go to the loop (db_after.c). */
 #include <errno.h>
 #include <sched.h>
 #include <stdlib.h>
@@ -48,6 +48,9 @@ int db_write(struct db *db, struct db_job *job)
 {
     int rc = 0, wake = 0;
 
+    /* The wake-up exists before the writer can see the job (q_lock orders them). */
+    if (job->after && (rc = db_after_ready(db)) < 0)
+        return rc;
     pthread_mutex_lock(&db->q_lock);
     if (!db->accepting) {
         rc = -ECANCELED;
@@ -67,6 +70,8 @@ int db_write(struct db *db, struct db_job *job)
     pthread_mutex_unlock(&db->q_lock);
     if (wake)
         pthread_cond_signal(&db->q_cond);
+    if (rc == 0 && job->after)
+        db_after_count(db);
     return rc;
 }
 
@@ -126,36 +131,10 @@ void db_ctl_free(struct db *db)
     }
 }
 
-int db_write_unguarded(struct db *db, db_apply_fn fn)
-{
-    for (int i = 0; i < DB_UNGUARDED_MAX; i++) {
-        db_apply_fn cur = atomic_load(&db->unguarded[i]);
-        if (cur == fn)
-            return 0;
-        if (!cur && atomic_compare_exchange_strong(&db->unguarded[i], &cur, fn))
-            return 0;
-        if (cur == fn)
-            return 0;
-    }
-    return -ENOSPC;
-}
-
-static int is_unguarded(struct db *db, db_apply_fn fn)
-{
-    for (int i = 0; i < DB_UNGUARDED_MAX; i++) {
-        db_apply_fn cur = atomic_load_explicit(&db->unguarded[i], memory_order_acquire);
-        if (!cur)
-            return 0;
-        if (cur == fn)
-            return 1;
-    }
-    return 0;
-}
-
 static int apply_job(struct db *db, struct db_job *job)
 {
-    if (job->apply && is_unguarded(db, job->apply)) {
-        int rc = job->apply(db->wconn, job);
+    if (job->flags & DB_JOB_UNGUARDED) {
+        int rc = job->apply ? job->apply(db->wconn, job) : 0;
         /* No savepoint to go back to: the group goes (run_batch sees autocommit). */
         if (rc < 0 && !sqlite3_get_autocommit(db->wconn))
             ctl(db, DB_CTL_ROLLBACK);
@@ -216,6 +195,35 @@ static int writer_progress(void *arg)
     return 0;
 }
 
+/* Each job's done() here, in queue order; those with an after() go to the loop in
+ * one hand-over, re-linked through next (done may free a job that has none). */
+static void finish_group(struct db *db, struct db_job *jobs, int n, int rc)
+{
+    struct db_job *head = NULL, *tail = NULL;
+
+    for (int i = 0; i < n; i++) {
+        struct db_job *next = jobs->next;
+        int has_after = jobs->after != NULL;
+        int status = rc < 0 ? rc : db->status[i];
+
+        atomic_fetch_sub_explicit(&db->depth, 1, memory_order_relaxed);
+        if (jobs->done)
+            jobs->done(jobs, status);
+        if (has_after) {
+            jobs->status = status;
+            jobs->next = NULL;
+            if (tail)
+                tail->next = jobs;
+            else
+                head = jobs;
+            tail = jobs;
+        }
+        jobs = next;
+    }
+    if (head)
+        db_after_post(db, head, tail);
+}
+
 static void commit_group(struct db *db, struct db_job *jobs, int n)
 {
     uint64_t t0 = mono_ns();
@@ -233,13 +241,7 @@ static void commit_group(struct db *db, struct db_job *jobs, int n)
         metrics_observe(db->commit_hist, (double)(mono_ns() - t0) / 1e9);
         metrics_observe(db->batch_hist, n);
     }
-    for (int i = 0; i < n; i++) {
-        struct db_job *next = jobs->next;   /* done() may free the job */
-        atomic_fetch_sub_explicit(&db->depth, 1, memory_order_relaxed);
-        if (jobs->done)
-            jobs->done(jobs, rc < 0 ? rc : db->status[i]);
-        jobs = next;
-    }
+    finish_group(db, jobs, n, rc);
 }
 
 /* A woken thread of the normal class preempts the one running, and on a small

@@ -183,11 +183,6 @@ TEST(db_group_commit_running)
     fx_stop(&f);
 }
 
-static int ins_apply_unguarded(sqlite3 *conn, struct db_job *job)
-{
-    return ins_apply(conn, job);
-}
-
 /* A job without a savepoint: when it fails, the whole group is undone and every job
  * of it gets its error; when it succeeds it commits with the others. */
 TEST(db_unguarded_job_fails_its_group)
@@ -199,12 +194,11 @@ TEST(db_unguarded_job_fails_its_group)
     int norder = 0;
 
     ASSERT_EQ(open_db(&f), 0);
-    ASSERT_EQ(db_write_unguarded(f.app.db, ins_apply_unguarded), 0);
-    ASSERT_EQ(db_write_unguarded(f.app.db, ins_apply_unguarded), 0);   /* once is enough */
     for (int i = 0; i < N; i++) {
         jobs[i] = (struct ins_job){ .f = &f, .n = i, .fail = i == 2 || i == 5, .order = order,
                                     .norder = &norder, .status = 1, .visible = -2 };
-        jobs[i].job.apply = i == 2 || i == 4 ? ins_apply_unguarded : ins_apply;
+        jobs[i].job.apply = ins_apply;
+        jobs[i].job.flags = i == 2 || i == 4 ? DB_JOB_UNGUARDED : 0;
         jobs[i].job.done = ins_done;
     }
     /* One group (queued before the writer starts): 2 fails after its insert. */
@@ -370,5 +364,77 @@ TEST(db_disk_full)
     ASSERT_EQ(db_write(f.app.db, &b.job), 0);
     ASSERT(FX_RUN_UNTIL(&f, __atomic_load_n(&b.status, __ATOMIC_ACQUIRE) != 1, 5000));
     ASSERT_EQ(b.status, 0);
+    fx_stop(&f);
+}
+
+struct ajob {
+    struct db_job job;
+    uv_thread_t loop_thread;
+    int n, *order, *norder;
+    int done_seen, on_loop, status, finished;
+};
+
+static void a_done(struct db_job *job, int status)
+{
+    ((struct ajob *)job)->done_seen = 1;
+}
+
+static void a_after(struct db_job *job, int status)
+{
+    struct ajob *j = (struct ajob *)job;
+    uv_thread_t self = uv_thread_self();
+    j->on_loop = uv_thread_equal(&self, &j->loop_thread) && j->done_seen;
+    j->order[(*j->norder)++] = j->n;
+    j->status = status;
+    j->finished = 1;
+}
+
+/* after() runs on the loop, after done(), in queue order, with the job's status; the
+ * jobs still waiting when the database closes get theirs at close. */
+TEST(db_write_after_on_the_loop_in_order)
+{
+    enum { N = 300 };
+    struct fx f;
+    static struct ajob jobs[N];
+    static int order[N];
+    int norder = 0;
+
+    ASSERT_EQ(open_db(&f), 0);
+    ASSERT_EQ(db_start(f.app.db), 0);
+    for (int i = 0; i < N; i++) {
+        jobs[i] = (struct ajob){ .loop_thread = uv_thread_self(), .n = i, .order = order,
+                                 .norder = &norder };
+        jobs[i].job.apply = i == 7 ? fill_apply : NULL;
+        jobs[i].job.done = a_done;
+        jobs[i].job.after = a_after;
+        ASSERT_EQ(db_write(f.app.db, &jobs[i].job), 0);
+    }
+    ASSERT_EQ(jobs[N - 1].finished, 0);       /* not before the loop turns */
+    ASSERT(FX_RUN_UNTIL(&f, norder == N, 10000));
+    for (int i = 0; i < N; i++) {
+        ASSERT_EQ(order[i], i);
+        ASSERT(jobs[i].on_loop);
+        ASSERT_EQ(jobs[i].status, 0);
+    }
+    ASSERT_EQ(fx_query_int(f.db_path, "SELECT count(*) FROM t"), 64);
+    db_close(f.app.db);
+    f.app.db = NULL;
+    fx_stop(&f);
+
+    /* A writer that never started: the afters run at close, on the calling thread. */
+    norder = 0;
+    ASSERT_EQ(open_db(&f), 0);
+    for (int i = 0; i < 3; i++) {
+        jobs[i] = (struct ajob){ .loop_thread = uv_thread_self(), .n = i, .order = order,
+                                 .norder = &norder };
+        jobs[i].job.done = a_done;
+        jobs[i].job.after = a_after;
+        ASSERT_EQ(db_write(f.app.db, &jobs[i].job), 0);
+    }
+    db_close(f.app.db);
+    f.app.db = NULL;
+    ASSERT_EQ(norder, 3);
+    for (int i = 0; i < 3; i++)
+        ASSERT(jobs[i].on_loop);
     fx_stop(&f);
 }

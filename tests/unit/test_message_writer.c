@@ -55,7 +55,6 @@ static void state_init(struct msg_state *st)
 {
     memset(st, 0, sizeof(*st));
     st->max_body_bytes = 4096;
-    pthread_mutex_init(&st->batch_lock, NULL);
 }
 
 static int64_t scalar(sqlite3 *db, const char *sql)

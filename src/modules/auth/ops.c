@@ -6,8 +6,6 @@
 #include <stddef.h>
 #include <stdlib.h>
 
-#include "chatd/bus.h"
-#include "chatd/log.h"
 #include "auth_internal.h"
 
 #define OP_OF(ptr, member) ((struct auth_op *)((char *)(ptr) - offsetof(struct auth_op, member)))
@@ -141,40 +139,13 @@ static int job_apply(sqlite3 *conn, struct db_job *job)
     return op->apply_fn(op, conn);
 }
 
-static void job_back_on_loop(void *arg)
-{
-    struct auth_op *op = arg;
-    op->next(op);
-}
-
-/* An op whose write ended after the bus closed: the process is exiting and the client
- * with it. The write is on disk; only the answer is lost, and the op is ours to free
- * here. The bus closes after the HTTP server has closed every connection, so a request
- * still held has no client: answering it only frees it (one that still had a
- * connection is left alone, as no socket is written from this thread). The loop runs
- * no module code by now (it is closing the database, and destroys the modules only
- * after this thread stopped), so the op's free may settle module state, as a login's
- * throttle entry. */
-static void job_abandon(struct auth_op *op)
-{
-    if (op->req && !op->req->conn)
-        http_respond_error(op->req, 503, "the server is shutting down");
-    op->req = NULL;
-    op->free_fn(op);
-}
-
-/* Writer thread, after COMMIT: hand the op back to the loop. */
-static void job_done(struct db_job *job, int status)
+/* Loop, after COMMIT. */
+static void job_after(struct db_job *job, int status)
 {
     struct auth_op *op = OP_OF(job, job);
-    int rc;
 
     op->status = status;
-    rc = bus_call_on_loop_wait(op->a->app->bus, job_back_on_loop, op);
-    if (rc < 0) {
-        LOG_ERROR(op->a->app, AUTH_MOD, "cannot return to the loop err=%d", rc);
-        job_abandon(op);
-    }
+    op->next(op);
 }
 
 int auth_op_write(struct auth_op *op, int (*apply)(struct auth_op *, sqlite3 *),
@@ -183,7 +154,7 @@ int auth_op_write(struct auth_op *op, int (*apply)(struct auth_op *, sqlite3 *),
     op->apply_fn = apply;
     op->next = next;
     op->job.apply = job_apply;
-    op->job.done = job_done;
+    op->job.after = job_after;
     return db_write(op->a->app->db, &op->job);
 }
 

@@ -1,10 +1,17 @@
 /* batch.c: messages go to the writer in batches, one db_job for many messages.
  *
- * The loop appends each accepted message to the open batch. A new batch is handed to
- * the writer at the end of the loop turn (a uv_check handle), so the messages read in
- * one turn share it, and a quiet server still stores a lone message at once; once
- * queued, it keeps taking messages until the writer starts applying it (or it is
- * full). So while the writer commits one group, the next one gathers.
+ * A batch has one owner at a time: the loop while it gathers, the writer once it is
+ * handed over (db_write), the loop again when its after() runs; nothing is added to
+ * a batch that was handed over, so it needs no lock. The loop appends each accepted
+ * message to the open batch. At the end of the loop turn (a uv_check handle) the open
+ * batch goes to the writer unless MSG_BATCHES_OUT_MAX of ours are there, so the
+ * messages read in one turn share it and a quiet server still stores a lone message
+ * at once. The writer holds at most two: the one it commits and the next, already
+ * queued, which it takes the moment COMMIT returns without waiting for the loop (on
+ * one core, the loop busy publishing results would hold it back, and the fsync with
+ * it). Meanwhile the open batch keeps gathering, over as many turns as a commit takes,
+ * and goes when the older of the two comes back (before its results are published),
+ * or at once when it is full. So the busier the writer, the bigger the batches.
  *
  * Inside the transaction a batch costs one read of each room's members and last_seq,
  * one INSERT per message, and at the end one UPDATE of last_seq per room and one read
@@ -13,7 +20,7 @@
  * room, 409, a constraint) writes nothing, so it needs no savepoint of its own. Nor
  * does the batch: a savepoint would copy every page the batch touches. A write that
  * fails (I/O, a full disk) fails the writer's whole group instead
- * (db_write_unguarded): nothing of it is stored and every message of it is refused,
+ * (DB_JOB_UNGUARDED): nothing of it is stored and every message of it is refused,
  * as a failed COMMIT would have done.
  *
  * Seq stays gapless: each room's counter starts from last_seq as read in this
@@ -50,7 +57,7 @@ static int bkey_find(const struct bkey *t, size_t mask, int64_t a, int64_t b, si
 
 /* ---------- the batch ---------- */
 static int batch_apply(sqlite3 *conn, struct db_job *job);
-static void batch_done(struct db_job *job, int status);
+static void batch_after(struct db_job *job, int status);
 
 static void batch_reset(struct msg_batch *b)
 {
@@ -80,7 +87,8 @@ struct msg_batch *msg_batch_new(struct msg_state *st)
     if (!b)
         return NULL;
     b->base.apply = batch_apply;
-    b->base.done = batch_done;
+    b->base.after = batch_after;
+    b->base.flags = DB_JOB_UNGUARDED;    /* see the top of this file */
     b->st = st;
     b->cap = 64;
     if (!(b->jobs = malloc((size_t)b->cap * sizeof(*b->jobs)))) {
@@ -103,17 +111,6 @@ int msg_batch_add(struct msg_batch *b, struct msg_job *j)
     return 0;
 }
 
-/* Writer: from here on the loop adds nothing to this batch. */
-static void batch_seal(struct msg_batch *b)
-{
-    struct msg_state *st = b->st;
-    pthread_mutex_lock(&st->batch_lock);
-    b->sealed = 1;
-    if (st->open_batch == b)
-        st->open_batch = NULL;
-    pthread_mutex_unlock(&st->batch_lock);
-}
-
 /* Loop: the writer would not take the batch: every message of it is refused. */
 static void refuse_batch(struct msg_state *st, struct msg_batch *b, int rc)
 {
@@ -122,33 +119,25 @@ static void refuse_batch(struct msg_state *st, struct msg_batch *b, int rc)
         struct msg_job *j = b->jobs[i];
         msg_job_fail(j, 503, rc == -EAGAIN ? "too many messages waiting to be stored"
                                            : "the database is not available");
-        METRIC_INC(st->m_rejected);
-        struct bus_event *ev = bus_event_new(TOPIC_MESSAGE_REJECTED,
-                                             msg_job_rejected_payload(j));
-        if (ev)
-            bus_publish(st->app->bus, ev);
+        msg_job_post_result(st, j);
     }
+    b->n = 0;                        /* published jobs were freed */
     msg_batch_free(b);
     __atomic_fetch_sub(&st->jobs_inflight, n, __ATOMIC_RELEASE);
 }
 
-/* Loop: hands the open batch to the writer if it is not there yet. */
-static void queue_open(struct msg_state *st)
+/* Loop: the open batch goes to the writer; from here it is the writer's until
+ * batch_after gives it back, and nothing is added to it any more. */
+static void hand_over_open(struct msg_state *st)
 {
-    pthread_mutex_lock(&st->batch_lock);
     struct msg_batch *b = st->open_batch;
-    /* Read under the lock: a queued batch may be sealed and freed by the writer. */
-    int todo = b && !b->queued;
-    if (todo)
-        b->queued = 1;
-    pthread_mutex_unlock(&st->batch_lock);
-    if (!todo)
+    if (!b)
         return;
+    st->open_batch = NULL;
+    st->batches_out++;
     int rc = db_write(st->app->db, &b->base);
     if (rc < 0) {
-        pthread_mutex_lock(&st->batch_lock);
-        st->open_batch = NULL;
-        pthread_mutex_unlock(&st->batch_lock);
+        st->batches_out--;
         refuse_batch(st, b, rc);
     }
 }
@@ -157,20 +146,21 @@ static void queue_open(struct msg_state *st)
  * be applied after a job queued now). */
 void msg_batch_close_open(struct msg_state *st)
 {
-    queue_open(st);
-    pthread_mutex_lock(&st->batch_lock);
-    st->open_batch = NULL;
-    pthread_mutex_unlock(&st->batch_lock);
+    hand_over_open(st);
 }
 
-/* Once started the check stays started (unreferenced: it keeps no loop alive). The
- * messages come from the bus's dispatch, itself a check, and a check started inside
- * another one's run waits for the next turn; one already started runs after the
- * bus's (the bus restarts its check whenever work arrives, which puts it first), so
- * a batch gathered by this turn's dispatch reaches the writer in this turn. */
+/* End of the loop turn: the writer gets what this turn gathered, unless it has enough
+ * of ours; then the open one keeps gathering until one is back (batch_after hands it
+ * over then). Once started the check stays started (unreferenced: it keeps no loop
+ * alive). The messages come from the bus's dispatch, itself a check, and a check
+ * started inside another one's run waits for the next turn; one already started runs
+ * after the bus's (the bus restarts its check whenever work arrives, which puts it
+ * first), so a batch gathered by this turn's dispatch reaches the writer in this turn. */
 static void on_flush(uv_check_t *h)
 {
-    queue_open(h->data);
+    struct msg_state *st = h->data;
+    if (st->batches_out < MSG_BATCHES_OUT_MAX)
+        hand_over_open(st);
 }
 
 static int flush_soon(struct msg_state *st)
@@ -188,27 +178,19 @@ static int flush_soon(struct msg_state *st)
 
 int msg_batch_queue(struct msg_state *st, struct msg_job *j)
 {
-    pthread_mutex_lock(&st->batch_lock);
     struct msg_batch *b = st->open_batch;
-    if (b && !b->sealed && b->n < MSG_BATCH_MAX && msg_batch_add(b, j) == 0) {
-        pthread_mutex_unlock(&st->batch_lock);
+    if (b && b->n < MSG_BATCH_MAX && msg_batch_add(b, j) == 0)
         return 0;
-    }
-    pthread_mutex_unlock(&st->batch_lock);
-
-    queue_open(st);                  /* a full one that has not reached the writer */
+    hand_over_open(st);              /* a full one goes, even to a busy writer */
     if (!(b = msg_batch_new(st)))
         return -ENOMEM;
-    msg_batch_add(b, j);
+    msg_batch_add(b, j);             /* room for 64: cannot fail */
     if (flush_soon(st) < 0) {
         b->n = 0;                    /* the job stays the caller's */
         msg_batch_free(b);
         return -ENOMEM;
     }
-    /* Not queued yet: only the loop touches b until on_flush hands it over. */
-    pthread_mutex_lock(&st->batch_lock);
     st->open_batch = b;
-    pthread_mutex_unlock(&st->batch_lock);
     return 0;
 }
 
@@ -222,7 +204,7 @@ static void flush_closed(uv_handle_t *h)
 
 void msg_batch_close(struct msg_state *st, void (*cb)(struct msg_state *st))
 {
-    queue_open(st);
+    hand_over_open(st);
     if (!st->flush_init) {
         if (cb)
             cb(st);
@@ -375,7 +357,6 @@ static int batch_apply(sqlite3 *conn, struct db_job *job)
     struct msg_batch *b = (struct msg_batch *)job;
     int rc;
 
-    batch_seal(b);
     /* Apply may run again after a failed attempt: start from a clean slate. */
     batch_reset(b);
     if ((rc = keys_prepare(b)) < 0)
@@ -402,19 +383,13 @@ fail:
     return rc;
 }
 
-int msg_batch_register(struct msg_state *st)
-{
-    return st->app && st->app->db ? db_write_unguarded(st->app->db, batch_apply) : 0;
-}
-
-/* ---------- done (writer, after COMMIT), then the loop ---------- */
+/* ---------- after (loop, once COMMIT returned) ---------- */
 /* The results are published on the loop, where the jobs were made: the loop frees
  * what it allocated (a free from another thread takes the allocator's arena lock
  * once the thread cache is full, which a batch of a thousand fills at once), and the
- * batch crosses the ring as one item instead of one event per message. */
-static void batch_results(void *arg)
+ * batch comes back as one job instead of one event per message. */
+static void batch_results(struct msg_batch *b)
 {
-    struct msg_batch *b = arg;
     struct msg_state *st = b->st;
     int n = b->n, stored = 0;
 
@@ -433,17 +408,16 @@ static void batch_results(void *arg)
     __atomic_fetch_sub(&st->jobs_inflight, n, __ATOMIC_RELEASE);
 }
 
-static void batch_done(struct db_job *job, int status)
+/* The writer has room for another of our batches: the one that gathered meanwhile
+ * goes first, so it is queued before this one's results are published. */
+static void batch_after(struct db_job *job, int status)
 {
     struct msg_batch *b = (struct msg_batch *)job;
     struct msg_state *st = b->st;
-    int n = b->n;
 
     if (status < 0 && !b->failed)
         b->failed = status;          /* the commit failed: nothing is on disk */
-    if (bus_call_on_loop_wait(st->app->bus, batch_results, b) < 0) {
-        LOG_WARN(st->app, "message", "results not delivered: bus closing messages=%d", n);
-        msg_batch_free(b);
-        __atomic_fetch_sub(&st->jobs_inflight, n, __ATOMIC_RELEASE);
-    }
+    if (--st->batches_out < MSG_BATCHES_OUT_MAX)
+        hand_over_open(st);
+    batch_results(b);
 }

@@ -5,7 +5,6 @@
 #ifndef CHATD_MESSAGE_INTERNAL_H
 #define CHATD_MESSAGE_INTERNAL_H
 
-#include <pthread.h>
 #include <stdint.h>
 #include <stddef.h>
 #include <sqlite3.h>
@@ -32,6 +31,8 @@ struct bus_event;
 #define MSG_LOOKUP_TIMEOUT_MS 5000
 #define MSG_LIMIT_USERS       65536  /* senders remembered by the send rate limit (LRU) */
 #define MSG_BATCH_MAX         1024   /* messages in one writer job */
+#define MSG_BATCHES_OUT_MAX   2      /* batches with the writer: the one it commits and
+                                        the next, waiting, so it never waits for us */
 #define MSG_QUEUED_MAX        DB_WRITE_QUEUE_MAX   /* messages waiting for a commit;
                                                      more: 503 */
 
@@ -120,10 +121,10 @@ struct msg_state {
     int draining;
     void (*drain_done)(void *state);
     int inflight;                    /* room jobs, reads and lookups not yet back */
-    int jobs_inflight;               /* messages not done yet (atomic: writer too) */
-    pthread_mutex_t batch_lock;      /* open_batch, and the batches' sealed flags */
-    struct msg_batch *open_batch;    /* still taking messages; may be NULL */
-    uv_check_t flush;                /* queues the open batch at the end of a loop turn */
+    int jobs_inflight;               /* messages not done yet (atomic: read by tests) */
+    struct msg_batch *open_batch;    /* owned: the batch gathering; may be NULL */
+    int batches_out;                 /* batches handed to the writer, not back yet */
+    uv_check_t flush;                /* hands the open batch over at the end of a turn */
     int flush_init;                  /* 1 once flush is initialized (closed at drain) */
     void (*flush_closed_cb)(struct msg_state *st);
     uv_timer_t drain_timer;          /* polls for the end of in-flight work */
@@ -221,9 +222,7 @@ struct msg_batch {
     struct db_job base;
     struct msg_state *st;
     struct msg_job **jobs; int n, cap;       /* owned */
-    int sealed;                              /* guarded by st->batch_lock */
-    int queued;                              /* loop: handed to the writer */
-    /* Writer. */
+    /* Writer, between db_write and after(). */
     int failed;                              /* the error that undid the batch, or 0 */
     struct msg_broom *rooms; int nrooms;     /* owned */
     struct msg_breader *readers; int nreaders;
@@ -232,9 +231,10 @@ struct msg_batch {
 struct msg_batch *msg_batch_new(struct msg_state *st);
 void msg_batch_free(struct msg_batch *b);   /* frees the jobs it holds */
 int  msg_batch_add(struct msg_batch *b, struct msg_job *j);
-/* Loop: hands j to the open batch (0), or -ENOMEM (j stays the caller's then). A new
- * batch goes to the writer at the end of the loop turn, so all the messages read in
- * one turn share it; one already queued takes messages until the writer starts on it. */
+/* Loop: hands j to the open batch (0), or -ENOMEM (j stays the caller's then). The
+ * open batch goes to the writer at the end of the loop turn unless the writer has
+ * MSG_BATCHES_OUT_MAX of ours, else when one comes back (or once full); never added
+ * to after that. */
 int  msg_batch_queue(struct msg_state *st, struct msg_job *j);
 /* Loop: closes the end-of-turn handle (drain, tests); cb(st) once it is closed, at
  * once when it was never opened. */
@@ -242,8 +242,6 @@ void msg_batch_close(struct msg_state *st, void (*cb)(struct msg_state *st));
 /* Loop: before queueing another writer job of this module, so messages accepted
  * after it are not stored before it. */
 void msg_batch_close_open(struct msg_state *st);
-/* Tells the writer that batches need no savepoint of their own (init). */
-int  msg_batch_register(struct msg_state *st);
 /* Result event payloads, built from a finished job. */
 cJSON *msg_job_stored_payload(const struct msg_job *j);
 cJSON *msg_job_rejected_payload(const struct msg_job *j);

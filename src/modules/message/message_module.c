@@ -67,7 +67,6 @@ int msg_state_new(struct msg_state **out, struct chatd *app)
     if (!st)
         return -ENOMEM;
     st->app = app;
-    pthread_mutex_init(&st->batch_lock, NULL);
     st->max_body_bytes = app->cfg ? app->cfg->message.max_body_bytes : 4096;
     if (st->max_body_bytes <= 0)
         st->max_body_bytes = 4096;
@@ -75,8 +74,7 @@ int msg_state_new(struct msg_state **out, struct chatd *app)
     double burst = app->cfg ? app->cfg->limits.messages_burst : 100;
     if (pending_init(&st->pending, MSG_PENDING_MAX) < 0 ||
         mcache_new(&st->members, MSG_CACHE_ROOMS) < 0 ||
-        ratelimit_new(&st->send_limit, MSG_LIMIT_USERS, rate, burst) < 0 ||
-        msg_batch_register(st) < 0) {
+        ratelimit_new(&st->send_limit, MSG_LIMIT_USERS, rate, burst) < 0) {
         msg_state_free(st);
         return -ENOMEM;
     }
@@ -104,7 +102,6 @@ void msg_state_free(struct msg_state *st)
     if (st->send_limit)
         ratelimit_free(st->send_limit);
     free(st->wst);                   /* statements finalized at drain, on the writer */
-    pthread_mutex_destroy(&st->batch_lock);
     free(st);
 }
 
@@ -112,33 +109,6 @@ void msg_state_free(struct msg_state *st)
 static int on_submitted(struct bus_delivery *d, struct bus_event *ev, void *ctx)
 {
     msg_submit(ctx, ev->payload);
-    return 0;
-}
-
-static int on_stored(struct bus_delivery *d, struct bus_event *ev, void *ctx)
-{
-    struct msg_state *st = ctx;
-    msg_answer_http(st, ev->payload, 1);
-    /* Commit-time members, in commit order: the freshest the cache can get. */
-    const cJSON *msg = cJSON_GetObjectItemCaseSensitive(ev->payload, "message");
-    const cJSON *ids = cJSON_GetObjectItemCaseSensitive(ev->payload, "member_ids");
-    int64_t room_id;
-    int n = cJSON_GetArraySize(ids);
-    if (json_get_i64(msg, "room_id", &room_id) == 0 && n > 0 && n <= MSG_ROOM_MAX_MEMBERS) {
-        int64_t buf[MSG_ROOM_MAX_MEMBERS];
-        int k = 0;
-        const cJSON *it;
-        cJSON_ArrayForEach(it, ids)
-            if (cJSON_IsNumber(it))
-                buf[k++] = (int64_t)it->valuedouble;
-        mcache_put(st->members, room_id, buf, k);
-    }
-    return 0;
-}
-
-static int on_rejected(struct bus_delivery *d, struct bus_event *ev, void *ctx)
-{
-    msg_answer_http(ctx, ev->payload, 0);
     return 0;
 }
 
@@ -180,8 +150,6 @@ int msg_subscribe(struct msg_state *st)
         bus_handler_fn fn;
     } subs[] = {
         { TOPIC_MESSAGE_SUBMITTED, "message.submit", on_submitted },
-        { TOPIC_MESSAGE_STORED, "message.http", on_stored },
-        { TOPIC_MESSAGE_REJECTED, "message.http", on_rejected },
         { TOPIC_TYPING_SUBMITTED, "message.typing", on_typing },
         { TOPIC_READ_SUBMITTED, "message.read", on_read },
         { TOPIC_MESSAGE_SYNC, "message.sync", on_sync },

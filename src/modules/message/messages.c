@@ -249,14 +249,28 @@ cJSON *msg_job_rejected_payload(const struct msg_job *j)
                             j->errmsg ? j->errmsg : "could not store the message");
 }
 
+/* Loop: what became of a message goes to its HTTP post, if it came from one of ours
+ * (answered here, not through our own subscription), then to every other module. */
+static int publish_result(struct msg_state *st, struct bus_event *ev, int stored)
+{
+    if (!ev)
+        return -ENOMEM;
+    msg_answer_http(st, ev->payload, stored);
+    return bus_publish(st->app->bus, ev);
+}
+
 /* Loop, after COMMIT: tells everybody what became of the message, and frees it. */
 void msg_job_post_result(struct msg_state *st, struct msg_job *j)
 {
     struct bus_event *ev;
+    int stored = j->status == 201 || j->status == 200;
 
-    if (j->status == 201 || j->status == 200) {
+    if (stored) {
         METRIC_INC(j->status == 201 ? st->m_stored : st->m_duplicates);
         metrics_observe(st->m_latency, (double)(mono_ns() - j->t0_ns) / 1e9);
+        /* Commit-time members, in commit order: the freshest the cache can get. */
+        if (j->nmembers > 0 && j->nmembers <= MSG_ROOM_MAX_MEMBERS)
+            mcache_put(st->members, j->room_id, j->member_ids, j->nmembers);
         /* The job ends here: its origin moves into the event instead of a copy. */
         ev = bus_event_new(TOPIC_MESSAGE_STORED, stored_payload(j, j->origin));
         j->origin = NULL;
@@ -264,7 +278,7 @@ void msg_job_post_result(struct msg_state *st, struct msg_job *j)
         METRIC_INC(st->m_rejected);
         ev = bus_event_new(TOPIC_MESSAGE_REJECTED, msg_job_rejected_payload(j));
     }
-    if (ev && bus_publish(st->app->bus, ev) < 0)
+    if (publish_result(st, ev, stored) == -ECANCELED)
         LOG_WARN(st->app, "message", "result not delivered: bus closing room_id=%lld",
                  (long long)j->room_id);
     msg_job_free(j);
@@ -277,8 +291,7 @@ static void reject_now(struct msg_state *st, const cJSON *origin, const char *cm
     struct bus_event *ev = bus_event_new(TOPIC_MESSAGE_REJECTED,
                                          rejected_payload(origin, cmid, room_id, status, msg));
     METRIC_INC(st->m_rejected);
-    if (ev)
-        bus_publish(st->app->bus, ev);
+    publish_result(st, ev, 0);
 }
 
 /* The rate limit's key for a sender: its id in decimal (snprintf costs more than the
@@ -328,8 +341,7 @@ void msg_submit(struct msg_state *st, const cJSON *p)
             rejected_payload_retry(origin, cmid, room_id, 429, "too many messages: slow down",
                                    wait_ms));
         METRIC_INC(st->m_rejected);
-        if (ev)
-            bus_publish(st->app->bus, ev);
+        publish_result(st, ev, 0);
         return;
     }
 

@@ -81,9 +81,8 @@ static int read_apply(sqlite3 *conn, struct db_job *job)
     return 0;
 }
 
-static void read_finish(void *arg)
+static void read_finish(struct read_job *j)
 {
-    struct read_job *j = arg;
     struct msg_state *st = j->st;
     if (j->req) {
         if (j->status >= 400)
@@ -109,17 +108,14 @@ static void read_finish(void *arg)
     free(j);
 }
 
-static void read_done(struct db_job *job, int status)
+static void read_after(struct db_job *job, int status)
 {
     struct read_job *j = (struct read_job *)job;
     if (status < 0 && j->status < 400) {
         j->status = 503;
         j->errmsg = "could not commit the marker";
     }
-    if (bus_call_on_loop_wait(j->st->app->bus, read_finish, j) < 0) {
-        free(j->member_ids);
-        free(j);
-    }
+    read_finish(j);
 }
 
 void reads_submit(struct msg_state *st, struct http_req *req, int64_t room_id,
@@ -129,7 +125,7 @@ void reads_submit(struct msg_state *st, struct http_req *req, int64_t room_id,
     int rc = j ? 0 : -ENOMEM;
     if (j) {
         j->base.apply = read_apply;
-        j->base.done = read_done;
+        j->base.after = read_after;
         j->st = st;
         j->req = req;
         j->room_id = room_id;

@@ -82,7 +82,7 @@ int room_access(sqlite3 *conn, int64_t room_id, int64_t user_id, struct room_row
 }
 
 /* ---------- jobs ---------- */
-static void room_job_done(struct db_job *job, int status);
+static void room_job_after(struct db_job *job, int status);
 
 struct room_job *room_job_new(struct msg_state *st, int op, struct http_req *req)
 {
@@ -90,7 +90,7 @@ struct room_job *room_job_new(struct msg_state *st, int op, struct http_req *req
     if (!j)
         return NULL;
     j->base.apply = room_job_apply;
-    j->base.done = room_job_done;
+    j->base.after = room_job_after;
     j->st = st;
     j->op = op;
     j->req = req;
@@ -280,9 +280,9 @@ static void cache_members(struct msg_state *st, const struct room_job *j)
     free(ids);
 }
 
-static void room_job_finish(void *arg)
+/* Loop, after COMMIT: answers the request, publishes the change, frees the job. */
+static void room_job_finish(struct room_job *j)
 {
-    struct room_job *j = arg;
     struct msg_state *st = j->st;
 
     if (j->status >= 400) {
@@ -328,17 +328,14 @@ out:
     room_job_free(j);
 }
 
-static void room_job_done(struct db_job *job, int status)
+static void room_job_after(struct db_job *job, int status)
 {
     struct room_job *j = (struct room_job *)job;
     if (status < 0 && j->status < 400) {
         j->status = 503;
         j->errmsg = "could not commit the change";
     }
-    if (bus_call_on_loop_wait(j->st->app->bus, room_job_finish, j) < 0) {
-        LOG_WARN(j->st->app, "message", "room change not answered: bus closing");
-        room_job_free(j);
-    }
+    room_job_finish(j);
 }
 
 void room_job_queue(struct room_job *j)

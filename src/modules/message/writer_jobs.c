@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include "chatd/bus.h"
 #include "chatd/metrics.h"
 #include "message_internal.h"
 
@@ -176,11 +175,13 @@ static int finalize_apply(sqlite3 *conn, struct db_job *job)
     return 0;
 }
 
-static void finalize_done(struct db_job *job, int status)
+static void writer_call_after(struct db_job *job, int status)
 {
     struct finalize_job *f = (struct finalize_job *)job;
-    bus_call_on_loop_wait(f->st->app->bus, f->fn, f->arg);
+    void (*fn)(void *arg) = f->fn;
+    void *arg = f->arg;
     free(f);
+    fn(arg);
 }
 
 static int fence_apply(sqlite3 *conn, struct db_job *job)
@@ -197,7 +198,7 @@ static int writer_call(struct msg_state *st, int (*apply)(sqlite3 *, struct db_j
     if (!f)
         return -ENOMEM;
     f->base.apply = apply;
-    f->base.done = finalize_done;
+    f->base.after = writer_call_after;
     f->st = st;
     f->fn = fn;
     f->arg = arg;
@@ -212,9 +213,9 @@ int writer_finalize(struct msg_state *st, void (*fn)(void *arg), void *arg)
     return writer_call(st, finalize_apply, fn, arg);
 }
 
-/* The writer runs done() in the order the jobs were queued and each posts through the
- * ring, which the loop takes in order: fn comes after the results of every write queued
- * before it, so after those of every commit a read could have seen by then. */
+/* The loop runs the jobs' after() in the order they were queued: fn comes after the
+ * results of every write queued before it, so after those of every commit a read
+ * could have seen by then. */
 int writer_fence(struct msg_state *st, void (*fn)(void *arg), void *arg)
 {
     return writer_call(st, fence_apply, fn, arg);

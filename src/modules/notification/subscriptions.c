@@ -62,23 +62,12 @@ static void job_free(struct subs_job *j)
     free(j);
 }
 
-static void job_on_loop(void *arg)
-{
-    struct subs_job *j = arg;
-    j->finish(j);
-    job_free(j);
-}
-
-static void job_done(struct db_job *job, int status)
+static void job_after(struct db_job *job, int status)
 {
     struct subs_job *j = (struct subs_job *)job;
     j->status = status;
-    if (bus_call_on_loop_wait(j->n->app->bus, job_on_loop, j) < 0) {
-        /* The bus is closed: the process is exiting and the client with it. The row's
-         * fate is on disk; only the answer is lost, and the job is ours to free. */
-        LOG_ERROR(j->n->app, NOTIF_MOD, "cannot return to the loop");
-        job_free(j);
-    }
+    j->finish(j);
+    job_free(j);
 }
 
 static int step_done(sqlite3_stmt *st)
@@ -144,7 +133,7 @@ static void add_finish(struct subs_job *j)
 static void submit(struct subs_job *j, int (*apply)(sqlite3 *, struct db_job *))
 {
     j->job.apply = apply;
-    j->job.done = job_done;
+    j->job.after = job_after;
     int rc = db_write(j->n->app->db, &j->job);
     if (rc < 0) {
         if (j->req)
