@@ -16,6 +16,7 @@
 
 struct chatd;
 struct http_user;
+struct evp_md_ctx_st;                  /* OpenSSL's EVP_MD_CTX */
 
 #define TOKEN_AUDIENCE "chatd"
 #define TOKEN_LEEWAY_S 60              /* clock skew allowed on exp, nbf, iat */
@@ -34,6 +35,12 @@ enum token_reject {
 #undef TOKEN_REJECT_ENUM
     TOKEN_REJECT_COUNT
 };
+/* A digest context ready to sign or verify once with RS256: a copy of a key's
+ * template, set to finish in place (without the flag, OpenSSL 3.0 duplicates the
+ * context again at the end so that it could be reused, which we never do). The
+ * gateway verifies with it, the auth module signs with it. NULL when out of memory. */
+struct evp_md_ctx_st *token_rs256_ctx(const struct evp_md_ctx_st *tmpl);
+
 /* Index of a reason name (TOKEN_REJECT_malformed for one not in the list). */
 int token_reject_index(const char *reason);
 const char *token_reject_name(int i);

@@ -151,10 +151,7 @@ static int check_claims(const cJSON *c, const char *issuer, int64_t now,
     return 0;
 }
 
-/* A context ready to verify: a copy of the key's template, set to finish in place
- * (without the flag, OpenSSL 3.0 duplicates the context again at the end so that it
- * could be reused, which we never do). */
-static EVP_MD_CTX *rs256_ctx(const EVP_MD_CTX *tmpl)
+EVP_MD_CTX *token_rs256_ctx(const EVP_MD_CTX *tmpl)
 {
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 
@@ -175,7 +172,7 @@ static int signature_ok(const struct token_key *k, const char *token, size_t sig
     EVP_MD_CTX *ctx;
     int ok;
 
-    if (n <= 0 || !(ctx = rs256_ctx(k->verify_tmpl)))
+    if (n <= 0 || !(ctx = token_rs256_ctx(k->verify_tmpl)))
         return 0;
     ok = EVP_DigestVerify(ctx, sig, (size_t)n, (const unsigned char *)token, signed_len);
     EVP_MD_CTX_free(ctx);

@@ -11,25 +11,11 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 
+#include "chatd/token.h"
 #include "chatd/util.h"
 #include "auth_internal.h"
 
 #define SIG_MAX 1024               /* RSA up to 8192 bits */
-
-/* A context ready to sign: a copy of the key's template, set to finish in
- * place (without the flag, OpenSSL 3.0 duplicates the context again at the end so
- * that it could be reused, which we never do). */
-static EVP_MD_CTX *rs256_ctx(const EVP_MD_CTX *tmpl)
-{
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-
-    if (ctx && EVP_MD_CTX_copy_ex(ctx, tmpl) == 1) {
-        EVP_MD_CTX_set_flags(ctx, EVP_MD_CTX_FLAG_FINALISE);
-        return ctx;
-    }
-    EVP_MD_CTX_free(ctx);
-    return NULL;
-}
 
 /* The claims as JSON, malloc'ed. cJSON escapes the name. */
 static char *claims_json(const char *issuer, int64_t user_id, const char *name,
@@ -90,7 +76,7 @@ int auth_token_sign(const struct auth_key *k, const char *issuer, int64_t user_i
     rc = -ENOMEM;
     if (!(claims = claims_json(issuer, user_id, name, iat, ttl, jti)) ||
         !(tok = signing_input(header, claims, sizeof sig, &len)) ||
-        !(ctx = rs256_ctx(k->sign_tmpl)))
+        !(ctx = token_rs256_ctx(k->sign_tmpl)))
         goto fail;
     if (EVP_DigestSign(ctx, sig, &sig_len, (const unsigned char *)tok, len) != 1) {
         ERR_clear_error();
