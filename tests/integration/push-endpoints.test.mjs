@@ -37,6 +37,7 @@ const HOSTILE = [
     'https://017700000001/', 'https://printer.local/', 'https://push.example.com:0/',
     'https://push.example.com:65536/', 'https://push.example.com:+443/', 'https://push.example.com:/',
     'https://push.example.com:44x/', 'https://push..example.com/', 'https://push.example.123/',
+    'https://[push.example.com]/', 'https://[v1.x]/',
 ];
 
 test('hostile push endpoints are refused with 400 and a reason; public ones are stored', async () => {
@@ -55,6 +56,8 @@ test('hostile push endpoints are refused with 400 and a reason; public ones are 
     const meta = await h.post('/v1/push/subscriptions',
         { endpoint: 'https://[::ffff:169.254.169.254]/', keys }, as(user));
     assert.match(meta.json.error.message, /link-local/);
+    const lo6 = await h.post('/v1/push/subscriptions', { endpoint: 'https://[::1]/', keys }, as(user));
+    assert.match(lo6.json.error.message, /::1 is a loopback address/);
     for (const endpoint of ['https://push.example.com/ep/1', 'https://fcm.googleapis.com:443/fcm/send/x',
         'https://8.8.8.8/x', 'https://[2606:4700:4700::1111]/x']) {
         const res = await h.post('/v1/push/subscriptions', { endpoint, keys }, as(user));

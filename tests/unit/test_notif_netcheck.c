@@ -97,6 +97,10 @@ TEST(notif_netcheck_addresses)
     struct sockaddr_in6 mapped = { .sin6_family = AF_INET6 };
     inet_pton(AF_INET6, "::ffff:169.254.169.254", &mapped.sin6_addr);
     ASSERT_STR_EQ(net_addr_refusal((struct sockaddr *)&mapped), "a link-local address");
+    struct sockaddr_in6 lo6 = { .sin6_family = AF_INET6 }, any6 = { .sin6_family = AF_INET6 };
+    inet_pton(AF_INET6, "::1", &lo6.sin6_addr);
+    ASSERT_STR_EQ(net_addr_refusal((struct sockaddr *)&lo6), "a loopback address");
+    ASSERT_STR_EQ(net_addr_refusal((struct sockaddr *)&any6), "an unspecified address");
     struct sockaddr unix_sa = { .sa_family = AF_UNIX };
     ASSERT(net_addr_refusal(&unix_sa) != NULL);
 }

@@ -254,6 +254,11 @@ TEST(notif_outbound_refused_and_bad_urls)
     ASSERT_EQ(outbound_send(f.o, "POST", "http://u@x/", NULL, "", 0, 0, on_result, &r), -EINVAL);
     ASSERT_EQ(outbound_send(f.o, "POST", "http://x:99999/", NULL, "", 0, 0, on_result, &r),
               -EINVAL);
+    /* Brackets hold an IPv6 literal only: a name there is no URL a browser makes. */
+    ASSERT_EQ(outbound_send(f.o, "POST", "http://[x.example]/", NULL, "", 0, 0, on_result, &r),
+              -EINVAL);
+    ASSERT_EQ(outbound_send(f.o, "POST", "http://[127.0.0.1]/", NULL, "", 0, 0, on_result, &r),
+              -EINVAL);
     ASSERT_EQ(r.calls, 1);
     fixture_close(&f);
 }

@@ -86,6 +86,11 @@ static const uint8_t *v6_embedded_v4(const uint8_t *a)
 
 static const char *v6_refusal(const uint8_t *a)
 {
+    /* Before the IPv4 judged in ::/96: ::1 would read as 0.0.0.1, "this network". */
+    if (zeros(a, 15) && a[15] == 1)
+        return "a loopback address";
+    if (zeros(a, 16))
+        return "an unspecified address";
     const uint8_t *v4 = v6_embedded_v4(a);
     if (v4 && v4_refusal(v4))
         return v4_refusal(v4);

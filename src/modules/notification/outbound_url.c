@@ -55,6 +55,11 @@ static int parse_url(struct outbound_target *t, const char *url, const char **ho
         return -EINVAL;
     memcpy(t->host, h, namelen);
     t->host[namelen] = 0;
+    unsigned char tmp[16];
+    /* Brackets hold an IPv6 literal (RFC 3986): "[push.example.com]" is no URL, and
+     * resolving what it holds would connect where no browser would. */
+    if (h != rest && inet_pton(AF_INET6, t->host, tmp) != 1)
+        return -EINVAL;
     if (port) {
         size_t pl = (size_t)(rest + hl - port);
         long pn = 0;
@@ -71,7 +76,6 @@ static int parse_url(struct outbound_target *t, const char *url, const char **ho
     } else {
         snprintf(t->port, sizeof(t->port), "%s", t->tls ? "443" : "80");
     }
-    unsigned char tmp[16];
     t->host_is_ip = inet_pton(AF_INET, t->host, tmp) == 1 || inet_pton(AF_INET6, t->host, tmp) == 1;
     return 0;
 }
