@@ -89,8 +89,10 @@ test-unit: $(BUILD)/unit_tests
 test-integration: $(BUILD)/chatd
 	CHATD_BIN=$(BUILD)/chatd node --test tests/integration/
 
-# The whole suite under AddressSanitizer + UndefinedBehaviorSanitizer.
+# The whole suite under AddressSanitizer + UndefinedBehaviorSanitizer (the gdb
+# walkthrough test runs build-debug/chatd, so that is brought up to date too).
 test-asan: $(DEPS_STAMP)
+	$(MAKE) debug
 	$(MAKE) BUILD=build-asan OPT="-O1 -g" \
 	  SANFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" \
 	  build-asan/chatd build-asan/unit_tests
