@@ -47,9 +47,12 @@ void db_writer_metrics(struct db *db)
 int db_write(struct db *db, struct db_job *job)
 {
     int rc = 0, wake = 0;
+    /* Read before the job is queued: a job without an after may be done and freed by
+     * the writer before this function returns. */
+    int has_after = job->after != NULL;
 
     /* The wake-up exists before the writer can see the job (q_lock orders them). */
-    if (job->after && (rc = db_after_ready(db)) < 0)
+    if (has_after && (rc = db_after_ready(db)) < 0)
         return rc;
     pthread_mutex_lock(&db->q_lock);
     if (!db->accepting) {
@@ -70,7 +73,7 @@ int db_write(struct db *db, struct db_job *job)
     pthread_mutex_unlock(&db->q_lock);
     if (wake)
         pthread_cond_signal(&db->q_cond);
-    if (rc == 0 && job->after)
+    if (rc == 0 && has_after)
         db_after_count(db);
     return rc;
 }
