@@ -112,9 +112,16 @@ subscription_failing_ttl = 3600
     }
     await settled(srv);
     // Failing subscriptions are neither retried nor dead-lettered: a few dead letters
-    // from the first attempts at most, not one per message and endpoint.
-    const rows = (await dlqRows(srv)).length;
-    assert.ok(rows <= 32, `${rows} dead letters`);
+    // from the first attempts at most, not one per message and endpoint. Pushes that
+    // met chatd's own back-pressure during the burst, before their subscription was
+    // marked, are retried and may be dead-lettered too (security.md says so; the
+    // table's bounds hold them): those say so in their error, and are counted apart.
+    const rows = await dlqRows(srv);
+    const ownBackPressure = /too many (outbound requests|push messages being prepared)/;
+    const endpointRows = rows.filter((r) => !ownBackPressure.test(r));
+    assert.ok(endpointRows.length <= 32, `${endpointRows.length} dead letters of endpoint failures:\n${endpointRows.join('\n')}`);
+    for (const r of endpointRows)
+        assert.match(r, /connect|refused|push request failed/, r);
     // Another user cannot see them.
     const other = await registerAndLogin(srv, uniqueName('o'));
     assert.deepEqual((await h.get('/v1/push/subscriptions', as(other))).json, { subscriptions: [] });
