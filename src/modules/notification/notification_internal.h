@@ -222,6 +222,7 @@ struct subs_target {
     int64_t failing_since;           /* ms, 0 while it is not failing */
 };
 int  subs_get(sqlite3 *conn, int64_t id, struct subs_target *t);
+int  subs_step_done(sqlite3_stmt *st);   /* step a statement with no rows, finalize */
 
 /* subs_list.c: GET /v1/push/subscriptions, the caller's subscriptions and their
  * health. Answers the request itself. */

@@ -42,13 +42,6 @@ struct health_job {
     char error[HEALTH_ERROR_MAX];
 };
 
-static int step_done(sqlite3_stmt *st)
-{
-    int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : db_errno(rc);
-}
-
 static int outcome_apply(sqlite3 *conn, struct db_job *job)
 {
     struct health_job *j = (struct health_job *)job;
@@ -68,7 +61,7 @@ static int outcome_apply(sqlite3 *conn, struct db_job *job)
         sqlite3_bind_int(st, 3, j->max_failures);
         sqlite3_bind_int64(st, 4, j->now);
     }
-    return step_done(st);
+    return subs_step_done(st);
 }
 
 static int sweep_apply(sqlite3 *conn, struct db_job *job)
@@ -81,7 +74,7 @@ static int sweep_apply(sqlite3 *conn, struct db_job *job)
     if (rc != SQLITE_OK)
         return db_errno(rc);
     sqlite3_bind_int64(st, 1, j->now - j->ttl_ms);
-    rc = step_done(st);
+    rc = subs_step_done(st);
     j->dropped = sqlite3_changes(conn);
     return rc;
 }

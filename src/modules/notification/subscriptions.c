@@ -70,7 +70,8 @@ static void job_after(struct db_job *job, int status)
     job_free(j);
 }
 
-static int step_done(sqlite3_stmt *st)
+/* Steps a statement that returns no rows, and finalizes it. */
+int subs_step_done(sqlite3_stmt *st)
 {
     int rc = sqlite3_step(st);
     sqlite3_finalize(st);
@@ -110,7 +111,7 @@ static int add_apply(sqlite3 *conn, struct db_job *job)
         return db_errno(rc);
     sqlite3_bind_int64(st, 1, j->user_id);
     sqlite3_bind_int(st, 2, NOTIF_SUBS_PER_USER);
-    return step_done(st);
+    return subs_step_done(st);
 }
 
 static void add_finish(struct subs_job *j)
@@ -173,7 +174,7 @@ static int remove_apply(sqlite3 *conn, struct db_job *job)
     sqlite3_bind_int64(st, 1, j->id);
     if (j->user_id)
         sqlite3_bind_int64(st, 2, j->user_id);
-    rc = step_done(st);
+    rc = subs_step_done(st);
     j->changed = sqlite3_changes(conn);
     return rc;
 }
