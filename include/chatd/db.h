@@ -1,16 +1,20 @@
-/* db.h: SQLite in WAL mode. One writer thread owns the only write connection and
- * commits queued jobs in groups (one transaction for many jobs, each in its own
- * SAVEPOINT so one failing job does not undo the others). Reads run on libuv's thread
- * pool with a small pool of read-only connections. The loop thread never touches
- * SQLite after start-up. Each module owns its tables and migrates them at init. */
+/* db.h: the database as modules see it: write jobs committed in groups by one writer
+ * thread (one transaction for many jobs, each in its own SAVEPOINT so one failing job
+ * does not undo the others), reads on libuv's thread pool with a small pool of
+ * read-only connections. The loop thread never touches the database after start-up.
+ * Each module owns its tables and migrates them at init.
+ *
+ * Nothing here names an engine: a job or a read gets a struct db_conn, which only a
+ * module's store implementation for that engine looks inside (db_sqlite.h for SQLite,
+ * today's engine). A second engine implements this header. */
 #ifndef CHATD_DB_H
 #define CHATD_DB_H
 
 #include <stdint.h>
-#include <sqlite3.h>
 
 struct chatd;
 struct db;
+struct db_conn;                     /* one engine connection, opaque */
 
 #define DB_WRITE_QUEUE_MAX 65536     /* jobs waiting for the writer; more: -EAGAIN */
 #define DB_BATCH_MAX 1024            /* jobs per transaction at most */
@@ -51,7 +55,7 @@ void db_close(struct db *db);
  * writing. */
 #define DB_JOB_UNGUARDED 1u
 struct db_job {
-    int  (*apply)(sqlite3 *conn, struct db_job *job);
+    int  (*apply)(struct db_conn *conn, struct db_job *job);
     void (*done)(struct db_job *job, int status);
     void (*after)(struct db_job *job, int status);
     unsigned flags;                  /* DB_JOB_* */
@@ -66,16 +70,15 @@ uint64_t db_write_depth(const struct db *db);
 
 /* A read on the thread pool: fn(conn, arg) runs on a pool thread with a read-only
  * connection and returns 0 or negative; after(arg, status) then runs on the loop. */
-int  db_read(struct db *db, int (*fn)(sqlite3 *conn, void *arg),
+int  db_read(struct db *db, int (*fn)(struct db_conn *conn, void *arg),
              void (*after)(void *arg, int status), void *arg);
 
 /* Blocking one-shot access for the CLI (chatd user add, dlq, backup): never from
  * the loop of a running server. */
-sqlite3 *db_handle_for_cli(struct db *db);
+struct db_conn *db_conn_for_cli(struct db *db);
 
-/* Error mapping: SQLite result code -> negative errno-like value (-EIO, -ENOSPC,
- * -EROFS, -EBUSY, -ECONSTRAINT). */
+/* The error a store reports for a broken uniqueness or foreign key (the others are
+ * errno values: -EIO, -ENOSPC, -EROFS, -EBUSY, -ENOMEM). */
 #define ECONSTRAINT 1000
-int  db_errno(int sqlite_rc);
 
 #endif

@@ -10,7 +10,7 @@
 #include "chatd/chatd.h"
 
 /* A command-line verb a module offers ("chatd keygen", "chatd user add NAME").
- * run() gets the config, log and an open database (db_handle_for_cli) but no running
+ * run() gets the config, log and an open database (db_conn_for_cli) but no running
  * loop; argv[0] is the verb. Returns the process exit status. */
 struct chatd_command {
     const char *name;

@@ -11,7 +11,7 @@
 #include "chatd/bus.h"
 #include "chatd/chatd.h"
 #include "chatd/config.h"
-#include "chatd/db.h"
+#include "chatd/db_sqlite.h"
 #include "chatd/log.h"
 #include "chatd/metrics.h"
 #include "chatd/util.h"
@@ -74,8 +74,9 @@ static int step_done(sqlite3_stmt *st, int rc)
     return rc == SQLITE_DONE ? 0 : db_errno(rc);
 }
 
-static int dlq_apply(sqlite3 *conn, struct db_job *job)
+static int dlq_apply(struct db_conn *conn_, struct db_job *job)
 {
+    sqlite3 *conn = db_sqlite(conn_);
     struct dlq_job *j = (struct dlq_job *)job;
     sqlite3_stmt *st = NULL;
     int rc;

@@ -10,7 +10,7 @@
  * trigger also recomputes the size when any of those columns changes (a failed
  * replay's new error, an operator's edit of a payload by hand). */
 #include <stdint.h>
-#include "chatd/db.h"
+#include "chatd/db_sqlite.h"
 #include "bus_internal.h"
 
 const char dlq_bound_migration[] =

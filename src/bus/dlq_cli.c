@@ -8,7 +8,7 @@
 #include <time.h>
 #include "chatd/bus.h"
 #include "chatd/chatd.h"
-#include "chatd/db.h"
+#include "chatd/db_sqlite.h"
 #include "bus_internal.h"
 
 #define DLQ_USAGE "usage: chatd dlq list | show ID | replay ID | replay --all | " \
@@ -192,7 +192,7 @@ int bus_dlq_command(struct chatd *app, int argc, char **argv)
         fputs(DLQ_USAGE, stderr);
         return 2;
     }
-    if (!app->db || dlq_migrate(app->db) < 0 || !(conn = db_handle_for_cli(app->db))) {
+    if (!app->db || dlq_migrate(app->db) < 0 || !(conn = db_sqlite(db_conn_for_cli(app->db)))) {
         fprintf(stderr, "chatd dlq: cannot open the database\n");
         return 1;
     }

@@ -7,7 +7,7 @@
 #include <string.h>
 #include "chatd/bus.h"
 #include "chatd/chatd.h"
-#include "chatd/db.h"
+#include "chatd/db_sqlite.h"
 #include "chatd/log.h"
 #include "bus_internal.h"
 
@@ -32,8 +32,9 @@ static char *column_dup(sqlite3_stmt *st, int i)
 }
 
 /* Thread pool. */
-static int poll_read(sqlite3 *conn, void *arg)
+static int poll_read(struct db_conn *conn_, void *arg)
 {
+    sqlite3 *conn = db_sqlite(conn_);
     struct dlq_poll *p = arg;
     sqlite3_stmt *st = NULL;
     int rc = dlq_totals(conn, &p->total, &p->bytes);

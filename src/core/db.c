@@ -234,9 +234,9 @@ int db_start(struct db *db)
     return db_writer_start(db);
 }
 
-sqlite3 *db_handle_for_cli(struct db *db)
+struct db_conn *db_conn_for_cli(struct db *db)
 {
-    return db->wconn;
+    return db_conn_of_sqlite(db->wconn);
 }
 
 /* Reads still on the thread pool must finish, and their after() run on the loop,

@@ -7,7 +7,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
-#include <sqlite3.h>
+#include "chatd/db_sqlite.h"
 #include <uv.h>
 #include "chatd/db.h"
 

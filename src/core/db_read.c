@@ -12,7 +12,7 @@
 struct db_read_req {
     uv_work_t work;
     struct db *db;
-    int (*fn)(sqlite3 *conn, void *arg);
+    int (*fn)(struct db_conn *conn, void *arg);
     void (*after)(void *arg, int status);
     void *arg;
     int status;
@@ -68,7 +68,7 @@ static void read_work(uv_work_t *w)
     int i = acquire_reader(req->db);
     sqlite3 *conn = req->db->rconn[i];
 
-    req->status = req->fn(conn, req->arg);
+    req->status = req->fn(db_conn_of_sqlite(conn), req->arg);
     /* A read that forgot to finalize or left a transaction open would pin an old
      * snapshot and stop checkpoints: end it here. */
     if (!sqlite3_get_autocommit(conn))
@@ -86,7 +86,7 @@ static void read_after(uv_work_t *w, int status)
     free(req);
 }
 
-int db_read(struct db *db, int (*fn)(sqlite3 *conn, void *arg),
+int db_read(struct db *db, int (*fn)(struct db_conn *conn, void *arg),
             void (*after)(void *arg, int status), void *arg)
 {
     struct db_read_req *req;

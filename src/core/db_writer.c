@@ -137,7 +137,7 @@ void db_ctl_free(struct db *db)
 static int apply_job(struct db *db, struct db_job *job)
 {
     if (job->flags & DB_JOB_UNGUARDED) {
-        int rc = job->apply ? job->apply(db->wconn, job) : 0;
+        int rc = job->apply ? job->apply(db_conn_of_sqlite(db->wconn), job) : 0;
         /* No savepoint to go back to: the group goes (run_batch sees autocommit). */
         if (rc < 0 && !sqlite3_get_autocommit(db->wconn))
             ctl(db, DB_CTL_ROLLBACK);
@@ -147,7 +147,7 @@ static int apply_job(struct db *db, struct db_job *job)
 
     if (rc < 0)
         return rc;
-    rc = job->apply ? job->apply(db->wconn, job) : 0;
+    rc = job->apply ? job->apply(db_conn_of_sqlite(db->wconn), job) : 0;
     if (rc < 0 && !sqlite3_get_autocommit(db->wconn))
         ctl(db, DB_CTL_ROLLBACK_TO);
     /* A job that failed with SQLITE_FULL, IOERR or NOMEM may have ended the whole

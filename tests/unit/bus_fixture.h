@@ -12,7 +12,7 @@
 #include "chatd/bus.h"
 #include "chatd/chatd.h"
 #include "chatd/config.h"
-#include "chatd/db.h"
+#include "chatd/db_sqlite.h"
 #include "chatd/log.h"
 #include "chatd/metrics.h"
 #include "chatd/util.h"

@@ -5,7 +5,7 @@
 #include <sqlite3.h>
 
 #include "test.h"
-#include "chatd/db.h"
+#include "chatd/db_sqlite.h"
 #include "../../src/modules/auth/auth_internal.h"
 
 #define TTL 3600

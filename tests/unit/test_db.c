@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include "chatd/db.h"
+#include "chatd/db_sqlite.h"
 #include "bus_fixture.h"
 #include "test.h"
 
@@ -51,7 +51,7 @@ TEST(db_open_settings)
     struct stat st;
 
     ASSERT_EQ(open_db(&f), 0);
-    sqlite3 *c = db_handle_for_cli(f.app.db);
+    sqlite3 *c = db_sqlite(db_conn_for_cli(f.app.db));
     sqlite3_stmt *s = NULL;
     ASSERT_EQ(sqlite3_prepare_v2(c, "PRAGMA journal_mode", -1, &s, NULL), SQLITE_OK);
     ASSERT_EQ(sqlite3_step(s), SQLITE_ROW);
@@ -77,8 +77,9 @@ struct ins_job {
     long long visible; /* rows with v = n seen from another connection in done() */
 };
 
-static int ins_apply(sqlite3 *conn, struct db_job *job)
+static int ins_apply(struct db_conn *conn_, struct db_job *job)
 {
+    sqlite3 *conn = db_sqlite(conn_);
     struct ins_job *j = (struct ins_job *)job;
     char sql[96];
 
@@ -130,7 +131,7 @@ TEST(db_group_commit)
 
     ASSERT_EQ(open_db(&f), 0);
     commits = 0;
-    sqlite3_commit_hook(db_handle_for_cli(f.app.db), count_commit, NULL);
+    sqlite3_commit_hook(db_sqlite(db_conn_for_cli(f.app.db)), count_commit, NULL);
     for (int i = 0; i < N; i++) {
         jobs[i] = (struct ins_job){ .f = &f, .n = i, .fail = i == 3, .order = order,
                                     .norder = &norder, .status = 1, .visible = -2 };
@@ -166,7 +167,7 @@ TEST(db_group_commit_running)
 
     ASSERT_EQ(open_db(&f), 0);
     commits = 0;
-    sqlite3_commit_hook(db_handle_for_cli(f.app.db), count_commit, NULL);
+    sqlite3_commit_hook(db_sqlite(db_conn_for_cli(f.app.db)), count_commit, NULL);
     ASSERT_EQ(db_start(f.app.db), 0);
     for (int i = 0; i <= N; i++) {
         jobs[i] = (struct ins_job){ .f = &f, .n = i == N ? 10 : i, .order = order,
@@ -261,8 +262,9 @@ struct rd {
     int finished;
 };
 
-static int rd_fn(sqlite3 *conn, void *arg)
+static int rd_fn(struct db_conn *conn_, void *arg)
 {
+    sqlite3 *conn = db_sqlite(conn_);
     struct rd *r = arg;
     sqlite3_stmt *st = NULL;
     uv_thread_t self = uv_thread_self();
@@ -294,7 +296,7 @@ TEST(db_read_pool)
     struct rd r[8];
 
     ASSERT_EQ(open_db(&f), 0);
-    ASSERT_EQ(exec_sql(db_handle_for_cli(f.app.db), "INSERT INTO t (v) VALUES ('a'), ('b')"), 0);
+    ASSERT_EQ(exec_sql(db_sqlite(db_conn_for_cli(f.app.db)), "INSERT INTO t (v) VALUES ('a'), ('b')"), 0);
     ASSERT_EQ(db_start(f.app.db), 0);
     for (int i = 0; i < 8; i++) {
         r[i] = (struct rd){ .loop_thread = uv_thread_self(), .count = -1 };
@@ -321,8 +323,9 @@ TEST(db_errno_mapping)
     ASSERT_EQ(db_errno(SQLITE_IOERR_WRITE), -EIO);
 }
 
-static int fill_apply(sqlite3 *conn, struct db_job *job)
+static int fill_apply(struct db_conn *conn_, struct db_job *job)
 {
+    sqlite3 *conn = db_sqlite(conn_);
     char sql[96];
     for (int i = 0; i < 64; i++) {
         snprintf(sql, sizeof(sql), "INSERT INTO t (v) VALUES (hex(randomblob(2000)))");
@@ -345,7 +348,7 @@ TEST(db_disk_full)
     struct fjob { struct db_job job; int status; } a = { .status = 1 }, b = { .status = 1 };
 
     ASSERT_EQ(open_db(&f), 0);
-    sqlite3 *c = db_handle_for_cli(f.app.db);
+    sqlite3 *c = db_sqlite(db_conn_for_cli(f.app.db));
     sqlite3_stmt *st = NULL;
     ASSERT_EQ(sqlite3_prepare_v2(c, "PRAGMA page_count", -1, &st, NULL), SQLITE_OK);
     ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);

@@ -72,7 +72,7 @@ static int bt_start_limited(struct bt *t, double rate, int burst)
         db_open(&t->f.app.db, &t->f.app, t->f.db_path) < 0 || msg_migrate(t->f.app.db) < 0)
         return -1;
     /* Room 1: users 1, 2, 3. Room 2: users 2, 4. Room 3: user 5 alone. */
-    if (sqlite3_exec(db_handle_for_cli(t->f.app.db),
+    if (sqlite3_exec(db_sqlite(db_conn_for_cli(t->f.app.db)),
             "INSERT INTO rooms (id, name, kind, owner_id, created_at) VALUES"
             " (1, 'a', 'group', 1, 0), (2, 'b', 'group', 2, 0), (3, 'c', 'group', 5, 0);"
             "INSERT INTO room_members (room_id, user_id, username, joined_at) VALUES"
@@ -307,8 +307,9 @@ struct blocker {
     int started, release;            /* atomic: the writer thread and the test */
 };
 
-static int blocker_apply(sqlite3 *conn, struct db_job *job)
+static int blocker_apply(struct db_conn *conn_, struct db_job *job)
 {
+    sqlite3 *conn = db_sqlite(conn_);
     struct blocker *b = (struct blocker *)job;
     uint64_t deadline = mono_ms() + 10000;
     (void)conn;

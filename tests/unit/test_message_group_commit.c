@@ -50,7 +50,7 @@ static int gc_setup(struct fx *f, struct msg_state **st)
     if (fx_init(f) < 0 || bus_new(&f->app.bus, &f->app) < 0 ||
         db_open(&f->app.db, &f->app, f->db_path) < 0 || msg_migrate(f->app.db) < 0)
         return -1;
-    if (sqlite3_exec(db_handle_for_cli(f->app.db),
+    if (sqlite3_exec(db_sqlite(db_conn_for_cli(f->app.db)),
         "INSERT INTO rooms (id, name, kind, owner_id, created_at) VALUES"
         " (1, 'a', 'group', 1, 0), (2, 'b', 'group', 2, 0);"
         "INSERT INTO room_members (room_id, user_id, username, joined_at) VALUES"
@@ -86,7 +86,7 @@ TEST(message_group_commit_through_bus_and_writer)
     ASSERT_EQ(bus_new(&f.app.bus, &f.app), 0);
     ASSERT_EQ(db_open(&f.app.db, &f.app, f.db_path), 0);
     ASSERT_EQ(msg_migrate(f.app.db), 0);
-    ASSERT_EQ(sqlite3_exec(db_handle_for_cli(f.app.db),
+    ASSERT_EQ(sqlite3_exec(db_sqlite(db_conn_for_cli(f.app.db)),
         "INSERT INTO rooms (id, name, kind, owner_id, created_at) VALUES"
         " (1, 'a', 'group', 1, 0), (2, 'b', 'group', 2, 0);"
         "INSERT INTO room_members (room_id, user_id, username, joined_at) VALUES"
@@ -153,7 +153,7 @@ struct gc_blocker {
     int started, release;            /* atomic: the writer thread and the test */
 };
 
-static int gc_blocker_apply(sqlite3 *conn, struct db_job *job)
+static int gc_blocker_apply(struct db_conn *conn, struct db_job *job)
 {
     struct gc_blocker *b = (struct gc_blocker *)job;
     uint64_t deadline = mono_ms() + 10000;

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sqlite3.h>
 #include "test.h"
+#include "chatd/db_sqlite.h"
 #include "chatd/util.h"
 #include "../../src/modules/message/message_internal.h"
 
@@ -44,7 +45,7 @@ static struct msg_batch *apply(sqlite3 *db, struct msg_state *st, struct msg_job
     for (int i = 0; i < n; i++)
         msg_batch_add(b, jobs[i]);
     sqlite3_exec(db, "SAVEPOINT job", NULL, NULL, NULL);
-    *rc = b->base.apply(db, &b->base);
+    *rc = b->base.apply(db_conn_of_sqlite(db), &b->base);
     if (*rc < 0)
         sqlite3_exec(db, "ROLLBACK TO job", NULL, NULL, NULL);
     sqlite3_exec(db, "RELEASE job", NULL, NULL, NULL);

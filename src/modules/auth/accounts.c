@@ -93,7 +93,7 @@ int64_t auth_user_insert(sqlite3 *conn, const char *username, const char *hash, 
 /* Start-up only (blocking, before the loop runs). */
 int auth_load_max_user_id(struct auth *a)
 {
-    sqlite3 *conn = db_handle_for_cli(a->app->db);
+    sqlite3 *conn = db_sqlite(db_conn_for_cli(a->app->db));
     sqlite3_stmt *st;
     int rc;
 
@@ -127,8 +127,9 @@ struct lookup {
     cJSON *users;                      /* built on the pool thread; owned until replied */
 };
 
-static int lookup_read(sqlite3 *conn, void *arg)
+static int lookup_read(struct db_conn *conn_, void *arg)
 {
+    sqlite3 *conn = db_sqlite(conn_);
     struct lookup *l = arg;
     sqlite3_stmt *st;
     int i, rc = sqlite3_prepare_v2(conn, "SELECT id, username FROM users WHERE username = ?1",

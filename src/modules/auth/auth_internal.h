@@ -19,7 +19,7 @@
 #include "chatd/chatd.h"
 #include "chatd/config.h"
 #include "chatd/module.h"
-#include "chatd/db.h"
+#include "chatd/db_sqlite.h"
 #include "chatd/http.h"
 #include "chatd/token.h"
 #include "chatd/util.h"

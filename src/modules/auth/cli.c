@@ -9,7 +9,7 @@
 #include <openssl/crypto.h>
 
 #include "chatd/config.h"
-#include "chatd/db.h"
+#include "chatd/db_sqlite.h"
 #include "chatd/module.h"
 #include "chatd/util.h"
 #include "auth_internal.h"
@@ -96,7 +96,7 @@ static int cmd_user_add(struct chatd *app, int argc, char **argv)
         fprintf(stderr, "chatd: %s\n", len < 0 ? "password must be 8 to 1024 bytes" : why);
         goto out;
     }
-    if (auth_db_migrate(app->db) < 0 || !(conn = db_handle_for_cli(app->db))) {
+    if (auth_db_migrate(app->db) < 0 || !(conn = db_sqlite(db_conn_for_cli(app->db)))) {
         fprintf(stderr, "chatd: cannot open the database\n");
         goto out;
     }

@@ -133,8 +133,9 @@ void auth_op_hash(struct auth_op *op, void (*fn)(struct auth_op *),
 
 /* --- writer thread ---------------------------------------------------------------- */
 
-static int job_apply(sqlite3 *conn, struct db_job *job)
+static int job_apply(struct db_conn *conn_, struct db_job *job)
 {
+    sqlite3 *conn = db_sqlite(conn_);
     struct auth_op *op = OP_OF(job, job);
     return op->apply_fn(op, conn);
 }
@@ -160,8 +161,9 @@ int auth_op_write(struct auth_op *op, int (*apply)(struct auth_op *, sqlite3 *),
 
 /* --- reads ------------------------------------------------------------------------ */
 
-static int read_fn(sqlite3 *conn, void *arg)
+static int read_fn(struct db_conn *conn_, void *arg)
 {
+    sqlite3 *conn = db_sqlite(conn_);
     struct auth_op *op = arg;
     return op->read_fn(op, conn);
 }

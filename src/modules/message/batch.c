@@ -56,7 +56,7 @@ static int bkey_find(const struct bkey *t, size_t mask, int64_t a, int64_t b, si
 }
 
 /* ---------- the batch ---------- */
-static int batch_apply(sqlite3 *conn, struct db_job *job);
+static int batch_apply(struct db_conn *conn, struct db_job *job);
 static void batch_after(struct db_job *job, int status);
 
 static void batch_reset(struct msg_batch *b)
@@ -349,8 +349,9 @@ static int batch_finish(struct msg_batch *b, sqlite3 *conn)
     return 0;
 }
 
-static int batch_apply(sqlite3 *conn, struct db_job *job)
+static int batch_apply(struct db_conn *conn_, struct db_job *job)
 {
+    sqlite3 *conn = db_sqlite(conn_);
     struct msg_batch *b = (struct msg_batch *)job;
     int rc;
 

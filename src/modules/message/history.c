@@ -104,8 +104,9 @@ struct history_ctx {
     cJSON *answer;                   /* owned */
 };
 
-static int history_fn(sqlite3 *conn, void *arg)
+static int history_fn(struct db_conn *conn_, void *arg)
 {
+    sqlite3 *conn = db_sqlite(conn_);
     struct history_ctx *h = arg;
     struct room_row room;
     int64_t read_seq;

@@ -196,8 +196,9 @@ struct peers_ctx {
     cJSON *answer;                   /* owned */
 };
 
-static int peers_fn(sqlite3 *conn, void *arg)
+static int peers_fn(struct db_conn *conn_, void *arg)
 {
+    sqlite3 *conn = db_sqlite(conn_);
     struct peers_ctx *c = arg;
     sqlite3_stmt *s = NULL;
     if (sqlite3_prepare_v2(conn,

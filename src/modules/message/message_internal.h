@@ -10,7 +10,7 @@
 #include <sqlite3.h>
 #include <cjson/cJSON.h>
 #include "chatd/chatd.h"
-#include "chatd/db.h"
+#include "chatd/db_sqlite.h"
 #include "chatd/http.h"
 
 struct bus_event;
@@ -274,7 +274,7 @@ struct room_job {
 };
 struct room_job *room_job_new(struct msg_state *st, int op, struct http_req *req);
 void room_job_free(struct room_job *j);
-int  room_job_apply(sqlite3 *conn, struct db_job *job);
+int  room_job_apply(struct db_conn *conn, struct db_job *job);
 /* Queue the job; on failure answers the request and frees the job. */
 void room_job_queue(struct room_job *j);
 /* Membership-changing applies (members.c). */

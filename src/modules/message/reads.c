@@ -27,8 +27,9 @@ static int fail(struct read_job *j, int status, const char *msg, int rc)
     return rc;
 }
 
-static int read_apply(sqlite3 *conn, struct db_job *job)
+static int read_apply(struct db_conn *conn_, struct db_job *job)
 {
+    sqlite3 *conn = db_sqlite(conn_);
     struct read_job *j = (struct read_job *)job;
     struct msg_state *st = j->st;
     j->moved = 0;

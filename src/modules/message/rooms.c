@@ -222,8 +222,9 @@ static int apply_dm(struct msg_state *st, sqlite3 *conn, struct room_job *j)
     return 0;
 }
 
-int room_job_apply(sqlite3 *conn, struct db_job *job)
+int room_job_apply(struct db_conn *conn_, struct db_job *job)
 {
+    sqlite3 *conn = db_sqlite(conn_);
     struct room_job *j = (struct room_job *)job;
     /* Apply may run again after a failed commit: start from a clean result. */
     j->status = 0;

@@ -377,8 +377,9 @@ static int show_fn(sqlite3 *conn, struct rooms_read *c)
     return rc;
 }
 
-static int rooms_read_fn(sqlite3 *conn, void *arg)
+static int rooms_read_fn(struct db_conn *conn_, void *arg)
 {
+    sqlite3 *conn = db_sqlite(conn_);
     struct rooms_read *c = arg;
     c->status = 200;
     return c->room_id ? show_fn(conn, c) : list_fn(conn, c);

@@ -137,8 +137,9 @@ static int page_room(sqlite3 *conn, struct sync_page *pg, const struct sync_ask 
     return beyond && !truncated;
 }
 
-static int sync_fn(sqlite3 *conn, void *arg)
+static int sync_fn(struct db_conn *conn_, void *arg)
 {
+    sqlite3 *conn = db_sqlite(conn_);
     struct sync_page *pg = arg;
     pg->answer = cJSON_CreateObject();
     cJSON *out = cJSON_AddArrayToObject(pg->answer, "rooms");

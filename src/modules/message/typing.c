@@ -36,8 +36,9 @@ struct member_load {
     int64_t *ids; int n;             /* owned */
 };
 
-static int member_load_fn(sqlite3 *conn, void *arg)
+static int member_load_fn(struct db_conn *conn_, void *arg)
 {
+    sqlite3 *conn = db_sqlite(conn_);
     struct member_load *l = arg;
     sqlite3_stmt *s = NULL;
     if (sqlite3_prepare_v2(conn, "SELECT user_id FROM room_members WHERE room_id = ?1",

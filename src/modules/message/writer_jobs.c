@@ -168,7 +168,7 @@ struct finalize_job {
     void *arg;
 };
 
-static int finalize_apply(sqlite3 *conn, struct db_job *job)
+static int finalize_apply(struct db_conn *conn, struct db_job *job)
 {
     struct finalize_job *f = (struct finalize_job *)job;
     wstmts_free(f->st);
@@ -184,14 +184,15 @@ static void writer_call_after(struct db_job *job, int status)
     fn(arg);
 }
 
-static int fence_apply(sqlite3 *conn, struct db_job *job)
+static int fence_apply(struct db_conn *conn_, struct db_job *job)
 {
+    sqlite3 *conn = db_sqlite(conn_);
     (void)conn;
     (void)job;
     return 0;
 }
 
-static int writer_call(struct msg_state *st, int (*apply)(sqlite3 *, struct db_job *),
+static int writer_call(struct msg_state *st, int (*apply)(struct db_conn *, struct db_job *),
                        void (*fn)(void *arg), void *arg)
 {
     struct finalize_job *f = calloc(1, sizeof(*f));

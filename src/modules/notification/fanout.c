@@ -23,7 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "chatd/bus.h"
-#include "chatd/db.h"
+#include "chatd/db_sqlite.h"
 #include "chatd/events.h"
 #include "chatd/log.h"
 #include "chatd/util.h"
@@ -103,8 +103,9 @@ static void lookup_free(struct lookup *l)
     free(l);
 }
 
-static int lookup_fn(sqlite3 *conn, void *arg)
+static int lookup_fn(struct db_conn *conn_, void *arg)
 {
+    sqlite3 *conn = db_sqlite(conn_);
     struct lookup *l = arg;
     return subs_query_users(conn, l->ids_json, &l->rows, &l->nrows);
 }

@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "chatd/config.h"
-#include "chatd/db.h"
+#include "chatd/db_sqlite.h"
 #include "chatd/events.h"
 #include "chatd/log.h"
 #include "chatd/metrics.h"
@@ -81,8 +81,9 @@ static void job_free(struct push_job *j)
 }
 
 /* Pool thread. */
-static int prepare_fn(sqlite3 *conn, void *arg)
+static int prepare_fn(struct db_conn *conn_, void *arg)
 {
+    sqlite3 *conn = db_sqlite(conn_);
     struct push_job *j = arg;
     struct notif *n = j->n;
     char origin[NOTIF_ENDPOINT_MAX + 1];

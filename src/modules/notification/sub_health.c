@@ -23,7 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "chatd/config.h"
-#include "chatd/db.h"
+#include "chatd/db_sqlite.h"
 #include "chatd/log.h"
 #include "chatd/util.h"
 #include "notification_internal.h"
@@ -42,8 +42,9 @@ struct health_job {
     char error[HEALTH_ERROR_MAX];
 };
 
-static int outcome_apply(sqlite3 *conn, struct db_job *job)
+static int outcome_apply(struct db_conn *conn_, struct db_job *job)
 {
+    sqlite3 *conn = db_sqlite(conn_);
     struct health_job *j = (struct health_job *)job;
     sqlite3_stmt *st = NULL;
     /* The right-hand sides see the row as it was: failures + 1 is the new count. */
@@ -64,8 +65,9 @@ static int outcome_apply(sqlite3 *conn, struct db_job *job)
     return subs_step_done(st);
 }
 
-static int sweep_apply(sqlite3 *conn, struct db_job *job)
+static int sweep_apply(struct db_conn *conn_, struct db_job *job)
 {
+    sqlite3 *conn = db_sqlite(conn_);
     struct health_job *j = (struct health_job *)job;
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(conn, "DELETE FROM push_subscriptions WHERE"
@@ -94,7 +96,7 @@ static void health_done(struct db_job *job, int status)
 }
 
 static void submit(struct notif *n, struct health_job *j,
-                   int (*apply)(sqlite3 *, struct db_job *))
+                   int (*apply)(struct db_conn *, struct db_job *))
 {
     const struct chatd_config *cfg = n->app->cfg;
     j->app = n->app;

@@ -5,7 +5,7 @@
  * are null for a subscription that is not failing / never failed. */
 #include <errno.h>
 #include <stdlib.h>
-#include "chatd/db.h"
+#include "chatd/db_sqlite.h"
 #include "chatd/util.h"
 #include "notification_internal.h"
 
@@ -41,8 +41,9 @@ static int add_row(cJSON *arr, sqlite3_stmt *st)
 }
 
 /* Pool thread. */
-static int list_fn(sqlite3 *conn, void *arg)
+static int list_fn(struct db_conn *conn_, void *arg)
 {
+    sqlite3 *conn = db_sqlite(conn_);
     struct list_read *l = arg;
     sqlite3_stmt *st = NULL;
     cJSON *arr;

@@ -12,7 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "chatd/db.h"
+#include "chatd/db_sqlite.h"
 #include "chatd/log.h"
 #include "chatd/util.h"
 #include "notification_internal.h"
@@ -78,8 +78,9 @@ int subs_step_done(sqlite3_stmt *st)
     return rc == SQLITE_DONE ? 0 : db_errno(rc);
 }
 
-static int add_apply(sqlite3 *conn, struct db_job *job)
+static int add_apply(struct db_conn *conn_, struct db_job *job)
 {
+    sqlite3 *conn = db_sqlite(conn_);
     struct subs_job *j = (struct subs_job *)job;
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(conn,
@@ -131,7 +132,7 @@ static void add_finish(struct subs_job *j)
     http_respond_json_str(j->req, 201, body, (size_t)len);
 }
 
-static void submit(struct subs_job *j, int (*apply)(sqlite3 *, struct db_job *))
+static void submit(struct subs_job *j, int (*apply)(struct db_conn *, struct db_job *))
 {
     j->job.apply = apply;
     j->job.after = job_after;
@@ -161,8 +162,9 @@ void subs_add(struct notif *n, struct http_req *req, const char *endpoint,
     submit(j, add_apply);
 }
 
-static int remove_apply(sqlite3 *conn, struct db_job *job)
+static int remove_apply(struct db_conn *conn_, struct db_job *job)
 {
+    sqlite3 *conn = db_sqlite(conn_);
     struct subs_job *j = (struct subs_job *)job;
     sqlite3_stmt *st = NULL;
     /* user_id 0 is the removal after a 404/410 from the push service. */
@@ -301,8 +303,9 @@ struct load {
     size_t len, cap;
 };
 
-static int load_fn(sqlite3 *conn, void *arg)
+static int load_fn(struct db_conn *conn_, void *arg)
 {
+    sqlite3 *conn = db_sqlite(conn_);
     struct load *l = arg;
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(conn, "SELECT DISTINCT user_id FROM push_subscriptions",

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chatd/db.h"
+#include "chatd/db_sqlite.h"
 #include "chatd/log.h"
 #include "presence_internal.h"
 
@@ -29,8 +29,9 @@ struct seen_job {
     struct pres_seen rows[];
 };
 
-static int seen_apply(sqlite3 *conn, struct db_job *job)
+static int seen_apply(struct db_conn *conn_, struct db_job *job)
 {
+    sqlite3 *conn = db_sqlite(conn_);
     struct seen_job *j = (struct seen_job *)job;
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(conn,
@@ -85,8 +86,9 @@ struct seen_read {
     void *arg;
 };
 
-static int read_fn(sqlite3 *conn, void *arg)
+static int read_fn(struct db_conn *conn_, void *arg)
 {
+    sqlite3 *conn = db_sqlite(conn_);
     struct seen_read *r = arg;
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(conn, "SELECT last_seen_at FROM presence WHERE user_id = ?1",
