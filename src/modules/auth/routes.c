@@ -120,14 +120,11 @@ static void register_work(struct auth_op *op)
     OPENSSL_cleanse(r->password, r->pwlen);
 }
 
-static int register_apply(struct auth_op *op, sqlite3 *conn)
+static int register_apply(struct auth_op *op, struct db_conn *conn)
 {
     struct register_op *r = (struct register_op *)op;
-    int64_t id = auth_user_insert(conn, r->username, r->hash, now_ms());
-    if (id < 0)
-        return (int)id;
-    r->user_id = id;
-    return 0;
+    return auth_store_user_insert(&op->a->store, conn, r->username, r->hash, now_ms(),
+                                  &r->user_id);
 }
 
 static void register_stored(struct auth_op *op)
