@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "chatd/bus.h"
+#include "chatd/event_codec.h"
 #include "chatd/events.h"
 #include "chatd/log.h"
 #include "chatd/util.h"
@@ -98,58 +99,53 @@ static void lookup_free(struct lookup *l)
     free(l);
 }
 
-/* [{"id","username"}...] of the users found; NULL without memory. */
-static cJSON *lookup_users_json(const struct lookup *l)
+/* The answer, or the failure with its reason; one way or another the asker hears. */
+static void lookup_reply(struct lookup *l, int status)
 {
-    cJSON *users = cJSON_CreateArray();
+    struct bus *bus = l->a->app->bus;
+    struct ev_users_lookup_reply reply = { .nusers = (size_t)l->n_found };
+    struct ev_error why = { .code = "internal", .message = "user lookup failed" };
+    int rc = -ENOMEM;
 
-    for (int i = 0; users && i < l->n_found; i++) {
-        cJSON *u = cJSON_CreateObject();
-        if (!u)
-            break;
-        cJSON_AddItemToArray(users, u);
-        cJSON_AddNumberToObject(u, "id", (double)l->found[i].id);
-        cJSON_AddStringToObject(u, "username", l->found[i].username);
+    if (status == 0 && (reply.users = calloc((size_t)(l->n_found ? l->n_found : 1),
+                                             sizeof *reply.users))) {
+        for (int i = 0; i < l->n_found; i++)
+            reply.users[i] = (struct ev_user){ .id = l->found[i].id,
+                                               .username = l->found[i].username };
+        rc = bus_reply_ev(bus, l->request, 0, &reply);
+        free(reply.users);
     }
-    return users;
+    if (rc < 0) {
+        status = status < 0 ? status : -ENOMEM;
+        LOG_WARN(l->a->app, AUTH_MOD, "users.lookup failed err=%d", status);
+        if (bus_reply_ev(bus, l->request, status, &why) < 0)
+            bus_reply(bus, l->request, status, NULL);
+    }
 }
 
 static void lookup_after(void *arg, int status)
 {
     struct lookup *l = arg;
     struct auth *a = l->a;
-    cJSON *reply = cJSON_CreateObject(), *users = NULL;
 
-    if (status == 0 && reply && !(users = lookup_users_json(l)))
-        status = -ENOMEM;
-    if (status < 0 || !reply) {
-        LOG_WARN(a->app, AUTH_MOD, "users.lookup failed err=%d", status);
-        if (reply) {
-            cJSON_AddStringToObject(reply, "code", "internal");
-            cJSON_AddStringToObject(reply, "message", "user lookup failed");
-        }
-        bus_reply(a->app->bus, l->request, status < 0 ? status : -ENOMEM, reply);
-    } else {
-        cJSON_AddItemToObject(reply, "users", users);
-        bus_reply(a->app->bus, l->request, 0, reply);
-    }
+    lookup_reply(l, status);
     lookup_free(l);
     auth_inflight_end(a);
 }
 
+/* The usernames asked for, the valid ones normalized, up to LOOKUP_MAX of them (the
+ * rest are not looked up). The payload is the decoded struct (events.h). */
 static int on_lookup(struct bus_delivery *d, struct bus_event *ev, void *ctx)
 {
     struct auth *a = ctx;
-    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(ev->payload, "usernames"), *it;
+    const struct ev_users_lookup *m = ev->data;
     struct lookup *l = calloc(1, sizeof *l);
+    size_t cap = m->nusernames < LOOKUP_MAX ? m->nusernames : LOOKUP_MAX;
     const char *why;
-    int cap, rc;
+    int rc;
 
-    cap = cJSON_IsArray(arr) ? cJSON_GetArraySize(arr) : 0;
-    if (cap > LOOKUP_MAX)
-        cap = LOOKUP_MAX;
-    if (!l || !(l->names = calloc((size_t)(cap ? cap : 1), sizeof *l->names)) ||
-        !(l->found = calloc((size_t)(cap ? cap : 1), sizeof *l->found))) {
+    if (!l || !(l->names = calloc(cap ? cap : 1, sizeof *l->names)) ||
+        !(l->found = calloc(cap ? cap : 1, sizeof *l->found))) {
         if (l) {
             free(l->names);
             free(l);
@@ -158,13 +154,9 @@ static int on_lookup(struct bus_delivery *d, struct bus_event *ev, void *ctx)
         return 0;
     }
     l->a = a;
-    cJSON_ArrayForEach(it, arr) {
-        if (l->n >= cap)
-            break;
-        if (cJSON_IsString(it) &&
-            auth_username_normalize(it->valuestring, l->names[l->n], &why) == 0)
+    for (size_t i = 0; i < m->nusernames && (size_t)l->n < cap; i++)
+        if (auth_username_normalize(m->usernames[i], l->names[l->n], &why) == 0)
             l->n++;
-    }
     bus_event_ref(ev);
     l->request = ev;
     auth_inflight_begin(a);
