@@ -16,6 +16,9 @@
  *   once even under concurrent writers (a conditional update), and say which call
  *   did: a refresh that finds its token spent by another is a reuse;
  * - free.
+ * and passes tests/unit/test_auth_store.c (a line in auth_store_fixture.h's engine
+ * table). The ops of one job (a rotation: token_find, token_spend, token_insert) share
+ * the job's transaction, which the engine's db layer gives it.
  * Every op runs where it is called: on the writer thread inside a job's apply (the
  * writes), on a read-pool thread inside a db_read (the reads), or on the CLI's
  * connection (db_conn_for_cli). It gets that struct db_conn; it must not keep it.
