@@ -23,7 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "chatd/bus.h"
-#include "chatd/db_sqlite.h"
+#include "chatd/db.h"
 #include "chatd/events.h"
 #include "chatd/log.h"
 #include "chatd/util.h"
@@ -88,9 +88,8 @@ struct lookup {
     int64_t *ids;                    /* owned: offline recipients */
     uint32_t *gens;                  /* owned: their generation in n->subscribers */
     size_t nids, nlook;              /* all of them; the first nlook are looked up */
-    char *ids_json;                  /* owned: the looked-up ids as a JSON array */
     struct subs_row *rows;           /* owned, filled on the pool thread */
-    size_t nrows;
+    size_t nrows, caprows;
 };
 
 static void lookup_free(struct lookup *l)
@@ -98,16 +97,33 @@ static void lookup_free(struct lookup *l)
     cJSON_Delete(l->msg);
     free(l->ids);
     free(l->gens);
-    free(l->ids_json);
     free(l->rows);
     free(l);
 }
 
-static int lookup_fn(struct db_conn *conn_, void *arg)
+static int lookup_row(void *arg, const struct subs_row *r)
 {
-    sqlite3 *conn = db_sqlite(conn_);
     struct lookup *l = arg;
-    return subs_query_users(conn, l->ids_json, &l->rows, &l->nrows);
+    if (l->nrows == l->caprows) {
+        size_t ncap = l->caprows ? l->caprows * 2 : 16;
+        struct subs_row *p = realloc(l->rows, ncap * sizeof(*p));
+        if (!p)
+            return -ENOMEM;
+        l->rows = p;
+        l->caprows = ncap;
+    }
+    l->rows[l->nrows++] = *r;
+    return 0;
+}
+
+/* Pool thread: the subscriptions of the first nlook recipients. */
+static int lookup_fn(struct db_conn *conn, void *arg)
+{
+    struct lookup *l = arg;
+    int rc = notif_store_subs_of_users(&l->n->store, conn, l->ids, l->nlook, lookup_row, l);
+    if (rc < 0)
+        l->nrows = 0;                /* nothing half read is published */
+    return rc;
 }
 
 /* Publishes everything for one message. Webhooks for all offline recipients, pushes
@@ -192,22 +208,6 @@ static int collect(struct notif *n, struct lookup *l, const cJSON *members, int6
     return 0;
 }
 
-static char *ids_json(const int64_t *ids, size_t n)
-{
-    struct strbuf b;
-    strbuf_init(&b, 32 * n + 16);
-    int rc = strbuf_append(&b, "[", 1);
-    for (size_t i = 0; i < n && rc == 0; i++)
-        rc = strbuf_printf(&b, i ? ",%lld" : "%lld", (long long)ids[i]);
-    if (rc == 0)
-        rc = strbuf_append(&b, "]", 1);
-    if (rc < 0) {
-        strbuf_free(&b);
-        return NULL;
-    }
-    return b.data;
-}
-
 int notif_on_message_stored(struct bus_delivery *d, struct bus_event *ev, void *ctx)
 {
     struct notif *n = ctx;
@@ -248,8 +248,6 @@ int notif_on_message_stored(struct bus_delivery *d, struct bus_event *ev, void *
     }
     l->n = n;
     l->d = d;
-    if (!(l->ids_json = ids_json(l->ids, l->nlook)))
-        goto fail;
     if ((rc = db_read(n->app->db, lookup_fn, lookup_after, l)) < 0) {
         bus_delivery_set_error(d, "cannot start a subscription lookup");
         goto fail;

@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "chatd/config.h"
-#include "chatd/db_sqlite.h"
+#include "chatd/db.h"
 #include "chatd/events.h"
 #include "chatd/log.h"
 #include "chatd/metrics.h"
@@ -81,13 +81,12 @@ static void job_free(struct push_job *j)
 }
 
 /* Pool thread. */
-static int prepare_fn(struct db_conn *conn_, void *arg)
+static int prepare_fn(struct db_conn *conn, void *arg)
 {
-    sqlite3 *conn = db_sqlite(conn_);
     struct push_job *j = arg;
     struct notif *n = j->n;
     char origin[NOTIF_ENDPOINT_MAX + 1];
-    int rc = subs_get(conn, j->sub_id, &j->t);
+    int rc = notif_store_sub_get(&n->store, conn, j->sub_id, &j->t);
     if (rc == -ENOENT || (rc == 0 && j->t.user_id != j->recipient))
         return 0;                    /* gone, or the endpoint moved to another user */
     if (rc < 0) {
