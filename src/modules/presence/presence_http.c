@@ -107,7 +107,7 @@ static void on_peers(void *ctx, int status, const cJSON *payload)
         answer(q, 0);
         return;
     }
-    if (presence_db_read(q->p, q->ids, q->n, q->seen, answer, q) < 0)
+    if (presence_seen_fetch(q->p, q->ids, q->n, q->seen, answer, q) < 0)
         answer(q, -EIO);
 }
 

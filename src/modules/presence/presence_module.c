@@ -141,12 +141,12 @@ static void seen_flush(struct presence *p)
         if (rows)
             rows[n++] = (struct pres_seen){ u->id, u->last_seen_at };
         else   /* out of memory: one job each, as the batch would have held */
-            presence_db_last_seen(p, &(struct pres_seen){ u->id, u->last_seen_at }, 1);
+            presence_seen_write(p, &(struct pres_seen){ u->id, u->last_seen_at }, 1);
         u->seen_queued = 0;
         user_forget_if_idle(p, u);
     }
     p->nseen = 0;
-    presence_db_last_seen(p, rows, n);
+    presence_seen_write(p, rows, n);
     free(rows);
     if (p->seen_timer_open)
         uv_timer_stop(&p->seen_timer);
@@ -163,7 +163,7 @@ static void seen_queue(struct presence *p, struct pres_user *u)
         return;   /* already waiting: the batch takes its latest value */
     if (!p->seen_timer_open || p->draining) {
         /* Shutting down: nothing waits for a timer any more. */
-        presence_db_last_seen(p, &(struct pres_seen){ u->id, u->last_seen_at }, 1);
+        presence_seen_write(p, &(struct pres_seen){ u->id, u->last_seen_at }, 1);
         return;
     }
     if (p->nseen == PRESENCE_SEEN_MAX)
@@ -211,7 +211,7 @@ static int on_disconnected(struct bus_delivery *d, struct bus_event *ev, void *c
     u = user_get(p, user, 1);
     if (!u) {
         struct pres_seen row = { user, at };
-        presence_db_last_seen(p, &row, 1);
+        presence_seen_write(p, &row, 1);
         return 0;
     }
     if (at > u->last_seen_at)
@@ -239,8 +239,9 @@ static int presence_init(struct chatd *app, void **state)
         return -ENOMEM;
     p->app = app;
     if ((rc = presence_store_mem_new(&p->store)) < 0 || (rc = pmap_init(&p->users)) < 0 ||
-        (rc = presence_db_migrate(p)) < 0) {
+        (rc = presence_seen_open(p)) < 0) {
         presence_store_free(&p->store);
+        presence_seen_store_free(&p->seen);
         pmap_free(&p->users);
         free(p);
         return rc < 0 ? rc : -ENOMEM;
@@ -309,6 +310,7 @@ static void presence_destroy(void *state)
             free(p->users.ents[i].val);
     pmap_free(&p->users);
     presence_store_free(&p->store);
+    presence_seen_store_free(&p->seen);
     free(p);
 }
 
