@@ -249,7 +249,8 @@ int  push_on_request(struct bus_delivery *d, struct bus_event *ev, void *ctx);
 cJSON *push_dead_letter(const cJSON *payload, void *ctx);
 int  webhook_on_request(struct bus_delivery *d, struct bus_event *ev, void *ctx);
 /* Builds the push payload for MSG: malloc'ed JSON text. */
-char *push_payload(const cJSON *msg);
+struct ev_msg;
+char *push_payload(const struct ev_msg *msg);
 /* "sha256=<hex>" of HMAC-SHA256(secret, body) into out (at least 72 bytes). */
 void webhook_signature(const char *secret, const void *body, size_t len, char *out);
 
