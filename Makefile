@@ -83,6 +83,10 @@ test: $(DEPS_STAMP)
 	$(MAKE) fuzz
 	CHATD_FUZZ_SMOKE=$(FUZZ_BUILD) sh tests/run.sh $(BUILD)
 
+# The module boundaries (docs/architecture.md), checked by grep.
+check-layering:
+	sh scripts/check-layering.sh
+
 test-unit: $(BUILD)/unit_tests
 	./$(BUILD)/unit_tests
 
