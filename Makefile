@@ -30,7 +30,7 @@ UNIT_SRC    := $(sort $(wildcard tests/unit/*.c))
 UNIT_OBJ    := $(UNIT_SRC:%.c=$(BUILD)/%.o)
 BENCH_SRC   := $(sort $(wildcard bench/*.c))
 
-.PHONY: all run test test-unit test-integration test-asan test-tsan debug install clean deps \
+.PHONY: all run test check-layering test-unit test-integration test-asan test-tsan debug install clean deps \
         bench bench-quick bench-durability loadgen fuzz fuzz-smoke fuzz-bins valgrind
 
 all: $(BUILD)/chatd
