@@ -58,7 +58,7 @@ struct push_job {
     struct notif *n;
     struct bus_delivery *d;
     int64_t sub_id, recipient;
-    char *payload;                   /* owned: the plaintext JSON */
+    char *plain;                     /* owned: the push message before encryption */
     /* filled on the pool thread */
     int found;
     struct subs_target t;
@@ -70,7 +70,7 @@ struct push_job {
 
 static void job_free(struct push_job *j)
 {
-    free(j->payload);
+    free(j->plain);
     free(j->body);
     free(j->headers);
     free(j);
@@ -90,7 +90,7 @@ static int prepare_fn(struct db_conn *conn, void *arg)
         return rc;
     }
     j->found = 1;
-    size_t plen = strlen(j->payload);
+    size_t plen = strlen(j->plain);
     if (vapid_origin(j->t.endpoint, origin, sizeof(origin)) < 0) {
         snprintf(j->error, sizeof(j->error), "bad endpoint");
         return -EINVAL;
@@ -103,7 +103,7 @@ static int prepare_fn(struct db_conn *conn, void *arg)
         snprintf(j->error, sizeof(j->error), "cannot sign the VAPID token");
         return -ENOMEM;
     }
-    j->blen = ece_encrypt(j->t.p256dh, j->t.auth, j->payload, plen, NULL, NULL, j->body,
+    j->blen = ece_encrypt(j->t.p256dh, j->t.auth, j->plain, plen, NULL, NULL, j->body,
                           ECE_OUT_LEN(plen), NULL);
     int hl = j->blen < 0 ? -1 :
         asprintf(&j->headers, "TTL: %d\r\nUrgency: normal\r\nContent-Encoding: aes128gcm\r\n"
@@ -226,7 +226,7 @@ static int start_push(struct notif *n, struct bus_delivery *d, int64_t recipient
         return -EAGAIN;
     }
     struct push_job *j = calloc(1, sizeof(*j));
-    if (!j || !(j->payload = push_payload(msg))) {
+    if (!j || !(j->plain = push_payload(msg))) {
         free(j);
         bus_delivery_set_error(d, "out of memory");
         return -ENOMEM;
