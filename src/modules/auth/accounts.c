@@ -119,7 +119,7 @@ static void lookup_reply(struct lookup *l, int status)
         status = status < 0 ? status : -ENOMEM;
         LOG_WARN(l->a->app, AUTH_MOD, "users.lookup failed err=%d", status);
         if (bus_reply_ev(bus, l->request, status, &why) < 0)
-            bus_reply(bus, l->request, status, NULL);
+            bus_reply_ev(bus, l->request, status, NULL);
     }
 }
 
@@ -150,7 +150,7 @@ static int on_lookup(struct bus_delivery *d, struct bus_event *ev, void *ctx)
             free(l->names);
             free(l);
         }
-        bus_reply(a->app->bus, ev, -ENOMEM, NULL);
+        bus_reply_ev(a->app->bus, ev, -ENOMEM, NULL);
         return 0;
     }
     l->a = a;
