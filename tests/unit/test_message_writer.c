@@ -16,8 +16,8 @@ static sqlite3 *open_schema(void)
     sqlite3 *db = NULL;
     if (sqlite3_open(":memory:", &db) != SQLITE_OK)
         return NULL;
-    for (int i = 0; i < msg_migrations_count; i++)
-        if (sqlite3_exec(db, msg_migrations[i].sql, NULL, NULL, NULL) != SQLITE_OK) {
+    for (int i = 0; i < msg_sqlite_migrations_count; i++)
+        if (sqlite3_exec(db, msg_sqlite_migrations[i].sql, NULL, NULL, NULL) != SQLITE_OK) {
             sqlite3_close(db);
             return NULL;
         }
@@ -56,6 +56,13 @@ static void state_init(struct msg_state *st)
 {
     memset(st, 0, sizeof(*st));
     st->max_body_bytes = 4096;
+    msg_store_sqlite_new(&st->store);
+}
+
+static void state_done(struct msg_state *st)
+{
+    st->store.ops->writer_release(st->store.impl);
+    msg_store_free(&st->store);
 }
 
 static int64_t scalar(sqlite3 *db, const char *sql)
@@ -108,7 +115,7 @@ TEST(message_writer_group_commit_gapless_seq)
               N / 2);
     ASSERT_EQ(scalar(db, "SELECT read_seq FROM room_members WHERE room_id = 2 AND user_id = 1"),
               N / 2);
-    wstmts_free(&st);
+    state_done(&st);
     sqlite3_close(db);
 }
 
@@ -160,7 +167,7 @@ TEST(message_writer_dedupe_and_access)
     cJSON_Delete(p);
 
     msg_batch_free(bt);
-    wstmts_free(&st);
+    state_done(&st);
     sqlite3_close(db);
 }
 
@@ -192,7 +199,7 @@ TEST(message_writer_refused_insert_fails_that_message_alone)
     ASSERT_EQ(scalar(db, "SELECT count(*) FROM messages"), 2);
     ASSERT_EQ(scalar(db, "SELECT last_seq FROM rooms WHERE id = 1"), 2);
     msg_batch_free(b);
-    wstmts_free(&st);
+    state_done(&st);
     sqlite3_close(db);
 }
 
@@ -238,7 +245,7 @@ TEST(message_writer_failed_write_fails_the_batch)
     sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
     ASSERT_EQ(scalar(db, "SELECT last_seq FROM rooms WHERE id = 2"), N / 2);
     msg_batch_free(b);
-    wstmts_free(&st);
+    state_done(&st);
     sqlite3_close(db);
 }
 

@@ -1,8 +1,8 @@
 /* messages.c: storing one message. message.submitted (from an HTTP post of this
- * module or from the websocket module) becomes a writer job; the job checks the
- * membership, deduplicates on (sender_id, client_msg_id) and takes the next seq of
- * the room inside the group transaction; after COMMIT its done() posts
- * message.stored or message.rejected to the loop. Nobody hears of a message before
+ * module or from the websocket module) becomes a message of the open batch
+ * (batch.c), which checks the membership, deduplicates on (sender_id, client_msg_id)
+ * and takes the next seq of the room inside the group transaction; after COMMIT the
+ * loop publishes message.stored or message.rejected. Nobody hears of a message before
  * its transaction is durable. */
 #include <errno.h>
 #include <stdio.h>
@@ -41,18 +41,6 @@ cJSON *msg_row_json(const struct msg_row *m)
     return o;
 }
 
-void msg_row_from_stmt(sqlite3_stmt *s, int c, struct msg_row *m)
-{
-    m->id = sqlite3_column_int64(s, c + 0);
-    m->room_id = sqlite3_column_int64(s, c + 1);
-    m->seq = sqlite3_column_int64(s, c + 2);
-    m->sender_id = sqlite3_column_int64(s, c + 3);
-    m->sender = (const char *)sqlite3_column_text(s, c + 4);
-    m->body = (const char *)sqlite3_column_text(s, c + 5);
-    m->client_msg_id = (const char *)sqlite3_column_text(s, c + 6);
-    m->created_at = sqlite3_column_int64(s, c + 7);
-}
-
 /* ---------- validation ---------- */
 const char *msg_check_body(const struct msg_state *st, const char *body)
 {
@@ -86,9 +74,7 @@ void msg_job_free(struct msg_job *j)
 {
     if (!j)
         return;
-    free(j->dup_sender);
-    free(j->dup_body);
-    free(j->dup_cmid);
+    free(j->dup);
     cJSON_Delete(j->origin);
     free(j);
 }
@@ -125,10 +111,8 @@ void msg_job_reset(struct msg_job *j)
     j->errmsg = NULL;
     j->member_ids = NULL;
     j->nmembers = 0;
-    free(j->dup_sender);
-    free(j->dup_body);
-    free(j->dup_cmid);
-    j->dup_sender = j->dup_body = j->dup_cmid = NULL;
+    free(j->dup);
+    j->dup = NULL;
     memset(&j->row, 0, sizeof(j->row));
 }
 
@@ -136,66 +120,6 @@ void msg_job_fail(struct msg_job *j, int status, const char *msg)
 {
     j->status = status;
     j->errmsg = msg;
-}
-
-static char *dup_or_null(const char *s)
-{
-    return s ? strdup(s) : NULL;
-}
-
-int msg_find_duplicate(struct msg_state *st, sqlite3 *conn, struct msg_job *j)
-{
-    sqlite3_stmt *s = wstmt(st, conn, WS_DEDUPE);
-    if (!s)
-        return -EIO;
-    sqlite3_bind_int64(s, 1, j->sender_id);
-    sqlite3_bind_text(s, 2, j->client_msg_id, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(s), found = 0;
-    if (rc == SQLITE_ROW) {
-        struct msg_row m;
-        msg_row_from_stmt(s, 0, &m);
-        j->dup_sender = dup_or_null(m.sender);
-        j->dup_body = dup_or_null(m.body);
-        j->dup_cmid = dup_or_null(m.client_msg_id);
-        j->row = m;
-        j->row.sender = j->dup_sender;
-        j->row.body = j->dup_body;
-        j->row.client_msg_id = j->dup_cmid;
-        found = 1;
-    }
-    wstmt_done(s);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return db_errno(rc);
-    return found;
-}
-
-int msg_insert(struct msg_state *st, sqlite3 *conn, struct msg_job *j, int64_t seq)
-{
-    sqlite3_stmt *s = wstmt(st, conn, WS_INSERT_MSG);
-    if (!s)
-        return -EIO;
-    int64_t now = now_ms();
-    sqlite3_bind_int64(s, 1, j->room_id);
-    sqlite3_bind_int64(s, 2, seq);
-    sqlite3_bind_int64(s, 3, j->sender_id);
-    sqlite3_bind_text(s, 4, j->sender, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 5, j->body, -1, SQLITE_STATIC);
-    if (j->client_msg_id)
-        sqlite3_bind_text(s, 6, j->client_msg_id, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(s, 6);
-    sqlite3_bind_int64(s, 7, now);
-    int rc = sqlite3_step(s);
-    int unique = rc != SQLITE_DONE && sqlite3_extended_errcode(conn) == SQLITE_CONSTRAINT_UNIQUE;
-    wstmt_done(s);
-    if (rc != SQLITE_DONE)
-        return unique ? -EEXIST : db_errno(rc);
-    j->row = (struct msg_row){
-        .id = sqlite3_last_insert_rowid(conn), .room_id = j->room_id, .seq = seq,
-        .sender_id = j->sender_id, .created_at = now, .sender = j->sender,
-        .body = j->body, .client_msg_id = j->client_msg_id,
-    };
-    return 0;
 }
 
 static cJSON *stored_payload(const struct msg_job *j, cJSON *origin)

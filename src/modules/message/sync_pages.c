@@ -35,15 +35,14 @@ struct sync_page {
  * strings in its "message" frame. */
 #define ROW_FRAME_OVERHEAD 256
 
-/* Bytes a column takes as a JSON string, quotes included, escaped as cJSON prints it:
- * a body of control characters is six times its length, and the budget must hold. */
-static size_t json_string_bytes(sqlite3_stmt *s, int col)
+/* Bytes a string takes in JSON, quotes included, escaped as cJSON prints it: a body
+ * of control characters is six times its length, and the budget must hold. */
+static size_t json_string_bytes(const char *str)
 {
-    const unsigned char *t = sqlite3_column_text(s, col);
-    int n = sqlite3_column_bytes(s, col);
+    const unsigned char *t = (const unsigned char *)str;
     size_t len = 2;
 
-    for (int i = 0; t && i < n; i++) {
+    for (size_t i = 0; t && t[i]; i++) {
         if (t[i] == '"' || t[i] == '\\' || t[i] == '\b' || t[i] == '\f' || t[i] == '\n' ||
             t[i] == '\r' || t[i] == '\t')
             len += 2;
@@ -54,10 +53,10 @@ static size_t json_string_bytes(sqlite3_stmt *s, int col)
 }
 
 /* What a message takes in its frame, at most. */
-static size_t row_bytes(sqlite3_stmt *s)
+static size_t row_bytes(const struct msg_row *m)
 {
-    return ROW_FRAME_OVERHEAD + json_string_bytes(s, 4) + json_string_bytes(s, 5) +
-           json_string_bytes(s, 6);
+    return ROW_FRAME_OVERHEAD + json_string_bytes(m->sender) + json_string_bytes(m->body) +
+           json_string_bytes(m->client_msg_id);
 }
 
 static int page_full(const struct sync_page *pg)
@@ -65,55 +64,53 @@ static int page_full(const struct sync_page *pg)
     return pg->left == 0 || pg->bytes >= pg->max_bytes;
 }
 
+/* A room's rows as they come, while the page and the room's share have room. */
+struct room_rows {
+    struct sync_page *pg;
+    cJSON *arr;
+    int want, kept;
+    int64_t *last;
+};
+
+static int room_row(void *ctx, const struct msg_row *m)
+{
+    struct room_rows *r = ctx;
+    struct sync_page *pg = r->pg;
+    if (r->kept == r->want || pg->bytes >= pg->max_bytes)
+        return 1;                    /* a row beyond what this page takes */
+    cJSON *item = msg_row_json(m);
+    if (!item || !cJSON_AddItemToArray(r->arr, item)) {
+        cJSON_Delete(item);
+        return -ENOMEM;
+    }
+    pg->bytes += row_bytes(m);
+    pg->left--;
+    r->kept++;
+    *r->last = m->seq;
+    return 0;
+}
+
 /* Appends the room's next messages to arr: 1 when a row beyond them exists, 0 when
  * the room has no more, negative errno on failure. *last is the last seq taken. */
-static int read_room(sqlite3 *conn, struct sync_page *pg, const struct sync_ask *a,
+static int read_room(struct db_conn *conn, struct sync_page *pg, const struct sync_ask *a,
                      int want, cJSON *arr, int64_t *last)
 {
-    static const char sql[] = "SELECT " MSG_COLUMNS " FROM messages WHERE room_id = ?1"
-                              " AND seq > ?2 ORDER BY seq ASC LIMIT ?3";
-    sqlite3_stmt *s = NULL;
-    int rc, kept = 0, beyond = 0;
-
-    if (sqlite3_prepare_v2(conn, sql, -1, &s, NULL) != SQLITE_OK)
-        return -EIO;
-    sqlite3_bind_int64(s, 1, a->room_id);
-    sqlite3_bind_int64(s, 2, a->after);
-    sqlite3_bind_int(s, 3, want + 1);
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        if (kept == want || pg->bytes >= pg->max_bytes) {
-            beyond = 1;
-            break;
-        }
-        struct msg_row m;
-        msg_row_from_stmt(s, 0, &m);
-        cJSON *item = msg_row_json(&m);
-        if (!item || !cJSON_AddItemToArray(arr, item)) {
-            cJSON_Delete(item);
-            sqlite3_finalize(s);
-            return -ENOMEM;
-        }
-        pg->bytes += row_bytes(s);
-        pg->left--;
-        kept++;
-        *last = m.seq;
-    }
-    sqlite3_finalize(s);
-    if (!beyond && rc != SQLITE_DONE)
-        return db_errno(rc);
-    return beyond;
+    struct msg_range range = { .room_id = a->room_id, .lo = a->after, .hi = INT64_MAX,
+                               .desc = 0, .limit = want + 1 };
+    struct room_rows r = { .pg = pg, .arr = arr, .want = want, .last = last };
+    return MSG_STORE(pg->st, messages, conn, &range, room_row, &r);
 }
 
 /* One room's entry; 1 when the page ended inside the room, 0, or negative. A room the
  * user is not in answers no messages, so the asker's cursor moves past it all the
  * same (and learns nothing). */
-static int page_room(sqlite3 *conn, struct sync_page *pg, const struct sync_ask *a,
+static int page_room(struct db_conn *conn, struct sync_page *pg, const struct sync_ask *a,
                      cJSON *out)
 {
     struct room_row room;
     int64_t read_seq, last = a->after;
     int want = a->limit < pg->left ? a->limit : pg->left, beyond = 0;
-    int rc = room_access(conn, a->room_id, pg->user_id, &room, &read_seq);
+    int rc = MSG_STORE(pg->st, room_access, conn, a->room_id, pg->user_id, &room, &read_seq);
 
     if (rc < 0 && rc != -ENOENT && rc != -EPERM)
         return rc;
@@ -137,9 +134,8 @@ static int page_room(sqlite3 *conn, struct sync_page *pg, const struct sync_ask 
     return beyond && !truncated;
 }
 
-static int sync_fn(struct db_conn *conn_, void *arg)
+static int sync_fn(struct db_conn *conn, void *arg)
 {
-    sqlite3 *conn = db_sqlite(conn_);
     struct sync_page *pg = arg;
     pg->answer = cJSON_CreateObject();
     cJSON *out = cJSON_AddArrayToObject(pg->answer, "rooms");

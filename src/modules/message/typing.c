@@ -36,30 +36,10 @@ struct member_load {
     int64_t *ids; int n;             /* owned */
 };
 
-static int member_load_fn(struct db_conn *conn_, void *arg)
+static int member_load_fn(struct db_conn *conn, void *arg)
 {
-    sqlite3 *conn = db_sqlite(conn_);
     struct member_load *l = arg;
-    sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(conn, "SELECT user_id FROM room_members WHERE room_id = ?1",
-                           -1, &s, NULL) != SQLITE_OK)
-        return -EIO;
-    sqlite3_bind_int64(s, 1, l->room_id);
-    int cap = 0, rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        if (l->n == cap) {
-            cap = cap ? cap * 2 : 16;
-            int64_t *b = realloc(l->ids, (size_t)cap * sizeof(*b));
-            if (!b) {
-                rc = SQLITE_NOMEM;
-                break;
-            }
-            l->ids = b;
-        }
-        l->ids[l->n++] = sqlite3_column_int64(s, 0);
-    }
-    sqlite3_finalize(s);
-    return rc == SQLITE_DONE ? 0 : db_errno(rc);
+    return MSG_STORE(l->st, read_member_ids, conn, l->room_id, &l->ids, &l->n);
 }
 
 static void member_load_after(void *arg, int status)
