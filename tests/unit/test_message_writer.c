@@ -252,16 +252,42 @@ TEST(message_writer_failed_write_fails_the_batch)
 TEST(message_validation_rules)
 {
     struct msg_state st = { .max_body_bytes = 8 };
-    ASSERT(msg_check_body(&st, NULL) != NULL);
-    ASSERT(msg_check_body(&st, "") != NULL);
-    ASSERT(msg_check_body(&st, "12345678") == NULL);
-    ASSERT(msg_check_body(&st, "123456789") != NULL);
-    ASSERT(msg_check_body(&st, "\xc3\xa9") == NULL);
-    ASSERT(msg_check_body(&st, "\xc3") != NULL);
-    ASSERT(msg_check_body(&st, "\xed\xa0\x80") != NULL);   /* a UTF-8 encoded surrogate */
-    ASSERT(msg_check_client_id("abc-1") == NULL);
-    ASSERT(msg_check_client_id("") != NULL);
-    ASSERT(msg_check_client_id("a\nb") != NULL);
+    ASSERT_EQ(msg_validate(&st, 1, "hi", NULL), MSG_VALID);
+    ASSERT_EQ(msg_validate(&st, 0, "hi", NULL), MSG_FAULT_ROOM_ID);
+    ASSERT_EQ(msg_validate(&st, -3, NULL, NULL), MSG_FAULT_ROOM_ID);   /* the room first */
+    ASSERT_EQ(msg_validate(&st, 1, NULL, NULL), MSG_FAULT_BODY_TYPE);
+    ASSERT_EQ(msg_validate(&st, 1, MSG_NOT_A_STRING, NULL), MSG_FAULT_BODY_TYPE);
+    ASSERT_EQ(msg_validate(&st, 1, "", NULL), MSG_FAULT_BODY_EMPTY);
+    ASSERT_EQ(msg_validate(&st, 1, "12345678", NULL), MSG_VALID);
+    ASSERT_EQ(msg_validate(&st, 1, "123456789", NULL), MSG_FAULT_BODY_LONG);
+    ASSERT_EQ(msg_validate(&st, 1, "\xc3\xa9", NULL), MSG_VALID);
+    ASSERT_EQ(msg_validate(&st, 1, "\xc3", NULL), MSG_FAULT_BODY_UTF8);
+    ASSERT_EQ(msg_validate(&st, 1, "\xed\xa0\x80", NULL), MSG_FAULT_BODY_UTF8); /* surrogate */
+    ASSERT_EQ(msg_validate(&st, 1, "a\tb\nc", NULL), MSG_VALID);
+    ASSERT_EQ(msg_validate(&st, 1, "a\rb", NULL), MSG_FAULT_BODY_CONTROL);
+    ASSERT_EQ(msg_validate(&st, 1, "a\xe2\x80\xae" "b", NULL), MSG_FAULT_BODY_BIDI);
+    ASSERT_EQ(msg_validate(&st, 1, "", MSG_NOT_A_STRING), MSG_FAULT_BODY_EMPTY); /* body first */
+    ASSERT_EQ(msg_validate(&st, 1, "hi", "abc-1"), MSG_VALID);
+    ASSERT_EQ(msg_validate(&st, 1, "hi", MSG_NOT_A_STRING), MSG_FAULT_CMID_TYPE);
+    ASSERT_EQ(msg_validate(&st, 1, "hi", ""), MSG_FAULT_CMID_LENGTH);
+    char long_id[130];
+    memset(long_id, 'x', 129);
+    long_id[129] = '\0';
+    ASSERT_EQ(msg_validate(&st, 1, "hi", long_id), MSG_FAULT_CMID_LENGTH);
+    long_id[128] = '\0';
+    ASSERT_EQ(msg_validate(&st, 1, "hi", long_id), MSG_VALID);
+    ASSERT_EQ(msg_validate(&st, 1, "hi", "a\nb"), MSG_FAULT_CMID_CONTROL);
+    ASSERT_EQ(msg_validate(&st, 1, "hi", "\xff"), MSG_FAULT_CMID_UTF8);
+    ASSERT_EQ(msg_validate(&st, 1, "hi", "\xe2\x81\xa6"), MSG_FAULT_CMID_BIDI);
+    /* The words clients have always been given (api.md's errors). */
+    ASSERT_STR_EQ(msg_fault_text(MSG_FAULT_BODY_LONG), "body is too long");
+    ASSERT_STR_EQ(msg_fault_text(MSG_FAULT_BODY_CONTROL),
+                  "body must not hold control characters other than tab and newline");
+    ASSERT_STR_EQ(msg_fault_text(MSG_FAULT_CMID_CONTROL),
+                  "client_msg_id must not hold control characters");
+    ASSERT_STR_EQ(msg_fault_text(MSG_FAULT_CMID_LENGTH), "client_msg_id must be 1 to 128 bytes");
+    for (int f = MSG_VALID + 1; f < MSG_FAULT__COUNT; f++)
+        ASSERT(msg_fault_text((enum msg_fault)f) != NULL);
     char fold[40];
     ASSERT_EQ(username_fold("Bob_1", fold, sizeof(fold)), 0);
     ASSERT_STR_EQ(fold, "bob_1");

@@ -205,10 +205,35 @@ void msg_batch_close_open(struct msg_state *st);
 /* Result event payloads, built from a finished job. */
 cJSON *msg_job_stored_payload(const struct msg_job *j);
 cJSON *msg_job_rejected_payload(const struct msg_job *j);
-/* Validation shared by HTTP and the bus: NULL when fine, else the reason. */
-const char *msg_check_body(const struct msg_state *st, const char *body);
-const char *msg_check_client_id(const char *cmid);
-/* 1 when the raw JSON text holds a \u0000 escape (cJSON would cut the string there). */
+
+/* ---------- validation (validate.c), shared by HTTP and the bus ---------- */
+enum msg_fault {
+    MSG_VALID = 0,
+    MSG_FAULT_ROOM_ID,               /* not a positive integer */
+    MSG_FAULT_BODY_TYPE,             /* missing, or not a string */
+    MSG_FAULT_BODY_EMPTY,
+    MSG_FAULT_BODY_LONG,             /* past [message] max_body_bytes */
+    MSG_FAULT_BODY_UTF8,
+    MSG_FAULT_BODY_CONTROL,
+    MSG_FAULT_BODY_BIDI,
+    MSG_FAULT_CMID_TYPE,             /* present, neither a string nor null */
+    MSG_FAULT_CMID_LENGTH,           /* not 1 to MSG_CLIENT_ID_MAX bytes */
+    MSG_FAULT_CMID_UTF8,
+    MSG_FAULT_CMID_CONTROL,
+    MSG_FAULT_CMID_BIDI,
+    MSG_FAULT__COUNT
+};
+/* Stands for a field of another JSON type than string (body or client_msg_id). */
+extern const char MSG_NOT_A_STRING[];
+/* body: NULL or MSG_NOT_A_STRING is refused; client_msg_id: NULL for none. */
+enum msg_fault msg_validate(const struct msg_state *st, int64_t room_id, const char *body,
+                            const char *client_msg_id);
+/* The words for a fault that both edges use: message.rejected's message (code
+ * invalid_argument), and the HTTP 400's text where the route has none of its own. */
+const char *msg_fault_text(enum msg_fault f);
+/* A JSON field as msg_validate takes it: NULL when absent or null, the string, or
+ * MSG_NOT_A_STRING. */
+const char *msg_json_string(const cJSON *o, const char *key);
 
 /* ---------- rooms and members (rooms.c, members.c) ---------- */
 enum room_op { ROOM_OP_CREATE = 1, ROOM_OP_DM, ROOM_OP_ADD, ROOM_OP_REMOVE };

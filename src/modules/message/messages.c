@@ -12,7 +12,6 @@
 #include "chatd/events.h"
 #include "chatd/log.h"
 #include "chatd/metrics.h"
-#include "chatd/text.h"
 #include "chatd/util.h"
 #include "message_internal.h"
 
@@ -39,31 +38,6 @@ cJSON *msg_row_json(const struct msg_row *m)
                                                 : cJSON_CreateNull());
     add_num(o, "created_at", m->created_at);
     return o;
-}
-
-/* ---------- validation ---------- */
-const char *msg_check_body(const struct msg_state *st, const char *body)
-{
-    if (!body)
-        return "body must be a string";
-    size_t n = strlen(body);
-    if (n == 0)
-        return "body must not be empty";
-    if (n > (size_t)st->max_body_bytes)
-        return "body is too long";
-    /* A body is text of several lines: tab and newline are its only controls. */
-    static const char *const faults[] =
-        TEXT_FAULT_MESSAGES("body", " other than tab and newline");
-    return faults[text_check(body, n, TEXT_ALLOW_LINES)];
-}
-
-const char *msg_check_client_id(const char *cmid)
-{
-    static const char *const faults[] = TEXT_FAULT_MESSAGES("client_msg_id", "");
-    size_t n = strlen(cmid);
-    if (n == 0 || n > MSG_CLIENT_ID_MAX)
-        return "client_msg_id must be 1 to 128 bytes";
-    return faults[text_check(cmid, n, 0)];
 }
 
 static cJSON *rejected_payload_retry(const cJSON *origin, const char *cmid, int64_t room_id,
@@ -237,23 +211,22 @@ static void id_key(char *out, int64_t id)
 void msg_submit(struct msg_state *st, const cJSON *p)
 {
     int64_t room_id = 0, sender_id = 0;
-    const char *sender = NULL, *body = NULL, *cmid = NULL, *why;
+    const char *sender = NULL;
     const cJSON *origin = cJSON_GetObjectItemCaseSensitive(p, "origin");
-    const cJSON *c = cJSON_GetObjectItemCaseSensitive(p, "client_msg_id");
+    const char *body = msg_json_string(p, "body"), *cmid = msg_json_string(p, "client_msg_id");
 
-    if (cJSON_IsString(c))
-        cmid = c->valuestring;
-    if (json_get_i64(p, "room_id", &room_id) < 0 || room_id <= 0)
-        return reject_now(st, origin, cmid, room_id, 400, "room_id must be a positive integer");
+    if (json_get_i64(p, "room_id", &room_id) < 0)
+        room_id = 0;
+    enum msg_fault fault = msg_validate(st, room_id, body, cmid);
+    if (cmid == MSG_NOT_A_STRING)
+        cmid = NULL;                 /* the rejection carries no client_msg_id then */
+    if (fault == MSG_FAULT_ROOM_ID)
+        return reject_now(st, origin, cmid, room_id, 400, msg_fault_text(fault));
     if (json_get_i64(p, "sender_id", &sender_id) < 0 || sender_id <= 0 ||
         json_get_str(p, "sender", &sender) < 0)
         return reject_now(st, origin, cmid, room_id, 400, "sender is missing");
-    json_get_str(p, "body", &body);
-    if ((why = msg_check_body(st, body)))
-        return reject_now(st, origin, cmid, room_id, 400, why);
-    if (c && !cJSON_IsNull(c) && (!cmid || (why = msg_check_client_id(cmid))))
-        return reject_now(st, origin, cmid, room_id, 400,
-                          cmid ? why : "client_msg_id must be a string");
+    if (fault != MSG_VALID)
+        return reject_now(st, origin, cmid, room_id, 400, msg_fault_text(fault));
     if (st->draining)
         return reject_now(st, origin, cmid, room_id, 503, "the server is shutting down");
     /* Every send passes here, HTTP and WebSocket alike: one budget per sender. */

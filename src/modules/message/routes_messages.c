@@ -10,40 +10,34 @@
 #include "chatd/util.h"
 #include "message_internal.h"
 
+/* The route's words for a fault: as message.rejected's, but for the room id, which
+ * here is a path's, and the body's length, which names the limit. */
+static void respond_fault(struct http_req *req, const struct msg_state *st, enum msg_fault f)
+{
+    if (f == MSG_FAULT_ROOM_ID)
+        http_respond_error(req, 400, "invalid room id");
+    else if (f == MSG_FAULT_BODY_LONG)
+        http_respond_error(req, 400, "body is longer than %d bytes", st->max_body_bytes);
+    else
+        http_respond_error(req, 400, "%s", msg_fault_text(f));
+}
+
 static void route_post(struct http_req *req, void *ctx)
 {
     struct msg_state *st = ctx;
-    const char *body = NULL, *cmid = NULL, *why;
     int64_t room_id = http_param_id(req, 0);
     if (room_id <= 0) {
-        http_respond_error(req, 400, "invalid room id");
+        respond_fault(req, st, MSG_FAULT_ROOM_ID);
         return;
     }
     cJSON *in = http_json_body(req);
     if (!in)
         return;
-    const cJSON *c = cJSON_GetObjectItemCaseSensitive(in, "client_msg_id");
-    if (json_get_str(in, "body", &body) < 0) {
-        http_respond_error(req, 400, "body must be a string");
+    const char *body = msg_json_string(in, "body"), *cmid = msg_json_string(in, "client_msg_id");
+    enum msg_fault fault = msg_validate(st, room_id, body, cmid);
+    if (fault != MSG_VALID) {
+        respond_fault(req, st, fault);
         goto out;
-    }
-    if ((why = msg_check_body(st, body))) {
-        if (strcmp(why, "body is too long") == 0)
-            http_respond_error(req, 400, "body is longer than %d bytes", st->max_body_bytes);
-        else
-            http_respond_error(req, 400, "%s", why);
-        goto out;
-    }
-    if (c && !cJSON_IsNull(c)) {
-        if (!cJSON_IsString(c)) {
-            http_respond_error(req, 400, "client_msg_id must be a string");
-            goto out;
-        }
-        cmid = c->valuestring;
-        if ((why = msg_check_client_id(cmid))) {
-            http_respond_error(req, 400, "%s", why);
-            goto out;
-        }
     }
     if (st->draining) {
         http_respond_error(req, 503, "the server is shutting down");
