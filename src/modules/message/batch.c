@@ -16,8 +16,9 @@
  * Inside the transaction a batch costs, in store ops (message_store.h), one read of
  * each room's members and last_seq (batch_room), one message_insert per message, and
  * at the end one write of last_seq per room and one read marker per sender and room:
- * per message, only the insert (and the dedupe lookup when a client_msg_id repeats). A message that is refused (not a member, no such
- * room, 409, a constraint) writes nothing, so it needs no savepoint of its own. Nor
+ * per message, only the insert (and the dedupe lookup when a client_msg_id repeats).
+ * A message that is refused (not a member, no such room, 409, a constraint) writes
+ * nothing, so it needs no savepoint of its own. Nor
  * does the batch: a savepoint would copy every page the batch touches. A write that
  * fails (I/O, a full disk) fails the writer's whole group instead
  * (DB_JOB_UNGUARDED): nothing of it is stored and every message of it is refused,
