@@ -22,14 +22,25 @@
 
 struct chatd;
 struct bus;
+struct ev_type;
+struct ev_origin;
 
 #define BUS_TOPIC_MAX 48
 
+/* Ids name a process run: (node, run, id) is unique across processes, and a
+ * request's answer goes back to the node and run that asked (reply_to is the
+ * request's id there). node is 0 for the one process of today; run is drawn at
+ * random each time the bus starts (bus_run_id), so ids of an earlier run of the same
+ * node (a dead letter's, a broker's) never meet ours. */
 struct bus_event {
     char     topic[BUS_TOPIC_MAX];
-    cJSON   *payload;          /* owned by the event */
+    cJSON   *payload;          /* owned by the event: the wire form */
+    void    *data;             /* the decoded struct (events.h) or NULL: set by the bus
+                                * before the first delivery, owned by the event */
     uint64_t id;               /* unique per process run, set by bus_event_new */
     uint64_t reply_to;         /* id of the bus_request this answers / asks, or 0 */
+    int64_t  node, run;        /* the process the event (and its reply_to) came from;
+                                * set by the bus that first publishes it */
     int64_t  ts;               /* ms since the epoch, creation time */
     int      refs;             /* private */
 };
@@ -49,6 +60,24 @@ int  bus_post_wait(struct bus *b, struct bus_event *ev);
 /* Run fn(arg) on the loop thread, from any thread, through the same ring. */
 int  bus_call_on_loop(struct bus *b, void (*fn)(void *arg), void *arg);
 int  bus_call_on_loop_wait(struct bus *b, void (*fn)(void *arg), void *arg);
+
+/* Typed events (event_codec.h): the struct is encoded into the wire form here, and
+ * decoded for the handlers (ev->data) before the first delivery; a payload that
+ * does not decode fails that delivery (retried, then dead-lettered with the reason)
+ * and never reaches the handler. bus_event_new_ev: NULL when a required field is
+ * missing or memory ran out; bus_publish_ev: 0 or negative (-EINVAL for a struct
+ * that does not encode). */
+struct bus_event *bus_event_new_ev(const struct ev_type *type, const void *data);
+int  bus_publish_ev(struct bus *b, const struct ev_type *type, const void *data);
+
+/* This process: node id and run id, and an origin naming a connection or an HTTP
+ * request of it. A result whose origin names another process is not ours to
+ * answer (bus_origin_is_here). */
+int64_t bus_node_id(const struct bus *b);
+int64_t bus_run_id(const struct bus *b);
+void bus_origin_conn(const struct bus *b, uint64_t conn_id, struct ev_origin *out);
+void bus_origin_http(const struct bus *b, uint64_t request_id, struct ev_origin *out);
+int  bus_origin_is_here(const struct bus *b, const struct ev_origin *o);
 
 /* Consumers. */
 struct bus_delivery;   /* one attempt of one event at one consumer */
@@ -84,6 +113,17 @@ int  bus_delivery_is_replay(const struct bus_delivery *d);
 typedef void (*bus_reply_fn)(void *ctx, int status, const cJSON *payload);
 int64_t bus_request(struct bus *b, const char *topic, cJSON *payload, int timeout_ms,
                     bus_reply_fn fn, void *ctx);
+/* Typed: the request struct of type (a topic with a reply descriptor) in, the
+ * decoded reply struct (type->reply) out, borrowed for the callback. status < 0:
+ * reply is a struct ev_error when the responder said why, else NULL; a reply that
+ * does not decode comes as -EPROTO. */
+typedef void (*bus_reply_ev_fn)(void *ctx, int status, const void *reply);
+int64_t bus_request_ev(struct bus *b, const struct ev_type *type, const void *data,
+                       int timeout_ms, bus_reply_ev_fn fn, void *ctx);
+/* Answer a request event with its reply struct (status 0), or fail it with a code
+ * and message (status < 0, data a struct ev_error or NULL). Any thread. */
+int  bus_reply_ev(struct bus *b, const struct bus_event *request, int status,
+                  const void *data);
 /* The callback will not run after this (e.g. the asking connection closed). */
 void bus_request_cancel(struct bus *b, int64_t request_id);
 /* Answer a request event; takes payload. status 0 or negative (payload may hold

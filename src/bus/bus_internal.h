@@ -70,6 +70,7 @@ struct bus_topic {
     struct bus_topic *hnext;         /* hash chain */
     char name[BUS_TOPIC_MAX];
     struct bus_sub *subs, *last;     /* owned, in subscription order */
+    const struct ev_type *type;      /* the payload's descriptor, or NULL */
     uint64_t *events_total;
 };
 
@@ -100,7 +101,9 @@ struct work_queue {
 
 struct bus_request {
     int64_t id;
-    bus_reply_fn fn;
+    bus_reply_fn fn;                 /* one of fn and tfn */
+    bus_reply_ev_fn tfn;             /* typed: the reply decoded by reply_type */
+    const struct ev_type *reply_type;
     void *ctx;
     int status;                      /* reported at the deadline: -ETIMEDOUT, -ENOENT */
     struct heap_node hn;
@@ -125,6 +128,7 @@ struct bus {
     struct chatd *app;
     uv_loop_t *loop;
     uv_thread_t loop_thread;
+    int64_t node, run;               /* this process's ids (bus.h) */
     struct ring *ring;               /* owned */
     struct bus_handles *h;           /* owned until closed, then freed by the close cb */
 
@@ -197,5 +201,16 @@ int  dlq_start_polling(struct bus *b);
 #define RING_TAG_CALL  1
 #define RING_TAG_REPLY 2
 #define RING_TAG_MASK  ((uintptr_t)3)
+
+/* typed.c */
+/* Decodes ev's payload into ev->data by its topic's type, once; 0 or -EPROTO with
+ * the reason in why. */
+int  bus_event_decode(struct bus_event *ev, const struct ev_type *type, char *why,
+                      size_t whylen);
+/* Calls a request's callback with a raw reply (typed requests decode it first). */
+void request_answer(struct bus_request *r, int status, const cJSON *payload);
+/* request.c: bus_request with a typed callback. */
+int64_t bus_request_typed(struct bus *b, const char *topic, cJSON *payload, int timeout_ms,
+                          bus_reply_ev_fn fn, const struct ev_type *reply_type, void *ctx);
 
 #endif

@@ -125,6 +125,13 @@ void delivery_run(struct bus_delivery *d)
 
     d->attempt++;
     d->error[0] = '\0';
+    /* The handler gets the struct or nothing: a payload that does not decode is this
+     * delivery's failure, with the reason, like any other. */
+    if (d->sub->topic->type && !d->ev->data &&
+        bus_event_decode(d->ev, d->sub->topic->type, d->error, sizeof(d->error)) < 0) {
+        finish(d, -EPROTO);
+        return;
+    }
     rc = d->sub->fn(d, d->ev, d->sub->ctx);
     if (rc == BUS_ASYNC)
         return;   /* the handler owns d until bus_complete (which may have run) */

@@ -33,6 +33,8 @@ static struct bus_request *take(struct bus *b, int64_t id)
 }
 
 static void on_request_timer(uv_timer_t *t);
+static int64_t request_start(struct bus *b, const char *topic, cJSON *payload,
+                             int timeout_ms, const struct bus_request *who);
 
 static void arm(struct bus *b)
 {
@@ -58,7 +60,7 @@ static void on_request_timer(uv_timer_t *t)
 
     while ((top = heap_top(&b->requests)) != NULL && top->due <= now) {
         struct bus_request *r = take(b, heap_entry(top, struct bus_request, hn)->id);
-        r->fn(r->ctx, r->status, NULL);
+        request_answer(r, r->status, NULL);
         free(r);
     }
     arm(b);
@@ -67,11 +69,30 @@ static void on_request_timer(uv_timer_t *t)
 int64_t bus_request(struct bus *b, const char *topic, cJSON *payload, int timeout_ms,
                     bus_reply_fn fn, void *ctx)
 {
+    if (!fn) {
+        cJSON_Delete(payload);
+        return -EINVAL;
+    }
+    return request_start(b, topic, payload, timeout_ms, &(struct bus_request){ .fn = fn,
+                         .ctx = ctx });
+}
+
+int64_t bus_request_typed(struct bus *b, const char *topic, cJSON *payload, int timeout_ms,
+                          bus_reply_ev_fn fn, const struct ev_type *reply_type, void *ctx)
+{
+    return request_start(b, topic, payload, timeout_ms, &(struct bus_request){ .tfn = fn,
+                         .reply_type = reply_type, .ctx = ctx });
+}
+
+/* who: the callback and its context (copied into the request). */
+static int64_t request_start(struct bus *b, const char *topic, cJSON *payload,
+                             int timeout_ms, const struct bus_request *who)
+{
     struct bus_event *ev;
     struct bus_request *r;
     int rc;
 
-    if (!fn || timeout_ms < 0) {
+    if (timeout_ms < 0) {
         cJSON_Delete(payload);
         return -EINVAL;
     }
@@ -91,8 +112,10 @@ int64_t bus_request(struct bus *b, const char *topic, cJSON *payload, int timeou
     }
     ev->reply_to = ev->id;
     r->id = (int64_t)ev->id;
-    r->fn = fn;
-    r->ctx = ctx;
+    r->fn = who->fn;
+    r->tfn = who->tfn;
+    r->reply_type = who->reply_type;
+    r->ctx = who->ctx;
     r->status = -ETIMEDOUT;
     r->hn.due = uv_now(b->loop) + (uint64_t)timeout_ms;
     /* Nobody answers this topic: fail on the next turn of the loop rather than
@@ -166,7 +189,7 @@ void request_deliver_reply(struct bus *b, struct bus_reply_msg *m)
 
     /* No request: it timed out or was cancelled, and the answer is not wanted. */
     if (r) {
-        r->fn(r->ctx, m->status, m->payload);
+        request_answer(r, m->status, m->payload);
         free(r);
     }
     cJSON_Delete(m->payload);
@@ -180,7 +203,7 @@ void request_close(struct bus *b)
 
     while ((top = heap_top(&b->requests)) != NULL) {
         struct bus_request *r = take(b, heap_entry(top, struct bus_request, hn)->id);
-        r->fn(r->ctx, -ECANCELED, NULL);
+        request_answer(r, -ECANCELED, NULL);
         free(r);
     }
 }
