@@ -299,8 +299,8 @@ TEST(message_bus_sync_page_ends_at_its_budget)
     ASSERT_EQ(entry_count(p, 1), 1);
     cJSON_Delete(p);
 
-    /* A limit out of 1..500 is refused. */
-    p = sync_page(&t, "\"rooms\":[{\"room_id\":1,\"after\":0,\"limit\":0}]", &status);
+    /* A limit out of 1..500 is refused (0 is read as not given: 500). */
+    p = sync_page(&t, "\"rooms\":[{\"room_id\":1,\"after\":0,\"limit\":501}]", &status);
     ASSERT_EQ(status, -EINVAL);
     ASSERT_STR_EQ(cJSON_GetObjectItem(p, "code")->valuestring, "invalid_argument");
     cJSON_Delete(p);

@@ -8,6 +8,7 @@
 #include <sqlite3.h>
 #include "test.h"
 #include "chatd/db_sqlite.h"
+#include "chatd/event_codec.h"
 #include "chatd/util.h"
 #include "../../src/modules/message/message_internal.h"
 
@@ -158,12 +159,26 @@ TEST(message_writer_dedupe_and_access)
     ASSERT_EQ(scalar(db, "SELECT last_seq FROM rooms WHERE id = 1"), 2);
     ASSERT_EQ(scalar(db, "SELECT last_seq FROM rooms WHERE id = 2"), 0);   /* no gap left */
 
-    cJSON *p = msg_job_stored_payload(b);
+    /* The result events as they go on the wire. */
+    struct msg_outcome o;
+    struct ev_message_stored sm;
+    struct ev_msg mm;
+    msg_job_outcome(b, &o);
+    msg_stored_ev(&o, &sm, &mm);
+    cJSON *p = ev_encode(&EV_MESSAGE_STORED, &sm);
+    ASSERT(p != NULL);
     ASSERT(cJSON_IsTrue(cJSON_GetObjectItem(p, "duplicate")));
     ASSERT_EQ(cJSON_GetArraySize(cJSON_GetObjectItem(p, "member_ids")), 2);
+    ASSERT_STR_EQ(cJSON_GetObjectItem(cJSON_GetObjectItem(p, "message"), "body")->valuestring,
+                  "first");
     cJSON_Delete(p);
-    p = msg_job_rejected_payload(e);
+    struct ev_message_rejected rj;
+    msg_job_outcome(e, &o);
+    msg_rejected_ev(&o, &rj);
+    p = ev_encode(&EV_MESSAGE_REJECTED, &rj);
+    ASSERT(p != NULL);
     ASSERT_STR_EQ(cJSON_GetObjectItem(p, "code")->valuestring, "forbidden");
+    ASSERT_STR_EQ(cJSON_GetObjectItem(p, "message")->valuestring, "not a member of this room");
     cJSON_Delete(p);
 
     msg_batch_free(bt);

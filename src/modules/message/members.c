@@ -12,10 +12,8 @@
 int msg_reply_error(struct bus *bus, const struct bus_event *request, int status,
                     const char *code, const char *message)
 {
-    cJSON *e = cJSON_CreateObject();
-    cJSON_AddStringToObject(e, "code", code);
-    cJSON_AddStringToObject(e, "message", message);
-    return bus_reply(bus, request, status, e);
+    struct ev_error e = { .code = code, .message = message };
+    return bus_reply_ev(bus, request, status, &e);
 }
 
 static int fail(struct room_job *j, int status, const char *msg, int rc)
@@ -121,20 +119,13 @@ struct peers_ctx {
     struct msg_state *st;
     struct bus_event *ev;            /* a reference, dropped after the reply */
     int64_t user_id;
-    cJSON *answer;                   /* owned */
+    int64_t *ids; int n;             /* owned: the answer */
 };
 
 static int peers_fn(struct db_conn *conn, void *arg)
 {
     struct peers_ctx *c = arg;
-    int64_t *ids;
-    int n, rc = MSG_STORE(c->st, peers, conn, c->user_id, &ids, &n);
-    if (rc < 0)
-        return rc;
-    c->answer = cJSON_CreateObject();
-    cJSON_AddItemToObject(c->answer, "user_ids", ids_json(ids, n));
-    free(ids);
-    return 0;
+    return MSG_STORE(c->st, peers, conn, c->user_id, &c->ids, &c->n);
 }
 
 static void peers_after(void *arg, int status)
@@ -143,10 +134,10 @@ static void peers_after(void *arg, int status)
     if (status < 0) {
         msg_reply_error(c->st->app->bus, c->ev, status, "internal", "could not read the rooms");
     } else {
-        bus_reply(c->st->app->bus, c->ev, 0, c->answer);
-        c->answer = NULL;
+        struct ev_rooms_peers_reply r = { .user_ids = { c->ids, (size_t)c->n } };
+        bus_reply_ev(c->st->app->bus, c->ev, 0, &r);
     }
-    cJSON_Delete(c->answer);
+    free(c->ids);
     bus_event_unref(c->ev);
     msg_inflight_done(c->st);
     free(c);
@@ -154,11 +145,8 @@ static void peers_after(void *arg, int status)
 
 int rooms_peers_request(struct msg_state *st, const struct bus_event *ev)
 {
-    int64_t user_id;
-    if (json_get_i64(ev->payload, "user_id", &user_id) < 0 || user_id <= 0) {
-        return msg_reply_error(st->app->bus, ev, -EINVAL,
-                               "invalid_argument", "rooms.peers needs user_id");
-    }
+    /* user_id > 0: the bus decoded it (a request without one never gets here). */
+    int64_t user_id = ((const struct ev_rooms_peers *)ev->data)->user_id;
     struct peers_ctx *c = st->draining ? NULL : calloc(1, sizeof(*c));
     if (!c) {
         return msg_reply_error(st->app->bus, ev, -ECANCELED,

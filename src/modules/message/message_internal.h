@@ -10,6 +10,7 @@
 #include <cjson/cJSON.h>
 #include "chatd/chatd.h"
 #include "chatd/db.h"
+#include "chatd/events.h"
 #include "chatd/http.h"
 #include "message_store.h"
 
@@ -143,15 +144,15 @@ int  msg_status_of_code(const char *code);
 const char *msg_code_of_status(int status);
 
 /* ---------- messages (messages.c) ---------- */
-/* Validates and queues a submitted message (payload of message.submitted); on any
- * refusal publishes message.rejected. Loop thread. */
-void msg_submit(struct msg_state *st, const cJSON *payload);
+/* Validates and queues a submitted message; on any refusal publishes
+ * message.rejected. Loop thread. */
+void msg_submit(struct msg_state *st, const struct ev_message_submitted *m);
 /* One message on its way to the writer (inside a struct msg_batch). */
 struct msg_job {
     struct msg_state *st;
     int64_t room_id, sender_id;
     const char *sender, *body, *client_msg_id;  /* in the job's own allocation */
-    cJSON *origin;                           /* owned, may be NULL */
+    struct ev_origin origin;                 /* copied from message.submitted */
     uint64_t t0_ns;                          /* when it was queued */
     /* Results (writer). */
     int status;                              /* http status: 201, 200 duplicate, or error */
@@ -162,7 +163,7 @@ struct msg_job {
 };
 struct msg_job *msg_job_new(struct msg_state *st, int64_t room_id, int64_t sender_id,
                             const char *sender, const char *body, const char *cmid,
-                            const cJSON *origin);
+                            const struct ev_origin *origin);
 void msg_job_free(struct msg_job *j);
 void msg_job_reset(struct msg_job *j);
 void msg_job_fail(struct msg_job *j, int status, const char *msg);
@@ -202,9 +203,25 @@ void msg_batch_close(struct msg_state *st, void (*cb)(struct msg_state *st));
 /* Loop: before queueing another writer job of this module, so messages accepted
  * after it are not stored before it. */
 void msg_batch_close_open(struct msg_state *st);
-/* Result event payloads, built from a finished job. */
-cJSON *msg_job_stored_payload(const struct msg_job *j);
-cJSON *msg_job_rejected_payload(const struct msg_job *j);
+
+/* ---------- what became of a message (results.c) ---------- */
+struct msg_outcome {
+    const struct ev_origin *origin;          /* the submitted one's */
+    const char *client_msg_id;               /* may be NULL */
+    int64_t room_id;
+    int status;                              /* 201, 200 (a duplicate) or an error */
+    const char *errmsg;                      /* with an error */
+    int64_t retry_after_ms;                  /* with 429 */
+    const struct msg_row *row;               /* stored (201, 200), else NULL */
+    const int64_t *member_ids; int nmembers;
+};
+void msg_job_outcome(const struct msg_job *j, struct msg_outcome *o);
+/* The events' structs (m holds the message; both borrow from o). */
+void msg_stored_ev(const struct msg_outcome *o, struct ev_message_stored *s, struct ev_msg *m);
+void msg_rejected_ev(const struct msg_outcome *o, struct ev_message_rejected *r);
+/* Answers the HTTP post when it is ours, then publishes message.stored or
+ * message.rejected. bus_publish_ev's result. */
+int  msg_publish_outcome(struct msg_state *st, const struct msg_outcome *o);
 
 /* ---------- validation (validate.c), shared by HTTP and the bus ---------- */
 enum msg_fault {
@@ -231,9 +248,6 @@ enum msg_fault msg_validate(const struct msg_state *st, int64_t room_id, const c
 /* The words for a fault that both edges use: message.rejected's message (code
  * invalid_argument), and the HTTP 400's text where the route has none of its own. */
 const char *msg_fault_text(enum msg_fault f);
-/* A JSON field as msg_validate takes it: NULL when absent or null, the string, or
- * MSG_NOT_A_STRING. */
-const char *msg_json_string(const cJSON *o, const char *key);
 
 /* ---------- rooms and members (rooms.c, members.c) ---------- */
 enum room_op { ROOM_OP_CREATE = 1, ROOM_OP_DM, ROOM_OP_ADD, ROOM_OP_REMOVE };
@@ -277,13 +291,12 @@ void reads_submit(struct msg_state *st, struct http_req *req, int64_t room_id,
 int  routes_rooms_add(struct msg_state *st);
 int  routes_messages_add(struct msg_state *st);
 /* Bus handlers (messages.c, sync_pages.c, members.c, typing.c) */
-void msg_answer_http(struct msg_state *st, const cJSON *payload, int stored);
-/* Answers a bus request with status and {"code","message"}. Returns bus_reply's result. */
+/* Answers a bus request with status and {"code","message"}. Returns bus_reply_ev's. */
 int  msg_reply_error(struct bus *bus, const struct bus_event *request, int status,
                      const char *code, const char *message);
 int  sync_page_request(struct msg_state *st, const struct bus_event *ev);
 int  rooms_peers_request(struct msg_state *st, const struct bus_event *ev);
-void typing_submit(struct msg_state *st, const cJSON *payload);   /* typing.c */
+void typing_submit(struct msg_state *st, const struct ev_typing_submitted *t);
 void history_get(struct msg_state *st, struct http_req *req);
 
 #endif

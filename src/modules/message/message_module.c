@@ -75,28 +75,26 @@ void msg_state_free(struct msg_state *st)
 }
 
 /* ---------- bus handlers ---------- */
+/* The bus hands each handler its topic's struct, decoded (ev->data). */
 static int on_submitted(struct bus_delivery *d, struct bus_event *ev, void *ctx)
 {
-    msg_submit(ctx, ev->payload);
+    msg_submit(ctx, ev->data);
     return 0;
 }
 
 static int on_typing(struct bus_delivery *d, struct bus_event *ev, void *ctx)
 {
-    typing_submit(ctx, ev->payload);
+    typing_submit(ctx, ev->data);
     return 0;
 }
 
 static int on_read(struct bus_delivery *d, struct bus_event *ev, void *ctx)
 {
     struct msg_state *st = ctx;
-    int64_t room_id, user_id, seq;
-    if (json_get_i64(ev->payload, "room_id", &room_id) < 0 ||
-        json_get_i64(ev->payload, "user_id", &user_id) < 0 ||
-        json_get_i64(ev->payload, "seq", &seq) < 0 || room_id <= 0 || user_id <= 0 ||
-        seq < 0 || st->draining)
+    const struct ev_read_submitted *r = ev->data;
+    if (r->room_id <= 0 || r->seq < 0 || st->draining)
         return 0;
-    reads_submit(st, NULL, room_id, user_id, seq);
+    reads_submit(st, NULL, r->room_id, r->user_id, r->seq);
     return 0;
 }
 

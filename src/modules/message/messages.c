@@ -40,23 +40,19 @@ cJSON *msg_row_json(const struct msg_row *m)
     return o;
 }
 
-static cJSON *rejected_payload_retry(const cJSON *origin, const char *cmid, int64_t room_id,
-                                     int status, const char *msg, int64_t retry_after_ms);
-
 /* ---------- the job ---------- */
 void msg_job_free(struct msg_job *j)
 {
     if (!j)
         return;
     free(j->dup);
-    cJSON_Delete(j->origin);
     free(j);
 }
 
 /* One allocation for the job and its strings: the loop makes one per message. */
 struct msg_job *msg_job_new(struct msg_state *st, int64_t room_id, int64_t sender_id,
                             const char *sender, const char *body, const char *cmid,
-                            const cJSON *origin)
+                            const struct ev_origin *origin)
 {
     size_t ls = strlen(sender) + 1, lb = strlen(body) + 1, lc = cmid ? strlen(cmid) + 1 : 0;
     struct msg_job *j = malloc(sizeof(*j) + ls + lb + lc);
@@ -70,12 +66,9 @@ struct msg_job *msg_job_new(struct msg_state *st, int64_t room_id, int64_t sende
     j->sender = memcpy(p, sender, ls);
     j->body = memcpy(p + ls, body, lb);
     j->client_msg_id = cmid ? memcpy(p + ls + lb, cmid, lc) : NULL;
-    j->origin = origin ? cJSON_Duplicate(origin, 1) : NULL;
+    if (origin)
+        j->origin = *origin;
     j->t0_ns = mono_ns();
-    if (origin && !j->origin) {
-        msg_job_free(j);
-        return NULL;
-    }
     return j;
 }
 
@@ -96,100 +89,42 @@ void msg_job_fail(struct msg_job *j, int status, const char *msg)
     j->errmsg = msg;
 }
 
-static cJSON *stored_payload(const struct msg_job *j, cJSON *origin)
-{
-    cJSON *p = cJSON_CreateObject();
-    if (!p) {
-        cJSON_Delete(origin);
-        return NULL;
-    }
-    cJSON_AddItemToObjectCS(p, "message", msg_row_json(&j->row));
-    cJSON_AddItemToObjectCS(p, "member_ids", ids_json(j->member_ids, j->nmembers));
-    if (origin)
-        cJSON_AddItemToObjectCS(p, "origin", origin);
-    cJSON_AddItemToObjectCS(p, "duplicate", cJSON_CreateBool(j->status == 200));
-    return p;
-}
-
-cJSON *msg_job_stored_payload(const struct msg_job *j)
-{
-    return stored_payload(j, j->origin ? cJSON_Duplicate(j->origin, 1) : NULL);
-}
-
-static cJSON *rejected_payload(const cJSON *origin, const char *cmid, int64_t room_id,
-                               int status, const char *msg)
-{
-    return rejected_payload_retry(origin, cmid, room_id, status, msg, 0);
-}
-
-static cJSON *rejected_payload_retry(const cJSON *origin, const char *cmid, int64_t room_id,
-                                     int status, const char *msg, int64_t retry_after_ms)
-{
-    cJSON *p = cJSON_CreateObject();
-    if (!p)
-        return NULL;
-    cJSON_AddItemToObject(p, "origin",
-                          origin ? cJSON_Duplicate(origin, 1) : cJSON_CreateObject());
-    if (cmid)
-        cJSON_AddStringToObject(p, "client_msg_id", cmid);
-    cJSON_AddNumberToObject(p, "room_id", (double)room_id);
-    cJSON_AddStringToObject(p, "code", msg_code_of_status(status));
-    cJSON_AddStringToObject(p, "message", msg);
-    if (retry_after_ms > 0)
-        cJSON_AddNumberToObject(p, "retry_after_ms", (double)retry_after_ms);
-    return p;
-}
-
-cJSON *msg_job_rejected_payload(const struct msg_job *j)
-{
-    return rejected_payload(j->origin, j->client_msg_id, j->room_id,
-                            j->status >= 400 ? j->status : 503,
-                            j->errmsg ? j->errmsg : "could not store the message");
-}
-
-/* Loop: what became of a message goes to its HTTP post, if it came from one of ours
- * (answered here, not through our own subscription), then to every other module. */
-static int publish_result(struct msg_state *st, struct bus_event *ev, int stored)
-{
-    if (!ev)
-        return -ENOMEM;
-    msg_answer_http(st, ev->payload, stored);
-    return bus_publish(st->app->bus, ev);
-}
-
 /* Loop, after COMMIT: tells everybody what became of the message, and frees it. */
 void msg_job_post_result(struct msg_state *st, struct msg_job *j)
 {
-    struct bus_event *ev;
-    int stored = j->status == 201 || j->status == 200;
-
-    if (stored) {
-        METRIC_INC(j->status == 201 ? st->m_stored : st->m_duplicates);
+    struct msg_outcome o;
+    msg_job_outcome(j, &o);
+    if (o.status == 201 || o.status == 200) {
+        METRIC_INC(o.status == 201 ? st->m_stored : st->m_duplicates);
         metrics_observe(st->m_latency, (double)(mono_ns() - j->t0_ns) / 1e9);
         /* Commit-time members, in commit order: the freshest the cache can get. */
         if (j->nmembers > 0 && j->nmembers <= MSG_ROOM_MAX_MEMBERS)
             mcache_put(st->members, j->room_id, j->member_ids, j->nmembers);
-        /* The job ends here: its origin moves into the event instead of a copy. */
-        ev = bus_event_new(TOPIC_MESSAGE_STORED, stored_payload(j, j->origin));
-        j->origin = NULL;
     } else {
         METRIC_INC(st->m_rejected);
-        ev = bus_event_new(TOPIC_MESSAGE_REJECTED, msg_job_rejected_payload(j));
     }
-    if (publish_result(st, ev, stored) == -ECANCELED)
+    if (msg_publish_outcome(st, &o) == -ECANCELED)
         LOG_WARN(st->app, "message", "result not delivered: bus closing room_id=%lld",
                  (long long)j->room_id);
     msg_job_free(j);
 }
 
 /* ---------- message.submitted on the loop ---------- */
-static void reject_now(struct msg_state *st, const cJSON *origin, const char *cmid,
-                       int64_t room_id, int status, const char *msg)
+static void reject_retry(struct msg_state *st, const struct ev_message_submitted *m,
+                         int status, const char *msg, int64_t retry_after_ms)
 {
-    struct bus_event *ev = bus_event_new(TOPIC_MESSAGE_REJECTED,
-                                         rejected_payload(origin, cmid, room_id, status, msg));
+    struct msg_outcome o = {
+        .origin = m->origin, .client_msg_id = m->client_msg_id, .room_id = m->room_id,
+        .status = status, .errmsg = msg, .retry_after_ms = retry_after_ms,
+    };
     METRIC_INC(st->m_rejected);
-    publish_result(st, ev, 0);
+    msg_publish_outcome(st, &o);
+}
+
+static void reject_now(struct msg_state *st, const struct ev_message_submitted *m,
+                       int status, const char *msg)
+{
+    reject_retry(st, m, status, msg, 0);
 }
 
 /* The rate limit's key for a sender: its id in decimal (snprintf costs more than the
@@ -208,85 +143,34 @@ static void id_key(char *out, int64_t id)
     *out = '\0';
 }
 
-void msg_submit(struct msg_state *st, const cJSON *p)
+void msg_submit(struct msg_state *st, const struct ev_message_submitted *m)
 {
-    int64_t room_id = 0, sender_id = 0;
-    const char *sender = NULL;
-    const cJSON *origin = cJSON_GetObjectItemCaseSensitive(p, "origin");
-    const char *body = msg_json_string(p, "body"), *cmid = msg_json_string(p, "client_msg_id");
-
-    if (json_get_i64(p, "room_id", &room_id) < 0)
-        room_id = 0;
-    enum msg_fault fault = msg_validate(st, room_id, body, cmid);
-    if (cmid == MSG_NOT_A_STRING)
-        cmid = NULL;                 /* the rejection carries no client_msg_id then */
-    if (fault == MSG_FAULT_ROOM_ID)
-        return reject_now(st, origin, cmid, room_id, 400, msg_fault_text(fault));
-    if (json_get_i64(p, "sender_id", &sender_id) < 0 || sender_id <= 0 ||
-        json_get_str(p, "sender", &sender) < 0)
-        return reject_now(st, origin, cmid, room_id, 400, "sender is missing");
+    enum msg_fault fault = msg_validate(st, m->room_id, m->body, m->client_msg_id);
     if (fault != MSG_VALID)
-        return reject_now(st, origin, cmid, room_id, 400, msg_fault_text(fault));
+        return reject_now(st, m, 400, msg_fault_text(fault));
     if (st->draining)
-        return reject_now(st, origin, cmid, room_id, 503, "the server is shutting down");
+        return reject_now(st, m, 503, "the server is shutting down");
     /* Every send passes here, HTTP and WebSocket alike: one budget per sender. */
     char key[24];
-    id_key(key, sender_id);
+    id_key(key, m->sender_id);
     int64_t wait_ms = ratelimit_take(st->send_limit, key, mono_ms());
-    if (wait_ms > 0) {
-        struct bus_event *ev = bus_event_new(TOPIC_MESSAGE_REJECTED,
-            rejected_payload_retry(origin, cmid, room_id, 429, "too many messages: slow down",
-                                   wait_ms));
-        METRIC_INC(st->m_rejected);
-        publish_result(st, ev, 0);
-        return;
-    }
+    if (wait_ms > 0)
+        return reject_retry(st, m, 429, "too many messages: slow down", wait_ms);
 
-    struct msg_job *j = msg_job_new(st, room_id, sender_id, sender, body, cmid, origin);
+    struct msg_job *j = msg_job_new(st, m->room_id, m->sender_id, m->sender, m->body,
+                                    m->client_msg_id, m->origin);
     if (!j)
-        return reject_now(st, origin, cmid, room_id, 503, "out of memory");
+        return reject_now(st, m, 503, "out of memory");
     if (__atomic_load_n(&st->jobs_inflight, __ATOMIC_RELAXED) >= MSG_QUEUED_MAX) {
         msg_job_free(j);
-        return reject_now(st, origin, cmid, room_id, 503,
-                          "too many messages waiting to be stored");
+        return reject_now(st, m, 503, "too many messages waiting to be stored");
     }
     __atomic_fetch_add(&st->jobs_inflight, 1, __ATOMIC_RELAXED);
     int rc = msg_batch_queue(st, j);
     if (rc < 0) {
         __atomic_fetch_sub(&st->jobs_inflight, 1, __ATOMIC_RELAXED);
         msg_job_free(j);
-        return reject_now(st, origin, cmid, room_id, 503,
-                          rc == -EAGAIN ? "too many messages waiting to be stored"
-                                        : "the database is not available");
+        return reject_now(st, m, 503, rc == -EAGAIN ? "too many messages waiting to be stored"
+                                                    : "the database is not available");
     }
-}
-
-/* ---------- answers to this module's HTTP posts ---------- */
-void msg_answer_http(struct msg_state *st, const cJSON *p, int stored)
-{
-    const cJSON *origin = cJSON_GetObjectItemCaseSensitive(p, "origin");
-    const cJSON *http = cJSON_GetObjectItemCaseSensitive(origin, "http");
-    if (!cJSON_IsNumber(http))
-        return;
-    struct http_req *req = pending_take(&st->pending, (uint64_t)http->valuedouble);
-    if (!req)
-        return;                      /* another process's, or already answered */
-    if (stored) {
-        const cJSON *dup = cJSON_GetObjectItemCaseSensitive(p, "duplicate");
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddItemToObject(o, "message",
-            cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(p, "message"), 1));
-        http_respond_json(req, cJSON_IsTrue(dup) ? 200 : 201, o);
-        return;
-    }
-    const char *code = NULL, *msg = NULL;
-    int64_t retry_ms = 0;
-    json_get_str(p, "code", &code);
-    json_get_str(p, "message", &msg);
-    if (msg_status_of_code(code) == 429) {
-        json_get_i64(p, "retry_after_ms", &retry_ms);
-        http_respond_rate_limited(req, retry_ms);
-        return;
-    }
-    http_respond_error(req, msg_status_of_code(code), "%s", msg ? msg : "not stored");
 }

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include "chatd/bus.h"
+#include "chatd/event_codec.h"
 #include "chatd/events.h"
 #include "chatd/log.h"
 #include "message_internal.h"
@@ -74,14 +75,11 @@ static void read_finish(struct read_job *j)
                   "status=%d", (long long)j->room_id, (long long)j->user_id, j->status);
     }
     if (j->status < 400 && j->moved) {
-        cJSON *p = cJSON_CreateObject();
-        cJSON_AddNumberToObject(p, "room_id", (double)j->room_id);
-        cJSON_AddNumberToObject(p, "user_id", (double)j->user_id);
-        cJSON_AddNumberToObject(p, "seq", (double)j->seq);
-        cJSON_AddItemToObject(p, "member_ids", ids_json(j->member_ids, j->nmembers));
-        struct bus_event *ev = bus_event_new(TOPIC_ROOM_READ, p);
-        if (ev)
-            bus_publish(st->app->bus, ev);
+        struct ev_room_read r = {
+            .room_id = j->room_id, .user_id = j->user_id, .seq = j->seq,
+            .member_ids = { j->member_ids, (size_t)j->nmembers },
+        };
+        bus_publish_ev(st->app->bus, &EV_ROOM_READ, &r);
     }
     msg_inflight_done(st);
     free(j->member_ids);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "chatd/bus.h"
+#include "chatd/event_codec.h"
 #include "chatd/events.h"
 #include "chatd/log.h"
 #include "chatd/util.h"
@@ -195,18 +196,34 @@ static cJSON *room_with_members(const struct room_job *j)
 
 /* room.changed about user_id. only_user: only that user hears it (a new room: each
  * member learns of its own joining and the room's members list says who else is
- * there, so the announcements stay linear in the number of members). */
+ * there, so the announcements stay linear in the number of members).
+ *
+ * The room in it carries its members, as the room frames of docs/protocol.md do; the
+ * typed ROOM (struct ev_room) has no members field yet, so they are added to the
+ * encoded payload here, and a typed decoder ignores them. */
 static void publish_changed(struct msg_state *st, const struct room_job *j,
-                            const char *event, int64_t user_id, int only_user)
+                            enum ev_room_change event, int64_t user_id, int only_user)
 {
-    cJSON *p = cJSON_CreateObject();
-    cJSON_AddStringToObject(p, "event", event);
-    cJSON_AddItemToObject(p, "room", room_with_members(j));
-    cJSON_AddNumberToObject(p, "user_id", (double)user_id);
-    cJSON *ids = cJSON_AddArrayToObject(p, "member_ids");
+    int64_t *ids = malloc((size_t)(j->nmembers > 0 ? j->nmembers : 1) * sizeof(*ids));
+    if (!ids)
+        return;
+    size_t n = 0;
     for (int i = 0; i < j->nmembers; i++)
         if (!only_user || j->members[i].id == user_id)
-            cJSON_AddItemToArray(ids, cJSON_CreateNumber((double)j->members[i].id));
+            ids[n++] = j->members[i].id;
+    const struct room_row *r = &j->room;
+    struct ev_room room = { .id = r->id, .owner_id = r->owner_id, .created_at = r->created_at,
+                            .last_seq = r->last_seq, .name = r->name, .kind = r->kind };
+    struct ev_room_changed c = {
+        .event = event,
+        .room = &room, .user_id = user_id, .member_ids = { ids, n },
+    };
+    cJSON *p = ev_encode(&EV_ROOM_CHANGED, &c);
+    free(ids);
+    if (!p)
+        return;
+    cJSON_AddItemToObject(cJSON_GetObjectItemCaseSensitive(p, "room"), "members",
+                          members_json(j->members, j->nmembers));
     struct bus_event *ev = bus_event_new(TOPIC_ROOM_CHANGED, p);
     if (ev)
         bus_publish(st->app->bus, ev);
@@ -247,7 +264,7 @@ static void room_job_finish(struct room_job *j)
         if (j->changed) {
             cache_members(st, j);
             for (int i = 0; i < j->nmembers; i++)
-                publish_changed(st, j, "joined", j->members[i].id, 1);
+                publish_changed(st, j, EV_ROOM_JOINED, j->members[i].id, 1);
         }
         break;
     }
@@ -255,14 +272,14 @@ static void room_job_finish(struct room_job *j)
         http_respond_empty(j->req, 204);
         if (j->changed) {
             mcache_add_member(st->members, j->room.id, j->target.id);
-            publish_changed(st, j, "joined", j->target.id, 0);
+            publish_changed(st, j, EV_ROOM_JOINED, j->target.id, 0);
         }
         break;
     case ROOM_OP_REMOVE:
         http_respond_empty(j->req, 204);
         if (j->changed) {
             mcache_remove_member(st->members, j->room.id, j->target.id);
-            publish_changed(st, j, "left", j->target.id, 0);
+            publish_changed(st, j, EV_ROOM_LEFT, j->target.id, 0);
         }
         break;
     }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "chatd/bus.h"
+#include "chatd/event_codec.h"
 #include "chatd/events.h"
 #include "chatd/text.h"
 #include "chatd/util.h"
@@ -26,16 +27,11 @@ static void lookup_free(struct lookup *l)
     }
 }
 
-static int64_t user_id_of(const cJSON *users, const char *name)
+static int64_t user_id_of(const struct ev_users_lookup_reply *r, const char *name)
 {
-    const cJSON *u;
-    cJSON_ArrayForEach(u, users) {
-        const char *un;
-        int64_t id;
-        if (json_get_str(u, "username", &un) == 0 && strcmp(un, name) == 0 &&
-            json_get_i64(u, "id", &id) == 0)
-            return id;
-    }
+    for (size_t i = 0; i < r->nusers; i++)
+        if (strcmp(r->users[i].username, name) == 0)
+            return r->users[i].id;
     return 0;
 }
 
@@ -46,15 +42,15 @@ static void note_unknown(struct room_job *j, const char *name)
         snprintf(j->unknown + len, sizeof(j->unknown) - len, "%s%s", len ? ", " : "", name);
 }
 
-static void lookup_cb(void *ctx, int status, const cJSON *payload)
+static void lookup_cb(void *ctx, int status, const void *reply)
 {
     struct lookup *l = ctx;
     struct room_job *j = l->j;
     struct msg_state *st = j->st;
-    const cJSON *users = cJSON_GetObjectItemCaseSensitive(payload, "users");
+    const struct ev_users_lookup_reply *users = reply;
 
     msg_inflight_done(st);
-    if (status < 0 || !cJSON_IsArray(users)) {
+    if (status < 0 || !users) {
         http_respond_error(j->req, 503, "the user directory did not answer");
         room_job_free(j);
         goto out;
@@ -98,12 +94,12 @@ out:
 /* Takes j and l; answers the request on failure. */
 static void lookup_start(struct msg_state *st, struct lookup *l)
 {
-    cJSON *p = cJSON_CreateObject();
-    cJSON *a = cJSON_AddArrayToObject(p, "usernames");
+    const char *names[MSG_ROOM_MAX_MEMBERS];
     for (int i = 0; i < l->n; i++)
-        cJSON_AddItemToArray(a, cJSON_CreateString(l->names[i]));
-    int64_t id = bus_request(st->app->bus, TOPIC_USERS_LOOKUP, p, MSG_LOOKUP_TIMEOUT_MS,
-                             lookup_cb, l);
+        names[i] = l->names[i];
+    struct ev_users_lookup q = { .usernames = names, .nusernames = (size_t)l->n };
+    int64_t id = bus_request_ev(st->app->bus, &EV_USERS_LOOKUP, &q, MSG_LOOKUP_TIMEOUT_MS,
+                                lookup_cb, l);
     if (id < 0) {
         http_respond_error(l->j->req, 503, "the user directory is not available");
         room_job_free(l->j);

@@ -75,11 +75,3 @@ const char *msg_fault_text(enum msg_fault f)
     }
     return "invalid message";
 }
-
-const char *msg_json_string(const cJSON *o, const char *key)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (!v || cJSON_IsNull(v))
-        return NULL;
-    return cJSON_IsString(v) ? v->valuestring : MSG_NOT_A_STRING;
-}
