@@ -1,7 +1,7 @@
 /* message_internal.h: the message module's private interfaces. The module owns
- * rooms, memberships, messages and read markers. Writes go through the SQLite writer
- * thread as db_jobs (group commit); reads run on the thread pool; the loop thread
- * only validates, queues and answers. */
+ * rooms, memberships, messages and read markers, kept by its store (message_store.h).
+ * Writes go through the database's writer thread as db_jobs (group commit); reads run
+ * on the thread pool; the loop thread only validates, queues and answers. */
 #ifndef CHATD_MESSAGE_INTERNAL_H
 #define CHATD_MESSAGE_INTERNAL_H
 
@@ -92,7 +92,6 @@ int msg_parse_u64(const char *s, int64_t *out);
 cJSON *msg_row_json(const struct msg_row *m);
 cJSON *room_row_json(const struct room_row *r);
 cJSON *members_json(const struct member_ref *m, int n);
-cJSON *ids_json(const int64_t *ids, int n);
 
 /* ---------- module state ---------- */
 struct metrics_hist;
@@ -134,13 +133,13 @@ int  msg_state_new(struct msg_state **out, struct chatd *app);
 void msg_state_free(struct msg_state *st);
 
 /* ---------- writer side (writer_jobs.c) ---------- */
-/* Queues a job that finalizes the writer's statements; then fn(arg) on the loop. */
+/* Queues a job in which the store releases what it keeps for the writer (its
+ * prepared statements); then fn(arg) on the loop. */
 int  writer_finalize(struct msg_state *st, void (*fn)(void *arg), void *arg);
 /* Queues a job that writes nothing; fn(arg) on the loop once every result (message.stored
  * ...) of the writes queued before it was published. 0 or negative (db_write's). */
 int  writer_fence(struct msg_state *st, void (*fn)(void *arg), void *arg);
-/* Common error mapping for answers. */
-int  msg_status_of_code(const char *code);
+/* The api.md error code of an HTTP status (message.rejected's code). */
 const char *msg_code_of_status(int status);
 
 /* ---------- messages (messages.c) ---------- */

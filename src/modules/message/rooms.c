@@ -39,14 +39,6 @@ cJSON *members_json(const struct member_ref *m, int n)
     return a;
 }
 
-cJSON *ids_json(const int64_t *ids, int n)
-{
-    cJSON *a = cJSON_CreateArray();
-    for (int i = 0; a && i < n; i++)
-        cJSON_AddItemToArray(a, cJSON_CreateNumber((double)ids[i]));
-    return a;
-}
-
 /* ---------- jobs ---------- */
 static void room_job_after(struct db_job *job, int status);
 

@@ -3,7 +3,6 @@
  * thread), a fence that writes nothing, and the error codes of answers. */
 #include <errno.h>
 #include <stdlib.h>
-#include <string.h>
 #include "chatd/metrics.h"
 #include "message_internal.h"
 
@@ -72,14 +71,6 @@ static const struct { int status; const char *code; } codes[] = {
     {404, "not_found"}, {409, "conflict"}, {413, "payload_too_large"},
     {429, "rate_limited"}, {500, "internal"}, {503, "unavailable"},
 };
-
-int msg_status_of_code(const char *code)
-{
-    for (size_t i = 0; code && i < sizeof(codes) / sizeof(codes[0]); i++)
-        if (strcmp(codes[i].code, code) == 0)
-            return codes[i].status;
-    return 500;
-}
 
 const char *msg_code_of_status(int status)
 {
