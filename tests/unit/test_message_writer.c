@@ -8,6 +8,7 @@
 #include <sqlite3.h>
 #include "test.h"
 #include "chatd/db_sqlite.h"
+#include "chatd/event_codec.h"
 #include "chatd/util.h"
 #include "../../src/modules/message/message_internal.h"
 
@@ -16,8 +17,8 @@ static sqlite3 *open_schema(void)
     sqlite3 *db = NULL;
     if (sqlite3_open(":memory:", &db) != SQLITE_OK)
         return NULL;
-    for (int i = 0; i < msg_migrations_count; i++)
-        if (sqlite3_exec(db, msg_migrations[i].sql, NULL, NULL, NULL) != SQLITE_OK) {
+    for (int i = 0; i < msg_sqlite_migrations_count; i++)
+        if (sqlite3_exec(db, msg_sqlite_migrations[i].sql, NULL, NULL, NULL) != SQLITE_OK) {
             sqlite3_close(db);
             return NULL;
         }
@@ -56,6 +57,13 @@ static void state_init(struct msg_state *st)
 {
     memset(st, 0, sizeof(*st));
     st->max_body_bytes = 4096;
+    msg_store_sqlite_new(&st->store);
+}
+
+static void state_done(struct msg_state *st)
+{
+    st->store.ops->writer_release(st->store.impl);
+    msg_store_free(&st->store);
 }
 
 static int64_t scalar(sqlite3 *db, const char *sql)
@@ -108,7 +116,7 @@ TEST(message_writer_group_commit_gapless_seq)
               N / 2);
     ASSERT_EQ(scalar(db, "SELECT read_seq FROM room_members WHERE room_id = 2 AND user_id = 1"),
               N / 2);
-    wstmts_free(&st);
+    state_done(&st);
     sqlite3_close(db);
 }
 
@@ -151,16 +159,30 @@ TEST(message_writer_dedupe_and_access)
     ASSERT_EQ(scalar(db, "SELECT last_seq FROM rooms WHERE id = 1"), 2);
     ASSERT_EQ(scalar(db, "SELECT last_seq FROM rooms WHERE id = 2"), 0);   /* no gap left */
 
-    cJSON *p = msg_job_stored_payload(b);
+    /* The result events as they go on the wire. */
+    struct msg_outcome o;
+    struct ev_message_stored sm;
+    struct ev_msg mm;
+    msg_job_outcome(b, &o);
+    msg_stored_ev(&o, &sm, &mm);
+    cJSON *p = ev_encode(&EV_MESSAGE_STORED, &sm);
+    ASSERT(p != NULL);
     ASSERT(cJSON_IsTrue(cJSON_GetObjectItem(p, "duplicate")));
     ASSERT_EQ(cJSON_GetArraySize(cJSON_GetObjectItem(p, "member_ids")), 2);
+    ASSERT_STR_EQ(cJSON_GetObjectItem(cJSON_GetObjectItem(p, "message"), "body")->valuestring,
+                  "first");
     cJSON_Delete(p);
-    p = msg_job_rejected_payload(e);
+    struct ev_message_rejected rj;
+    msg_job_outcome(e, &o);
+    msg_rejected_ev(&o, &rj);
+    p = ev_encode(&EV_MESSAGE_REJECTED, &rj);
+    ASSERT(p != NULL);
     ASSERT_STR_EQ(cJSON_GetObjectItem(p, "code")->valuestring, "forbidden");
+    ASSERT_STR_EQ(cJSON_GetObjectItem(p, "message")->valuestring, "not a member of this room");
     cJSON_Delete(p);
 
     msg_batch_free(bt);
-    wstmts_free(&st);
+    state_done(&st);
     sqlite3_close(db);
 }
 
@@ -192,7 +214,7 @@ TEST(message_writer_refused_insert_fails_that_message_alone)
     ASSERT_EQ(scalar(db, "SELECT count(*) FROM messages"), 2);
     ASSERT_EQ(scalar(db, "SELECT last_seq FROM rooms WHERE id = 1"), 2);
     msg_batch_free(b);
-    wstmts_free(&st);
+    state_done(&st);
     sqlite3_close(db);
 }
 
@@ -238,23 +260,49 @@ TEST(message_writer_failed_write_fails_the_batch)
     sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
     ASSERT_EQ(scalar(db, "SELECT last_seq FROM rooms WHERE id = 2"), N / 2);
     msg_batch_free(b);
-    wstmts_free(&st);
+    state_done(&st);
     sqlite3_close(db);
 }
 
 TEST(message_validation_rules)
 {
     struct msg_state st = { .max_body_bytes = 8 };
-    ASSERT(msg_check_body(&st, NULL) != NULL);
-    ASSERT(msg_check_body(&st, "") != NULL);
-    ASSERT(msg_check_body(&st, "12345678") == NULL);
-    ASSERT(msg_check_body(&st, "123456789") != NULL);
-    ASSERT(msg_check_body(&st, "\xc3\xa9") == NULL);
-    ASSERT(msg_check_body(&st, "\xc3") != NULL);
-    ASSERT(msg_check_body(&st, "\xed\xa0\x80") != NULL);   /* a UTF-8 encoded surrogate */
-    ASSERT(msg_check_client_id("abc-1") == NULL);
-    ASSERT(msg_check_client_id("") != NULL);
-    ASSERT(msg_check_client_id("a\nb") != NULL);
+    ASSERT_EQ(msg_validate(&st, 1, "hi", NULL), MSG_VALID);
+    ASSERT_EQ(msg_validate(&st, 0, "hi", NULL), MSG_FAULT_ROOM_ID);
+    ASSERT_EQ(msg_validate(&st, -3, NULL, NULL), MSG_FAULT_ROOM_ID);   /* the room first */
+    ASSERT_EQ(msg_validate(&st, 1, NULL, NULL), MSG_FAULT_BODY_TYPE);
+    ASSERT_EQ(msg_validate(&st, 1, MSG_NOT_A_STRING, NULL), MSG_FAULT_BODY_TYPE);
+    ASSERT_EQ(msg_validate(&st, 1, "", NULL), MSG_FAULT_BODY_EMPTY);
+    ASSERT_EQ(msg_validate(&st, 1, "12345678", NULL), MSG_VALID);
+    ASSERT_EQ(msg_validate(&st, 1, "123456789", NULL), MSG_FAULT_BODY_LONG);
+    ASSERT_EQ(msg_validate(&st, 1, "\xc3\xa9", NULL), MSG_VALID);
+    ASSERT_EQ(msg_validate(&st, 1, "\xc3", NULL), MSG_FAULT_BODY_UTF8);
+    ASSERT_EQ(msg_validate(&st, 1, "\xed\xa0\x80", NULL), MSG_FAULT_BODY_UTF8); /* surrogate */
+    ASSERT_EQ(msg_validate(&st, 1, "a\tb\nc", NULL), MSG_VALID);
+    ASSERT_EQ(msg_validate(&st, 1, "a\rb", NULL), MSG_FAULT_BODY_CONTROL);
+    ASSERT_EQ(msg_validate(&st, 1, "a\xe2\x80\xae" "b", NULL), MSG_FAULT_BODY_BIDI);
+    ASSERT_EQ(msg_validate(&st, 1, "", MSG_NOT_A_STRING), MSG_FAULT_BODY_EMPTY); /* body first */
+    ASSERT_EQ(msg_validate(&st, 1, "hi", "abc-1"), MSG_VALID);
+    ASSERT_EQ(msg_validate(&st, 1, "hi", MSG_NOT_A_STRING), MSG_FAULT_CMID_TYPE);
+    ASSERT_EQ(msg_validate(&st, 1, "hi", ""), MSG_FAULT_CMID_LENGTH);
+    char long_id[130];
+    memset(long_id, 'x', 129);
+    long_id[129] = '\0';
+    ASSERT_EQ(msg_validate(&st, 1, "hi", long_id), MSG_FAULT_CMID_LENGTH);
+    long_id[128] = '\0';
+    ASSERT_EQ(msg_validate(&st, 1, "hi", long_id), MSG_VALID);
+    ASSERT_EQ(msg_validate(&st, 1, "hi", "a\nb"), MSG_FAULT_CMID_CONTROL);
+    ASSERT_EQ(msg_validate(&st, 1, "hi", "\xff"), MSG_FAULT_CMID_UTF8);
+    ASSERT_EQ(msg_validate(&st, 1, "hi", "\xe2\x81\xa6"), MSG_FAULT_CMID_BIDI);
+    /* The words clients have always been given (api.md's errors). */
+    ASSERT_STR_EQ(msg_fault_text(MSG_FAULT_BODY_LONG), "body is too long");
+    ASSERT_STR_EQ(msg_fault_text(MSG_FAULT_BODY_CONTROL),
+                  "body must not hold control characters other than tab and newline");
+    ASSERT_STR_EQ(msg_fault_text(MSG_FAULT_CMID_CONTROL),
+                  "client_msg_id must not hold control characters");
+    ASSERT_STR_EQ(msg_fault_text(MSG_FAULT_CMID_LENGTH), "client_msg_id must be 1 to 128 bytes");
+    for (int f = MSG_VALID + 1; f < MSG_FAULT__COUNT; f++)
+        ASSERT(msg_fault_text((enum msg_fault)f) != NULL);
     char fold[40];
     ASSERT_EQ(username_fold("Bob_1", fold, sizeof(fold)), 0);
     ASSERT_STR_EQ(fold, "bob_1");

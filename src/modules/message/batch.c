@@ -13,11 +13,12 @@
  * and goes when the older of the two comes back (before its results are published),
  * or at once when it is full. So the busier the writer, the bigger the batches.
  *
- * Inside the transaction a batch costs one read of each room's members and last_seq,
- * one INSERT per message, and at the end one UPDATE of last_seq per room and one read
- * marker per sender and room: per message, only the INSERT (and the dedupe lookup
- * when a client_msg_id repeats). A message that is refused (not a member, no such
- * room, 409, a constraint) writes nothing, so it needs no savepoint of its own. Nor
+ * Inside the transaction a batch costs, in store ops (message_store.h), one read of
+ * each room's members and last_seq (batch_room), one message_insert per message, and
+ * at the end one write of last_seq per room and one read marker per sender and room:
+ * per message, only the insert (and the dedupe lookup when a client_msg_id repeats).
+ * A message that is refused (not a member, no such room, 409, a constraint) writes
+ * nothing, so it needs no savepoint of its own. Nor
  * does the batch: a savepoint would copy every page the batch touches. A write that
  * fails (I/O, a full disk) fails the writer's whole group instead
  * (DB_JOB_UNGUARDED): nothing of it is stored and every message of it is refused,
@@ -235,7 +236,7 @@ static int keys_prepare(struct msg_batch *b)
 
 /* The batch's entry for a room: members and last_seq read once per batch. The key
  * b = 0 marks rooms; readers use the sender id, always > 0. */
-static int room_of(struct msg_batch *b, sqlite3 *conn, int64_t room_id, int *out)
+static int room_of(struct msg_batch *b, struct db_conn *conn, int64_t room_id, int *out)
 {
     size_t slot;
     int idx = bkey_find(b->keys, b->keys_mask, room_id, 0, &slot);
@@ -246,13 +247,9 @@ static int room_of(struct msg_batch *b, sqlite3 *conn, int64_t room_id, int *out
     struct msg_broom *r = &b->rooms[b->nrooms];
     memset(r, 0, sizeof(*r));
     r->room_id = room_id;
-    int rc = room_member_ids(b->st, conn, room_id, &r->ids, &r->n);
+    int rc = MSG_STORE(b->st, batch_room, conn, room_id, &r->ids, &r->n, &r->seq0);
     if (rc < 0)
         return rc;
-    if ((rc = room_last_seq(b->st, conn, room_id, &r->seq0)) < 0) {
-        free(r->ids);
-        return rc;
-    }
     r->exists = rc;                  /* 1: the room row is there */
     r->seq = r->seq0;
     b->keys[slot] = (struct bkey){ room_id, 0, b->nrooms };
@@ -282,7 +279,7 @@ static int is_member(const struct msg_broom *r, int64_t user_id)
 
 /* One message. 0 when it is settled (stored, duplicate or refused: j->status says
  * which); negative when a write failed and the batch must be undone. */
-static int apply_one(struct msg_batch *b, sqlite3 *conn, struct msg_job *j)
+static int apply_one(struct msg_batch *b, struct db_conn *conn, struct msg_job *j)
 {
     int ridx, rc;
 
@@ -299,29 +296,26 @@ static int apply_one(struct msg_batch *b, sqlite3 *conn, struct msg_job *j)
                      r->exists ? "not a member of this room" : "room not found");
         return 0;
     }
-    /* The insert comes first: a repeated client_msg_id is rare, and the unique index
-     * finds it anyway. A single-row INSERT that breaks a constraint writes nothing. */
-    rc = msg_insert(b->st, conn, j, r->seq + 1);
-    if (rc == -EEXIST && j->client_msg_id) {
-        if ((rc = msg_find_duplicate(b->st, conn, j)) < 0) {
-            msg_job_fail(j, 500, "could not store the message");
-            return 0;
-        }
-        if (rc == 1) {
-            if (j->row.room_id != j->room_id)
-                msg_job_fail(j, 409, "client_msg_id was already used in another room");
-            else
-                j->status = 200;
-            return 0;
-        }
+    struct msg_new m = {
+        .room_id = j->room_id, .seq = r->seq + 1, .sender_id = j->sender_id,
+        .created_at = now_ms(), .sender = j->sender, .body = j->body,
+        .client_msg_id = j->client_msg_id,
+    };
+    rc = MSG_STORE(b->st, message_insert, conn, &m, &j->row, &j->dup);
+    if (rc == 1) {                   /* the first copy of a repeated client_msg_id */
+        if (j->row.room_id != j->room_id)
+            msg_job_fail(j, 409, "client_msg_id was already used in another room");
+        else
+            j->status = 200;
+        return 0;
     }
-    if (rc == -EEXIST || rc == -ECONSTRAINT) {
-        /* A refused single-row INSERT wrote nothing: this message alone fails. (Here
+    if (rc == -ECONSTRAINT) {
+        /* A refused single-row insert wrote nothing: this message alone fails. (Here
          * (room_id, seq) was taken: last_seq is behind the rows; nothing we did.) */
         if (b->st->app)
             LOG_WARN(b->st->app, "message", "message refused by the database room_id=%lld"
                      " seq=%lld error=\"%s\"", (long long)j->room_id,
-                     (long long)(r->seq + 1), sqlite3_errmsg(conn));
+                     (long long)(r->seq + 1), MSG_STORE(b->st, errmsg, conn));
         msg_job_fail(j, 500, "could not store the message");
         return 0;
     }
@@ -336,22 +330,26 @@ static int apply_one(struct msg_batch *b, sqlite3 *conn, struct msg_job *j)
 }
 
 /* last_seq of each room and the senders' read markers, once per batch. */
-static int batch_finish(struct msg_batch *b, sqlite3 *conn)
+static int batch_finish(struct msg_batch *b, struct db_conn *conn)
 {
+    struct msg_state *st = b->st;
     int rc;
     for (int i = 0; i < b->nrooms; i++)
         if (b->rooms[i].seq != b->rooms[i].seq0 &&
-            (rc = room_set_last_seq(b->st, conn, b->rooms[i].room_id, b->rooms[i].seq)) < 0)
+            (rc = MSG_STORE(st, room_set_last_seq, conn, b->rooms[i].room_id,
+                            b->rooms[i].seq)) < 0)
             return rc;
-    for (int i = 0; i < b->nreaders; i++)
-        if ((rc = room_self_read(b->st, conn, &b->readers[i])) < 0)
+    /* Sending a message reads the room up to it: one's own messages are never unread. */
+    for (int i = 0; i < b->nreaders; i++) {
+        const struct msg_breader *r = &b->readers[i];
+        if ((rc = MSG_STORE(st, marker_raise, conn, r->room_id, r->user_id, r->seq)) < 0)
             return rc;
+    }
     return 0;
 }
 
-static int batch_apply(struct db_conn *conn_, struct db_job *job)
+static int batch_apply(struct db_conn *conn, struct db_job *job)
 {
-    sqlite3 *conn = db_sqlite(conn_);
     struct msg_batch *b = (struct msg_batch *)job;
     int rc;
 
@@ -362,10 +360,10 @@ static int batch_apply(struct db_conn *conn_, struct db_job *job)
     for (int i = 0; i < b->n; i++) {
         if ((rc = apply_one(b, conn, b->jobs[i])) < 0)
             goto fail;
-        /* A failed read (I/O, full disk, no memory) can make SQLite roll the whole
-         * transaction back by itself; with no savepoint around the batch, what came
-         * after would be written outside it while the group is reported failed. */
-        if (sqlite3_get_autocommit(conn)) {
+        /* A failed read (I/O, full disk, no memory) can make the engine roll the
+         * whole transaction back by itself; with no savepoint around the batch, what
+         * came after would be written outside it while the group is reported failed. */
+        if (MSG_STORE(b->st, txn_lost, conn)) {
             rc = -EIO;
             goto fail;
         }
@@ -376,7 +374,7 @@ static int batch_apply(struct db_conn *conn_, struct db_job *job)
 fail:
     if (b->st->app)
         LOG_WARN(b->st->app, "message", "batch not stored messages=%d error=\"%s\"", b->n,
-                 sqlite3_errmsg(conn));
+                 MSG_STORE(b->st, errmsg, conn));
     b->failed = rc;
     return rc;
 }

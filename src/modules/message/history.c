@@ -52,46 +52,41 @@ int msg_page_keep(const struct msg_page *p, int fetched, int *has_more)
     return fetched > p->limit ? p->limit : fetched;
 }
 
-/* Up to `want` rows of the room in (lo, hi), in the page's order, appended to arr in
- * ascending seq. Returns the number fetched (may be want) or negative. */
-static int fetch_rows(sqlite3 *conn, int64_t room_id, int64_t lo, int64_t hi, int desc,
-                      int want, int keep, cJSON *arr)
+/* The rows of a page as they come (newest first when paging back): the first `keep`
+ * become JSON, the one beyond is only counted. */
+struct page_rows {
+    cJSON **rows;                    /* keep of them */
+    int keep, n;
+};
+
+static int page_row(void *ctx, const struct msg_row *m)
 {
-    const char *sql = desc
-        ? "SELECT " MSG_COLUMNS " FROM messages WHERE room_id = ?1 AND seq > ?2"
-          " AND seq < ?3 ORDER BY seq DESC LIMIT ?4"
-        : "SELECT " MSG_COLUMNS " FROM messages WHERE room_id = ?1 AND seq > ?2"
-          " AND seq < ?3 ORDER BY seq ASC LIMIT ?4";
-    sqlite3_stmt *s = NULL;
-    cJSON **rows = calloc((size_t)(keep > 0 ? keep : 1), sizeof(*rows));
-    int n = 0, rc;
-    if (!rows)
+    struct page_rows *p = ctx;
+    if (p->n < p->keep)
+        p->rows[p->n] = msg_row_json(m);
+    p->n++;
+    return 0;
+}
+
+/* Up to limit + 1 rows of the page, the first `limit` appended to arr in ascending
+ * seq. Returns the number fetched or negative. */
+static int fetch_rows(struct msg_state *st, struct db_conn *conn, int64_t room_id,
+                      const struct msg_page *pg, cJSON *arr)
+{
+    struct msg_range r = { .room_id = room_id, .lo = pg->lo, .hi = pg->hi,
+                           .desc = pg->desc, .limit = pg->limit + 1 };
+    struct page_rows p = { .keep = pg->limit };
+    if (!(p.rows = calloc((size_t)(p.keep > 0 ? p.keep : 1), sizeof(*p.rows))))
         return -ENOMEM;
-    if (sqlite3_prepare_v2(conn, sql, -1, &s, NULL) != SQLITE_OK) {
-        free(rows);
-        return -EIO;
-    }
-    sqlite3_bind_int64(s, 1, room_id);
-    sqlite3_bind_int64(s, 2, lo);
-    sqlite3_bind_int64(s, 3, hi);
-    sqlite3_bind_int(s, 4, want);
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        if (n < keep) {
-            struct msg_row m;
-            msg_row_from_stmt(s, 0, &m);
-            rows[n] = msg_row_json(&m);
-        }
-        n++;
-    }
-    sqlite3_finalize(s);
-    int kept = n < keep ? n : keep;
+    int rc = MSG_STORE(st, messages, conn, &r, page_row, &p);
+    int kept = p.n < p.keep ? p.n : p.keep;
     for (int i = 0; i < kept; i++) {
-        cJSON *item = rows[desc ? kept - 1 - i : i];
+        cJSON *item = p.rows[pg->desc ? kept - 1 - i : i];
         if (item)
             cJSON_AddItemToArray(arr, item);
     }
-    free(rows);
-    return rc == SQLITE_DONE ? n : db_errno(rc);
+    free(p.rows);
+    return rc < 0 ? rc : p.n;
 }
 
 /* ---------- GET /v1/rooms/{id}/messages ---------- */
@@ -104,13 +99,12 @@ struct history_ctx {
     cJSON *answer;                   /* owned */
 };
 
-static int history_fn(struct db_conn *conn_, void *arg)
+static int history_fn(struct db_conn *conn, void *arg)
 {
-    sqlite3 *conn = db_sqlite(conn_);
     struct history_ctx *h = arg;
     struct room_row room;
     int64_t read_seq;
-    int rc = room_access(conn, h->room_id, h->user_id, &room, &read_seq);
+    int rc = MSG_STORE(h->st, room_access, conn, h->room_id, h->user_id, &room, &read_seq);
     if (rc == -ENOENT || rc == -EPERM) {
         h->status = rc == -ENOENT ? 404 : 403;
         return 0;
@@ -124,8 +118,7 @@ static int history_fn(struct db_conn *conn_, void *arg)
         return -ENOMEM;
     }
     cJSON_AddItemToObject(h->answer, "messages", arr);
-    rc = fetch_rows(conn, h->room_id, h->page.lo, h->page.hi, h->page.desc,
-                    h->page.limit + 1, h->page.limit, arr);
+    rc = fetch_rows(h->st, conn, h->room_id, &h->page, arr);
     if (rc < 0)
         return rc;
     int has_more;

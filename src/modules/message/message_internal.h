@@ -1,17 +1,18 @@
 /* message_internal.h: the message module's private interfaces. The module owns
- * rooms, memberships, messages and read markers. Writes go through the SQLite writer
- * thread as db_jobs (group commit); reads run on the thread pool; the loop thread
- * only validates, queues and answers. */
+ * rooms, memberships, messages and read markers, kept by its store (message_store.h).
+ * Writes go through the database's writer thread as db_jobs (group commit); reads run
+ * on the thread pool; the loop thread only validates, queues and answers. */
 #ifndef CHATD_MESSAGE_INTERNAL_H
 #define CHATD_MESSAGE_INTERNAL_H
 
 #include <stdint.h>
 #include <stddef.h>
-#include <sqlite3.h>
 #include <cjson/cJSON.h>
 #include "chatd/chatd.h"
-#include "chatd/db_sqlite.h"
+#include "chatd/db.h"
+#include "chatd/events.h"
 #include "chatd/http.h"
+#include "message_store.h"
 
 struct bus_event;
 
@@ -19,7 +20,6 @@ struct bus_event;
 #define MSG_CACHE_ROOMS       4096   /* rooms kept in the membership cache (LRU) */
 #define MSG_CACHE_LOADS_MAX   64     /* concurrent cache loads; more: the typing is dropped */
 #define MSG_ROOM_MAX_MEMBERS  1000   /* members of one room */
-#define MSG_ROOM_NAME_MAX     100    /* bytes */
 #define MSG_CLIENT_ID_MAX     128    /* bytes of client_msg_id */
 #define MSG_HISTORY_DEFAULT   50
 #define MSG_HISTORY_MAX       200
@@ -88,35 +88,18 @@ int msg_page_keep(const struct msg_page *p, int fetched, int *has_more);
 int msg_parse_u64(const char *s, int64_t *out);
 
 /* ---------- rows and their JSON ---------- */
-struct msg_row {
-    int64_t id, room_id, seq, sender_id, created_at;
-    const char *sender, *body, *client_msg_id;   /* client_msg_id may be NULL */
-};
+/* (struct msg_row, room_row and member_ref are the store's: message_store.h.) */
 cJSON *msg_row_json(const struct msg_row *m);
-/* Columns: id, room_id, seq, sender_id, sender, body, client_msg_id, created_at. */
-#define MSG_COLUMNS "id, room_id, seq, sender_id, sender, body, client_msg_id, created_at"
-void msg_row_from_stmt(sqlite3_stmt *s, int col0, struct msg_row *m);
-
-struct room_row {
-    int64_t id, owner_id, created_at, last_seq;
-    char name[MSG_ROOM_NAME_MAX + 1];
-    char kind[8];                    /* "group" | "direct" */
-};
-/* Columns: id, name, kind, owner_id, created_at, last_seq. */
-#define ROOM_COLUMNS "r.id, r.name, r.kind, r.owner_id, r.created_at, r.last_seq"
-void room_row_from_stmt(sqlite3_stmt *s, int col0, struct room_row *r);
 cJSON *room_row_json(const struct room_row *r);
-struct member_ref { int64_t id; char username[40]; };
 cJSON *members_json(const struct member_ref *m, int n);
-cJSON *ids_json(const int64_t *ids, int n);
 
 /* ---------- module state ---------- */
-struct msg_wstmts;                   /* the writer connection's prepared statements */
 struct metrics_hist;
 struct msg_batch;
 
 struct msg_state {
     struct chatd *app;               /* not owned */
+    struct msg_store store;          /* owned: the tables, behind message_store.h */
     int max_body_bytes;
     int draining;
     void (*drain_done)(void *state);
@@ -132,81 +115,57 @@ struct msg_state {
     struct mcache *members;          /* owned */
     struct ratelimit *send_limit;    /* owned: [limits] messages_per_s, per sender */
     int cache_loads;                 /* cache loads on the pool right now */
-    /* Writer thread only (the writer is a single thread). */
-    struct msg_wstmts *wst;          /* owned; finalized on the writer at drain */
     uint64_t w_batches;              /* message batches committed (tests) */
     /* Metrics (owned by app->metrics). */
     uint64_t *m_stored, *m_duplicates, *m_rejected;
     struct metrics_hist *m_latency, *m_batch;
 };
 
+/* A store op on the module's store: MSG_STORE(st, room_get, conn, id, &row). */
+#define MSG_STORE(st, op, ...) ((st)->store.ops->op((st)->store.impl, __VA_ARGS__))
+
 /* message_module.c */
-extern const struct db_migration msg_migrations[];
-extern const int msg_migrations_count;
 void msg_inflight_done(struct msg_state *st);   /* loop: one unit of in-flight work ended */
-int  msg_migrate(struct db *db);
+/* The store's migrations on db (init; tests). */
+int  msg_migrate(struct msg_state *st, struct db *db);
 int  msg_subscribe(struct msg_state *st);        /* bus subscriptions (start) */
 int  msg_state_new(struct msg_state **out, struct chatd *app);
 void msg_state_free(struct msg_state *st);
 
 /* ---------- writer side (writer_jobs.c) ---------- */
-enum msg_wstmt_id {
-    WS_MEMBERS, WS_ROOM, WS_DEDUPE, WS_LAST_SEQ, WS_SET_SEQ, WS_INSERT_MSG, WS_SELF_READ,
-    WS_ROOM_BY_KEY, WS_INSERT_ROOM, WS_INSERT_MEMBER, WS_DELETE_MEMBER, WS_IS_MEMBER,
-    WS_SET_OWNER, WS_NEXT_OWNER, WS_READ_MOVE, WS_COUNT_MEMBERS, WS_MEMBER_REFS,
-    WS__COUNT
-};
-/* The cached statement for the writer connection (prepared on first use, reset by the
- * caller with wstmt_done). NULL on a prepare error. */
-sqlite3_stmt *wstmt(struct msg_state *st, sqlite3 *conn, enum msg_wstmt_id id);
-void wstmt_done(sqlite3_stmt *s);
-void wstmts_free(struct msg_state *st);
-/* Queues a job that finalizes the writer's statements; then fn(arg) on the loop. */
+/* Queues a job in which the store releases what it keeps for the writer (its
+ * prepared statements); then fn(arg) on the loop. */
 int  writer_finalize(struct msg_state *st, void (*fn)(void *arg), void *arg);
 /* Queues a job that writes nothing; fn(arg) on the loop once every result (message.stored
  * ...) of the writes queued before it was published. 0 or negative (db_write's). */
 int  writer_fence(struct msg_state *st, void (*fn)(void *arg), void *arg);
-/* Members of a room on conn, into a malloc'ed array. 0 or negative. */
-int  room_member_ids(struct msg_state *st, sqlite3 *conn, int64_t room_id,
-                     int64_t **ids, int *n);
-/* rooms.last_seq: 1 (room exists, *seq set), 0 (no such room) or negative. */
-int  room_last_seq(struct msg_state *st, sqlite3 *conn, int64_t room_id, int64_t *seq);
-int  room_set_last_seq(struct msg_state *st, sqlite3 *conn, int64_t room_id, int64_t seq);
-struct msg_breader { int64_t room_id, user_id, seq; };
-/* Moves the user's read marker up to seq (never back). */
-int  room_self_read(struct msg_state *st, sqlite3 *conn, const struct msg_breader *r);
-/* Common error mapping for answers. */
-int  msg_status_of_code(const char *code);
+/* The api.md error code of an HTTP status (message.rejected's code). */
 const char *msg_code_of_status(int status);
 
 /* ---------- messages (messages.c) ---------- */
-/* Validates and queues a submitted message (payload of message.submitted); on any
- * refusal publishes message.rejected. Loop thread. */
-void msg_submit(struct msg_state *st, const cJSON *payload);
+/* Validates and queues a submitted message; on any refusal publishes
+ * message.rejected. Loop thread. */
+void msg_submit(struct msg_state *st, const struct ev_message_submitted *m);
 /* One message on its way to the writer (inside a struct msg_batch). */
 struct msg_job {
     struct msg_state *st;
     int64_t room_id, sender_id;
     const char *sender, *body, *client_msg_id;  /* in the job's own allocation */
-    cJSON *origin;                           /* owned, may be NULL */
+    struct ev_origin origin;                 /* copied from message.submitted */
     uint64_t t0_ns;                          /* when it was queued */
     /* Results (writer). */
     int status;                              /* http status: 201, 200 duplicate, or error */
     const char *errmsg;                      /* static */
     struct msg_row row;                      /* the stored (or first) message */
-    char *dup_sender, *dup_body, *dup_cmid;  /* owned copies for a duplicate */
+    char *dup;                               /* owned: a duplicate's strings (row) */
     const int64_t *member_ids; int nmembers; /* borrowed from the batch's room */
 };
 struct msg_job *msg_job_new(struct msg_state *st, int64_t room_id, int64_t sender_id,
                             const char *sender, const char *body, const char *cmid,
-                            const cJSON *origin);
+                            const struct ev_origin *origin);
 void msg_job_free(struct msg_job *j);
 void msg_job_reset(struct msg_job *j);
 void msg_job_fail(struct msg_job *j, int status, const char *msg);
-/* Writer: 1 (and j->row the first message) when (sender, client_msg_id) is stored. */
-int  msg_find_duplicate(struct msg_state *st, sqlite3 *conn, struct msg_job *j);
-/* Writer: stores the message with that seq; fills j->row. 0 or negative. */
-int  msg_insert(struct msg_state *st, sqlite3 *conn, struct msg_job *j, int64_t seq);
 /* Loop, after the commit: publishes message.stored or message.rejected; frees j. */
 void msg_job_post_result(struct msg_state *st, struct msg_job *j);
 
@@ -225,7 +184,8 @@ struct msg_batch {
     /* Writer, between db_write and after(). */
     int failed;                              /* the error that undid the batch, or 0 */
     struct msg_broom *rooms; int nrooms;     /* owned */
-    struct msg_breader *readers; int nreaders;
+    struct msg_breader { int64_t room_id, user_id, seq; } *readers;
+    int nreaders;
     struct bkey *keys; size_t keys_cap, keys_mask;
 };
 struct msg_batch *msg_batch_new(struct msg_state *st);
@@ -242,13 +202,51 @@ void msg_batch_close(struct msg_state *st, void (*cb)(struct msg_state *st));
 /* Loop: before queueing another writer job of this module, so messages accepted
  * after it are not stored before it. */
 void msg_batch_close_open(struct msg_state *st);
-/* Result event payloads, built from a finished job. */
-cJSON *msg_job_stored_payload(const struct msg_job *j);
-cJSON *msg_job_rejected_payload(const struct msg_job *j);
-/* Validation shared by HTTP and the bus: NULL when fine, else the reason. */
-const char *msg_check_body(const struct msg_state *st, const char *body);
-const char *msg_check_client_id(const char *cmid);
-/* 1 when the raw JSON text holds a \u0000 escape (cJSON would cut the string there). */
+
+/* ---------- what became of a message (results.c) ---------- */
+struct msg_outcome {
+    const struct ev_origin *origin;          /* the submitted one's */
+    const char *client_msg_id;               /* may be NULL */
+    int64_t room_id;
+    int status;                              /* 201, 200 (a duplicate) or an error */
+    const char *errmsg;                      /* with an error */
+    int64_t retry_after_ms;                  /* with 429 */
+    const struct msg_row *row;               /* stored (201, 200), else NULL */
+    const int64_t *member_ids; int nmembers;
+};
+void msg_job_outcome(const struct msg_job *j, struct msg_outcome *o);
+/* The events' structs (m holds the message; both borrow from o). */
+void msg_stored_ev(const struct msg_outcome *o, struct ev_message_stored *s, struct ev_msg *m);
+void msg_rejected_ev(const struct msg_outcome *o, struct ev_message_rejected *r);
+/* Answers the HTTP post when it is ours, then publishes message.stored or
+ * message.rejected. bus_publish_ev's result. */
+int  msg_publish_outcome(struct msg_state *st, const struct msg_outcome *o);
+
+/* ---------- validation (validate.c), shared by HTTP and the bus ---------- */
+enum msg_fault {
+    MSG_VALID = 0,
+    MSG_FAULT_ROOM_ID,               /* not a positive integer */
+    MSG_FAULT_BODY_TYPE,             /* missing, or not a string */
+    MSG_FAULT_BODY_EMPTY,
+    MSG_FAULT_BODY_LONG,             /* past [message] max_body_bytes */
+    MSG_FAULT_BODY_UTF8,
+    MSG_FAULT_BODY_CONTROL,
+    MSG_FAULT_BODY_BIDI,
+    MSG_FAULT_CMID_TYPE,             /* present, neither a string nor null */
+    MSG_FAULT_CMID_LENGTH,           /* not 1 to MSG_CLIENT_ID_MAX bytes */
+    MSG_FAULT_CMID_UTF8,
+    MSG_FAULT_CMID_CONTROL,
+    MSG_FAULT_CMID_BIDI,
+    MSG_FAULT__COUNT
+};
+/* Stands for a field of another JSON type than string (body or client_msg_id). */
+extern const char MSG_NOT_A_STRING[];
+/* body: NULL or MSG_NOT_A_STRING is refused; client_msg_id: NULL for none. */
+enum msg_fault msg_validate(const struct msg_state *st, int64_t room_id, const char *body,
+                            const char *client_msg_id);
+/* The words for a fault that both edges use: message.rejected's message (code
+ * invalid_argument), and the HTTP 400's text where the route has none of its own. */
+const char *msg_fault_text(enum msg_fault f);
 
 /* ---------- rooms and members (rooms.c, members.c) ---------- */
 enum room_op { ROOM_OP_CREATE = 1, ROOM_OP_DM, ROOM_OP_ADD, ROOM_OP_REMOVE };
@@ -278,9 +276,9 @@ int  room_job_apply(struct db_conn *conn, struct db_job *job);
 /* Queue the job; on failure answers the request and frees the job. */
 void room_job_queue(struct room_job *j);
 /* Membership-changing applies (members.c). */
-int  room_apply_add(struct msg_state *st, sqlite3 *conn, struct room_job *j);
-int  room_apply_remove(struct msg_state *st, sqlite3 *conn, struct room_job *j);
-int  room_load_member_refs(struct msg_state *st, sqlite3 *conn, struct room_job *j);
+int  room_apply_add(struct msg_state *st, struct db_conn *conn, struct room_job *j);
+int  room_apply_remove(struct msg_state *st, struct db_conn *conn, struct room_job *j);
+int  room_load_member_refs(struct msg_state *st, struct db_conn *conn, struct room_job *j);
 /* A username as users are stored: lower case. 0 or -EINVAL when not a username. */
 
 /* ---------- reads (reads.c) ---------- */
@@ -292,17 +290,12 @@ void reads_submit(struct msg_state *st, struct http_req *req, int64_t room_id,
 int  routes_rooms_add(struct msg_state *st);
 int  routes_messages_add(struct msg_state *st);
 /* Bus handlers (messages.c, sync_pages.c, members.c, typing.c) */
-void msg_answer_http(struct msg_state *st, const cJSON *payload, int stored);
-/* Answers a bus request with status and {"code","message"}. Returns bus_reply's result. */
+/* Answers a bus request with status and {"code","message"}. Returns bus_reply_ev's. */
 int  msg_reply_error(struct bus *bus, const struct bus_event *request, int status,
                      const char *code, const char *message);
 int  sync_page_request(struct msg_state *st, const struct bus_event *ev);
 int  rooms_peers_request(struct msg_state *st, const struct bus_event *ev);
-void typing_submit(struct msg_state *st, const cJSON *payload);   /* typing.c */
-/* Read helpers for routes: room + caller membership on a read connection.
- * 0 (member), -ENOENT (no such room), -EPERM (not a member), or negative. */
-int  room_access(sqlite3 *conn, int64_t room_id, int64_t user_id, struct room_row *room,
-                 int64_t *read_seq);
+void typing_submit(struct msg_state *st, const struct ev_typing_submitted *t);
 void history_get(struct msg_state *st, struct http_req *req);
 
 #endif

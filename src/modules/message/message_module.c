@@ -1,5 +1,6 @@
 /* message_module.c: the message module's descriptor and lifecycle. It owns the
- * tables rooms, room_members and messages; it listens to message.submitted,
+ * tables rooms, room_members and messages (through its store, message_store.h); it
+ * listens to message.submitted,
  * typing.submitted and read.submitted (from the websocket module and its own HTTP
  * routes), answers message.sync and rooms.peers, and publishes message.stored,
  * message.rejected, room.changed, room.read and room.typing. */
@@ -15,42 +16,9 @@
 #include "chatd/util.h"
 #include "message_internal.h"
 
-const struct db_migration msg_migrations[] = {
-    { 1,
-      "CREATE TABLE rooms ("
-      "  id INTEGER PRIMARY KEY,"
-      "  name TEXT NOT NULL,"
-      "  kind TEXT NOT NULL CHECK (kind IN ('group', 'direct')),"
-      "  owner_id INTEGER NOT NULL,"
-      "  dm_key TEXT UNIQUE,"                 /* 'lo:hi' user ids of a direct room */
-      "  last_seq INTEGER NOT NULL DEFAULT 0,"
-      "  created_at INTEGER NOT NULL);"
-      "CREATE TABLE room_members ("
-      "  room_id INTEGER NOT NULL REFERENCES rooms(id),"
-      "  user_id INTEGER NOT NULL,"
-      "  username TEXT NOT NULL,"
-      "  read_seq INTEGER NOT NULL DEFAULT 0,"
-      "  joined_at INTEGER NOT NULL,"
-      "  PRIMARY KEY (room_id, user_id)) WITHOUT ROWID;"
-      "CREATE INDEX room_members_by_user ON room_members (user_id, room_id);"
-      "CREATE TABLE messages ("
-      "  id INTEGER PRIMARY KEY,"
-      "  room_id INTEGER NOT NULL REFERENCES rooms(id),"
-      "  seq INTEGER NOT NULL,"
-      "  sender_id INTEGER NOT NULL,"
-      "  sender TEXT NOT NULL,"
-      "  body TEXT NOT NULL,"
-      "  client_msg_id TEXT,"
-      "  created_at INTEGER NOT NULL,"
-      "  UNIQUE (room_id, seq));"
-      "CREATE UNIQUE INDEX messages_client_id ON messages (sender_id, client_msg_id)"
-      "  WHERE client_msg_id IS NOT NULL;" },
-};
-const int msg_migrations_count = (int)(sizeof(msg_migrations) / sizeof(msg_migrations[0]));
-
-int msg_migrate(struct db *db)
+int msg_migrate(struct msg_state *st, struct db *db)
 {
-    return db_migrate(db, "message", msg_migrations, msg_migrations_count);
+    return st->store.ops->migrate(st->store.impl, db);
 }
 
 void msg_inflight_done(struct msg_state *st)
@@ -72,7 +40,8 @@ int msg_state_new(struct msg_state **out, struct chatd *app)
         st->max_body_bytes = 4096;
     double rate = app->cfg ? app->cfg->limits.messages_per_s : 20;
     double burst = app->cfg ? app->cfg->limits.messages_burst : 100;
-    if (pending_init(&st->pending, MSG_PENDING_MAX) < 0 ||
+    if (msg_store_sqlite_new(&st->store) < 0 ||
+        pending_init(&st->pending, MSG_PENDING_MAX) < 0 ||
         mcache_new(&st->members, MSG_CACHE_ROOMS) < 0 ||
         ratelimit_new(&st->send_limit, MSG_LIMIT_USERS, rate, burst) < 0) {
         msg_state_free(st);
@@ -101,33 +70,31 @@ void msg_state_free(struct msg_state *st)
     mcache_free(st->members);
     if (st->send_limit)
         ratelimit_free(st->send_limit);
-    free(st->wst);                   /* statements finalized at drain, on the writer */
+    msg_store_free(&st->store);      /* statements finalized at drain, on the writer */
     free(st);
 }
 
 /* ---------- bus handlers ---------- */
+/* The bus hands each handler its topic's struct, decoded (ev->data). */
 static int on_submitted(struct bus_delivery *d, struct bus_event *ev, void *ctx)
 {
-    msg_submit(ctx, ev->payload);
+    msg_submit(ctx, ev->data);
     return 0;
 }
 
 static int on_typing(struct bus_delivery *d, struct bus_event *ev, void *ctx)
 {
-    typing_submit(ctx, ev->payload);
+    typing_submit(ctx, ev->data);
     return 0;
 }
 
 static int on_read(struct bus_delivery *d, struct bus_event *ev, void *ctx)
 {
     struct msg_state *st = ctx;
-    int64_t room_id, user_id, seq;
-    if (json_get_i64(ev->payload, "room_id", &room_id) < 0 ||
-        json_get_i64(ev->payload, "user_id", &user_id) < 0 ||
-        json_get_i64(ev->payload, "seq", &seq) < 0 || room_id <= 0 || user_id <= 0 ||
-        seq < 0 || st->draining)
+    const struct ev_read_submitted *r = ev->data;
+    if (r->room_id <= 0 || r->seq < 0 || st->draining)
         return 0;
-    reads_submit(st, NULL, room_id, user_id, seq);
+    reads_submit(st, NULL, r->room_id, r->user_id, r->seq);
     return 0;
 }
 
@@ -168,13 +135,14 @@ int msg_subscribe(struct msg_state *st)
 static int message_init(struct chatd *app, void **state)
 {
     struct msg_state *st;
-    int rc = msg_migrate(app->db);
-    if (rc < 0) {
+    int rc = msg_state_new(&st, app);
+    if (rc < 0)
+        return rc;
+    if ((rc = msg_migrate(st, app->db)) < 0) {
         LOG_ERROR(app, "message", "migration failed rc=%d", rc);
+        msg_state_free(st);
         return rc;
     }
-    if ((rc = msg_state_new(&st, app)) < 0)
-        return rc;
     *state = st;
     return 0;
 }

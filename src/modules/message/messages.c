@@ -1,8 +1,8 @@
 /* messages.c: storing one message. message.submitted (from an HTTP post of this
- * module or from the websocket module) becomes a writer job; the job checks the
- * membership, deduplicates on (sender_id, client_msg_id) and takes the next seq of
- * the room inside the group transaction; after COMMIT its done() posts
- * message.stored or message.rejected to the loop. Nobody hears of a message before
+ * module or from the websocket module) becomes a message of the open batch
+ * (batch.c), which checks the membership, deduplicates on (sender_id, client_msg_id)
+ * and takes the next seq of the room inside the group transaction; after COMMIT the
+ * loop publishes message.stored or message.rejected. Nobody hears of a message before
  * its transaction is durable. */
 #include <errno.h>
 #include <stdio.h>
@@ -12,7 +12,6 @@
 #include "chatd/events.h"
 #include "chatd/log.h"
 #include "chatd/metrics.h"
-#include "chatd/text.h"
 #include "chatd/util.h"
 #include "message_internal.h"
 
@@ -41,62 +40,19 @@ cJSON *msg_row_json(const struct msg_row *m)
     return o;
 }
 
-void msg_row_from_stmt(sqlite3_stmt *s, int c, struct msg_row *m)
-{
-    m->id = sqlite3_column_int64(s, c + 0);
-    m->room_id = sqlite3_column_int64(s, c + 1);
-    m->seq = sqlite3_column_int64(s, c + 2);
-    m->sender_id = sqlite3_column_int64(s, c + 3);
-    m->sender = (const char *)sqlite3_column_text(s, c + 4);
-    m->body = (const char *)sqlite3_column_text(s, c + 5);
-    m->client_msg_id = (const char *)sqlite3_column_text(s, c + 6);
-    m->created_at = sqlite3_column_int64(s, c + 7);
-}
-
-/* ---------- validation ---------- */
-const char *msg_check_body(const struct msg_state *st, const char *body)
-{
-    if (!body)
-        return "body must be a string";
-    size_t n = strlen(body);
-    if (n == 0)
-        return "body must not be empty";
-    if (n > (size_t)st->max_body_bytes)
-        return "body is too long";
-    /* A body is text of several lines: tab and newline are its only controls. */
-    static const char *const faults[] =
-        TEXT_FAULT_MESSAGES("body", " other than tab and newline");
-    return faults[text_check(body, n, TEXT_ALLOW_LINES)];
-}
-
-const char *msg_check_client_id(const char *cmid)
-{
-    static const char *const faults[] = TEXT_FAULT_MESSAGES("client_msg_id", "");
-    size_t n = strlen(cmid);
-    if (n == 0 || n > MSG_CLIENT_ID_MAX)
-        return "client_msg_id must be 1 to 128 bytes";
-    return faults[text_check(cmid, n, 0)];
-}
-
-static cJSON *rejected_payload_retry(const cJSON *origin, const char *cmid, int64_t room_id,
-                                     int status, const char *msg, int64_t retry_after_ms);
-
 /* ---------- the job ---------- */
 void msg_job_free(struct msg_job *j)
 {
     if (!j)
         return;
-    free(j->dup_sender);
-    free(j->dup_body);
-    free(j->dup_cmid);
-    cJSON_Delete(j->origin);
+    free(j->dup);
     free(j);
 }
 
 /* One allocation for the job and its strings: the loop makes one per message. */
 struct msg_job *msg_job_new(struct msg_state *st, int64_t room_id, int64_t sender_id,
                             const char *sender, const char *body, const char *cmid,
-                            const cJSON *origin)
+                            const struct ev_origin *origin)
 {
     size_t ls = strlen(sender) + 1, lb = strlen(body) + 1, lc = cmid ? strlen(cmid) + 1 : 0;
     struct msg_job *j = malloc(sizeof(*j) + ls + lb + lc);
@@ -110,12 +66,9 @@ struct msg_job *msg_job_new(struct msg_state *st, int64_t room_id, int64_t sende
     j->sender = memcpy(p, sender, ls);
     j->body = memcpy(p + ls, body, lb);
     j->client_msg_id = cmid ? memcpy(p + ls + lb, cmid, lc) : NULL;
-    j->origin = origin ? cJSON_Duplicate(origin, 1) : NULL;
+    if (origin)
+        j->origin = *origin;
     j->t0_ns = mono_ns();
-    if (origin && !j->origin) {
-        msg_job_free(j);
-        return NULL;
-    }
     return j;
 }
 
@@ -125,10 +78,8 @@ void msg_job_reset(struct msg_job *j)
     j->errmsg = NULL;
     j->member_ids = NULL;
     j->nmembers = 0;
-    free(j->dup_sender);
-    free(j->dup_body);
-    free(j->dup_cmid);
-    j->dup_sender = j->dup_body = j->dup_cmid = NULL;
+    free(j->dup);
+    j->dup = NULL;
     memset(&j->row, 0, sizeof(j->row));
 }
 
@@ -138,160 +89,42 @@ void msg_job_fail(struct msg_job *j, int status, const char *msg)
     j->errmsg = msg;
 }
 
-static char *dup_or_null(const char *s)
-{
-    return s ? strdup(s) : NULL;
-}
-
-int msg_find_duplicate(struct msg_state *st, sqlite3 *conn, struct msg_job *j)
-{
-    sqlite3_stmt *s = wstmt(st, conn, WS_DEDUPE);
-    if (!s)
-        return -EIO;
-    sqlite3_bind_int64(s, 1, j->sender_id);
-    sqlite3_bind_text(s, 2, j->client_msg_id, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(s), found = 0;
-    if (rc == SQLITE_ROW) {
-        struct msg_row m;
-        msg_row_from_stmt(s, 0, &m);
-        j->dup_sender = dup_or_null(m.sender);
-        j->dup_body = dup_or_null(m.body);
-        j->dup_cmid = dup_or_null(m.client_msg_id);
-        j->row = m;
-        j->row.sender = j->dup_sender;
-        j->row.body = j->dup_body;
-        j->row.client_msg_id = j->dup_cmid;
-        found = 1;
-    }
-    wstmt_done(s);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return db_errno(rc);
-    return found;
-}
-
-int msg_insert(struct msg_state *st, sqlite3 *conn, struct msg_job *j, int64_t seq)
-{
-    sqlite3_stmt *s = wstmt(st, conn, WS_INSERT_MSG);
-    if (!s)
-        return -EIO;
-    int64_t now = now_ms();
-    sqlite3_bind_int64(s, 1, j->room_id);
-    sqlite3_bind_int64(s, 2, seq);
-    sqlite3_bind_int64(s, 3, j->sender_id);
-    sqlite3_bind_text(s, 4, j->sender, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 5, j->body, -1, SQLITE_STATIC);
-    if (j->client_msg_id)
-        sqlite3_bind_text(s, 6, j->client_msg_id, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(s, 6);
-    sqlite3_bind_int64(s, 7, now);
-    int rc = sqlite3_step(s);
-    int unique = rc != SQLITE_DONE && sqlite3_extended_errcode(conn) == SQLITE_CONSTRAINT_UNIQUE;
-    wstmt_done(s);
-    if (rc != SQLITE_DONE)
-        return unique ? -EEXIST : db_errno(rc);
-    j->row = (struct msg_row){
-        .id = sqlite3_last_insert_rowid(conn), .room_id = j->room_id, .seq = seq,
-        .sender_id = j->sender_id, .created_at = now, .sender = j->sender,
-        .body = j->body, .client_msg_id = j->client_msg_id,
-    };
-    return 0;
-}
-
-static cJSON *stored_payload(const struct msg_job *j, cJSON *origin)
-{
-    cJSON *p = cJSON_CreateObject();
-    if (!p) {
-        cJSON_Delete(origin);
-        return NULL;
-    }
-    cJSON_AddItemToObjectCS(p, "message", msg_row_json(&j->row));
-    cJSON_AddItemToObjectCS(p, "member_ids", ids_json(j->member_ids, j->nmembers));
-    if (origin)
-        cJSON_AddItemToObjectCS(p, "origin", origin);
-    cJSON_AddItemToObjectCS(p, "duplicate", cJSON_CreateBool(j->status == 200));
-    return p;
-}
-
-cJSON *msg_job_stored_payload(const struct msg_job *j)
-{
-    return stored_payload(j, j->origin ? cJSON_Duplicate(j->origin, 1) : NULL);
-}
-
-static cJSON *rejected_payload(const cJSON *origin, const char *cmid, int64_t room_id,
-                               int status, const char *msg)
-{
-    return rejected_payload_retry(origin, cmid, room_id, status, msg, 0);
-}
-
-static cJSON *rejected_payload_retry(const cJSON *origin, const char *cmid, int64_t room_id,
-                                     int status, const char *msg, int64_t retry_after_ms)
-{
-    cJSON *p = cJSON_CreateObject();
-    if (!p)
-        return NULL;
-    cJSON_AddItemToObject(p, "origin",
-                          origin ? cJSON_Duplicate(origin, 1) : cJSON_CreateObject());
-    if (cmid)
-        cJSON_AddStringToObject(p, "client_msg_id", cmid);
-    cJSON_AddNumberToObject(p, "room_id", (double)room_id);
-    cJSON_AddStringToObject(p, "code", msg_code_of_status(status));
-    cJSON_AddStringToObject(p, "message", msg);
-    if (retry_after_ms > 0)
-        cJSON_AddNumberToObject(p, "retry_after_ms", (double)retry_after_ms);
-    return p;
-}
-
-cJSON *msg_job_rejected_payload(const struct msg_job *j)
-{
-    return rejected_payload(j->origin, j->client_msg_id, j->room_id,
-                            j->status >= 400 ? j->status : 503,
-                            j->errmsg ? j->errmsg : "could not store the message");
-}
-
-/* Loop: what became of a message goes to its HTTP post, if it came from one of ours
- * (answered here, not through our own subscription), then to every other module. */
-static int publish_result(struct msg_state *st, struct bus_event *ev, int stored)
-{
-    if (!ev)
-        return -ENOMEM;
-    msg_answer_http(st, ev->payload, stored);
-    return bus_publish(st->app->bus, ev);
-}
-
 /* Loop, after COMMIT: tells everybody what became of the message, and frees it. */
 void msg_job_post_result(struct msg_state *st, struct msg_job *j)
 {
-    struct bus_event *ev;
-    int stored = j->status == 201 || j->status == 200;
-
-    if (stored) {
-        METRIC_INC(j->status == 201 ? st->m_stored : st->m_duplicates);
+    struct msg_outcome o;
+    msg_job_outcome(j, &o);
+    if (o.status == 201 || o.status == 200) {
+        METRIC_INC(o.status == 201 ? st->m_stored : st->m_duplicates);
         metrics_observe(st->m_latency, (double)(mono_ns() - j->t0_ns) / 1e9);
         /* Commit-time members, in commit order: the freshest the cache can get. */
         if (j->nmembers > 0 && j->nmembers <= MSG_ROOM_MAX_MEMBERS)
             mcache_put(st->members, j->room_id, j->member_ids, j->nmembers);
-        /* The job ends here: its origin moves into the event instead of a copy. */
-        ev = bus_event_new(TOPIC_MESSAGE_STORED, stored_payload(j, j->origin));
-        j->origin = NULL;
     } else {
         METRIC_INC(st->m_rejected);
-        ev = bus_event_new(TOPIC_MESSAGE_REJECTED, msg_job_rejected_payload(j));
     }
-    if (publish_result(st, ev, stored) == -ECANCELED)
+    if (msg_publish_outcome(st, &o) == -ECANCELED)
         LOG_WARN(st->app, "message", "result not delivered: bus closing room_id=%lld",
                  (long long)j->room_id);
     msg_job_free(j);
 }
 
 /* ---------- message.submitted on the loop ---------- */
-static void reject_now(struct msg_state *st, const cJSON *origin, const char *cmid,
-                       int64_t room_id, int status, const char *msg)
+static void reject_retry(struct msg_state *st, const struct ev_message_submitted *m,
+                         int status, const char *msg, int64_t retry_after_ms)
 {
-    struct bus_event *ev = bus_event_new(TOPIC_MESSAGE_REJECTED,
-                                         rejected_payload(origin, cmid, room_id, status, msg));
+    struct msg_outcome o = {
+        .origin = m->origin, .client_msg_id = m->client_msg_id, .room_id = m->room_id,
+        .status = status, .errmsg = msg, .retry_after_ms = retry_after_ms,
+    };
     METRIC_INC(st->m_rejected);
-    publish_result(st, ev, 0);
+    msg_publish_outcome(st, &o);
+}
+
+static void reject_now(struct msg_state *st, const struct ev_message_submitted *m,
+                       int status, const char *msg)
+{
+    reject_retry(st, m, status, msg, 0);
 }
 
 /* The rate limit's key for a sender: its id in decimal (snprintf costs more than the
@@ -310,86 +143,34 @@ static void id_key(char *out, int64_t id)
     *out = '\0';
 }
 
-void msg_submit(struct msg_state *st, const cJSON *p)
+void msg_submit(struct msg_state *st, const struct ev_message_submitted *m)
 {
-    int64_t room_id = 0, sender_id = 0;
-    const char *sender = NULL, *body = NULL, *cmid = NULL, *why;
-    const cJSON *origin = cJSON_GetObjectItemCaseSensitive(p, "origin");
-    const cJSON *c = cJSON_GetObjectItemCaseSensitive(p, "client_msg_id");
-
-    if (cJSON_IsString(c))
-        cmid = c->valuestring;
-    if (json_get_i64(p, "room_id", &room_id) < 0 || room_id <= 0)
-        return reject_now(st, origin, cmid, room_id, 400, "room_id must be a positive integer");
-    if (json_get_i64(p, "sender_id", &sender_id) < 0 || sender_id <= 0 ||
-        json_get_str(p, "sender", &sender) < 0)
-        return reject_now(st, origin, cmid, room_id, 400, "sender is missing");
-    json_get_str(p, "body", &body);
-    if ((why = msg_check_body(st, body)))
-        return reject_now(st, origin, cmid, room_id, 400, why);
-    if (c && !cJSON_IsNull(c) && (!cmid || (why = msg_check_client_id(cmid))))
-        return reject_now(st, origin, cmid, room_id, 400,
-                          cmid ? why : "client_msg_id must be a string");
+    enum msg_fault fault = msg_validate(st, m->room_id, m->body, m->client_msg_id);
+    if (fault != MSG_VALID)
+        return reject_now(st, m, 400, msg_fault_text(fault));
     if (st->draining)
-        return reject_now(st, origin, cmid, room_id, 503, "the server is shutting down");
+        return reject_now(st, m, 503, "the server is shutting down");
     /* Every send passes here, HTTP and WebSocket alike: one budget per sender. */
     char key[24];
-    id_key(key, sender_id);
+    id_key(key, m->sender_id);
     int64_t wait_ms = ratelimit_take(st->send_limit, key, mono_ms());
-    if (wait_ms > 0) {
-        struct bus_event *ev = bus_event_new(TOPIC_MESSAGE_REJECTED,
-            rejected_payload_retry(origin, cmid, room_id, 429, "too many messages: slow down",
-                                   wait_ms));
-        METRIC_INC(st->m_rejected);
-        publish_result(st, ev, 0);
-        return;
-    }
+    if (wait_ms > 0)
+        return reject_retry(st, m, 429, "too many messages: slow down", wait_ms);
 
-    struct msg_job *j = msg_job_new(st, room_id, sender_id, sender, body, cmid, origin);
+    struct msg_job *j = msg_job_new(st, m->room_id, m->sender_id, m->sender, m->body,
+                                    m->client_msg_id, m->origin);
     if (!j)
-        return reject_now(st, origin, cmid, room_id, 503, "out of memory");
+        return reject_now(st, m, 503, "out of memory");
     if (__atomic_load_n(&st->jobs_inflight, __ATOMIC_RELAXED) >= MSG_QUEUED_MAX) {
         msg_job_free(j);
-        return reject_now(st, origin, cmid, room_id, 503,
-                          "too many messages waiting to be stored");
+        return reject_now(st, m, 503, "too many messages waiting to be stored");
     }
     __atomic_fetch_add(&st->jobs_inflight, 1, __ATOMIC_RELAXED);
     int rc = msg_batch_queue(st, j);
     if (rc < 0) {
         __atomic_fetch_sub(&st->jobs_inflight, 1, __ATOMIC_RELAXED);
         msg_job_free(j);
-        return reject_now(st, origin, cmid, room_id, 503,
-                          rc == -EAGAIN ? "too many messages waiting to be stored"
-                                        : "the database is not available");
+        return reject_now(st, m, 503, rc == -EAGAIN ? "too many messages waiting to be stored"
+                                                    : "the database is not available");
     }
-}
-
-/* ---------- answers to this module's HTTP posts ---------- */
-void msg_answer_http(struct msg_state *st, const cJSON *p, int stored)
-{
-    const cJSON *origin = cJSON_GetObjectItemCaseSensitive(p, "origin");
-    const cJSON *http = cJSON_GetObjectItemCaseSensitive(origin, "http");
-    if (!cJSON_IsNumber(http))
-        return;
-    struct http_req *req = pending_take(&st->pending, (uint64_t)http->valuedouble);
-    if (!req)
-        return;                      /* another process's, or already answered */
-    if (stored) {
-        const cJSON *dup = cJSON_GetObjectItemCaseSensitive(p, "duplicate");
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddItemToObject(o, "message",
-            cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(p, "message"), 1));
-        http_respond_json(req, cJSON_IsTrue(dup) ? 200 : 201, o);
-        return;
-    }
-    const char *code = NULL, *msg = NULL;
-    int64_t retry_ms = 0;
-    json_get_str(p, "code", &code);
-    json_get_str(p, "message", &msg);
-    if (msg_status_of_code(code) == 429) {
-        json_get_i64(p, "retry_after_ms", &retry_ms);
-        http_respond_rate_limited(req, retry_ms);
-        return;
-    }
-    http_respond_error(req, msg_status_of_code(code), "%s", msg ? msg : "not stored");
 }

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include "chatd/bus.h"
+#include "chatd/event_codec.h"
 #include "chatd/events.h"
 #include "chatd/log.h"
 #include "message_internal.h"
@@ -27,56 +28,35 @@ static int fail(struct read_job *j, int status, const char *msg, int rc)
     return rc;
 }
 
-static int read_apply(struct db_conn *conn_, struct db_job *job)
+static int read_apply(struct db_conn *conn, struct db_job *job)
 {
-    sqlite3 *conn = db_sqlite(conn_);
     struct read_job *j = (struct read_job *)job;
     struct msg_state *st = j->st;
+    struct room_row room = {0};
     j->moved = 0;
     j->status = 0;
 
-    sqlite3_stmt *s = wstmt(st, conn, WS_ROOM);
-    if (!s)
-        return fail(j, 500, "could not read the room", -EIO);
-    sqlite3_bind_int64(s, 1, j->room_id);
-    int rc = sqlite3_step(s);
-    struct room_row room = {0};
-    if (rc == SQLITE_ROW)
-        room_row_from_stmt(s, 0, &room);
-    wstmt_done(s);
-    if (rc == SQLITE_DONE)
+    int rc = MSG_STORE(st, room_get, conn, j->room_id, &room);
+    if (rc == 0)
         return fail(j, 404, "room not found", -ENOENT);
-    if (rc != SQLITE_ROW)
-        return fail(j, 500, "could not read the room", db_errno(rc));
-
-    if (!(s = wstmt(st, conn, WS_IS_MEMBER)))
-        return fail(j, 500, "could not read the room", -EIO);
-    sqlite3_bind_int64(s, 1, j->room_id);
-    sqlite3_bind_int64(s, 2, j->user_id);
-    rc = sqlite3_step(s);
-    wstmt_done(s);
-    if (rc == SQLITE_DONE)
+    if (rc < 0)
+        return fail(j, 500, "could not read the room", rc);
+    rc = MSG_STORE(st, member_read_seq, conn, j->room_id, j->user_id, NULL);
+    if (rc == 0)
         return fail(j, 403, "not a member of this room", -EPERM);
-    if (rc != SQLITE_ROW)
-        return fail(j, 500, "could not read the room", db_errno(rc));
+    if (rc < 0)
+        return fail(j, 500, "could not read the room", rc);
 
     if (j->seq > room.last_seq)
         j->seq = room.last_seq;
-    if (!(s = wstmt(st, conn, WS_READ_MOVE)))
-        return fail(j, 500, "could not store the marker", -EIO);
-    sqlite3_bind_int64(s, 1, j->room_id);
-    sqlite3_bind_int64(s, 2, j->user_id);
-    sqlite3_bind_int64(s, 3, j->seq);
-    rc = sqlite3_step(s);
-    j->moved = rc == SQLITE_DONE && sqlite3_changes(conn) > 0;
-    wstmt_done(s);
-    if (rc != SQLITE_DONE)
-        return fail(j, 500, "could not store the marker", db_errno(rc));
+    if ((rc = MSG_STORE(st, marker_raise, conn, j->room_id, j->user_id, j->seq)) < 0)
+        return fail(j, 500, "could not store the marker", rc);
+    j->moved = rc;
     free(j->member_ids);
     j->member_ids = NULL;
     j->nmembers = 0;
-    if (j->moved && (rc = room_member_ids(st, conn, j->room_id, &j->member_ids,
-                                          &j->nmembers)) < 0)
+    if (j->moved && (rc = MSG_STORE(st, member_ids, conn, j->room_id, &j->member_ids,
+                                    &j->nmembers)) < 0)
         return fail(j, 500, "could not read the room", rc);
     j->status = 204;
     return 0;
@@ -95,14 +75,11 @@ static void read_finish(struct read_job *j)
                   "status=%d", (long long)j->room_id, (long long)j->user_id, j->status);
     }
     if (j->status < 400 && j->moved) {
-        cJSON *p = cJSON_CreateObject();
-        cJSON_AddNumberToObject(p, "room_id", (double)j->room_id);
-        cJSON_AddNumberToObject(p, "user_id", (double)j->user_id);
-        cJSON_AddNumberToObject(p, "seq", (double)j->seq);
-        cJSON_AddItemToObject(p, "member_ids", ids_json(j->member_ids, j->nmembers));
-        struct bus_event *ev = bus_event_new(TOPIC_ROOM_READ, p);
-        if (ev)
-            bus_publish(st->app->bus, ev);
+        struct ev_room_read r = {
+            .room_id = j->room_id, .user_id = j->user_id, .seq = j->seq,
+            .member_ids = { j->member_ids, (size_t)j->nmembers },
+        };
+        bus_publish_ev(st->app->bus, &EV_ROOM_READ, &r);
     }
     msg_inflight_done(st);
     free(j->member_ids);

@@ -6,44 +6,49 @@
 #include <stdlib.h>
 #include <string.h>
 #include "chatd/bus.h"
+#include "chatd/event_codec.h"
 #include "chatd/events.h"
 #include "chatd/util.h"
 #include "message_internal.h"
 
+/* A field of the request body as msg_validate takes it: NULL when absent or null, the
+ * string, or MSG_NOT_A_STRING. */
+static const char *body_string(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!v || cJSON_IsNull(v))
+        return NULL;
+    return cJSON_IsString(v) ? v->valuestring : MSG_NOT_A_STRING;
+}
+
+/* The route's words for a fault: as message.rejected's, but for the room id, which
+ * here is a path's, and the body's length, which names the limit. */
+static void respond_fault(struct http_req *req, const struct msg_state *st, enum msg_fault f)
+{
+    if (f == MSG_FAULT_ROOM_ID)
+        http_respond_error(req, 400, "invalid room id");
+    else if (f == MSG_FAULT_BODY_LONG)
+        http_respond_error(req, 400, "body is longer than %d bytes", st->max_body_bytes);
+    else
+        http_respond_error(req, 400, "%s", msg_fault_text(f));
+}
+
 static void route_post(struct http_req *req, void *ctx)
 {
     struct msg_state *st = ctx;
-    const char *body = NULL, *cmid = NULL, *why;
     int64_t room_id = http_param_id(req, 0);
     if (room_id <= 0) {
-        http_respond_error(req, 400, "invalid room id");
+        respond_fault(req, st, MSG_FAULT_ROOM_ID);
         return;
     }
     cJSON *in = http_json_body(req);
     if (!in)
         return;
-    const cJSON *c = cJSON_GetObjectItemCaseSensitive(in, "client_msg_id");
-    if (json_get_str(in, "body", &body) < 0) {
-        http_respond_error(req, 400, "body must be a string");
+    const char *body = body_string(in, "body"), *cmid = body_string(in, "client_msg_id");
+    enum msg_fault fault = msg_validate(st, room_id, body, cmid);
+    if (fault != MSG_VALID) {
+        respond_fault(req, st, fault);
         goto out;
-    }
-    if ((why = msg_check_body(st, body))) {
-        if (strcmp(why, "body is too long") == 0)
-            http_respond_error(req, 400, "body is longer than %d bytes", st->max_body_bytes);
-        else
-            http_respond_error(req, 400, "%s", why);
-        goto out;
-    }
-    if (c && !cJSON_IsNull(c)) {
-        if (!cJSON_IsString(c)) {
-            http_respond_error(req, 400, "client_msg_id must be a string");
-            goto out;
-        }
-        cmid = c->valuestring;
-        if ((why = msg_check_client_id(cmid))) {
-            http_respond_error(req, 400, "%s", why);
-            goto out;
-        }
     }
     if (st->draining) {
         http_respond_error(req, 503, "the server is shutting down");
@@ -55,18 +60,14 @@ static void route_post(struct http_req *req, void *ctx)
     }
 
     /* The sender is the authenticated user, whatever the body says. */
-    cJSON *p = cJSON_CreateObject();
-    cJSON_AddNumberToObject(p, "room_id", (double)room_id);
-    cJSON_AddNumberToObject(p, "sender_id", (double)req->user.id);
-    cJSON_AddStringToObject(p, "sender", req->user.name);
-    cJSON_AddStringToObject(p, "body", body);
-    if (cmid)
-        cJSON_AddStringToObject(p, "client_msg_id", cmid);
-    cJSON *origin = cJSON_AddObjectToObject(p, "origin");
-    cJSON_AddNumberToObject(origin, "http", (double)req->id);
+    struct ev_origin origin;
+    bus_origin_http(st->app->bus, req->id, &origin);
+    struct ev_message_submitted m = {
+        .room_id = room_id, .sender_id = req->user.id, .sender = req->user.name,
+        .body = body, .client_msg_id = cmid, .origin = &origin,
+    };
     uint64_t req_id = req->id;
-    struct bus_event *ev = bus_event_new(TOPIC_MESSAGE_SUBMITTED, p);
-    if (!ev || bus_publish(st->app->bus, ev) < 0) {
+    if (bus_publish_ev(st->app->bus, &EV_MESSAGE_SUBMITTED, &m) < 0) {
         struct http_req *r = pending_take(&st->pending, req_id);
         if (r)
             http_respond_error(r, 503, "the message bus is not available");

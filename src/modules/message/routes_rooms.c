@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "chatd/bus.h"
+#include "chatd/event_codec.h"
 #include "chatd/events.h"
 #include "chatd/text.h"
 #include "chatd/util.h"
@@ -26,16 +27,11 @@ static void lookup_free(struct lookup *l)
     }
 }
 
-static int64_t user_id_of(const cJSON *users, const char *name)
+static int64_t user_id_of(const struct ev_users_lookup_reply *r, const char *name)
 {
-    const cJSON *u;
-    cJSON_ArrayForEach(u, users) {
-        const char *un;
-        int64_t id;
-        if (json_get_str(u, "username", &un) == 0 && strcmp(un, name) == 0 &&
-            json_get_i64(u, "id", &id) == 0)
-            return id;
-    }
+    for (size_t i = 0; i < r->nusers; i++)
+        if (strcmp(r->users[i].username, name) == 0)
+            return r->users[i].id;
     return 0;
 }
 
@@ -46,15 +42,15 @@ static void note_unknown(struct room_job *j, const char *name)
         snprintf(j->unknown + len, sizeof(j->unknown) - len, "%s%s", len ? ", " : "", name);
 }
 
-static void lookup_cb(void *ctx, int status, const cJSON *payload)
+static void lookup_cb(void *ctx, int status, const void *reply)
 {
     struct lookup *l = ctx;
     struct room_job *j = l->j;
     struct msg_state *st = j->st;
-    const cJSON *users = cJSON_GetObjectItemCaseSensitive(payload, "users");
+    const struct ev_users_lookup_reply *users = reply;
 
     msg_inflight_done(st);
-    if (status < 0 || !cJSON_IsArray(users)) {
+    if (status < 0 || !users) {
         http_respond_error(j->req, 503, "the user directory did not answer");
         room_job_free(j);
         goto out;
@@ -98,12 +94,12 @@ out:
 /* Takes j and l; answers the request on failure. */
 static void lookup_start(struct msg_state *st, struct lookup *l)
 {
-    cJSON *p = cJSON_CreateObject();
-    cJSON *a = cJSON_AddArrayToObject(p, "usernames");
+    const char *names[MSG_ROOM_MAX_MEMBERS];
     for (int i = 0; i < l->n; i++)
-        cJSON_AddItemToArray(a, cJSON_CreateString(l->names[i]));
-    int64_t id = bus_request(st->app->bus, TOPIC_USERS_LOOKUP, p, MSG_LOOKUP_TIMEOUT_MS,
-                             lookup_cb, l);
+        names[i] = l->names[i];
+    struct ev_users_lookup q = { .usernames = names, .nusernames = (size_t)l->n };
+    int64_t id = bus_request_ev(st->app->bus, &EV_USERS_LOOKUP, &q, MSG_LOOKUP_TIMEOUT_MS,
+                                lookup_cb, l);
     if (id < 0) {
         http_respond_error(l->j->req, 503, "the user directory is not available");
         room_job_free(l->j);
@@ -303,22 +299,16 @@ struct rooms_read {
     cJSON *answer;                   /* owned */
 };
 
-static int add_members(sqlite3 *conn, sqlite3_stmt **s, cJSON *room, int64_t room_id)
+static int add_members(struct msg_state *st, struct db_conn *conn, cJSON *room,
+                       int64_t room_id)
 {
-    if (!*s && sqlite3_prepare_v2(conn, "SELECT user_id, username FROM room_members"
-                                  " WHERE room_id = ?1 ORDER BY user_id", -1, s, NULL) != SQLITE_OK)
-        return -EIO;
-    sqlite3_reset(*s);
-    sqlite3_bind_int64(*s, 1, room_id);
-    cJSON *a = cJSON_AddArrayToObject(room, "members");
-    int rc;
-    while ((rc = sqlite3_step(*s)) == SQLITE_ROW) {
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddNumberToObject(o, "id", (double)sqlite3_column_int64(*s, 0));
-        cJSON_AddStringToObject(o, "username", (const char *)sqlite3_column_text(*s, 1));
-        cJSON_AddItemToArray(a, o);
-    }
-    return rc == SQLITE_DONE ? 0 : db_errno(rc);
+    struct member_ref *m;
+    int n, rc = MSG_STORE(st, read_member_refs, conn, room_id, &m, &n);
+    if (rc < 0)
+        return rc;
+    cJSON_AddItemToObject(room, "members", members_json(m, n));
+    free(m);
+    return 0;
 }
 
 static cJSON *room_for_caller(const struct room_row *r, int64_t read_seq)
@@ -330,56 +320,50 @@ static cJSON *room_for_caller(const struct room_row *r, int64_t read_seq)
     return o;
 }
 
-static int list_fn(sqlite3 *conn, struct rooms_read *c)
+struct list_ctx {
+    struct rooms_read *c;
+    struct db_conn *conn;
+    cJSON *arr;
+};
+
+static int list_room(void *ctx, const struct room_row *r, int64_t read_seq)
 {
-    sqlite3_stmt *s = NULL, *ms = NULL;
-    if (sqlite3_prepare_v2(conn, "SELECT " ROOM_COLUMNS ", m.read_seq FROM room_members m"
-                           " JOIN rooms r ON r.id = m.room_id WHERE m.user_id = ?1"
-                           " ORDER BY r.id", -1, &s, NULL) != SQLITE_OK)
-        return -EIO;
-    sqlite3_bind_int64(s, 1, c->user_id);
-    c->answer = cJSON_CreateObject();
-    cJSON *arr = cJSON_AddArrayToObject(c->answer, "rooms");
-    int rc, err = 0;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW && !err) {
-        struct room_row r;
-        room_row_from_stmt(s, 0, &r);
-        cJSON *o = room_for_caller(&r, sqlite3_column_int64(s, 6));
-        /* Direct rooms carry their two members: that is how a client names them. */
-        if (strcmp(r.kind, "direct") == 0)
-            err = add_members(conn, &ms, o, r.id);
-        cJSON_AddItemToArray(arr, o);
-    }
-    sqlite3_finalize(s);
-    sqlite3_finalize(ms);
-    if (err < 0)
-        return err;
-    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : db_errno(rc);
+    struct list_ctx *l = ctx;
+    cJSON *o = room_for_caller(r, read_seq);
+    int err = 0;
+    /* Direct rooms carry their two members: that is how a client names them. */
+    if (strcmp(r->kind, "direct") == 0)
+        err = add_members(l->c->st, l->conn, o, r->id);
+    cJSON_AddItemToArray(l->arr, o);
+    return err;
 }
 
-static int show_fn(sqlite3 *conn, struct rooms_read *c)
+static int list_fn(struct db_conn *conn, struct rooms_read *c)
+{
+    c->answer = cJSON_CreateObject();
+    struct list_ctx l = { c, conn, cJSON_AddArrayToObject(c->answer, "rooms") };
+    return MSG_STORE(c->st, rooms_of_user, conn, c->user_id, list_room, &l);
+}
+
+static int show_fn(struct db_conn *conn, struct rooms_read *c)
 {
     struct room_row r;
     int64_t read_seq;
-    int rc = room_access(conn, c->room_id, c->user_id, &r, &read_seq);
+    int rc = MSG_STORE(c->st, room_access, conn, c->room_id, c->user_id, &r, &read_seq);
     if (rc == -ENOENT || rc == -EPERM) {
         c->status = rc == -ENOENT ? 404 : 403;
         return 0;
     }
     if (rc < 0)
         return rc;
-    sqlite3_stmt *ms = NULL;
     cJSON *o = room_for_caller(&r, read_seq);
     c->answer = cJSON_CreateObject();
     cJSON_AddItemToObject(c->answer, "room", o);
-    rc = add_members(conn, &ms, o, r.id);
-    sqlite3_finalize(ms);
-    return rc;
+    return add_members(c->st, conn, o, r.id);
 }
 
-static int rooms_read_fn(struct db_conn *conn_, void *arg)
+static int rooms_read_fn(struct db_conn *conn, void *arg)
 {
-    sqlite3 *conn = db_sqlite(conn_);
     struct rooms_read *c = arg;
     c->status = 200;
     return c->room_id ? show_fn(conn, c) : list_fn(conn, c);

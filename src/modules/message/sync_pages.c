@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "chatd/bus.h"
+#include "chatd/event_codec.h"
 #include "chatd/util.h"
 #include "message_internal.h"
 
@@ -28,22 +29,26 @@ struct sync_page {
     int nrooms;
     int left;                        /* messages the page may still take */
     size_t bytes, max_bytes;
-    cJSON *answer;                   /* owned */
+    /* The answer, built on the pool thread, encoded by bus_reply_ev on the loop. */
+    struct ev_sync_room_page *pages; /* owned, one per room answered */
+    size_t npages;
+    struct ev_msg *msgs;             /* owned: room after room, `left` at most */
+    char **strs;                     /* owned: each message's strings, one block each */
+    int nmsgs;
 };
 
 /* The keys, numbers (at most 20 digits each) and frame header around a message's
  * strings in its "message" frame. */
 #define ROW_FRAME_OVERHEAD 256
 
-/* Bytes a column takes as a JSON string, quotes included, escaped as cJSON prints it:
- * a body of control characters is six times its length, and the budget must hold. */
-static size_t json_string_bytes(sqlite3_stmt *s, int col)
+/* Bytes a string takes in JSON, quotes included, escaped as cJSON prints it: a body
+ * of control characters is six times its length, and the budget must hold. */
+static size_t json_string_bytes(const char *str)
 {
-    const unsigned char *t = sqlite3_column_text(s, col);
-    int n = sqlite3_column_bytes(s, col);
+    const unsigned char *t = (const unsigned char *)str;
     size_t len = 2;
 
-    for (int i = 0; t && i < n; i++) {
+    for (size_t i = 0; t && t[i]; i++) {
         if (t[i] == '"' || t[i] == '\\' || t[i] == '\b' || t[i] == '\f' || t[i] == '\n' ||
             t[i] == '\r' || t[i] == '\t')
             len += 2;
@@ -54,10 +59,10 @@ static size_t json_string_bytes(sqlite3_stmt *s, int col)
 }
 
 /* What a message takes in its frame, at most. */
-static size_t row_bytes(sqlite3_stmt *s)
+static size_t row_bytes(const struct msg_row *m)
 {
-    return ROW_FRAME_OVERHEAD + json_string_bytes(s, 4) + json_string_bytes(s, 5) +
-           json_string_bytes(s, 6);
+    return ROW_FRAME_OVERHEAD + json_string_bytes(m->sender) + json_string_bytes(m->body) +
+           json_string_bytes(m->client_msg_id);
 }
 
 static int page_full(const struct sync_page *pg)
@@ -65,88 +70,85 @@ static int page_full(const struct sync_page *pg)
     return pg->left == 0 || pg->bytes >= pg->max_bytes;
 }
 
-/* Appends the room's next messages to arr: 1 when a row beyond them exists, 0 when
- * the room has no more, negative errno on failure. *last is the last seq taken. */
-static int read_room(sqlite3 *conn, struct sync_page *pg, const struct sync_ask *a,
-                     int want, cJSON *arr, int64_t *last)
+/* The message, its strings copied (the row's live only in the callback). */
+static int keep_msg(struct sync_page *pg, const struct msg_row *m)
 {
-    static const char sql[] = "SELECT " MSG_COLUMNS " FROM messages WHERE room_id = ?1"
-                              " AND seq > ?2 ORDER BY seq ASC LIMIT ?3";
-    sqlite3_stmt *s = NULL;
-    int rc, kept = 0, beyond = 0;
+    size_t ls = strlen(m->sender) + 1, lb = strlen(m->body) + 1;
+    size_t lc = m->client_msg_id ? strlen(m->client_msg_id) + 1 : 0;
+    char *b = malloc(ls + lb + lc);
+    if (!b)
+        return -ENOMEM;
+    pg->strs[pg->nmsgs] = b;
+    pg->msgs[pg->nmsgs++] = (struct ev_msg){
+        .id = m->id, .room_id = m->room_id, .seq = m->seq, .sender_id = m->sender_id,
+        .created_at = m->created_at, .sender = memcpy(b, m->sender, ls),
+        .body = memcpy(b + ls, m->body, lb),
+        .client_msg_id = lc ? memcpy(b + ls + lb, m->client_msg_id, lc) : NULL,
+    };
+    return 0;
+}
 
-    if (sqlite3_prepare_v2(conn, sql, -1, &s, NULL) != SQLITE_OK)
-        return -EIO;
-    sqlite3_bind_int64(s, 1, a->room_id);
-    sqlite3_bind_int64(s, 2, a->after);
-    sqlite3_bind_int(s, 3, want + 1);
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        if (kept == want || pg->bytes >= pg->max_bytes) {
-            beyond = 1;
-            break;
-        }
-        struct msg_row m;
-        msg_row_from_stmt(s, 0, &m);
-        cJSON *item = msg_row_json(&m);
-        if (!item || !cJSON_AddItemToArray(arr, item)) {
-            cJSON_Delete(item);
-            sqlite3_finalize(s);
-            return -ENOMEM;
-        }
-        pg->bytes += row_bytes(s);
-        pg->left--;
-        kept++;
-        *last = m.seq;
-    }
-    sqlite3_finalize(s);
-    if (!beyond && rc != SQLITE_DONE)
-        return db_errno(rc);
-    return beyond;
+/* A room's rows as they come, while the page and the room's share have room. */
+struct room_rows {
+    struct sync_page *pg;
+    int want, kept;
+    int64_t *last;
+};
+
+static int room_row(void *ctx, const struct msg_row *m)
+{
+    struct room_rows *r = ctx;
+    struct sync_page *pg = r->pg;
+    if (r->kept == r->want || pg->bytes >= pg->max_bytes)
+        return 1;                    /* a row beyond what this page takes */
+    if (!m->sender || !m->body || keep_msg(pg, m) < 0)
+        return -ENOMEM;
+    pg->bytes += row_bytes(m);
+    pg->left--;
+    r->kept++;
+    *r->last = m->seq;
+    return 0;
+}
+
+/* Appends the room's next messages to the page: 1 when a row beyond them exists, 0
+ * when the room has no more, negative errno on failure. *last is the last seq taken. */
+static int read_room(struct db_conn *conn, struct sync_page *pg, const struct sync_ask *a,
+                     int want, int64_t *last)
+{
+    struct msg_range range = { .room_id = a->room_id, .lo = a->after, .hi = INT64_MAX,
+                               .desc = 0, .limit = want + 1 };
+    struct room_rows r = { .pg = pg, .want = want, .last = last };
+    return MSG_STORE(pg->st, messages, conn, &range, room_row, &r);
 }
 
 /* One room's entry; 1 when the page ended inside the room, 0, or negative. A room the
  * user is not in answers no messages, so the asker's cursor moves past it all the
  * same (and learns nothing). */
-static int page_room(sqlite3 *conn, struct sync_page *pg, const struct sync_ask *a,
-                     cJSON *out)
+static int page_room(struct db_conn *conn, struct sync_page *pg, const struct sync_ask *a)
 {
     struct room_row room;
     int64_t read_seq, last = a->after;
-    int want = a->limit < pg->left ? a->limit : pg->left, beyond = 0;
-    int rc = room_access(conn, a->room_id, pg->user_id, &room, &read_seq);
+    int want = a->limit < pg->left ? a->limit : pg->left, beyond = 0, first = pg->nmsgs;
+    int rc = MSG_STORE(pg->st, room_access, conn, a->room_id, pg->user_id, &room, &read_seq);
 
     if (rc < 0 && rc != -ENOENT && rc != -EPERM)
         return rc;
-    cJSON *o = cJSON_CreateObject();
-    cJSON *arr = cJSON_AddArrayToObject(o, "messages");
-    if (!arr || !cJSON_AddItemToArray(out, o)) {
-        cJSON_Delete(o);
-        return -ENOMEM;
-    }
-    cJSON_AddNumberToObject(o, "room_id", (double)a->room_id);
-    if (rc == 0) {
-        beyond = read_room(conn, pg, a, want, arr, &last);
-        if (beyond < 0)
-            return beyond;
-    }
-    int taken = cJSON_GetArraySize(arr);
+    if (rc == 0 && (beyond = read_room(conn, pg, a, want, &last)) < 0)
+        return beyond;
+    int taken = pg->nmsgs - first;
     int truncated = beyond && taken == a->limit;
-    cJSON_AddBoolToObject(o, "truncated", truncated);
-    cJSON_AddBoolToObject(o, "more", beyond && !truncated);
-    cJSON_AddNumberToObject(o, "next_seq", (double)(last + 1));
+    pg->pages[pg->npages++] = (struct ev_sync_room_page){
+        .room_id = a->room_id, .messages = pg->msgs + first, .nmessages = (size_t)taken,
+        .truncated = truncated, .more = beyond && !truncated, .next_seq = last + 1,
+    };
     return beyond && !truncated;
 }
 
-static int sync_fn(struct db_conn *conn_, void *arg)
+static int sync_fn(struct db_conn *conn, void *arg)
 {
-    sqlite3 *conn = db_sqlite(conn_);
     struct sync_page *pg = arg;
-    pg->answer = cJSON_CreateObject();
-    cJSON *out = cJSON_AddArrayToObject(pg->answer, "rooms");
-    if (!out)
-        return -ENOMEM;
     for (int i = 0; i < pg->nrooms && !page_full(pg); i++) {
-        int rc = page_room(conn, pg, &pg->rooms[i], out);
+        int rc = page_room(conn, pg, &pg->rooms[i]);
         if (rc < 0)
             return rc;
         if (rc == 1)
@@ -157,7 +159,11 @@ static int sync_fn(struct db_conn *conn_, void *arg)
 
 static void sync_page_free(struct sync_page *pg)
 {
-    cJSON_Delete(pg->answer);
+    for (int i = 0; i < pg->nmsgs; i++)
+        free(pg->strs[i]);
+    free(pg->strs);
+    free(pg->msgs);
+    free(pg->pages);
     if (pg->ev)
         bus_event_unref(pg->ev);
     free(pg->rooms);
@@ -172,8 +178,8 @@ static void sync_after(void *arg, int status)
     if (status < 0) {
         msg_reply_error(st->app->bus, pg->ev, status, "internal", "could not read the messages");
     } else {
-        bus_reply(st->app->bus, pg->ev, 0, pg->answer);
-        pg->answer = NULL;
+        struct ev_message_sync_reply r = { .rooms = pg->pages, .nrooms = pg->npages };
+        bus_reply_ev(st->app->bus, pg->ev, 0, &r);
     }
     sync_page_free(pg);
     msg_inflight_done(st);
@@ -181,10 +187,7 @@ static void sync_after(void *arg, int status)
 
 static void fence_reached(void *arg)
 {
-    struct sync_page *pg = arg;
-
-    pg->answer = cJSON_CreateObject();
-    sync_after(pg, pg->answer && cJSON_AddArrayToObject(pg->answer, "rooms") ? 0 : -ENOMEM);
+    sync_after(arg, 0);              /* no rooms: {"rooms":[]} */
 }
 
 /* The page: read from the database, or for no rooms a round through the writer. */
@@ -195,65 +198,56 @@ static int page_start(struct msg_state *st, struct sync_page *pg)
     return db_read(st->app->db, sync_fn, sync_after, pg);
 }
 
-/* The rooms asked for, checked: [{"room_id","after","limit"?}...]. */
-static int parse_rooms(const cJSON *rooms, struct sync_page *pg)
+/* The rooms asked for, checked: after >= 0, limit 1 to 500 (0: not given, 500). */
+static int parse_rooms(const struct ev_message_sync *q, struct sync_page *pg)
 {
-    int n = cJSON_GetArraySize(rooms);
-    const cJSON *it;
-
-    if (n > MSG_SYNC_ROOMS_MAX)
+    if (q->nrooms > MSG_SYNC_ROOMS_MAX)
         return -EINVAL;
-    pg->rooms = calloc((size_t)(n ? n : 1), sizeof(*pg->rooms));
-    if (!pg->rooms)
+    size_t n = q->nrooms ? q->nrooms : 1;
+    pg->rooms = calloc(n, sizeof(*pg->rooms));
+    pg->pages = calloc(n, sizeof(*pg->pages));
+    if (!pg->rooms || !pg->pages)
         return -ENOMEM;
-    cJSON_ArrayForEach(it, rooms) {
-        struct sync_ask *a = &pg->rooms[pg->nrooms];
-        int64_t limit = MSG_SYNC_LIMIT;
-        if (json_get_i64(it, "room_id", &a->room_id) < 0 || a->room_id <= 0 ||
-            json_get_i64(it, "after", &a->after) < 0 || a->after < 0)
+    for (size_t i = 0; i < q->nrooms; i++) {
+        const struct ev_sync_room_ask *it = &q->rooms[i];
+        int64_t limit = it->limit ? it->limit : MSG_SYNC_LIMIT;
+        if (it->after < 0 || limit < 1 || limit > MSG_SYNC_LIMIT)
             return -EINVAL;
-        if (cJSON_GetObjectItemCaseSensitive(it, "limit") &&
-            (json_get_i64(it, "limit", &limit) < 0 || limit < 1 || limit > MSG_SYNC_LIMIT))
-            return -EINVAL;
-        a->limit = (int)limit;
-        pg->nrooms++;
+        pg->rooms[pg->nrooms++] = (struct sync_ask){ it->room_id, it->after, (int)limit };
     }
     return 0;
 }
 
-/* max_messages and max_bytes, defaulted and kept in their bounds. */
-static void parse_budget(const cJSON *payload, struct sync_page *pg)
+/* max_messages and max_bytes (0: not given), defaulted and kept in their bounds; room
+ * for the page's messages. */
+static int parse_budget(const struct ev_message_sync *q, struct sync_page *pg)
 {
-    int64_t msgs = MSG_SYNC_PAGE_DEFAULT, bytes = MSG_SYNC_BYTES_DEFAULT;
+    int64_t msgs = q->max_messages ? q->max_messages : MSG_SYNC_PAGE_DEFAULT;
+    int64_t bytes = q->max_bytes ? q->max_bytes : MSG_SYNC_BYTES_DEFAULT;
 
-    json_get_i64(payload, "max_messages", &msgs);
-    json_get_i64(payload, "max_bytes", &bytes);
     pg->left = msgs < 1 ? 1 : msgs > MSG_SYNC_LIMIT ? MSG_SYNC_LIMIT : (int)msgs;
     pg->max_bytes = bytes < 1 ? 1 : bytes > MSG_SYNC_BYTES_MAX ? MSG_SYNC_BYTES_MAX
                                                                 : (size_t)bytes;
+    pg->msgs = calloc((size_t)pg->left, sizeof(*pg->msgs));
+    pg->strs = calloc((size_t)pg->left, sizeof(*pg->strs));
+    return pg->msgs && pg->strs ? 0 : -ENOMEM;
 }
 
 int sync_page_request(struct msg_state *st, const struct bus_event *ev)
 {
     struct bus *bus = st->app->bus;
-    const cJSON *rooms = cJSON_GetObjectItemCaseSensitive(ev->payload, "rooms");
+    const struct ev_message_sync *q = ev->data;
     struct sync_page *pg;
-    int64_t user_id = 0;
     int rc;
 
-    if (json_get_i64(ev->payload, "user_id", &user_id) < 0 || user_id <= 0 ||
-        !cJSON_IsArray(rooms))
-        return msg_reply_error(bus, ev, -EINVAL, "invalid_argument",
-                               "sync needs user_id and rooms");
     if (st->draining)
         return msg_reply_error(bus, ev, -ECANCELED, "unavailable",
                                "the server is shutting down");
     if (!(pg = calloc(1, sizeof(*pg))))
         return msg_reply_error(bus, ev, -ENOMEM, "unavailable", "out of memory");
     pg->st = st;
-    pg->user_id = user_id;
-    parse_budget(ev->payload, pg);
-    if ((rc = parse_rooms(rooms, pg)) < 0) {
+    pg->user_id = q->user_id;
+    if ((rc = parse_budget(q, pg)) < 0 || (rc = parse_rooms(q, pg)) < 0) {
         sync_page_free(pg);
         return msg_reply_error(bus, ev, rc, rc == -ENOMEM ? "unavailable" : "invalid_argument",
                                "sync rooms: room_id, after and limit (1 to 500) each");

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include "chatd/bus.h"
+#include "chatd/event_codec.h"
 #include "chatd/events.h"
 #include "chatd/util.h"
 #include "message_internal.h"
@@ -17,16 +18,17 @@ static void publish_typing(struct msg_state *st, int64_t room_id, int64_t user_i
         member = ids[i] == user_id;
     if (!member || n < 2)
         return;                      /* not a member: typing is dropped silently */
-    cJSON *p = cJSON_CreateObject();
-    cJSON_AddNumberToObject(p, "room_id", (double)room_id);
-    cJSON_AddNumberToObject(p, "user_id", (double)user_id);
-    cJSON *a = cJSON_AddArrayToObject(p, "member_ids");
+    int64_t *others = malloc((size_t)(n - 1) * sizeof(*others));
+    if (!others)
+        return;                      /* ephemeral: dropped under pressure */
+    size_t k = 0;
     for (int i = 0; i < n; i++)
         if (ids[i] != user_id)
-            cJSON_AddItemToArray(a, cJSON_CreateNumber((double)ids[i]));
-    struct bus_event *ev = bus_event_new(TOPIC_ROOM_TYPING, p);
-    if (ev)
-        bus_publish(st->app->bus, ev);
+            others[k++] = ids[i];
+    struct ev_room_typing t = { .room_id = room_id, .user_id = user_id,
+                                .member_ids = { others, k } };
+    bus_publish_ev(st->app->bus, &EV_ROOM_TYPING, &t);
+    free(others);
 }
 
 struct member_load {
@@ -36,30 +38,10 @@ struct member_load {
     int64_t *ids; int n;             /* owned */
 };
 
-static int member_load_fn(struct db_conn *conn_, void *arg)
+static int member_load_fn(struct db_conn *conn, void *arg)
 {
-    sqlite3 *conn = db_sqlite(conn_);
     struct member_load *l = arg;
-    sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(conn, "SELECT user_id FROM room_members WHERE room_id = ?1",
-                           -1, &s, NULL) != SQLITE_OK)
-        return -EIO;
-    sqlite3_bind_int64(s, 1, l->room_id);
-    int cap = 0, rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        if (l->n == cap) {
-            cap = cap ? cap * 2 : 16;
-            int64_t *b = realloc(l->ids, (size_t)cap * sizeof(*b));
-            if (!b) {
-                rc = SQLITE_NOMEM;
-                break;
-            }
-            l->ids = b;
-        }
-        l->ids[l->n++] = sqlite3_column_int64(s, 0);
-    }
-    sqlite3_finalize(s);
-    return rc == SQLITE_DONE ? 0 : db_errno(rc);
+    return MSG_STORE(l->st, read_member_ids, conn, l->room_id, &l->ids, &l->n);
 }
 
 static void member_load_after(void *arg, int status)
@@ -79,11 +61,10 @@ static void member_load_after(void *arg, int status)
     free(l);
 }
 
-void typing_submit(struct msg_state *st, const cJSON *p)
+void typing_submit(struct msg_state *st, const struct ev_typing_submitted *t)
 {
-    int64_t room_id, user_id;
-    if (json_get_i64(p, "room_id", &room_id) < 0 || json_get_i64(p, "user_id", &user_id) < 0 ||
-        room_id <= 0 || user_id <= 0 || st->draining)
+    int64_t room_id = t->room_id, user_id = t->user_id;
+    if (room_id <= 0 || st->draining)
         return;
     int n;
     const int64_t *ids = mcache_get(st->members, room_id, &n);
