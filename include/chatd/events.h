@@ -103,15 +103,17 @@ struct ev_msg {
     const char *client_msg_id;       /* NULL travels as null */
 };
 
-/* ROOM (as room.changed carries it: no members, read_seq or unread) */
-struct ev_room {
-    int64_t id, owner_id, created_at, last_seq;
-    const char *name, *kind;         /* kind "group" | "direct" */
-};
-
 struct ev_user {
     int64_t id;
     const char *username;
+};
+
+/* ROOM (as room.changed carries it: with members, without read_seq or unread) */
+struct ev_room {
+    int64_t id, owner_id, created_at, last_seq;
+    const char *name, *kind;         /* kind "group" | "direct" */
+    struct ev_user *members;         /* in user id order */
+    size_t nmembers;
 };
 
 struct ev_ids {

@@ -544,8 +544,6 @@ int bus_new(struct bus **out, struct chatd *app)
     b->loop_thread = uv_thread_self();
     b->node = 0;
     b->run = bus_draw_run_id();
-    b->node = 0;
-    b->run = bus_draw_run_id();
     atomic_init(&b->closing, 0);
     atomic_init(&b->senders, 0);
     heap_init(&b->retries, BUS_RETRY_MAX);

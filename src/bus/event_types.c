@@ -12,6 +12,7 @@
 #define IDS(S, m)             FLD(S, m, EVK_IDS, 0)
 #define OBJ(S, m, T, fl)      { #m, EVK_OBJ, fl, offsetof(S, m), 0, &T, NULL }
 #define OBJS(S, m, n, T)      { #m, EVK_OBJS, 0, offsetof(S, m), offsetof(S, n), &T, NULL }
+#define OBJS_F(S, m, n, T, fl) { #m, EVK_OBJS, fl, offsetof(S, m), offsetof(S, n), &T, NULL }
 #define STRS(S, m, n)         { #m, EVK_STRS, 0, offsetof(S, m), offsetof(S, n), NULL, NULL }
 #define ENUM(S, m, names)     { #m, EVK_ENUM, 0, offsetof(S, m), 0, NULL, names }
 #define NFIELDS(a)            (sizeof(a) / sizeof((a)[0]))
@@ -36,17 +37,20 @@ static const struct ev_field msg_f[] = {
 };
 SHAPE(EV_MSG, "MSG", struct ev_msg, msg_f);
 
-static const struct ev_field room_f[] = {
-    I64(struct ev_room, id, EVF_POS), STR(struct ev_room, name, 0), STR(struct ev_room, kind, 0),
-    I64(struct ev_room, owner_id, 0), I64(struct ev_room, created_at, 0),
-    I64(struct ev_room, last_seq, 0),
-};
-SHAPE(EV_ROOM, "ROOM", struct ev_room, room_f);
+
 
 static const struct ev_field user_f[] = {
     I64(struct ev_user, id, EVF_POS), STR(struct ev_user, username, 0),
 };
 SHAPE(EV_USER, "user", struct ev_user, user_f);
+
+static const struct ev_field room_f[] = {
+    I64(struct ev_room, id, EVF_POS), STR(struct ev_room, name, 0), STR(struct ev_room, kind, 0),
+    I64(struct ev_room, owner_id, 0), I64(struct ev_room, created_at, 0),
+    I64(struct ev_room, last_seq, 0),
+    OBJS_F(struct ev_room, members, nmembers, EV_USER, EVF_LAX),
+};
+SHAPE(EV_ROOM, "ROOM", struct ev_room, room_f);
 
 static const struct ev_field jwk_f[] = {
     STR(struct ev_jwk, kty, 0), STR(struct ev_jwk, use, EVF_OPT),

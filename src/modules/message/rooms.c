@@ -186,39 +186,34 @@ static cJSON *room_with_members(const struct room_job *j)
     return r;
 }
 
-/* room.changed about user_id. only_user: only that user hears it (a new room: each
- * member learns of its own joining and the room's members list says who else is
- * there, so the announcements stay linear in the number of members).
- *
- * The room in it carries its members, as the room frames of docs/protocol.md do; the
- * typed ROOM (struct ev_room) has no members field yet, so they are added to the
- * encoded payload here, and a typed decoder ignores them. */
+/* room.changed: the room as clients see it (with its members), and who should hear
+ * it: every member, or only_user alone. */
 static void publish_changed(struct msg_state *st, const struct room_job *j,
                             enum ev_room_change event, int64_t user_id, int only_user)
 {
-    int64_t *ids = malloc((size_t)(j->nmembers > 0 ? j->nmembers : 1) * sizeof(*ids));
-    if (!ids)
-        return;
+    size_t cap = (size_t)(j->nmembers > 0 ? j->nmembers : 1);
+    int64_t *ids = malloc(cap * sizeof(*ids));
+    struct ev_user *members = malloc(cap * sizeof(*members));
     size_t n = 0;
-    for (int i = 0; i < j->nmembers; i++)
+
+    for (int i = 0; ids && members && i < j->nmembers; i++) {
+        members[i] = (struct ev_user){ j->members[i].id, j->members[i].username };
         if (!only_user || j->members[i].id == user_id)
             ids[n++] = j->members[i].id;
+    }
     const struct room_row *r = &j->room;
     struct ev_room room = { .id = r->id, .owner_id = r->owner_id, .created_at = r->created_at,
-                            .last_seq = r->last_seq, .name = r->name, .kind = r->kind };
+                            .last_seq = r->last_seq, .name = r->name, .kind = r->kind,
+                            .members = members, .nmembers = (size_t)j->nmembers };
     struct ev_room_changed c = {
         .event = event,
         .room = &room, .user_id = user_id, .member_ids = { ids, n },
     };
-    cJSON *p = ev_encode(&EV_ROOM_CHANGED, &c);
+    if (!ids || !members || bus_publish_ev(st->app->bus, &EV_ROOM_CHANGED, &c) < 0)
+        LOG_WARN(st->app, "message", "room.changed not published room_id=%lld",
+                 (long long)r->id);
     free(ids);
-    if (!p)
-        return;
-    cJSON_AddItemToObject(cJSON_GetObjectItemCaseSensitive(p, "room"), "members",
-                          members_json(j->members, j->nmembers));
-    struct bus_event *ev = bus_event_new(TOPIC_ROOM_CHANGED, p);
-    if (ev)
-        bus_publish(st->app->bus, ev);
+    free(members);
 }
 
 static void cache_members(struct msg_state *st, const struct room_job *j)
