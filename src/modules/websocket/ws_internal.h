@@ -9,6 +9,7 @@
  *               stream wslay gave up on
  *   fanout.c    outbound: shared encoded frames (ws_buf), per-connection queue, writev
  *   frames.c    JSON frames: client frame decoding, server frame encoding
+ *   event_frames.c  server frames printed from bus events' structs (MSG, room, presence)
  *   dispatch.c  what each client frame does (send, typing, read, sync, auth, ping)
  *   events.c    bus events turned into frames (message.stored, room.typing, ...)
  *   sync.c      sync: the request to the message module and the paced replay
@@ -29,6 +30,7 @@
 #include <cjson/cJSON.h>
 
 #include "chatd/chatd.h"
+#include "chatd/events.h"
 #include "chatd/http.h"
 #include "chatd/util.h"
 
@@ -372,6 +374,16 @@ struct ws_buf *ws_buf_wrap(const char *type, const char *key, const char *value,
 int   ws_json_put(struct strbuf *b, const cJSON *v);
 int   ws_json_put_string(struct strbuf *b, const char *s);
 char *ws_json_printf(size_t *len, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* event_frames.c: from the decoded structs of events.h, the text the protocol has */
+int   ws_json_put_i64(struct strbuf *b, int64_t v);
+/* MSG: {"id","room_id","seq","sender_id","sender","body","client_msg_id","created_at"} */
+int   ws_json_put_msg(struct strbuf *b, const struct ev_msg *msg);
+/* {"type":"room","event","room":ROOM,"user_id"}, ROOM with "members" when members is
+ * not NULL. malloc'ed (free()); NULL on OOM. */
+char *ws_json_room_frame(const struct ev_room_changed *ev, const struct ev_user *members,
+                         size_t nmembers, size_t *len);
+char *ws_json_presence_frame(const struct ev_presence_changed *ev, size_t *len);
 
 /* dispatch.c */
 void  ws_dispatch_text(struct ws_conn *c, const char *text, size_t len);
