@@ -30,7 +30,7 @@ UNIT_SRC    := $(sort $(wildcard tests/unit/*.c))
 UNIT_OBJ    := $(UNIT_SRC:%.c=$(BUILD)/%.o)
 BENCH_SRC   := $(sort $(wildcard bench/*.c))
 
-.PHONY: all run test test-unit test-integration test-asan test-tsan debug install clean deps \
+.PHONY: all run test check-layering test-unit test-integration test-asan test-tsan debug install clean deps \
         bench bench-quick bench-durability loadgen fuzz fuzz-smoke fuzz-bins valgrind
 
 all: $(BUILD)/chatd
@@ -82,6 +82,10 @@ test: $(DEPS_STAMP)
 	$(MAKE) debug
 	$(MAKE) fuzz
 	CHATD_FUZZ_SMOKE=$(FUZZ_BUILD) sh tests/run.sh $(BUILD)
+
+# The module boundaries (docs/architecture.md), checked by grep.
+check-layering:
+	sh scripts/check-layering.sh
 
 test-unit: $(BUILD)/unit_tests
 	./$(BUILD)/unit_tests

@@ -140,11 +140,13 @@ static void replay_forget(struct bus *b, int64_t id)
         b->replaying[i] = b->replaying[--b->nreplaying];
 }
 
-/* Loop thread: the row's fate is on disk, so the next poll may look at it again. */
-static void replay_finished(void *arg)
+/* Loop thread, for a replay's job: the row's fate is on disk, so the next poll may
+ * look at it again. */
+static void replay_finished(struct db_job *job, int status)
 {
-    struct dlq_job *j = arg;
+    struct dlq_job *j = (struct dlq_job *)job;
 
+    (void)status;
     replay_forget(j->b, j->id);
     dlq_job_free(j);
 }
@@ -168,8 +170,8 @@ static void dlq_done(struct db_job *job, int status)
                   " deadletter_max_bytes=%lld", (long long)j->evicted,
                   (long long)j->max_rows, (long long)j->max_bytes);
     }
-    if (j->id == 0 || bus_call_on_loop_wait(j->b, replay_finished, j) < 0)
-        dlq_job_free(j);
+    if (!j->job.after)
+        dlq_job_free(j);   /* a replay's job is core's until replay_finished */
 }
 
 static void submit(struct bus *b, struct dlq_job *j)
@@ -179,6 +181,7 @@ static void submit(struct bus *b, struct dlq_job *j)
     j->b = b;
     j->job.apply = dlq_apply;
     j->job.done = dlq_done;
+    j->job.after = j->id ? replay_finished : NULL;
     if (b->db_ready && (rc = db_write(b->app->db, &j->job)) == 0)
         return;
     LOG_ERROR(b->app, "bus", "dead letter lost topic=%s consumer=%s error=\"%s\""

@@ -15,6 +15,7 @@
 #include "chatd/chatd.h"
 #include "chatd/bus.h"
 #include "chatd/db.h"
+#include "chatd/event_codec.h"
 #include "chatd/events.h"
 #include "chatd/http.h"
 #include "chatd/log.h"
@@ -232,8 +233,7 @@ static void on_stop_signal(uv_signal_t *s, int signum)
     sd_notify_send("STOPPING=1");
     /* Referenced: the loop stays up until the drain finishes or the deadline passes. */
     uv_timer_start(&lc->drain_timer, drain_deadline, DRAIN_DEADLINE_MS, 0);
-    struct bus_event *ev = bus_event_new(TOPIC_SERVER_DRAINING, NULL);
-    if (ev && bus_publish(lc->app.bus, ev) < 0)
+    if (bus_publish_ev(lc->app.bus, &EV_SERVER_DRAINING, &(struct ev_server_draining){ 0 }) < 0)
         LOG_WARN(&lc->app, "core", "could not publish topic=%s", TOPIC_SERVER_DRAINING);
     http_server_stop_accepting(lc->app.http);
     uv_timer_stop(&lc->lag_timer);

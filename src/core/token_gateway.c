@@ -100,10 +100,28 @@ int token_gateway_verify(void *ctx, const char *token, struct http_user *user,
     return rc;
 }
 
+static struct token_gateway *gateway_of(struct chatd *app)
+{
+    return app->http ? http_server_tokens(app->http) : NULL;
+}
+
+/* Takes ks (owned) as the gateway's keys. */
+static void keys_take(struct chatd *app, struct token_gateway *g, struct token_keys *ks)
+{
+    if (token_keys_same(ks, g->keys)) {
+        token_keys_free(ks);           /* published again: the cache stays good */
+        return;
+    }
+    token_keys_free(g->keys);
+    g->keys = ks;
+    token_cache_clear(g->cache);       /* a key that left the set verifies nothing */
+    LOG_INFO(app, "http", "token keys set keys=%d", token_keys_count(ks));
+}
+
 int gateway_keys_set(struct chatd *app, const char *jwks, size_t len, char *err,
                      size_t errlen)
 {
-    struct token_gateway *g = app->http ? http_server_tokens(app->http) : NULL;
+    struct token_gateway *g = gateway_of(app);
     struct token_keys *ks;
     int rc;
 
@@ -113,20 +131,13 @@ int gateway_keys_set(struct chatd *app, const char *jwks, size_t len, char *err,
     }
     if ((rc = token_keys_from_jwks(&ks, jwks, len, err, errlen)) < 0)
         return rc;
-    if (token_keys_same(ks, g->keys)) {
-        token_keys_free(ks);           /* published again: the cache stays good */
-        return 0;
-    }
-    token_keys_free(g->keys);
-    g->keys = ks;
-    token_cache_clear(g->cache);       /* a key that left the set verifies nothing */
-    LOG_INFO(app, "http", "token keys set keys=%d", token_keys_count(ks));
+    keys_take(app, g, ks);
     return 0;
 }
 
 void gateway_users_known(struct chatd *app, int64_t max_id)
 {
-    struct token_gateway *g = app->http ? http_server_tokens(app->http) : NULL;
+    struct token_gateway *g = gateway_of(app);
 
     if (g && max_id > g->users_max)
         g->users_max = max_id;
@@ -134,29 +145,47 @@ void gateway_users_known(struct chatd *app, int64_t max_id)
 
 /* ---- from the bus: a process without the auth module ---- */
 
+/* The set as the auth.keys struct carries it (events.h). */
+static int keys_from_event(struct token_keys **out, const struct ev_auth_keys *m, char *err,
+                           size_t errlen)
+{
+    struct token_jwk jwks[TOKEN_KEYS_MAX];
+
+    if (m->nkeys > TOKEN_KEYS_MAX)     /* token_keys_from_list says so */
+        return token_keys_from_list(out, NULL, m->nkeys, err, errlen);
+    for (size_t i = 0; i < m->nkeys; i++)
+        jwks[i] = (struct token_jwk){ .kty = m->keys[i].kty, .kid = m->keys[i].kid,
+                                      .n = m->keys[i].n, .e = m->keys[i].e,
+                                      .alg = m->keys[i].alg, .use = m->keys[i].use };
+    return token_keys_from_list(out, jwks, m->nkeys, err, errlen);
+}
+
 static int on_keys(struct bus_delivery *d, struct bus_event *ev, void *ctx)
 {
     struct chatd *app = ctx;
-    char err[160], *json = json_print(ev->payload);
-    int rc = json ? gateway_keys_set(app, json, strlen(json), err, sizeof err) : -ENOMEM;
+    struct token_gateway *g = gateway_of(app);
+    struct token_keys *ks;
+    char err[160] = "no gateway";
+    int rc = g ? keys_from_event(&ks, ev->data, err, sizeof err) : -ENODEV;
 
     if (rc < 0) {
-        LOG_WARN(app, "http", "token keys refused: %s", json ? err : "out of memory");
-        bus_delivery_set_error(d, json ? err : "out of memory");
+        LOG_WARN(app, "http", "token keys refused: %s", err);
+        bus_delivery_set_error(d, err);
+        return rc;
     }
-    free(json);
-    return rc;
+    keys_take(app, g, ks);
+    return 0;
 }
 
 static int on_users(struct bus_delivery *d, struct bus_event *ev, void *ctx)
 {
-    int64_t max_id;
+    const struct ev_auth_users *m = ev->data;
 
-    if (json_get_i64(ev->payload, "max_user_id", &max_id) < 0 || max_id < 0) {
+    if (m->max_user_id < 0) {
         bus_delivery_set_error(d, "max_user_id missing or not an id");
         return -EINVAL;
     }
-    gateway_users_known(ctx, max_id);
+    gateway_users_known(ctx, m->max_user_id);
     return 0;
 }
 

@@ -2,6 +2,7 @@
 #ifndef CHATD_TOKEN_INTERNAL_H
 #define CHATD_TOKEN_INTERNAL_H
 
+#include <stddef.h>
 #include <openssl/evp.h>
 
 struct token_keys;
@@ -13,6 +14,17 @@ struct token_key {
     EVP_PKEY *pub;                     /* n and e only: can verify, never sign */
     EVP_MD_CTX *verify_tmpl;           /* RS256 verification set up on pub; copied */
 };
+
+/* A JWK's members as a verifier reads them; NULL for one that is absent. */
+struct token_jwk {
+    const char *kty, *kid, *n, *e;
+    const char *alg, *use;             /* optional; RS256 and sig when present */
+    int private_members;               /* 1: it had "d", "p", ... (refused) */
+};
+/* The keys of a JWK Set given as its members: the checks and the error texts of
+ * token_keys_from_jwks, which parses a set into these. */
+int token_keys_from_list(struct token_keys **out, const struct token_jwk *jwks, size_t n,
+                         char *err, size_t errlen);
 
 /* The key named kid, or NULL. */
 const struct token_key *token_keys_find(const struct token_keys *ks, const char *kid);

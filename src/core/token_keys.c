@@ -88,78 +88,148 @@ static int fail(char *err, size_t errlen, int i, const char *what)
 }
 
 /* The members a verifier needs, each checked; optional ones must agree with RS256. */
-static int jwk_members(const cJSON *jwk, int i, const char **kid, const char **n,
-                       const char **e, char *err, size_t errlen)
+static int jwk_check(const struct token_jwk *jwk, int i, char *err, size_t errlen)
 {
-    const char *kty = NULL, *alg = NULL, *use = NULL;
-
-    if (!cJSON_IsObject(jwk))
-        return fail(err, errlen, i, "not an object");
-    for (size_t m = 0; m < sizeof private_members / sizeof private_members[0]; m++)
-        if (cJSON_GetObjectItemCaseSensitive(jwk, private_members[m]))
-            return fail(err, errlen, i, "holds private key material");
-    if (json_get_str(jwk, "kty", &kty) < 0 || strcmp(kty, "RSA") != 0)
+    if (jwk->private_members)
+        return fail(err, errlen, i, "holds private key material");
+    if (!jwk->kty || strcmp(jwk->kty, "RSA") != 0)
         return fail(err, errlen, i, "kty is not RSA");
-    if (json_get_str(jwk, "kid", kid) < 0 || !**kid || strlen(*kid) >= KID_MAX)
+    if (!jwk->kid || !*jwk->kid || strlen(jwk->kid) >= KID_MAX)
         return fail(err, errlen, i, "no usable kid");
-    if (json_get_str(jwk, "n", n) < 0 || json_get_str(jwk, "e", e) < 0)
+    if (!jwk->n || !jwk->e)
         return fail(err, errlen, i, "n or e missing");
-    if ((cJSON_GetObjectItemCaseSensitive(jwk, "alg") &&
-         (json_get_str(jwk, "alg", &alg) < 0 || strcmp(alg, "RS256") != 0)) ||
-        (cJSON_GetObjectItemCaseSensitive(jwk, "use") &&
-         (json_get_str(jwk, "use", &use) < 0 || strcmp(use, "sig") != 0)))
+    if ((jwk->alg && strcmp(jwk->alg, "RS256") != 0) ||
+        (jwk->use && strcmp(jwk->use, "sig") != 0))
         return fail(err, errlen, i, "not an RS256 signing key");
     return 0;
 }
 
-static int key_from_jwk(struct token_key *k, const cJSON *jwk, int i, char *err,
+static int key_from_jwk(struct token_key *k, const struct token_jwk *jwk, int i, char *err,
                         size_t errlen)
 {
-    const char *kid, *n, *e;
-    int rc = jwk_members(jwk, i, &kid, &n, &e, err, errlen);
+    int rc = jwk_check(jwk, i, err, errlen);
 
     if (rc < 0)
         return rc;
-    if (!(k->pub = rsa_public(n, e)))
+    if (!(k->pub = rsa_public(jwk->n, jwk->e)))
         return fail(err, errlen, i, "n and e are not an RSA public key");
     if (EVP_PKEY_get_bits(k->pub) < TOKEN_KEY_BITS_MIN)
         return fail(err, errlen, i, "RSA key shorter than 2048 bits");
-    if (!(k->verify_tmpl = rs256_verify_context(k->pub)) || !(k->n_b64 = strdup(n)) ||
-        !(k->e_b64 = strdup(e)) || !(k->kid = strdup(kid))) {
+    if (!(k->verify_tmpl = rs256_verify_context(k->pub)) || !(k->n_b64 = strdup(jwk->n)) ||
+        !(k->e_b64 = strdup(jwk->e)) || !(k->kid = strdup(jwk->kid))) {
         snprintf(err, errlen, "out of memory");
         return -ENOMEM;
     }
     return 0;
 }
 
-static int keys_from_array(struct token_keys *ks, const cJSON *arr, char *err,
-                           size_t errlen)
+int token_keys_from_list(struct token_keys **out, const struct token_jwk *jwks, size_t n,
+                         char *err, size_t errlen)
 {
-    const cJSON *jwk;
-    int rc;
+    struct token_keys *ks;
+    int rc = 0;
 
-    if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) == 0) {
+    *out = NULL;
+    if (n == 0) {
         snprintf(err, errlen, "no \"keys\" array, or an empty one");
         return -EINVAL;
     }
-    if (cJSON_GetArraySize(arr) > TOKEN_KEYS_MAX) {
+    if (n > TOKEN_KEYS_MAX) {
         snprintf(err, errlen, "more than %d keys", TOKEN_KEYS_MAX);
         return -EINVAL;
     }
-    cJSON_ArrayForEach(jwk, arr) {
-        if ((rc = key_from_jwk(&ks->key[ks->count], jwk, ks->count, err, errlen)) < 0)
-            return rc;
-        if (token_keys_find(ks, ks->key[ks->count].kid))
-            return fail(err, errlen, ks->count, "kid repeated");
-        ks->count++;
+    if (!(ks = calloc(1, sizeof *ks))) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
     }
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if ((rc = key_from_jwk(&ks->key[ks->count], &jwks[i], ks->count, err, errlen)) < 0)
+            break;
+        if (token_keys_find(ks, ks->key[ks->count].kid))
+            rc = fail(err, errlen, ks->count, "kid repeated");
+        else
+            ks->count++;
+    }
+    if (rc < 0) {
+        ks->count++;                   /* the half-made key is freed too */
+        token_keys_free(ks);
+        return rc;
+    }
+    *out = ks;
     return 0;
+}
+
+/* A member that must be a string: NULL when absent or not one. */
+static const char *member_str(const cJSON *jwk, const char *name)
+{
+    const char *v;
+    return json_get_str(jwk, name, &v) == 0 ? v : NULL;
+}
+
+/* An optional member: NULL when absent; one present that is no string reads as "",
+ * which no check accepts. */
+static const char *optional_str(const cJSON *jwk, const char *name)
+{
+    if (!cJSON_GetObjectItemCaseSensitive(jwk, name))
+        return NULL;
+    return member_str(jwk, name) ? member_str(jwk, name) : "";
+}
+
+static int has_private_member(const cJSON *jwk)
+{
+    for (size_t m = 0; m < sizeof private_members / sizeof private_members[0]; m++)
+        if (cJSON_GetObjectItemCaseSensitive(jwk, private_members[m]))
+            return 1;
+    return 0;
+}
+
+/* The members of the JWKs of arr, up to the first that is no object: their number. */
+static size_t jwks_members(const cJSON *arr, struct token_jwk *out)
+{
+    const cJSON *jwk;
+    size_t n = 0;
+
+    cJSON_ArrayForEach(jwk, arr) {
+        struct token_jwk *k = &out[n];
+        if (!cJSON_IsObject(jwk))
+            break;
+        k->private_members = has_private_member(jwk);
+        k->kty = member_str(jwk, "kty");
+        k->kid = member_str(jwk, "kid");
+        k->n = member_str(jwk, "n");
+        k->e = member_str(jwk, "e");
+        k->alg = optional_str(jwk, "alg");
+        k->use = optional_str(jwk, "use");
+        n++;
+    }
+    return n;
+}
+
+static int keys_from_array(struct token_keys **out, const cJSON *arr, char *err,
+                           size_t errlen)
+{
+    struct token_jwk jwks[TOKEN_KEYS_MAX];
+    int size = cJSON_IsArray(arr) ? cJSON_GetArraySize(arr) : 0;
+    size_t n;
+    int rc;
+
+    if (size <= 0 || size > TOKEN_KEYS_MAX)   /* token_keys_from_list says which */
+        return token_keys_from_list(out, NULL, size > 0 ? (size_t)size : 0, err, errlen);
+    memset(jwks, 0, sizeof jwks);
+    n = jwks_members(arr, jwks);
+    if (n == (size_t)size)
+        return token_keys_from_list(out, jwks, n, err, errlen);
+    /* The keys before the one that is no object are checked first, as they come. */
+    if (n > 0 && (rc = token_keys_from_list(out, jwks, n, err, errlen)) < 0)
+        return rc;
+    token_keys_free(*out);
+    *out = NULL;
+    return fail(err, errlen, (int)n, "not an object");
 }
 
 int token_keys_from_jwks(struct token_keys **out, const char *json, size_t len,
                          char *err, size_t errlen)
 {
-    struct token_keys *ks;
     cJSON *root;
     int rc;
 
@@ -168,20 +238,9 @@ int token_keys_from_jwks(struct token_keys **out, const char *json, size_t len,
         snprintf(err, errlen, "not a JSON object");
         return -EINVAL;
     }
-    if (!(ks = calloc(1, sizeof *ks))) {
-        cJSON_Delete(root);
-        snprintf(err, errlen, "out of memory");
-        return -ENOMEM;
-    }
-    rc = keys_from_array(ks, cJSON_GetObjectItemCaseSensitive(root, "keys"), err, errlen);
+    rc = keys_from_array(out, cJSON_GetObjectItemCaseSensitive(root, "keys"), err, errlen);
     cJSON_Delete(root);
-    if (rc < 0) {
-        ks->count++;                   /* the half-made key is freed too */
-        token_keys_free(ks);
-        return rc;
-    }
-    *out = ks;
-    return 0;
+    return rc;
 }
 
 void token_keys_free(struct token_keys *ks)

@@ -16,12 +16,12 @@ struct probe_op {
     int *applied, *came_back, *freed;
 };
 
-static int probe_apply(struct auth_op *op, sqlite3 *conn)
+static int probe_apply(struct auth_op *op, struct db_conn *conn)
 {
     struct probe_op *p = (struct probe_op *)op;
     (*p->applied)++;
-    return sqlite3_exec(conn, "CREATE TABLE IF NOT EXISTS probe (x)", NULL, NULL, NULL)
-           == SQLITE_OK ? 0 : -EIO;
+    return sqlite3_exec(db_sqlite(conn), "CREATE TABLE IF NOT EXISTS probe (x)", NULL, NULL,
+                        NULL) == SQLITE_OK ? 0 : -EIO;
 }
 
 static void probe_next(struct auth_op *op)

@@ -77,7 +77,7 @@ TEST(notif_fanout_recipients_and_channels)
     n.app = &f.app;
     ASSERT_EQ(idset_init(&n.online, 16, 1024), 0);
     ASSERT_EQ(idset_init(&n.subscribers, 16, 1024), 0);
-    ASSERT_EQ(subs_migrate(&n), 0);
+    ASSERT_EQ(subs_store_open(&n), 0);
     sql(f.db_path, "INSERT INTO push_subscriptions"
         "(id, user_id, endpoint, p256dh, auth, created_at) VALUES"
         "(1, 2, 'https://p.example/2', x'04', x'00', 1),"

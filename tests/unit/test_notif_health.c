@@ -27,7 +27,7 @@ static int setup(struct fx *f, struct notif *n, int max_failures, int ttl_s)
         return -1;
     memset(n, 0, sizeof(*n));
     n->app = &f->app;
-    if (idset_init(&n->failures, 16, 1024) < 0 || subs_migrate(n) < 0)
+    if (idset_init(&n->failures, 16, 1024) < 0 || subs_store_open(n) < 0)
         return -1;
     sql(f->db_path, "INSERT INTO push_subscriptions (id, user_id, endpoint, p256dh, auth,"
         " created_at) VALUES (7, 2, 'https://p.example/7', x'04', x'00', 1)");

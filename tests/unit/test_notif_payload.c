@@ -2,6 +2,8 @@
  * to 200 characters without splitting one, and the HMAC signature header. */
 #include <stdlib.h>
 #include <string.h>
+#include "chatd/event_codec.h"
+#include "chatd/events.h"
 #include "test.h"
 #include "../../src/modules/notification/notification_internal.h"
 
@@ -24,15 +26,9 @@ TEST(notif_push_payload_shape_and_cut)
     char body[4 * 300 + 1] = "";
     for (int i = 0; i < 300; i++)
         strcat(body, "\xe2\x82\xac");               /* 300 euro signs, 3 bytes each */
-    cJSON *msg = cJSON_CreateObject();
-    cJSON_AddNumberToObject(msg, "id", 42);
-    cJSON_AddNumberToObject(msg, "room_id", 7);
-    cJSON_AddNumberToObject(msg, "seq", 3);
-    cJSON_AddNumberToObject(msg, "sender_id", 1);
-    cJSON_AddStringToObject(msg, "sender", "alice");
-    cJSON_AddStringToObject(msg, "body", body);
-    cJSON_AddStringToObject(msg, "client_msg_id", "c1");
-    char *p = push_payload(msg);
+    struct ev_msg msg = { .id = 42, .room_id = 7, .seq = 3, .sender_id = 1,
+                          .sender = "alice", .body = body, .client_msg_id = "c1" };
+    char *p = push_payload(&msg);
     ASSERT(p);
     cJSON *j = cJSON_Parse(p);
     ASSERT(j);
@@ -49,7 +45,42 @@ TEST(notif_push_payload_shape_and_cut)
     ASSERT_EQ(cJSON_GetArraySize(j), 3);
     cJSON_Delete(j);
     free(p);
-    cJSON_Delete(msg);
+}
+
+/* A push's dead letter keeps a reference to the message instead of the message; a
+ * webhook's, or one that holds a reference already, is kept as it is (NULL). */
+TEST(notif_push_dead_letter_keeps_a_reference)
+{
+    struct ev_msg msg = { .id = 42, .room_id = 7, .seq = 3, .sender_id = 1,
+                          .sender = "alice", .body = "a secret body", .created_at = 5 };
+    struct ev_msg_ref ref = { 42, 7, 3 };
+    struct ev_notification_requested push = { .channel = EV_CHANNEL_PUSH, .recipient_id = 2,
+                                              .subscription_id = 9, .message = &msg };
+    struct ev_notification_requested hook = { .channel = EV_CHANNEL_WEBHOOK,
+                                              .recipient_id = 2, .message = &msg };
+    struct ev_notification_requested again = { .channel = EV_CHANNEL_PUSH, .recipient_id = 2,
+                                               .subscription_id = 9, .message_ref = &ref };
+    cJSON *full = ev_encode(&EV_NOTIFICATION_REQUESTED, &push);
+    cJSON *dl = push_dead_letter(full, NULL);
+    char *text = dl ? cJSON_PrintUnformatted(dl) : NULL;
+    struct ev_notification_requested *back = NULL;
+    char why[128];
+    ASSERT(text && !strstr(text, "secret"));
+    ASSERT_EQ(ev_decode(&EV_NOTIFICATION_REQUESTED, dl, (void **)&back, why, sizeof(why)), 0);
+    ASSERT(back->channel == EV_CHANNEL_PUSH && back->recipient_id == 2 &&
+           back->subscription_id == 9 && !back->message && back->message_ref);
+    ASSERT(back->message_ref->id == 42 && back->message_ref->room_id == 7 &&
+           back->message_ref->seq == 3);
+    ev_free(back);
+    free(text);
+    cJSON_Delete(dl);
+    cJSON_Delete(full);
+    full = ev_encode(&EV_NOTIFICATION_REQUESTED, &hook);
+    ASSERT(full && push_dead_letter(full, NULL) == NULL);
+    cJSON_Delete(full);
+    full = ev_encode(&EV_NOTIFICATION_REQUESTED, &again);
+    ASSERT(full && push_dead_letter(full, NULL) == NULL);
+    cJSON_Delete(full);
 }
 
 TEST(notif_webhook_signature_hmac_sha256)

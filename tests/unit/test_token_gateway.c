@@ -15,6 +15,7 @@
 
 #include "test.h"
 #include "bus_fixture.h"
+#include "chatd/event_codec.h"
 #include "chatd/events.h"
 #include "chatd/http.h"
 #include "chatd/token.h"
@@ -318,5 +319,40 @@ TEST(token_gateway_takes_keys_and_users_from_the_bus)
     ASSERT_STR_EQ(gw_check(&g, next.token), "ok");
     published_free(&p);
     published_free(&next);
+    gw_free(&g);
+}
+
+/* auth.keys as a struct (what the auth module publishes): taken; a set the gateway
+ * refuses leaves the keys it had (the users event behind it shows it was handled). */
+TEST(token_gateway_takes_typed_keys_and_keeps_them_on_a_bad_set)
+{
+    struct gw g;
+    struct published p;
+    int64_t now = (int64_t)time(NULL);
+    cJSON *doc;
+    const cJSON *k;
+    struct ev_jwk jwk;
+    struct ev_auth_keys keys = { .keys = &jwk, .nkeys = 1 };
+    struct ev_auth_users users = { .max_user_id = 5 };
+
+    ASSERT_EQ(gw_init(&g), 0);
+    ASSERT_EQ(publish_and_forget(&p, now, 7), 0);
+    ASSERT((doc = cJSON_Parse(p.jwks)) != NULL);
+    k = cJSON_GetArrayItem(cJSON_GetObjectItem(doc, "keys"), 0);
+    jwk = (struct ev_jwk){ .kty = "RSA", .alg = "RS256", .use = "sig",
+                           .kid = cJSON_GetObjectItem(k, "kid")->valuestring,
+                           .n = cJSON_GetObjectItem(k, "n")->valuestring,
+                           .e = cJSON_GetObjectItem(k, "e")->valuestring };
+    ASSERT_EQ(bus_publish_ev(g.f.app.bus, &EV_AUTH_KEYS, &keys), 0);
+    ASSERT(FX_RUN_UNTIL(&g.f, strcmp(gw_check(&g, p.token), "ok") == 0, 5000));
+    jwk.kty = "EC";
+    ASSERT_EQ(bus_publish_ev(g.f.app.bus, &EV_AUTH_KEYS, &keys), 0);
+    ASSERT_EQ(bus_publish_ev(g.f.app.bus, &EV_AUTH_USERS, &users), 0);
+    ASSERT(FX_RUN_UNTIL(&g.f, strcmp(gw_check(&g, p.token), "unknown_user") == 0, 5000));
+    users.max_user_id = 7;                   /* the signature still checks: same keys */
+    ASSERT_EQ(bus_publish_ev(g.f.app.bus, &EV_AUTH_USERS, &users), 0);
+    ASSERT(FX_RUN_UNTIL(&g.f, strcmp(gw_check(&g, p.token), "ok") == 0, 5000));
+    cJSON_Delete(doc);
+    published_free(&p);
     gw_free(&g);
 }

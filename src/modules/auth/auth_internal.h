@@ -6,23 +6,23 @@
  * Threads: the parts marked "any thread" (password hashing, token signing, key
  * handling) touch nothing but their arguments and the read-only
  * key, so they run on libuv's thread pool. Everything else runs on the loop thread,
- * except db_job apply/done callbacks, which run on the SQLite writer thread. */
+ * except db_job apply/done callbacks, which run on the database writer thread. */
 #ifndef CHATD_AUTH_INTERNAL_H
 #define CHATD_AUTH_INTERNAL_H
 
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
-#include <sqlite3.h>
 #include <openssl/evp.h>
 
 #include "chatd/chatd.h"
 #include "chatd/config.h"
 #include "chatd/module.h"
-#include "chatd/db_sqlite.h"
+#include "chatd/db.h"
 #include "chatd/http.h"
 #include "chatd/token.h"
 #include "chatd/util.h"
+#include "auth_store.h"
 
 #define AUTH_MOD "auth"
 #define AUTH_AUDIENCE TOKEN_AUDIENCE   /* what the gateway's check wants */
@@ -43,7 +43,7 @@
 #define AUTH_SCRYPT_P 1
 #define AUTH_SALT_BYTES 16
 #define AUTH_HASH_BYTES 32
-#define AUTH_PWHASH_MAX 160            /* "$scrypt$ln=..,r=..,p=..$salt$hash" + NUL */
+#define AUTH_PWHASH_MAX AUTH_STORE_HASH_MAX   /* "$scrypt$ln=..,r=..,p=..$salt$hash" + NUL */
 
 /* Hash with a fresh random salt into out. 0 or negative. */
 int auth_password_hash(const char *pw, size_t len, int ln, char *out, size_t outlen);
@@ -176,6 +176,7 @@ struct auth_metrics {
 
 struct auth {
     struct chatd *app;                 /* not owned */
+    struct auth_store store;           /* owned; the users and refresh-token tables */
     struct auth_key key;               /* owned; read-only after init */
     char *jwks;                        /* owned; the JWK Set, built once */
     size_t jwks_len;
@@ -213,8 +214,8 @@ struct auth_op {
     int status;                        /* result of the last stage */
     void (*next)(struct auth_op *op);  /* loop thread */
     void (*work_fn)(struct auth_op *op);       /* thread pool */
-    int (*apply_fn)(struct auth_op *op, sqlite3 *conn);  /* writer thread */
-    int (*read_fn)(struct auth_op *op, sqlite3 *conn);   /* thread pool */
+    int (*apply_fn)(struct auth_op *op, struct db_conn *conn);  /* writer thread */
+    int (*read_fn)(struct auth_op *op, struct db_conn *conn);   /* thread pool */
     void (*free_fn)(struct auth_op *op);
     uv_work_t work;
     struct db_job job;
@@ -233,27 +234,23 @@ void auth_op_hash(struct auth_op *op, void (*fn)(struct auth_op *),
                   void (*next)(struct auth_op *));
 /* Thread-pool slots for hashing: fewer than the pool has, no more than the cores. */
 int  auth_hash_parallelism(void);
-int  auth_op_write(struct auth_op *op, int (*apply)(struct auth_op *, sqlite3 *),
+int  auth_op_write(struct auth_op *op, int (*apply)(struct auth_op *, struct db_conn *),
                    void (*next)(struct auth_op *));
-int  auth_op_read(struct auth_op *op, int (*fn)(struct auth_op *, sqlite3 *),
+int  auth_op_read(struct auth_op *op, int (*fn)(struct auth_op *, struct db_conn *),
                   void (*next)(struct auth_op *));
 
 /* ---- accounts.c / refresh.c / routes.c (loop thread) --------------------------- */
-int  auth_db_migrate(struct db *db);
-extern const struct db_migration auth_migrations[];   /* the tables, for tests too */
-extern const int auth_migration_count;
+/* The store of the configured engine (SQLite, the only one today), its tables
+ * migrated. Start-up and CLI only (blocking). */
+int  auth_store_open(struct auth_store *s, struct db *db);
 int  auth_load_max_user_id(struct auth *a);
 int  auth_users_start(struct auth *a);     /* bus: users.lookup */
 int  auth_routes_start(struct auth *a);    /* routes, and the keys to the gateway */
 /* A user known to exist: raises max_user_id, and the gateway's bound with it. */
 void auth_note_user(struct auth *a, int64_t id);
 
-/* The SQL that registers a user; used by the route and by `chatd user add`.
- * Returns the new id, -ECONSTRAINT when the name is taken, or negative. */
-int64_t auth_user_insert(sqlite3 *conn, const char *username, const char *hash,
-                         int64_t now_ms);
-
-/* Sessions (refresh.c, writer thread). */
+/* Sessions (refresh.c): the rules of the refresh tokens on the store's ops. create,
+ * rotate and revoke run on the writer thread (in a job's apply), live on a read. */
 struct auth_session {
     int64_t user_id;
     char username[AUTH_USERNAME_MAX + 1];
@@ -264,10 +261,18 @@ struct auth_session {
     int result;                        /* enum auth_session_result */
 };
 enum auth_session_result { AUTH_SESSION_OK = 0, AUTH_SESSION_INVALID, AUTH_SESSION_REUSED };
-int auth_session_create(sqlite3 *conn, struct auth_session *s, int64_t now_ms, int ttl_s);
-int auth_session_rotate(sqlite3 *conn, struct auth_session *s, int64_t now_ms, int ttl_s);
-int auth_session_revoke(sqlite3 *conn, struct auth_session *s, int64_t now_ms);
-int auth_session_gc(sqlite3 *conn, int64_t now_ms);
+int auth_session_create(const struct auth_store *st, struct db_conn *c, struct auth_session *s,
+                        int64_t now_ms, int ttl_s);
+int auth_session_rotate(const struct auth_store *st, struct db_conn *c, struct auth_session *s,
+                        int64_t now_ms, int ttl_s);
+int auth_session_revoke(const struct auth_store *st, struct db_conn *c, struct auth_session *s,
+                        int64_t now_ms);
+/* 1 with *row when hash is a token a rotation at now_ms would accept (it exists, is
+ * unspent and unexpired, its family is not revoked and its user exists), 0 when not,
+ * or a negative storage error. Writes nothing but *row. */
+int auth_session_live(const struct auth_store *st, struct db_conn *c,
+                      const uint8_t hash[AUTH_STORE_TOKEN_HASH], int64_t now_ms,
+                      struct auth_token_row *row);
 
 /* ---- cli.c ---------------------------------------------------------------------- */
 extern const struct chatd_command auth_commands[];

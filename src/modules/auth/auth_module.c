@@ -102,7 +102,7 @@ static int auth_init(struct chatd *app, void **state)
     a->app = app;
     a->hash_parallel = auth_hash_parallelism();
     a->early_sign = uv_available_parallelism() > 1;
-    if ((rc = auth_db_migrate(app->db)) < 0 || (rc = load_key(a)) < 0)
+    if ((rc = auth_store_open(&a->store, app->db)) < 0 || (rc = load_key(a)) < 0)
         goto fail;
     rc = -ENOMEM;
     if (!(a->jwks = auth_jwks_json(&a->key)))
@@ -138,9 +138,9 @@ fail:
 
 /* An op without a request: its trip through the writer is the requests' (ops.c), so a
  * deletion that ends after the bus closed is freed as theirs are. */
-static int gc_apply(struct auth_op *op, sqlite3 *conn)
+static int gc_apply(struct auth_op *op, struct db_conn *conn)
 {
-    return auth_session_gc(conn, now_ms());
+    return auth_store_gc(&op->a->store, conn, now_ms());
 }
 
 static void gc_finished(struct auth_op *op)
@@ -213,6 +213,7 @@ static void auth_destroy(void *state)
         ratelimit_free(a->reg_limit);
     free(a->jwks);
     auth_key_free(&a->key);
+    auth_store_free(&a->store);
     free(a);
 }
 

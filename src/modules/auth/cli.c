@@ -9,7 +9,7 @@
 #include <openssl/crypto.h>
 
 #include "chatd/config.h"
-#include "chatd/db_sqlite.h"
+#include "chatd/db.h"
 #include "chatd/module.h"
 #include "chatd/util.h"
 #include "auth_internal.h"
@@ -74,10 +74,11 @@ static int cmd_user_add(struct chatd *app, int argc, char **argv)
     char name[AUTH_USERNAME_MAX + 1], hash[AUTH_PWHASH_MAX];
     char pw[AUTH_PASSWORD_MAX + 3];
     const char *why;
-    sqlite3 *conn;
+    struct auth_store store = { 0 };
+    struct db_conn *conn;
     int64_t id;
     long len;
-    int rc = 1;
+    int rc = 1, err;
 
     if (argc != 3) {
         fprintf(stderr, "usage: chatd user add NAME  (the password is read from stdin)\n");
@@ -96,7 +97,7 @@ static int cmd_user_add(struct chatd *app, int argc, char **argv)
         fprintf(stderr, "chatd: %s\n", len < 0 ? "password must be 8 to 1024 bytes" : why);
         goto out;
     }
-    if (auth_db_migrate(app->db) < 0 || !(conn = db_sqlite(db_conn_for_cli(app->db)))) {
+    if (auth_store_open(&store, app->db) < 0 || !(conn = db_conn_for_cli(app->db))) {
         fprintf(stderr, "chatd: cannot open the database\n");
         goto out;
     }
@@ -104,16 +105,17 @@ static int cmd_user_add(struct chatd *app, int argc, char **argv)
         fprintf(stderr, "chatd: cannot hash the password\n");
         goto out;
     }
-    id = auth_user_insert(conn, name, hash, now_ms());
-    if (id == -ECONSTRAINT) {
+    err = auth_store_user_insert(&store, conn, name, hash, now_ms(), &id);
+    if (err == -ECONSTRAINT) {
         fprintf(stderr, "chatd: user %s already exists\n", name);
-    } else if (id < 0) {
-        fprintf(stderr, "chatd: cannot store the user: %s\n", strerror((int)-id));
+    } else if (err < 0) {
+        fprintf(stderr, "chatd: cannot store the user: %s\n", strerror(-err));
     } else {
         printf("%lld\n", (long long)id);
         rc = 0;
     }
 out:
+    auth_store_free(&store);
     OPENSSL_cleanse(pw, sizeof pw);
     return rc;
 }

@@ -7,20 +7,28 @@
  * also served at GET /.well-known/jwks.json. Loop thread. */
 #include <errno.h>
 #include <string.h>
-#include <cjson/cJSON.h>
 
 #include "chatd/bus.h"
+#include "chatd/event_codec.h"
 #include "chatd/events.h"
 #include "chatd/log.h"
 #include "chatd/token.h"
 #include "auth_internal.h"
 
-static void publish(struct auth *a, const char *topic, cJSON *payload)
+static void publish(struct auth *a, const struct ev_type *type, const void *data)
 {
-    struct bus_event *e = payload ? bus_event_new(topic, payload) : NULL;
+    if (bus_publish_ev(a->app->bus, type, data) < 0)
+        LOG_WARN(a->app, AUTH_MOD, "publishing %s failed", type->topic);
+}
 
-    if (!e || bus_publish(a->app->bus, e) < 0)
-        LOG_WARN(a->app, AUTH_MOD, "publishing %s failed", topic);
+/* The JWK Set's one key, as GET /.well-known/jwks.json has it (jwks.c). */
+static void publish_keys(struct auth *a)
+{
+    struct ev_jwk jwk = { .kty = "RSA", .use = "sig", .alg = "RS256", .kid = a->key.kid,
+                          .n = a->key.n_b64, .e = a->key.e_b64 };
+    struct ev_auth_keys keys = { .keys = &jwk, .nkeys = 1 };
+
+    publish(a, &EV_AUTH_KEYS, &keys);
 }
 
 int auth_gateway_publish_keys(struct auth *a)
@@ -32,19 +40,15 @@ int auth_gateway_publish_keys(struct auth *a)
         LOG_ERROR(a->app, AUTH_MOD, "the gateway refused the key set: %s", err);
         return rc;
     }
-    publish(a, TOPIC_AUTH_KEYS, cJSON_ParseWithLength(a->jwks, a->jwks_len));
+    publish_keys(a);
     auth_gateway_publish_users(a);
     return 0;
 }
 
 void auth_gateway_publish_users(struct auth *a)
 {
-    cJSON *p = cJSON_CreateObject();
+    struct ev_auth_users users = { .max_user_id = a->max_user_id };
 
     gateway_users_known(a->app, a->max_user_id);
-    if (p && !cJSON_AddNumberToObject(p, "max_user_id", (double)a->max_user_id)) {
-        cJSON_Delete(p);
-        p = NULL;
-    }
-    publish(a, TOPIC_AUTH_USERS, p);
+    publish(a, &EV_AUTH_USERS, &users);
 }

@@ -51,24 +51,18 @@ static void login_free(struct auth_op *op)
     free(l);
 }
 
-static int login_read(struct auth_op *op, sqlite3 *conn)
+static int login_read(struct auth_op *op, struct db_conn *conn)
 {
     struct login_op *l = (struct login_op *)op;
-    sqlite3_stmt *st;
-    int rc = sqlite3_prepare_v2(conn, "SELECT id, password_hash FROM users WHERE username = ?1",
-                                -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return db_errno(rc);
-    sqlite3_bind_text(st, 1, l->username, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        const char *h = (const char *)sqlite3_column_text(st, 1);
+    struct auth_user_row u;
+    int rc = auth_store_user_find(&op->a->store, conn, l->username, &u);
+
+    if (rc == 1) {
         l->found = 1;
-        l->sess.user_id = sqlite3_column_int64(st, 0);
-        snprintf(l->stored, sizeof l->stored, "%s", h ? h : "");
+        l->sess.user_id = u.id;
+        snprintf(l->stored, sizeof l->stored, "%s", u.password_hash);
     }
-    sqlite3_finalize(st);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : db_errno(rc);
+    return rc < 0 ? rc : 0;
 }
 
 /* Pool thread. */
@@ -95,27 +89,16 @@ static void login_work(struct auth_op *op)
         l->sign_rc = auth_refresh_new(l->sess.new_token, l->sess.new_hash);
 }
 
-static int store_rehash(sqlite3 *conn, const struct login_op *l)
-{
-    sqlite3_stmt *st;
-    int rc = sqlite3_prepare_v2(conn, "UPDATE users SET password_hash = ?1 WHERE id = ?2",
-                                -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return db_errno(rc);
-    sqlite3_bind_text(st, 1, l->rehash, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, l->sess.user_id);
-    rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : db_errno(rc);
-}
-
-static int login_apply(struct auth_op *op, sqlite3 *conn)
+static int login_apply(struct auth_op *op, struct db_conn *conn)
 {
     struct login_op *l = (struct login_op *)op;
+    const struct auth_store *st = &op->a->store;
     int rc;
-    if (l->rehash[0] && (rc = store_rehash(conn, l)) < 0)
+
+    if (l->rehash[0] &&
+        (rc = auth_store_user_set_hash(st, conn, l->sess.user_id, l->rehash)) < 0)
         return rc;
-    return auth_session_create(conn, &l->sess, now_ms(), op->a->app->cfg->auth.refresh_ttl);
+    return auth_session_create(st, conn, &l->sess, now_ms(), op->a->app->cfg->auth.refresh_ttl);
 }
 
 static void login_stored(struct auth_op *op)

@@ -1,6 +1,6 @@
 /* ops.c: the trip of one request through the threads. A handler on the loop starts
  * an op; each stage runs somewhere else (thread pool for hashing and signing, the
- * SQLite writer for writes, a pool thread for reads) and comes back to the loop by
+ * database writer for writes, a pool thread for reads) and comes back to the loop by
  * calling op->next. Ops are counted so that drain waits for the last one. */
 #include <errno.h>
 #include <stddef.h>
@@ -133,9 +133,8 @@ void auth_op_hash(struct auth_op *op, void (*fn)(struct auth_op *),
 
 /* --- writer thread ---------------------------------------------------------------- */
 
-static int job_apply(struct db_conn *conn_, struct db_job *job)
+static int job_apply(struct db_conn *conn, struct db_job *job)
 {
-    sqlite3 *conn = db_sqlite(conn_);
     struct auth_op *op = OP_OF(job, job);
     return op->apply_fn(op, conn);
 }
@@ -149,7 +148,7 @@ static void job_after(struct db_job *job, int status)
     op->next(op);
 }
 
-int auth_op_write(struct auth_op *op, int (*apply)(struct auth_op *, sqlite3 *),
+int auth_op_write(struct auth_op *op, int (*apply)(struct auth_op *, struct db_conn *),
                   void (*next)(struct auth_op *))
 {
     op->apply_fn = apply;
@@ -161,9 +160,8 @@ int auth_op_write(struct auth_op *op, int (*apply)(struct auth_op *, sqlite3 *),
 
 /* --- reads ------------------------------------------------------------------------ */
 
-static int read_fn(struct db_conn *conn_, void *arg)
+static int read_fn(struct db_conn *conn, void *arg)
 {
-    sqlite3 *conn = db_sqlite(conn_);
     struct auth_op *op = arg;
     return op->read_fn(op, conn);
 }
@@ -175,7 +173,7 @@ static void read_after(void *arg, int status)
     op->next(op);
 }
 
-int auth_op_read(struct auth_op *op, int (*fn)(struct auth_op *, sqlite3 *),
+int auth_op_read(struct auth_op *op, int (*fn)(struct auth_op *, struct db_conn *),
                  void (*next)(struct auth_op *))
 {
     op->read_fn = fn;

@@ -2,8 +2,9 @@
  * SHA-256 is stored. Every login starts a family; every refresh spends the token
  * presented and issues the next one in the same family. A spent token presented
  * again means two parties hold the family (one of them stole it), so the whole
- * family is revoked and both must log in again. The SQL runs on the writer thread
- * (db_write jobs) or, for `chatd user add`, on the CLI's connection. */
+ * family is revoked and both must log in again. These rules run on the store's ops
+ * (auth_store.h), on the writer thread inside a db_write job's apply; the check of a
+ * token's owner for an early signature (auth_session_live) on a read. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -38,160 +39,79 @@ int auth_refresh_hash(const char *token, uint8_t hash[32])
     return 0;
 }
 
-/* Runs one statement with the given binds; returns the sqlite step result. */
-static int exec_stmt(sqlite3 *conn, const char *sql, sqlite3_stmt **out)
+static int64_t expiry(int64_t now_ms, int ttl_s)
 {
-    int rc = sqlite3_prepare_v2(conn, sql, -1, out, NULL);
-    return rc == SQLITE_OK ? 0 : db_errno(rc);
+    return now_ms + (int64_t)ttl_s * 1000;
 }
 
-static int insert_token(sqlite3 *conn, const struct auth_session *s, int64_t now, int ttl_s)
+int auth_session_create(const struct auth_store *st, struct db_conn *c, struct auth_session *s,
+                        int64_t now_ms, int ttl_s)
 {
-    sqlite3_stmt *st;
-    int rc = exec_stmt(conn,
-        "INSERT INTO refresh_tokens(hash, family_id, user_id, created_at, expires_at)"
-        " VALUES (?1, ?2, ?3, ?4, ?5)", &st);
-    if (rc < 0)
-        return rc;
-    sqlite3_bind_blob(st, 1, s->new_hash, 32, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, s->family_id);
-    sqlite3_bind_int64(st, 3, s->user_id);
-    sqlite3_bind_int64(st, 4, now);
-    sqlite3_bind_int64(st, 5, now + (int64_t)ttl_s * 1000);
-    rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : db_errno(rc);
-}
+    int rc = auth_store_family_create(st, c, s->user_id, now_ms, &s->family_id);
 
-int auth_session_create(sqlite3 *conn, struct auth_session *s, int64_t now_ms, int ttl_s)
-{
-    sqlite3_stmt *st;
-    int rc = exec_stmt(conn,
-        "INSERT INTO refresh_families(user_id, created_at) VALUES (?1, ?2)", &st);
     if (rc < 0)
         return rc;
-    sqlite3_bind_int64(st, 1, s->user_id);
-    sqlite3_bind_int64(st, 2, now_ms);
-    rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE)
-        return db_errno(rc);
-    s->family_id = sqlite3_last_insert_rowid(conn);
     s->result = AUTH_SESSION_OK;
-    return insert_token(conn, s, now_ms, ttl_s);
+    return auth_store_token_insert(st, c, s->new_hash, s->family_id, s->user_id, now_ms,
+                                   expiry(now_ms, ttl_s));
 }
 
-static int revoke_family(sqlite3 *conn, int64_t family, int64_t now_ms)
+static int token_usable(const struct auth_token_row *t, int64_t now_ms)
 {
-    sqlite3_stmt *st;
-    int rc = exec_stmt(conn,
-        "UPDATE refresh_families SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
-        &st);
-    if (rc < 0)
-        return rc;
-    sqlite3_bind_int64(st, 1, family);
-    sqlite3_bind_int64(st, 2, now_ms);
-    rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : db_errno(rc);
-}
-
-static int spend(sqlite3 *conn, const uint8_t hash[32], int64_t now_ms)
-{
-    sqlite3_stmt *st;
-    int rc = exec_stmt(conn, "UPDATE refresh_tokens SET spent_at = ?2 WHERE hash = ?1", &st);
-    if (rc < 0)
-        return rc;
-    sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, now_ms);
-    rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : db_errno(rc);
+    return !t->revoked && t->user_exists && t->expires_at > now_ms;
 }
 
 /* Returns 0 with s->result set (INVALID and REUSED are answers, not errors: the
  * revocation they cause must commit), or a negative storage error. */
-int auth_session_rotate(sqlite3 *conn, struct auth_session *s, int64_t now_ms, int ttl_s)
+int auth_session_rotate(const struct auth_store *st, struct db_conn *c, struct auth_session *s,
+                        int64_t now_ms, int ttl_s)
 {
-    sqlite3_stmt *st;
-    int64_t expires;
-    int spent, revoked, rc;
-    const unsigned char *name;
+    struct auth_token_row t;
+    int rc = auth_store_token_find(st, c, s->old_hash, &t);
 
-    rc = exec_stmt(conn,
-        "SELECT t.family_id, t.user_id, t.expires_at, t.spent_at IS NOT NULL,"
-        "       f.revoked_at IS NOT NULL, u.username"
-        "  FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id"
-        "  LEFT JOIN users u ON u.id = t.user_id WHERE t.hash = ?1", &st);
-    if (rc < 0)
-        return rc;
-    sqlite3_bind_blob(st, 1, s->old_hash, 32, SQLITE_STATIC);
-    rc = sqlite3_step(st);
     s->result = AUTH_SESSION_INVALID;
-    if (rc != SQLITE_ROW) {
-        sqlite3_finalize(st);
-        return rc == SQLITE_DONE ? 0 : db_errno(rc);
-    }
-    s->family_id = sqlite3_column_int64(st, 0);
-    s->user_id = sqlite3_column_int64(st, 1);
-    expires = sqlite3_column_int64(st, 2);
-    spent = sqlite3_column_int(st, 3);
-    revoked = sqlite3_column_int(st, 4);
-    name = sqlite3_column_text(st, 5);
-    if (name)
-        snprintf(s->username, sizeof s->username, "%s", (const char *)name);
-    sqlite3_finalize(st);
-
-    if (revoked || !name || expires <= now_ms)
+    if (rc <= 0)
+        return rc;
+    s->family_id = t.family_id;
+    s->user_id = t.user_id;
+    snprintf(s->username, sizeof s->username, "%s", t.username);
+    if (!token_usable(&t, now_ms))
         return 0;
-    if (spent) {
+    /* Spent already, or by someone else between the find and here: a reuse. */
+    if (t.spent || (rc = auth_store_token_spend(st, c, s->old_hash, now_ms)) == 0) {
         s->result = AUTH_SESSION_REUSED;
-        return revoke_family(conn, s->family_id, now_ms);
+        return auth_store_family_revoke(st, c, s->family_id, now_ms);
     }
-    if ((rc = spend(conn, s->old_hash, now_ms)) < 0 ||
-        (rc = insert_token(conn, s, now_ms, ttl_s)) < 0)
+    if (rc < 0 ||
+        (rc = auth_store_token_insert(st, c, s->new_hash, s->family_id, s->user_id, now_ms,
+                                      expiry(now_ms, ttl_s))) < 0)
         return rc;
     s->result = AUTH_SESSION_OK;
     return 0;
 }
 
 /* Logout: revokes the family of the token if it belongs to s->user_id. */
-int auth_session_revoke(sqlite3 *conn, struct auth_session *s, int64_t now_ms)
+int auth_session_revoke(const struct auth_store *st, struct db_conn *c, struct auth_session *s,
+                        int64_t now_ms)
 {
-    sqlite3_stmt *st;
-    int rc = exec_stmt(conn,
-        "SELECT family_id FROM refresh_tokens WHERE hash = ?1 AND user_id = ?2", &st);
-    if (rc < 0)
-        return rc;
-    sqlite3_bind_blob(st, 1, s->old_hash, 32, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, s->user_id);
-    rc = sqlite3_step(st);
+    struct auth_token_row t;
+    int rc = auth_store_token_find(st, c, s->old_hash, &t);
+
     s->result = AUTH_SESSION_INVALID;
-    if (rc == SQLITE_ROW) {
-        s->family_id = sqlite3_column_int64(st, 0);
-        s->result = AUTH_SESSION_OK;
-    }
-    sqlite3_finalize(st);
-    if (rc != SQLITE_ROW)
-        return rc == SQLITE_DONE ? 0 : db_errno(rc);
-    return revoke_family(conn, s->family_id, now_ms);
+    if (rc <= 0 || t.user_id != s->user_id)
+        return rc < 0 ? rc : 0;
+    s->family_id = t.family_id;
+    s->result = AUTH_SESSION_OK;
+    return auth_store_family_revoke(st, c, s->family_id, now_ms);
 }
 
-/* Deletes tokens past their expiry and families left with no token. A spent token
- * is kept until it expires, so that reuse is still detected until then. */
-int auth_session_gc(sqlite3 *conn, int64_t now_ms)
+int auth_session_live(const struct auth_store *st, struct db_conn *c,
+                      const uint8_t hash[AUTH_STORE_TOKEN_HASH], int64_t now_ms,
+                      struct auth_token_row *row)
 {
-    sqlite3_stmt *st;
-    int rc = exec_stmt(conn, "DELETE FROM refresh_tokens WHERE expires_at <= ?1", &st);
-    if (rc < 0)
+    int rc = auth_store_token_find(st, c, hash, row);
+
+    if (rc <= 0)
         return rc;
-    sqlite3_bind_int64(st, 1, now_ms);
-    rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE)
-        return db_errno(rc);
-    rc = sqlite3_exec(conn, "DELETE FROM refresh_families WHERE NOT EXISTS"
-                      " (SELECT 1 FROM refresh_tokens t WHERE t.family_id = refresh_families.id)",
-                      NULL, NULL, NULL);
-    return rc == SQLITE_OK ? 0 : db_errno(rc);
+    return token_usable(row, now_ms) && !row->spent;
 }

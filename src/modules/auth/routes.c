@@ -9,6 +9,7 @@
 #include "chatd/bus.h"
 #include "chatd/client_addr.h"
 #include "chatd/config.h"
+#include "chatd/event_codec.h"
 #include "chatd/events.h"
 #include "chatd/log.h"
 #include "chatd/metrics.h"
@@ -120,21 +121,27 @@ static void register_work(struct auth_op *op)
     OPENSSL_cleanse(r->password, r->pwlen);
 }
 
-static int register_apply(struct auth_op *op, sqlite3 *conn)
+static int register_apply(struct auth_op *op, struct db_conn *conn)
 {
     struct register_op *r = (struct register_op *)op;
-    int64_t id = auth_user_insert(conn, r->username, r->hash, now_ms());
-    if (id < 0)
-        return (int)id;
-    r->user_id = id;
-    return 0;
+    return auth_store_user_insert(&op->a->store, conn, r->username, r->hash, now_ms(),
+                                  &r->user_id);
+}
+
+static void publish_registered(struct auth *a, int64_t id, const char *username)
+{
+    struct ev_user user = { .id = id, .username = username };
+    struct ev_user_registered ev = { .user = &user };
+
+    if (bus_publish_ev(a->app->bus, &EV_USER_REGISTERED, &ev) < 0)
+        LOG_WARN(a->app, AUTH_MOD, "publishing user.registered failed");
 }
 
 static void register_stored(struct auth_op *op)
 {
     struct register_op *r = (struct register_op *)op;
     struct auth *a = op->a;
-    cJSON *out, *ev;
+    cJSON *out;
 
     if (op->status == -ECONSTRAINT) {
         auth_respond_error(op, 409, "username is taken");
@@ -146,13 +153,7 @@ static void register_stored(struct auth_op *op)
         METRIC_INC(a->m.registrations);
         LOG_INFO(a->app, AUTH_MOD, "registered user=%lld name=%s ip=%s",
                  (long long)r->user_id, r->username, op->req->client_ip);
-        ev = cJSON_CreateObject();
-        if (ev) {
-            cJSON_AddItemToObject(ev, "user", user_json(r->user_id, r->username));
-            struct bus_event *e = bus_event_new(TOPIC_USER_REGISTERED, ev);
-            if (e && bus_publish(a->app->bus, e) < 0)
-                LOG_WARN(a->app, AUTH_MOD, "publishing user.registered failed");
-        }
+        publish_registered(a, r->user_id, r->username);
         out = cJSON_CreateObject();
         if (out)
             cJSON_AddItemToObject(out, "user", user_json(r->user_id, r->username));

@@ -100,37 +100,28 @@ static void refresh_sign(struct auth_op *op)
                                  a->app->cfg->auth.access_ttl, &s->access);
 }
 
-static int refresh_apply(struct auth_op *op, sqlite3 *conn)
+static int refresh_apply(struct auth_op *op, struct db_conn *conn)
 {
     struct session_op *s = (struct session_op *)op;
-    return auth_session_rotate(conn, &s->sess, now_ms(), op->a->app->cfg->auth.refresh_ttl);
+    return auth_session_rotate(&op->a->store, conn, &s->sess, now_ms(),
+                               op->a->app->cfg->auth.refresh_ttl);
 }
 
 /* Thread pool: whose token is this, and is it still live? Then sign for them. */
-static int early_read(struct auth_op *op, sqlite3 *conn)
+/* Touches only the early fields and reads old_hash: the rotation runs meanwhile. */
+static int early_read(struct auth_op *op, struct db_conn *conn)
 {
     struct session_op *s = (struct session_op *)((char *)op - offsetof(struct session_op, early));
     struct auth *a = s->op.a;
-    sqlite3_stmt *st;
-    int rc = sqlite3_prepare_v2(conn,
-        "SELECT t.user_id, u.username FROM refresh_tokens t"
-        "  JOIN refresh_families f ON f.id = t.family_id"
-        "  JOIN users u ON u.id = t.user_id"
-        " WHERE t.hash = ?1 AND t.expires_at > ?2 AND t.spent_at IS NULL"
-        "   AND f.revoked_at IS NULL", -1, &st, NULL);
+    struct auth_token_row t;
+    int rc = auth_session_live(&a->store, conn, s->sess.old_hash, now_ms(), &t);
 
-    if (rc != SQLITE_OK)
-        return db_errno(rc);
-    sqlite3_bind_blob(st, 1, s->sess.old_hash, 32, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, now_ms());
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        const unsigned char *name = sqlite3_column_text(st, 1);
-        if (name && strlen((const char *)name) < sizeof s->early_name) {
-            s->early_user = sqlite3_column_int64(st, 0);
-            strcpy(s->early_name, (const char *)name);
-        }
+    if (rc < 0)
+        return rc;
+    if (rc == 1) {
+        s->early_user = t.user_id;
+        snprintf(s->early_name, sizeof s->early_name, "%s", t.username);
     }
-    sqlite3_finalize(st);
     if (s->early_user > 0 &&
         auth_token_sign(&a->key, a->app->cfg->auth.issuer, s->early_user, s->early_name,
                         now_ms() / 1000, a->app->cfg->auth.access_ttl, &s->early_access) < 0)
@@ -224,10 +215,10 @@ void auth_refresh(struct http_req *req, void *ctx)
 
 /* --- logout ------------------------------------------------------------------------- */
 
-static int logout_apply(struct auth_op *op, sqlite3 *conn)
+static int logout_apply(struct auth_op *op, struct db_conn *conn)
 {
     struct session_op *s = (struct session_op *)op;
-    return auth_session_revoke(conn, &s->sess, now_ms());
+    return auth_session_revoke(&op->a->store, conn, &s->sess, now_ms());
 }
 
 static void logout_done(struct auth_op *op)

@@ -23,7 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include "chatd/bus.h"
-#include "chatd/db_sqlite.h"
+#include "chatd/db.h"
+#include "chatd/event_codec.h"
 #include "chatd/events.h"
 #include "chatd/log.h"
 #include "chatd/util.h"
@@ -31,19 +32,16 @@
 
 int notif_on_presence(struct bus_delivery *d, struct bus_event *ev, void *ctx)
 {
+    const struct ev_presence_changed *m = ev->data;
     struct notif *n = ctx;
-    int64_t user;
-    const char *status;
     (void)d;
-    if (json_get_i64(ev->payload, "user_id", &user) < 0 ||
-        json_get_str(ev->payload, "status", &status) < 0)
-        return 0;                     /* not ours to retry: a malformed event */
-    if (strcmp(status, "online") == 0) {
+    if (m->status == EV_ONLINE) {
         /* At the bound the user counts as offline: one push too many, never one lost. */
-        if (idset_put(&n->online, user, 1) < 0)
-            LOG_WARN(n->app, NOTIF_MOD, "online set full user_id=%lld", (long long)user);
+        if (idset_put(&n->online, m->user_id, 1) < 0)
+            LOG_WARN(n->app, NOTIF_MOD, "online set full user_id=%lld",
+                     (long long)m->user_id);
     } else {
-        idset_del(&n->online, user);
+        idset_del(&n->online, m->user_id);
     }
     return 0;
 }
@@ -62,52 +60,58 @@ size_t notif_utf8_cut(const char *s, size_t len, size_t max_chars)
     return i;
 }
 
-static int publish(struct notif *n, const char *channel, int64_t recipient, int64_t sub_id,
-                   const cJSON *msg)
+static int publish(struct notif *n, enum ev_channel channel, int64_t recipient,
+                   int64_t sub_id, struct ev_msg *msg)
 {
-    cJSON *p = cJSON_CreateObject();
-    cJSON *m = cJSON_Duplicate(msg, 1);
-    if (!p || !m || !cJSON_AddStringToObject(p, "channel", channel) ||
-        !cJSON_AddNumberToObject(p, "recipient_id", (double)recipient) ||
-        (sub_id && !cJSON_AddNumberToObject(p, "subscription_id", (double)sub_id))) {
-        cJSON_Delete(p);
-        cJSON_Delete(m);
-        return -ENOMEM;
-    }
-    cJSON_AddItemToObject(p, "message", m);
-    struct bus_event *ev = bus_event_new(TOPIC_NOTIFICATION_REQUESTED, p);
-    if (!ev)
-        return -ENOMEM;
-    return bus_publish(n->app->bus, ev);
+    struct ev_notification_requested r = {
+        .channel = channel, .recipient_id = recipient, .subscription_id = sub_id,
+        .message = msg,
+    };
+    return bus_publish_ev(n->app->bus, &EV_NOTIFICATION_REQUESTED, &r);
 }
 
 struct lookup {
     struct notif *n;
     struct bus_delivery *d;
-    cJSON *msg;                      /* owned copy of MSG */
+    struct ev_msg *msg;              /* the event's: it lives until bus_complete(d) */
     int64_t *ids;                    /* owned: offline recipients */
     uint32_t *gens;                  /* owned: their generation in n->subscribers */
     size_t nids, nlook;              /* all of them; the first nlook are looked up */
-    char *ids_json;                  /* owned: the looked-up ids as a JSON array */
     struct subs_row *rows;           /* owned, filled on the pool thread */
-    size_t nrows;
+    size_t nrows, caprows;
 };
 
 static void lookup_free(struct lookup *l)
 {
-    cJSON_Delete(l->msg);
     free(l->ids);
     free(l->gens);
-    free(l->ids_json);
     free(l->rows);
     free(l);
 }
 
-static int lookup_fn(struct db_conn *conn_, void *arg)
+static int lookup_row(void *arg, const struct subs_row *r)
 {
-    sqlite3 *conn = db_sqlite(conn_);
     struct lookup *l = arg;
-    return subs_query_users(conn, l->ids_json, &l->rows, &l->nrows);
+    if (l->nrows == l->caprows) {
+        size_t ncap = l->caprows ? l->caprows * 2 : 16;
+        struct subs_row *p = realloc(l->rows, ncap * sizeof(*p));
+        if (!p)
+            return -ENOMEM;
+        l->rows = p;
+        l->caprows = ncap;
+    }
+    l->rows[l->nrows++] = *r;
+    return 0;
+}
+
+/* Pool thread: the subscriptions of the first nlook recipients. */
+static int lookup_fn(struct db_conn *conn, void *arg)
+{
+    struct lookup *l = arg;
+    int rc = notif_store_subs_of_users(&l->n->store, conn, l->ids, l->nlook, lookup_row, l);
+    if (rc < 0)
+        l->nrows = 0;                /* nothing half read is published */
+    return rc;
 }
 
 /* Publishes everything for one message. Webhooks for all offline recipients, pushes
@@ -117,10 +121,11 @@ static int publish_all(struct notif *n, struct lookup *l)
     int rc = 0, r;
     if (n->app->cfg->notification.webhook_url[0])
         for (size_t i = 0; i < l->nids; i++)
-            if ((r = publish(n, "webhook", l->ids[i], 0, l->msg)) < 0 && !rc)
+            if ((r = publish(n, EV_CHANNEL_WEBHOOK, l->ids[i], 0, l->msg)) < 0 && !rc)
                 rc = r;
     for (size_t i = 0; i < l->nrows; i++)
-        if ((r = publish(n, "push", l->rows[i].user_id, l->rows[i].id, l->msg)) < 0 && !rc)
+        if ((r = publish(n, EV_CHANNEL_PUSH, l->rows[i].user_id, l->rows[i].id,
+                         l->msg)) < 0 && !rc)
             rc = r;
     return rc;
 }
@@ -158,19 +163,17 @@ static void lookup_after(void *arg, int status)
 
 /* Splits the members into offline recipients; the ones that may have subscriptions
  * come first (l->nlook of them). */
-static int collect(struct notif *n, struct lookup *l, const cJSON *members, int64_t sender)
+static int collect(struct notif *n, struct lookup *l, const struct ev_ids *members,
+                   int64_t sender)
 {
-    size_t cap = (size_t)cJSON_GetArraySize(members), look = 0;
+    size_t cap = members->n, look = 0;
     l->ids = malloc((cap ? cap : 1) * sizeof(*l->ids));
     l->gens = malloc((cap ? cap : 1) * sizeof(*l->gens));
     if (!l->ids || !l->gens)
         return -ENOMEM;
     int webhook = n->app->cfg->notification.webhook_url[0] != 0;
-    const cJSON *m;
-    cJSON_ArrayForEach(m, members) {
-        if (!cJSON_IsNumber(m))
-            continue;
-        int64_t id = (int64_t)m->valuedouble;
+    for (size_t i = 0; i < members->n; i++) {
+        int64_t id = members->v[i];
         uint32_t gen = 0;
         if (id <= 0 || id == sender || idset_get(&n->online, id, NULL))
             continue;
@@ -192,33 +195,12 @@ static int collect(struct notif *n, struct lookup *l, const cJSON *members, int6
     return 0;
 }
 
-static char *ids_json(const int64_t *ids, size_t n)
-{
-    struct strbuf b;
-    strbuf_init(&b, 32 * n + 16);
-    int rc = strbuf_append(&b, "[", 1);
-    for (size_t i = 0; i < n && rc == 0; i++)
-        rc = strbuf_printf(&b, i ? ",%lld" : "%lld", (long long)ids[i]);
-    if (rc == 0)
-        rc = strbuf_append(&b, "]", 1);
-    if (rc < 0) {
-        strbuf_free(&b);
-        return NULL;
-    }
-    return b.data;
-}
-
 int notif_on_message_stored(struct bus_delivery *d, struct bus_event *ev, void *ctx)
 {
+    struct ev_message_stored *m = ev->data;
     struct notif *n = ctx;
-    const cJSON *p = ev->payload;
-    const cJSON *msg = cJSON_GetObjectItemCaseSensitive(p, "message");
-    const cJSON *members = cJSON_GetObjectItemCaseSensitive(p, "member_ids");
-    int64_t sender = 0;
-    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(p, "duplicate")) ||
-        !cJSON_IsObject(msg) || !cJSON_IsArray(members))
+    if (m->duplicate)
         return 0;
-    json_get_i64(msg, "sender_id", &sender);
     if (n->closed) {
         bus_delivery_set_error(d, "notifications are shut down");
         return -ECANCELED;
@@ -226,14 +208,13 @@ int notif_on_message_stored(struct bus_delivery *d, struct bus_event *ev, void *
 
     struct lookup *l = calloc(1, sizeof(*l));
     int rc = -ENOMEM;
-    if (!l || collect(n, l, members, sender) < 0)
+    if (!l || collect(n, l, &m->member_ids, m->message->sender_id) < 0)
         goto fail;
     if (l->nids == 0) {               /* every recipient is online: nothing to send */
         lookup_free(l);
         return 0;
     }
-    if (!(l->msg = cJSON_Duplicate(msg, 1)))
-        goto fail;
+    l->msg = m->message;
     if (l->nlook == 0) {              /* nobody to look up: publish now */
         rc = publish_all(n, l);
         lookup_free(l);
@@ -248,8 +229,6 @@ int notif_on_message_stored(struct bus_delivery *d, struct bus_event *ev, void *
     }
     l->n = n;
     l->d = d;
-    if (!(l->ids_json = ids_json(l->ids, l->nlook)))
-        goto fail;
     if ((rc = db_read(n->app->db, lookup_fn, lookup_after, l)) < 0) {
         bus_delivery_set_error(d, "cannot start a subscription lookup");
         goto fail;

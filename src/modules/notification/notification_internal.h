@@ -7,7 +7,9 @@
  *   outbound_url.c  URL checks and the request bytes
  *   netcheck.c      which hosts and addresses a push may go to (no private networks)
  *   idset.c         a bounded open-addressing set of user ids (online users, subscribers)
- *   subscriptions.c the push_subscriptions table: migration and the jobs that touch it
+ *   notification_store.h  the tables behind an interface: push subscriptions and
+ *                   their health (today's engine: notification_store_sqlite*.c)
+ *   subscriptions.c the jobs on subscriptions: subscribe, remove, who has any
  *   subs_list.c     GET /v1/push/subscriptions: a user's subscriptions and their health
  *   sub_health.c    failures in a row, failing subscriptions and their removal
  *   routes.c        GET /v1/push/vapid-public-key, GET/POST/DELETE /v1/push/subscriptions
@@ -25,10 +27,10 @@
 #include <openssl/evp.h>
 #include <uv.h>
 #include <cjson/cJSON.h>
-#include <sqlite3.h>
 #include "chatd/chatd.h"
 #include "chatd/bus.h"
 #include "chatd/http.h"
+#include "notification_store.h"
 
 #define NOTIF_MOD "notification"
 
@@ -172,6 +174,7 @@ struct notif {
     EVP_PKEY *vapid;                 /* owned */
     char vapid_pub_b64[96];          /* base64url of the uncompressed point */
     struct outbound *out;            /* owned */
+    struct notification_store store; /* owned: the tables (notification_store.h) */
     struct idset online;             /* users with an open WebSocket (presence.changed) */
     struct idset subscribers;        /* users that may have push subscriptions; val = gen */
     struct idset failures;           /* subscription id -> failed attempts in a row seen */
@@ -197,8 +200,10 @@ struct notif {
 #define NOTIF_REBUILD_TIMEOUT_MS 10000   /* a replay asking for its message again */
 
 /* subscriptions.c */
-#define NOTIF_ENDPOINT_MAX 2048
-int  subs_migrate(struct notif *n);
+_Static_assert(ECE_KEY_LEN == NOTIF_P256DH_LEN && ECE_AUTH_LEN == NOTIF_AUTH_LEN,
+               "the store keeps the keys ece.c uses");
+/* Init: picks the store's engine (n->store) and brings its tables up to date. */
+int  subs_store_open(struct notif *n);
 /* Loop thread, at start: fills n->subscribers in the background (until then every
  * offline recipient is looked up). */
 int  subs_load_subscribers(struct notif *n);
@@ -210,19 +215,6 @@ void subs_add(struct notif *n, struct http_req *req, const char *endpoint,
 void subs_remove(struct notif *n, struct http_req *req, int64_t id);
 /* Loop thread: queue the removal of a subscription (after 404/410). */
 void subs_delete_gone(struct notif *n, int64_t sub_id);
-struct subs_row { int64_t id, user_id; };
-/* Pool thread: every subscription of the users in ids_json (a JSON array), by user. */
-int  subs_query_users(sqlite3 *conn, const char *ids_json, struct subs_row **rows, size_t *n);
-/* Pool thread: one subscription. 0, -ENOENT, or a database error. */
-struct subs_target {
-    int64_t user_id;
-    char endpoint[NOTIF_ENDPOINT_MAX + 1];
-    uint8_t p256dh[ECE_KEY_LEN], auth[ECE_AUTH_LEN];
-    int failures;                    /* failed attempts in a row */
-    int64_t failing_since;           /* ms, 0 while it is not failing */
-};
-int  subs_get(sqlite3 *conn, int64_t id, struct subs_target *t);
-int  subs_step_done(sqlite3_stmt *st);   /* step a statement with no rows, finalize */
 
 /* subs_list.c: GET /v1/push/subscriptions, the caller's subscriptions and their
  * health. Answers the request itself. */
@@ -257,7 +249,8 @@ int  push_on_request(struct bus_delivery *d, struct bus_event *ev, void *ctx);
 cJSON *push_dead_letter(const cJSON *payload, void *ctx);
 int  webhook_on_request(struct bus_delivery *d, struct bus_event *ev, void *ctx);
 /* Builds the push payload for MSG: malloc'ed JSON text. */
-char *push_payload(const cJSON *msg);
+struct ev_msg;
+char *push_payload(const struct ev_msg *msg);
 /* "sha256=<hex>" of HMAC-SHA256(secret, body) into out (at least 72 bytes). */
 void webhook_signature(const char *secret, const void *body, size_t len, char *out);
 

@@ -1,7 +1,8 @@
 /* notification_module.c: the notification module's descriptor and lifecycle.
  *
  * init:    the VAPID key (<data_dir>/vapid.pem, made on first start), the outbound
- *          client (CA bundle + ca_file), the push_subscriptions table.
+ *          client (CA bundle + ca_file), the store (notification_store.h) and its
+ *          tables.
  * start:   routes; presence.changed (online set); message.stored (fan-out, a consumer
  *          with retries); notification.requested (two consumers: push and webhook,
  *          each retried with backoff and dead-lettered under its own name).
@@ -116,7 +117,7 @@ static int notification_init(struct chatd *app, void **state)
     if ((rc = idset_init(&n->online, 1024, online_max)) < 0 ||
         (rc = idset_init(&n->subscribers, 1024, NOTIF_SUBSCRIBERS_MAX)) < 0 ||
         (rc = idset_init(&n->failures, 64, NOTIF_FAILURES_MAX)) < 0 ||
-        (rc = subs_migrate(n)) < 0)
+        (rc = subs_store_open(n)) < 0)
         goto fail;
     metrics_init(n);
     metrics_gauge_fn(app->metrics, "chatd_notification_requests_pending", NULL,
@@ -125,6 +126,7 @@ static int notification_init(struct chatd *app, void **state)
     *state = n;
     return 0;
 fail:
+    notification_store_free(&n->store);
     outbound_free(n->out);
     EVP_PKEY_free(n->vapid);
     idset_free(&n->online);
@@ -237,6 +239,7 @@ static void notification_destroy(void *state)
     idset_free(&n->online);
     idset_free(&n->subscribers);
     idset_free(&n->failures);
+    notification_store_free(&n->store);
     free(n);
 }
 

@@ -19,34 +19,30 @@
 #include <stdlib.h>
 #include <string.h>
 #include "chatd/config.h"
-#include "chatd/db_sqlite.h"
+#include "chatd/db.h"
+#include "chatd/event_codec.h"
 #include "chatd/events.h"
 #include "chatd/log.h"
 #include "chatd/metrics.h"
 #include "chatd/util.h"
 #include "notification_internal.h"
 
-char *push_payload(const cJSON *msg)
+char *push_payload(const struct ev_msg *msg)
 {
-    int64_t id = 0, seq = 0, room = 0;
-    const char *sender = "", *body = "";
-    json_get_i64(msg, "id", &id);
-    json_get_i64(msg, "seq", &seq);
-    json_get_i64(msg, "room_id", &room);
-    json_get_str(msg, "sender", &sender);
-    json_get_str(msg, "body", &body);
+    const char *sender = msg->sender ? msg->sender : "";
+    const char *body = msg->body ? msg->body : "";
 
     /* A notification shows a preview: 200 characters, never half of one. */
     char *cut = strndup(body, notif_utf8_cut(body, strlen(body), NOTIF_BODY_CHARS));
     cJSON *p = cJSON_CreateObject(), *m = cJSON_CreateObject();
     char *out = NULL;
     if (!cut || !p || !m ||
-        !cJSON_AddNumberToObject(m, "id", (double)id) ||
-        !cJSON_AddNumberToObject(m, "seq", (double)seq) ||
+        !cJSON_AddNumberToObject(m, "id", (double)msg->id) ||
+        !cJSON_AddNumberToObject(m, "seq", (double)msg->seq) ||
         !cJSON_AddStringToObject(m, "sender", sender) ||
         !cJSON_AddStringToObject(m, "body", cut) ||
         !cJSON_AddStringToObject(p, "type", "message") ||
-        !cJSON_AddNumberToObject(p, "room_id", (double)room)) {
+        !cJSON_AddNumberToObject(p, "room_id", (double)msg->room_id)) {
         cJSON_Delete(m);
         goto done;
     }
@@ -62,7 +58,7 @@ struct push_job {
     struct notif *n;
     struct bus_delivery *d;
     int64_t sub_id, recipient;
-    char *payload;                   /* owned: the plaintext JSON */
+    char *plain;                     /* owned: the push message before encryption */
     /* filled on the pool thread */
     int found;
     struct subs_target t;
@@ -74,20 +70,19 @@ struct push_job {
 
 static void job_free(struct push_job *j)
 {
-    free(j->payload);
+    free(j->plain);
     free(j->body);
     free(j->headers);
     free(j);
 }
 
 /* Pool thread. */
-static int prepare_fn(struct db_conn *conn_, void *arg)
+static int prepare_fn(struct db_conn *conn, void *arg)
 {
-    sqlite3 *conn = db_sqlite(conn_);
     struct push_job *j = arg;
     struct notif *n = j->n;
     char origin[NOTIF_ENDPOINT_MAX + 1];
-    int rc = subs_get(conn, j->sub_id, &j->t);
+    int rc = notif_store_sub_get(&n->store, conn, j->sub_id, &j->t);
     if (rc == -ENOENT || (rc == 0 && j->t.user_id != j->recipient))
         return 0;                    /* gone, or the endpoint moved to another user */
     if (rc < 0) {
@@ -95,7 +90,7 @@ static int prepare_fn(struct db_conn *conn_, void *arg)
         return rc;
     }
     j->found = 1;
-    size_t plen = strlen(j->payload);
+    size_t plen = strlen(j->plain);
     if (vapid_origin(j->t.endpoint, origin, sizeof(origin)) < 0) {
         snprintf(j->error, sizeof(j->error), "bad endpoint");
         return -EINVAL;
@@ -108,7 +103,7 @@ static int prepare_fn(struct db_conn *conn_, void *arg)
         snprintf(j->error, sizeof(j->error), "cannot sign the VAPID token");
         return -ENOMEM;
     }
-    j->blen = ece_encrypt(j->t.p256dh, j->t.auth, j->payload, plen, NULL, NULL, j->body,
+    j->blen = ece_encrypt(j->t.p256dh, j->t.auth, j->plain, plen, NULL, NULL, j->body,
                           ECE_OUT_LEN(plen), NULL);
     int hl = j->blen < 0 ? -1 :
         asprintf(&j->headers, "TTL: %d\r\nUrgency: normal\r\nContent-Encoding: aes128gcm\r\n"
@@ -216,7 +211,7 @@ static void prepared(void *arg, int status)
 /* Hands the delivery of MSG to the pool (prepare_fn): BUS_ASYNC, or an error with
  * the reason set on d. */
 static int start_push(struct notif *n, struct bus_delivery *d, int64_t recipient,
-                      int64_t sub_id, const cJSON *msg)
+                      int64_t sub_id, const struct ev_msg *msg)
 {
     if (n->closed || n->out_closing) {
         bus_delivery_set_error(d, "shutting down");
@@ -231,7 +226,7 @@ static int start_push(struct notif *n, struct bus_delivery *d, int64_t recipient
         return -EAGAIN;
     }
     struct push_job *j = calloc(1, sizeof(*j));
-    if (!j || !(j->payload = push_payload(msg))) {
+    if (!j || !(j->plain = push_payload(msg))) {
         free(j);
         bus_delivery_set_error(d, "out of memory");
         return -ENOMEM;
@@ -258,24 +253,21 @@ struct rebuild {
     int64_t recipient, sub_id, msg_id;
 };
 
-static const cJSON *find_message(const cJSON *reply, int64_t id)
+static const struct ev_msg *find_message(const struct ev_message_sync_reply *reply,
+                                         int64_t id)
 {
-    const cJSON *room, *msg;
-    cJSON_ArrayForEach(room, cJSON_GetObjectItemCaseSensitive(reply, "rooms")) {
-        cJSON_ArrayForEach(msg, cJSON_GetObjectItemCaseSensitive(room, "messages")) {
-            int64_t mid;
-            if (json_get_i64(msg, "id", &mid) == 0 && mid == id)
-                return msg;
-        }
-    }
+    for (size_t r = 0; reply && r < reply->nrooms; r++)
+        for (size_t m = 0; m < reply->rooms[r].nmessages; m++)
+            if (reply->rooms[r].messages[m].id == id)
+                return &reply->rooms[r].messages[m];
     return NULL;
 }
 
-static void rebuilt(void *ctx, int status, const cJSON *reply)
+static void rebuilt(void *ctx, int status, const void *reply)
 {
     struct rebuild *r = ctx;
     struct notif *n = r->n;
-    const cJSON *msg = status < 0 ? NULL : find_message(reply, r->msg_id);
+    const struct ev_msg *msg = status < 0 ? NULL : find_message(reply, r->msg_id);
     n->prepares--;
     if (status < 0) {
         bus_complete(r->d, status, "cannot read the message again");
@@ -294,36 +286,26 @@ static void rebuilt(void *ctx, int status, const cJSON *reply)
 }
 
 static int rebuild(struct notif *n, struct bus_delivery *d, int64_t recipient,
-                   int64_t sub_id, const cJSON *ref)
+                   int64_t sub_id, const struct ev_msg_ref *ref)
 {
-    int64_t room, seq;
-    struct rebuild *r = calloc(1, sizeof(*r));
-    cJSON *q = cJSON_CreateObject(), *rooms = cJSON_CreateArray(), *ask = cJSON_CreateObject();
-    if (!r || !q || !rooms || !ask || json_get_i64(ref, "id", &r->msg_id) < 0 ||
-        json_get_i64(ref, "room_id", &room) < 0 || json_get_i64(ref, "seq", &seq) < 0 ||
-        seq < 1) {
-        free(r);
-        cJSON_Delete(q);
-        cJSON_Delete(rooms);
-        cJSON_Delete(ask);
-        bus_delivery_set_error(d, "malformed message_ref");
-        return -EINVAL;
-    }
     /* One page of one message: the message after seq - 1, if the recipient may read it
      * (events.h, message.sync). */
-    cJSON_AddNumberToObject(ask, "room_id", (double)room);
-    cJSON_AddNumberToObject(ask, "after", (double)(seq - 1));
-    cJSON_AddNumberToObject(ask, "limit", 1);
-    cJSON_AddItemToArray(rooms, ask);
-    cJSON_AddItemToObject(q, "rooms", rooms);
-    cJSON_AddNumberToObject(q, "user_id", (double)recipient);
-    cJSON_AddNumberToObject(q, "max_messages", 1);
+    struct ev_sync_room_ask ask = { .room_id = ref->room_id, .after = ref->seq - 1,
+                                    .limit = 1 };
+    struct ev_message_sync q = { .user_id = recipient, .rooms = &ask, .nrooms = 1,
+                                 .max_messages = 1 };
+    struct rebuild *r = calloc(1, sizeof(*r));
+    if (!r) {
+        bus_delivery_set_error(d, "out of memory");
+        return -ENOMEM;
+    }
     r->n = n;
     r->d = d;
     r->recipient = recipient;
     r->sub_id = sub_id;
-    int64_t id = bus_request(n->app->bus, TOPIC_MESSAGE_SYNC, q, NOTIF_REBUILD_TIMEOUT_MS,
-                             rebuilt, r);
+    r->msg_id = ref->id;
+    int64_t id = bus_request_ev(n->app->bus, &EV_MESSAGE_SYNC, &q, NOTIF_REBUILD_TIMEOUT_MS,
+                                rebuilt, r);
     if (id < 0) {
         free(r);
         bus_delivery_set_error(d, "cannot ask for the message");
@@ -333,48 +315,40 @@ static int rebuild(struct notif *n, struct bus_delivery *d, int64_t recipient,
     return BUS_ASYNC;
 }
 
+/* Decoded and encoded by the codec like any payload: a dead letter is replayed as a
+ * notification.requested, so it has to be one. */
 cJSON *push_dead_letter(const cJSON *payload, void *ctx)
 {
-    const cJSON *msg = cJSON_GetObjectItemCaseSensitive(payload, "message");
-    int64_t recipient, sub_id, id, room, seq;
+    struct ev_notification_requested *req = NULL;
+    char why[160];
+    cJSON *out = NULL;
     (void)ctx;
-    if (json_get_i64(payload, "recipient_id", &recipient) < 0 ||
-        json_get_i64(payload, "subscription_id", &sub_id) < 0 ||
-        json_get_i64(msg, "id", &id) < 0 || json_get_i64(msg, "room_id", &room) < 0 ||
-        json_get_i64(msg, "seq", &seq) < 0)
+    if (ev_decode(&EV_NOTIFICATION_REQUESTED, payload, (void **)&req, why, sizeof(why)) < 0)
         return NULL;                 /* not a push we can rebuild: kept as it is */
-    cJSON *p = cJSON_CreateObject(), *ref = cJSON_CreateObject();
-    if (!p || !ref || !cJSON_AddStringToObject(p, "channel", "push") ||
-        !cJSON_AddNumberToObject(p, "recipient_id", (double)recipient) ||
-        !cJSON_AddNumberToObject(p, "subscription_id", (double)sub_id) ||
-        !cJSON_AddNumberToObject(ref, "id", (double)id) ||
-        !cJSON_AddNumberToObject(ref, "room_id", (double)room) ||
-        !cJSON_AddNumberToObject(ref, "seq", (double)seq)) {
-        cJSON_Delete(p);
-        cJSON_Delete(ref);
-        return NULL;
+    if (req->channel == EV_CHANNEL_PUSH && req->subscription_id && req->message) {
+        struct ev_msg_ref ref = { .id = req->message->id, .room_id = req->message->room_id,
+                                  .seq = req->message->seq };
+        struct ev_notification_requested reduced = {
+            .channel = EV_CHANNEL_PUSH, .recipient_id = req->recipient_id,
+            .subscription_id = req->subscription_id, .message_ref = &ref,
+        };
+        out = ev_encode(&EV_NOTIFICATION_REQUESTED, &reduced);
     }
-    cJSON_AddItemToObject(p, "message_ref", ref);
-    return p;
+    ev_free(req);
+    return out;
 }
 
 int push_on_request(struct bus_delivery *d, struct bus_event *ev, void *ctx)
 {
+    const struct ev_notification_requested *req = ev->data;
     struct notif *n = ctx;
-    const cJSON *p = ev->payload;
-    const char *channel;
-    int64_t recipient, sub_id;
-    const cJSON *msg = cJSON_GetObjectItemCaseSensitive(p, "message");
-    const cJSON *ref = cJSON_GetObjectItemCaseSensitive(p, "message_ref");
-    if (json_get_str(p, "channel", &channel) < 0 || strcmp(channel, "push") != 0)
+    if (req->channel != EV_CHANNEL_PUSH)
         return 0;                    /* the webhook consumer's */
-    if (json_get_i64(p, "recipient_id", &recipient) < 0 ||
-        json_get_i64(p, "subscription_id", &sub_id) < 0 ||
-        (!cJSON_IsObject(msg) && !cJSON_IsObject(ref))) {
+    if (!req->subscription_id || (!req->message && !req->message_ref)) {
         bus_delivery_set_error(d, "malformed notification.requested");
         return -EINVAL;
     }
-    if (!cJSON_IsObject(msg))
-        return rebuild(n, d, recipient, sub_id, ref);
-    return start_push(n, d, recipient, sub_id, msg);
+    if (!req->message)
+        return rebuild(n, d, req->recipient_id, req->subscription_id, req->message_ref);
+    return start_push(n, d, req->recipient_id, req->subscription_id, req->message);
 }

@@ -10,7 +10,7 @@
  * deleted by a timer here. Its owner sees failures, failing_since and last_error in
  * GET /v1/push/subscriptions, and a dropped one is no longer listed.
  *
- * The counts are kept in the table (written through the writer, read with the
+ * The counts are kept in the store (written through the writer, read with the
  * subscription before each attempt, so they survive restarts) and, for the attempts
  * running at the same time, in a bounded set in memory (n->failures): the table's
  * count lags behind by a commit, and a burst of messages would otherwise be retried
@@ -23,7 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "chatd/config.h"
-#include "chatd/db_sqlite.h"
+#include "chatd/db.h"
 #include "chatd/log.h"
 #include "chatd/util.h"
 #include "notification_internal.h"
@@ -35,6 +35,7 @@
 struct health_job {
     struct db_job job;               /* first: the writer hands this pointer back */
     struct chatd *app;
+    const struct notification_store *store;
     int64_t sub_id;                  /* 0 for the sweep */
     int64_t now, ttl_ms;
     int max_failures, ok;
@@ -42,43 +43,19 @@ struct health_job {
     char error[HEALTH_ERROR_MAX];
 };
 
-static int outcome_apply(struct db_conn *conn_, struct db_job *job)
+static int outcome_apply(struct db_conn *conn, struct db_job *job)
 {
-    sqlite3 *conn = db_sqlite(conn_);
     struct health_job *j = (struct health_job *)job;
-    sqlite3_stmt *st = NULL;
-    /* The right-hand sides see the row as it was: failures + 1 is the new count. */
-    int rc = sqlite3_prepare_v2(conn, j->ok
-        ? "UPDATE push_subscriptions SET failures = 0, failing_since = NULL,"
-          " last_error = NULL WHERE id = ?1"
-        : "UPDATE push_subscriptions SET failures = failures + 1, last_error = ?2,"
-          " failing_since = CASE WHEN failing_since IS NULL AND failures + 1 >= ?3"
-          " THEN ?4 ELSE failing_since END WHERE id = ?1", -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return db_errno(rc);
-    sqlite3_bind_int64(st, 1, j->sub_id);
-    if (!j->ok) {
-        sqlite3_bind_text(st, 2, j->error, -1, SQLITE_STATIC);
-        sqlite3_bind_int(st, 3, j->max_failures);
-        sqlite3_bind_int64(st, 4, j->now);
-    }
-    return subs_step_done(st);
+    if (j->ok)
+        return notif_store_sub_succeeded(j->store, conn, j->sub_id);
+    return notif_store_sub_failed(j->store, conn, j->sub_id, j->error, j->max_failures,
+                                  j->now);
 }
 
-static int sweep_apply(struct db_conn *conn_, struct db_job *job)
+static int sweep_apply(struct db_conn *conn, struct db_job *job)
 {
-    sqlite3 *conn = db_sqlite(conn_);
     struct health_job *j = (struct health_job *)job;
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(conn, "DELETE FROM push_subscriptions WHERE"
-                                " failing_since IS NOT NULL AND failing_since <= ?1",
-                                -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return db_errno(rc);
-    sqlite3_bind_int64(st, 1, j->now - j->ttl_ms);
-    rc = subs_step_done(st);
-    j->dropped = sqlite3_changes(conn);
-    return rc;
+    return notif_store_drop_failing(j->store, conn, j->now - j->ttl_ms, &j->dropped);
 }
 
 /* Writer thread. */
@@ -100,6 +77,7 @@ static void submit(struct notif *n, struct health_job *j,
 {
     const struct chatd_config *cfg = n->app->cfg;
     j->app = n->app;
+    j->store = &n->store;
     j->now = now_ms();
     j->ttl_ms = (int64_t)cfg->notification.subscription_failing_ttl * 1000;
     j->max_failures = cfg->notification.subscription_max_failures;

@@ -1,11 +1,11 @@
 /* subs_list.c: GET /v1/push/subscriptions, the caller's push subscriptions with their
- * health (sub_health.c), read on the thread pool:
+ * health (sub_health.c), read from the store on the thread pool:
  *   {"subscriptions":[{"id","endpoint","created_at","failures","failing_since",
  *                      "last_error"}...]} in id order; failing_since and last_error
  * are null for a subscription that is not failing / never failed. */
 #include <errno.h>
 #include <stdlib.h>
-#include "chatd/db_sqlite.h"
+#include "chatd/db.h"
 #include "chatd/util.h"
 #include "notification_internal.h"
 
@@ -16,20 +16,19 @@ struct list_read {
     cJSON *answer;                   /* owned, built on the pool thread */
 };
 
-static int add_row(cJSON *arr, sqlite3_stmt *st)
+static int add_row(void *arg, const struct notif_sub_info *s)
 {
-    cJSON *o = cJSON_CreateObject();
+    cJSON *arr = arg, *o = cJSON_CreateObject();
     if (!o || !cJSON_AddItemToArray(arr, o))
         return -ENOMEM;
-    const char *last_error = (const char *)sqlite3_column_text(st, 5);
-    if (!cJSON_AddNumberToObject(o, "id", (double)sqlite3_column_int64(st, 0)) ||
-        !cJSON_AddStringToObject(o, "endpoint", (const char *)sqlite3_column_text(st, 1)) ||
-        !cJSON_AddNumberToObject(o, "created_at", (double)sqlite3_column_int64(st, 2)) ||
-        !cJSON_AddNumberToObject(o, "failures", sqlite3_column_int(st, 3)))
+    if (!cJSON_AddNumberToObject(o, "id", (double)s->id) ||
+        !cJSON_AddStringToObject(o, "endpoint", s->endpoint) ||
+        !cJSON_AddNumberToObject(o, "created_at", (double)s->created_at) ||
+        !cJSON_AddNumberToObject(o, "failures", s->failures))
         return -ENOMEM;
-    cJSON *since = sqlite3_column_type(st, 4) == SQLITE_NULL ? cJSON_CreateNull()
-                   : cJSON_CreateNumber((double)sqlite3_column_int64(st, 4));
-    cJSON *err = last_error ? cJSON_CreateString(last_error) : cJSON_CreateNull();
+    cJSON *since = s->failing_since ? cJSON_CreateNumber((double)s->failing_since)
+                                    : cJSON_CreateNull();
+    cJSON *err = s->last_error ? cJSON_CreateString(s->last_error) : cJSON_CreateNull();
     if (!since || !err) {
         cJSON_Delete(since);
         cJSON_Delete(err);
@@ -41,28 +40,14 @@ static int add_row(cJSON *arr, sqlite3_stmt *st)
 }
 
 /* Pool thread. */
-static int list_fn(struct db_conn *conn_, void *arg)
+static int list_fn(struct db_conn *conn, void *arg)
 {
-    sqlite3 *conn = db_sqlite(conn_);
     struct list_read *l = arg;
-    sqlite3_stmt *st = NULL;
     cJSON *arr;
     l->answer = cJSON_CreateObject();
     if (!l->answer || !(arr = cJSON_AddArrayToObject(l->answer, "subscriptions")))
         return -ENOMEM;
-    int rc = sqlite3_prepare_v2(conn, "SELECT id, endpoint, created_at, failures,"
-                                " failing_since, last_error FROM push_subscriptions"
-                                " WHERE user_id = ?1 ORDER BY id", -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return db_errno(rc);
-    sqlite3_bind_int64(st, 1, l->user_id);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-        if (add_row(arr, st) < 0) {
-            rc = SQLITE_NOMEM;
-            break;
-        }
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : db_errno(rc);
+    return notif_store_subs_of_user(&l->n->store, conn, l->user_id, add_row, arr);
 }
 
 static void list_after(void *arg, int status)

@@ -1,5 +1,5 @@
-/* subscriptions.c: the push_subscriptions table (owned by this module) and the
- * jobs that touch it. Writes go through the writer thread (db_write); reads run on
+/* subscriptions.c: the jobs on push subscriptions (the rows are the store's,
+ * notification_store.h). Writes go through the writer thread (db_write); reads run on
  * the thread pool (db_read). The loop only sees results.
  *
  * An endpoint belongs to one browser profile: subscribing a known endpoint again
@@ -12,35 +12,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "chatd/db_sqlite.h"
+#include "chatd/db.h"
 #include "chatd/log.h"
 #include "chatd/util.h"
 #include "notification_internal.h"
 
-static const struct db_migration migrations[] = {
-    { 1,
-      "CREATE TABLE push_subscriptions ("
-      "  id INTEGER PRIMARY KEY,"
-      "  user_id INTEGER NOT NULL,"
-      "  endpoint TEXT NOT NULL UNIQUE,"
-      "  p256dh BLOB NOT NULL,"
-      "  auth BLOB NOT NULL,"
-      "  created_at INTEGER NOT NULL);"
-      "CREATE INDEX push_subscriptions_user ON push_subscriptions(user_id, created_at);" },
-    /* Delivery health (sub_health.c): failed attempts in a row, since when the
-     * subscription counts as failing, and the last error, shown to its owner. */
-    { 2,
-      "ALTER TABLE push_subscriptions ADD COLUMN failures INTEGER NOT NULL DEFAULT 0;"
-      "ALTER TABLE push_subscriptions ADD COLUMN failing_since INTEGER;"
-      "ALTER TABLE push_subscriptions ADD COLUMN last_error TEXT;"
-      "CREATE INDEX push_subscriptions_failing ON push_subscriptions(failing_since)"
-      " WHERE failing_since IS NOT NULL;" },
-};
-
-int subs_migrate(struct notif *n)
+/* Picks the engine (SQLite is the only one) and brings its tables up to date. */
+int subs_store_open(struct notif *n)
 {
-    return db_migrate(n->app->db, NOTIF_MOD, migrations,
-                      (int)(sizeof(migrations) / sizeof(migrations[0])));
+    int rc = notification_store_sqlite_new(&n->store);
+    return rc < 0 ? rc : notif_store_migrate(&n->store, n->app->db);
 }
 
 /* ---- writes answering an HTTP request ---- */
@@ -70,49 +51,15 @@ static void job_after(struct db_job *job, int status)
     job_free(j);
 }
 
-/* Steps a statement that returns no rows, and finalizes it. */
-int subs_step_done(sqlite3_stmt *st)
+static int add_apply(struct db_conn *conn, struct db_job *job)
 {
-    int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : db_errno(rc);
-}
-
-static int add_apply(struct db_conn *conn_, struct db_job *job)
-{
-    sqlite3 *conn = db_sqlite(conn_);
     struct subs_job *j = (struct subs_job *)job;
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(conn,
-        "INSERT INTO push_subscriptions(user_id, endpoint, p256dh, auth, created_at) "
-        "VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(endpoint) DO UPDATE SET "
-        "user_id = excluded.user_id, p256dh = excluded.p256dh, auth = excluded.auth, "
-        "created_at = excluded.created_at, failures = 0, failing_since = NULL, "
-        "last_error = NULL RETURNING id", -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return db_errno(rc);
-    sqlite3_bind_int64(st, 1, j->user_id);
-    sqlite3_bind_text(st, 2, j->endpoint, -1, SQLITE_STATIC);
-    sqlite3_bind_blob(st, 3, j->p256dh, ECE_KEY_LEN, SQLITE_STATIC);
-    sqlite3_bind_blob(st, 4, j->auth, ECE_AUTH_LEN, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 5, now_ms());
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        j->id = sqlite3_column_int64(st, 0);
-        rc = sqlite3_step(st);
-    }
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE)
-        return db_errno(rc);
-    rc = sqlite3_prepare_v2(conn,
-        "DELETE FROM push_subscriptions WHERE user_id = ?1 AND id NOT IN "
-        "(SELECT id FROM push_subscriptions WHERE user_id = ?1 "
-        " ORDER BY created_at DESC, id DESC LIMIT ?2)", -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return db_errno(rc);
-    sqlite3_bind_int64(st, 1, j->user_id);
-    sqlite3_bind_int(st, 2, NOTIF_SUBS_PER_USER);
-    return subs_step_done(st);
+    const struct notification_store *store = &j->n->store;
+    struct notif_sub_new sub = { .user_id = j->user_id, .endpoint = j->endpoint,
+                                 .p256dh = j->p256dh, .auth = j->auth,
+                                 .created_at = now_ms() };
+    int rc = notif_store_sub_put(store, conn, &sub, &j->id);
+    return rc < 0 ? rc : notif_store_subs_trim(store, conn, j->user_id, NOTIF_SUBS_PER_USER);
 }
 
 static void add_finish(struct subs_job *j)
@@ -162,23 +109,11 @@ void subs_add(struct notif *n, struct http_req *req, const char *endpoint,
     submit(j, add_apply);
 }
 
-static int remove_apply(struct db_conn *conn_, struct db_job *job)
+static int remove_apply(struct db_conn *conn, struct db_job *job)
 {
-    sqlite3 *conn = db_sqlite(conn_);
     struct subs_job *j = (struct subs_job *)job;
-    sqlite3_stmt *st = NULL;
     /* user_id 0 is the removal after a 404/410 from the push service. */
-    int rc = sqlite3_prepare_v2(conn, j->user_id
-        ? "DELETE FROM push_subscriptions WHERE id = ?1 AND user_id = ?2"
-        : "DELETE FROM push_subscriptions WHERE id = ?1", -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return db_errno(rc);
-    sqlite3_bind_int64(st, 1, j->id);
-    if (j->user_id)
-        sqlite3_bind_int64(st, 2, j->user_id);
-    rc = subs_step_done(st);
-    j->changed = sqlite3_changes(conn);
-    return rc;
+    return notif_store_sub_delete(&j->n->store, conn, j->id, j->user_id, &j->changed);
 }
 
 static void remove_finish(struct subs_job *j)
@@ -223,78 +158,6 @@ void subs_delete_gone(struct notif *n, int64_t sub_id)
     submit(j, remove_apply);
 }
 
-/* ---- reads (pool threads) ---- */
-
-int subs_query_users(sqlite3 *conn, const char *ids_json, struct subs_row **rows, size_t *n)
-{
-    sqlite3_stmt *st = NULL;
-    size_t cap = 0;
-    *rows = NULL;
-    *n = 0;
-    int rc = sqlite3_prepare_v2(conn,
-        "SELECT id, user_id FROM push_subscriptions WHERE user_id IN "
-        "(SELECT value FROM json_each(?1)) ORDER BY user_id, id", -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return db_errno(rc);
-    sqlite3_bind_text(st, 1, ids_json, -1, SQLITE_STATIC);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (*n == cap) {
-            size_t ncap = cap ? cap * 2 : 16;
-            struct subs_row *r = realloc(*rows, ncap * sizeof(**rows));
-            if (!r) {
-                rc = SQLITE_NOMEM;
-                break;
-            }
-            *rows = r;
-            cap = ncap;
-        }
-        (*rows)[*n].id = sqlite3_column_int64(st, 0);
-        (*rows)[*n].user_id = sqlite3_column_int64(st, 1);
-        (*n)++;
-    }
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE) {
-        free(*rows);
-        *rows = NULL;
-        *n = 0;
-        return db_errno(rc);
-    }
-    return 0;
-}
-
-int subs_get(sqlite3 *conn, int64_t id, struct subs_target *t)
-{
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(conn,
-        "SELECT user_id, endpoint, p256dh, auth, failures, failing_since"
-        " FROM push_subscriptions WHERE id = ?1",
-        -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return db_errno(rc);
-    sqlite3_bind_int64(st, 1, id);
-    rc = sqlite3_step(st);
-    if (rc != SQLITE_ROW) {
-        sqlite3_finalize(st);
-        return rc == SQLITE_DONE ? -ENOENT : db_errno(rc);
-    }
-    const char *ep = (const char *)sqlite3_column_text(st, 1);
-    int eplen = sqlite3_column_bytes(st, 1);
-    if (!ep || eplen > NOTIF_ENDPOINT_MAX || sqlite3_column_bytes(st, 2) != ECE_KEY_LEN ||
-        sqlite3_column_bytes(st, 3) != ECE_AUTH_LEN) {
-        sqlite3_finalize(st);
-        return -EINVAL;
-    }
-    t->user_id = sqlite3_column_int64(st, 0);
-    memcpy(t->endpoint, ep, (size_t)eplen);
-    t->endpoint[eplen] = 0;
-    memcpy(t->p256dh, sqlite3_column_blob(st, 2), ECE_KEY_LEN);
-    memcpy(t->auth, sqlite3_column_blob(st, 3), ECE_AUTH_LEN);
-    t->failures = sqlite3_column_int(st, 4);
-    t->failing_since = sqlite3_column_int64(st, 5);       /* NULL reads as 0 */
-    sqlite3_finalize(st);
-    return 0;
-}
-
 /* ---- start-up: who has subscriptions ---- */
 
 struct load {
@@ -303,30 +166,25 @@ struct load {
     size_t len, cap;
 };
 
-static int load_fn(struct db_conn *conn_, void *arg)
+static int load_one(void *arg, int64_t user_id)
 {
-    sqlite3 *conn = db_sqlite(conn_);
     struct load *l = arg;
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(conn, "SELECT DISTINCT user_id FROM push_subscriptions",
-                                -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return db_errno(rc);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (l->len == l->cap) {
-            size_t ncap = l->cap ? l->cap * 2 : 256;
-            int64_t *p = realloc(l->ids, ncap * sizeof(*p));
-            if (!p) {
-                rc = SQLITE_NOMEM;
-                break;
-            }
-            l->ids = p;
-            l->cap = ncap;
-        }
-        l->ids[l->len++] = sqlite3_column_int64(st, 0);
+    if (l->len == l->cap) {
+        size_t ncap = l->cap ? l->cap * 2 : 256;
+        int64_t *p = realloc(l->ids, ncap * sizeof(*p));
+        if (!p)
+            return -ENOMEM;
+        l->ids = p;
+        l->cap = ncap;
     }
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : db_errno(rc);
+    l->ids[l->len++] = user_id;
+    return 0;
+}
+
+static int load_fn(struct db_conn *conn, void *arg)
+{
+    struct load *l = arg;
+    return notif_store_subscribers(&l->n->store, conn, load_one, l);
 }
 
 static void load_after(void *arg, int status)

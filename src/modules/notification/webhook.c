@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <openssl/hmac.h>
+#include "chatd/event_codec.h"
 #include "chatd/log.h"
 #include "chatd/metrics.h"
 #include "chatd/util.h"
@@ -54,10 +55,29 @@ static void on_sent(void *arg, int status, const char *error)
     notif_work_done(n);
 }
 
-static char *webhook_body(int64_t recipient, const cJSON *msg)
+/* MSG as the API shows it (docs/api.md), the fields in the order of message.stored. */
+static cJSON *msg_json(const struct ev_msg *m)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o || !cJSON_AddNumberToObject(o, "id", (double)m->id) ||
+        !cJSON_AddNumberToObject(o, "room_id", (double)m->room_id) ||
+        !cJSON_AddNumberToObject(o, "seq", (double)m->seq) ||
+        !cJSON_AddNumberToObject(o, "sender_id", (double)m->sender_id) ||
+        !cJSON_AddStringToObject(o, "sender", m->sender ? m->sender : "") ||
+        !cJSON_AddStringToObject(o, "body", m->body ? m->body : "") ||
+        !(m->client_msg_id ? cJSON_AddStringToObject(o, "client_msg_id", m->client_msg_id)
+                           : cJSON_AddNullToObject(o, "client_msg_id")) ||
+        !cJSON_AddNumberToObject(o, "created_at", (double)m->created_at)) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}
+
+static char *webhook_body(int64_t recipient, const struct ev_msg *msg)
 {
     cJSON *p = cJSON_CreateObject();
-    cJSON *m = cJSON_Duplicate(msg, 1);
+    cJSON *m = msg_json(msg);
     char *out = NULL;
     if (p && m && cJSON_AddStringToObject(p, "type", "message") &&
         cJSON_AddNumberToObject(p, "recipient_id", (double)recipient)) {
@@ -72,19 +92,16 @@ static char *webhook_body(int64_t recipient, const cJSON *msg)
 
 int webhook_on_request(struct bus_delivery *d, struct bus_event *ev, void *ctx)
 {
+    const struct ev_notification_requested *req = ev->data;
     struct notif *n = ctx;
     const struct chatd_config *cfg = n->app->cfg;
-    const cJSON *p = ev->payload;
-    const cJSON *msg = cJSON_GetObjectItemCaseSensitive(p, "message");
-    const char *channel;
-    int64_t recipient, msg_id;
-    if (json_get_str(p, "channel", &channel) < 0 || strcmp(channel, "webhook") != 0)
+    if (req->channel != EV_CHANNEL_WEBHOOK)
         return 0;                    /* the push consumer's */
-    if (json_get_i64(p, "recipient_id", &recipient) < 0 || !cJSON_IsObject(msg) ||
-        json_get_i64(msg, "id", &msg_id) < 0) {
+    if (!req->message) {
         bus_delivery_set_error(d, "malformed notification.requested");
         return -EINVAL;
     }
+    int64_t recipient = req->recipient_id, msg_id = req->message->id;
     if (!cfg->notification.webhook_url[0]) {
         /* Replayed after the webhook was switched off: keep it for the operator. */
         bus_delivery_set_error(d, "no webhook_url configured");
@@ -95,7 +112,7 @@ int webhook_on_request(struct bus_delivery *d, struct bus_event *ev, void *ctx)
         return -ECANCELED;
     }
     struct webhook_job *j = calloc(1, sizeof(*j));
-    char *body = webhook_body(recipient, msg);
+    char *body = webhook_body(recipient, req->message);
     char sig[80], headers[256];
     if (!j || !body) {
         free(j);

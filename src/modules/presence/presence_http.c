@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "chatd/bus.h"
+#include "chatd/event_codec.h"
 #include "chatd/events.h"
 #include "chatd/http.h"
 #include "chatd/text.h"
@@ -81,23 +82,21 @@ static void answer(void *arg, int status)
     free(q);
 }
 
-static void on_peers(void *ctx, int status, const cJSON *payload)
+static void on_peers(void *ctx, int status, const void *reply)
 {
+    const struct ev_rooms_peers_reply *peers = status == 0 ? reply : NULL;
     struct pquery *q = ctx;
-    const cJSON *peers = status == 0 ? cJSON_GetObjectItemCaseSensitive(payload, "user_ids")
-                                     : NULL;
     struct pmap set;
-    const cJSON *it;
     int k = 0;
 
-    if (!cJSON_IsArray(peers) || pmap_init(&set) < 0) {
+    if (!peers || pmap_init(&set) < 0) {
         http_respond_error(q->req, 503, "presence is not available right now");
         free(q);
         return;
     }
-    cJSON_ArrayForEach(it, peers)
-        if (cJSON_IsNumber(it) && it->valuedouble >= 1)
-            pmap_put(&set, (int64_t)it->valuedouble, q);
+    for (size_t i = 0; i < peers->user_ids.n; i++)
+        if (peers->user_ids.v[i] >= 1)
+            pmap_put(&set, peers->user_ids.v[i], q);
     for (int i = 0; i < q->n; i++)
         if (q->ids[i] == q->caller || pmap_get(&set, q->ids[i]))
             q->ids[k++] = q->ids[i];
@@ -107,7 +106,7 @@ static void on_peers(void *ctx, int status, const cJSON *payload)
         answer(q, 0);
         return;
     }
-    if (presence_db_read(q->p, q->ids, q->n, q->seen, answer, q) < 0)
+    if (presence_seen_fetch(q->p, q->ids, q->n, q->seen, answer, q) < 0)
         answer(q, -EIO);
 }
 
@@ -116,7 +115,7 @@ void presence_http_get(struct http_req *req, void *ctx)
     struct presence *p = ctx;
     struct pquery *q = calloc(1, sizeof(*q));
     char buf[PRESENCE_QUERY_MAX_IDS * 21];
-    cJSON *ask;
+    struct ev_rooms_peers ask;
     int rc;
 
     if (!q) {
@@ -136,11 +135,9 @@ void presence_http_get(struct http_req *req, void *ctx)
         free(q);
         return;
     }
-    ask = cJSON_CreateObject();
-    if (ask)
-        cJSON_AddNumberToObject(ask, "user_id", (double)q->caller);
-    if (!ask || bus_request(p->app->bus, TOPIC_ROOMS_PEERS, ask, PRESENCE_PEERS_TIMEOUT_MS,
-                            on_peers, q) < 0) {
+    ask = (struct ev_rooms_peers){ .user_id = q->caller };
+    if (bus_request_ev(p->app->bus, &EV_ROOMS_PEERS, &ask, PRESENCE_PEERS_TIMEOUT_MS,
+                       on_peers, q) < 0) {
         http_respond_error(req, 503, "presence is not available right now");
         free(q);
     }

@@ -1,7 +1,8 @@
 /* presence_internal.h: the presence module's private structures.
  *   presence_module.c   descriptor; ws.connected / ws.disconnected -> presence.changed
  *   presence_http.c     GET /v1/presence
- *   presence_db.c       the presence table (last_seen_at)
+ *   presence_seen.c     the jobs on last_seen_at (presence_seen_store.h; today's
+ *                       engine: presence_seen_store_sqlite.c)
  *   presence_store*.c   who holds which connections (behind presence_store.h)
  *   presence_map.c      int64 -> pointer map */
 #ifndef CHATD_PRESENCE_INTERNAL_H
@@ -14,6 +15,7 @@
 
 #include "chatd/chatd.h"
 #include "chatd/http.h"
+#include "presence_seen_store.h"
 #include "presence_store.h"
 
 #define PRESENCE_PEERS_TIMEOUT_MS 5000
@@ -48,11 +50,10 @@ struct pres_user {
     uint8_t seen_queued;             /* last_seen_at waits in presence.seen_ids */
 };
 
-struct pres_seen { int64_t user_id, at; };
-
 struct presence {
     struct chatd *app;
-    struct presence_store store;     /* owned */
+    struct presence_store store;     /* owned: open connections */
+    struct presence_seen_store seen; /* owned: last_seen_at, durable */
     struct pmap users;               /* user id -> struct pres_user (owned) */
     int draining;
     uint64_t *events_total;
@@ -64,13 +65,13 @@ struct presence {
     void (*drain_done)(void *);
 };
 
-/* presence_db.c */
-int  presence_db_migrate(struct presence *p);
+/* presence_seen.c */
+int  presence_seen_open(struct presence *p);
 /* Records rows[0..n) of last_seen_at durably in one writer job (fire and forget). */
-void presence_db_last_seen(struct presence *p, const struct pres_seen *rows, size_t n);
+void presence_seen_write(struct presence *p, const struct pres_seen *rows, size_t n);
 /* Reads last_seen_at of ids[0..n) into out[] (0 when unknown) on the thread pool; then
  * after(arg, status) on the loop. */
-int  presence_db_read(struct presence *p, const int64_t *ids, int n, int64_t *out,
+int  presence_seen_fetch(struct presence *p, const int64_t *ids, int n, int64_t *out,
                       void (*after)(void *arg, int status), void *arg);
 
 /* presence_http.c */

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "chatd/bus.h"
+#include "chatd/event_codec.h"
 #include "chatd/events.h"
 #include "chatd/http.h"
 #include "chatd/log.h"
@@ -56,36 +57,34 @@ static void user_forget_if_idle(struct presence *p, struct pres_user *u)
     }
 }
 
-static void publish(struct presence *p, struct pres_user *u, int online, const cJSON *peers)
+/* presence.changed for the peers that are online (the user itself left out). */
+static void publish(struct presence *p, struct pres_user *u, int online,
+                    const struct ev_ids *peers)
 {
-    cJSON *pl = cJSON_CreateObject(), *ids = cJSON_CreateArray();
-    const cJSON *it;
-    struct bus_event *ev;
+    size_t npeers = peers ? peers->n : 0, n = 0;
+    int64_t *ids = npeers ? malloc(npeers * sizeof(*ids)) : NULL;
 
-    if (!pl || !ids) {
-        cJSON_Delete(pl);
-        cJSON_Delete(ids);
+    if (npeers && !ids)
         return;
-    }
-    cJSON_ArrayForEach(it, peers) {
-        if (cJSON_IsNumber(it) && (int64_t)it->valuedouble != u->id &&
-            presence_store_count(&p->store, (int64_t)it->valuedouble) > 0)
-            cJSON_AddItemToArray(ids, cJSON_CreateNumber(it->valuedouble));
-    }
-    cJSON_AddNumberToObject(pl, "user_id", (double)u->id);
-    cJSON_AddStringToObject(pl, "status", online ? "online" : "offline");
-    /* Online: seen now. Offline: when the last connection closed. */
-    cJSON_AddNumberToObject(pl, "last_seen_at", (double)(online ? now_ms() : u->last_seen_at));
-    cJSON_AddItemToObject(pl, "recipient_ids", ids);
-    ev = bus_event_new(TOPIC_PRESENCE_CHANGED, pl);
-    if (ev && bus_publish(p->app->bus, ev) == 0)
+    for (size_t i = 0; i < npeers; i++)
+        if (peers->v[i] != u->id && presence_store_count(&p->store, peers->v[i]) > 0)
+            ids[n++] = peers->v[i];
+    struct ev_presence_changed ev = {
+        .user_id = u->id, .status = online ? EV_ONLINE : EV_OFFLINE,
+        /* Online: seen now. Offline: when the last connection closed. */
+        .last_seen_at = online ? now_ms() : u->last_seen_at,
+        .recipient_ids = { ids, n },
+    };
+    if (bus_publish_ev(p->app->bus, &EV_PRESENCE_CHANGED, &ev) == 0)
         METRIC_INC(p->events_total);
+    free(ids);
 }
 
 static void schedule(struct presence *p, struct pres_user *u);
 
-static void on_peers(void *ctx, int status, const cJSON *payload)
+static void on_peers(void *ctx, int status, const void *reply)
 {
+    const struct ev_rooms_peers_reply *peers = status == 0 ? reply : NULL;
     struct pres_user *u = ctx;
     struct presence *p = u->p;
     int online = presence_store_count(&p->store, u->id) > 0;
@@ -95,8 +94,7 @@ static void on_peers(void *ctx, int status, const cJSON *payload)
         LOG_WARN(p->app, "presence", "rooms.peers failed user=%lld err=%d: announcing to nobody",
                  (long long)u->id, status);
     if (online != u->announced) {
-        publish(p, u, online, status == 0 ? cJSON_GetObjectItemCaseSensitive(payload, "user_ids")
-                                          : NULL);
+        publish(p, u, online, peers ? &peers->user_ids : NULL);
         u->announced = (uint8_t)online;
     }
     user_forget_if_idle(p, u);
@@ -104,17 +102,14 @@ static void on_peers(void *ctx, int status, const cJSON *payload)
 
 static void schedule(struct presence *p, struct pres_user *u)
 {
-    cJSON *q;
+    struct ev_rooms_peers q = { .user_id = u->id };
     int64_t id;
 
     if (u->pending || p->draining)
         return;
-    q = cJSON_CreateObject();
-    if (!q)
-        return;
-    cJSON_AddNumberToObject(q, "user_id", (double)u->id);
     u->pending = 1;
-    id = bus_request(p->app->bus, TOPIC_ROOMS_PEERS, q, PRESENCE_PEERS_TIMEOUT_MS, on_peers, u);
+    id = bus_request_ev(p->app->bus, &EV_ROOMS_PEERS, &q, PRESENCE_PEERS_TIMEOUT_MS,
+                        on_peers, u);
     if (id < 0) {
         /* No peers to ask: still tell the modules that keep an online set. */
         on_peers(u, (int)id, NULL);
@@ -141,12 +136,12 @@ static void seen_flush(struct presence *p)
         if (rows)
             rows[n++] = (struct pres_seen){ u->id, u->last_seen_at };
         else   /* out of memory: one job each, as the batch would have held */
-            presence_db_last_seen(p, &(struct pres_seen){ u->id, u->last_seen_at }, 1);
+            presence_seen_write(p, &(struct pres_seen){ u->id, u->last_seen_at }, 1);
         u->seen_queued = 0;
         user_forget_if_idle(p, u);
     }
     p->nseen = 0;
-    presence_db_last_seen(p, rows, n);
+    presence_seen_write(p, rows, n);
     free(rows);
     if (p->seen_timer_open)
         uv_timer_stop(&p->seen_timer);
@@ -163,7 +158,7 @@ static void seen_queue(struct presence *p, struct pres_user *u)
         return;   /* already waiting: the batch takes its latest value */
     if (!p->seen_timer_open || p->draining) {
         /* Shutting down: nothing waits for a timer any more. */
-        presence_db_last_seen(p, &(struct pres_seen){ u->id, u->last_seen_at }, 1);
+        presence_seen_write(p, &(struct pres_seen){ u->id, u->last_seen_at }, 1);
         return;
     }
     if (p->nseen == PRESENCE_SEEN_MAX)
@@ -174,16 +169,15 @@ static void seen_queue(struct presence *p, struct pres_user *u)
     u->seen_queued = 1;
 }
 
+/* The bus hands over decoded events only: ids are > 0 (event_codec.h). */
 static int on_connected(struct bus_delivery *d, struct bus_event *ev, void *ctx)
 {
+    const struct ev_ws_connected *m = ev->data;
     struct presence *p = ctx;
-    int64_t user = 0, conn = 0;
+    int64_t user = m->user_id, conn = m->conn_id;
     struct pres_user *u;
     (void)d;
 
-    if (json_get_i64(ev->payload, "user_id", &user) < 0 ||
-        json_get_i64(ev->payload, "conn_id", &conn) < 0 || user <= 0 || conn <= 0)
-        return 0;
     if (presence_store_add(&p->store, user, (uint64_t)conn) != 1)
         return 0;   /* not a 0 -> 1 transition (or out of memory: stays offline) */
     u = user_get(p, user, 1);
@@ -196,22 +190,18 @@ static int on_connected(struct bus_delivery *d, struct bus_event *ev, void *ctx)
 
 static int on_disconnected(struct bus_delivery *d, struct bus_event *ev, void *ctx)
 {
+    const struct ev_ws_disconnected *m = ev->data;
     struct presence *p = ctx;
-    int64_t user = 0, conn = 0, at = 0;
+    int64_t user = m->user_id, conn = m->conn_id, at = m->at > 0 ? m->at : now_ms();
     struct pres_user *u;
     (void)d;
 
-    if (json_get_i64(ev->payload, "user_id", &user) < 0 ||
-        json_get_i64(ev->payload, "conn_id", &conn) < 0 || user <= 0 || conn <= 0)
-        return 0;
-    if (json_get_i64(ev->payload, "at", &at) < 0 || at <= 0)
-        at = now_ms();
     if (presence_store_remove(&p->store, user, (uint64_t)conn) != 0)
         return 0;   /* other devices still connected, or a connection we never saw */
     u = user_get(p, user, 1);
     if (!u) {
         struct pres_seen row = { user, at };
-        presence_db_last_seen(p, &row, 1);
+        presence_seen_write(p, &row, 1);
         return 0;
     }
     if (at > u->last_seen_at)
@@ -239,8 +229,9 @@ static int presence_init(struct chatd *app, void **state)
         return -ENOMEM;
     p->app = app;
     if ((rc = presence_store_mem_new(&p->store)) < 0 || (rc = pmap_init(&p->users)) < 0 ||
-        (rc = presence_db_migrate(p)) < 0) {
+        (rc = presence_seen_open(p)) < 0) {
         presence_store_free(&p->store);
+        presence_seen_store_free(&p->seen);
         pmap_free(&p->users);
         free(p);
         return rc < 0 ? rc : -ENOMEM;
@@ -309,6 +300,7 @@ static void presence_destroy(void *state)
             free(p->users.ents[i].val);
     pmap_free(&p->users);
     presence_store_free(&p->store);
+    presence_seen_store_free(&p->seen);
     free(p);
 }
 
