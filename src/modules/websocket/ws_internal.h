@@ -364,14 +364,11 @@ char *ws_json_error(const char *code, const char *message, const char *client_ms
 /* The same with "retry_after_ms" when retry_after_ms > 0. */
 char *ws_json_error_retry(const char *code, const char *message, const char *client_msg_id,
                           int64_t retry_after_ms, size_t *len);
-char *ws_json_wrap(const char *type, const char *key, const cJSON *value,
-                   const char *client_msg_id, size_t *len);
-/* The same as a text frame, around value: JSON text printed once for several frames. */
+/* {"type":<type>[,"client_msg_id":<cmid>],"<key>":<value>} as a text frame: value is
+ * JSON text printed once for several frames. */
 struct ws_buf *ws_buf_wrap(const char *type, const char *key, const char *value,
                            size_t value_len, const char *client_msg_id);
-/* Compact JSON of v appended to b, the text cJSON_PrintUnformatted gives (an integral
- * number below 2^53 always without exponent); 0 or negative. */
-int   ws_json_put(struct strbuf *b, const cJSON *v);
+/* s as a JSON string (NULL as ""), escaped as cJSON escapes it; 0 or negative. */
 int   ws_json_put_string(struct strbuf *b, const char *s);
 char *ws_json_printf(size_t *len, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
