@@ -84,10 +84,12 @@ struct bus_delivery;   /* one attempt of one event at one consumer */
 #define BUS_ASYNC 1    /* handler return: will call bus_complete() later */
 typedef int (*bus_handler_fn)(struct bus_delivery *d, struct bus_event *ev, void *ctx);
 
-/* What a dead letter keeps of a payload: a new object (the bus frees it), smaller
- * than the payload when the consumer can rebuild the rest on a replay (a reference to
- * a stored message rather than a copy of it), or NULL for the payload as it is. */
-typedef cJSON *(*bus_dead_letter_fn)(const cJSON *payload, void *ctx);
+/* What a dead letter keeps of an event's payload: a new object (the bus frees it;
+ * ev_encode of a smaller struct), smaller than the payload when the consumer can
+ * rebuild the rest on a replay (a reference to a stored message rather than a copy of
+ * it), or NULL for the payload as it is. ev->data is the decoded struct, NULL when
+ * the payload did not decode (then it is kept as it is: that is what failed). */
+typedef cJSON *(*bus_dead_letter_fn)(const struct bus_event *ev, void *ctx);
 
 struct bus_sub_opts {
     const char *consumer;      /* "notification.push": names the consumer in dead letters */

@@ -229,6 +229,8 @@ struct ev_user_registered {
 
 struct ev_jwk {
     const char *kty, *kid, *n, *e, *alg, *use;
+    const char *d;                   /* an RSA private key's exponent: never published;
+                                      * decoded so that a set carrying it is refused */
 };
 struct ev_auth_keys {
     struct ev_jwk *keys;

@@ -196,7 +196,7 @@ static void submit(struct bus *b, struct dlq_job *j)
 static char *dead_letter_payload(struct bus_delivery *d)
 {
     cJSON *small = d->sub->dead_letter && !d->replay_id
-                   ? d->sub->dead_letter(d->ev->payload, d->sub->ctx) : NULL;
+                   ? d->sub->dead_letter(d->ev, d->sub->ctx) : NULL;
     char *text = json_print(small ? small : d->ev->payload);
     cJSON_Delete(small);
     return text;

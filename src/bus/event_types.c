@@ -51,7 +51,7 @@ SHAPE(EV_USER, "user", struct ev_user, user_f);
 static const struct ev_field jwk_f[] = {
     STR(struct ev_jwk, kty, 0), STR(struct ev_jwk, use, EVF_OPT),
     STR(struct ev_jwk, alg, EVF_OPT), STR(struct ev_jwk, kid, 0),
-    STR(struct ev_jwk, n, 0), STR(struct ev_jwk, e, 0),
+    STR(struct ev_jwk, n, 0), STR(struct ev_jwk, e, 0), STR(struct ev_jwk, d, EVF_OPT),
 };
 SHAPE(EV_JWK, "JWK", struct ev_jwk, jwk_f);
 

@@ -156,7 +156,8 @@ static int keys_from_event(struct token_keys **out, const struct ev_auth_keys *m
     for (size_t i = 0; i < m->nkeys; i++)
         jwks[i] = (struct token_jwk){ .kty = m->keys[i].kty, .kid = m->keys[i].kid,
                                       .n = m->keys[i].n, .e = m->keys[i].e,
-                                      .alg = m->keys[i].alg, .use = m->keys[i].use };
+                                      .alg = m->keys[i].alg, .use = m->keys[i].use,
+                                      .private_members = m->keys[i].d != NULL };
     return token_keys_from_list(out, jwks, m->nkeys, err, errlen);
 }
 

@@ -157,11 +157,11 @@ TEST(bus_dead_letters_migrated_rows_are_counted)
     fx_stop(&f);
 }
 
-static cJSON *keep_reference(const cJSON *payload, void *ctx)
+static cJSON *keep_reference(const struct bus_event *ev, void *ctx)
 {
     (void)ctx;
     cJSON *ref = cJSON_CreateObject();
-    cJSON_AddNumberToObject(ref, "ref", cJSON_GetObjectItem(payload, "n")->valuedouble);
+    cJSON_AddNumberToObject(ref, "ref", cJSON_GetObjectItem(ev->payload, "n")->valuedouble);
     return ref;
 }
 

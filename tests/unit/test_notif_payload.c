@@ -47,6 +47,19 @@ TEST(notif_push_payload_shape_and_cut)
     free(p);
 }
 
+/* An event as the bus hands it to a dead-letter hook: payload and decoded struct. */
+static struct bus_event *typed_event(const struct ev_notification_requested *r)
+{
+    struct bus_event *ev = bus_event_new_ev(&EV_NOTIFICATION_REQUESTED, r);
+    char why[128];
+    if (ev && ev_decode(&EV_NOTIFICATION_REQUESTED, ev->payload, &ev->data, why,
+                        sizeof(why)) < 0) {
+        bus_event_unref(ev);
+        return NULL;
+    }
+    return ev;
+}
+
 /* A push's dead letter keeps a reference to the message instead of the message; a
  * webhook's, or one that holds a reference already, is kept as it is (NULL). */
 TEST(notif_push_dead_letter_keeps_a_reference)
@@ -60,7 +73,7 @@ TEST(notif_push_dead_letter_keeps_a_reference)
                                               .recipient_id = 2, .message = &msg };
     struct ev_notification_requested again = { .channel = EV_CHANNEL_PUSH, .recipient_id = 2,
                                                .subscription_id = 9, .message_ref = &ref };
-    cJSON *full = ev_encode(&EV_NOTIFICATION_REQUESTED, &push);
+    struct bus_event *full = typed_event(&push);
     cJSON *dl = push_dead_letter(full, NULL);
     char *text = dl ? cJSON_PrintUnformatted(dl) : NULL;
     struct ev_notification_requested *back = NULL;
@@ -74,13 +87,17 @@ TEST(notif_push_dead_letter_keeps_a_reference)
     ev_free(back);
     free(text);
     cJSON_Delete(dl);
-    cJSON_Delete(full);
-    full = ev_encode(&EV_NOTIFICATION_REQUESTED, &hook);
+    bus_event_unref(full);
+    full = typed_event(&hook);
     ASSERT(full && push_dead_letter(full, NULL) == NULL);
-    cJSON_Delete(full);
-    full = ev_encode(&EV_NOTIFICATION_REQUESTED, &again);
+    bus_event_unref(full);
+    full = typed_event(&again);
     ASSERT(full && push_dead_letter(full, NULL) == NULL);
-    cJSON_Delete(full);
+    bus_event_unref(full);
+    /* One whose payload did not decode keeps it as it is. */
+    full = bus_event_new(TOPIC_NOTIFICATION_REQUESTED, cJSON_Parse("{\"channel\":1}"));
+    ASSERT(full && push_dead_letter(full, NULL) == NULL);
+    bus_event_unref(full);
 }
 
 TEST(notif_webhook_signature_hmac_sha256)

@@ -324,6 +324,12 @@ TEST(token_gateway_takes_keys_and_users_from_the_bus)
 
 /* auth.keys as a struct (what the auth module publishes): taken; a set the gateway
  * refuses leaves the keys it had (the users event behind it shows it was handled). */
+static int count_event(struct bus_delivery *d, struct bus_event *ev, void *ctx)
+{
+    (*(int *)ctx)++;
+    return 0;
+}
+
 TEST(token_gateway_takes_typed_keys_and_keeps_them_on_a_bad_set)
 {
     struct gw g;
@@ -352,6 +358,17 @@ TEST(token_gateway_takes_typed_keys_and_keeps_them_on_a_bad_set)
     users.max_user_id = 7;                   /* the signature still checks: same keys */
     ASSERT_EQ(bus_publish_ev(g.f.app.bus, &EV_AUTH_USERS, &users), 0);
     ASSERT(FX_RUN_UNTIL(&g.f, strcmp(gw_check(&g, p.token), "ok") == 0, 5000));
+    /* A set carrying a private key under another kid is refused too: taken, it would
+     * leave the token's kid unknown. A subscriber after the gateway's shows when the
+     * gateway has had the event. */
+    int seen = 0;
+    ASSERT_EQ(bus_subscribe(g.f.app.bus, TOPIC_AUTH_KEYS, NULL, count_event, &seen), 0);
+    jwk.kty = "RSA";
+    jwk.kid = "another";
+    jwk.d = jwk.e;
+    ASSERT_EQ(bus_publish_ev(g.f.app.bus, &EV_AUTH_KEYS, &keys), 0);
+    ASSERT(FX_RUN_UNTIL(&g.f, seen == 1, 5000));
+    ASSERT_STR_EQ(gw_check(&g, p.token), "ok");
     cJSON_Delete(doc);
     published_free(&p);
     gw_free(&g);

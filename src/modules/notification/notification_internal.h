@@ -246,7 +246,7 @@ size_t notif_utf8_cut(const char *s, size_t len, size_t max_chars);
 int  push_on_request(struct bus_delivery *d, struct bus_event *ev, void *ctx);
 /* The push consumer's dead letter: {"channel","recipient_id","subscription_id",
  * "message_ref":{"id","room_id","seq"}} instead of the whole message. */
-cJSON *push_dead_letter(const cJSON *payload, void *ctx);
+cJSON *push_dead_letter(const struct bus_event *ev, void *ctx);
 int  webhook_on_request(struct bus_delivery *d, struct bus_event *ev, void *ctx);
 /* Builds the push payload for MSG: malloc'ed JSON text. */
 struct ev_msg;

@@ -317,13 +317,12 @@ static int rebuild(struct notif *n, struct bus_delivery *d, int64_t recipient,
 
 /* Decoded and encoded by the codec like any payload: a dead letter is replayed as a
  * notification.requested, so it has to be one. */
-cJSON *push_dead_letter(const cJSON *payload, void *ctx)
+cJSON *push_dead_letter(const struct bus_event *ev, void *ctx)
 {
-    struct ev_notification_requested *req = NULL;
-    char why[160];
+    const struct ev_notification_requested *req = ev->data;
     cJSON *out = NULL;
     (void)ctx;
-    if (ev_decode(&EV_NOTIFICATION_REQUESTED, payload, (void **)&req, why, sizeof(why)) < 0)
+    if (!req)
         return NULL;                 /* not a push we can rebuild: kept as it is */
     if (req->channel == EV_CHANNEL_PUSH && req->subscription_id && req->message) {
         struct ev_msg_ref ref = { .id = req->message->id, .room_id = req->message->room_id,
@@ -334,7 +333,6 @@ cJSON *push_dead_letter(const cJSON *payload, void *ctx)
         };
         out = ev_encode(&EV_NOTIFICATION_REQUESTED, &reduced);
     }
-    ev_free(req);
     return out;
 }
 
