@@ -1,24 +1,17 @@
 /* dispatch.c: what each client frame does. Nothing here touches the database or
  * another module: a send, typing or read becomes a bus event for the message module
- * (with "origin":{"conn":id} so the answer finds its way back), a sync a bus request. */
+ * (with an origin naming the connection, so the answer finds its way back), a sync a
+ * bus request. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "chatd/bus.h"
+#include "chatd/event_codec.h"
 #include "chatd/events.h"
 #include "chatd/log.h"
 #include "ws_internal.h"
-
-static cJSON *origin_of(const struct ws_conn *c)
-{
-    cJSON *o = cJSON_CreateObject();
-
-    if (o)
-        cJSON_AddNumberToObject(o, "conn", (double)c->id);
-    return o;
-}
 
 static void send_error(struct ws_conn *c, const char *code, const char *msg,
                        const char *client_msg_id)
@@ -32,22 +25,14 @@ static void send_error(struct ws_conn *c, const char *code, const char *msg,
     }
 }
 
-static int publish(struct ws_module *m, const char *topic, cJSON *payload)
-{
-    struct bus_event *ev;
-
-    if (!payload)
-        return -ENOMEM;
-    ev = bus_event_new(topic, payload);
-    if (!ev)
-        return -ENOMEM;
-    return bus_publish(m->app->bus, ev);
-}
-
 static void do_send(struct ws_conn *c, const struct ws_client_frame *f)
 {
     struct ws_module *m = c->m;
-    cJSON *p;
+    struct ev_origin o;
+    struct ev_message_submitted ev = {
+        .room_id = f->room_id, .sender_id = c->user_id, .sender = c->user->name,
+        .body = f->body, .client_msg_id = f->client_msg_id, .origin = &o,
+    };
 
     if (m->draining) {
         send_error(c, "unavailable", "the server is shutting down", f->client_msg_id);
@@ -56,20 +41,11 @@ static void do_send(struct ws_conn *c, const struct ws_client_frame *f)
     /* The message rate per user is the message module's to enforce: one budget for
      * HTTP and WebSocket sends together. Past it the send comes back refused
      * (message.rejected, code rate_limited). */
-    p = cJSON_CreateObject();
-    if (p) {
-        cJSON_AddNumberToObject(p, "room_id", (double)f->room_id);
-        cJSON_AddNumberToObject(p, "sender_id", (double)c->user_id);
-        cJSON_AddStringToObject(p, "sender", c->user->name);
-        cJSON_AddStringToObject(p, "body", f->body);
-        if (f->client_msg_id)
-            cJSON_AddStringToObject(p, "client_msg_id", f->client_msg_id);
-        cJSON_AddItemToObject(p, "origin", origin_of(c));
-    }
+    bus_origin_conn(m->app->bus, c->id, &o);
     /* Counted before publishing: the bus may answer before bus_publish returns. */
     c->pending_sends++;
     m->pending_sends++;
-    if (publish(m, TOPIC_MESSAGE_SUBMITTED, p) < 0) {
+    if (bus_publish_ev(m->app->bus, &EV_MESSAGE_SUBMITTED, &ev) < 0) {
         c->pending_sends--;
         m->pending_sends--;
         send_error(c, "unavailable", "the message could not be submitted", f->client_msg_id);
@@ -80,31 +56,25 @@ static void do_typing(struct ws_conn *c, const struct ws_client_frame *f)
 {
     struct ws_module *m = c->m;
     double burst = m->typing_per_s > 1 ? m->typing_per_s : 1;
-    cJSON *p;
+    struct ev_origin o;
+    struct ev_typing_submitted ev = { .room_id = f->room_id, .user_id = c->user_id,
+                                      .origin = &o };
 
     /* Excess typing frames are dropped silently: they are hints, not data. */
     if (token_bucket_take(&c->user->typing_bucket, m->typing_per_s, burst, mono_ms()) > 0)
         return;
-    p = cJSON_CreateObject();
-    if (p) {
-        cJSON_AddNumberToObject(p, "room_id", (double)f->room_id);
-        cJSON_AddNumberToObject(p, "user_id", (double)c->user_id);
-        cJSON_AddItemToObject(p, "origin", origin_of(c));
-    }
-    publish(m, TOPIC_TYPING_SUBMITTED, p);
+    bus_origin_conn(m->app->bus, c->id, &o);
+    bus_publish_ev(m->app->bus, &EV_TYPING_SUBMITTED, &ev);
 }
 
 static void do_read(struct ws_conn *c, const struct ws_client_frame *f)
 {
-    cJSON *p = cJSON_CreateObject();
+    struct ev_origin o;
+    struct ev_read_submitted ev = { .room_id = f->room_id, .user_id = c->user_id,
+                                    .seq = f->seq, .origin = &o };
 
-    if (p) {
-        cJSON_AddNumberToObject(p, "room_id", (double)f->room_id);
-        cJSON_AddNumberToObject(p, "user_id", (double)c->user_id);
-        cJSON_AddNumberToObject(p, "seq", (double)f->seq);
-        cJSON_AddItemToObject(p, "origin", origin_of(c));
-    }
-    if (publish(c->m, TOPIC_READ_SUBMITTED, p) < 0)
+    bus_origin_conn(c->m->app->bus, c->id, &o);
+    if (bus_publish_ev(c->m->app->bus, &EV_READ_SUBMITTED, &ev) < 0)
         send_error(c, "unavailable", "the read marker could not be submitted", NULL);
 }
 

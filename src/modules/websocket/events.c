@@ -2,28 +2,25 @@
  * queued on every recipient connection; events carry their recipients (member_ids,
  * recipient_ids), so nothing here asks anybody who is in a room. The bus dispatches in
  * publish order and the writer commits in seq order, and the queues never reorder,
- * so each connection sees a room's messages in seq order. */
+ * so each connection sees a room's messages in seq order.
+ *
+ * Handlers read the decoded struct (ev->data, events.h). A result whose origin names
+ * another process answers no connection here: its members still get the fan-out. */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "chatd/bus.h"
+#include "chatd/event_codec.h"
 #include "chatd/events.h"
 #include "chatd/metrics.h"
 #include "ws_internal.h"
 
-static int64_t get_id(const cJSON *obj, const char *key)
+/* The connection of ours an answer goes to; 0 when it names none of this process. */
+static uint64_t origin_conn(const struct ws_module *m, const struct ev_origin *o)
 {
-    int64_t v = 0;
-    return json_get_i64(obj, key, &v) == 0 ? v : 0;
-}
-
-/* The connection an answer goes to, from "origin":{"conn":id}; 0 when none. */
-static uint64_t origin_conn(const cJSON *payload)
-{
-    const cJSON *o = cJSON_GetObjectItemCaseSensitive(payload, "origin");
-    int64_t id = o ? get_id(o, "conn") : 0;
-    return id > 0 ? (uint64_t)id : 0;
+    return bus_origin_is_here(m->app->bus, o) && o->conn > 0 ? (uint64_t)o->conn : 0;
 }
 
 void ws_send_finished(struct ws_module *m, struct ws_conn *c)
@@ -36,20 +33,17 @@ void ws_send_finished(struct ws_module *m, struct ws_conn *c)
         ws_drain_check(m);
 }
 
-/* Queues b on every open connection of the users in ids (a JSON array), except the
- * connections of skip_user and the connection skip. Message frames (room_id > 0) go
- * through a running sync's hold-back. Returns the number of connections reached. */
-static uint64_t broadcast(struct ws_module *m, const cJSON *ids, struct ws_buf *b, int prio,
-                          int64_t skip_user, const struct ws_conn *skip, int64_t room_id,
-                          int64_t seq)
+/* Queues b on every open connection of the users in ids, except the connections of
+ * skip_user and the connection skip. Message frames (room_id > 0) go through a
+ * running sync's hold-back. Returns the number of connections reached. */
+static uint64_t broadcast(struct ws_module *m, const struct ev_ids *ids, struct ws_buf *b,
+                          int prio, int64_t skip_user, const struct ws_conn *skip,
+                          int64_t room_id, int64_t seq)
 {
-    const cJSON *it;
     uint64_t n = 0;
 
-    cJSON_ArrayForEach(it, ids) {
-        if (!cJSON_IsNumber(it))
-            continue;
-        int64_t uid = (int64_t)it->valuedouble;
+    for (size_t i = 0; i < ids->n; i++) {
+        int64_t uid = ids->v[i];
         struct ws_user *u = uid != skip_user ? ws_registry_user(m, uid) : NULL;
         struct ws_conn *c, *next;
         if (!u)
@@ -82,37 +76,31 @@ static void send_to(struct ws_conn *c, char *json, const size_t *len)
 static int on_stored(struct bus_delivery *d, struct bus_event *ev, void *ctx)
 {
     struct ws_module *m = ctx;
-    const cJSON *p = ev->payload;
-    const cJSON *msg = cJSON_GetObjectItemCaseSensitive(p, "message");
-    const cJSON *members = cJSON_GetObjectItemCaseSensitive(p, "member_ids");
-    uint64_t conn_id = origin_conn(p);
+    const struct ev_message_stored *s = ev->data;
+    const struct ev_msg *msg = s->message;
+    uint64_t conn_id = origin_conn(m, s->origin);
     struct ws_conn *origin = ws_registry_conn(m, conn_id);
-    const char *cmid = NULL;
+    /* A repeated client_msg_id was stored before: the first ack's message already
+     * went to everybody. */
+    int bcast = !s->duplicate;
     (void)d;
 
-    if (!cJSON_IsObject(msg))
-        return 0;
-    json_get_str(msg, "client_msg_id", &cmid);
-    int bcast = !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(p, "duplicate")) &&
-                cJSON_IsArray(members);
     /* The message is printed once, for the ack and for the broadcast. */
     m->json.len = 0;
-    if ((origin || bcast) && ws_json_put(&m->json, msg) == 0) {
+    if ((origin || bcast) && ws_json_put_msg(&m->json, msg) == 0) {
         if (origin) {
             struct ws_buf *ack = ws_buf_wrap("ack", "message", m->json.data, m->json.len,
-                                             cmid);
+                                             msg->client_msg_id);
             if (ack) {
                 ws_conn_queue(origin, ack, WS_PRIO_NORMAL);
                 ws_buf_unref(ack);
             }
         }
-        /* A repeated client_msg_id was stored before: the first ack's message already
-         * went to everybody. */
         struct ws_buf *b = bcast ? ws_buf_wrap("message", "message", m->json.data,
                                                m->json.len, NULL) : NULL;
         if (b) {
-            uint64_t n = broadcast(m, members, b, WS_PRIO_NORMAL, 0, origin,
-                                   get_id(msg, "room_id"), get_id(msg, "seq"));
+            uint64_t n = broadcast(m, &s->member_ids, b, WS_PRIO_NORMAL, 0, origin,
+                                   msg->room_id, msg->seq);
             METRIC_ADD(m->metrics.deliveries, n);
             ws_buf_unref(b);
         }
@@ -127,26 +115,22 @@ static int on_stored(struct bus_delivery *d, struct bus_event *ev, void *ctx)
 static int on_rejected(struct bus_delivery *d, struct bus_event *ev, void *ctx)
 {
     struct ws_module *m = ctx;
-    const cJSON *p = ev->payload;
-    uint64_t conn_id = origin_conn(p);
+    const struct ev_message_rejected *r = ev->data;
+    uint64_t conn_id = origin_conn(m, r->origin);
     struct ws_conn *origin = ws_registry_conn(m, conn_id);
-    const char *code = "invalid_argument", *msg = "the message was refused", *cmid = NULL;
     size_t len;
     (void)d;
 
     if (!conn_id)
         return 0;
-    json_get_str(p, "code", &code);
-    json_get_str(p, "message", &msg);
-    json_get_str(p, "client_msg_id", &cmid);
     if (origin)
-        send_to(origin, ws_json_error_retry(code, msg, cmid, get_id(p, "retry_after_ms"), &len),
-                &len);
+        send_to(origin, ws_json_error_retry(r->code, r->message, r->client_msg_id,
+                                            r->retry_after_ms, &len), &len);
     ws_send_finished(m, origin);
     return 0;
 }
 
-static void broadcast_json(struct ws_module *m, const cJSON *ids, char *json,
+static void broadcast_json(struct ws_module *m, const struct ev_ids *ids, char *json,
                            const size_t *len, int prio, int64_t skip_user)
 {
     struct ws_buf *b = json ? ws_buf_text(json, *len) : NULL;
@@ -160,78 +144,78 @@ static void broadcast_json(struct ws_module *m, const cJSON *ids, char *json,
 
 static int on_typing(struct bus_delivery *d, struct bus_event *ev, void *ctx)
 {
-    const cJSON *p = ev->payload;
-    int64_t uid = get_id(p, "user_id");
+    const struct ev_room_typing *t = ev->data;
     size_t len;
     char *json = ws_json_printf(&len, "{\"type\":\"typing\",\"room_id\":%lld,\"user_id\":%lld}",
-                                (long long)get_id(p, "room_id"), (long long)uid);
+                                (long long)t->room_id, (long long)t->user_id);
     (void)d;
 
-    broadcast_json(ctx, cJSON_GetObjectItemCaseSensitive(p, "member_ids"), json, &len,
-                   WS_PRIO_TYPING, uid);
+    broadcast_json(ctx, &t->member_ids, json, &len, WS_PRIO_TYPING, t->user_id);
     return 0;
 }
 
 static int on_read(struct bus_delivery *d, struct bus_event *ev, void *ctx)
 {
-    const cJSON *p = ev->payload;
-    int64_t uid = get_id(p, "user_id");
+    const struct ev_room_read *r = ev->data;
     size_t len;
     char *json = ws_json_printf(&len,
                                 "{\"type\":\"read\",\"room_id\":%lld,\"user_id\":%lld,"
-                                "\"seq\":%lld}", (long long)get_id(p, "room_id"),
-                                (long long)uid, (long long)get_id(p, "seq"));
+                                "\"seq\":%lld}", (long long)r->room_id,
+                                (long long)r->user_id, (long long)r->seq);
     (void)d;
 
-    broadcast_json(ctx, cJSON_GetObjectItemCaseSensitive(p, "member_ids"), json, &len,
-                   WS_PRIO_NORMAL, uid);
+    broadcast_json(ctx, &r->member_ids, json, &len, WS_PRIO_NORMAL, r->user_id);
     return 0;
 }
 
-/* Copies the listed fields of src after "type". */
-static char *frame_from(const char *type, const cJSON *src, const char *const *keys,
-                        size_t *len)
-{
-    cJSON *o = cJSON_CreateObject();
-    char *s;
+/* The room frame carries the room's members (docs/protocol.md); struct ev_room has
+ * none, so they are decoded here with a shape of the module's own: the payload's
+ * room.members, [{"id","username"}...], when it has them. */
+struct ws_room_members { struct ev_user *members; size_t n; };
+struct ws_changed_members { struct ws_room_members *room; };
 
-    if (!o)
-        return NULL;
-    cJSON_AddStringToObject(o, "type", type);
-    for (; *keys; keys++) {
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(src, *keys);
-        if (v)
-            cJSON_AddItemReferenceToObject(o, *keys, (cJSON *)v);
-    }
-    s = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    if (s)
-        *len = strlen(s);
-    return s;
-}
+static const struct ev_field room_members_f[] = {
+    { "members", EVK_OBJS, EVF_OPT, offsetof(struct ws_room_members, members),
+      offsetof(struct ws_room_members, n), &EV_USER, NULL },
+};
+static const struct ev_type WS_ROOM_MEMBERS = {
+    NULL, "ROOM", 1, sizeof(struct ws_room_members), room_members_f, 1, NULL
+};
+static const struct ev_field changed_members_f[] = {
+    { "room", EVK_OBJ, 0, offsetof(struct ws_changed_members, room), 0, &WS_ROOM_MEMBERS,
+      NULL },
+};
+static const struct ev_type WS_CHANGED_MEMBERS = {
+    NULL, TOPIC_ROOM_CHANGED, 1, sizeof(struct ws_changed_members), changed_members_f, 1,
+    NULL
+};
 
 static int on_room_changed(struct bus_delivery *d, struct bus_event *ev, void *ctx)
 {
-    static const char *const keys[] = { "event", "room", "user_id", NULL };
-    const cJSON *p = ev->payload;
+    const struct ev_room_changed *rc = ev->data;
+    struct ws_changed_members *cm = NULL;
+    const struct ws_room_members *rm;
     size_t len = 0;
     (void)d;
 
-    broadcast_json(ctx, cJSON_GetObjectItemCaseSensitive(p, "member_ids"),
-                   frame_from("room", p, keys, &len), &len, WS_PRIO_NORMAL, 0);
+    if (ev_decode(&WS_CHANGED_MEMBERS, ev->payload, (void **)&cm, NULL, 0) < 0)
+        cm = NULL;                    /* the frame goes out without members */
+    rm = cm ? cm->room : NULL;
+    broadcast_json(ctx, &rc->member_ids,
+                   ws_json_room_frame(rc, rm ? rm->members : NULL, rm ? rm->n : 0, &len),
+                   &len, WS_PRIO_NORMAL, 0);
+    ev_free(cm);
     return 0;
 }
 
 static int on_presence(struct bus_delivery *d, struct bus_event *ev, void *ctx)
 {
-    static const char *const keys[] = { "user_id", "status", "last_seen_at", NULL };
-    const cJSON *p = ev->payload;
+    const struct ev_presence_changed *p = ev->data;
     size_t len = 0;
     (void)d;
 
-    broadcast_json(ctx, cJSON_GetObjectItemCaseSensitive(p, "recipient_ids"),
-                   frame_from("presence", p, keys, &len), &len, WS_PRIO_NORMAL,
-                   get_id(p, "user_id"));
+    broadcast_json(ctx, &p->recipient_ids, ws_json_presence_frame(p, &len), &len,
+                   WS_PRIO_NORMAL, p->user_id);
     return 0;
 }
 

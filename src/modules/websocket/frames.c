@@ -2,7 +2,6 @@
  * with every field checked (type, ids, strings), so dispatch.c deals only with valid
  * input; server frames are printed here. */
 #include <errno.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -220,9 +219,9 @@ char *ws_json_error(const char *code, const char *message, const char *client_ms
 /* --- printing without cJSON_Print ----------------------------------------------------
  * cJSON_PrintUnformatted prints every number with sprintf and reads it back with
  * sscanf, and grows its buffer by realloc then copies it once more: in the profile of a
- * durable load, printing acks took more of the loop than anything else. This prints
- * the same text (integers exactly, other numbers as cJSON does, strings escaped as
- * cJSON escapes them) straight into a buffer that is reused. */
+ * durable load, printing acks took more of the loop than anything else. The frames of
+ * bus events are printed straight into a buffer that is reused instead (event_frames.c),
+ * strings escaped here as cJSON escapes them. */
 
 static int put(struct strbuf *b, const char *s, size_t n)
 {
@@ -264,83 +263,6 @@ int ws_json_put_string(struct strbuf *b, const char *s)
     return rc < 0 ? rc : put(b, "\"", 1);
 }
 
-static int put_number(struct strbuf *b, double d)
-{
-    char buf[32];
-    int n;
-
-    if (isnan(d) || isinf(d))
-        return put(b, "null", 4);
-    /* Integers (ids, seqs, times: nearly every number we print) below 2^53 are exact
-     * in a double; %1.15g / %1.17g print them with all their digits too. */
-    if (d == floor(d) && fabs(d) < 9007199254740992.0) {
-        char tmp[24];
-        int64_t v = (int64_t)d;
-        uint64_t u = v < 0 ? -(uint64_t)v : (uint64_t)v;
-        size_t k = 0;
-        n = 0;
-        do {
-            tmp[k++] = (char)('0' + u % 10);
-            u /= 10;
-        } while (u);
-        if (v < 0)
-            buf[n++] = '-';
-        while (k)
-            buf[n++] = tmp[--k];
-        return put(b, buf, (size_t)n);
-    }
-    n = snprintf(buf, sizeof(buf), "%1.15g", d);
-    if (strtod(buf, NULL) != d)
-        n = snprintf(buf, sizeof(buf), "%1.17g", d);
-    return put(b, buf, (size_t)n);
-}
-
-static int put_value(struct strbuf *b, const cJSON *v, int depth)
-{
-    const cJSON *it;
-    int rc = 0;
-
-    if (depth > 64)
-        return -EINVAL;
-    switch (v->type & 0xff) {
-    case cJSON_False:  return put(b, "false", 5);
-    case cJSON_True:   return put(b, "true", 4);
-    case cJSON_NULL:   return put(b, "null", 4);
-    case cJSON_Number: return put_number(b, v->valuedouble);
-    case cJSON_String: return ws_json_put_string(b, v->valuestring);
-    case cJSON_Raw:
-        return v->valuestring ? put(b, v->valuestring, strlen(v->valuestring)) : -EINVAL;
-    case cJSON_Array:
-        rc = put(b, "[", 1);
-        for (it = v->child; rc == 0 && it; it = it->next) {
-            if (it != v->child)
-                rc = put(b, ",", 1);
-            if (rc == 0)
-                rc = put_value(b, it, depth + 1);
-        }
-        return rc < 0 ? rc : put(b, "]", 1);
-    case cJSON_Object:
-        rc = put(b, "{", 1);
-        for (it = v->child; rc == 0 && it; it = it->next) {
-            if (it != v->child)
-                rc = put(b, ",", 1);
-            if (rc == 0)
-                rc = ws_json_put_string(b, it->string);
-            if (rc == 0)
-                rc = put(b, ":", 1);
-            if (rc == 0)
-                rc = put_value(b, it, depth + 1);
-        }
-        return rc < 0 ? rc : put(b, "}", 1);
-    }
-    return -EINVAL;
-}
-
-int ws_json_put(struct strbuf *b, const cJSON *v)
-{
-    return v ? put_value(b, v, 0) : -EINVAL;
-}
-
 /* {"type":<type>[,"client_msg_id":<cmid>],"<key>": into b. */
 static int put_wrap_head(struct strbuf *b, const char *type, const char *key,
                          const char *client_msg_id)
@@ -359,21 +281,6 @@ static int put_wrap_head(struct strbuf *b, const char *type, const char *key,
     if (rc == 0)
         rc = ws_json_put_string(b, key);
     return rc < 0 ? rc : put(b, ":", 1);
-}
-
-char *ws_json_wrap(const char *type, const char *key, const cJSON *value,
-                   const char *client_msg_id, size_t *len)
-{
-    struct strbuf b;
-
-    strbuf_init(&b, SIZE_MAX);
-    if (put_wrap_head(&b, type, key, client_msg_id) < 0 || ws_json_put(&b, value) < 0 ||
-        put(&b, "}", 1) < 0) {
-        strbuf_free(&b);
-        return NULL;
-    }
-    *len = b.len;
-    return b.data;
 }
 
 struct ws_buf *ws_buf_wrap(const char *type, const char *key, const char *value,

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "chatd/bus.h"
+#include "chatd/event_codec.h"
 #include "chatd/events.h"
 #include "chatd/metrics.h"
 #include "ws_internal.h"
@@ -82,47 +83,25 @@ static size_t page_bytes(const struct ws_conn *c)
     return room < bound / 4 ? room : bound / 4 > 0 ? bound / 4 : 1;
 }
 
-static cJSON *page_payload(const struct ws_conn *c)
-{
-    const struct ws_sync *s = c->sync;
-    cJSON *p = cJSON_CreateObject();
-    cJSON *rooms = cJSON_AddArrayToObject(p, "rooms");
+static void on_page(void *ctx, int status, const void *reply);
 
-    if (!rooms) {
-        cJSON_Delete(p);
-        return NULL;
-    }
-    cJSON_AddNumberToObject(p, "user_id", (double)c->user_id);
-    for (int i = s->room_next; i < s->nrooms && i < s->room_next + WS_SYNC_PAGE_ROOMS; i++) {
-        cJSON *r = cJSON_CreateObject();
-        if (!r || !cJSON_AddItemToArray(rooms, r)) {
-            cJSON_Delete(r);
-            cJSON_Delete(p);
-            return NULL;
-        }
-        cJSON_AddNumberToObject(r, "room_id", (double)s->rooms[i].room_id);
-        cJSON_AddNumberToObject(r, "after", (double)s->rooms[i].after);
-        cJSON_AddNumberToObject(r, "limit", s->rooms[i].left);
-    }
-    cJSON_AddNumberToObject(p, "max_messages", WS_SYNC_PAGE);
-    cJSON_AddNumberToObject(p, "max_bytes", (double)page_bytes(c));
-    return p;
-}
-
-static void on_page(void *ctx, int status, const cJSON *payload);
-
-/* Asks for the page after the cursor. The answer may come before bus_request returns
- * (a refusal), and may have ended the sync or asked for the next page by then. */
+/* Asks for the page after the cursor. The answer may come before bus_request_ev
+ * returns (a refusal), and may have ended the sync or asked for the next page by then. */
 static int request_page(struct ws_conn *c)
 {
     struct ws_sync *s = c->sync;
-    cJSON *p = page_payload(c);
+    struct ev_sync_room_ask asks[WS_SYNC_PAGE_ROOMS];
+    struct ev_message_sync q = { .user_id = c->user_id, .rooms = asks,
+                                 .max_messages = WS_SYNC_PAGE,
+                                 .max_bytes = (int64_t)page_bytes(c) };
     int64_t id;
 
-    if (!p)
-        return -ENOMEM;
+    for (int i = s->room_next; i < s->nrooms && q.nrooms < WS_SYNC_PAGE_ROOMS; i++)
+        asks[q.nrooms++] = (struct ev_sync_room_ask){
+            .room_id = s->rooms[i].room_id, .after = s->rooms[i].after,
+            .limit = s->rooms[i].left };
     s->req_id = -1;
-    id = bus_request(c->m->app->bus, TOPIC_MESSAGE_SYNC, p, WS_SYNC_TIMEOUT_MS, on_page, c);
+    id = bus_request_ev(c->m->app->bus, &EV_MESSAGE_SYNC, &q, WS_SYNC_TIMEOUT_MS, on_page, c);
     if (c->sync != s)
         return 0;
     if (id < 0) {
@@ -151,22 +130,26 @@ static void sync_pump(struct ws_conn *c)
 }
 
 /* Queues one message of the replay; 0, or -1 when the connection refused it. */
-static int replay_message(struct ws_conn *c, const cJSON *msg, struct ws_sync_room *r)
+static int replay_message(struct ws_conn *c, const struct ev_msg *msg, struct ws_sync_room *r)
 {
-    size_t len;
-    char *json = ws_json_wrap("message", "message", msg, NULL, &len);
-    int64_t seq = 0;
+    struct ws_module *m = c->m;
+    struct ws_buf *b = NULL;
     int rc;
 
-    if (!json)
+    m->json.len = 0;
+    if (ws_json_put_msg(&m->json, msg) == 0)
+        b = ws_buf_wrap("message", "message", m->json.data, m->json.len, NULL);
+    if (m->json.cap > WS_JSON_SCRATCH_KEEP)
+        strbuf_free(&m->json);        /* a huge message: its buffer is not kept */
+    if (!b)
         return -1;
-    rc = ws_conn_send_json(c, json, len);
-    free(json);
+    rc = ws_conn_queue(c, b, WS_PRIO_NORMAL);
+    ws_buf_unref(b);
     if (rc < 0)
         return -1;
-    METRIC_INC(c->m->metrics.deliveries);
-    if (json_get_i64(msg, "seq", &seq) == 0 && seq > r->max_seq)
-        r->max_seq = r->after = seq;
+    METRIC_INC(m->metrics.deliveries);
+    if (msg->seq > r->max_seq)
+        r->max_seq = r->after = msg->seq;
     r->left--;
     return 0;
 }
@@ -174,24 +157,21 @@ static int replay_message(struct ws_conn *c, const cJSON *msg, struct ws_sync_ro
 /* One room's part of a page: its messages, then sync.truncated when the room was cut
  * at WS_SYNC_LIMIT. 1 when the page ended inside the room, 0 when the room is done,
  * -1 when the connection closed meanwhile (the sync is gone). */
-static int replay_room(struct ws_conn *c, const cJSON *e, struct ws_sync_room *r)
+static int replay_room(struct ws_conn *c, const struct ev_sync_room_page *e,
+                       struct ws_sync_room *r)
 {
     struct ws_sync *s = c->sync;
-    const cJSON *msg;
-    int64_t next = 0;
     size_t len;
 
-    cJSON_ArrayForEach(msg, cJSON_GetObjectItemCaseSensitive(e, "messages")) {
-        if (replay_message(c, msg, r) < 0 || c->sync != s)
+    for (size_t i = 0; i < e->nmessages; i++)
+        if (replay_message(c, &e->messages[i], r) < 0 || c->sync != s)
             return -1;
-    }
-    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(e, "more")) && r->left > 0)
+    if (e->more && r->left > 0)
         return 1;
-    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(e, "truncated"))) {
-        json_get_i64(e, "next_seq", &next);
+    if (e->truncated) {
         sync_send_json(c, ws_json_printf(&len, "{\"type\":\"sync.truncated\","
                                          "\"room_id\":%lld,\"next_seq\":%lld}",
-                                         (long long)r->room_id, (long long)next), &len);
+                                         (long long)r->room_id, (long long)e->next_seq), &len);
         if (c->sync != s)
             return -1;
     }
@@ -200,17 +180,16 @@ static int replay_room(struct ws_conn *c, const cJSON *e, struct ws_sync_room *r
 
 /* Queues a page and moves the cursor. 0, 1 when the connection closed meanwhile, or
  * -EPROTO for an answer that does not follow the request (or moves nothing). */
-static int replay_page(struct ws_conn *c, const cJSON *rooms)
+static int replay_page(struct ws_conn *c, const struct ev_message_sync_reply *page)
 {
     struct ws_sync *s = c->sync;
-    const cJSON *e;
     int start = s->room_next, sent = 0;
 
-    cJSON_ArrayForEach(e, rooms) {
+    for (size_t i = 0; i < page->nrooms; i++) {
+        const struct ev_sync_room_page *e = &page->rooms[i];
         struct ws_sync_room *r = s->room_next < s->nrooms ? &s->rooms[s->room_next] : NULL;
-        int64_t id = 0;
         int left;
-        if (!r || json_get_i64(e, "room_id", &id) < 0 || id != r->room_id)
+        if (!r || e->room_id != r->room_id)
             return -EPROTO;
         left = r->left;
         int rc = replay_room(c, e, r);
@@ -224,11 +203,10 @@ static int replay_page(struct ws_conn *c, const cJSON *rooms)
     return s->room_next > start || sent > 0 ? 0 : -EPROTO;
 }
 
-static void on_page(void *ctx, int status, const cJSON *payload)
+static void on_page(void *ctx, int status, const void *reply)
 {
     struct ws_conn *c = ctx;
     struct ws_sync *s = c->sync;
-    const cJSON *rooms;
     int rc;
 
     if (!s)
@@ -242,8 +220,7 @@ static void on_page(void *ctx, int status, const cJSON *payload)
             sync_fail(c);
         return;
     }
-    rooms = status == 0 ? cJSON_GetObjectItemCaseSensitive(payload, "rooms") : NULL;
-    rc = cJSON_IsArray(rooms) ? replay_page(c, rooms) : -EPROTO;
+    rc = status == 0 && reply ? replay_page(c, reply) : -EPROTO;
     if (rc == 1)
         return;
     if (rc < 0)

@@ -11,6 +11,7 @@
 
 #include "chatd/bus.h"
 #include "chatd/config.h"
+#include "chatd/event_codec.h"
 #include "chatd/events.h"
 #include "chatd/http.h"
 #include "chatd/log.h"
@@ -122,22 +123,17 @@ void ws_module_free(struct ws_module *m)
 
 void ws_publish_conn_event(struct ws_module *m, struct ws_conn *c, int connected)
 {
-    cJSON *p;
-    struct bus_event *ev;
+    struct ev_ws_connected up = { .user_id = c->user_id, .conn_id = (int64_t)c->id,
+                                  .at = now_ms() };
+    struct ev_ws_disconnected down = { .user_id = c->user_id, .conn_id = (int64_t)c->id,
+                                       .at = up.at, .code = c->close_code };
 
     if (!m->app->bus)
         return;
-    p = cJSON_CreateObject();
-    if (!p)
-        return;
-    cJSON_AddNumberToObject(p, "user_id", (double)c->user_id);
-    cJSON_AddNumberToObject(p, "conn_id", (double)c->id);
-    cJSON_AddNumberToObject(p, "at", (double)now_ms());
-    if (!connected)
-        cJSON_AddNumberToObject(p, "code", c->close_code);
-    ev = bus_event_new(connected ? TOPIC_WS_CONNECTED : TOPIC_WS_DISCONNECTED, p);
-    if (ev)
-        bus_publish(m->app->bus, ev);
+    if (connected)
+        bus_publish_ev(m->app->bus, &EV_WS_CONNECTED, &up);
+    else
+        bus_publish_ev(m->app->bus, &EV_WS_DISCONNECTED, &down);
 }
 
 /* --- drain ----------------------------------------------------------------------- */

@@ -9,6 +9,7 @@
  *               stream wslay gave up on
  *   fanout.c    outbound: shared encoded frames (ws_buf), per-connection queue, writev
  *   frames.c    JSON frames: client frame decoding, server frame encoding
+ *   event_frames.c  server frames printed from bus events' structs (MSG, room, presence)
  *   dispatch.c  what each client frame does (send, typing, read, sync, auth, ping)
  *   events.c    bus events turned into frames (message.stored, room.typing, ...)
  *   sync.c      sync: the request to the message module and the paced replay
@@ -29,6 +30,7 @@
 #include <cjson/cJSON.h>
 
 #include "chatd/chatd.h"
+#include "chatd/events.h"
 #include "chatd/http.h"
 #include "chatd/util.h"
 
@@ -362,16 +364,23 @@ char *ws_json_error(const char *code, const char *message, const char *client_ms
 /* The same with "retry_after_ms" when retry_after_ms > 0. */
 char *ws_json_error_retry(const char *code, const char *message, const char *client_msg_id,
                           int64_t retry_after_ms, size_t *len);
-char *ws_json_wrap(const char *type, const char *key, const cJSON *value,
-                   const char *client_msg_id, size_t *len);
-/* The same as a text frame, around value: JSON text printed once for several frames. */
+/* {"type":<type>[,"client_msg_id":<cmid>],"<key>":<value>} as a text frame: value is
+ * JSON text printed once for several frames. */
 struct ws_buf *ws_buf_wrap(const char *type, const char *key, const char *value,
                            size_t value_len, const char *client_msg_id);
-/* Compact JSON of v appended to b, the text cJSON_PrintUnformatted gives (an integral
- * number below 2^53 always without exponent); 0 or negative. */
-int   ws_json_put(struct strbuf *b, const cJSON *v);
+/* s as a JSON string (NULL as ""), escaped as cJSON escapes it; 0 or negative. */
 int   ws_json_put_string(struct strbuf *b, const char *s);
 char *ws_json_printf(size_t *len, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* event_frames.c: from the decoded structs of events.h, the text the protocol has */
+int   ws_json_put_i64(struct strbuf *b, int64_t v);
+/* MSG: {"id","room_id","seq","sender_id","sender","body","client_msg_id","created_at"} */
+int   ws_json_put_msg(struct strbuf *b, const struct ev_msg *msg);
+/* {"type":"room","event","room":ROOM,"user_id"}, ROOM with "members" when members is
+ * not NULL. malloc'ed (free()); NULL on OOM. */
+char *ws_json_room_frame(const struct ev_room_changed *ev, const struct ev_user *members,
+                         size_t nmembers, size_t *len);
+char *ws_json_presence_frame(const struct ev_presence_changed *ev, size_t *len);
 
 /* dispatch.c */
 void  ws_dispatch_text(struct ws_conn *c, const char *text, size_t len);
