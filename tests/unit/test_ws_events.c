@@ -232,7 +232,7 @@ TEST(ws_events_typing_read_presence_frames)
                   "\"kind\":\"group\",\"owner_id\":1,\"created_at\":1795737100000,\"last_seq\":12"
 
 /* room.changed as published today: the room with its members, which the frame keeps;
- * and one without them (struct ev_room has none), whose frame has none either. */
+ * and one without them, whose frame has none either. */
 TEST(ws_events_room_frame_keeps_the_members)
 {
     struct wsb w;
@@ -252,12 +252,12 @@ TEST(ws_events_room_frame_keeps_the_members)
     ASSERT(FX_RUN_UNTIL(&w.f, wsb_count(&w) == 1, 5000));
     ASSERT_STR_EQ(wsb_texts(&w), want);
 
-    static const int64_t ids[] = { 1 };
-    struct ev_room room = { .id = 3, .owner_id = 1, .created_at = 1795737100000,
-                            .last_seq = 12, .name = "te\"am", .kind = "group" };
-    struct ev_room_changed rc = { .event = EV_ROOM_LEFT, .room = &room, .user_id = 4,
-                                  .member_ids = { ids, 1 } };
-    ASSERT_EQ(bus_publish_ev(w.f.app.bus, &EV_ROOM_CHANGED, &rc), 0);
+    /* A payload of a publisher that sent no members: the frame has none either. */
+    p = cJSON_Parse("{\"event\":\"left\",\"room\":{\"id\":3,\"name\":\"te\\\"am\","
+                    "\"kind\":\"group\",\"owner_id\":1,\"created_at\":1795737100000,"
+                    "\"last_seq\":12},\"user_id\":4,\"member_ids\":[1]}");
+    ASSERT(p);
+    ASSERT_EQ(bus_publish(w.f.app.bus, bus_event_new(TOPIC_ROOM_CHANGED, p)), 0);
     snprintf(want, sizeof(want), ROOM_HEAD "},\"user_id\":4}\n", "left");
     ASSERT(FX_RUN_UNTIL(&w.f, wsb_count(&w) == 1, 5000));
     ASSERT_STR_EQ(wsb_texts(&w), want);

@@ -168,43 +168,16 @@ static int on_read(struct bus_delivery *d, struct bus_event *ev, void *ctx)
     return 0;
 }
 
-/* The room frame carries the room's members (docs/protocol.md); struct ev_room has
- * none, so they are decoded here with a shape of the module's own: the payload's
- * room.members, [{"id","username"}...], when it has them. */
-struct ws_room_members { struct ev_user *members; size_t n; };
-struct ws_changed_members { struct ws_room_members *room; };
-
-static const struct ev_field room_members_f[] = {
-    { "members", EVK_OBJS, EVF_OPT, offsetof(struct ws_room_members, members),
-      offsetof(struct ws_room_members, n), &EV_USER, NULL },
-};
-static const struct ev_type WS_ROOM_MEMBERS = {
-    NULL, "ROOM", 1, sizeof(struct ws_room_members), room_members_f, 1, NULL
-};
-static const struct ev_field changed_members_f[] = {
-    { "room", EVK_OBJ, 0, offsetof(struct ws_changed_members, room), 0, &WS_ROOM_MEMBERS,
-      NULL },
-};
-static const struct ev_type WS_CHANGED_MEMBERS = {
-    NULL, TOPIC_ROOM_CHANGED, 1, sizeof(struct ws_changed_members), changed_members_f, 1,
-    NULL
-};
-
 static int on_room_changed(struct bus_delivery *d, struct bus_event *ev, void *ctx)
 {
     const struct ev_room_changed *rc = ev->data;
-    struct ws_changed_members *cm = NULL;
-    const struct ws_room_members *rm;
     size_t len = 0;
     (void)d;
 
-    if (ev_decode(&WS_CHANGED_MEMBERS, ev->payload, (void **)&cm, NULL, 0) < 0)
-        cm = NULL;                    /* the frame goes out without members */
-    rm = cm ? cm->room : NULL;
+    /* members NULL (a payload without them) prints no members, as it always has. */
     broadcast_json(ctx, &rc->member_ids,
-                   ws_json_room_frame(rc, rm ? rm->members : NULL, rm ? rm->n : 0, &len),
+                   ws_json_room_frame(rc, rc->room->members, rc->room->nmembers, &len),
                    &len, WS_PRIO_NORMAL, 0);
-    ev_free(cm);
     return 0;
 }
 
