@@ -76,7 +76,7 @@ run: $(DEPS_STAMP)
 	./$(BUILD)/chatd
 
 # Unit and integration tests (the gdb walkthrough test runs the -O0 build-debug/chatd),
-# and each fuzz target for a few seconds (tests/fuzz/).
+# each fuzz target for a few seconds (tests/fuzz/), and the layering check.
 test: $(DEPS_STAMP)
 	$(MAKE) $(BUILD)/chatd $(BUILD)/unit_tests
 	$(MAKE) debug

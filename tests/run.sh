@@ -3,7 +3,8 @@
 #
 # Runs BUILD_DIR/unit_tests, then the integration tests (node --test, against
 # BUILD_DIR/chatd), with CHATD_FUZZ_SMOKE=FUZZ_BUILD_DIR the fuzz smoke run
-# (tests/fuzz/smoke.sh), prints a summary of each, and ends with one line
+# (tests/fuzz/smoke.sh), and (on a whole run) the layering check, prints a summary
+# of each, and ends with one line
 # "N passed, N failed" (the totals). Exits non-zero when anything failed or nothing ran.
 set -u
 
@@ -111,9 +112,28 @@ if [ -n "${CHATD_FUZZ_SMOKE:-}" ]; then
     echo "fuzz smoke: $fuzz_pass passed, $fuzz_fail failed"
 fi
 
+# --- the module boundaries (scripts/check-layering.sh), on a whole run only ----------
+lay_pass=0
+lay_fail=0
+if [ $# -eq 0 ]; then
+    echo
+    echo "== layering (scripts/check-layering.sh)"
+    sh scripts/check-layering.sh > "$tmp/lay.out" 2>&1
+    lay_rc=$?
+    cat "$tmp/lay.out"
+    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$tmp/lay.out" | tail -n 1)
+    if [ -n "$line" ]; then
+        lay_pass=${line%% passed*}
+        lay_fail=${line#*, }
+        lay_fail=${lay_fail%% failed*}
+    fi
+    [ "$lay_rc" -ne 0 ] && [ "$lay_fail" -eq 0 ] && lay_fail=1
+    echo "layering: $lay_pass passed, $lay_fail failed"
+fi
+
 # --- totals: the last line, for people and for CI ------------------------------------
-pass=$((unit_pass + int_pass + fuzz_pass))
-fail=$((unit_fail + int_fail + fuzz_fail))
+pass=$((unit_pass + int_pass + fuzz_pass + lay_pass))
+fail=$((unit_fail + int_fail + fuzz_fail + lay_fail))
 echo
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ] && [ "$pass" -gt 0 ]
