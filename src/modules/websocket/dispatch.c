@@ -66,7 +66,7 @@ static void do_send(struct ws_conn *c, const struct ws_client_frame *f)
             cJSON_AddStringToObject(p, "client_msg_id", f->client_msg_id);
         cJSON_AddItemToObject(p, "origin", origin_of(c));
     }
-    /* Counted before publishing: the bus may answer before bus_publish returns. */
+    /* The answer (message.stored or message.rejected) comes in a later dispatch. */
     c->pending_sends++;
     m->pending_sends++;
     if (publish(m, TOPIC_MESSAGE_SUBMITTED, p) < 0) {
