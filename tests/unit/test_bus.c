@@ -563,6 +563,7 @@ TEST(bus_request_reply)
     cJSON_AddNumberToObject(p, "n", 1);
     int64_t id = bus_request(f.app.bus, "t.echo", p, 1000, on_answer, &a);
     ASSERT(id > 0);
+    ASSERT_EQ(a.calls, 0);   /* never inside bus_request: callers count on it */
     ASSERT(FX_RUN_UNTIL(&f, a.calls == 1, 1000));
     ASSERT_EQ(a.status, 0);
     ASSERT_STR_EQ(a.body, "{\"n\":1,\"echoed\":true}");

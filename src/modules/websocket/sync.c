@@ -111,26 +111,19 @@ static cJSON *page_payload(const struct ws_conn *c)
 
 static void on_page(void *ctx, int status, const cJSON *payload);
 
-/* Asks for the page after the cursor. The answer may come before bus_request returns
- * (a refusal), and may have ended the sync or asked for the next page by then. */
+/* Asks for the page after the cursor. The answer (a refusal too) comes in a later
+ * dispatch, never inside bus_request. */
 static int request_page(struct ws_conn *c)
 {
-    struct ws_sync *s = c->sync;
     cJSON *p = page_payload(c);
     int64_t id;
 
     if (!p)
         return -ENOMEM;
-    s->req_id = -1;
     id = bus_request(c->m->app->bus, TOPIC_MESSAGE_SYNC, p, WS_SYNC_TIMEOUT_MS, on_page, c);
-    if (c->sync != s)
-        return 0;
-    if (id < 0) {
-        s->req_id = 0;
+    if (id < 0)
         return (int)id;
-    }
-    if (s->req_id == -1)
-        s->req_id = id;
+    c->sync->req_id = id;
     return 0;
 }
 

@@ -108,7 +108,7 @@ struct ws_sync_room {
     int     left;                    /* messages the room may still replay */
 };
 struct ws_sync {
-    int64_t req_id;                  /* page request: > 0 waiting, -1 being made, 0 none */
+    int64_t req_id;                  /* page request: > 0 waiting, 0 none */
     struct ws_sync_room *rooms;      /* the client's rooms, in its order */
     int     nrooms, room_next;       /* rooms[room_next..] are not done yet */
     uint64_t progress_ms;            /* monotonic: the client last took bytes, or a page came */
