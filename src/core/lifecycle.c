@@ -3,8 +3,9 @@
  * Start: config -> log -> metrics -> bus -> db -> http -> modules' init -> db writer ->
  * bus -> modules' start -> listen. Stop (SIGTERM/SIGINT): /readyz turns 503, the
  * listener closes, the bus carries server.draining; once it is dispatched, modules
- * drain one after the other in reverse table order, then http, bus and db close and modules are destroyed. A drain
- * that takes longer than DRAIN_DEADLINE_MS ends the process with status 1. */
+ * drain one after the other in reverse table order, then http, bus and db close and
+ * modules are destroyed. A drain that takes longer than DRAIN_DEADLINE_MS ends the
+ * process with status 1. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
