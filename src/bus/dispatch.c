@@ -20,13 +20,15 @@
  * the same order, while an idle handle keeps that turn's poll from waiting for I/O
  * (timers and sockets get their turn in between).
  *
- * The check is restarted whenever work arrives after it stopped, and libuv runs the
- * check handle started last first, so the dispatch normally runs before the
- * modules' own end-of-turn checks (the websocket flush, the message batch): what a
- * handler queues there goes out in the same turn. A check a handler starts now
- * runs only in the next turn, so after a turn that dispatched anything the loop
- * turns once more without waiting: nothing a handler started is left until the
- * next I/O. */
+ * libuv runs the check handle started last first. The bus's is started when work
+ * arrives after it stopped, and started again at the end of each of its runs, so the
+ * dispatch runs before the modules' own end-of-turn checks (the websocket flush, the
+ * message batch): what a handler queues there goes out in the same turn. Without the
+ * restart, a module's check first started by a handler would run ahead of the
+ * dispatch for as long as the load kept the bus's check going, each turn's batch
+ * waiting for the next. A check a handler starts runs only in the next turn, so after
+ * a turn that dispatched anything the loop turns once more without waiting: nothing
+ * a handler started is left until the next I/O. */
 #include <errno.h>
 #include <stdlib.h>
 #include "chatd/bus.h"
@@ -221,12 +223,16 @@ static void on_dispatch_check(uv_check_t *h)
 
     if (!b->h)
         return;   /* a handler closed the bus: its handles are closing */
-    if (more)
-        return;   /* the rest next turn; the idle handle is still active */
-    if (b->dispatched != before)
-        return;   /* one more turn without waiting, for checks the handlers started */
     uv_check_stop(h);
-    uv_idle_stop(&b->h->idle);
+    if (!more && b->dispatched == before) {
+        uv_idle_stop(&b->h->idle);
+        return;
+    }
+    /* The rest next turn, or one more turn without waiting for checks the handlers
+     * started (the idle handle is still active). Started again now, ours is the
+     * check started last, so it runs first next turn, ahead of a module's end-of-turn
+     * check a handler started meanwhile (the message batch's first start). */
+    uv_check_start(h, on_dispatch_check);
 }
 
 void bus_wake(struct bus *b)

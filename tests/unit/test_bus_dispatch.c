@@ -1,8 +1,9 @@
 /* Tests for the bus's deferred dispatch (src/bus/dispatch.c): no handler runs inside
  * its publisher, what a handler publishes runs after it and after the other
  * subscribers of its event, the order holds across events from the loop, handlers,
- * timers and the ring, what the loop published is dispatched within its turn, and a
- * full dispatch queue refuses a publish. */
+ * timers and the ring, what the loop published is dispatched within its turn and
+ * before the modules' end-of-turn checks, and a full dispatch queue refuses a
+ * publish. */
 #include <errno.h>
 #include <pthread.h>
 #include <string.h>
@@ -215,6 +216,54 @@ TEST(bus_dispatch_whole_queue_in_one_turn)
     ASSERT_EQ(m.seen_at_end, MANY);
     ASSERT_EQ(uv_backend_timeout(&f.loop), 0);
     uv_close((uv_handle_t *)&m.end_of_turn, NULL);
+    fx_stop(&f);
+}
+
+/* A module's end-of-turn check first started by a handler (as the message batch's is)
+ * runs after the dispatch from the next turn on, even while the bus's own check
+ * stays started: otherwise every batch gathered by a dispatch would wait a turn. */
+struct late_check {
+    uv_check_t end_of_turn;
+    int got, seen_at_end;
+};
+
+static void late_end_of_turn(uv_check_t *h)
+{
+    struct late_check *l = h->data;
+    l->seen_at_end = l->got;
+}
+
+static int on_starts_a_check(struct bus_delivery *d, struct bus_event *ev, void *ctx)
+{
+    struct late_check *l = ctx;
+
+    l->got++;
+    if (!uv_is_active((uv_handle_t *)&l->end_of_turn))
+        uv_check_start(&l->end_of_turn, late_end_of_turn);
+    return 0;
+}
+
+TEST(bus_dispatch_runs_before_a_check_a_handler_started)
+{
+    struct fx f;
+    struct late_check l = { .seen_at_end = -1 };
+
+    ASSERT_EQ(fx_init(&f), 0);
+    ASSERT_EQ(fx_start(&f, 0), 0);
+    uv_check_init(&f.loop, &l.end_of_turn);
+    l.end_of_turn.data = &l;
+    ASSERT_EQ(bus_subscribe(f.app.bus, "t.turn", NULL, on_starts_a_check, &l), 0);
+    ASSERT_EQ(bus_publish(f.app.bus, ev_n("t.turn", 1)), 0);
+    uv_run(&f.loop, UV_RUN_NOWAIT);   /* dispatched; the handler started the check */
+    ASSERT_EQ(l.got, 1);
+    ASSERT_EQ(l.seen_at_end, -1);     /* started inside a check: from the next turn on */
+    for (int n = 2; n <= 4; n++) {
+        ASSERT_EQ(bus_publish(f.app.bus, ev_n("t.turn", n)), 0);
+        uv_run(&f.loop, UV_RUN_NOWAIT);
+        ASSERT_EQ(l.got, n);
+        ASSERT_EQ(l.seen_at_end, n);
+    }
+    uv_close((uv_handle_t *)&l.end_of_turn, NULL);
     fx_stop(&f);
 }
 

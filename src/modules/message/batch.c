@@ -154,8 +154,9 @@ void msg_batch_close_open(struct msg_state *st)
  * over then). Once started the check stays started (unreferenced: it keeps no loop
  * alive). The messages come from the bus's dispatch, itself a check, and a check
  * started inside another one's run waits for the next turn; one already started runs
- * after the bus's (the bus restarts its check whenever work arrives, which puts it
- * first), so a batch gathered by this turn's dispatch reaches the writer in this turn. */
+ * after the bus's (the bus starts its check again at the end of each of its runs,
+ * which puts it first), so a batch gathered by this turn's dispatch reaches the writer
+ * in this turn. */
 static void on_flush(uv_check_t *h)
 {
     struct msg_state *st = h->data;
