@@ -1,12 +1,14 @@
 /* bus.h: the in-process event bus. Events are self-contained values: a topic name
  * and a JSON payload (so a bridge to an external broker could carry them when a
  * module moves to its own process). Publishing only queues: dispatch runs later on
- * the loop thread (right after the poll phase of the same loop turn), in publish
- * order, and never inside the publisher. An event published from inside a handler is
- * dispatched after that handler has returned and after the other subscribers of the
- * current event. Other threads hand events (or loop callbacks) over through a
- * bounded lock-free MPSC ring and one uv_async_t; a full ring is back-pressure on
- * the producer (bus_post_wait waits), never a loss.
+ * the loop thread (right after the poll phase of the same loop turn, everything the
+ * loop queued; src/bus/dispatch.c), in publish order, and never inside the publisher.
+ * An event published from inside a handler is dispatched after that handler has
+ * returned and after the other subscribers of the current event. Callbacks given to
+ * bus_request never run inside it either. Other threads hand events (or loop
+ * callbacks) over through a bounded lock-free MPSC ring and one uv_async_t, taken
+ * for at most 0.5 ms a turn; a full ring is back-pressure on the producer
+ * (bus_post_wait waits), never a loss.
  *
  * Failures: a handler that fails an event (returns < 0, or completes it with an
  * error) gets it again with exponential backoff (retry_base_ms, doubling) up to
