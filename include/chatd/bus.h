@@ -1,10 +1,14 @@
 /* bus.h: the in-process event bus. Events are self-contained values: a topic name
  * and a JSON payload (so a bridge to an external broker could carry them when a
- * module moves to its own process). Dispatch runs on the loop thread, in publish
- * order; an event published from inside a handler is dispatched after the current
- * one (no re-entrancy). Other threads hand events (or loop callbacks) over through a
- * bounded lock-free MPSC ring and one uv_async_t; a full ring is back-pressure on
- * the producer (bus_post returns -EAGAIN; bus_post_wait waits), never a loss.
+ * module moves to its own process). Publishing only queues: dispatch runs later on
+ * the loop thread (right after the poll phase of the same loop turn, everything the
+ * loop queued; src/bus/dispatch.c), in publish order, and never inside the publisher.
+ * An event published from inside a handler is dispatched after that handler has
+ * returned and after the other subscribers of the current event. Callbacks given to
+ * bus_request never run inside it either. Other threads hand events (or loop
+ * callbacks) over through a bounded lock-free MPSC ring and one uv_async_t, taken
+ * for at most 0.5 ms a turn; a full ring is back-pressure on the producer
+ * (bus_post_wait waits), never a loss.
  *
  * Failures: a handler that fails an event (returns < 0, or completes it with an
  * error) gets it again with exponential backoff (retry_base_ms, doubling) up to
@@ -50,12 +54,13 @@ struct bus_event *bus_event_new(const char *topic, cJSON *payload);
 void bus_event_ref(struct bus_event *ev);
 void bus_event_unref(struct bus_event *ev);
 
-/* Publish on the loop thread. Consumes the caller's reference. 0 or negative. */
+/* Publish on the loop thread: queues the event; no handler runs before this returns.
+ * Consumes the caller's reference. 0, -ENOBUFS when 2^20 items wait already
+ * (back-pressure: the event is refused), -ECANCELED after bus_close. */
 int  bus_publish(struct bus *b, struct bus_event *ev);
-/* Publish from any thread: through the ring. Consumes the reference on success only;
- * -EAGAIN when the ring is full. bus_post_wait retries (with a short sleep) until it
- * fits or the bus is closing (-ECANCELED, reference consumed). Worker threads only. */
-int  bus_post(struct bus *b, struct bus_event *ev);
+/* Publish from a worker thread, through the ring: retries (with a short sleep) while
+ * the ring is full, until it fits or the bus is closing (-ECANCELED). Consumes the
+ * reference either way. */
 int  bus_post_wait(struct bus *b, struct bus_event *ev);
 /* Run fn(arg) on the loop thread, from any thread, through the same ring. */
 int  bus_call_on_loop(struct bus *b, void (*fn)(void *arg), void *arg);
@@ -133,11 +138,12 @@ void bus_request_cancel(struct bus *b, int64_t request_id);
 int  bus_reply(struct bus *b, const struct bus_event *request, int status, cJSON *payload);
 
 /* Lifecycle (core/lifecycle.c). bus_new before modules' init; bus_start after db is
- * open (starts dead-letter replay polling); bus_close stops timers, drains the ring:
- * every call still queued runs, every request still waiting hears -ECANCELED. A call's
- * argument belongs to whoever posted it, and only running the call releases it, so
- * bus_close comes before the modules are destroyed, and always before bus_free:
- * bus_free on a bus not closed aborts rather than leak what the calls carry. */
+ * open (starts dead-letter replay polling); bus_close stops timers and dispatches what
+ * is still queued, in order (the loop's queue, the ring's items, then what their
+ * handlers publish), every request still waiting hearing -ECANCELED, before refusing
+ * more. A call's argument belongs to whoever posted it, and only running the call
+ * releases it, so bus_close comes before the modules are destroyed, and always before
+ * bus_free: bus_free on a bus not closed aborts rather than leak what the calls carry. */
 int  bus_new(struct bus **out, struct chatd *app);
 int  bus_start(struct bus *b);
 void bus_close(struct bus *b);

@@ -1,9 +1,6 @@
 /* bus.c: the event bus on the loop thread: events, the hand-over ring from other
- * threads, the dispatch queue, subscriptions and the bus's life cycle.
- *
- * Every event goes through one FIFO (struct work_queue) and is dispatched by
- * bus_pump; a pump already running (we are inside a handler) only queues, so a
- * handler never runs inside another handler and events keep their publish order. */
+ * threads, subscriptions and the bus's life cycle. When and in what order handlers
+ * run is dispatch.c's: publishing only queues. */
 #include <errno.h>
 #include <sched.h>
 #include <stdio.h>
@@ -21,11 +18,6 @@
 #include "chatd/ring.h"
 #include "chatd/util.h"
 #include "bus_internal.h"
-
-struct bus_call {
-    void (*fn)(void *arg);
-    void *arg;
-};
 
 /* --- events ------------------------------------------------------------------------ */
 
@@ -77,7 +69,7 @@ static unsigned topic_hash(const char *s)
     return h % BUS_TOPIC_BUCKETS;
 }
 
-static struct bus_topic *topic_find(struct bus *b, const char *name)
+struct bus_topic *bus_topic_find(struct bus *b, const char *name)
 {
     for (struct bus_topic *t = b->topics[topic_hash(name)]; t; t = t->hnext)
         if (strcmp(t->name, name) == 0)
@@ -105,7 +97,7 @@ static uint64_t *counter(struct bus *b, const char *name, const char *labels,
 
 static struct bus_topic *topic_get(struct bus *b, const char *name)
 {
-    struct bus_topic *t = topic_find(b, name);
+    struct bus_topic *t = bus_topic_find(b, name);
     char labels[BUS_TOPIC_MAX + 16];
 
     if (t || b->ntopics >= BUS_TOPICS_MAX || !label_safe(name) || !(t = calloc(1, sizeof(*t))))
@@ -155,98 +147,18 @@ int bus_subscribe(struct bus *b, const char *topic, const struct bus_sub_opts *o
 
 int bus_topic_has_subs(struct bus *b, const char *topic)
 {
-    struct bus_topic *t = topic_find(b, topic);
+    struct bus_topic *t = bus_topic_find(b, topic);
     return t && t->subs;
 }
 
 struct bus_sub *bus_find_sub(struct bus *b, const char *topic, const char *consumer)
 {
-    struct bus_topic *t = topic_find(b, topic);
+    struct bus_topic *t = bus_topic_find(b, topic);
 
     for (struct bus_sub *s = t ? t->subs : NULL; s; s = s->next)
         if (strcmp(s->consumer, consumer) == 0)
             return s;
     return NULL;
-}
-
-/* --- the dispatch queue ---------------------------------------------------------------- */
-
-int bus_enqueue(struct bus *b, int kind, void *p)
-{
-    struct work_queue *q = &b->q;
-
-    if (q->len == q->cap) {
-        if (q->cap >= BUS_QUEUE_MAX)
-            return -ENOBUFS;
-        size_t cap = q->cap ? q->cap * 2 : 1024;
-        struct bus_work *v = malloc(cap * sizeof(*v));
-        if (!v)
-            return -ENOMEM;
-        for (size_t i = 0; i < q->len; i++)
-            v[i] = q->v[(q->head + i) % q->cap];
-        free(q->v);
-        q->v = v;
-        q->cap = cap;
-        q->head = 0;
-    }
-    q->v[(q->head + q->len) % q->cap] = (struct bus_work){ kind, p };
-    q->len++;
-    return 0;
-}
-
-static int dequeue(struct bus *b, struct bus_work *w)
-{
-    struct work_queue *q = &b->q;
-
-    if (q->len == 0)
-        return 0;
-    *w = q->v[q->head];
-    q->head = (q->head + 1) % q->cap;
-    q->len--;
-    return 1;
-}
-
-static void dispatch_event(struct bus *b, struct bus_event *ev)
-{
-    struct bus_topic *t = topic_find(b, ev->topic);
-
-    METRIC_INC(t ? t->events_total : b->events_other);
-    for (struct bus_sub *s = t ? t->subs : NULL; s; s = s->next) {
-        struct bus_delivery *d = delivery_new(b, s, ev);
-        if (!d) {
-            LOG_ERROR(b->app, "bus", "out of memory delivering topic=%s consumer=%s",
-                      ev->topic, s->consumer);
-            continue;
-        }
-        delivery_run(d);
-    }
-    bus_event_unref(ev);
-}
-
-/* Inside a ring drain whose slice is over, what is queued waits for the next drain
- * (events published by a ring item's call, e.g. the results of a whole group of
- * writes, are dispatched over several turns). Elsewhere everything is dispatched. */
-static int slice_over(const struct bus *b)
-{
-    return b->slice_end && uv_hrtime() >= b->slice_end;
-}
-
-void bus_pump(struct bus *b)
-{
-    struct bus_work w;
-
-    if (b->dispatching)
-        return;
-    b->dispatching = 1;
-    while (!slice_over(b) && dequeue(b, &w)) {
-        if (w.kind == WORK_EVENT)
-            dispatch_event(b, w.p);
-        else if (w.kind == WORK_DELIVERY)
-            delivery_run(w.p);
-        else
-            request_deliver_reply(b, w.p);
-    }
-    b->dispatching = 0;
 }
 
 /* An event takes the ids of the process that first publishes it; one that came
@@ -275,7 +187,6 @@ int bus_publish(struct bus *b, struct bus_event *ev)
         bus_event_unref(ev);
         return rc;
     }
-    bus_pump(b);
     return 0;
 }
 
@@ -317,14 +228,6 @@ int bus_ring_post(struct bus *b, void *item, int wait)
     }
 }
 
-int bus_post(struct bus *b, struct bus_event *ev)
-{
-    if (!ev)
-        return -EINVAL;
-    stamp(b, ev);
-    return bus_ring_post(b, ev, 0);
-}
-
 int bus_post_wait(struct bus *b, struct bus_event *ev)
 {
     int rc;
@@ -361,69 +264,10 @@ int bus_call_on_loop_wait(struct bus *b, void (*fn)(void *arg), void *arg)
     return call_post(b, fn, arg, 1);
 }
 
-/* Handles one ring item. A call runs at once: its argument is the caller's, and only
- * the call knows how to release it. An event or a reply goes through the dispatch
- * queue; one that does not fit there is dropped (the bus owns both, so it frees them). */
-static void ring_item(struct bus *b, void *p)
-{
-    uintptr_t tag = (uintptr_t)p & RING_TAG_MASK;
-    void *item = (void *)((uintptr_t)p & ~RING_TAG_MASK);
-
-    if (tag == RING_TAG_CALL) {
-        struct bus_call c = *(struct bus_call *)item;
-        free(item);
-        c.fn(c.arg);
-        return;
-    }
-    int kind = tag == RING_TAG_EVENT ? WORK_EVENT : WORK_REPLY;
-    if (bus_enqueue(b, kind, item) < 0) {
-        LOG_ERROR(b->app, "bus", "dispatch queue full: item from another thread dropped");
-        if (kind == WORK_EVENT) {
-            bus_event_unref(item);
-        } else {
-            cJSON_Delete(((struct bus_reply_msg *)item)->payload);
-            free(item);
-        }
-        return;
-    }
-    bus_pump(b);
-}
-
-/* Events left from the last drain first, then ring items, until both are empty,
- * BUS_DRAIN_BATCH items were taken or the slice is used up; 1 when work may be left.
- * Everything goes through the one FIFO, so order holds across slices. */
-int bus_drain_some(struct bus *b, uint64_t budget_ns)
-{
-    int n = 0, more = 1;
-    void *p;
-
-    b->slice_end = uv_hrtime() + budget_ns;
-    bus_pump(b);
-    while (b->q.len == 0) {
-        if (n >= BUS_DRAIN_BATCH || slice_over(b))
-            goto out;
-        if ((p = ring_pop(b->ring)) == NULL) {
-            more = 0;
-            goto out;
-        }
-        ring_item(b, p);
-        n++;
-    }
-out:
-    b->slice_end = 0;
-    return more;
-}
-
 static void on_async(uv_async_t *a)
 {
-    struct bus *b = a->data;
-
-    /* Wake-ups coalesce, so take everything there is, but in slices: a flood from
-     * the writer must not keep the loop from its timers and sockets. The async is
-     * sent again for what is left: it runs in the next turn's poll phase, after the
-     * timers, and items keep their order since only this callback pops the ring. */
-    if (bus_drain_some(b, BUS_DRAIN_SLICE_NS) && !atomic_load(&b->closing))
-        uv_async_send(&b->h->async);
+    /* Wake-ups coalesce: the check of this same turn takes everything there is. */
+    bus_wake(a->data);
 }
 
 /* --- metrics ------------------------------------------------------------------------------ */
@@ -494,15 +338,19 @@ static int handles_init(struct bus *b)
         free(h);
         return rc;
     }
+    uv_check_init(b->loop, &h->check);
+    uv_idle_init(b->loop, &h->idle);
     uv_timer_init(b->loop, &h->retry_timer);
     uv_timer_init(b->loop, &h->request_timer);
     uv_timer_init(b->loop, &h->poll_timer);
-    h->async.data = b;
+    h->async.data = h->check.data = h->idle.data = b;
     h->retry_timer.data = h->request_timer.data = h->poll_timer.data = b;
     /* The async handle stays referenced: results from other threads (a commit's
      * done()) may still be on their way while nothing else is active, e.g. when a
-     * module drains. bus_close releases the loop. */
-    h->open = 4;
+     * module drains. bus_close releases the loop. The idle handle is referenced
+     * too, active only while work waits, so the loop does not end with work queued. */
+    uv_unref((uv_handle_t *)&h->check);
+    h->open = 6;
     b->h = h;
     return 0;
 }
@@ -510,11 +358,12 @@ static int handles_init(struct bus *b)
 static void handles_close(struct bus *b)
 {
     struct bus_handles *h = b->h;
-    uv_handle_t *all[] = { (uv_handle_t *)&h->async, (uv_handle_t *)&h->retry_timer,
+    uv_handle_t *all[] = { (uv_handle_t *)&h->async, (uv_handle_t *)&h->check,
+                           (uv_handle_t *)&h->idle, (uv_handle_t *)&h->retry_timer,
                            (uv_handle_t *)&h->request_timer, (uv_handle_t *)&h->poll_timer };
 
     b->h = NULL;
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 6; i++) {
         all[i]->data = h;
         uv_close(all[i], handle_closed);
     }
@@ -570,21 +419,19 @@ int bus_start(struct bus *b)
     return dlq_start_polling(b);
 }
 
-/* Stops producers, then empties the ring, dispatching what is left. */
+/* Stops producers, then empties the ring and the dispatch queue, dispatching what is
+ * left in order with whatever the handlers publish meanwhile. Requesters still waiting
+ * hear -ECANCELED; what they publish then is dispatched too. */
 static void shut(struct bus *b)
 {
-    void *p;
-
     atomic_store(&b->closing, 1);
     while (atomic_load(&b->senders) > 0)
         sched_yield();
     uv_timer_stop(&b->h->poll_timer);
-    /* With no sender left, every claimed slot is published: one pass empties it. */
-    while ((p = ring_pop(b->ring)) != NULL)
-        ring_item(b, p);
-    bus_pump(b);   /* what a cut-short drain left */
+    bus_dispatch_rest(b);
     delivery_close(b);
     request_close(b);
+    bus_dispatch_rest(b);
     b->db_ready = 0;
     b->closed = 1;
     handles_close(b);
@@ -615,8 +462,6 @@ static void free_topics(struct bus *b)
 
 void bus_free(struct bus *b)
 {
-    struct bus_work w;
-
     if (!b)
         return;
     if (!b->closed) {
@@ -626,20 +471,10 @@ void bus_free(struct bus *b)
         fprintf(stderr, "chatd: bus_free before bus_close: queued calls would leak\n");
         abort();
     }
-    while (dequeue(b, &w)) {
-        if (w.kind == WORK_EVENT) {
-            bus_event_unref(w.p);
-        } else if (w.kind == WORK_DELIVERY) {
-            delivery_free(w.p);
-        } else {
-            cJSON_Delete(((struct bus_reply_msg *)w.p)->payload);
-            free(w.p);
-        }
-    }
+    bus_queue_drop(b);
     /* Deliveries a handler kept (BUS_ASYNC) and never completed. */
     while (b->live)
         delivery_free(b->live);
-    free(b->q.v);
     heap_free(&b->retries);
     heap_free(&b->requests);
     free_topics(b);

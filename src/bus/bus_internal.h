@@ -1,8 +1,8 @@
 /* bus_internal.h: the struct behind struct bus, shared by the files of src/bus/:
- * bus.c (lifecycle, the ring hand-over, the dispatch queue, subscriptions),
- * delivery.c (attempts, retries, backoff), request.c (request/reply), deadletter.c
- * (the dead-letter table), dlq_bound.c (its bounds), dlq_poll.c (replays), heap.c (the
- * timer heaps) and dlq_cli.c. */
+ * bus.c (lifecycle, the ring hand-over, subscriptions), dispatch.c (the dispatch
+ * queue and the loop handles that run it), delivery.c (attempts, retries, backoff),
+ * request.c (request/reply), deadletter.c (the dead-letter table), dlq_bound.c (its
+ * bounds), dlq_poll.c (replays), heap.c (the timer heaps) and dlq_cli.c. */
 #ifndef CHATD_BUS_INTERNAL_H
 #define CHATD_BUS_INTERNAL_H
 
@@ -14,12 +14,13 @@
 #include "chatd/bus.h"
 
 #define BUS_RING_CAPACITY 65536      /* items handed over by other threads */
-#define BUS_DRAIN_BATCH 4096         /* ring items per wake-up before yielding the loop */
-/* Loop time one wake-up may spend on ring items and the events they publish: a
- * group of results from the writer runs every handler of every message in it, and
- * the timers and sockets wait for the whole drain. Past the slice the rest waits for
- * the next turn, in the same order. */
+#define BUS_DRAIN_BATCH 4096         /* ring items per turn before yielding the loop */
+/* Loop time one turn may spend on ring items (and what they publish): other threads
+ * can fill the ring faster than the loop empties it, and the timers and sockets wait
+ * for the whole drain. Past the slice the rest waits for the next turn, in the same
+ * order. The loop's own queue is not sliced (dispatch.c says why). */
 #define BUS_DRAIN_SLICE_NS (500 * 1000)
+#define BUS_QUEUE_MIN 1024           /* the dispatch queue's first capacity */
 #define BUS_QUEUE_MAX (1u << 20)     /* events and deliveries waiting on the loop */
 #define BUS_RETRY_MAX 10000          /* deliveries waiting for their next attempt */
 #define BUS_REQUESTS_MAX 65536       /* requests waiting for a reply */
@@ -88,7 +89,7 @@ struct bus_delivery {
     char error[BUS_ERROR_MAX];
 };
 
-/* The dispatch queue on the loop: a growable circular array. */
+/* The dispatch queue on the loop: a growable circular array, cap a power of two. */
 enum { WORK_EVENT, WORK_DELIVERY, WORK_REPLY };
 struct bus_work {
     int kind;
@@ -110,6 +111,12 @@ struct bus_request {
     struct bus_request *hnext;       /* b->req_hash chain */
 };
 
+/* A call from another thread, run on the loop (bus_call_on_loop). */
+struct bus_call {
+    void (*fn)(void *arg);
+    void *arg;
+};
+
 /* A reply on its way to the requester (through the dispatch queue or the ring). */
 struct bus_reply_msg {
     int64_t id;
@@ -120,6 +127,8 @@ struct bus_reply_msg {
 /* Handles live in their own allocation: their close callbacks run after bus_free. */
 struct bus_handles {
     uv_async_t async;
+    uv_check_t check;                /* runs the dispatch (dispatch.c) */
+    uv_idle_t idle;                  /* active while work waits: the poll does not block */
     uv_timer_t retry_timer, request_timer, poll_timer;
     int open;
 };
@@ -139,8 +148,8 @@ struct bus {
     atomic_int senders;
     int closed;                      /* bus_close finished: publishing is refused */
     int db_ready;                    /* the dead-letter table can be written */
-    int dispatching;
-    uint64_t slice_end;              /* uv_hrtime: a ring drain's end; 0 outside one */
+    int dispatching;                 /* a pump runs: bus_close from a handler leaves it be */
+    uint64_t dispatched;             /* items run, ever: did this turn run any */
 
     struct work_queue q;
     struct bus_topic *topics[BUS_TOPIC_BUCKETS];   /* owned */
@@ -163,12 +172,19 @@ struct bus {
 
 /* bus.c */
 int  bus_on_loop_thread(const struct bus *b);
-int  bus_enqueue(struct bus *b, int kind, void *p);
-void bus_pump(struct bus *b);
-int  bus_drain_some(struct bus *b, uint64_t budget_ns);   /* 1: items may be left */
 int  bus_ring_post(struct bus *b, void *item, int wait);
+struct bus_topic *bus_topic_find(struct bus *b, const char *name);
 int  bus_topic_has_subs(struct bus *b, const char *topic);
 struct bus_sub *bus_find_sub(struct bus *b, const char *topic, const char *consumer);
+/* dispatch.c. bus_enqueue queues an item (0, -ENOBUFS when BUS_QUEUE_MAX are
+ * waiting, -ENOMEM) and has it dispatched from the loop; bus_wake makes sure the
+ * loop will (the ring's wake-up). bus_dispatch_rest, at close: every queued item and
+ * ring item runs, in order, with what it publishes. bus_queue_drop frees what is
+ * left. */
+int  bus_enqueue(struct bus *b, int kind, void *p);
+void bus_wake(struct bus *b);
+void bus_dispatch_rest(struct bus *b);
+void bus_queue_drop(struct bus *b);
 /* delivery.c */
 struct bus_delivery *delivery_new(struct bus *b, struct bus_sub *sub, struct bus_event *ev);
 void delivery_free(struct bus_delivery *d);

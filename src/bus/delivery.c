@@ -175,7 +175,6 @@ static void on_retry_timer(uv_timer_t *t)
             delivery_free(d);
         }
     }
-    bus_pump(b);
     arm_retry_timer(b);
 }
 

@@ -122,7 +122,6 @@ static void poll_after(void *arg, int status)
         b->dead_letter_bytes = (double)p->bytes;
         for (int i = 0; i < p->n; i++)
             replay_row(b, &p->rows[i]);
-        bus_pump(b);
     }
     poll_free(p);
 }

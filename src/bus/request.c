@@ -1,6 +1,7 @@
 /* request.c: request/reply over the bus. A request is an event whose reply_to is its
  * own id; the responder answers with bus_reply, which comes back through the
- * dispatch queue (or the ring, from another thread) to the requester's callback.
+ * dispatch queue (or the ring, from another thread) to the requester's callback: on
+ * the loop, never inside bus_request or bus_reply.
  * Waiting requests sit in a hash by id and in a heap by deadline under one timer. */
 #include <errno.h>
 #include <stdint.h>
@@ -137,7 +138,7 @@ static int64_t request_start(struct bus *b, const char *topic, cJSON *payload,
         bus_event_unref(ev);
         return r->id;
     }
-    int64_t id = r->id;   /* the reply may come (and free r) inside bus_publish */
+    int64_t id = r->id;
     if ((rc = bus_publish(b, ev)) < 0) {
         bus_request_cancel(b, id);
         return rc;
@@ -173,7 +174,6 @@ int bus_reply(struct bus *b, const struct bus_event *request, int status, cJSON 
     } else if (b->closed) {
         rc = -ECANCELED;
     } else if ((rc = bus_enqueue(b, WORK_REPLY, m)) == 0) {
-        bus_pump(b);
         return 0;
     }
     if (rc < 0) {

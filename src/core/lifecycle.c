@@ -1,10 +1,11 @@
 /* lifecycle.c: start-up, drain and shutdown of the server.
  *
  * Start: config -> log -> metrics -> bus -> db -> http -> modules' init -> db writer ->
- * bus -> modules' start -> listen. Stop (SIGTERM/SIGINT): /readyz turns 503, the bus
- * carries server.draining, the listener closes, modules drain one after the other in
- * reverse table order, then http, bus and db close and modules are destroyed. A drain
- * that takes longer than DRAIN_DEADLINE_MS ends the process with status 1. */
+ * bus -> modules' start -> listen. Stop (SIGTERM/SIGINT): /readyz turns 503, the
+ * listener closes, the bus carries server.draining; once it is dispatched, modules
+ * drain one after the other in reverse table order, then http, bus and db close and
+ * modules are destroyed. A drain that takes longer than DRAIN_DEADLINE_MS ends the
+ * process with status 1. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -34,11 +35,13 @@ struct lifecycle {
     uv_loop_t loop;
     uv_signal_t sig_term, sig_int, sig_hup;
     uv_timer_t lag_timer, drain_timer, watchdog_timer;
+    uv_timer_t drain_start;    /* starts the modules' drains outside the bus's dispatch */
     struct metrics_hist *lag_hist;
     uint64_t lag_last_ns;
     size_t ninit;              /* modules whose init succeeded (destroy those) */
     size_t drain_next;         /* modules [0, drain_next) still to drain */
     int drain_waiting;         /* a module's drain has not called done yet */
+    int drain_begun;           /* the modules' drains have started */
     int drain_in_call;         /* inside a module's drain(): done must not recurse */
     int http_closed, bus_closed;
     size_t nstarted;           /* modules whose start succeeded */
@@ -120,7 +123,8 @@ static void close_own_handles(struct lifecycle *lc)
     uv_handle_t *h[] = { (uv_handle_t *)&lc->sig_term, (uv_handle_t *)&lc->sig_int,
                          (uv_handle_t *)&lc->sig_hup, (uv_handle_t *)&lc->lag_timer,
                          (uv_handle_t *)&lc->drain_timer,
-                         (uv_handle_t *)&lc->watchdog_timer };
+                         (uv_handle_t *)&lc->watchdog_timer,
+                         (uv_handle_t *)&lc->drain_start };
     for (size_t i = 0; i < sizeof(h) / sizeof(h[0]); i++)
         if (h[i]->loop && !uv_is_closing(h[i]))
             uv_close(h[i], NULL);
@@ -154,6 +158,7 @@ static void drain_after_failed_start(struct lifecycle *lc)
     lc->app.draining = 1;
     lc->start_failed = 1;
     uv_timer_start(&lc->drain_timer, drain_deadline, DRAIN_DEADLINE_MS, 0);
+    lc->drain_begun = 1;
     lc->drain_next = lc->nstarted;
     drain_step(lc);
     while (!lc->drained)
@@ -220,6 +225,34 @@ static void drain_deadline(uv_timer_t *t)
     _exit(1);
 }
 
+/* The modules drain once server.draining is dispatched: everything published before
+ * the stop (a message read in the same turn as the signal) has reached its
+ * subscribers by then, and is finished rather than refused. The drains start from a
+ * timer, not inside the bus's handler: a drain that ends at once ends in bus_close,
+ * which belongs outside the dispatch. */
+static void drain_modules(struct lifecycle *lc)
+{
+    if (lc->drain_begun)
+        return;
+    lc->drain_begun = 1;
+    lc->drain_next = chatd_module_count;
+    drain_step(lc);
+}
+
+static void on_drain_start(uv_timer_t *t)
+{
+    drain_modules(t->data);
+}
+
+static int on_draining(struct bus_delivery *d, struct bus_event *ev, void *ctx)
+{
+    struct lifecycle *lc = ctx;
+
+    if (lc->app.draining && !lc->drain_begun)
+        uv_timer_start(&lc->drain_start, on_drain_start, 0, 0);
+    return 0;
+}
+
 static void on_stop_signal(uv_signal_t *s, int signum)
 {
     struct lifecycle *lc = s->data;
@@ -233,12 +266,12 @@ static void on_stop_signal(uv_signal_t *s, int signum)
     sd_notify_send("STOPPING=1");
     /* Referenced: the loop stays up until the drain finishes or the deadline passes. */
     uv_timer_start(&lc->drain_timer, drain_deadline, DRAIN_DEADLINE_MS, 0);
-    if (bus_publish_ev(lc->app.bus, &EV_SERVER_DRAINING, &(struct ev_server_draining){ 0 }) < 0)
-        LOG_WARN(&lc->app, "core", "could not publish topic=%s", TOPIC_SERVER_DRAINING);
     http_server_stop_accepting(lc->app.http);
     uv_timer_stop(&lc->lag_timer);
-    lc->drain_next = chatd_module_count;
-    drain_step(lc);
+    if (bus_publish_ev(lc->app.bus, &EV_SERVER_DRAINING, &(struct ev_server_draining){ 0 }) < 0) {
+        LOG_WARN(&lc->app, "core", "could not publish topic=%s", TOPIC_SERVER_DRAINING);
+        drain_modules(lc);
+    }
 }
 
 static void on_hup(uv_signal_t *s, int signum)
@@ -298,9 +331,11 @@ static int start_timers(struct lifecycle *lc)
 
     if ((rc = uv_timer_init(&lc->loop, &lc->drain_timer)) < 0 ||
         (rc = uv_timer_init(&lc->loop, &lc->lag_timer)) < 0 ||
-        (rc = uv_timer_init(&lc->loop, &lc->watchdog_timer)) < 0)
+        (rc = uv_timer_init(&lc->loop, &lc->watchdog_timer)) < 0 ||
+        (rc = uv_timer_init(&lc->loop, &lc->drain_start)) < 0)
         return start_fail(lc, "timers", rc);
     lc->drain_timer.data = lc->lag_timer.data = lc->watchdog_timer.data = lc;
+    lc->drain_start.data = lc;
     uv_unref((uv_handle_t *)&lc->lag_timer);
     if (wd > 0) {
         uv_timer_start(&lc->watchdog_timer, watchdog_ping, wd / 2 ? wd / 2 : 1,
@@ -320,6 +355,8 @@ static int start_core(struct lifecycle *lc)
         return start_fail(lc, "metrics", rc);
     metrics_register(lc);
     if ((rc = bus_new(&app->bus, app)) < 0)
+        return start_fail(lc, "bus", rc);
+    if ((rc = bus_subscribe(app->bus, TOPIC_SERVER_DRAINING, NULL, on_draining, lc)) < 0)
         return start_fail(lc, "bus", rc);
     snprintf(path, sizeof(path), "%s/chatd.db", app->cfg->server.data_dir);
     if ((rc = db_open(&app->db, app, path)) < 0)

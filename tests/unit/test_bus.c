@@ -1,4 +1,5 @@
-/* Tests for src/bus/: dispatch order, no re-entrancy, hand-over from threads,
+/* Tests for src/bus/: dispatch order, deferred dispatch (no handler inside its
+ * publisher), the bounded queue, hand-over from threads,
  * retries with backoff, dead letters and their replay, request/reply. */
 #include <errno.h>
 #include <fcntl.h>
@@ -59,8 +60,10 @@ TEST(bus_dispatch_order)
     for (int i = 1; i <= 3; i++)
         ASSERT_EQ(bus_publish(f.app.bus, ev_n(i == 2 ? "t.two" : "t.one", i)), 0);
     ASSERT_EQ(bus_publish(f.app.bus, ev_n("t.nobody", 9)), 0);
+    ASSERT_STR_EQ(r.log, "");                  /* publishing only queues */
+    ASSERT_EQ(bus_depth(f.app.bus), 4);
+    ASSERT(FX_RUN_UNTIL(&f, bus_depth(f.app.bus) == 0, 5000));
     ASSERT_STR_EQ(r.log, "a:1 b:1 b:2 a:3 b:3");
-    ASSERT_EQ(bus_depth(f.app.bus), 0);
     fx_stop(&f);
 }
 
@@ -101,6 +104,7 @@ TEST(bus_no_reentrancy)
     ASSERT_EQ(bus_subscribe(f.app.bus, "t.outer", NULL, on_a, &r), 0);
     ASSERT_EQ(bus_subscribe(f.app.bus, "t.inner", NULL, on_inner, &r), 0);
     ASSERT_EQ(bus_publish(f.app.bus, ev_n("t.outer", 1)), 0);
+    ASSERT(FX_RUN_UNTIL(&f, bus_depth(f.app.bus) == 0, 5000));
     ASSERT_STR_EQ(r.log, "outer:1 outer-end:1 a:1 inner:10 inner:11");
     ASSERT_EQ(r.max_depth, 1);
     fx_stop(&f);
@@ -158,14 +162,8 @@ static void *post_thread(void *arg)
         cJSON *p = cJSON_CreateObject();
         cJSON_AddNumberToObject(p, "p", t->p);
         cJSON_AddNumberToObject(p, "n", n);
-        struct bus_event *ev = bus_event_new("t.posted", p);
-        if (n % 2) {
-            if (bus_post_wait(t->b, ev) < 0)
-                return NULL;
-        } else {
-            while (bus_post(t->b, ev) == -EAGAIN)
-                fx_nap();
-        }
+        if (bus_post_wait(t->b, bus_event_new("t.posted", p)) < 0)
+            return NULL;
         if (n % 1000 == 0)
             bus_call_on_loop_wait(t->b, on_call, t->s);
     }
@@ -203,14 +201,11 @@ TEST(bus_post_from_threads)
 TEST(bus_post_after_close)
 {
     struct fx f;
-    struct bus_event *ev;
 
     ASSERT_EQ(fx_init(&f), 0);
     ASSERT_EQ(fx_start(&f, 0), 0);
     bus_close(f.app.bus);
-    ev = ev_n("t.x", 1);
-    ASSERT_EQ(bus_post(f.app.bus, ev), -ECANCELED);
-    ASSERT_EQ(bus_post_wait(f.app.bus, ev), -ECANCELED);
+    ASSERT_EQ(bus_post_wait(f.app.bus, ev_n("t.x", 1)), -ECANCELED);
     ASSERT_EQ(bus_publish(f.app.bus, ev_n("t.x", 2)), -ECANCELED);
     fx_stop(&f);
 }
@@ -255,7 +250,7 @@ TEST(bus_retry_succeeds)
     t.r.fail = 2;
     ASSERT_EQ(bus_subscribe(f.app.bus, "t.flaky", &o, on_failing_timed, &t), 0);
     ASSERT_EQ(bus_publish(f.app.bus, ev_n("t.flaky", 1)), 0);
-    ASSERT_EQ(t.r.calls, 1);
+    ASSERT(FX_RUN_UNTIL(&f, t.r.calls == 1, 5000));
     ASSERT_EQ(bus_depth(f.app.bus), 1);    /* waiting for its retry */
     ASSERT(FX_RUN_UNTIL(&f, t.r.calls == 3, 5000));
     ASSERT(t.r.at[1] - t.r.at[0] >= 10);   /* backoff: base, then doubled */
@@ -519,7 +514,8 @@ TEST(bus_close_keeps_waiting_retries)
     t.r.fail = 1000;
     ASSERT_EQ(bus_subscribe(f.app.bus, "t.slow", &o, on_failing_timed, &t), 0);
     ASSERT_EQ(bus_publish(f.app.bus, ev_n("t.slow", 1)), 0);
-    ASSERT_EQ(bus_depth(f.app.bus), 1);
+    ASSERT(FX_RUN_UNTIL(&f, t.r.calls == 1, 5000));
+    ASSERT_EQ(bus_depth(f.app.bus), 1);    /* waiting for its retry */
     bus_close(f.app.bus);
     db_close(f.app.db);
     f.app.db = NULL;
@@ -567,6 +563,7 @@ TEST(bus_request_reply)
     cJSON_AddNumberToObject(p, "n", 1);
     int64_t id = bus_request(f.app.bus, "t.echo", p, 1000, on_answer, &a);
     ASSERT(id > 0);
+    ASSERT_EQ(a.calls, 0);   /* never inside bus_request: callers count on it */
     ASSERT(FX_RUN_UNTIL(&f, a.calls == 1, 1000));
     ASSERT_EQ(a.status, 0);
     ASSERT_STR_EQ(a.body, "{\"n\":1,\"echoed\":true}");
@@ -611,7 +608,7 @@ TEST(bus_request_reply_from_thread)
     h.b = f.app.bus;
     ASSERT_EQ(bus_subscribe(f.app.bus, "t.hold", NULL, on_hold, &h), 0);
     ASSERT(bus_request(f.app.bus, "t.hold", NULL, 5000, on_answer, &a) > 0);
-    ASSERT(h.ev != NULL);
+    ASSERT(FX_RUN_UNTIL(&f, h.ev != NULL, 5000));
     ASSERT_EQ(a.calls, 0);
     ASSERT_EQ(pthread_create(&th, NULL, reply_thread, &h), 0);
     pthread_join(th, NULL);
@@ -636,9 +633,12 @@ TEST(bus_request_timeout_and_cancel)
 
     uint64_t t0 = now_of(&f);
     ASSERT(bus_request(f.app.bus, "t.hold", NULL, 30, on_answer, &timed_out) > 0);
+    ASSERT(FX_RUN_UNTIL(&f, h.ev != NULL, 5000));
     bus_event_unref(h.ev);
+    h.ev = NULL;
     int64_t id = bus_request(f.app.bus, "t.hold", NULL, 30, on_answer, &cancelled);
     ASSERT(id > 0);
+    ASSERT(FX_RUN_UNTIL(&f, h.ev != NULL, 5000));
     struct bus_event *late = h.ev;
     bus_request_cancel(f.app.bus, id);
     ASSERT(bus_request(f.app.bus, "t.nobody", NULL, 5000, on_answer, &nobody) > 0);
@@ -653,7 +653,9 @@ TEST(bus_request_timeout_and_cancel)
     ASSERT_EQ(cancelled.calls, 0);
     bus_event_unref(late);
     /* Requests still waiting at close hear -ECANCELED. */
+    h.ev = NULL;
     ASSERT(bus_request(f.app.bus, "t.hold", NULL, 5000, on_answer, &closing) > 0);
+    ASSERT(FX_RUN_UNTIL(&f, h.ev != NULL, 5000));
     bus_event_unref(h.ev);
     bus_close(f.app.bus);
     ASSERT_EQ(closing.calls, 1);

@@ -152,11 +152,15 @@ void msg_batch_close_open(struct msg_state *st)
 
 /* End of the loop turn: the writer gets what this turn gathered, unless it has enough
  * of ours; then the open one keeps gathering until one is back (batch_after hands it
- * over then). */
+ * over then). Once started the check stays started (unreferenced: it keeps no loop
+ * alive). The messages come from the bus's dispatch, itself a check, and a check
+ * started inside another one's run waits for the next turn; one already started runs
+ * after the bus's (the bus starts its check again at the end of each of its runs,
+ * which puts it first), so a batch gathered by this turn's dispatch reaches the writer
+ * in this turn. */
 static void on_flush(uv_check_t *h)
 {
     struct msg_state *st = h->data;
-    uv_check_stop(h);
     if (st->batches_out < MSG_BATCHES_OUT_MAX)
         hand_over_open(st);
 }

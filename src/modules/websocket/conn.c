@@ -97,7 +97,6 @@ static void feed(struct ws_conn *c, const uint8_t *data, size_t len)
 {
     struct ws_module *m = c->m;
     struct ws_input in = { data, len, 0 };
-    struct ws_conn *saved = m->cur;
     int rc;
 
     c->last_rx_ms = mono_ms();
@@ -115,7 +114,7 @@ static void feed(struct ws_conn *c, const uint8_t *data, size_t len)
     m->cur = c;
     rc = wslay_event_recv(c->wslay);
     m->input = NULL;
-    m->cur = saved;
+    m->cur = NULL;
     ws_rx_feed_end(c);
     if (rc < 0) {
         conn_fail(c, rc);
@@ -146,11 +145,13 @@ void ws_conn_feed(struct ws_conn *c, const uint8_t *data, size_t len)
 {
     if (c->state == WS_FREEING || !len)
         return;
-    /* A destroy in here (a failed pump, a callback's close) must not free c or its
-     * wslay context under our feet: without a socket that free would be at once. */
-    c->feeding = 1;
+    /* A destroy in here (a failed pump; a frame the module refuses, closing from
+     * inside wslay's callback) must not free c or its wslay context under our feet:
+     * without a socket that free would be at once. No bus handler runs in here: the
+     * events a frame publishes are dispatched after the read callback. */
+    c->in_own_callback = 1;
     feed(c, data, len);
-    c->feeding = 0;
+    c->in_own_callback = 0;
     if (c->state != WS_OPEN)
         ws_rx_done(c);   /* closing: nothing more is dispatched */
     if (c->state == WS_FREEING && !c->tcp)
@@ -215,7 +216,7 @@ void ws_conn_begin_closing(struct ws_conn *c, uint16_t code)
     ws_count_close(m, code);
     if (c->sync)
         ws_sync_free(c);
-    if (!c->feeding)
+    if (!c->in_own_callback)
         ws_rx_done(c);   /* nothing more is dispatched (ws_conn_feed frees it after) */
     ws_registry_remove(m, c);
     keycount_release(m->conns_by_addr, c->addr);   /* the caps count open connections */
@@ -244,17 +245,16 @@ void ws_conn_close(struct ws_conn *c, uint16_t code, const char *reason)
 }
 
 /* Moves wslay's pending output (pong, close) into our queue. Never called from inside
- * a wslay callback. */
+ * a wslay callback, so no wslay call is ever inside another: m->cur is this one's. */
 static void conn_pump(struct ws_conn *c)
 {
-    struct ws_conn *saved = c->m->cur;
     int rc;
 
     if (c->state == WS_FREEING || !c->wslay || !wslay_event_want_write(c->wslay))
         return;
     c->m->cur = c;
     rc = wslay_event_send(c->wslay);
-    c->m->cur = saved;
+    c->m->cur = NULL;
     if (rc < 0)
         ws_conn_destroy(c);
 }
@@ -329,7 +329,7 @@ void ws_conn_destroy(struct ws_conn *c)
         http_upgraded_close(c->tcp, conn_freed, c);
     } else {
         /* Unit tests: no socket, nothing in flight. Inside ws_conn_feed, it frees. */
-        if (!c->feeding)
+        if (!c->in_own_callback)
             conn_freed(c);
     }
 }

@@ -42,7 +42,7 @@ static void do_send(struct ws_conn *c, const struct ws_client_frame *f)
      * HTTP and WebSocket sends together. Past it the send comes back refused
      * (message.rejected, code rate_limited). */
     bus_origin_conn(m->app->bus, c->id, &o);
-    /* Counted before publishing: the bus may answer before bus_publish returns. */
+    /* The answer (message.stored or message.rejected) comes in a later dispatch. */
     c->pending_sends++;
     m->pending_sends++;
     if (bus_publish_ev(m->app->bus, &EV_MESSAGE_SUBMITTED, &ev) < 0) {

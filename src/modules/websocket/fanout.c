@@ -2,7 +2,8 @@
  * (header + payload: server frames are unmasked, so every recipient gets the same
  * bytes) and a reference is queued on each recipient connection. Connections with
  * something queued sit on the module's dirty list; a uv_check handle, which runs
- * right after each poll phase (where bus dispatch and reads happen), hands each such
+ * right after each poll phase (where reads happen) and after the bus's dispatch
+ * check (normally run first: bus/dispatch.c), hands each such
  * connection's whole queue to the kernel in one uv_write with many buffers (writev).
  * A turn writes for at most WS_TURN_SLICE_NS; connections left wait, oldest first,
  * for the next turn, so a broadcast to a large room does not stall timers, reads and

@@ -85,8 +85,8 @@ static size_t page_bytes(const struct ws_conn *c)
 
 static void on_page(void *ctx, int status, const void *reply);
 
-/* Asks for the page after the cursor. The answer may come before bus_request_ev
- * returns (a refusal), and may have ended the sync or asked for the next page by then. */
+/* Asks for the page after the cursor. The answer (a refusal too) comes in a later
+ * dispatch, never inside bus_request_ev. */
 static int request_page(struct ws_conn *c)
 {
     struct ws_sync *s = c->sync;
@@ -100,16 +100,10 @@ static int request_page(struct ws_conn *c)
         asks[q.nrooms++] = (struct ev_sync_room_ask){
             .room_id = s->rooms[i].room_id, .after = s->rooms[i].after,
             .limit = s->rooms[i].left };
-    s->req_id = -1;
     id = bus_request_ev(c->m->app->bus, &EV_MESSAGE_SYNC, &q, WS_SYNC_TIMEOUT_MS, on_page, c);
-    if (c->sync != s)
-        return 0;
-    if (id < 0) {
-        s->req_id = 0;
+    if (id < 0)
         return (int)id;
-    }
-    if (s->req_id == -1)
-        s->req_id = id;
+    s->req_id = id;
     return 0;
 }
 

@@ -110,7 +110,7 @@ struct ws_sync_room {
     int     left;                    /* messages the room may still replay */
 };
 struct ws_sync {
-    int64_t req_id;                  /* page request: > 0 waiting, -1 being made, 0 none */
+    int64_t req_id;                  /* page request: > 0 waiting, 0 none */
     struct ws_sync_room *rooms;      /* the client's rooms, in its order */
     int     nrooms, room_next;       /* rooms[room_next..] are not done yet */
     uint64_t progress_ms;            /* monotonic: the client last took bytes, or a page came */
@@ -163,7 +163,10 @@ struct ws_conn {
     uint8_t  shutdown_sent;
     uint8_t  announced;              /* ws.connected went out */
     uint8_t  in_message;             /* a fragmented data message is open */
-    uint8_t  feeding;                /* inside ws_conn_feed: a destroy frees it after */
+    /* ws_conn_feed is on the stack, and with it wslay's callbacks for this
+     * connection: a destroy or a close there leaves freeing the connection and its
+     * receive buffer to ws_conn_feed, never inside a callback of its own. */
+    uint8_t  in_own_callback;
     uint8_t  frame_opcode;           /* of the frame being received */
     uint8_t  wslay_dead;             /* wslay failed on the stream: input dropped (control.c) */
     uint8_t  wslay_payload_next;     /* wslay's next send callback is a payload */
@@ -226,7 +229,7 @@ struct ws_module {
     size_t   rx_direct_len;          /* in wslay's read buffer */
     uint64_t rx_first_len;           /* the frame just started: its payload length, */
     uint8_t  rx_first, rx_first_fin; /* its first chunk still to come, its FIN bit */
-    struct ws_conn *cur;             /* the connection inside a wslay call */
+    struct ws_conn *cur;             /* the connection inside a wslay call (never nested) */
     wslay_event_context_ptr pool[WS_WSLAY_POOL];  /* owned: idle contexts */
     int      npool;
     struct ws_metrics metrics;
