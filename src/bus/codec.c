@@ -342,9 +342,15 @@ static int encode_field(const struct ev_field *f, const void *base, int depth, c
     case EVK_BOOL:
         *out = cJSON_CreateBool(*(const int *)at);
         break;
-    case EVK_ENUM:
-        *out = cJSON_CreateString(f->names[*(const int *)at]);
+    case EVK_ENUM: {
+        int v = *(const int *)at, n = 0;
+        while (f->names[n])
+            n++;
+        if (v < 0 || v >= n)
+            return -EINVAL;   /* not one of the names: refused, not read past them */
+        *out = cJSON_CreateString(f->names[v]);
         break;
+    }
     case EVK_IDS:
         *out = encode_ids(at);
         break;

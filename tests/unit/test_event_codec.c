@@ -290,6 +290,11 @@ TEST(event_codec_refuses_to_encode_a_missing_required_field)
     ASSERT(cJSON_GetObjectItem(j, "client_msg_id") == NULL);
     ASSERT(cJSON_IsNumber(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "origin"), "node")));
     cJSON_Delete(j);
+    /* An enum outside its names is refused, not read past them. */
+    struct ev_presence_changed pc = { .user_id = 1, .status = 7 };
+    ASSERT(ev_encode(&EV_PRESENCE_CHANGED, &pc) == NULL);
+    pc.status = -1;
+    ASSERT(ev_encode(&EV_PRESENCE_CHANGED, &pc) == NULL);
 }
 
 /* --- a payload that does not decode fails its delivery ------------------------------ */
