@@ -4,7 +4,19 @@
 #include <string.h>
 #include <unistd.h>
 #include "chatd/config.h"
+#include "chatd/module.h"
+#include "chatd/settings.h"
+#include "../../src/modules/auth/auth_settings.h"
+#include "../../src/modules/message/message_settings.h"
+#include "../../src/modules/notification/notif_settings.h"
+#include "../../src/modules/websocket/ws_settings.h"
 #include "test.h"
+
+/* Each module's values inside a config. */
+#define AUTH(c)  auth_settings(&(c))
+#define MSG(c)   msg_settings(&(c))
+#define NOTIF(c) notif_settings(&(c))
+#define WS(c)    ws_settings(&(c))
 
 static int parse(struct chatd_config *cfg, const char *text, char *err, size_t errlen)
 {
@@ -35,34 +47,34 @@ TEST(config_defaults)
     ASSERT_EQ(c.server.idle_timeout_ms, 60000);
     ASSERT_STR_EQ(c.server.web_dir, "");
     ASSERT_STR_EQ(c.auth.issuer, "chatd");
-    ASSERT_EQ(c.auth.access_ttl, 900);
-    ASSERT_EQ(c.auth.refresh_ttl, 2592000);
-    ASSERT_EQ(c.auth.registration_open, 1);
-    ASSERT_STR_EQ(c.auth.key_file, "");
+    ASSERT_EQ(AUTH(c)->access_ttl, 900);
+    ASSERT_EQ(AUTH(c)->refresh_ttl, 2592000);
+    ASSERT_EQ(AUTH(c)->registration_open, 1);
+    ASSERT_STR_EQ(AUTH(c)->key_file, "");
     ASSERT_EQ(c.database.durability, CHATD_DURABILITY_FULL);
-    ASSERT_EQ(c.websocket.max_message_bytes, 65536);
-    ASSERT_EQ(c.websocket.heartbeat_ms, 30000);
-    ASSERT_EQ(c.websocket.send_queue_bytes, 1048576);
-    ASSERT_EQ(c.websocket.sync_stall_ms, 30000);
-    ASSERT_EQ(c.message.max_body_bytes, 4096);
-    ASSERT_STR_EQ(c.notification.vapid_subject, "mailto:admin@localhost");
-    ASSERT_STR_EQ(c.notification.webhook_url, "");
-    ASSERT_EQ(c.notification.max_attempts, 5);
-    ASSERT_EQ(c.notification.retry_base_ms, 1000);
-    ASSERT_EQ(c.notification.allow_private_endpoints, 0);
-    ASSERT_EQ(c.notification.subscription_max_failures, 10);
-    ASSERT_EQ(c.notification.subscription_failing_ttl, 259200);
+    ASSERT_EQ(WS(c)->max_message_bytes, 65536);
+    ASSERT_EQ(WS(c)->heartbeat_ms, 30000);
+    ASSERT_EQ(WS(c)->send_queue_bytes, 1048576);
+    ASSERT_EQ(WS(c)->sync_stall_ms, 30000);
+    ASSERT_EQ(MSG(c)->max_body_bytes, 4096);
+    ASSERT_STR_EQ(NOTIF(c)->vapid_subject, "mailto:admin@localhost");
+    ASSERT_STR_EQ(NOTIF(c)->webhook_url, "");
+    ASSERT_EQ(NOTIF(c)->max_attempts, 5);
+    ASSERT_EQ(NOTIF(c)->retry_base_ms, 1000);
+    ASSERT_EQ(NOTIF(c)->allow_private_endpoints, 0);
+    ASSERT_EQ(NOTIF(c)->subscription_max_failures, 10);
+    ASSERT_EQ(NOTIF(c)->subscription_failing_ttl, 259200);
     ASSERT_EQ(c.bus.deadletter_max_rows, 100000);
     ASSERT_EQ(c.bus.deadletter_max_bytes, 64 << 20);
-    ASSERT(c.limits.messages_per_s == 20);
-    ASSERT_EQ(c.limits.messages_burst, 100);
-    ASSERT(c.limits.typing_per_s == 2);
-    ASSERT(c.limits.connects_per_s == 50);
-    ASSERT_EQ(c.limits.connects_burst, 200);
-    ASSERT_EQ(c.limits.registrations_per_min, 10);
-    ASSERT_EQ(c.limits.login_failures_per_min, 10);
-    ASSERT_EQ(c.limits.connections_per_user, 100);
-    ASSERT_EQ(c.limits.connections_per_address, 1000);
+    ASSERT(MSG(c)->messages_per_s == 20);
+    ASSERT_EQ(MSG(c)->messages_burst, 100);
+    ASSERT(WS(c)->typing_per_s == 2);
+    ASSERT(WS(c)->connects_per_s == 50);
+    ASSERT_EQ(WS(c)->connects_burst, 200);
+    ASSERT_EQ(AUTH(c)->registrations_per_min, 10);
+    ASSERT_EQ(AUTH(c)->login_failures_per_min, 10);
+    ASSERT_EQ(WS(c)->connections_per_user, 100);
+    ASSERT_EQ(WS(c)->connections_per_address, 1000);
     ASSERT_EQ(c.log.level, CHATD_LOG_INFO);
     ASSERT_EQ(c.log.json, 0);
     ASSERT_STR_EQ(c.log.file, "");
@@ -106,20 +118,20 @@ TEST(config_good_file)
     ASSERT_EQ(c.server.max_connections, 5);
     ASSERT_STR_EQ(c.server.web_dir, "/srv/web");
     ASSERT_STR_EQ(c.auth.issuer, "example");
-    ASSERT_EQ(c.auth.registration_open, 0);
-    ASSERT_STR_EQ(c.auth.key_file, "");
-    ASSERT_STR_EQ(c.notification.webhook_url, "https://example.org/hook#frag");
-    ASSERT_STR_EQ(c.notification.webhook_secret, "a#b");
-    ASSERT_EQ(c.notification.allow_private_endpoints, 1);
+    ASSERT_EQ(AUTH(c)->registration_open, 0);
+    ASSERT_STR_EQ(AUTH(c)->key_file, "");
+    ASSERT_STR_EQ(NOTIF(c)->webhook_url, "https://example.org/hook#frag");
+    ASSERT_STR_EQ(NOTIF(c)->webhook_secret, "a#b");
+    ASSERT_EQ(NOTIF(c)->allow_private_endpoints, 1);
     ASSERT_EQ(c.bus.deadletter_max_rows, 50);
-    ASSERT(c.limits.messages_per_s == 2.5);
-    ASSERT_EQ(c.limits.connections_per_user, 3);
-    ASSERT_EQ(c.limits.connections_per_address, 40);
+    ASSERT(MSG(c)->messages_per_s == 2.5);
+    ASSERT_EQ(WS(c)->connections_per_user, 3);
+    ASSERT_EQ(WS(c)->connections_per_address, 40);
     ASSERT_EQ(c.log.level, CHATD_LOG_WARN);
     ASSERT_EQ(c.log.json, 1);
     ASSERT_STR_EQ(c.log.file, "/tmp/chatd.log");
     /* untouched keys keep their defaults */
-    ASSERT_EQ(c.auth.access_ttl, 900);
+    ASSERT_EQ(AUTH(c)->access_ttl, 900);
 }
 
 TEST(config_no_trailing_newline)
@@ -164,7 +176,7 @@ TEST(config_webhook_url)
         char text[256];
         snprintf(text, sizeof(text), "[notification]\nwebhook_url = %s\n", good[i]);
         ASSERT_EQ(parse(&c, text, err, sizeof(err)), 0);
-        ASSERT_STR_EQ(c.notification.webhook_url, good[i]);
+        ASSERT_STR_EQ(NOTIF(c)->webhook_url, good[i]);
     }
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         char text[256];
