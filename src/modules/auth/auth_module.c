@@ -84,8 +84,9 @@ static int make_dummy_hash(struct auth *a)
     int rc = random_bytes(pw, sizeof pw);
     if (rc < 0)
         return rc;
-    return auth_password_hash((const char *)pw, sizeof pw, auth_settings(a->app->cfg)->password_cost,
-                              a->dummy_hash, sizeof a->dummy_hash);
+    return auth_password_hash((const char *)pw, sizeof pw,
+                              auth_settings(a->app->cfg)->password_cost, a->dummy_hash,
+                              sizeof a->dummy_hash);
 }
 
 static void auth_destroy(void *state);
@@ -125,8 +126,8 @@ static int auth_init(struct chatd *app, void **state)
     a->gc_timer->data = a;
     register_metrics(a);
     LOG_INFO(app, AUTH_MOD, "ready users=%lld registration=%s hash_threads=%d",
-             (long long)a->max_user_id, auth_settings(cfg)->registration_open ? "open" : "closed",
-             a->hash_parallel);
+             (long long)a->max_user_id,
+             auth_settings(cfg)->registration_open ? "open" : "closed", a->hash_parallel);
     *state = a;
     return 0;
 fail:

@@ -115,8 +115,9 @@ static void register_work(struct auth_op *op)
 {
     struct register_op *r = (struct register_op *)op;
     uint64_t t0 = mono_ns();
-    r->hash_rc = auth_password_hash(r->password, r->pwlen, auth_settings(op->a->app->cfg)->password_cost,
-                                    r->hash, sizeof r->hash);
+    r->hash_rc = auth_password_hash(r->password, r->pwlen,
+                                    auth_settings(op->a->app->cfg)->password_cost, r->hash,
+                                    sizeof r->hash);
     r->hash_seconds = (double)(mono_ns() - t0) / 1e9;
     OPENSSL_cleanse(r->password, r->pwlen);
 }

@@ -124,7 +124,8 @@ static int early_read(struct auth_op *op, struct db_conn *conn)
     }
     if (s->early_user > 0 &&
         auth_token_sign(&a->key, a->app->cfg->auth.issuer, s->early_user, s->early_name,
-                        now_ms() / 1000, auth_settings(a->app->cfg)->access_ttl, &s->early_access) < 0)
+                        now_ms() / 1000, auth_settings(a->app->cfg)->access_ttl,
+                        &s->early_access) < 0)
         s->early_user = 0;
     return 0;
 }

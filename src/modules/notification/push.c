@@ -192,7 +192,8 @@ static void prepared(void *arg, int status)
         finish(j, 0, NULL);
         return;
     }
-    int flags = notif_settings(n->app->cfg)->allow_private_endpoints ? 0 : OUTBOUND_PUBLIC_ONLY;
+    int flags =
+        notif_settings(n->app->cfg)->allow_private_endpoints ? 0 : OUTBOUND_PUBLIC_ONLY;
     int rc = outbound_send(n->out, "POST", j->t.endpoint, j->headers, j->body,
                            (size_t)j->blen, flags, on_sent, j);
     if (rc < 0) {
