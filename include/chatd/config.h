@@ -56,8 +56,8 @@ struct chatd_config {
     _Alignas(max_align_t) unsigned char module_area[CONFIG_MODULE_AREA];
 };
 
-struct chatd_module;
 struct setting;
+struct setting_table;
 
 /* Every key of every owner at its default. */
 void config_defaults(struct chatd_config *cfg);
@@ -71,10 +71,12 @@ int  config_load(struct chatd_config *cfg, const char *path, char *err, size_t e
 /* Parse "host:port" or "[v6]:port" into cfg->server. Returns 0 or -EINVAL. */
 int  config_set_listen(struct chatd_config *cfg, const char *hostport);
 
-/* The settings struct of module m inside cfg (like strchr, it hands back a pointer into
- * what it was given; the caller decides whether to write). cfg NULL: a copy holding the
- * defaults. NULL when m declares no settings or is not in chatd_modules[]. */
-void *config_module_settings(const struct chatd_config *cfg, const struct chatd_module *m);
+/* The struct a module's table fills, inside cfg (like strchr, it hands back a pointer
+ * into what it was given; the caller decides whether to write). table is the one the
+ * module's descriptor points at. cfg NULL: a copy holding the defaults. NULL when no
+ * module in chatd_modules[] has that table. */
+void *config_module_settings(const struct chatd_config *cfg,
+                             const struct setting_table *table);
 /* Calls fn for every key: core's, then each module's in chatd_modules[] order, with the
  * struct in cfg its value lives in (NULL when cfg is NULL; a pointer into cfg, as in
  * config_module_settings). Returns the first non-zero fn returns, else 0. */

@@ -93,7 +93,8 @@ static void default_config_init(void)
     config_defaults(&default_config);
 }
 
-void *config_module_settings(const struct chatd_config *cfg, const struct chatd_module *m)
+void *config_module_settings(const struct chatd_config *cfg,
+                             const struct setting_table *table)
 {
     size_t at = 0;
 
@@ -103,8 +104,8 @@ void *config_module_settings(const struct chatd_config *cfg, const struct chatd_
     }
     for (size_t i = 0; i < chatd_module_count; i++) {
         const struct setting_table *t = chatd_modules[i]->settings;
-        if (chatd_modules[i] == m)
-            return t ? (void *)(cfg->module_area + at) : NULL;
+        if (t && t == table)
+            return (void *)(cfg->module_area + at);
         if (t)
             at += area_slot(t->size);
     }

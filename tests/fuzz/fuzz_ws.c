@@ -102,7 +102,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(&app, 0, sizeof(app));
     config_defaults(&cfg);
     /* Small limits, so that short inputs reach them. */
-    struct ws_settings *ws = config_module_settings(&cfg, &websocket_module);
+    struct ws_settings *ws = config_module_settings(&cfg, &ws_settings_table);
     ws->max_message_bytes = 1024;
     ws->send_queue_bytes = 8192;
     app.cfg = &cfg;

@@ -377,7 +377,10 @@ TEST(config_module_settings_apart)
         }
     }
     extern const struct chatd_module presence_module;
-    ASSERT(config_module_settings(&c, &presence_module) == NULL);
+    ASSERT(presence_module.settings == NULL);
+    ASSERT(config_module_settings(&c, presence_module.settings) == NULL);
+    static const struct setting_table stranger = { NULL, 0, 8 };
+    ASSERT(config_module_settings(&c, &stranger) == NULL);
     ASSERT_EQ(ws_settings(NULL)->heartbeat_ms, 30000);
     ASSERT_STR_EQ(notif_settings(NULL)->vapid_subject, "mailto:admin@localhost");
     ASSERT_EQ(auth_settings(NULL)->password_cost, 14);

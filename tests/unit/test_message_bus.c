@@ -73,7 +73,7 @@ static int bt_start_limited(struct bt *t, double rate, int burst)
     memset(t, 0, sizeof(*t));
     if (fx_init(&t->f) < 0)
         return -1;
-    struct msg_settings *ms = config_module_settings(&t->f.cfg, &message_module);
+    struct msg_settings *ms = config_module_settings(&t->f.cfg, &msg_settings_table);
     ms->messages_per_s = rate;
     ms->messages_burst = burst;
     if (bus_new(&t->f.app.bus, &t->f.app) < 0 ||

@@ -21,7 +21,7 @@ static int setup(struct fx *f, struct notif *n, int max_failures, int ttl_s)
 {
     if (fx_init(f) < 0)
         return -1;
-    struct notif_settings *ns = config_module_settings(&f->cfg, &notification_module);
+    struct notif_settings *ns = config_module_settings(&f->cfg, &notif_settings_table);
     ns->subscription_max_failures = max_failures;
     ns->subscription_failing_ttl = ttl_s;
     if (fx_start(f, 1) < 0)

@@ -38,7 +38,7 @@ static inline int wst_init(struct ws_fixture *fx, int max_msg, size_t queue_byte
 {
     memset(fx, 0, sizeof(*fx));
     config_defaults(&fx->cfg);
-    struct ws_settings *ws = config_module_settings(&fx->cfg, &websocket_module);
+    struct ws_settings *ws = config_module_settings(&fx->cfg, &ws_settings_table);
     if (max_msg)
         ws->max_message_bytes = max_msg;
     if (queue_bytes)

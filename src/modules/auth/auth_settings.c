@@ -29,5 +29,5 @@ const struct setting_table auth_settings_table = SETTING_TABLE(rows, struct auth
 
 const struct auth_settings *auth_settings(const struct chatd_config *cfg)
 {
-    return config_module_settings(cfg, &auth_module);
+    return config_module_settings(cfg, &auth_settings_table);
 }

@@ -5,7 +5,6 @@
 #define CHATD_AUTH_SETTINGS_H
 
 #include "chatd/config.h"
-#include "chatd/module.h"
 #include "chatd/settings.h"
 
 struct auth_settings {
@@ -19,10 +18,9 @@ struct auth_settings {
 };
 
 extern const struct setting_table auth_settings_table;
-extern const struct chatd_module auth_module;
 
 /* The values in cfg (NULL: the defaults). To change them (tests), write through
- * config_module_settings(cfg, &auth_module). */
+ * config_module_settings(cfg, &auth_settings_table). */
 const struct auth_settings *auth_settings(const struct chatd_config *cfg);
 
 #endif

@@ -16,5 +16,5 @@ const struct setting_table msg_settings_table = SETTING_TABLE(rows, struct msg_s
 
 const struct msg_settings *msg_settings(const struct chatd_config *cfg)
 {
-    return config_module_settings(cfg, &message_module);
+    return config_module_settings(cfg, &msg_settings_table);
 }

@@ -4,7 +4,6 @@
 #define CHATD_MESSAGE_SETTINGS_H
 
 #include "chatd/config.h"
-#include "chatd/module.h"
 #include "chatd/settings.h"
 
 struct msg_settings {
@@ -14,10 +13,9 @@ struct msg_settings {
 };
 
 extern const struct setting_table msg_settings_table;
-extern const struct chatd_module message_module;
 
 /* The values in cfg (NULL: the defaults). To change them (tests), write through
- * config_module_settings(cfg, &message_module). */
+ * config_module_settings(cfg, &msg_settings_table). */
 const struct msg_settings *msg_settings(const struct chatd_config *cfg);
 
 #endif

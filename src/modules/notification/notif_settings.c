@@ -64,5 +64,5 @@ const struct setting_table notif_settings_table = SETTING_TABLE(rows, struct not
 
 const struct notif_settings *notif_settings(const struct chatd_config *cfg)
 {
-    return config_module_settings(cfg, &notification_module);
+    return config_module_settings(cfg, &notif_settings_table);
 }

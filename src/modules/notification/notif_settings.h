@@ -4,7 +4,6 @@
 #define CHATD_NOTIF_SETTINGS_H
 
 #include "chatd/config.h"
-#include "chatd/module.h"
 #include "chatd/settings.h"
 
 struct notif_settings {
@@ -20,10 +19,9 @@ struct notif_settings {
 };
 
 extern const struct setting_table notif_settings_table;
-extern const struct chatd_module notification_module;
 
 /* The values in cfg (NULL: the defaults). To change them (tests), write through
- * config_module_settings(cfg, &notification_module). */
+ * config_module_settings(cfg, &notif_settings_table). */
 const struct notif_settings *notif_settings(const struct chatd_config *cfg);
 
 #endif

@@ -29,5 +29,5 @@ const struct setting_table ws_settings_table = SETTING_TABLE(rows, struct ws_set
 
 const struct ws_settings *ws_settings(const struct chatd_config *cfg)
 {
-    return config_module_settings(cfg, &websocket_module);
+    return config_module_settings(cfg, &ws_settings_table);
 }

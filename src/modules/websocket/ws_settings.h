@@ -4,7 +4,6 @@
 #define CHATD_WS_SETTINGS_H
 
 #include "chatd/config.h"
-#include "chatd/module.h"
 #include "chatd/settings.h"
 
 struct ws_settings {
@@ -20,10 +19,9 @@ struct ws_settings {
 };
 
 extern const struct setting_table ws_settings_table;
-extern const struct chatd_module websocket_module;
 
 /* The values in cfg (NULL: the defaults). To change them (tests), write through
- * config_module_settings(cfg, &websocket_module). */
+ * config_module_settings(cfg, &ws_settings_table). */
 const struct ws_settings *ws_settings(const struct chatd_config *cfg);
 
 #endif
