@@ -69,6 +69,12 @@ test('--help-config gives every key a kind, its help and its default', async () 
     assert.match(text, /# .*\(number, 0\.001 to 1e\+06\)\nmessages_per_s = 20\n/);
 });
 
+test('--help names --help-config', async () => {
+    const r = await runChatd(['--help']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /--help-config/);
+});
+
 test('the --help-config output is itself a valid chatd.conf', async () => {
     const { text } = await helpKeys();
     const file = path.join(tmpDir(), 'help.conf');
