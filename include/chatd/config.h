@@ -1,13 +1,17 @@
 /* config.h: chatd.conf read once into typed structs with defaults and validation.
  * Format: INI, "[section]", "key = value", '#' starts a comment (also after a value).
- * An unknown section or key or a bad value is an error "file:line: key: reason". */
+ * An unknown section or key or a bad value is an error "file:line: key: reason".
+ * The keys are declared in tables (settings.h): core's own below, each module's in its
+ * descriptor, filled into the module's own struct (config_module_settings). */
 #ifndef CHATD_CONFIG_H
 #define CHATD_CONFIG_H
 
-#include <stddef.h>
 #include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
 
 #define CFG_PATH_MAX 1024
+#define CONFIG_MODULE_AREA 8192   /* room for every module's settings struct */
 
 enum chatd_log_level { CHATD_LOG_DEBUG = 0, CHATD_LOG_INFO, CHATD_LOG_WARN, CHATD_LOG_ERROR };
 
@@ -31,58 +35,31 @@ struct chatd_config {
                                      * (last entry) is the client address */
     } server;
     struct {
-        char issuer[256];           /* default chatd */
-        int  access_ttl;            /* seconds, default 900 */
-        int  refresh_ttl;           /* seconds, default 2592000 */
-        int  registration_open;     /* "open" = 1 (default), "closed" = 0 */
-        char key_file[CFG_PATH_MAX];/* default "": <data_dir>/jwt.pem */
-        int  password_cost;         /* scrypt log2(N), default 14; 10..20 */
+        char issuer[256];           /* default chatd; core's token gateway checks it, the
+                                     * auth module signs with it */
     } auth;
     struct {
         int durability;             /* enum chatd_durability, default full */
     } database;
     struct {
-        int max_message_bytes;      /* default 65536 */
-        int heartbeat_ms;           /* default 30000 */
-        int send_queue_bytes;       /* default 1048576 */
-        int sync_stall_ms;          /* default 30000 */
-    } websocket;
-    struct {
-        int max_body_bytes;         /* default 4096 */
-    } message;
-    struct {
-        char vapid_subject[256];    /* default mailto:admin@localhost */
-        char webhook_url[1024];     /* default "" (no webhook) */
-        char webhook_secret[256];   /* default "" */
-        char ca_file[CFG_PATH_MAX]; /* default "" */
-        int  max_attempts;          /* default 5 */
-        int  retry_base_ms;         /* default 1000 */
-        int  allow_private_endpoints; /* default no: push endpoints must be public */
-        int  subscription_max_failures; /* default 10 failed attempts in a row: failing */
-        int  subscription_failing_ttl;  /* seconds, default 259200: failing -> dropped */
-    } notification;
-    struct {
         int deadletter_max_rows;    /* default 100000; past it the oldest go */
         int deadletter_max_bytes;   /* default 64 MiB (topic, payload, consumer, error) */
     } bus;
-    struct {
-        double messages_per_s;      /* default 20 */
-        int    messages_burst;      /* default 100 */
-        double typing_per_s;        /* default 2 */
-        double connects_per_s;      /* default 50 */
-        int    connects_burst;      /* default 200 */
-        int    registrations_per_min; /* default 10 */
-        int    login_failures_per_min;/* default 10 */
-        int    connections_per_user;  /* default 100: open WebSocket connections at once */
-        int    connections_per_address; /* default 1000: the same per client address */
-    } limits;
     struct {
         int  level;                 /* enum chatd_log_level, default info */
         int  json;                  /* format: text = 0 (default), json = 1 */
         char file[CFG_PATH_MAX];    /* default "": stderr. SIGHUP reopens it. */
     } log;
+    /* Each module's own settings struct, in chatd_modules[] order, each at a multiple
+     * of max_align_t; reach one with config_module_settings(). Inline, so that a config
+     * is one plain value (copied, freed, compared with memcmp). */
+    _Alignas(max_align_t) unsigned char module_area[CONFIG_MODULE_AREA];
 };
 
+struct setting;
+struct setting_table;
+
+/* Every key of every owner at its default. */
 void config_defaults(struct chatd_config *cfg);
 /* Parse text (named `name` in errors) over the values already in cfg.
  * Returns 0, or -EINVAL with "name:line: key: reason" in err. */
@@ -93,5 +70,20 @@ int  config_parse(struct chatd_config *cfg, const char *name, const char *text, 
 int  config_load(struct chatd_config *cfg, const char *path, char *err, size_t errlen);
 /* Parse "host:port" or "[v6]:port" into cfg->server. Returns 0 or -EINVAL. */
 int  config_set_listen(struct chatd_config *cfg, const char *hostport);
+
+/* The struct a module's table fills, inside cfg (like strchr, it hands back a pointer
+ * into what it was given; the caller decides whether to write). table is the one the
+ * module's descriptor points at. cfg NULL: a copy holding the defaults. NULL when no
+ * module in chatd_modules[] has that table. */
+void *config_module_settings(const struct chatd_config *cfg,
+                             const struct setting_table *table);
+/* Calls fn for every key: core's, then each module's in chatd_modules[] order, with the
+ * struct in cfg its value lives in (NULL when cfg is NULL; a pointer into cfg, as in
+ * config_module_settings). Returns the first non-zero fn returns, else 0. */
+int  config_each_key(const struct chatd_config *cfg,
+                     int (*fn)(const struct setting *s, void *values, void *arg), void *arg);
+/* Prints every key from the same tables, as a chatd.conf holding the defaults: each key
+ * under its section, after a comment with its kind, range and help. */
+void config_print_help(FILE *f);
 
 #endif

@@ -18,9 +18,15 @@ struct chatd_command {
     int (*run)(struct chatd *app, int argc, char **argv);
 };
 
+struct setting_table;
+
 struct chatd_module {
     const char *name;
     const struct chatd_command *commands;   /* ends with {NULL}; may be NULL */
+    /* The chatd.conf keys it reads and the size of its struct for them (settings.h);
+     * NULL: none. Core fills that struct from the file before init; the module reads
+     * it with config_module_settings(app->cfg, this table). */
+    const struct setting_table *settings;
     /* Read config, open what it owns (db_migrate its tables). Runs before the loop
      * runs, so it may block. Returns 0 or a negative error; *state is the module's. */
     int  (*init)(struct chatd *app, void **state);

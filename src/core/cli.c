@@ -6,6 +6,7 @@
 #include <unistd.h>
 #include "chatd/chatd.h"
 #include "chatd/module.h"
+#include "chatd/settings.h"
 #include "cli.h"
 
 void cli_usage(FILE *f)
@@ -19,6 +20,8 @@ void cli_usage(FILE *f)
             "  --listen HOST:PORT    listen address; port 0 picks a free port\n"
             "  --data-dir DIR        where the database and keys live\n"
             "  -h, --help            show this help\n"
+            "  --help-config         show every configuration key, its kind, range and\n"
+            "                        default, as a chatd.conf\n"
             "  -V, --version         show the version\n"
             "\n"
             "verbs:\n"
@@ -96,6 +99,10 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
             cli_usage(stdout);
             return cli_done(o, CLI_EXIT_OK);
         }
+        if (strcmp(a, "--help-config") == 0) {
+            config_print_help(stdout);
+            return cli_done(o, CLI_EXIT_OK);
+        }
         if (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0) {
             printf("chatd %s\n", CHATD_VERSION);
             return cli_done(o, CLI_EXIT_OK);
@@ -118,16 +125,29 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
     return CLI_OK;
 }
 
-static int check_readable(const char *conf, const char *key, const char *path, char *err,
-                          size_t errlen)
+struct file_check {
+    const char *conf;
+    char *err;
+    size_t errlen;
+};
+
+/* A key of kind SETTING_FILE names a file the start reads (a key_file, never created
+ * by a start; a ca_file): when set, it must open. */
+static int check_readable(const struct setting *s, void *values, void *arg)
 {
+    struct file_check *fc = arg;
+    const char *path;
     FILE *f;
 
+    if (s->kind != SETTING_FILE)
+        return 0;
+    path = (const char *)values + s->offset;
     if (!path[0])
         return 0;
     if (!(f = fopen(path, "r"))) {
         int rc = -errno;
-        snprintf(err, errlen, "%s: %s: %s: %s", conf, key, path, strerror(-rc));
+        snprintf(fc->err, fc->errlen, "%s: %s: %s: %s", fc->conf, s->key, path,
+                 strerror(-rc));
         return rc;
     }
     fclose(f);
@@ -135,16 +155,16 @@ static int check_readable(const char *conf, const char *key, const char *path, c
 }
 
 /* check-config promises that the start will not stop on the configuration, so it also
- * opens the files the start would need: a key_file (never created by a start), a
- * ca_file, and the directory of the log file. */
+ * opens the files the start would need: every file key's, and the directory of the log
+ * file. */
 static int check_named_files(const char *conf, const struct chatd_config *cfg, char *err,
                              size_t errlen)
 {
+    struct file_check fc = { conf, err, errlen };
     char dir[sizeof(cfg->log.file)];
     int rc;
 
-    if ((rc = check_readable(conf, "key_file", cfg->auth.key_file, err, errlen)) < 0 ||
-        (rc = check_readable(conf, "ca_file", cfg->notification.ca_file, err, errlen)) < 0)
+    if ((rc = config_each_key(cfg, check_readable, &fc)) < 0)
         return rc;
     if (!cfg->log.file[0])
         return 0;

@@ -1,175 +1,115 @@
-/* config.c: chatd.conf, an INI file read once into struct chatd_config.
- * Every key is described by one row of a table (section, key, type, range, offset),
- * so adding a key is one line and every key gets the same checks. */
+/* config.c: chatd.conf, an INI file read once into struct chatd_config. The keys are
+ * rows of tables (settings.h): core's (config_keys.c) and each module's, whose struct
+ * sits in cfg->module_area. This file finds the row a line names and hands the value
+ * to setting_apply; a key is never known anywhere else. */
 #include <errno.h>
-#include <limits.h>
-#include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include "chatd/config.h"
+#include "chatd/module.h"
+#include "chatd/settings.h"
+#include "config_tables.h"
 
 #define CFG_LINE_MAX 4096
 
-enum cfg_type { CFG_INT, CFG_DOUBLE, CFG_STR, CFG_LISTEN, CFG_REGISTRATION, CFG_LEVEL,
-                CFG_FORMAT, CFG_BOOL, CFG_URL, CFG_DURABILITY };
+static size_t area_slot(size_t size)
+{
+    size_t a = _Alignof(max_align_t);
+    return (size + a - 1) / a * a;
+}
 
-struct cfg_key {
-    const char *section, *key;
-    enum cfg_type type;
-    double min, max;      /* CFG_INT, CFG_DOUBLE: inclusive range */
-    size_t off, size;     /* where the value lives in struct chatd_config */
-};
+typedef int (*key_fn)(const struct setting *s, void *values, void *arg);
 
-#define F(field) offsetof(struct chatd_config, field), sizeof(((struct chatd_config *)0)->field)
-#define I(sec, key, lo, hi, field) { sec, key, CFG_INT, lo, hi, F(field) }
-#define D(sec, key, lo, hi, field) { sec, key, CFG_DOUBLE, lo, hi, F(field) }
-#define S(sec, key, field)         { sec, key, CFG_STR, 0, 0, F(field) }
-#define E(sec, key, type, field)   { sec, key, type, 0, 0, F(field) }
+/* Every row of one table, with the struct its values live in (NULL: none). */
+static int each_row(const struct setting_table *t, void *values, key_fn fn, void *arg)
+{
+    for (size_t i = 0; i < t->count; i++) {
+        int rc = fn(&t->rows[i], values, arg);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
 
-/* Lower bounds are low enough for tests (a 1 s token, a 50 ms heartbeat); upper bounds
- * keep values far from int overflow in the code that multiplies them. */
-static const struct cfg_key cfg_keys[] = {
-    { "server", "listen", CFG_LISTEN, 0, 0, 0, 0 },
-    S("server", "data_dir", server.data_dir),
-    I("server", "max_connections", 1, 1000000, server.max_connections),
-    I("server", "max_body_bytes", 256, 64 << 20, server.max_body_bytes),
-    I("server", "max_header_bytes", 256, 1 << 20, server.max_header_bytes),
-    I("server", "header_timeout_ms", 10, 3600000, server.header_timeout_ms),
-    I("server", "idle_timeout_ms", 10, 86400000, server.idle_timeout_ms),
-    S("server", "web_dir", server.web_dir),
-    E("server", "trust_proxy", CFG_BOOL, server.trust_proxy),
-    S("auth", "issuer", auth.issuer),
-    I("auth", "access_ttl", 1, 86400 * 7, auth.access_ttl),
-    I("auth", "refresh_ttl", 1, 86400 * 3650, auth.refresh_ttl),
-    E("auth", "registration", CFG_REGISTRATION, auth.registration_open),
-    I("auth", "password_cost", 10, 20, auth.password_cost),
-    S("auth", "key_file", auth.key_file),
-    E("database", "durability", CFG_DURABILITY, database.durability),
-    I("websocket", "max_message_bytes", 64, 16 << 20, websocket.max_message_bytes),
-    I("websocket", "heartbeat_ms", 10, 3600000, websocket.heartbeat_ms),
-    I("websocket", "send_queue_bytes", 1024, 1 << 30, websocket.send_queue_bytes),
-    I("websocket", "sync_stall_ms", 100, 3600000, websocket.sync_stall_ms),
-    I("message", "max_body_bytes", 1, 1 << 20, message.max_body_bytes),
-    S("notification", "vapid_subject", notification.vapid_subject),
-    E("notification", "webhook_url", CFG_URL, notification.webhook_url),
-    S("notification", "webhook_secret", notification.webhook_secret),
-    S("notification", "ca_file", notification.ca_file),
-    I("notification", "max_attempts", 1, 100, notification.max_attempts),
-    I("notification", "retry_base_ms", 1, 3600000, notification.retry_base_ms),
-    E("notification", "allow_private_endpoints", CFG_BOOL, notification.allow_private_endpoints),
-    I("notification", "subscription_max_failures", 1, 1000000,
-      notification.subscription_max_failures),
-    I("notification", "subscription_failing_ttl", 1, 86400 * 3650,
-      notification.subscription_failing_ttl),
-    I("bus", "deadletter_max_rows", 1, 100000000, bus.deadletter_max_rows),
-    I("bus", "deadletter_max_bytes", 4096, INT_MAX, bus.deadletter_max_bytes),
-    D("limits", "messages_per_s", 0.001, 1e6, limits.messages_per_s),
-    I("limits", "messages_burst", 1, 1000000, limits.messages_burst),
-    D("limits", "typing_per_s", 0.001, 1e6, limits.typing_per_s),
-    D("limits", "connects_per_s", 0.001, 1e6, limits.connects_per_s),
-    I("limits", "connects_burst", 1, 1000000, limits.connects_burst),
-    I("limits", "registrations_per_min", 1, 1000000, limits.registrations_per_min),
-    I("limits", "login_failures_per_min", 1, 1000000, limits.login_failures_per_min),
-    I("limits", "connections_per_user", 1, 1000000, limits.connections_per_user),
-    I("limits", "connections_per_address", 1, 1000000, limits.connections_per_address),
-    E("log", "level", CFG_LEVEL, log.level),
-    E("log", "format", CFG_FORMAT, log.json),
-    S("log", "file", log.file),
-};
+int config_each_key(const struct chatd_config *ccfg, key_fn fn, void *arg)
+{
+    struct chatd_config *cfg = (struct chatd_config *)ccfg;   /* see config.h */
+    size_t at = 0;
+    int rc = each_row(&config_core_keys, cfg, fn, arg);
 
-static const char *const cfg_sections[] = {
-    "server", "auth", "database", "websocket", "message", "notification", "bus", "limits",
-    "log",
-};
+    for (size_t i = 0; i < chatd_module_count && rc == 0; i++) {
+        const struct setting_table *t = chatd_modules[i]->settings;
+        if (!t)
+            continue;
+        rc = each_row(t, cfg ? cfg->module_area + at : NULL, fn, arg);
+        at += area_slot(t->size);
+    }
+    return rc;
+}
+
+static size_t module_area_used(void)
+{
+    size_t at = 0;
+    for (size_t i = 0; i < chatd_module_count; i++)
+        if (chatd_modules[i]->settings)
+            at += area_slot(chatd_modules[i]->settings->size);
+    return at;
+}
+
+static int apply_default(const struct setting *s, void *values, void *arg)
+{
+    char buf[96];
+    const char *why = setting_apply(s, values, s->def, buf, sizeof buf);
+
+    /* A default the table itself refuses is a bug in that table: stop at once, naming
+     * it, rather than run on a zero. */
+    if (why) {
+        fprintf(stderr, "chatd: [%s] %s: default \"%s\": %s\n", s->section, s->key, s->def,
+                why);
+        abort();
+    }
+    return 0;
+}
 
 void config_defaults(struct chatd_config *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
-    strcpy(cfg->server.listen_host, "127.0.0.1");
-    cfg->server.listen_port = 8080;
-    strcpy(cfg->server.data_dir, "./data");
-    cfg->server.max_connections = 10000;
-    cfg->server.max_body_bytes = 65536;
-    cfg->server.max_header_bytes = 16384;
-    cfg->server.header_timeout_ms = 10000;
-    cfg->server.idle_timeout_ms = 60000;
-    strcpy(cfg->auth.issuer, "chatd");
-    cfg->auth.access_ttl = 900;
-    cfg->auth.refresh_ttl = 2592000;
-    cfg->auth.password_cost = 14;
-    cfg->auth.registration_open = 1;
-    cfg->database.durability = CHATD_DURABILITY_FULL;
-    cfg->websocket.max_message_bytes = 65536;
-    cfg->websocket.heartbeat_ms = 30000;
-    cfg->websocket.send_queue_bytes = 1048576;
-    cfg->websocket.sync_stall_ms = 30000;
-    cfg->message.max_body_bytes = 4096;
-    strcpy(cfg->notification.vapid_subject, "mailto:admin@localhost");
-    cfg->notification.max_attempts = 5;
-    cfg->notification.retry_base_ms = 1000;
-    cfg->notification.subscription_max_failures = 10;
-    cfg->notification.subscription_failing_ttl = 3 * 86400;
-    cfg->bus.deadletter_max_rows = 100000;
-    cfg->bus.deadletter_max_bytes = 64 << 20;
-    cfg->limits.messages_per_s = 20;
-    cfg->limits.messages_burst = 100;
-    cfg->limits.typing_per_s = 2;
-    cfg->limits.connects_per_s = 50;
-    cfg->limits.connects_burst = 200;
-    cfg->limits.registrations_per_min = 10;
-    cfg->limits.login_failures_per_min = 10;
-    cfg->limits.connections_per_user = 100;
-    cfg->limits.connections_per_address = 1000;
-    cfg->log.level = CHATD_LOG_INFO;
-    cfg->log.json = 0;
+    if (module_area_used() > sizeof(cfg->module_area)) {
+        fprintf(stderr, "chatd: the modules' settings need more than CONFIG_MODULE_AREA\n");
+        abort();
+    }
+    config_each_key(cfg, apply_default, NULL);
 }
 
-int config_set_listen(struct chatd_config *cfg, const char *hostport)
+static struct chatd_config default_config;
+static pthread_once_t default_once = PTHREAD_ONCE_INIT;
+
+static void default_config_init(void)
 {
-    const char *host = hostport, *colon;
-    size_t hostlen;
+    config_defaults(&default_config);
+}
 
-    if (hostport[0] == '[') {
-        const char *close = strchr(hostport, ']');
-        if (!close || close[1] != ':')
-            return -EINVAL;
-        host = hostport + 1;
-        hostlen = (size_t)(close - host);
-        colon = close + 1;
-        if (hostlen == 0 || memchr(host, ':', hostlen) == NULL)
-            return -EINVAL;   /* brackets are for IPv6 addresses only */
-    } else {
-        colon = strrchr(hostport, ':');
-        if (!colon)
-            return -EINVAL;
-        hostlen = (size_t)(colon - hostport);
-        if (hostlen == 0 || memchr(hostport, ':', hostlen) != NULL)
-            return -EINVAL;   /* an IPv6 address needs brackets */
-    }
-    if (hostlen >= sizeof(cfg->server.listen_host))
-        return -EINVAL;
-    for (size_t i = 0; i < hostlen; i++)
-        if (host[i] == ' ' || host[i] == '\t' || host[i] == '[' || host[i] == ']')
-            return -EINVAL;
+void *config_module_settings(const struct chatd_config *cfg,
+                             const struct setting_table *table)
+{
+    size_t at = 0;
 
-    const char *p = colon + 1;
-    if (*p == '\0' || strlen(p) > 5)
-        return -EINVAL;
-    long port = 0;
-    for (; *p; p++) {
-        if (*p < '0' || *p > '9')
-            return -EINVAL;
-        port = port * 10 + (*p - '0');
+    if (!cfg) {
+        pthread_once(&default_once, default_config_init);
+        cfg = &default_config;
     }
-    if (port > 65535)
-        return -EINVAL;
-    memcpy(cfg->server.listen_host, host, hostlen);
-    cfg->server.listen_host[hostlen] = '\0';
-    cfg->server.listen_port = (int)port;
-    return 0;
+    for (size_t i = 0; i < chatd_module_count; i++) {
+        const struct setting_table *t = chatd_modules[i]->settings;
+        if (t && t == table)
+            return (void *)(cfg->module_area + at);
+        if (t)
+            at += area_slot(t->size);
+    }
+    return NULL;
 }
 
 static int set_err(char *err, size_t errlen, const char *fmt, ...)
@@ -184,138 +124,6 @@ static int set_err(char *err, size_t errlen, const char *fmt, ...)
         va_end(ap);
     }
     return -EINVAL;
-}
-
-/* Empty, or http:// or https:// and a host: the notification module refuses anything
- * else at start, so check-config must refuse it too, naming the line. */
-/* Strings that something outside reads: an empty issuer would sign tokens no verifier
- * can pin, and push services refuse a VAPID subject that is not a mailto: or https: URI
- * (RFC 8292, 2.1). */
-static const char *string_reason(const struct cfg_key *k, const char *v)
-{
-    size_t off = k->off;
-
-    if (*v == '\0' && (off == offsetof(struct chatd_config, server.data_dir) ||
-                       off == offsetof(struct chatd_config, auth.issuer) ||
-                       off == offsetof(struct chatd_config, notification.vapid_subject)))
-        return "must not be empty";
-    if (off == offsetof(struct chatd_config, notification.vapid_subject) &&
-        strncmp(v, "mailto:", 7) != 0 && strncmp(v, "https://", 8) != 0)
-        return "expected a mailto: or https:// URI";
-    return NULL;
-}
-
-static int url_ok(const char *v)
-{
-    const char *host;
-
-    if (*v == '\0')
-        return 1;
-    if (strncmp(v, "https://", 8) == 0)
-        host = v + 8;
-    else if (strncmp(v, "http://", 7) == 0)
-        host = v + 7;
-    else
-        return 0;
-    size_t n = strcspn(host, "/?#");
-    return n > 0 && *host != ':' && !memchr(host, '@', n);   /* no user:password@ */
-}
-
-/* "out of range (1 to 1000000)": the reader should not have to look the bounds up. */
-static const char *range_reason(const struct cfg_key *k, char *buf, size_t len)
-{
-    if (k->type == CFG_INT)
-        snprintf(buf, len, "out of range (%lld to %lld)", (long long)k->min, (long long)k->max);
-    else
-        snprintf(buf, len, "out of range (%g to %g)", k->min, k->max);
-    return buf;
-}
-
-/* Sets one value; on error returns a reason (static, or written to buf). */
-static const char *cfg_set(struct chatd_config *cfg, const struct cfg_key *k, const char *v,
-                           char *buf, size_t buflen)
-{
-    char *field = (char *)cfg + k->off;
-    char *end;
-
-    switch (k->type) {
-    case CFG_INT: {
-        if (*v == '\0')
-            return "expected an integer";
-        errno = 0;
-        long long n = strtoll(v, &end, 10);
-        if (*end != '\0')
-            return "expected an integer";
-        if (errno == ERANGE || n < (long long)k->min || n > (long long)k->max)
-            return range_reason(k, buf, buflen);
-        *(int *)field = (int)n;
-        return NULL;
-    }
-    case CFG_DOUBLE: {
-        if (*v == '\0')
-            return "expected a number";
-        errno = 0;
-        double d = strtod(v, &end);
-        if (*end != '\0' || !isfinite(d))
-            return "expected a number";
-        if (d < k->min || d > k->max)
-            return range_reason(k, buf, buflen);
-        *(double *)field = d;
-        return NULL;
-    }
-    case CFG_STR: {
-        const char *why = string_reason(k, v);
-        if (why)
-            return why;
-        if (strlen(v) >= k->size)
-            return "too long";
-        strcpy(field, v);
-        return NULL;
-    }
-    case CFG_LISTEN:
-        return config_set_listen(cfg, v) ? "expected host:port or [v6]:port" : NULL;
-    case CFG_REGISTRATION:
-        if (strcmp(v, "open") == 0 || strcmp(v, "closed") == 0) {
-            *(int *)field = v[0] == 'o';
-            return NULL;
-        }
-        return "expected open or closed";
-    case CFG_LEVEL: {
-        static const char *const names[] = { "debug", "info", "warn", "error" };
-        for (int i = 0; i < 4; i++)
-            if (strcmp(v, names[i]) == 0) {
-                *(int *)field = i;
-                return NULL;
-            }
-        return "expected debug, info, warn or error";
-    }
-    case CFG_FORMAT:
-        if (strcmp(v, "text") == 0 || strcmp(v, "json") == 0) {
-            *(int *)field = v[0] == 'j';
-            return NULL;
-        }
-        return "expected text or json";
-    case CFG_DURABILITY:
-        if (strcmp(v, "full") == 0 || strcmp(v, "process") == 0) {
-            *(int *)field = v[0] == 'p' ? CHATD_DURABILITY_PROCESS : CHATD_DURABILITY_FULL;
-            return NULL;
-        }
-        return "expected full or process";
-    case CFG_BOOL:
-        if (strcmp(v, "yes") == 0 || strcmp(v, "no") == 0) {
-            *(int *)field = v[0] == 'y';
-            return NULL;
-        }
-        return "expected yes or no";
-    case CFG_URL:
-        if (!url_ok(v))
-            return "expected an http:// or https:// URL";
-        if (strlen(v) >= k->size)
-            return "too long";
-        strcpy(field, v);
-        return NULL;
-    }
-    return "bad key type";
 }
 
 static char *trim(char *s)
@@ -339,20 +147,32 @@ static void strip_comment(char *s)
         }
 }
 
-static int known_section(const char *name)
+/* A section is known when some table has a key in it. */
+static int section_matches(const struct setting *s, void *values, void *name)
 {
-    for (size_t i = 0; i < sizeof(cfg_sections) / sizeof(cfg_sections[0]); i++)
-        if (strcmp(cfg_sections[i], name) == 0)
-            return 1;
-    return 0;
+    return strcmp(s->section, name) == 0;
 }
 
-static const struct cfg_key *find_key(const char *section, const char *key)
+static int known_section(const struct chatd_config *cfg, const char *name)
 {
-    for (size_t i = 0; i < sizeof(cfg_keys) / sizeof(cfg_keys[0]); i++)
-        if (strcmp(cfg_keys[i].section, section) == 0 && strcmp(cfg_keys[i].key, key) == 0)
-            return &cfg_keys[i];
-    return NULL;
+    return config_each_key(cfg, section_matches, (void *)name);
+}
+
+struct key_query {
+    const char *section, *key;
+    const struct setting *found;
+    void *values;
+};
+
+static int key_matches(const struct setting *s, void *values, void *arg)
+{
+    struct key_query *q = arg;
+
+    if (strcmp(s->section, q->section) != 0 || strcmp(s->key, q->key) != 0)
+        return 0;
+    q->found = s;
+    q->values = values;
+    return 1;
 }
 
 static int parse_line(struct chatd_config *cfg, char *section, size_t seclen, char *line,
@@ -370,7 +190,7 @@ static int parse_line(struct chatd_config *cfg, char *section, size_t seclen, ch
             return set_err(err, errlen, "%s:%d: %s: text after section", name, lineno, s);
         *close = '\0';
         char *sec = trim(s + 1);
-        if (!known_section(sec))
+        if (!known_section(cfg, sec))
             return set_err(err, errlen, "%s:%d: [%s]: unknown section", name, lineno, sec);
         snprintf(section, seclen, "%s", sec);
         return 0;
@@ -384,12 +204,12 @@ static int parse_line(struct chatd_config *cfg, char *section, size_t seclen, ch
         return set_err(err, errlen, "%s:%d: =: missing key", name, lineno);
     if (section[0] == '\0')
         return set_err(err, errlen, "%s:%d: %s: key outside a section", name, lineno, key);
-    const struct cfg_key *k = find_key(section, key);
-    if (!k)
+    struct key_query q = { section, key, NULL, NULL };
+    if (!config_each_key(cfg, key_matches, &q))
         return set_err(err, errlen, "%s:%d: %s: unknown key in [%s]", name, lineno, key,
                        section);
     char buf[96];
-    const char *reason = cfg_set(cfg, k, value, buf, sizeof(buf));
+    const char *reason = setting_apply(q.found, q.values, value, buf, sizeof(buf));
     if (reason)
         return set_err(err, errlen, "%s:%d: %s: %s", name, lineno, key, reason);
     return 0;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "chatd/config.h"
+#include "../../src/modules/websocket/ws_settings.h"
 
 #define CHECK(x) do { if (!(x)) abort(); } while (0)
 
@@ -32,8 +33,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK(cfg.server.listen_port >= 0 && cfg.server.listen_port <= 65535);
         CHECK(cfg.server.max_connections > 0);
         CHECK(cfg.server.max_body_bytes > 0 && cfg.server.max_header_bytes > 0);
-        CHECK(cfg.websocket.max_message_bytes > 0);
-        CHECK(cfg.websocket.send_queue_bytes > 0);
+        CHECK(ws_settings(&cfg)->max_message_bytes > 0);
+        CHECK(ws_settings(&cfg)->send_queue_bytes > 0);
     }
     free(text);
     return 0;

@@ -16,6 +16,7 @@
 #include "chatd/metrics.h"
 #include "chatd/text.h"
 #include "../../src/modules/websocket/ws_internal.h"
+#include "../../src/modules/websocket/ws_settings.h"
 
 static void on_text(struct ws_conn *c, const char *text, size_t len)
 {
@@ -101,8 +102,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(&app, 0, sizeof(app));
     config_defaults(&cfg);
     /* Small limits, so that short inputs reach them. */
-    cfg.websocket.max_message_bytes = 1024;
-    cfg.websocket.send_queue_bytes = 8192;
+    struct ws_settings *ws = config_module_settings(&cfg, &ws_settings_table);
+    ws->max_message_bytes = 1024;
+    ws->send_queue_bytes = 8192;
     app.cfg = &cfg;
     if (metrics_new(&app.metrics) < 0 || ws_module_new(&app, &m) < 0)
         abort();

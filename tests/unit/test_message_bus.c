@@ -7,6 +7,7 @@
 #include "chatd/events.h"
 #include "chatd/module.h"
 #include "../../src/modules/message/message_internal.h"
+#include "../../src/modules/message/message_settings.h"
 
 /* The message tables as the SQLite store makes them. */
 static int msg_schema(struct db *db)
@@ -72,8 +73,9 @@ static int bt_start_limited(struct bt *t, double rate, int burst)
     memset(t, 0, sizeof(*t));
     if (fx_init(&t->f) < 0)
         return -1;
-    t->f.cfg.limits.messages_per_s = rate;
-    t->f.cfg.limits.messages_burst = burst;
+    struct msg_settings *ms = config_module_settings(&t->f.cfg, &msg_settings_table);
+    ms->messages_per_s = rate;
+    ms->messages_burst = burst;
     if (bus_new(&t->f.app.bus, &t->f.app) < 0 ||
         db_open(&t->f.app.db, &t->f.app, t->f.db_path) < 0 || msg_schema(t->f.app.db) < 0)
         return -1;

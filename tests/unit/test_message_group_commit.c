@@ -6,6 +6,7 @@
 #include "bus_fixture.h"
 #include "chatd/events.h"
 #include "../../src/modules/message/message_internal.h"
+#include "../../src/modules/message/message_settings.h"
 
 /* The message tables as the SQLite store makes them. */
 static int msg_schema(struct db *db)
@@ -64,8 +65,9 @@ static int gc_setup(struct fx *f, struct msg_state **st)
         return -1;
     if (db_start(f->app.db) < 0 || bus_start(f->app.bus) < 0)
         return -1;
-    f->cfg.limits.messages_per_s = 1e9;     /* one sender, many messages */
-    f->cfg.limits.messages_burst = 1000000000;
+    struct msg_settings *ms = config_module_settings(&f->cfg, &msg_settings_table);
+    ms->messages_per_s = 1e9;     /* one sender, many messages */
+    ms->messages_burst = 1000000000;
     return msg_state_new(st, &f->app) < 0 || msg_subscribe(*st) < 0 ? -1 : 0;
 }
 
@@ -99,8 +101,9 @@ TEST(message_group_commit_through_bus_and_writer)
         " (1, 1, 'ann', 0), (1, 2, 'bob', 0), (2, 2, 'bob', 0);", NULL, NULL, NULL), SQLITE_OK);
     ASSERT_EQ(db_start(f.app.db), 0);
     ASSERT_EQ(bus_start(f.app.bus), 0);
-    f.cfg.limits.messages_per_s = 1e9;      /* one sender, many messages */
-    f.cfg.limits.messages_burst = 1000000000;
+    struct msg_settings *ms = config_module_settings(&f.cfg, &msg_settings_table);
+    ms->messages_per_s = 1e9;      /* one sender, many messages */
+    ms->messages_burst = 1000000000;
     ASSERT_EQ(msg_state_new(&st, &f.app), 0);
     ASSERT_EQ(msg_subscribe(st), 0);
     struct bus_sub_opts o = { .consumer = "test.stored" };

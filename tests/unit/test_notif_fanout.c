@@ -70,8 +70,8 @@ TEST(notif_fanout_recipients_and_channels)
     struct bus_sub_opts fan = { .consumer = "notification.fanout", .max_attempts = 3,
                                 .retry_base_ms = 10 };
     ASSERT_EQ(fx_init(&f), 0);
-    snprintf(f.cfg.notification.webhook_url, sizeof(f.cfg.notification.webhook_url),
-             "https://hooks.example.net/chat");
+    struct notif_settings *ns = config_module_settings(&f.cfg, &notif_settings_table);
+    snprintf(ns->webhook_url, sizeof(ns->webhook_url), "https://hooks.example.net/chat");
     ASSERT_EQ(fx_start(&f, 1), 0);
     memset(&n, 0, sizeof(n));
     n.app = &f.app;

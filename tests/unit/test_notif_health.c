@@ -21,8 +21,9 @@ static int setup(struct fx *f, struct notif *n, int max_failures, int ttl_s)
 {
     if (fx_init(f) < 0)
         return -1;
-    f->cfg.notification.subscription_max_failures = max_failures;
-    f->cfg.notification.subscription_failing_ttl = ttl_s;
+    struct notif_settings *ns = config_module_settings(&f->cfg, &notif_settings_table);
+    ns->subscription_max_failures = max_failures;
+    ns->subscription_failing_ttl = ttl_s;
     if (fx_start(f, 1) < 0)
         return -1;
     memset(n, 0, sizeof(*n));

@@ -12,6 +12,7 @@
 #include "chatd/config.h"
 #include "chatd/metrics.h"
 #include "../../src/modules/websocket/ws_internal.h"
+#include "../../src/modules/websocket/ws_settings.h"
 
 struct ws_fixture {
     struct chatd app;
@@ -37,10 +38,11 @@ static inline int wst_init(struct ws_fixture *fx, int max_msg, size_t queue_byte
 {
     memset(fx, 0, sizeof(*fx));
     config_defaults(&fx->cfg);
+    struct ws_settings *ws = config_module_settings(&fx->cfg, &ws_settings_table);
     if (max_msg)
-        fx->cfg.websocket.max_message_bytes = max_msg;
+        ws->max_message_bytes = max_msg;
     if (queue_bytes)
-        fx->cfg.websocket.send_queue_bytes = (int)queue_bytes;
+        ws->send_queue_bytes = (int)queue_bytes;
     fx->app.cfg = &fx->cfg;
     if (metrics_new(&fx->app.metrics) < 0)
         return -1;

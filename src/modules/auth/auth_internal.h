@@ -23,6 +23,7 @@
 #include "chatd/token.h"
 #include "chatd/util.h"
 #include "auth_store.h"
+#include "auth_settings.h"
 
 #define AUTH_MOD "auth"
 #define AUTH_AUDIENCE TOKEN_AUDIENCE   /* what the gateway's check wants */

@@ -56,7 +56,7 @@ static int load_key(struct auth *a)
 
     if ((rc = auth_key_path(cfg, path, sizeof path)) < 0)
         return rc;
-    if (!cfg->auth.key_file[0] && access(path, F_OK) != 0) {
+    if (!auth_settings(cfg)->key_file[0] && access(path, F_OK) != 0) {
         if ((rc = auth_key_generate(path, AUTH_KEY_BITS, err, sizeof err)) < 0 &&
             rc != -EEXIST) {
             LOG_ERROR(a->app, AUTH_MOD, "cannot create the signing key: %s", err);
@@ -84,8 +84,9 @@ static int make_dummy_hash(struct auth *a)
     int rc = random_bytes(pw, sizeof pw);
     if (rc < 0)
         return rc;
-    return auth_password_hash((const char *)pw, sizeof pw, a->app->cfg->auth.password_cost,
-                              a->dummy_hash, sizeof a->dummy_hash);
+    return auth_password_hash((const char *)pw, sizeof pw,
+                              auth_settings(a->app->cfg)->password_cost, a->dummy_hash,
+                              sizeof a->dummy_hash);
 }
 
 static void auth_destroy(void *state);
@@ -94,7 +95,7 @@ static int auth_init(struct chatd *app, void **state)
 {
     const struct chatd_config *cfg = app->cfg;
     struct auth *a = calloc(1, sizeof *a);
-    int rc, per_min = cfg->limits.registrations_per_min;
+    int rc, per_min = auth_settings(cfg)->registrations_per_min;
 
     *state = NULL;
     if (!a)
@@ -110,7 +111,7 @@ static int auth_init(struct chatd *app, void **state)
     a->jwks_len = strlen(a->jwks);
     if ((rc = make_dummy_hash(a)) < 0 || (rc = auth_load_max_user_id(a)) < 0 ||
         (rc = login_throttle_init(&a->throttle, AUTH_THROTTLE_ENTRIES,
-                                  cfg->limits.login_failures_per_min)) < 0)
+                                  auth_settings(cfg)->login_failures_per_min)) < 0)
         goto fail;
     if (per_min > 0 && (rc = ratelimit_new(&a->reg_limit, AUTH_REG_LIMIT_ENTRIES,
                                            per_min / 60.0, per_min)) < 0)
@@ -125,8 +126,8 @@ static int auth_init(struct chatd *app, void **state)
     a->gc_timer->data = a;
     register_metrics(a);
     LOG_INFO(app, AUTH_MOD, "ready users=%lld registration=%s hash_threads=%d",
-             (long long)a->max_user_id, cfg->auth.registration_open ? "open" : "closed",
-             a->hash_parallel);
+             (long long)a->max_user_id,
+             auth_settings(cfg)->registration_open ? "open" : "closed", a->hash_parallel);
     *state = a;
     return 0;
 fail:
@@ -218,6 +219,7 @@ static void auth_destroy(void *state)
 }
 
 const struct chatd_module auth_module = {
+    .settings = &auth_settings_table,
     .name = "auth", .commands = auth_commands, .init = auth_init, .start = auth_start,
     .drain = auth_drain, .destroy = auth_destroy,
 };

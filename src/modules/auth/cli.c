@@ -101,7 +101,8 @@ static int cmd_user_add(struct chatd *app, int argc, char **argv)
         fprintf(stderr, "chatd: cannot open the database\n");
         goto out;
     }
-    if (auth_password_hash(pw, (size_t)len, app->cfg->auth.password_cost, hash, sizeof hash) < 0) {
+    if (auth_password_hash(pw, (size_t)len, auth_settings(app->cfg)->password_cost, hash,
+                           sizeof hash) < 0) {
         fprintf(stderr, "chatd: cannot hash the password\n");
         goto out;
     }

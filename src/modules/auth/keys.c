@@ -275,8 +275,8 @@ out:
 int auth_key_path(const struct chatd_config *cfg, char *out, size_t outlen)
 {
     int n;
-    if (cfg->auth.key_file[0])
-        n = snprintf(out, outlen, "%s", cfg->auth.key_file);
+    if (auth_settings(cfg)->key_file[0])
+        n = snprintf(out, outlen, "%s", auth_settings(cfg)->key_file);
     else
         n = snprintf(out, outlen, "%s/jwt.pem", cfg->server.data_dir);
     return n < 0 || (size_t)n >= outlen ? -ENAMETOOLONG : 0;

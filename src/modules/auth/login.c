@@ -75,7 +75,7 @@ static void login_work(struct auth_op *op)
 
     l->hash_seconds = (double)(mono_ns() - t0) / 1e9;
     l->verified = l->found ? v : 0;
-    int cost = a->app->cfg->auth.password_cost;
+    int cost = auth_settings(a->app->cfg)->password_cost;
     if (l->verified == 1 && auth_password_needs_rehash(l->stored, cost) &&
         auth_password_hash(l->password, l->pwlen, cost, l->rehash, sizeof l->rehash) < 0)
         l->rehash[0] = '\0';
@@ -84,7 +84,8 @@ static void login_work(struct auth_op *op)
         return;
     l->iat = now_ms() / 1000;
     l->sign_rc = auth_token_sign(&a->key, a->app->cfg->auth.issuer, l->sess.user_id,
-                                 l->username, l->iat, a->app->cfg->auth.access_ttl, &l->access);
+                                 l->username, l->iat, auth_settings(a->app->cfg)->access_ttl,
+                                 &l->access);
     if (l->sign_rc == 0)
         l->sign_rc = auth_refresh_new(l->sess.new_token, l->sess.new_hash);
 }
@@ -98,7 +99,8 @@ static int login_apply(struct auth_op *op, struct db_conn *conn)
     if (l->rehash[0] &&
         (rc = auth_store_user_set_hash(st, conn, l->sess.user_id, l->rehash)) < 0)
         return rc;
-    return auth_session_create(st, conn, &l->sess, now_ms(), op->a->app->cfg->auth.refresh_ttl);
+    return auth_session_create(st, conn, &l->sess, now_ms(),
+                               auth_settings(op->a->app->cfg)->refresh_ttl);
 }
 
 static void login_stored(struct auth_op *op)

@@ -70,7 +70,7 @@ void auth_respond_tokens(struct auth_op *op, const char *access, const char *ref
     if (j) {
         cJSON_AddStringToObject(j, "access_token", access);
         cJSON_AddStringToObject(j, "token_type", "Bearer");
-        cJSON_AddNumberToObject(j, "expires_in", op->a->app->cfg->auth.access_ttl);
+        cJSON_AddNumberToObject(j, "expires_in", auth_settings(op->a->app->cfg)->access_ttl);
         cJSON_AddStringToObject(j, "refresh_token", refresh);
         cJSON_AddItemToObject(j, "user", user_json(user_id, username));
         body = cJSON_PrintUnformatted(j);
@@ -115,8 +115,9 @@ static void register_work(struct auth_op *op)
 {
     struct register_op *r = (struct register_op *)op;
     uint64_t t0 = mono_ns();
-    r->hash_rc = auth_password_hash(r->password, r->pwlen, op->a->app->cfg->auth.password_cost,
-                                    r->hash, sizeof r->hash);
+    r->hash_rc = auth_password_hash(r->password, r->pwlen,
+                                    auth_settings(op->a->app->cfg)->password_cost, r->hash,
+                                    sizeof r->hash);
     r->hash_seconds = (double)(mono_ns() - t0) / 1e9;
     OPENSSL_cleanse(r->password, r->pwlen);
 }
@@ -229,7 +230,7 @@ void auth_register(struct http_req *req, void *ctx)
 
     if (auth_refuse_when_draining(a, req))
         return;
-    if (!a->app->cfg->auth.registration_open) {
+    if (!auth_settings(a->app->cfg)->registration_open) {
         http_respond_error(req, 403, "registration is closed on this server");
         return;
     }

@@ -97,14 +97,14 @@ static void refresh_sign(struct auth_op *op)
     struct auth *a = op->a;
     s->sign_rc = auth_token_sign(&a->key, a->app->cfg->auth.issuer, s->sess.user_id,
                                  s->sess.username, now_ms() / 1000,
-                                 a->app->cfg->auth.access_ttl, &s->access);
+                                 auth_settings(a->app->cfg)->access_ttl, &s->access);
 }
 
 static int refresh_apply(struct auth_op *op, struct db_conn *conn)
 {
     struct session_op *s = (struct session_op *)op;
     return auth_session_rotate(&op->a->store, conn, &s->sess, now_ms(),
-                               op->a->app->cfg->auth.refresh_ttl);
+                               auth_settings(op->a->app->cfg)->refresh_ttl);
 }
 
 /* Thread pool: whose token is this, and is it still live? Then sign for them. */
@@ -124,7 +124,8 @@ static int early_read(struct auth_op *op, struct db_conn *conn)
     }
     if (s->early_user > 0 &&
         auth_token_sign(&a->key, a->app->cfg->auth.issuer, s->early_user, s->early_name,
-                        now_ms() / 1000, a->app->cfg->auth.access_ttl, &s->early_access) < 0)
+                        now_ms() / 1000, auth_settings(a->app->cfg)->access_ttl,
+                        &s->early_access) < 0)
         s->early_user = 0;
     return 0;
 }

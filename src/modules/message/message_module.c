@@ -15,6 +15,7 @@
 #include "chatd/module.h"
 #include "chatd/util.h"
 #include "message_internal.h"
+#include "message_settings.h"
 
 int msg_migrate(struct msg_state *st, struct db *db)
 {
@@ -35,11 +36,12 @@ int msg_state_new(struct msg_state **out, struct chatd *app)
     if (!st)
         return -ENOMEM;
     st->app = app;
-    st->max_body_bytes = app->cfg ? app->cfg->message.max_body_bytes : 4096;
+    const struct msg_settings *set = msg_settings(app->cfg);   /* NULL cfg: defaults */
+    st->max_body_bytes = set->max_body_bytes;
     if (st->max_body_bytes <= 0)
         st->max_body_bytes = 4096;
-    double rate = app->cfg ? app->cfg->limits.messages_per_s : 20;
-    double burst = app->cfg ? app->cfg->limits.messages_burst : 100;
+    double rate = set->messages_per_s;
+    double burst = set->messages_burst;
     if (msg_store_sqlite_new(&st->store) < 0 ||
         pending_init(&st->pending, MSG_PENDING_MAX) < 0 ||
         mcache_new(&st->members, MSG_CACHE_ROOMS) < 0 ||
@@ -206,6 +208,7 @@ static void message_destroy(void *state)
 }
 
 const struct chatd_module message_module = {
+    .settings = &msg_settings_table,
     .name = "message", .init = message_init, .start = message_start,
     .drain = message_drain, .destroy = message_destroy,
 };

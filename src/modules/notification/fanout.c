@@ -119,7 +119,7 @@ static int lookup_fn(struct db_conn *conn, void *arg)
 static int publish_all(struct notif *n, struct lookup *l)
 {
     int rc = 0, r;
-    if (n->app->cfg->notification.webhook_url[0])
+    if (notif_settings(n->app->cfg)->webhook_url[0])
         for (size_t i = 0; i < l->nids; i++)
             if ((r = publish(n, EV_CHANNEL_WEBHOOK, l->ids[i], 0, l->msg)) < 0 && !rc)
                 rc = r;
@@ -171,7 +171,7 @@ static int collect(struct notif *n, struct lookup *l, const struct ev_ids *membe
     l->gens = malloc((cap ? cap : 1) * sizeof(*l->gens));
     if (!l->ids || !l->gens)
         return -ENOMEM;
-    int webhook = n->app->cfg->notification.webhook_url[0] != 0;
+    int webhook = notif_settings(n->app->cfg)->webhook_url[0] != 0;
     for (size_t i = 0; i < members->n; i++) {
         int64_t id = members->v[i];
         uint32_t gen = 0;

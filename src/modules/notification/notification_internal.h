@@ -31,6 +31,7 @@
 #include "chatd/bus.h"
 #include "chatd/http.h"
 #include "notification_store.h"
+#include "notif_settings.h"
 
 #define NOTIF_MOD "notification"
 

@@ -74,19 +74,19 @@ static int load_vapid(struct notif *n)
 
 static int check_config(struct notif *n)
 {
-    const struct chatd_config *cfg = n->app->cfg;
+    const struct notif_settings *ns = notif_settings(n->app->cfg);
     char origin[1100];
-    if (cfg->notification.webhook_url[0] &&
-        vapid_origin(cfg->notification.webhook_url, origin, sizeof(origin)) < 0) {
+    if (ns->webhook_url[0] &&
+        vapid_origin(ns->webhook_url, origin, sizeof(origin)) < 0) {
         LOG_ERROR(n->app, NOTIF_MOD, "webhook_url must be an http:// or https:// URL url=%s",
-                  cfg->notification.webhook_url);
+                  ns->webhook_url);
         return -EINVAL;
     }
-    const char *sub = cfg->notification.vapid_subject;
+    const char *sub = ns->vapid_subject;
     if (strncmp(sub, "mailto:", 7) != 0 && strncmp(sub, "https://", 8) != 0)
         LOG_WARN(n->app, NOTIF_MOD, "vapid_subject should be a mailto: or https: URI "
                  "(RFC 8292) subject=%s", sub);
-    if (cfg->notification.webhook_url[0] && !cfg->notification.webhook_secret[0])
+    if (ns->webhook_url[0] && !ns->webhook_secret[0])
         LOG_WARN(n->app, NOTIF_MOD, "webhook_url without webhook_secret: signatures use "
                  "an empty key");
     return 0;
@@ -95,6 +95,7 @@ static int check_config(struct notif *n)
 static int notification_init(struct chatd *app, void **state)
 {
     const struct chatd_config *cfg = app->cfg;
+    const struct notif_settings *ns = notif_settings(cfg);
     char err[512];
     struct notif *n = calloc(1, sizeof(*n));
     if (!n)
@@ -103,7 +104,7 @@ static int notification_init(struct chatd *app, void **state)
     size_t online_max = 2 * (size_t)(cfg->server.max_connections > 512
                                      ? cfg->server.max_connections : 512);
     struct outbound_opts opts = {
-        .ca_file = cfg->notification.ca_file, .max_inflight = NOTIF_MAX_INFLIGHT,
+        .ca_file = ns->ca_file, .max_inflight = NOTIF_MAX_INFLIGHT,
         .max_queued = NOTIF_MAX_QUEUED, .connect_timeout_ms = NOTIF_CONNECT_TIMEOUT_MS,
         .response_timeout_ms = NOTIF_RESPONSE_TIMEOUT_MS,
     };
@@ -139,12 +140,12 @@ fail:
 static int notification_start(void *state)
 {
     struct notif *n = state;
-    const struct chatd_config *cfg = n->app->cfg;
+    const struct notif_settings *ns = notif_settings(n->app->cfg);
     struct bus *b = n->app->bus;
     struct bus_sub_opts presence = { .consumer = "notification.presence" };
     struct bus_sub_opts fanout = { .consumer = "notification.fanout",
-                                   .max_attempts = cfg->notification.max_attempts,
-                                   .retry_base_ms = cfg->notification.retry_base_ms };
+                                   .max_attempts = ns->max_attempts,
+                                   .retry_base_ms = ns->retry_base_ms };
     struct bus_sub_opts push = fanout, webhook = fanout;
     push.consumer = "notification.push";
     push.dead_letter = push_dead_letter;
@@ -161,8 +162,8 @@ static int notification_start(void *state)
         return rc;
     if ((rc = subs_load_subscribers(n)) < 0)
         LOG_WARN(n->app, NOTIF_MOD, "cannot load subscribers err=%d", rc);
-    LOG_INFO(n->app, NOTIF_MOD, "ready webhook=%s", cfg->notification.webhook_url[0]
-                                                     ? cfg->notification.webhook_url : "off");
+    LOG_INFO(n->app, NOTIF_MOD, "ready webhook=%s", ns->webhook_url[0]
+                                                     ? ns->webhook_url : "off");
     return 0;
 }
 
@@ -244,6 +245,7 @@ static void notification_destroy(void *state)
 }
 
 const struct chatd_module notification_module = {
+    .settings = &notif_settings_table,
     .name = "notification", .init = notification_init, .start = notification_start,
     .drain = notification_drain, .destroy = notification_destroy,
 };

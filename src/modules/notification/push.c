@@ -96,7 +96,7 @@ static int prepare_fn(struct db_conn *conn, void *arg)
         return -EINVAL;
     }
     char *jwt = vapid_jwt(n->vapid, origin, now_ms() / 1000 + VAPID_TTL_S,
-                          n->app->cfg->notification.vapid_subject);
+                          notif_settings(n->app->cfg)->vapid_subject);
     j->body = malloc(ECE_OUT_LEN(plen));
     if (!jwt || !j->body) {
         free(jwt);
@@ -192,7 +192,8 @@ static void prepared(void *arg, int status)
         finish(j, 0, NULL);
         return;
     }
-    int flags = n->app->cfg->notification.allow_private_endpoints ? 0 : OUTBOUND_PUBLIC_ONLY;
+    int flags =
+        notif_settings(n->app->cfg)->allow_private_endpoints ? 0 : OUTBOUND_PUBLIC_ONLY;
     int rc = outbound_send(n->out, "POST", j->t.endpoint, j->headers, j->body,
                            (size_t)j->blen, flags, on_sent, j);
     if (rc < 0) {

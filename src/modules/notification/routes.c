@@ -54,7 +54,7 @@ static int check_endpoint(const struct notif *n, const char *ep, char *why, size
     if (vapid_origin(ep, origin, sizeof(origin)) < 0 || outbound_parse_url(&t, ep) < 0)
         return snprintf(why, whylen, "endpoint must be an https URL with a host and "
                                      "a port from 1 to 65535");
-    if (!n->app->cfg->notification.allow_private_endpoints &&
+    if (!notif_settings(n->app->cfg)->allow_private_endpoints &&
         (refusal = net_host_refusal(t.host)))
         return snprintf(why, whylen, "endpoint host %s %s%s: push services are on the "
                         "public Internet", t.host, strncmp(refusal, "a ", 2) == 0 ||

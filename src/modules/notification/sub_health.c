@@ -75,12 +75,12 @@ static void health_done(struct db_job *job, int status)
 static void submit(struct notif *n, struct health_job *j,
                    int (*apply)(struct db_conn *, struct db_job *))
 {
-    const struct chatd_config *cfg = n->app->cfg;
+    const struct notif_settings *ns = notif_settings(n->app->cfg);
     j->app = n->app;
     j->store = &n->store;
     j->now = now_ms();
-    j->ttl_ms = (int64_t)cfg->notification.subscription_failing_ttl * 1000;
-    j->max_failures = cfg->notification.subscription_max_failures;
+    j->ttl_ms = (int64_t)ns->subscription_failing_ttl * 1000;
+    j->max_failures = ns->subscription_max_failures;
     j->job.apply = apply;
     j->job.done = health_done;
     if (db_write(n->app->db, &j->job) < 0)
@@ -91,7 +91,7 @@ int subs_is_failing(const struct notif *n, int64_t sub_id)
 {
     uint32_t seen = 0;
     return idset_get(&n->failures, sub_id, &seen) &&
-           seen >= (uint32_t)n->app->cfg->notification.subscription_max_failures;
+           seen >= (uint32_t)notif_settings(n->app->cfg)->subscription_max_failures;
 }
 
 /* The failures in a row after this one: the larger of the table's and ours. */
@@ -116,7 +116,7 @@ static uint32_t count_failure(struct notif *n, int64_t sub_id, const struct subs
 int subs_record_outcome(struct notif *n, int64_t sub_id, const struct subs_target *t,
                         const char *error)
 {
-    int max = n->app->cfg->notification.subscription_max_failures;
+    int max = notif_settings(n->app->cfg)->subscription_max_failures;
     uint32_t count = error ? count_failure(n, sub_id, t) : 0;
     int failing = error && (t->failing_since || count >= (uint32_t)max);
     int was_failing = t->failing_since || (count > 1 && count - 1 >= (uint32_t)max);
@@ -151,7 +151,7 @@ static void on_sweep(uv_timer_t *timer)
 
 int subs_health_start(struct notif *n)
 {
-    uint64_t ttl_ms = (uint64_t)n->app->cfg->notification.subscription_failing_ttl * 1000;
+    uint64_t ttl_ms = (uint64_t)notif_settings(n->app->cfg)->subscription_failing_ttl * 1000;
     uint64_t every = ttl_ms / 4;
     if (every > HEALTH_SWEEP_MAX_MS)
         every = HEALTH_SWEEP_MAX_MS;

@@ -94,7 +94,7 @@ int webhook_on_request(struct bus_delivery *d, struct bus_event *ev, void *ctx)
 {
     const struct ev_notification_requested *req = ev->data;
     struct notif *n = ctx;
-    const struct chatd_config *cfg = n->app->cfg;
+    const struct notif_settings *ns = notif_settings(n->app->cfg);
     if (req->channel != EV_CHANNEL_WEBHOOK)
         return 0;                    /* the push consumer's */
     if (!req->message) {
@@ -102,7 +102,7 @@ int webhook_on_request(struct bus_delivery *d, struct bus_event *ev, void *ctx)
         return -EINVAL;
     }
     int64_t recipient = req->recipient_id, msg_id = req->message->id;
-    if (!cfg->notification.webhook_url[0]) {
+    if (!ns->webhook_url[0]) {
         /* Replayed after the webhook was switched off: keep it for the operator. */
         bus_delivery_set_error(d, "no webhook_url configured");
         return -EINVAL;
@@ -124,10 +124,10 @@ int webhook_on_request(struct bus_delivery *d, struct bus_event *ev, void *ctx)
     j->d = d;
     snprintf(j->event_id, sizeof(j->event_id), "msg-%lld-%lld", (long long)msg_id,
              (long long)recipient);
-    webhook_signature(cfg->notification.webhook_secret, body, strlen(body), sig);
+    webhook_signature(ns->webhook_secret, body, strlen(body), sig);
     snprintf(headers, sizeof(headers), "Content-Type: application/json\r\n"
              "X-Chatd-Event-Id: %s\r\nX-Chatd-Signature: %s\r\n", j->event_id, sig);
-    int rc = outbound_send(n->out, "POST", cfg->notification.webhook_url, headers, body,
+    int rc = outbound_send(n->out, "POST", ns->webhook_url, headers, body,
                            strlen(body), 0, on_sent, j);   /* the operator's own URL */
     free(body);
     if (rc < 0) {

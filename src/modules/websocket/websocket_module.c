@@ -18,6 +18,7 @@
 #include "chatd/metrics.h"
 #include "chatd/module.h"
 #include "ws_internal.h"
+#include "ws_settings.h"
 
 static double gauge_connections(void *ctx)
 {
@@ -66,23 +67,24 @@ int ws_module_new(struct chatd *app, struct ws_module **out)
 {
     struct ws_module *m = calloc(1, sizeof(*m));
     const struct chatd_config *cfg = app->cfg;
+    const struct ws_settings *set = ws_settings(cfg);
     int rc;
 
     if (!m)
         return -ENOMEM;
     m->app = app;
-    m->max_message_bytes = cfg->websocket.max_message_bytes;
-    m->heartbeat_ms = cfg->websocket.heartbeat_ms;
-    m->send_queue_bytes = (size_t)cfg->websocket.send_queue_bytes;
-    m->sync_stall_ms = (uint64_t)cfg->websocket.sync_stall_ms;
-    m->typing_per_s = cfg->limits.typing_per_s;
-    m->conns_per_user = cfg->limits.connections_per_user;
-    m->conns_per_addr = (uint32_t)cfg->limits.connections_per_address;
+    m->max_message_bytes = set->max_message_bytes;
+    m->heartbeat_ms = set->heartbeat_ms;
+    m->send_queue_bytes = (size_t)set->send_queue_bytes;
+    m->sync_stall_ms = (uint64_t)set->sync_stall_ms;
+    m->typing_per_s = set->typing_per_s;
+    m->conns_per_user = set->connections_per_user;
+    m->conns_per_addr = (uint32_t)set->connections_per_address;
     strbuf_init(&m->json, SIZE_MAX);
     /* An address is in the table while it holds an open connection, and the HTTP layer
      * holds at most max_connections sockets: the table cannot fill before the listener. */
-    if ((rc = ratelimit_new(&m->connect_rl, WS_RATELIMIT_ADDRS, cfg->limits.connects_per_s,
-                            cfg->limits.connects_burst)) < 0 ||
+    if ((rc = ratelimit_new(&m->connect_rl, WS_RATELIMIT_ADDRS, set->connects_per_s,
+                            set->connects_burst)) < 0 ||
         (rc = keycount_new(&m->conns_by_addr, (size_t)cfg->server.max_connections)) < 0 ||
         (rc = ws_map_new(&m->users)) < 0 || (rc = ws_map_new(&m->conns_by_id)) < 0) {
         ws_module_free(m);
@@ -212,6 +214,7 @@ static void websocket_destroy(void *state)
 }
 
 const struct chatd_module websocket_module = {
+    .settings = &ws_settings_table,
     .name = "websocket", .init = websocket_init, .start = websocket_start,
     .drain = websocket_drain, .destroy = websocket_destroy,
 };

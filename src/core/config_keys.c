@@ -1,0 +1,72 @@
+/* config_keys.c: the keys core itself reads ([server], [database], [bus], [log], and
+ * [auth] issuer, which core's token gateway checks), one row each. The modules' keys
+ * are in their own tables (each module's *_settings.c). */
+#include <errno.h>
+#include <limits.h>
+#include "chatd/config.h"
+#include "chatd/settings.h"
+#include "config_tables.h"
+
+#define C struct chatd_config
+
+static const struct setting_name durability_names[] = {
+    { "full", CHATD_DURABILITY_FULL }, { "process", CHATD_DURABILITY_PROCESS }, { NULL, 0 },
+};
+static const struct setting_name level_names[] = {
+    { "debug", CHATD_LOG_DEBUG }, { "info", CHATD_LOG_INFO }, { "warn", CHATD_LOG_WARN },
+    { "error", CHATD_LOG_ERROR }, { NULL, 0 },
+};
+static const struct setting_name format_names[] = {
+    { "text", 0 }, { "json", 1 }, { NULL, 0 },
+};
+
+/* Lower bounds are low enough for tests (a 50 ms timeout); upper bounds keep values far
+ * from int overflow in the code that multiplies them. */
+static const struct setting core_rows[] = {
+    { .section = "server", .key = "listen", .kind = SETTING_LISTEN,
+      SETTING_FIELD_(C, server.listen_host), .port_offset = offsetof(C, server.listen_port),
+      .def = "127.0.0.1:8080", .help = "the address to listen on; port 0 picks a free port" },
+    SETTING_TEXT_ROW("server", "data_dir", SETTING_PATH, C, server.data_dir,
+                     setting_check_nonempty, "./data",
+                     "where the database and the keys live"),
+    SETTING_INT_ROW("server", "max_connections", C, server.max_connections, 1, 1000000,
+                    "10000", "open client connections at once; more: 503 and closed"),
+    SETTING_INT_ROW("server", "max_body_bytes", C, server.max_body_bytes, 256, 64 << 20,
+                    "65536", "HTTP request body; more: 413"),
+    SETTING_INT_ROW("server", "max_header_bytes", C, server.max_header_bytes, 256, 1 << 20,
+                    "16384", "request line and headers; more: 431"),
+    SETTING_INT_ROW("server", "header_timeout_ms", C, server.header_timeout_ms, 10, 3600000,
+                    "10000", "the whole request head must arrive within this; else 408"),
+    SETTING_INT_ROW("server", "idle_timeout_ms", C, server.idle_timeout_ms, 10, 86400000,
+                    "60000", "a keep-alive connection with no request is closed"),
+    SETTING_TEXT_ROW("server", "web_dir", SETTING_PATH, C, server.web_dir, NULL, "",
+                     "empty: serve the web client built into the binary"),
+    SETTING_BOOL_ROW("server", "trust_proxy", C, server.trust_proxy, "no",
+                     "yes: a loopback peer's last X-Forwarded-For entry is the client"
+                     " address"),
+    SETTING_TEXT_ROW("auth", "issuer", SETTING_STRING, C, auth.issuer,
+                     setting_check_nonempty, "chatd",
+                     "the iss of the tokens chatd signs and accepts"),
+    SETTING_ENUM_ROW("database", "durability", C, database.durability, durability_names,
+                     "full", "full: an acked write survives a power cut; process: a crash"),
+    SETTING_INT_ROW("bus", "deadletter_max_rows", C, bus.deadletter_max_rows, 1, 100000000,
+                    "100000", "dead letters kept; past it the oldest go"),
+    SETTING_INT_ROW("bus", "deadletter_max_bytes", C, bus.deadletter_max_bytes, 4096, INT_MAX,
+                    "67108864",
+                    "bytes of dead letters kept (topic, payload, consumer, error)"),
+    SETTING_ENUM_ROW("log", "level", C, log.level, level_names, "info",
+                     "the least severe line written"),
+    SETTING_ENUM_ROW("log", "format", C, log.json, format_names, "text",
+                     "text lines, or json: one object a line"),
+    SETTING_TEXT_ROW("log", "file", SETTING_PATH, C, log.file, NULL, "",
+                     "empty: stderr; SIGHUP reopens the file"),
+};
+
+const struct setting_table config_core_keys = SETTING_TABLE(core_rows, struct chatd_config);
+
+int config_set_listen(struct chatd_config *cfg, const char *hostport)
+{
+    char buf[8];
+
+    return setting_apply(&core_rows[0], cfg, hostport, buf, sizeof buf) ? -EINVAL : 0;
+}
