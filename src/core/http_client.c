@@ -84,7 +84,8 @@ static void on_report(struct hc_conn *k, int status, const char *error)
     struct http_client *c = k->client;
     struct hc_req *r = k->req;
     if (!r) {                          /* an idle one went away */
-        hc_pool_remove(c, k);
+        if (k->state == HC_IDLE)
+            hc_pool_remove(c, k);
         hc_conn_close(k);
         return;
     }

@@ -115,7 +115,8 @@ static void answered(struct hc_conn *k, size_t used, size_t len)
     uv_timer_stop(&k->timer);
     if (k->ssl)
         flush_tls(k);
-    k->client->report(k, k->resp.status, NULL);
+    if (k->state != HC_CLOSED)         /* flushing may have failed and reported */
+        k->client->report(k, k->resp.status, NULL);
 }
 
 /* 1 when the exchange ended (reported). */
