@@ -63,6 +63,15 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
     return 0;
 }
 
+/* llhttp takes any three digits: an answer is 1xx interim or 200 to 999 final. */
+static int on_headers_complete(llhttp_t *p)
+{
+    if (llhttp_get_status_code(p) >= 100)
+        return 0;
+    refuse(p, -EPROTO, "status out of range");
+    return -1;                         /* this callback's error (HPE_USER is not one) */
+}
+
 static int on_message_complete(llhttp_t *p)
 {
     struct hc_response *r = p->data;
@@ -82,6 +91,7 @@ static const llhttp_settings_t settings = {
     .on_status = on_status,
     .on_header_field = on_header_field,
     .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
     .on_body = on_body,
     .on_message_complete = on_message_complete,
 };
@@ -125,7 +135,7 @@ int hc_response_feed(struct hc_response *r, const char *data, size_t len, size_t
         return 0;
     if (!r->error)
         r->error = llhttp_get_error_reason(&r->parser);
-    return e == HPE_USER && r->code ? r->code : -EPROTO;
+    return r->code ? r->code : -EPROTO;
 }
 
 int hc_response_eof(struct hc_response *r)

@@ -24,6 +24,7 @@ enum srv_mode {
     SRV_DROP_SECOND,     /* the 2nd request on a connection: closed unanswered */
     SRV_DROP_ALL,        /* every request: closed unanswered */
     SRV_TRAILING,        /* an answer followed by stray bytes */
+    SRV_STATUS_ZERO,     /* "HTTP/1.1 000": three digits, but no status */
 };
 
 #define SRV_MAX_CONNS 64
@@ -109,6 +110,7 @@ static void srv_answer(struct srv_conn *c)
                          "\r\nContent-Length: 0\r\n\r\n",
         [SRV_DROP_SECOND] = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst",
         [SRV_TRAILING] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA",
+        [SRV_STATUS_ZERO] = "HTTP/1.1 000 OK\r\nContent-Length: 0\r\n\r\n",
     };
     struct srv *s = c->s;
     s->requests++;

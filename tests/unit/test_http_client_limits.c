@@ -30,6 +30,8 @@ TEST(http_client_refuses_oversized_and_malformed_answers)
     refused_answer(SRV_HUGE_HEAD, -EMSGSIZE, "response headers too large");
     ASSERT_OK_SO_FAR();
     refused_answer(SRV_GARBAGE, -EPROTO, "bad response");
+    ASSERT_OK_SO_FAR();
+    refused_answer(SRV_STATUS_ZERO, -EPROTO, "status out of range");
 }
 
 /* Bytes after a complete answer: the answer counts, the connection does not. */
