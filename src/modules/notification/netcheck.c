@@ -10,7 +10,7 @@
  * refused whatever they carry. Names are judged twice: here, for the forms inet_aton
  * would read as an address (2130706433, 0x7f000001, 0177.0.0.1, 127.1) and the names
  * that mean this host, and after resolution by the address connected to
- * (outbound.c). [notification] allow_private_endpoints turns both checks off. */
+ * (net_first_public, the HTTP client's address hook for a push). [notification] allow_private_endpoints turns both checks off. */
 #include <ctype.h>
 #include <netdb.h>
 #include <stdint.h>

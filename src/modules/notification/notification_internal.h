@@ -3,9 +3,8 @@
  * The pieces, each in its own file:
  *   ece.c           RFC 8291 / RFC 8188 aes128gcm payload encryption (one record)
  *   vapid.c         the VAPID P-256 key (<data_dir>/vapid.pem) and ES256 JWTs (RFC 8292)
- *   outbound.c      non-blocking HTTP/1.1 + TLS client on the loop (libuv + memory BIOs)
- *   outbound_url.c  URL checks and the request bytes
- *   netcheck.c      which hosts and addresses a push may go to (no private networks)
+ *   netcheck.c      which hosts and addresses a push may go to (no private networks);
+ *                   the requests themselves go through core's HTTP client
  *   idset.c         a bounded open-addressing set of user ids (online users, subscribers)
  *   notification_store.h  the tables behind an interface: push subscriptions and
  *                   their health (today's engine: notification_store_sqlite*.c)
@@ -16,6 +15,7 @@
  *   fanout.c        message.stored -> one notification.requested per recipient and channel
  *   push.c          the "notification.push" consumer: encrypt, sign, send
  *   webhook.c       the "notification.webhook" consumer: sign with HMAC, send
+ *   drain.c         the drain: waits for work in flight, then closes the client
  *   notification_module.c  the descriptor: init, start, drain, destroy
  */
 #ifndef CHATD_NOTIFICATION_INTERNAL_H
@@ -30,6 +30,7 @@
 #include "chatd/chatd.h"
 #include "chatd/bus.h"
 #include "chatd/http.h"
+#include "chatd/http_client.h"
 #include "notification_store.h"
 #include "notif_settings.h"
 
@@ -121,48 +122,20 @@ void idset_del(struct idset *s, int64_t id);
 /* Empties the set, keeping its memory. */
 void idset_clear(struct idset *s);
 
-/* ---- outbound.c: HTTP/1.1 client for push services and webhooks ---- */
-struct outbound;
-/* status: the HTTP status (> 0), or a negative error with error a short text. Runs on
- * the loop, exactly once per accepted request. */
-typedef void (*outbound_cb)(void *arg, int status, const char *error);
-struct outbound_opts {
-    const char *ca_file;        /* extra PEM bundle, or "" */
-    int max_inflight;           /* requests connected or connecting */
-    int max_queued;             /* waiting for a slot; beyond: outbound_send -EAGAIN */
-    int connect_timeout_ms;     /* DNS + TCP + TLS handshake */
-    int response_timeout_ms;    /* the whole exchange */
-};
-int  outbound_new(struct outbound **out, struct chatd *app, const struct outbound_opts *opts,
-                  char *err, size_t errlen);
-/* flags for outbound_send: connect only to an address net_addr_refusal allows (the
- * one judged is the one connected to), else fail with OUTBOUND_NOT_PUBLIC: an error
- * no socket call gives (connect may fail with EACCES or EPERM itself). */
+/* ---- the outbound requests: core's HTTP client (chatd/http_client.h) ---- */
+/* A push connects only to an address net_first_public allows (the one judged is the
+ * one connected to), else fails with OUTBOUND_NOT_PUBLIC. */
 #define OUTBOUND_PUBLIC_ONLY 1
-#define OUTBOUND_NOT_PUBLIC (-ENONET)
-/* headers: "Name: value\r\n"... (Host, Content-Length and Connection are added).
- * Copies everything. 0 (cb will run), -EAGAIN (queue full), -EINVAL (bad URL),
- * -ECANCELED (closing). */
-int  outbound_send(struct outbound *o, const char *method, const char *url,
-                   const char *headers, const void *body, size_t len, int flags,
-                   outbound_cb cb, void *arg);
-int  outbound_pending(const struct outbound *o);       /* in flight + queued */
-/* outbound_url.c: where a request goes and its bytes. */
-struct outbound_target {
-    char host[256];             /* without brackets for IPv6 */
-    char port[8];
-    int  tls, host_is_ip;
-    char *req;                  /* owned: request line, headers, body */
-    size_t req_len;
-};
-/* Fills host, port and tls of t from url (t->req stays NULL): 0 or -EINVAL. */
-int  outbound_parse_url(struct outbound_target *t, const char *url);
-/* 0, -EINVAL (a URL we refuse) or -ENOMEM. */
-int  outbound_build_request(struct outbound_target *t, const char *method, const char *url,
-                            const char *headers, const void *body, size_t len);
-/* Fails every request with -ECANCELED; done(arg) once every handle is closed. */
-void outbound_close(struct outbound *o, void (*done)(void *arg), void *arg);
-void outbound_free(struct outbound *o);
+#define OUTBOUND_NOT_PUBLIC HTTP_CLIENT_REFUSED
+/* The client's settings for push services and webhooks. */
+#define NOTIF_MAX_INFLIGHT 64          /* outbound requests at once */
+#define NOTIF_MAX_QUEUED 1024          /* waiting for one of them */
+#define NOTIF_CONNECT_TIMEOUT_MS 10000
+#define NOTIF_RESPONSE_TIMEOUT_MS 30000
+#define NOTIF_IDLE_PER_ORIGIN 4        /* kept-alive connections per push service */
+#define NOTIF_IDLE_MAX 64              /* and in all */
+#define NOTIF_IDLE_TIMEOUT_MS 30000    /* push services close theirs after about 60 s */
+#define NOTIF_MAX_ANSWER_BODY (64 * 1024)   /* answers are read and dropped */
 
 /* ---- the module state ---- */
 struct notif_metrics {
@@ -174,7 +147,7 @@ struct notif {
     struct chatd *app;               /* not owned */
     EVP_PKEY *vapid;                 /* owned */
     char vapid_pub_b64[96];          /* base64url of the uncompressed point */
-    struct outbound *out;            /* owned */
+    struct http_client *out;         /* owned: push services and the webhook */
     struct notification_store store; /* owned: the tables (notification_store.h) */
     struct idset online;             /* users with an open WebSocket (presence.changed) */
     struct idset subscribers;        /* users that may have push subscriptions; val = gen */
@@ -184,7 +157,7 @@ struct notif {
     int lookups;                     /* subscription lookups in flight (db_read) */
     int prepares;                    /* push deliveries being prepared off-loop */
     int draining, closed;
-    int out_closing, out_closed;     /* drain: outbound_close called / finished */
+    int out_closing, out_closed;     /* drain: http_client_close called / finished */
     uv_timer_t drain_timer;
     uv_timer_t health_timer;         /* sub_health.c: drops long-failing subscriptions */
     int health_on;                   /* health_timer initialised */
@@ -255,8 +228,11 @@ char *push_payload(const struct ev_msg *msg);
 /* "sha256=<hex>" of HMAC-SHA256(secret, body) into out (at least 72 bytes). */
 void webhook_signature(const char *secret, const void *body, size_t len, char *out);
 
-/* notification_module.c: called when an asynchronous piece of work ends, so a drain
- * can finish once nothing is in flight. */
+/* drain.c: called when an asynchronous piece of work ends, so a drain can finish once
+ * nothing is in flight. */
 void notif_work_done(struct notif *n);
+/* Starts the drain: done(n) once nothing is in flight and the client is closed, the
+ * requests still going after NOTIF_DRAIN_MS cancelled. */
+void notif_drain_start(struct notif *n, void (*done)(void *));
 
 #endif

@@ -1,13 +1,13 @@
 /* notification_module.c: the notification module's descriptor and lifecycle.
  *
- * init:    the VAPID key (<data_dir>/vapid.pem, made on first start), the outbound
- *          client (CA bundle + ca_file), the store (notification_store.h) and its
- *          tables.
+ * init:    the VAPID key (<data_dir>/vapid.pem, made on first start), core's HTTP
+ *          client (CA bundle + ca_file, kept-alive connections), the store
+ *          (notification_store.h) and its tables.
  * start:   routes; presence.changed (online set); message.stored (fan-out, a consumer
  *          with retries); notification.requested (two consumers: push and webhook,
  *          each retried with backoff and dead-lettered under its own name).
- * drain:   lets deliveries in flight finish for up to NOTIF_DRAIN_MS, then cancels
- *          the rest (the bus retries or dead-letters them as with any failure).
+ * drain:   drain.c: lets deliveries in flight finish for a while, then cancels the
+ *          rest (the bus retries or dead-letters them as with any failure).
  * See fanout.c, push.c and webhook.c for the flow of one notification. */
 #include <errno.h>
 #include <stdio.h>
@@ -22,11 +22,6 @@
 #include "chatd/util.h"
 #include "notification_internal.h"
 
-#define NOTIF_MAX_INFLIGHT 64          /* outbound requests at once */
-#define NOTIF_MAX_QUEUED 1024          /* waiting for one of them */
-#define NOTIF_CONNECT_TIMEOUT_MS 10000
-#define NOTIF_RESPONSE_TIMEOUT_MS 30000
-#define NOTIF_DRAIN_MS 5000
 #define NOTIF_SUBSCRIBERS_MAX (1u << 20)
 
 static void metrics_init(struct notif *n)
@@ -46,7 +41,7 @@ static void metrics_init(struct notif *n)
 static double pending_gauge(void *ctx)
 {
     struct notif *n = ctx;
-    return n->out ? (double)outbound_pending(n->out) : 0;
+    return n->out ? (double)http_client_pending(n->out) : 0;
 }
 
 static int load_vapid(struct notif *n)
@@ -103,15 +98,17 @@ static int notification_init(struct chatd *app, void **state)
     n->app = app;
     size_t online_max = 2 * (size_t)(cfg->server.max_connections > 512
                                      ? cfg->server.max_connections : 512);
-    struct outbound_opts opts = {
+    struct http_client_opts opts = {
         .ca_file = ns->ca_file, .max_inflight = NOTIF_MAX_INFLIGHT,
         .max_queued = NOTIF_MAX_QUEUED, .connect_timeout_ms = NOTIF_CONNECT_TIMEOUT_MS,
         .response_timeout_ms = NOTIF_RESPONSE_TIMEOUT_MS,
+        .max_idle_per_origin = NOTIF_IDLE_PER_ORIGIN, .max_idle = NOTIF_IDLE_MAX,
+        .idle_timeout_ms = NOTIF_IDLE_TIMEOUT_MS, .max_body_bytes = NOTIF_MAX_ANSWER_BODY,
     };
     int rc;
     if ((rc = check_config(n)) < 0 || (rc = load_vapid(n)) < 0)
         goto fail;
-    if ((rc = outbound_new(&n->out, app, &opts, err, sizeof(err))) < 0) {
+    if ((rc = http_client_new(&n->out, app, &opts, err, sizeof(err))) < 0) {
         LOG_ERROR(app, NOTIF_MOD, "%s", err);
         goto fail;
     }
@@ -128,7 +125,7 @@ static int notification_init(struct chatd *app, void **state)
     return 0;
 fail:
     notification_store_free(&n->store);
-    outbound_free(n->out);
+    http_client_free(n->out);
     EVP_PKEY_free(n->vapid);
     idset_free(&n->online);
     idset_free(&n->subscribers);
@@ -167,67 +164,11 @@ static int notification_start(void *state)
     return 0;
 }
 
-/* ---- drain ---- */
-
-static void drain_timer_closed(uv_handle_t *h)
-{
-    struct notif *n = h->data;
-    n->drain_done(n);
-}
-
-static void drain_finish_check(struct notif *n)
-{
-    if (n->closed || !n->out_closed || n->lookups || n->prepares)
-        return;
-    n->closed = 1;
-    uv_timer_stop(&n->drain_timer);
-    uv_close((uv_handle_t *)&n->drain_timer, drain_timer_closed);
-}
-
-static void outbound_closed(void *arg)
-{
-    struct notif *n = arg;
-    n->out_closed = 1;
-    drain_finish_check(n);
-}
-
-static void close_outbound(struct notif *n)
-{
-    if (n->out_closing)
-        return;
-    n->out_closing = 1;
-    outbound_close(n->out, outbound_closed, n);
-}
-
-static void drain_deadline(uv_timer_t *t)
-{
-    struct notif *n = t->data;
-    if (outbound_pending(n->out))
-        LOG_WARN(n->app, NOTIF_MOD, "drain: cancelling %d notification requests",
-                 outbound_pending(n->out));
-    close_outbound(n);
-}
-
-void notif_work_done(struct notif *n)
-{
-    if (!n->draining || n->closed)
-        return;
-    if (!n->out_closing && !n->lookups && !n->prepares && !outbound_pending(n->out))
-        close_outbound(n);
-    else
-        drain_finish_check(n);
-}
-
 static void notification_drain(void *state, void (*done)(void *))
 {
     struct notif *n = state;
-    n->draining = 1;
-    n->drain_done = done;
     subs_health_stop(n);
-    uv_timer_init(n->app->loop, &n->drain_timer);
-    n->drain_timer.data = n;
-    uv_timer_start(&n->drain_timer, drain_deadline, NOTIF_DRAIN_MS, 0);
-    notif_work_done(n);
+    notif_drain_start(n, done);
 }
 
 static void notification_destroy(void *state)
@@ -235,7 +176,7 @@ static void notification_destroy(void *state)
     struct notif *n = state;
     if (!n)
         return;
-    outbound_free(n->out);
+    http_client_free(n->out);
     EVP_PKEY_free(n->vapid);
     idset_free(&n->online);
     idset_free(&n->subscribers);

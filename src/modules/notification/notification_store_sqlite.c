@@ -38,19 +38,6 @@ static int sqlite_migrate(void *impl, struct db *db)
                       (int)(sizeof(migrations) / sizeof(migrations[0])));
 }
 
-int nss_prepare(struct db_conn *c, const char *sql, sqlite3_stmt **st)
-{
-    int rc = sqlite3_prepare_v2(db_sqlite(c), sql, -1, st, NULL);
-    return rc == SQLITE_OK ? 0 : db_errno(rc);
-}
-
-int nss_step_done(sqlite3_stmt *st)
-{
-    int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : db_errno(rc);
-}
-
 /* A known endpoint keeps its id: RETURNING gives the row's id either way. */
 static int sqlite_sub_put(void *impl, struct db_conn *c, const struct notif_sub_new *s,
                           int64_t *id)

@@ -1,12 +1,14 @@
-/* notification_store_sqlite.h: what the two files of the SQLite notification store
+/* notification_store_sqlite.h: what the files of the SQLite notification store
  * share (notification_store_sqlite.c: migrations, writes, the ops table;
- * notification_store_sqlite_reads.c: the reads). */
+ * notification_store_sqlite_reads.c: the reads; notification_store_sqlite_stmt.c:
+ * the statement helpers both use). */
 #ifndef CHATD_NOTIFICATION_STORE_SQLITE_H
 #define CHATD_NOTIFICATION_STORE_SQLITE_H
 
 #include <sqlite3.h>
 #include "notification_store.h"
 
+/* notification_store_sqlite_stmt.c */
 /* Prepares sql on c's connection: 0 or a negative errno. */
 int nss_prepare(struct db_conn *c, const char *sql, sqlite3_stmt **st);
 /* Steps a statement that returns no rows, and finalizes it. */

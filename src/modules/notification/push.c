@@ -4,8 +4,8 @@
  *   loop:  build the payload from MSG, hand the rest to the thread pool
  *   pool:  read the subscription, encrypt (a fresh ECDH key per message), sign the
  *          VAPID JWT: the CPU-heavy part stays off the loop
- *   loop:  POST it (outbound.c, to a public address unless the operator allows
- *          private ones), then complete the delivery:
+ *   loop:  POST it (core's HTTP client, to a public address unless the operator
+ *          allows private ones: netcheck.c's hook), then complete the delivery:
  *          2xx ok; 404/410 the subscription is gone (deleted, ok); anything else
  *          (429, 5xx, timeouts, TLS errors) fails it, and the bus retries with
  *          backoff, then dead-letters it with the last error; unless the
@@ -135,10 +135,12 @@ static void finish(struct push_job *j, int status, const char *error)
     notif_work_done(n);
 }
 
-static void on_sent(void *arg, int status, const char *error)
+static void on_sent(void *arg, const struct http_client_result *res)
 {
     struct push_job *j = arg;
     struct notif *n = j->n;
+    int status = res->status;
+    const char *error = res->error;
     char why[192];
     if (status >= 200 && status < 300) {
         METRIC_INC(n->m.push_ok);
@@ -194,8 +196,12 @@ static void prepared(void *arg, int status)
     }
     int flags =
         notif_settings(n->app->cfg)->allow_private_endpoints ? 0 : OUTBOUND_PUBLIC_ONLY;
-    int rc = outbound_send(n->out, "POST", j->t.endpoint, j->headers, j->body,
-                           (size_t)j->blen, flags, on_sent, j);
+    struct http_client_request rq = {
+        .method = "POST", .url = j->t.endpoint, .headers = j->headers, .body = j->body,
+        .body_len = (size_t)j->blen,
+        .pick = (flags & OUTBOUND_PUBLIC_ONLY) ? net_first_public : NULL,
+    };
+    int rc = http_client_send(n->out, &rq, on_sent, j);
     if (rc < 0) {
         const char *why = rc == -EAGAIN ? "too many outbound requests"
                         : rc == -ECANCELED ? "shutting down" : "bad endpoint URL";

@@ -40,7 +40,7 @@ static long decode_key(const char *s, uint8_t *out, size_t cap)
 static int check_endpoint(const struct notif *n, const char *ep, char *why, size_t whylen)
 {
     char origin[NOTIF_ENDPOINT_MAX + 1];
-    struct outbound_target t;
+    struct http_client_origin t;
     const char *refusal;
     size_t len = strlen(ep);
     if (len == 0 || len > NOTIF_ENDPOINT_MAX)
@@ -51,7 +51,7 @@ static int check_endpoint(const struct notif *n, const char *ep, char *why, size
         if (*p <= 0x20 || *p >= 0x7f)
             return snprintf(why, whylen, "endpoint must be a URL without spaces or "
                                          "control characters");
-    if (vapid_origin(ep, origin, sizeof(origin)) < 0 || outbound_parse_url(&t, ep) < 0)
+    if (vapid_origin(ep, origin, sizeof(origin)) < 0 || http_client_parse_url(&t, ep) < 0)
         return snprintf(why, whylen, "endpoint must be an https URL with a host and "
                                      "a port from 1 to 65535");
     if (!notif_settings(n->app->cfg)->allow_private_endpoints &&

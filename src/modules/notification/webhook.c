@@ -33,10 +33,12 @@ struct webhook_job {
     char event_id[64];
 };
 
-static void on_sent(void *arg, int status, const char *error)
+static void on_sent(void *arg, const struct http_client_result *res)
 {
     struct webhook_job *j = arg;
     struct notif *n = j->n;
+    int status = res->status;
+    const char *error = res->error;
     char why[192];
     if (status >= 200 && status < 300) {
         METRIC_INC(n->m.webhook_ok);
@@ -127,8 +129,11 @@ int webhook_on_request(struct bus_delivery *d, struct bus_event *ev, void *ctx)
     webhook_signature(ns->webhook_secret, body, strlen(body), sig);
     snprintf(headers, sizeof(headers), "Content-Type: application/json\r\n"
              "X-Chatd-Event-Id: %s\r\nX-Chatd-Signature: %s\r\n", j->event_id, sig);
-    int rc = outbound_send(n->out, "POST", ns->webhook_url, headers, body,
-                           strlen(body), 0, on_sent, j);   /* the operator's own URL */
+    struct http_client_request rq = {       /* the operator's own URL: no address hook */
+        .method = "POST", .url = ns->webhook_url, .headers = headers,
+        .body = body, .body_len = strlen(body),
+    };
+    int rc = http_client_send(n->out, &rq, on_sent, j);
     free(body);
     if (rc < 0) {
         free(j);

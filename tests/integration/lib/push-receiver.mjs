@@ -2,8 +2,10 @@
 // receiver for chatd, with a certificate from a throwaway CA made with the openssl
 // command (given to chatd as [notification] ca_file).
 //
-// It records every request (method, path, headers, body) and answers with the status
-// that answer(req) returns (default 201; 0 holds the request unanswered until close()).
+// It records every request (method, path, headers, body, conn: the number of the TLS
+// connection it came on) and answers with the status that answer(req) returns (default
+// 201; 0 holds the request unanswered until close()). connections counts the TLS
+// connections accepted, open those open now; server is the https.Server.
 // A test waits for requests with next(pred).
 // Checking a push (decrypting it with http_ece, verifying its VAPID token with jose) is
 // in checkPush(), so a test can also run it on requests made by the npm web-push
@@ -59,6 +61,9 @@ export async function startReceiver({ key, cert }) {
         },
         /** Every request so far matching pred (taken or not). */
         all: (pred = () => true) => requests.filter(pred),
+        connections: 0,
+        open: 0,
+        server: null,
         close: () => new Promise((resolve) => { server.closeAllConnections?.(); server.close(resolve); }),
     };
     const server = https.createServer({ key, cert }, (req, res) => {
@@ -66,7 +71,7 @@ export async function startReceiver({ key, cert }) {
         req.on('data', (c) => chunks.push(c));
         req.on('end', () => {
             const r = { method: req.method, path: req.url, headers: req.headers,
-                body: Buffer.concat(chunks), at: Date.now() };
+                body: Buffer.concat(chunks), at: Date.now(), conn: req.socket.chatdConn };
             r.status = rec.answer(r);
             requests.push(r);
             if (r.status) {
@@ -82,6 +87,12 @@ export async function startReceiver({ key, cert }) {
             }
         });
     });
+    server.on('secureConnection', (sock) => {
+        sock.chatdConn = ++rec.connections;
+        rec.open++;
+        sock.on('close', () => { rec.open--; });
+    });
+    rec.server = server;
     await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
     rec.origin = `https://127.0.0.1:${server.address().port}`;
     return rec;

@@ -1,0 +1,225 @@
+/* http_client.c: the HTTP client's requests (http_client.h). A request goes on an
+ * idle connection to its origin when the pool has one (http_client_pool.c), else on a
+ * fresh connection (http_client_conn.c); past max_inflight it waits in a queue of at
+ * most max_queued. A connection reports its outcome here (on_report), which decides:
+ * the answer goes to the caller and the connection back to the pool when it may be
+ * reused; a failure on a reused connection before any byte of the answer is the
+ * server having closed it meanwhile, and the request is sent once more on a fresh
+ * connection; any other failure goes to the caller.
+ *
+ * A request's memory is freed right after its callback: the connections own every
+ * handle and their bytes in flight. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include "chatd/chatd.h"
+#include "chatd/log.h"
+#include "http_client_impl.h"
+
+#define HC_DEFAULT_HEAD (16 * 1024)
+#define HC_DEFAULT_BODY (64 * 1024)
+
+static void deliver(struct hc_req *r, int status, const char *error, char *body,
+                    size_t body_len)
+{
+    struct http_client_result res = { .status = status, .error = error,
+                                      .body = body ? body : "", .body_len = body_len };
+    r->cb(r->arg, &res);
+    free(body);
+    free(r->t.req);
+    free(r);
+}
+
+static int start(struct http_client *c, struct hc_req *r)
+{
+    struct hc_conn *k = hc_pool_take(c, r);
+    c->inflight++;
+    if (k) {
+        c->stats.reused++;
+        hc_conn_exchange(k, r);
+        return 0;
+    }
+    int rc = hc_conn_open(c, r);
+    if (rc < 0)
+        c->inflight--;
+    return rc;
+}
+
+static void pump_queue(struct http_client *c)
+{
+    while (!c->closing && c->qhead && c->inflight < c->opts.max_inflight) {
+        struct hc_req *r = c->qhead;
+        c->qhead = r->next;
+        if (!c->qhead)
+            c->qtail = NULL;
+        c->queued--;
+        if (start(c, r) < 0)
+            deliver(r, -ENOMEM, "out of memory", NULL, 0);
+    }
+}
+
+/* Back to the pool if it may and the bounds allow, else closed. */
+static void release(struct http_client *c, struct hc_conn *k)
+{
+    struct hc_conn *drop = k;
+    if (k->reusable && !c->closing)
+        drop = hc_pool_put(c, k);
+    if (drop != k)
+        hc_conn_set_idle(k);
+    if (drop)
+        hc_conn_close(drop);
+}
+
+/* The server may close a kept-alive connection at any moment (RFC 9112 9.6): when it
+ * did so before answering, the request never reached it or was dropped unanswered. */
+static int worth_retrying(const struct http_client *c, const struct hc_conn *k,
+                          const struct hc_req *r, int status)
+{
+    return k->exchanges > 0 && !k->resp.started && !r->retried && !c->closing &&
+           status != -ETIMEDOUT && status != HTTP_CLIENT_REFUSED;
+}
+
+static void on_report(struct hc_conn *k, int status, const char *error)
+{
+    struct http_client *c = k->client;
+    struct hc_req *r = k->req;
+    if (!r) {                          /* an idle one went away */
+        if (k->state == HC_IDLE)
+            hc_pool_remove(c, k);
+        hc_conn_close(k);
+        return;
+    }
+    k->req = NULL;
+    if (status < 0 && worth_retrying(c, k, r, status)) {
+        r->retried = 1;
+        c->stats.retried++;
+        hc_conn_close(k);
+        int rc = hc_conn_open(c, r);
+        if (rc < 0) {
+            c->inflight--;
+            pump_queue(c);
+            deliver(r, rc, "out of memory", NULL, 0);
+        }
+        return;
+    }
+    size_t body_len = 0;
+    char *body = status > 0 ? hc_response_take_body(&k->resp, &body_len) : NULL;
+    c->inflight--;
+    if (status > 0)
+        release(c, k);
+    else
+        hc_conn_close(k);
+    /* The queue first: a request sent from the callback waits behind it. */
+    pump_queue(c);
+    deliver(r, status, error, body, body_len);
+}
+
+int http_client_send(struct http_client *c, const struct http_client_request *rq,
+                     http_client_cb cb, void *arg)
+{
+    if (c->closing)
+        return -ECANCELED;
+    if (c->inflight >= c->opts.max_inflight && c->queued >= c->opts.max_queued)
+        return -EAGAIN;
+    struct hc_req *r = calloc(1, sizeof(*r));
+    if (!r)
+        return -ENOMEM;
+    r->client = c;
+    r->cb = cb;
+    r->arg = arg;
+    r->pick = rq->pick;
+    int keep_alive = c->opts.max_idle_per_origin > 0 && c->opts.max_idle > 0;
+    int rc = hc_build_request(&r->t, rq, keep_alive);
+    if (rc == 0 && c->inflight < c->opts.max_inflight) {
+        rc = start(c, r);
+    } else if (rc == 0) {
+        if (c->qtail)
+            c->qtail->next = r;
+        else
+            c->qhead = r;
+        c->qtail = r;
+        c->queued++;
+    }
+    if (rc < 0) {
+        free(r->t.req);
+        free(r);
+    }
+    return rc;
+}
+
+int http_client_pending(const struct http_client *c)
+{
+    return c->inflight + c->queued;
+}
+
+void http_client_stats(const struct http_client *c, struct http_client_stats *out)
+{
+    *out = c->stats;
+    out->idle = c->idle;
+}
+
+int http_client_new(struct http_client **out, struct chatd *app,
+                    const struct http_client_opts *opts, char *err, size_t errlen)
+{
+    char warn[256] = "";
+    struct http_client *c = calloc(1, sizeof(*c));
+    if (!c) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    c->app = app;
+    c->opts = *opts;
+    c->report = on_report;
+    if (!c->opts.max_head_bytes)
+        c->opts.max_head_bytes = HC_DEFAULT_HEAD;
+    if (!c->opts.max_body_bytes)
+        c->opts.max_body_bytes = HC_DEFAULT_BODY;
+    int rc = hc_tls_ctx_new(&c->ctx, opts->ca_file, err, errlen, warn, sizeof(warn));
+    if (rc < 0) {
+        free(c);
+        return rc;
+    }
+    if (warn[0])
+        LOG_WARN(app, HC_LOG, "%s", warn);
+    *out = c;
+    return 0;
+}
+
+void http_client_close(struct http_client *c, void (*done)(void *arg), void *arg)
+{
+    c->closing = 1;
+    c->close_done = done;
+    c->close_arg = arg;
+    c->live++;                         /* hold: done must not run before we return */
+    while (c->qhead) {
+        struct hc_req *r = c->qhead;
+        c->qhead = r->next;
+        c->queued--;
+        deliver(r, -ECANCELED, "shutting down", NULL, 0);
+    }
+    c->qtail = NULL;
+    while (c->conns) {
+        struct hc_conn *k = c->conns;
+        struct hc_req *r = k->req;
+        if (k->state == HC_IDLE)
+            hc_pool_remove(c, k);
+        hc_conn_close(k);
+        if (r) {
+            c->inflight--;
+            deliver(r, -ECANCELED, "shutting down", NULL, 0);
+        }
+    }
+    c->live--;
+    if (c->live == 0 && c->close_done) {
+        c->close_done = NULL;
+        done(arg);
+    }
+}
+
+void http_client_free(struct http_client *c)
+{
+    if (!c)
+        return;
+    SSL_CTX_free(c->ctx);
+    free(c);
+}
