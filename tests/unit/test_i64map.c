@@ -333,3 +333,20 @@ TEST(i64map_random_against_array)
     ASSERT_EQ(walked, count);
     i64map_free(&m);
 }
+
+/* Keys with a stride (ids of one kind spaced alike) spread, and deleting every third
+ * keeps the rest reachable. */
+TEST(i64map_strided_keys)
+{
+    struct i64map m;
+    static int v[2000];
+
+    i64map_init(&m, 0);
+    for (int i = 1; i < 2000; i++)
+        ASSERT_EQ(i64map_put(&m, (int64_t)i * 64, &v[i]), 0);
+    for (int i = 1; i < 2000; i += 3)
+        ASSERT_EQ(i64map_del(&m, (int64_t)i * 64), 0);
+    for (int i = 1; i < 2000; i++)
+        ASSERT(i64map_get(&m, (int64_t)i * 64) == ((i - 1) % 3 ? &v[i] : NULL));
+    i64map_free(&m);
+}
