@@ -82,7 +82,7 @@ TEST(message_pending_table_bound_and_removal)
     ASSERT(pending_take(&t, reqs[0].id) == NULL);
     for (int i = 1; i < N; i += 2)
         ASSERT(pending_take(&t, reqs[i].id) == &reqs[i]);
-    ASSERT_EQ((long long)t.count, 0);
+    ASSERT_EQ((long long)pending_count(&t), 0);
     ASSERT(pending_take(&t, 12345) == NULL);
     pending_free(&t);
 }
@@ -107,7 +107,7 @@ TEST(message_pending_table_collisions)
                 continue;
             ASSERT(pending_take(&t, reqs[i].id) == &reqs[i]);
         }
-        ASSERT_EQ((long long)t.count, 0);
+        ASSERT_EQ((long long)pending_count(&t), 0);
     }
     pending_free(&t);
     free(reqs);
