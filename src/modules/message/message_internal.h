@@ -271,8 +271,14 @@ struct room_job {
 };
 struct room_job *room_job_new(struct msg_state *st, int op, struct http_req *req);
 void room_job_free(struct room_job *j);
-/* A room job that fails answers status with msg; returns rc (negative). */
-int  room_job_fail(struct room_job *j, int status, const char *msg, int rc);
+/* A room job that fails answers status with msg; returns rc (negative). Here rather
+ * than in rooms.c: members.c uses it too, and rooms.c calls into members.c. */
+static inline int room_job_fail(struct room_job *j, int status, const char *msg, int rc)
+{
+    j->status = status;
+    j->errmsg = msg;
+    return rc;
+}
 int  room_job_apply(struct db_conn *conn, struct db_job *job);
 /* Queue the job; on failure answers the request and frees the job. */
 void room_job_queue(struct room_job *j);

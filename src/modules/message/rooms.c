@@ -68,13 +68,6 @@ void room_job_free(struct room_job *j)
     free(j);
 }
 
-int room_job_fail(struct room_job *j, int status, const char *msg, int rc)
-{
-    j->status = status;
-    j->errmsg = msg;
-    return rc;
-}
-
 static int insert_member(struct msg_state *st, struct db_conn *conn, int64_t room_id,
                          const struct member_ref *m, int64_t now)
 {
