@@ -18,7 +18,8 @@ struct mc_entry {
 struct mcache {
     /* room id -> struct mc_entry (owned). No bound of its own: the LRU list keeps
      * at most capacity rooms (capacity + 1 for the moment of a put). Room ids come
-     * from clients (typing events) too: the map's seed keeps them from piling up. */
+     * from clients too (typing in a room that does not exist caches it empty): the
+     * map's seed keeps a client from aiming them all at one probe run. */
     struct i64map rooms;
     size_t capacity;
     struct mc_entry head;            /* LRU sentinel */
