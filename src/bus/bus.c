@@ -477,6 +477,7 @@ void bus_free(struct bus *b)
         delivery_free(b->live);
     heap_free(&b->retries);
     heap_free(&b->requests);
+    request_free(b);
     free_topics(b);
     ring_free(b->ring);
     free(b);

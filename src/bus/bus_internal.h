@@ -12,6 +12,7 @@
 #include <uv.h>
 #include <sqlite3.h>
 #include "chatd/bus.h"
+#include "chatd/i64map.h"
 
 #define BUS_RING_CAPACITY 65536      /* items handed over by other threads */
 #define BUS_DRAIN_BATCH 4096         /* ring items per turn before yielding the loop */
@@ -27,7 +28,6 @@
 #define BUS_SUBS_MAX 256
 #define BUS_TOPICS_MAX 256
 #define BUS_TOPIC_BUCKETS 64
-#define BUS_REQ_BUCKETS 4096
 #define BUS_CONSUMER_MAX 64
 #define BUS_ERROR_MAX 256
 #define BUS_BACKOFF_MAX_MS (3600 * 1000)
@@ -108,7 +108,6 @@ struct bus_request {
     void *ctx;
     int status;                      /* reported at the deadline: -ETIMEDOUT, -ENOENT */
     struct heap_node hn;
-    struct bus_request *hnext;       /* b->req_hash chain */
 };
 
 /* A call from another thread, run on the loop (bus_call_on_loop). */
@@ -158,8 +157,10 @@ struct bus {
 
     struct heap retries;
     struct heap requests;
-    struct bus_request *req_hash[BUS_REQ_BUCKETS]; /* owned */
-    size_t nrequests;
+    /* request id -> struct bus_request (owned), at most BUS_REQUESTS_MAX (request.c
+     * checks before adding). Zeroed with the bus: an unbounded map, seed 0, which is
+     * fine for ids the bus hands out itself. */
+    struct i64map requests_by_id;
 
     int poll_inflight;
     int64_t replaying[BUS_REPLAY_INFLIGHT_MAX];    /* dead letter ids being replayed */
@@ -193,6 +194,7 @@ void delivery_close(struct bus *b);
 /* request.c */
 void request_deliver_reply(struct bus *b, struct bus_reply_msg *r);
 void request_close(struct bus *b);
+void request_free(struct bus *b);      /* bus_free: the map and what is left in it */
 /* deadletter.c */
 int  dlq_migrate(struct db *db);
 /* dlq_bound.c: the table's bounds. The migration adding sizes and totals; the totals;

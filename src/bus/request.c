@@ -2,7 +2,7 @@
  * own id; the responder answers with bus_reply, which comes back through the
  * dispatch queue (or the ring, from another thread) to the requester's callback: on
  * the loop, never inside bus_request or bus_reply.
- * Waiting requests sit in a hash by id and in a heap by deadline under one timer. */
+ * Waiting requests sit in a map by id and in a heap by deadline under one timer. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -11,25 +11,13 @@
 #include "chatd/log.h"
 #include "bus_internal.h"
 
-static struct bus_request **slot_of(struct bus *b, int64_t id)
-{
-    struct bus_request **p = &b->req_hash[(uint64_t)id % BUS_REQ_BUCKETS];
-
-    while (*p && (*p)->id != id)
-        p = &(*p)->hnext;
-    return p;
-}
-
-/* Takes the request out of the hash and the heap; the caller frees it. */
+/* Takes the request out of the map and the heap; the caller frees it. */
 static struct bus_request *take(struct bus *b, int64_t id)
 {
-    struct bus_request **p = slot_of(b, id), *r = *p;
+    struct bus_request *r = i64map_take(&b->requests_by_id, id);
 
-    if (!r)
-        return NULL;
-    *p = r->hnext;
-    heap_remove(&b->requests, &r->hn);
-    b->nrequests--;
+    if (r)
+        heap_remove(&b->requests, &r->hn);
     return r;
 }
 
@@ -101,7 +89,7 @@ static int64_t request_start(struct bus *b, const char *topic, cJSON *payload,
         cJSON_Delete(payload);
         return -ECANCELED;
     }
-    if (b->nrequests >= BUS_REQUESTS_MAX) {
+    if (i64map_count(&b->requests_by_id) >= BUS_REQUESTS_MAX) {
         cJSON_Delete(payload);
         return -EAGAIN;
     }
@@ -125,13 +113,17 @@ static int64_t request_start(struct bus *b, const char *topic, cJSON *payload,
         r->status = -ENOENT;
         r->hn.due = uv_now(b->loop);
     }
+    if ((rc = i64map_put(&b->requests_by_id, r->id, r)) < 0) {
+        free(r);
+        bus_event_unref(ev);
+        return rc;
+    }
     if ((rc = heap_push(&b->requests, &r->hn)) < 0) {
+        i64map_del(&b->requests_by_id, r->id);
         free(r);
         bus_event_unref(ev);
         return rc == -ENOBUFS ? -EAGAIN : rc;
     }
-    *slot_of(b, r->id) = r;
-    b->nrequests++;
     if (heap_top(&b->requests) == &r->hn)
         arm(b);
     if (r->status == -ENOENT) {
@@ -206,4 +198,16 @@ void request_close(struct bus *b)
         request_answer(r, -ECANCELED, NULL);
         free(r);
     }
+}
+
+/* What a handler asked after request_close, during the last dispatch: nobody is left
+ * to hear it. */
+void request_free(struct bus *b)
+{
+    struct i64map_iter it;
+
+    for (struct i64map_ent *e = i64map_first(&b->requests_by_id, &it); e;
+         e = i64map_next(&b->requests_by_id, &it))
+        free(e->val.ptr);
+    i64map_free(&b->requests_by_id);
 }

@@ -105,7 +105,7 @@ TEST(notif_health_stale_counts_do_not_block_new_ones)
     ASSERT_EQ(subs_record_outcome(&n, 7, &t, "connect: connection refused"), 0);
     ASSERT_EQ(subs_record_outcome(&n, 7, &t, "connect: connection refused"), 1);
     ASSERT(subs_is_failing(&n, 7));
-    ASSERT(n.failures.len <= n.failures.max);
+    ASSERT(i64map_count(&n.failures.map) <= n.failures.map.max);
     fx_stop(&f);
     idset_free(&n.failures);
 }

@@ -32,7 +32,7 @@ TEST(notif_idset_random_against_array)
             count++;
         }
     }
-    ASSERT_EQ(s.len, count);
+    ASSERT_EQ(i64map_count(&s.map), count);
     idset_free(&s);
 }
 

@@ -1,5 +1,5 @@
 /* The in-memory presence store: counts by connection id, idempotent adds and
- * removes, users online; and the map under it. */
+ * removes, users online. */
 #include <errno.h>
 #include "test.h"
 #include "../../src/modules/presence/presence_internal.h"
@@ -40,19 +40,4 @@ TEST(presence_store_many_users)
     for (int u = 1; u <= 3000; u++)
         ASSERT_EQ(presence_store_count(&s, u), u % 2 ? 0 : 3);
     presence_store_free(&s);
-}
-
-TEST(presence_map_delete_keeps_probes)
-{
-    struct pmap m;
-    static int v[2000];
-
-    ASSERT_EQ(pmap_init(&m), 0);
-    for (int i = 1; i < 2000; i++)
-        ASSERT_EQ(pmap_put(&m, (int64_t)i * 64, &v[i]), 0);   /* collide on purpose */
-    for (int i = 1; i < 2000; i += 3)
-        pmap_del(&m, (int64_t)i * 64);
-    for (int i = 1; i < 2000; i++)
-        ASSERT(pmap_get(&m, (int64_t)i * 64) == ((i - 1) % 3 ? &v[i] : NULL));
-    pmap_free(&m);
 }

@@ -1,7 +1,8 @@
 /* member_cache.c: room -> member ids, for the loop thread. Typing events need the
  * members of a room on the loop without touching SQLite there; the cache is filled
  * off the loop on a miss and kept in step by the module's own membership commits.
- * Bounded: past the capacity the least recently used room is forgotten. */
+ * Bounded: past the capacity the least recently used room is forgotten. Rooms are
+ * found through an int64 map; the LRU list orders them. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,23 +12,19 @@ struct mc_entry {
     int64_t room_id;
     int64_t *ids;                    /* owned */
     int n, cap;
-    struct mc_entry *hnext;          /* hash chain */
     struct mc_entry *prev, *next;    /* LRU list, most recent first */
 };
 
 struct mcache {
-    struct mc_entry **buckets;       /* owned */
-    size_t nbuckets;                 /* power of two */
-    size_t count, capacity;
+    /* room id -> struct mc_entry (owned). No bound of its own: the LRU list keeps
+     * at most capacity rooms (capacity + 1 for the moment of a put). Room ids come
+     * from clients too (typing in a room that does not exist caches it empty): the
+     * map's seed keeps a client from aiming them all at one probe run. */
+    struct i64map rooms;
+    size_t capacity;
     struct mc_entry head;            /* LRU sentinel */
     uint64_t epoch;
 };
-
-static size_t bucket_of(const struct mcache *c, int64_t room_id)
-{
-    uint64_t h = (uint64_t)room_id * 0x9E3779B97F4A7C15ull;
-    return (size_t)(h >> 32) & (c->nbuckets - 1);
-}
 
 int mcache_new(struct mcache **out, size_t capacity)
 {
@@ -35,14 +32,7 @@ int mcache_new(struct mcache **out, size_t capacity)
     if (!c)
         return -ENOMEM;
     c->capacity = capacity ? capacity : 1;
-    c->nbuckets = 16;
-    while (c->nbuckets < c->capacity)
-        c->nbuckets <<= 1;
-    c->buckets = calloc(c->nbuckets, sizeof(*c->buckets));
-    if (!c->buckets) {
-        free(c);
-        return -ENOMEM;
-    }
+    i64map_init(&c->rooms, 0);
     c->head.prev = c->head.next = &c->head;
     *out = c;
     return 0;
@@ -64,22 +54,15 @@ static void lru_push_front(struct mcache *c, struct mc_entry *e)
 
 static struct mc_entry *find(struct mcache *c, int64_t room_id)
 {
-    for (struct mc_entry *e = c->buckets[bucket_of(c, room_id)]; e; e = e->hnext)
-        if (e->room_id == room_id)
-            return e;
-    return NULL;
+    return i64map_get(&c->rooms, room_id);
 }
 
 static void remove_entry(struct mcache *c, struct mc_entry *e)
 {
-    struct mc_entry **pp = &c->buckets[bucket_of(c, e->room_id)];
-    while (*pp != e)
-        pp = &(*pp)->hnext;
-    *pp = e->hnext;
+    i64map_del(&c->rooms, e->room_id);
     lru_unlink(e);
     free(e->ids);
     free(e);
-    c->count--;
 }
 
 void mcache_free(struct mcache *c)
@@ -88,7 +71,7 @@ void mcache_free(struct mcache *c)
         return;
     while (c->head.next != &c->head)
         remove_entry(c, c->head.next);
-    free(c->buckets);
+    i64map_free(&c->rooms);
     free(c);
 }
 
@@ -116,21 +99,18 @@ int mcache_put(struct mcache *c, int64_t room_id, const int64_t *ids, int n)
         lru_unlink(e);
     } else {
         e = calloc(1, sizeof(*e));
-        if (!e) {
+        if (!e || i64map_put(&c->rooms, room_id, e) < 0) {
+            free(e);
             free(copy);
             return -ENOMEM;
         }
         e->room_id = room_id;
-        size_t b = bucket_of(c, room_id);
-        e->hnext = c->buckets[b];
-        c->buckets[b] = e;
-        c->count++;
     }
     e->ids = copy;
     e->cap = n > 0 ? n : 1;
     e->n = n;
     lru_push_front(c, e);
-    while (c->count > c->capacity)
+    while (i64map_count(&c->rooms) > c->capacity)
         remove_entry(c, c->head.prev);
     return 0;
 }
@@ -167,6 +147,6 @@ void mcache_remove_member(struct mcache *c, int64_t room_id, int64_t user_id)
         }
 }
 
-size_t mcache_size(const struct mcache *c) { return c->count; }
+size_t mcache_size(const struct mcache *c) { return i64map_count(&c->rooms); }
 uint64_t mcache_epoch(const struct mcache *c) { return c->epoch; }
 void mcache_bump_epoch(struct mcache *c) { c->epoch++; }

@@ -16,13 +16,6 @@ int msg_reply_error(struct bus *bus, const struct bus_event *request, int status
     return bus_reply_ev(bus, request, status, &e);
 }
 
-static int fail(struct room_job *j, int status, const char *msg, int rc)
-{
-    j->status = status;
-    j->errmsg = msg;
-    return rc;
-}
-
 int room_load_member_refs(struct msg_state *st, struct db_conn *conn, struct room_job *j)
 {
     struct member_ref *a;
@@ -40,16 +33,16 @@ static int load_room(struct msg_state *st, struct db_conn *conn, struct room_job
 {
     int rc = MSG_STORE(st, room_get, conn, j->room_id, &j->room);
     if (rc == 0)
-        return fail(j, 404, "room not found", -ENOENT);
+        return room_job_fail(j, 404, "room not found", -ENOENT);
     if (rc < 0)
-        return fail(j, 500, "could not read the room", rc);
+        return room_job_fail(j, 500, "could not read the room", rc);
     rc = MSG_STORE(st, member_read_seq, conn, j->room_id, j->actor_id, NULL);
     if (rc < 0)
-        return fail(j, 500, "could not read the room", rc);
+        return room_job_fail(j, 500, "could not read the room", rc);
     if (rc == 0)
-        return fail(j, 403, "not a member of this room", -EPERM);
+        return room_job_fail(j, 403, "not a member of this room", -EPERM);
     if (strcmp(j->room.kind, "direct") == 0)
-        return fail(j, 400, "the members of a direct room cannot change", -EINVAL);
+        return room_job_fail(j, 400, "the members of a direct room cannot change", -EINVAL);
     return 0;
 }
 
@@ -59,22 +52,22 @@ int room_apply_add(struct msg_state *st, struct db_conn *conn, struct room_job *
     if (rc < 0)
         return rc;
     if (j->room.owner_id != j->actor_id)
-        return fail(j, 403, "only the owner can add members", -EPERM);
+        return room_job_fail(j, 403, "only the owner can add members", -EPERM);
     if (j->target.id <= 0) {
         snprintf(j->errbuf, sizeof(j->errbuf), "unknown user: %s", j->unknown);
-        return fail(j, 404, j->errbuf, -ENOENT);
+        return room_job_fail(j, 404, j->errbuf, -ENOENT);
     }
     int count = MSG_STORE(st, member_count, conn, j->room_id);
     if (count < 0)
-        return fail(j, 500, "could not add the member", count);
+        return room_job_fail(j, 500, "could not add the member", count);
     if (count >= MSG_ROOM_MAX_MEMBERS)
-        return fail(j, 409, "the room is full", -ENOSPC);
+        return room_job_fail(j, 409, "the room is full", -ENOSPC);
     rc = MSG_STORE(st, member_insert, conn, j->room_id, &j->target, now_ms());
     if (rc < 0)
-        return fail(j, 500, "could not add the member", rc);
+        return room_job_fail(j, 500, "could not add the member", rc);
     j->changed = rc;
     if ((rc = room_load_member_refs(st, conn, j)) < 0)
-        return fail(j, 500, "could not add the member", rc);
+        return room_job_fail(j, 500, "could not add the member", rc);
     j->status = 204;
     return 0;
 }
@@ -98,17 +91,18 @@ int room_apply_remove(struct msg_state *st, struct db_conn *conn, struct room_jo
     if (rc < 0)
         return rc;
     if (j->room.owner_id != j->actor_id && j->target.id != j->actor_id)
-        return fail(j, 403, "only the owner can remove other members", -EPERM);
-    if ((rc = MSG_STORE(st, member_read_seq, conn, j->room_id, j->target.id, NULL)) <= 0)
-        return rc < 0 ? fail(j, 500, "could not remove the member", rc)
-                      : fail(j, 404, "that user is not a member of this room", -ENOENT);
+        return room_job_fail(j, 403, "only the owner can remove other members", -EPERM);
+    if ((rc = MSG_STORE(st, member_read_seq, conn, j->room_id, j->target.id, NULL)) < 0)
+        return room_job_fail(j, 500, "could not remove the member", rc);
+    if (rc == 0)
+        return room_job_fail(j, 404, "that user is not a member of this room", -ENOENT);
     /* Everyone before the leave hears of it, the leaver included. */
     if ((rc = room_load_member_refs(st, conn, j)) < 0)
-        return fail(j, 500, "could not remove the member", rc);
+        return room_job_fail(j, 500, "could not remove the member", rc);
     if ((rc = MSG_STORE(st, member_delete, conn, j->room_id, j->target.id)) < 0)
-        return fail(j, 500, "could not remove the member", rc);
+        return room_job_fail(j, 500, "could not remove the member", rc);
     if (j->target.id == j->room.owner_id && (rc = hand_over_ownership(st, conn, j)) < 0)
-        return fail(j, 500, "could not remove the member", rc);
+        return room_job_fail(j, 500, "could not remove the member", rc);
     j->changed = 1;
     j->status = 204;
     return 0;

@@ -12,6 +12,7 @@
 #include "chatd/db.h"
 #include "chatd/events.h"
 #include "chatd/http.h"
+#include "chatd/i64map.h"
 #include "message_store.h"
 
 struct bus_event;
@@ -56,16 +57,14 @@ uint64_t mcache_epoch(const struct mcache *c);
 void mcache_bump_epoch(struct mcache *c);
 
 /* ---------- the HTTP posts waiting for a commit (pending.c) ---------- */
-struct pending_entry { uint64_t req_id; struct http_req *req; };
 struct pending_table {
-    struct pending_entry *slots;     /* owned; open addressing, linear probing */
-    size_t cap, count;               /* cap: power of two, twice the bound */
-    size_t max;
+    struct i64map map;               /* request id -> struct http_req, at most max */
 };
 int  pending_init(struct pending_table *t, size_t max);
 void pending_free(struct pending_table *t);
 int  pending_put(struct pending_table *t, struct http_req *req);   /* 0, -ENOSPC */
 struct http_req *pending_take(struct pending_table *t, uint64_t req_id);
+size_t pending_count(const struct pending_table *t);
 
 /* ---------- history paging (history.c): pure ---------- */
 /* The rows of one page: seq > lo AND seq < hi. desc: the newest rows below hi come
@@ -272,6 +271,14 @@ struct room_job {
 };
 struct room_job *room_job_new(struct msg_state *st, int op, struct http_req *req);
 void room_job_free(struct room_job *j);
+/* A room job that fails answers status with msg; returns rc (negative). Here rather
+ * than in rooms.c: members.c uses it too, and rooms.c calls into members.c. */
+static inline int room_job_fail(struct room_job *j, int status, const char *msg, int rc)
+{
+    j->status = status;
+    j->errmsg = msg;
+    return rc;
+}
 int  room_job_apply(struct db_conn *conn, struct db_job *job);
 /* Queue the job; on failure answers the request and frees the job. */
 void room_job_queue(struct room_job *j);

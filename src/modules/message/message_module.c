@@ -185,7 +185,7 @@ static void drain_poll(uv_timer_t *t)
 {
     struct msg_state *st = t->data;
     int jobs = __atomic_load_n(&st->jobs_inflight, __ATOMIC_ACQUIRE);
-    if (st->inflight > 0 || jobs > 0 || st->pending.count > 0)
+    if (st->inflight > 0 || jobs > 0 || pending_count(&st->pending) > 0)
         return;
     uv_timer_stop(t);
     if (writer_finalize(st, drain_finished, st) < 0)

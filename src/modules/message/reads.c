@@ -21,7 +21,7 @@ struct read_job {
     int64_t *member_ids; int nmembers;   /* owned */
 };
 
-static int fail(struct read_job *j, int status, const char *msg, int rc)
+static int read_job_fail(struct read_job *j, int status, const char *msg, int rc)
 {
     j->status = status;
     j->errmsg = msg;
@@ -38,26 +38,26 @@ static int read_apply(struct db_conn *conn, struct db_job *job)
 
     int rc = MSG_STORE(st, room_get, conn, j->room_id, &room);
     if (rc == 0)
-        return fail(j, 404, "room not found", -ENOENT);
+        return read_job_fail(j, 404, "room not found", -ENOENT);
     if (rc < 0)
-        return fail(j, 500, "could not read the room", rc);
+        return read_job_fail(j, 500, "could not read the room", rc);
     rc = MSG_STORE(st, member_read_seq, conn, j->room_id, j->user_id, NULL);
     if (rc == 0)
-        return fail(j, 403, "not a member of this room", -EPERM);
+        return read_job_fail(j, 403, "not a member of this room", -EPERM);
     if (rc < 0)
-        return fail(j, 500, "could not read the room", rc);
+        return read_job_fail(j, 500, "could not read the room", rc);
 
     if (j->seq > room.last_seq)
         j->seq = room.last_seq;
     if ((rc = MSG_STORE(st, marker_raise, conn, j->room_id, j->user_id, j->seq)) < 0)
-        return fail(j, 500, "could not store the marker", rc);
+        return read_job_fail(j, 500, "could not store the marker", rc);
     j->moved = rc;
     free(j->member_ids);
     j->member_ids = NULL;
     j->nmembers = 0;
     if (j->moved && (rc = MSG_STORE(st, member_ids, conn, j->room_id, &j->member_ids,
                                     &j->nmembers)) < 0)
-        return fail(j, 500, "could not read the room", rc);
+        return read_job_fail(j, 500, "could not read the room", rc);
     j->status = 204;
     return 0;
 }

@@ -68,13 +68,6 @@ void room_job_free(struct room_job *j)
     free(j);
 }
 
-static int fail(struct room_job *j, int status, const char *msg, int rc)
-{
-    j->status = status;
-    j->errmsg = msg;
-    return rc;
-}
-
 static int insert_member(struct msg_state *st, struct db_conn *conn, int64_t room_id,
                          const struct member_ref *m, int64_t now)
 {
@@ -102,16 +95,16 @@ static int apply_create(struct msg_state *st, struct db_conn *conn, struct room_
     int64_t now = now_ms();
     int rc = insert_room(st, conn, j, "group", NULL, now);
     if (rc < 0)
-        return fail(j, 500, "could not create the room", rc);
+        return room_job_fail(j, 500, "could not create the room", rc);
     struct member_ref owner = { .id = j->actor_id };
     snprintf(owner.username, sizeof(owner.username), "%s", j->actor_name);
     if ((rc = insert_member(st, conn, j->room.id, &owner, now)) < 0)
-        return fail(j, 500, "could not create the room", rc);
+        return room_job_fail(j, 500, "could not create the room", rc);
     for (int i = 0; i < j->ninvitees; i++)
         if ((rc = insert_member(st, conn, j->room.id, &j->invitees[i], now)) < 0)
-            return fail(j, 500, "could not create the room", rc);
+            return room_job_fail(j, 500, "could not create the room", rc);
     if ((rc = room_load_member_refs(st, conn, j)) < 0)
-        return fail(j, 500, "could not create the room", rc);
+        return room_job_fail(j, 500, "could not create the room", rc);
     j->changed = 1;
     j->status = 201;
     return 0;
@@ -147,14 +140,14 @@ static int apply_dm(struct msg_state *st, struct db_conn *conn, struct room_job 
 
     int rc = MSG_STORE(st, room_by_dm_key, conn, key, &j->room);
     if (rc < 0)
-        return fail(j, 500, "could not open the direct room", rc);
+        return room_job_fail(j, 500, "could not open the direct room", rc);
     j->status = 200;
     if (rc == 1)                     /* the marker is only for the answer: best effort */
         MSG_STORE(st, member_read_seq, conn, j->room.id, j->actor_id, &j->read_seq);
     else if ((rc = dm_create(st, conn, j, lo, key)) < 0)
-        return fail(j, 500, "could not open the direct room", rc);
+        return room_job_fail(j, 500, "could not open the direct room", rc);
     if ((rc = room_load_member_refs(st, conn, j)) < 0)
-        return fail(j, 500, "could not open the direct room", rc);
+        return room_job_fail(j, 500, "could not open the direct room", rc);
     return 0;
 }
 
@@ -175,7 +168,7 @@ int room_job_apply(struct db_conn *conn, struct db_job *job)
     case ROOM_OP_ADD:    return room_apply_add(j->st, conn, j);
     case ROOM_OP_REMOVE: return room_apply_remove(j->st, conn, j);
     }
-    return fail(j, 500, "unknown operation", -EINVAL);
+    return room_job_fail(j, 500, "unknown operation", -EINVAL);
 }
 
 /* ---------- back on the loop ---------- */

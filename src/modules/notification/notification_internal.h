@@ -5,7 +5,7 @@
  *   vapid.c         the VAPID P-256 key (<data_dir>/vapid.pem) and ES256 JWTs (RFC 8292)
  *   netcheck.c      which hosts and addresses a push may go to (no private networks);
  *                   the requests themselves go through core's HTTP client
- *   idset.c         a bounded open-addressing set of user ids (online users, subscribers)
+ *   idset.c         a bounded set of ids on an int64 map (online users, subscribers)
  *   notification_store.h  the tables behind an interface: push subscriptions and
  *                   their health (today's engine: notification_store_sqlite*.c)
  *   subscriptions.c the jobs on subscriptions: subscribe, remove, who has any
@@ -31,6 +31,7 @@
 #include "chatd/bus.h"
 #include "chatd/http.h"
 #include "chatd/http_client.h"
+#include "chatd/i64map.h"
 #include "notification_store.h"
 #include "notif_settings.h"
 
@@ -106,12 +107,11 @@ struct addrinfo;
 const struct addrinfo *net_first_public(const struct addrinfo *res, const char *host,
                                         char *why, size_t whylen);
 
-/* ---- idset.c: a set of int64 ids with a value, open addressing, bounded ---- */
+/* ---- idset.c: a set of positive int64 ids with a value, bounded ---- */
 struct idset {
-    int64_t  *keys;             /* owned; 0 = empty slot (ids are > 0) */
-    uint32_t *vals;             /* owned */
-    size_t    cap, len, max;    /* cap a power of two; len <= cap*3/4; cap <= max */
+    struct i64map map;          /* id -> val (u64); bound: 3/4 of max rounded up to 2^n */
 };
+/* Room for initial ids at first; -ENOMEM. */
 int  idset_init(struct idset *s, size_t initial, size_t max);
 void idset_free(struct idset *s);
 /* 0, or -ENOSPC when the set is at its bound (the id is not added). */

@@ -68,7 +68,7 @@ static void answer(void *arg, int status)
         cJSON_AddNumberToObject(e, "user_id", (double)q->ids[i]);
         cJSON_AddStringToObject(e, "status", online ? "online" : "offline");
         /* A disconnect not yet in the table (it is written in batches) is newer. */
-        struct pres_user *u = online ? NULL : pmap_get(&p->users, q->ids[i]);
+        struct pres_user *u = online ? NULL : i64map_get(&p->users, q->ids[i]);
         int64_t seen = u && u->last_seen_at > q->seen[i] ? u->last_seen_at : q->seen[i];
         if (online)
             cJSON_AddNumberToObject(e, "last_seen_at", (double)now);
@@ -86,21 +86,22 @@ static void on_peers(void *ctx, int status, const void *reply)
 {
     const struct ev_rooms_peers_reply *peers = status == 0 ? reply : NULL;
     struct pquery *q = ctx;
-    struct pmap set;
+    struct i64map set;               /* bounded by the reply's ids */
     int k = 0;
 
-    if (!peers || pmap_init(&set) < 0) {
+    i64map_init(&set, 0);
+    if (!peers || i64map_reserve(&set, peers->user_ids.n) < 0) {
         http_respond_error(q->req, 503, "presence is not available right now");
         free(q);
         return;
     }
     for (size_t i = 0; i < peers->user_ids.n; i++)
         if (peers->user_ids.v[i] >= 1)
-            pmap_put(&set, peers->user_ids.v[i], q);
+            i64map_put(&set, peers->user_ids.v[i], q);
     for (int i = 0; i < q->n; i++)
-        if (q->ids[i] == q->caller || pmap_get(&set, q->ids[i]))
+        if (q->ids[i] == q->caller || i64map_get(&set, q->ids[i]))
             q->ids[k++] = q->ids[i];
-    pmap_free(&set);
+    i64map_free(&set);
     q->n = k;
     if (k == 0) {
         answer(q, 0);

@@ -4,7 +4,7 @@
  *   presence_seen.c     the jobs on last_seen_at (presence_seen_store.h; today's
  *                       engine: presence_seen_store_sqlite.c)
  *   presence_store*.c   who holds which connections (behind presence_store.h)
- *   presence_map.c      int64 -> pointer map */
+ * Tables by user id are chatd/i64map.h's. */
 #ifndef CHATD_PRESENCE_INTERNAL_H
 #define CHATD_PRESENCE_INTERNAL_H
 
@@ -15,6 +15,7 @@
 
 #include "chatd/chatd.h"
 #include "chatd/http.h"
+#include "chatd/i64map.h"
 #include "presence_seen_store.h"
 #include "presence_store.h"
 
@@ -24,17 +25,6 @@
  * this many users wait (a burst of disconnects costs one transaction, not one each). */
 #define PRESENCE_SEEN_FLUSH_MS    1000
 #define PRESENCE_SEEN_MAX         4096
-
-struct pmap_ent { int64_t key; void *val; };    /* key 0 = empty */
-struct pmap {
-    struct pmap_ent *ents;           /* owned */
-    size_t cap, count;
-};
-int   pmap_init(struct pmap *m);
-void  pmap_free(struct pmap *m);
-void *pmap_get(const struct pmap *m, int64_t key);
-int   pmap_put(struct pmap *m, int64_t key, void *val);
-void  pmap_del(struct pmap *m, int64_t key);
 
 struct presence;
 
@@ -54,7 +44,10 @@ struct presence {
     struct chatd *app;
     struct presence_store store;     /* owned: open connections */
     struct presence_seen_store seen; /* owned: last_seen_at, durable */
-    struct pmap users;               /* user id -> struct pres_user (owned) */
+    /* user id -> struct pres_user (owned). No bound of its own: an entry lives while
+     * its user holds a connection or is being announced, and connections are bounded
+     * by the HTTP layer's max_connections. */
+    struct i64map users;
     int draining;
     uint64_t *events_total;
     /* Users whose last_seen_at waits for the next batch (their pres_user holds it). */

@@ -32,7 +32,7 @@
 
 static struct pres_user *user_get(struct presence *p, int64_t id, int create)
 {
-    struct pres_user *u = pmap_get(&p->users, id);
+    struct pres_user *u = i64map_get(&p->users, id);
 
     if (u || !create)
         return u;
@@ -41,7 +41,7 @@ static struct pres_user *user_get(struct presence *p, int64_t id, int create)
         return NULL;
     u->p = p;
     u->id = id;
-    if (pmap_put(&p->users, id, u) < 0) {
+    if (i64map_put(&p->users, id, u) < 0) {
         free(u);
         return NULL;
     }
@@ -52,7 +52,7 @@ static void user_forget_if_idle(struct presence *p, struct pres_user *u)
 {
     if (!u->announced && !u->pending && !u->seen_queued &&
         presence_store_count(&p->store, u->id) == 0) {
-        pmap_del(&p->users, u->id);
+        i64map_del(&p->users, u->id);
         free(u);
     }
 }
@@ -130,7 +130,7 @@ static void seen_flush(struct presence *p)
         return;
     rows = malloc(p->nseen * sizeof(*rows));
     for (size_t i = 0; i < p->nseen; i++) {
-        struct pres_user *u = pmap_get(&p->users, p->seen_ids[i]);
+        struct pres_user *u = i64map_get(&p->users, p->seen_ids[i]);
         if (!u || !u->seen_queued)
             continue;
         if (rows)
@@ -228,11 +228,11 @@ static int presence_init(struct chatd *app, void **state)
     if (!p)
         return -ENOMEM;
     p->app = app;
-    if ((rc = presence_store_mem_new(&p->store)) < 0 || (rc = pmap_init(&p->users)) < 0 ||
-        (rc = presence_seen_open(p)) < 0) {
+    i64map_init(&p->users, 0);
+    if ((rc = presence_store_mem_new(&p->store)) < 0 || (rc = presence_seen_open(p)) < 0) {
         presence_store_free(&p->store);
         presence_seen_store_free(&p->seen);
-        pmap_free(&p->users);
+        i64map_free(&p->users);
         free(p);
         return rc < 0 ? rc : -ENOMEM;
     }
@@ -295,10 +295,11 @@ static void presence_destroy(void *state)
 
     if (!p)
         return;
-    for (size_t i = 0; i < p->users.cap; i++)
-        if (p->users.ents[i].key)
-            free(p->users.ents[i].val);
-    pmap_free(&p->users);
+    struct i64map_iter it;
+    for (struct i64map_ent *e = i64map_first(&p->users, &it); e;
+         e = i64map_next(&p->users, &it))
+        free(e->val.ptr);
+    i64map_free(&p->users);
     presence_store_free(&p->store);
     presence_seen_store_free(&p->seen);
     free(p);

@@ -12,7 +12,9 @@ struct mem_user {
 };
 
 struct mem_store {
-    struct pmap users;               /* user id -> struct mem_user */
+    /* user id -> struct mem_user: one per user with an open connection, so bounded by
+     * the HTTP layer's max_connections. */
+    struct i64map users;
 };
 
 static int find(const struct mem_user *u, uint64_t conn_id)
@@ -26,11 +28,11 @@ static int find(const struct mem_user *u, uint64_t conn_id)
 static int mem_add(void *impl, int64_t user_id, uint64_t conn_id)
 {
     struct mem_store *s = impl;
-    struct mem_user *u = pmap_get(&s->users, user_id);
+    struct mem_user *u = i64map_get(&s->users, user_id);
 
     if (!u) {
         u = calloc(1, sizeof(*u));
-        if (!u || pmap_put(&s->users, user_id, u) < 0) {
+        if (!u || i64map_put(&s->users, user_id, u) < 0) {
             free(u);
             return -ENOMEM;
         }
@@ -42,7 +44,7 @@ static int mem_add(void *impl, int64_t user_id, uint64_t conn_id)
         uint64_t *nc = realloc(u->conns, (size_t)ncap * sizeof(*nc));
         if (!nc) {
             if (u->n == 0) {
-                pmap_del(&s->users, user_id);
+                i64map_del(&s->users, user_id);
                 free(u);
             }
             return -ENOMEM;
@@ -57,7 +59,7 @@ static int mem_add(void *impl, int64_t user_id, uint64_t conn_id)
 static int mem_remove(void *impl, int64_t user_id, uint64_t conn_id)
 {
     struct mem_store *s = impl;
-    struct mem_user *u = pmap_get(&s->users, user_id);
+    struct mem_user *u = i64map_get(&s->users, user_id);
     int i;
 
     if (!u || (i = find(u, conn_id)) < 0)
@@ -65,7 +67,7 @@ static int mem_remove(void *impl, int64_t user_id, uint64_t conn_id)
     u->conns[i] = u->conns[--u->n];
     if (u->n)
         return u->n;
-    pmap_del(&s->users, user_id);
+    i64map_del(&s->users, user_id);
     free(u->conns);
     free(u);
     return 0;
@@ -74,7 +76,7 @@ static int mem_remove(void *impl, int64_t user_id, uint64_t conn_id)
 static int mem_count(void *impl, int64_t user_id)
 {
     struct mem_store *s = impl;
-    struct mem_user *u = pmap_get(&s->users, user_id);
+    struct mem_user *u = i64map_get(&s->users, user_id);
 
     return u ? u->n : 0;
 }
@@ -82,7 +84,7 @@ static int mem_count(void *impl, int64_t user_id)
 static size_t mem_users_online(void *impl)
 {
     struct mem_store *s = impl;
-    return s->users.count;
+    return i64map_count(&s->users);
 }
 
 static void mem_free(void *impl)
@@ -91,14 +93,14 @@ static void mem_free(void *impl)
 
     if (!s)
         return;
-    for (size_t i = 0; i < s->users.cap; i++) {
-        struct mem_user *u = s->users.ents[i].val;
-        if (s->users.ents[i].key && u) {
-            free(u->conns);
-            free(u);
-        }
+    struct i64map_iter it;
+    for (struct i64map_ent *e = i64map_first(&s->users, &it); e;
+         e = i64map_next(&s->users, &it)) {
+        struct mem_user *u = e->val.ptr;
+        free(u->conns);
+        free(u);
     }
-    pmap_free(&s->users);
+    i64map_free(&s->users);
     free(s);
 }
 
@@ -111,10 +113,9 @@ int presence_store_mem_new(struct presence_store *out)
 {
     struct mem_store *s = calloc(1, sizeof(*s));
 
-    if (!s || pmap_init(&s->users) < 0) {
-        free(s);
+    if (!s)
         return -ENOMEM;
-    }
+    i64map_init(&s->users, 0);
     out->ops = &mem_ops;
     out->impl = s;
     return 0;

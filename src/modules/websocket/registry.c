@@ -1,38 +1,26 @@
-/* registry.c: who is connected. A small open-addressing map (int64 key -> pointer,
- * linear probing, backward-shift deletion so no tombstones pile up) serves both
- * user id -> struct ws_user and connection id -> struct ws_conn. A user entry exists
+/* registry.c: who is connected. Two int64 maps (chatd/i64map.h): user id -> struct
+ * ws_user and connection id -> struct ws_conn. A user entry exists
  * while the user holds at least one open connection. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "chatd/i64map.h"
 #include "ws_internal.h"
 
-struct ws_map_ent { int64_t key; void *val; };   /* key 0 = empty */
-
+/* Both tables hold at most one entry per open connection, and the HTTP layer holds
+ * at most max_connections sockets: the maps need no bound of their own. */
 struct ws_map {
-    struct ws_map_ent *ents;         /* owned */
-    size_t cap, count;               /* cap a power of two */
+    struct i64map map;
 };
-
-static size_t slot_of(const struct ws_map *map, int64_t key)
-{
-    uint64_t h = (uint64_t)key * 0x9E3779B97F4A7C15ull;
-    return (size_t)(h >> 17) & (map->cap - 1);
-}
 
 int ws_map_new(struct ws_map **out)
 {
     struct ws_map *map = calloc(1, sizeof(*map));
     if (!map)
         return -ENOMEM;
-    map->cap = 64;
-    map->ents = calloc(map->cap, sizeof(*map->ents));
-    if (!map->ents) {
-        free(map);
-        return -ENOMEM;
-    }
+    i64map_init(&map->map, 0);
     *out = map;
     return 0;
 }
@@ -41,88 +29,29 @@ void ws_map_free(struct ws_map *map)
 {
     if (!map)
         return;
-    free(map->ents);
+    i64map_free(&map->map);
     free(map);
 }
 
 void *ws_map_get(const struct ws_map *map, int64_t key)
 {
-    for (size_t i = slot_of(map, key);; i = (i + 1) & (map->cap - 1)) {
-        if (map->ents[i].key == key)
-            return map->ents[i].val;
-        if (map->ents[i].key == 0)
-            return NULL;
-    }
+    return i64map_get(&map->map, key);
 }
 
-static int map_grow(struct ws_map *map)
-{
-    struct ws_map_ent *old = map->ents;
-    size_t oldcap = map->cap;
-    struct ws_map_ent *ents = calloc(oldcap * 2, sizeof(*ents));
-
-    if (!ents)
-        return -ENOMEM;
-    map->ents = ents;
-    map->cap = oldcap * 2;
-    for (size_t j = 0; j < oldcap; j++) {
-        if (!old[j].key)
-            continue;
-        size_t i = slot_of(map, old[j].key);
-        while (map->ents[i].key)
-            i = (i + 1) & (map->cap - 1);
-        map->ents[i] = old[j];
-    }
-    free(old);
-    return 0;
-}
-
+/* 0 is no id here: refused, as ever. */
 int ws_map_put(struct ws_map *map, int64_t key, void *val)
 {
-    if (key == 0)
-        return -EINVAL;
-    if ((map->count + 1) * 4 > map->cap * 3 && map_grow(map) < 0)
-        return -ENOMEM;
-    size_t i = slot_of(map, key);
-    while (map->ents[i].key && map->ents[i].key != key)
-        i = (i + 1) & (map->cap - 1);
-    if (!map->ents[i].key)
-        map->count++;
-    map->ents[i].key = key;
-    map->ents[i].val = val;
-    return 0;
+    return key == 0 ? -EINVAL : i64map_put(&map->map, key, val);
 }
 
 void ws_map_del(struct ws_map *map, int64_t key)
 {
-    size_t mask = map->cap - 1, i = slot_of(map, key);
-
-    while (map->ents[i].key != key) {
-        if (!map->ents[i].key)
-            return;
-        i = (i + 1) & mask;
-    }
-    map->count--;
-    /* Backward shift: pull later entries of the probe run into the hole, so lookups
-     * never stop early at it. */
-    for (size_t j = (i + 1) & mask;; j = (j + 1) & mask) {
-        if (!map->ents[j].key)
-            break;
-        size_t home = slot_of(map, map->ents[j].key);
-        /* j's entry may move to i only if its home is not in (i, j] cyclically */
-        int between = (i <= j) ? (home > i && home <= j) : (home > i || home <= j);
-        if (!between) {
-            map->ents[i] = map->ents[j];
-            i = j;
-        }
-    }
-    map->ents[i].key = 0;
-    map->ents[i].val = NULL;
+    i64map_del(&map->map, key);
 }
 
 size_t ws_map_count(const struct ws_map *map)
 {
-    return map->count;
+    return i64map_count(&map->map);
 }
 
 int ws_registry_add(struct ws_module *m, struct ws_conn *c, const char *username)
