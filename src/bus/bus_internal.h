@@ -1,8 +1,17 @@
-/* bus_internal.h: the struct behind struct bus, shared by the files of src/bus/:
- * bus.c (lifecycle, the ring hand-over, subscriptions), dispatch.c (the dispatch
- * queue and the loop handles that run it), delivery.c (attempts, retries, backoff),
- * request.c (request/reply), deadletter.c (the dead-letter table), dlq_bound.c (its
- * bounds), dlq_poll.c (replays), heap.c (the timer heaps) and dlq_cli.c. */
+/* bus_internal.h: the struct behind struct bus, shared by the files of src/bus/.
+ * Each calls only the ones below it:
+ *   bus.c          the life cycle and the loop handles
+ *   dlq_poll.c     replays of dead letters
+ *   dispatch.c     running the queue: events to their subscribers, replies
+ *   delivery.c     one event at one consumer: attempts, retries, backoff
+ *   publish.c      publishing, and the hand-over ring from other threads
+ *   request.c      request/reply
+ *   typed.c        typed events decoded for handlers and requesters
+ *   deadletter.c   the dead-letter table (dlq_bound.c: its bounds; dlq_cli.c)
+ *   topics.c       topics and subscriptions
+ *   bus_metrics.c  counters and gauges
+ *   event.c        events and their references
+ *   heap.c         the timer heaps */
 #ifndef CHATD_BUS_INTERNAL_H
 #define CHATD_BUS_INTERNAL_H
 
@@ -170,12 +179,18 @@ struct bus {
     uint64_t scratch[4];             /* counters when there is no metrics registry */
 };
 
-/* bus.c */
+/* publish.c */
 int  bus_on_loop_thread(const struct bus *b);
 int  bus_ring_post(struct bus *b, void *item, int wait);
+/* topics.c */
 struct bus_topic *bus_topic_find(struct bus *b, const char *name);
 int  bus_topic_has_subs(struct bus *b, const char *topic);
 struct bus_sub *bus_find_sub(struct bus *b, const char *topic, const char *consumer);
+void bus_topics_free(struct bus *b);
+/* bus_metrics.c */
+uint64_t *bus_counter(struct bus *b, const char *name, const char *labels,
+                      const char *help, int scratch);
+void bus_register_metrics(struct bus *b);
 /* dispatch.c. bus_enqueue queues an item (0, -ENOBUFS when BUS_QUEUE_MAX are
  * waiting, -ENOMEM) and has it dispatched from the loop; bus_wake makes sure the
  * loop will (the ring's wake-up). bus_dispatch_rest, at close: every queued item and
