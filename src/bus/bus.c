@@ -44,6 +44,7 @@ static int handles_init(struct bus *b)
     uv_timer_init(b->loop, &h->retry_timer);
     uv_timer_init(b->loop, &h->request_timer);
     uv_timer_init(b->loop, &h->poll_timer);
+    h->dispatch = bus_dispatch_check;
     h->async.data = h->check.data = h->idle.data = b;
     h->retry_timer.data = h->request_timer.data = h->poll_timer.data = b;
     /* The async handle stays referenced: results from other threads (a commit's

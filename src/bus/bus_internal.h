@@ -6,6 +6,7 @@
  *   delivery.c     one event at one consumer: attempts, retries, backoff
  *   publish.c      publishing, and the hand-over ring from other threads
  *   request.c      request/reply
+ *   queue.c        the dispatch queue, and waking the loop to run it
  *   typed.c        typed events decoded for handlers and requesters
  *   deadletter.c   the dead-letter table (dlq_bound.c: its bounds; dlq_cli.c)
  *   topics.c       topics and subscriptions
@@ -137,6 +138,7 @@ struct bus_reply_msg {
 struct bus_handles {
     uv_async_t async;
     uv_check_t check;                /* runs the dispatch (dispatch.c) */
+    uv_check_cb dispatch;            /* its callback, bus_dispatch_check: bus_wake starts it */
     uv_idle_t idle;                  /* active while work waits: the poll does not block */
     uv_timer_t retry_timer, request_timer, poll_timer;
     int open;
@@ -191,13 +193,18 @@ void bus_topics_free(struct bus *b);
 uint64_t *bus_counter(struct bus *b, const char *name, const char *labels,
                       const char *help, int scratch);
 void bus_register_metrics(struct bus *b);
-/* dispatch.c. bus_enqueue queues an item (0, -ENOBUFS when BUS_QUEUE_MAX are
- * waiting, -ENOMEM) and has it dispatched from the loop; bus_wake makes sure the
- * loop will (the ring's wake-up). bus_dispatch_rest, at close: every queued item and
- * ring item runs, in order, with what it publishes. bus_queue_drop frees what is
- * left. */
+/* queue.c. bus_enqueue queues an item (0, -ENOBUFS when BUS_QUEUE_MAX are waiting,
+ * -ENOMEM) and has it dispatched from the loop; bus_wake makes sure the loop will
+ * (the ring's wake-up). bus_queue_push queues without waking, bus_dequeue takes the
+ * oldest item (1, or 0 when there is none). */
 int  bus_enqueue(struct bus *b, int kind, void *p);
 void bus_wake(struct bus *b);
+int  bus_queue_push(struct work_queue *q, int kind, void *p);
+int  bus_dequeue(struct work_queue *q, struct bus_work *w);
+/* dispatch.c. bus_dispatch_check, the check handle's callback, runs a turn's share.
+ * bus_dispatch_rest, at close: every queued item and ring item runs, in order, with
+ * what it publishes. bus_queue_drop frees what is left. */
+void bus_dispatch_check(uv_check_t *h);
 void bus_dispatch_rest(struct bus *b);
 void bus_queue_drop(struct bus *b);
 /* delivery.c */
