@@ -4,6 +4,7 @@
  *   dlq_poll.c     replays of dead letters
  *   dispatch.c     running the queue: events to their subscribers, replies
  *   delivery.c     one event at one consumer: attempts, retries, backoff
+ *   typed_send.c   publishing, asking and answering with structs
  *   publish.c      publishing, and the hand-over ring from other threads
  *   request.c      request/reply
  *   queue.c        the dispatch queue, and waking the loop to run it
