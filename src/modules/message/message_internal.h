@@ -87,7 +87,7 @@ int msg_page_keep(const struct msg_page *p, int fetched, int *has_more);
  * zero, <= 2^53). */
 int msg_parse_u64(const char *s, int64_t *out);
 
-/* ---------- rows and their JSON ---------- */
+/* ---------- rows and their JSON (row_json.c) ---------- */
 /* (struct msg_row, room_row and member_ref are the store's: message_store.h.) */
 cJSON *msg_row_json(const struct msg_row *m);
 cJSON *room_row_json(const struct room_row *r);

@@ -15,31 +15,6 @@
 #include "chatd/util.h"
 #include "message_internal.h"
 
-/* Keys are literals, added without a copy (CS): every stored message builds one of
- * these on the writer, and every copied key is a malloc and a free. */
-static void add_num(cJSON *o, const char *key, int64_t v)
-{
-    cJSON_AddItemToObjectCS(o, key, cJSON_CreateNumber((double)v));
-}
-
-cJSON *msg_row_json(const struct msg_row *m)
-{
-    cJSON *o = cJSON_CreateObject();
-    if (!o)
-        return NULL;
-    add_num(o, "id", m->id);
-    add_num(o, "room_id", m->room_id);
-    add_num(o, "seq", m->seq);
-    add_num(o, "sender_id", m->sender_id);
-    cJSON_AddItemToObjectCS(o, "sender", cJSON_CreateString(m->sender ? m->sender : ""));
-    cJSON_AddItemToObjectCS(o, "body", cJSON_CreateString(m->body ? m->body : ""));
-    cJSON_AddItemToObjectCS(o, "client_msg_id", m->client_msg_id
-                                                ? cJSON_CreateString(m->client_msg_id)
-                                                : cJSON_CreateNull());
-    add_num(o, "created_at", m->created_at);
-    return o;
-}
-
 /* ---------- the job ---------- */
 void msg_job_free(struct msg_job *j)
 {
