@@ -146,7 +146,7 @@ const char *msg_code_of_status(int status);
 /* Validates and queues a submitted message; on any refusal publishes
  * message.rejected. Loop thread. */
 void msg_submit(struct msg_state *st, const struct ev_message_submitted *m);
-/* One message on its way to the writer (inside a struct msg_batch). */
+/* One message on its way to the writer (inside a struct msg_batch): msg_job.c. */
 struct msg_job {
     struct msg_state *st;
     int64_t room_id, sender_id;
