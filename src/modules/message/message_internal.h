@@ -175,7 +175,7 @@ void msg_job_fail(struct msg_job *j, int status, const char *msg);
 /* Loop, after the commit: publishes message.stored or message.rejected; frees j. */
 void msg_job_post_result(struct msg_state *st, struct msg_job *j);
 
-/* ---------- batches of messages (batch.c) ---------- */
+/* ---------- batches of messages (batch.c, batch_apply.c) ---------- */
 struct msg_broom {                           /* a room as one batch sees it */
     int64_t room_id;
     int64_t *ids; int n;                     /* members, owned */
@@ -208,6 +208,9 @@ void msg_batch_close(struct msg_state *st, void (*cb)(struct msg_state *st));
 /* Loop: before queueing another writer job of this module, so messages accepted
  * after it are not stored before it. */
 void msg_batch_close_open(struct msg_state *st);
+/* batch_apply.c. The batch's db_job apply (writer); reset drops what an apply read. */
+int  batch_apply(struct db_conn *conn, struct db_job *job);
+void msg_batch_reset(struct msg_batch *b);
 
 /* ---------- what became of a message (results.c) ---------- */
 struct msg_outcome {
