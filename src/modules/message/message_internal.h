@@ -295,9 +295,12 @@ int  room_load_member_refs(struct msg_state *st, struct db_conn *conn, struct ro
 void reads_submit(struct msg_state *st, struct http_req *req, int64_t room_id,
                   int64_t user_id, int64_t seq);
 
-/* ---------- routes (routes_rooms.c, routes_messages.c) ---------- */
+/* ---------- routes (routes_rooms.c, routes_rooms_read.c, routes_messages.c) ---------- */
 int  routes_rooms_add(struct msg_state *st);
 int  routes_messages_add(struct msg_state *st);
+/* routes_rooms_read.c: GET /v1/rooms and GET /v1/rooms/{id} (ctx is the msg_state). */
+void rooms_route_list(struct http_req *req, void *ctx);
+void rooms_route_show(struct http_req *req, void *ctx);
 /* Bus handlers (messages.c, sync_pages.c, members.c, typing.c) */
 /* Answers a bus request with status and {"code","message"}. Returns bus_reply_ev's. */
 int  msg_reply_error(struct bus *bus, const struct bus_event *request, int status,
