@@ -1,12 +1,13 @@
-/* lifecycle.c: start-up, drain and shutdown of the server.
+/* lifecycle.c: start-up, run and teardown of the server, and the command-line verbs
+ * run with an open database.
  *
  * Start: config -> log -> metrics -> bus -> db -> http -> modules' init -> db writer ->
- * bus -> modules' start -> listen. Stop (SIGTERM/SIGINT): /readyz turns 503, the
- * listener closes, the bus carries server.draining; once it is dispatched, modules
- * drain one after the other in reverse table order, then http, bus and db close and
- * modules are destroyed. A drain that takes longer than DRAIN_DEADLINE_MS ends the
- * process with status 1. The stop is lifecycle_stop.c's, the process's own metrics
- * process_metrics.c's; this file starts the server, runs it and tears it down. */
+ * bus -> modules' start -> listen. Stop (SIGTERM/SIGINT, lifecycle_stop.c): /readyz
+ * turns 503, the listener closes, the bus carries server.draining; once it is
+ * dispatched, modules drain one after the other in reverse table order, then http,
+ * bus and db close and modules are destroyed. A drain that takes longer than
+ * DRAIN_DEADLINE_MS ends the process with status 1. The process's own metrics are
+ * process_metrics.c's. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
