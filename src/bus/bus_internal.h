@@ -5,15 +5,17 @@
  *   dispatch.c     running the queue: events to their subscribers, replies
  *   delivery.c     one event at one consumer: attempts, retries, backoff
  *   typed_send.c   publishing, asking and answering with structs
- *   publish.c      publishing, and the hand-over ring from other threads
  *   request.c      request/reply
+ *   publish.c      publishing, and the hand-over ring from other threads
  *   queue.c        the dispatch queue, and waking the loop to run it
  *   typed.c        typed events decoded for handlers and requesters
  *   deadletter.c   the dead-letter table (dlq_bound.c: its bounds; dlq_cli.c)
  *   topics.c       topics and subscriptions
  *   bus_metrics.c  counters and gauges
  *   event.c        events and their references
- *   heap.c         the timer heaps */
+ *   heap.c         the timer heaps
+ *   origin.c       the ids of this process
+ * with the codec (codec_encode.c, codec_decode.c, event_types.c) and ring.c under all. */
 #ifndef CHATD_BUS_INTERNAL_H
 #define CHATD_BUS_INTERNAL_H
 

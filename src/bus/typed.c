@@ -1,7 +1,6 @@
 /* typed.c: the bus's side of typed events (event_codec.h): a struct made into an
- * event, payloads decoded for the handlers and the requesters on the way out, and the
- * ids that name this process in an origin. Publishing, asking and answering with
- * structs is typed_send.c's. */
+ * event, and payloads decoded for the handlers and the requesters on the way out.
+ * Publishing, asking and answering with structs is typed_send.c's. */
 #include <errno.h>
 #include <stdio.h>
 #include "chatd/bus.h"
@@ -43,30 +42,4 @@ void request_answer(struct bus_request *r, int status, const cJSON *payload)
         status = -EPROTO;
     r->tfn(r->ctx, status, data);
     ev_free(data);
-}
-/* --- this process ----------------------------------------------------------------- */
-
-int64_t bus_node_id(const struct bus *b)
-{
-    return b->node;
-}
-
-int64_t bus_run_id(const struct bus *b)
-{
-    return b->run;
-}
-
-void bus_origin_conn(const struct bus *b, uint64_t conn_id, struct ev_origin *out)
-{
-    *out = (struct ev_origin){ .node = b->node, .run = b->run, .conn = (int64_t)conn_id };
-}
-
-void bus_origin_http(const struct bus *b, uint64_t request_id, struct ev_origin *out)
-{
-    *out = (struct ev_origin){ .node = b->node, .run = b->run, .http = (int64_t)request_id };
-}
-
-int bus_origin_is_here(const struct bus *b, const struct ev_origin *o)
-{
-    return o && o->node == b->node && o->run == b->run;
 }
