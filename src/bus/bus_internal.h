@@ -12,7 +12,7 @@
  *   deadletter.c   the dead-letter table (dlq_bound.c: its bounds; dlq_cli.c)
  *   topics.c       topics and subscriptions
  *   bus_metrics.c  counters and gauges
- *   event.c        events and their references
+ *   bus_event.c    events and their references
  *   heap.c         the timer heaps
  *   origin.c       the ids of this process
  * with the codec (codec_encode.c, codec_decode.c, event_types.c) and ring.c under all. */

@@ -1,4 +1,4 @@
-/* event.c: bus events: made, shared by reference count, freed with the struct they
+/* bus_event.c: bus events (struct bus_event): made, shared by reference count, freed with the struct they
  * decoded to. */
 #include <stdlib.h>
 #include <string.h>
