@@ -1,5 +1,5 @@
-/* bus_event.c: bus events (struct bus_event): made, shared by reference count, freed with the struct they
- * decoded to. */
+/* bus_event.c: bus events (struct bus_event): made, shared by reference count, and
+ * freed with the struct they decoded to. */
 #include <stdlib.h>
 #include <string.h>
 #include "chatd/bus.h"
