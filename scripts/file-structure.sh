@@ -14,6 +14,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 find "$build/src" -name '*.o' | sort | while read -r o; do
     f=${o#"$build"/}
+    [ -f "${f%.o}.c" ] || continue    # an object left from a source since removed
     nm "$o" | awk -v f="$f" '$2 ~ /^[TDBR]$/ {print $3, f}' >> "$tmp/defs"
     nm -u "$o" | awk -v f="$f" '{print $2, f}' >> "$tmp/uses"
 done

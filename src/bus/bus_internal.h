@@ -1,8 +1,21 @@
-/* bus_internal.h: the struct behind struct bus, shared by the files of src/bus/:
- * bus.c (lifecycle, the ring hand-over, subscriptions), dispatch.c (the dispatch
- * queue and the loop handles that run it), delivery.c (attempts, retries, backoff),
- * request.c (request/reply), deadletter.c (the dead-letter table), dlq_bound.c (its
- * bounds), dlq_poll.c (replays), heap.c (the timer heaps) and dlq_cli.c. */
+/* bus_internal.h: the struct behind struct bus, shared by the files of src/bus/.
+ * Each calls only the ones below it:
+ *   bus.c          the life cycle and the loop handles
+ *   dlq_poll.c     replays of dead letters
+ *   dispatch.c     running the queue: events to their subscribers, replies
+ *   delivery.c     one event at one consumer: attempts, retries, backoff
+ *   typed_send.c   publishing, asking and answering with structs
+ *   request.c      request/reply
+ *   publish.c      publishing, and the hand-over ring from other threads
+ *   queue.c        the dispatch queue, and waking the loop to run it
+ *   typed.c        typed events decoded for handlers and requesters
+ *   deadletter.c   the dead-letter table (dlq_bound.c: its bounds; dlq_cli.c)
+ *   topics.c       topics and subscriptions
+ *   bus_metrics.c  counters and gauges
+ *   bus_event.c    events and their references
+ *   heap.c         the timer heaps
+ *   origin.c       the ids of this process
+ * with the codec (codec_encode.c, codec_decode.c, event_types.c) and ring.c under all. */
 #ifndef CHATD_BUS_INTERNAL_H
 #define CHATD_BUS_INTERNAL_H
 
@@ -127,6 +140,7 @@ struct bus_reply_msg {
 struct bus_handles {
     uv_async_t async;
     uv_check_t check;                /* runs the dispatch (dispatch.c) */
+    uv_check_cb dispatch;            /* its callback, bus_dispatch_check: bus_wake starts it */
     uv_idle_t idle;                  /* active while work waits: the poll does not block */
     uv_timer_t retry_timer, request_timer, poll_timer;
     int open;
@@ -171,19 +185,30 @@ struct bus {
     uint64_t scratch[4];             /* counters when there is no metrics registry */
 };
 
-/* bus.c */
+/* publish.c */
 int  bus_on_loop_thread(const struct bus *b);
 int  bus_ring_post(struct bus *b, void *item, int wait);
+/* topics.c */
 struct bus_topic *bus_topic_find(struct bus *b, const char *name);
 int  bus_topic_has_subs(struct bus *b, const char *topic);
 struct bus_sub *bus_find_sub(struct bus *b, const char *topic, const char *consumer);
-/* dispatch.c. bus_enqueue queues an item (0, -ENOBUFS when BUS_QUEUE_MAX are
- * waiting, -ENOMEM) and has it dispatched from the loop; bus_wake makes sure the
- * loop will (the ring's wake-up). bus_dispatch_rest, at close: every queued item and
- * ring item runs, in order, with what it publishes. bus_queue_drop frees what is
- * left. */
+void bus_topics_free(struct bus *b);
+/* bus_metrics.c */
+uint64_t *bus_counter(struct bus *b, const char *name, const char *labels,
+                      const char *help, int scratch);
+void bus_register_metrics(struct bus *b);
+/* queue.c. bus_enqueue queues an item (0, -ENOBUFS when BUS_QUEUE_MAX are waiting,
+ * -ENOMEM) and has it dispatched from the loop; bus_wake makes sure the loop will
+ * (the ring's wake-up). bus_queue_push queues without waking, bus_dequeue takes the
+ * oldest item (1, or 0 when there is none). */
 int  bus_enqueue(struct bus *b, int kind, void *p);
 void bus_wake(struct bus *b);
+int  bus_queue_push(struct work_queue *q, int kind, void *p);
+int  bus_dequeue(struct work_queue *q, struct bus_work *w);
+/* dispatch.c. bus_dispatch_check, the check handle's callback, runs a turn's share.
+ * bus_dispatch_rest, at close: every queued item and ring item runs, in order, with
+ * what it publishes. bus_queue_drop frees what is left. */
+void bus_dispatch_check(uv_check_t *h);
 void bus_dispatch_rest(struct bus *b);
 void bus_queue_drop(struct bus *b);
 /* delivery.c */

@@ -1,7 +1,7 @@
 /* dispatch.c: when and in what order the bus runs its handlers.
  *
  * Publishing only enqueues: every event, retry and reply on the loop goes into one
- * FIFO (struct work_queue), and items handed over by other threads wait in the ring.
+ * FIFO (struct work_queue, queue.c), and items handed over by other threads wait in the ring.
  * Both are emptied by one uv_check handle, which runs right after the poll phase: an
  * event published in a read callback is dispatched in the same loop turn, and none
  * is ever dispatched inside its publisher. What a handler publishes goes to the back
@@ -38,55 +38,7 @@
 #include "chatd/ring.h"
 #include "bus_internal.h"
 
-/* --- the FIFO: a circular array whose capacity is a power of two ---------------------- */
-
-static int queue_grow(struct work_queue *q)
-{
-    size_t cap = q->cap ? q->cap * 2 : BUS_QUEUE_MIN;
-    struct bus_work *v;
-
-    if (q->cap >= BUS_QUEUE_MAX)
-        return -ENOBUFS;
-    if (!(v = malloc(cap * sizeof(*v))))
-        return -ENOMEM;
-    for (size_t i = 0; i < q->len; i++)
-        v[i] = q->v[(q->head + i) & (q->cap - 1)];
-    free(q->v);
-    q->v = v;
-    q->cap = cap;
-    q->head = 0;
-    return 0;
-}
-
-static int queue_push(struct work_queue *q, int kind, void *p)
-{
-    int rc;
-
-    if (q->len == q->cap && (rc = queue_grow(q)) < 0)
-        return rc;
-    q->v[(q->head + q->len) & (q->cap - 1)] = (struct bus_work){ kind, p };
-    q->len++;
-    return 0;
-}
-
-static int dequeue(struct work_queue *q, struct bus_work *w)
-{
-    if (q->len == 0)
-        return 0;
-    *w = q->v[q->head];
-    q->head = (q->head + 1) & (q->cap - 1);
-    q->len--;
-    return 1;
-}
-
-int bus_enqueue(struct bus *b, int kind, void *p)
-{
-    int rc = queue_push(&b->q, kind, p);
-
-    if (rc == 0)
-        bus_wake(b);
-    return rc;
-}
+/* --- what is left at close ------------------------------------------------------------- */
 
 static void work_drop(struct bus_work *w)
 {
@@ -104,7 +56,7 @@ void bus_queue_drop(struct bus *b)
 {
     struct bus_work w;
 
-    while (dequeue(&b->q, &w))
+    while (bus_dequeue(&b->q, &w))
         work_drop(&w);
     free(b->q.v);
     b->q.v = NULL;
@@ -141,7 +93,7 @@ static void pump(struct bus *b, uint64_t end)
     if (b->dispatching)
         return;
     b->dispatching = 1;
-    while ((!end || uv_hrtime() < end) && dequeue(&b->q, &w)) {
+    while ((!end || uv_hrtime() < end) && bus_dequeue(&b->q, &w)) {
         b->dispatched++;
         if (w.kind == WORK_EVENT)
             dispatch_event(b, w.p);
@@ -169,7 +121,7 @@ static void ring_item(struct bus *b, void *p)
         c.fn(c.arg);
         return;
     }
-    if (queue_push(&b->q, w.kind, item) < 0) {
+    if (bus_queue_push(&b->q, w.kind, item) < 0) {
         LOG_ERROR(b->app, "bus", "dispatch queue full: item from another thread dropped");
         work_drop(&w);
     }
@@ -208,14 +160,9 @@ void bus_dispatch_rest(struct bus *b)
     }
 }
 
-/* --- the handles that run it --------------------------------------------------------- */
+/* --- the check that runs it ---------------------------------------------------------- */
 
-static void on_dispatch_idle(uv_idle_t *h)
-{
-    (void)h;   /* its being active is what counts: the next poll does not block */
-}
-
-static void on_dispatch_check(uv_check_t *h)
+void bus_dispatch_check(uv_check_t *h)
 {
     struct bus *b = h->data;
     uint64_t before = b->dispatched;
@@ -232,17 +179,5 @@ static void on_dispatch_check(uv_check_t *h)
      * started (the idle handle is still active). Started again now, ours is the
      * check started last, so it runs first next turn, ahead of a module's end-of-turn
      * check a handler started meanwhile (the message batch's first start). */
-    uv_check_start(h, on_dispatch_check);
-}
-
-void bus_wake(struct bus *b)
-{
-    struct bus_handles *h = b->h;
-
-    if (!h)
-        return;   /* closed: bus_close dispatches what is left itself */
-    if (!uv_is_active((uv_handle_t *)&h->check))
-        uv_check_start(&h->check, on_dispatch_check);
-    if (!uv_is_active((uv_handle_t *)&h->idle))
-        uv_idle_start(&h->idle, on_dispatch_idle);
+    uv_check_start(h, bus_dispatch_check);
 }

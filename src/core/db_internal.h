@@ -1,6 +1,8 @@
 /* db_internal.h: the struct behind struct db, shared by db.c (open, migrations,
- * close), db_writer.c (the writer thread and its group commit) and db_read.c (the
- * read pool). */
+ * close), db_writer.c (the writer thread and its group commit), db_read.c (the read
+ * pool), db_checkpoint.c (the checkpoint thread), db_after.c (after() on the loop),
+ * db_files.c (the files' modes) and db_conn.c (one connection), which the others
+ * call and which calls none of them. */
 #ifndef CHATD_DB_INTERNAL_H
 #define CHATD_DB_INTERNAL_H
 
@@ -89,8 +91,6 @@ void db_afters_close(struct db *db);
 /* The data directory (0700 when we make it) and the database file (0600) before
  * SQLite opens it; looser database files are tightened. db_files.c */
 int db_prepare_files(struct db *db, const char *path);
-/* The synchronous= pragma [database] durability asks for. */
-const char *db_sync_pragma(const struct db *db);
 /* The calling thread (named in the debug line when refused): SCHED_BATCH, best effort. */
 void db_thread_batch_sched(struct db *db, const char *thread);
 /* db_after.c: the hop of a job's after() back to the loop. */
@@ -106,8 +106,10 @@ void db_checkpointer_stop(struct db *db);
 /* db_read.c */
 int  db_readers_open(struct db *db);
 void db_readers_close(struct db *db);
-/* db.c */
+/* db_conn.c (db_errno: chatd/db_sqlite.h) */
 int  db_exec(sqlite3 *conn, const char *sql);
 int  db_open_conn(const char *path, int flags, sqlite3 **out);
+/* The synchronous= pragma [database] durability asks for. */
+const char *db_sync_pragma(const struct db *db);
 
 #endif

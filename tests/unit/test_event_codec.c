@@ -1,4 +1,4 @@
-/* Tests for the typed events (event_codec.h, src/bus/codec.c, event_types.c): every
+/* Tests for the typed events (event_codec.h, src/bus/codec_*.c, event_types.c): every
  * topic's struct goes through the bus and comes back field for field; what does not
  * decode is refused with the field named, and fails the delivery instead of
  * reaching the handler. */

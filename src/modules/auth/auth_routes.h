@@ -1,4 +1,6 @@
-/* auth_routes.h: the HTTP side of the auth module, shared by its route files. */
+/* auth_routes.h: the HTTP side of the auth module, shared by its route files:
+ * routes.c (register, me, jwks, the table), login.c, session.c (refresh, logout),
+ * all over answers.c (the answers they share). */
 #ifndef CHATD_AUTH_ROUTES_H
 #define CHATD_AUTH_ROUTES_H
 
@@ -13,7 +15,7 @@ void auth_logout(struct http_req *req, void *ctx);
 void auth_me(struct http_req *req, void *ctx);
 void auth_jwks(struct http_req *req, void *ctx);
 
-/* Answers for an op's request; each clears op->req. */
+/* answers.c. Answers for an op's request; each clears op->req. */
 void auth_respond_error(struct auth_op *op, int status, const char *msg);
 /* 503 for a full write queue or a closing database, 500 for anything else. */
 void auth_respond_busy(struct auth_op *op, int rc);
@@ -24,5 +26,7 @@ void auth_respond_tokens(struct auth_op *op, const char *access, const char *ref
 void auth_respond_unavailable(struct http_req *req, const char *msg);
 /* Answers 503 and returns 1 while the module drains. */
 int  auth_refuse_when_draining(struct auth *a, struct http_req *req);
+/* {"id","username"}, or NULL out of memory. */
+cJSON *auth_user_json(int64_t id, const char *username);
 
 #endif

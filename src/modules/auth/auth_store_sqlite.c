@@ -1,5 +1,6 @@
 /* auth_store_sqlite.c: the auth store on SQLite: the tables, the users, and the ops
- * table (the refresh tokens are in auth_store_sqlite_refresh.c). Users are never
+ * table (the refresh tokens are in auth_store_sqlite_refresh.c, the statement
+ * helpers both use in auth_store_sqlite_stmt.c). Users are never
  * deleted and SQLite gives a new row max(id) + 1, so ids only grow, as auth_store.h
  * asks. Statements are prepared per call: each op may run on any of the writer's, the
  * read pool's or the CLI's connections, and none is hot enough to be worth a cache
@@ -32,19 +33,6 @@ static const struct db_migration migrations[] = {
       "CREATE INDEX refresh_tokens_family ON refresh_tokens(family_id);"
       "CREATE INDEX refresh_tokens_expiry ON refresh_tokens(expires_at);" },
 };
-
-int auth_sqlite_prepare(sqlite3 *conn, const char *sql, sqlite3_stmt **st)
-{
-    int rc = sqlite3_prepare_v2(conn, sql, -1, st, NULL);
-    return rc == SQLITE_OK ? 0 : db_errno(rc);
-}
-
-int auth_sqlite_run(sqlite3_stmt *st)
-{
-    int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : db_errno(rc);
-}
 
 static int sqlite_migrate(void *impl, struct db *db)
 {

@@ -8,7 +8,7 @@
 #include "chatd/db_sqlite.h"
 #include "auth_store.h"
 
-/* Prepares sql on conn: 0 or the db_errno of the failure. */
+/* auth_store_sqlite_stmt.c. Prepares sql on conn: 0 or the db_errno of the failure. */
 int auth_sqlite_prepare(sqlite3 *conn, const char *sql, sqlite3_stmt **st);
 /* Steps a statement that returns no row, finalizes it: 0 or a db_errno. */
 int auth_sqlite_run(sqlite3_stmt *st);

@@ -1,5 +1,6 @@
-/* routes.c: the auth routes, their shared answers, POST /v1/auth/register, GET /v1/me,
- * the JWKS, and the bearer check the gateway runs for every protected route. */
+/* routes.c: the auth routes, POST /v1/auth/register, GET /v1/me, the JWKS, and the
+ * bearer check the gateway runs for every protected route. The answers the route
+ * files share are answers.c's. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,77 +17,6 @@
 #include "chatd/util.h"
 #include "auth_internal.h"
 #include "auth_routes.h"
-
-/* --- answers ----------------------------------------------------------------------- */
-
-void auth_respond_error(struct auth_op *op, int status, const char *msg)
-{
-    http_respond_error(op->req, status, "%s", msg);
-    op->req = NULL;
-}
-
-void auth_respond_unavailable(struct http_req *req, const char *msg)
-{
-    char body[256];
-    int n = snprintf(body, sizeof body,
-                     "{\"error\":{\"code\":\"unavailable\",\"message\":\"%s\"}}", msg);
-    http_respond(req, 503, "application/json", body, (size_t)n, "Retry-After: 1\r\n");
-}
-
-void auth_respond_busy(struct auth_op *op, int rc)
-{
-    if (rc == -EAGAIN || rc == -ECANCELED)
-        auth_respond_unavailable(op->req, rc == -EAGAIN ? "the server is busy"
-                                                        : "the server is shutting down");
-    else
-        http_respond_error(op->req, 500, "internal error");
-    op->req = NULL;
-}
-
-int auth_refuse_when_draining(struct auth *a, struct http_req *req)
-{
-    if (!a->draining)
-        return 0;
-    auth_respond_unavailable(req, "the server is shutting down");
-    return 1;
-}
-
-static cJSON *user_json(int64_t id, const char *username)
-{
-    cJSON *u = cJSON_CreateObject();
-    if (u) {
-        cJSON_AddNumberToObject(u, "id", (double)id);
-        cJSON_AddStringToObject(u, "username", username);
-    }
-    return u;
-}
-
-void auth_respond_tokens(struct auth_op *op, const char *access, const char *refresh,
-                         int64_t user_id, const char *username)
-{
-    cJSON *j = cJSON_CreateObject();
-    char *body = NULL;
-
-    if (j) {
-        cJSON_AddStringToObject(j, "access_token", access);
-        cJSON_AddStringToObject(j, "token_type", "Bearer");
-        cJSON_AddNumberToObject(j, "expires_in", auth_settings(op->a->app->cfg)->access_ttl);
-        cJSON_AddStringToObject(j, "refresh_token", refresh);
-        cJSON_AddItemToObject(j, "user", user_json(user_id, username));
-        body = cJSON_PrintUnformatted(j);
-        cJSON_Delete(j);
-    }
-    if (!body) {
-        auth_respond_error(op, 500, "out of memory");
-        return;
-    }
-    /* Tokens must not be kept by caches along the way (RFC 6749 section 5.1). */
-    http_respond(op->req, 200, "application/json", body, strlen(body),
-                 "Cache-Control: no-store\r\nPragma: no-cache\r\n");
-    op->req = NULL;
-    OPENSSL_cleanse(body, strlen(body));
-    free(body);
-}
 
 /* --- register ---------------------------------------------------------------------- */
 
@@ -157,7 +87,7 @@ static void register_stored(struct auth_op *op)
         publish_registered(a, r->user_id, r->username);
         out = cJSON_CreateObject();
         if (out)
-            cJSON_AddItemToObject(out, "user", user_json(r->user_id, r->username));
+            cJSON_AddItemToObject(out, "user", auth_user_json(r->user_id, r->username));
         http_respond_json(op->req, 201, out);
         op->req = NULL;
     }
@@ -259,7 +189,7 @@ void auth_me(struct http_req *req, void *ctx)
     cJSON *out = cJSON_CreateObject();
     (void)ctx;
     if (out)
-        cJSON_AddItemToObject(out, "user", user_json(req->user.id, req->user.name));
+        cJSON_AddItemToObject(out, "user", auth_user_json(req->user.id, req->user.name));
     http_respond_json(req, 200, out);
 }
 

@@ -86,7 +86,7 @@ int msg_page_keep(const struct msg_page *p, int fetched, int *has_more);
  * zero, <= 2^53). */
 int msg_parse_u64(const char *s, int64_t *out);
 
-/* ---------- rows and their JSON ---------- */
+/* ---------- rows and their JSON (row_json.c) ---------- */
 /* (struct msg_row, room_row and member_ref are the store's: message_store.h.) */
 cJSON *msg_row_json(const struct msg_row *m);
 cJSON *room_row_json(const struct room_row *r);
@@ -123,8 +123,14 @@ struct msg_state {
 /* A store op on the module's store: MSG_STORE(st, room_get, conn, id, &row). */
 #define MSG_STORE(st, op, ...) ((st)->store.ops->op((st)->store.impl, __VA_ARGS__))
 
+/* Loop: one unit of in-flight work ended (the drain waits for none to be left). Here,
+ * beside the state, so that the files message_module.c wires need nothing of it. */
+static inline void msg_inflight_done(struct msg_state *st)
+{
+    st->inflight--;
+}
+
 /* message_module.c */
-void msg_inflight_done(struct msg_state *st);   /* loop: one unit of in-flight work ended */
 /* The store's migrations on db (init; tests). */
 int  msg_migrate(struct msg_state *st, struct db *db);
 int  msg_subscribe(struct msg_state *st);        /* bus subscriptions (start) */
@@ -145,7 +151,7 @@ const char *msg_code_of_status(int status);
 /* Validates and queues a submitted message; on any refusal publishes
  * message.rejected. Loop thread. */
 void msg_submit(struct msg_state *st, const struct ev_message_submitted *m);
-/* One message on its way to the writer (inside a struct msg_batch). */
+/* One message on its way to the writer (inside a struct msg_batch): msg_job.c. */
 struct msg_job {
     struct msg_state *st;
     int64_t room_id, sender_id;
@@ -168,7 +174,7 @@ void msg_job_fail(struct msg_job *j, int status, const char *msg);
 /* Loop, after the commit: publishes message.stored or message.rejected; frees j. */
 void msg_job_post_result(struct msg_state *st, struct msg_job *j);
 
-/* ---------- batches of messages (batch.c) ---------- */
+/* ---------- batches of messages (batch.c, batch_apply.c) ---------- */
 struct msg_broom {                           /* a room as one batch sees it */
     int64_t room_id;
     int64_t *ids; int n;                     /* members, owned */
@@ -201,6 +207,9 @@ void msg_batch_close(struct msg_state *st, void (*cb)(struct msg_state *st));
 /* Loop: before queueing another writer job of this module, so messages accepted
  * after it are not stored before it. */
 void msg_batch_close_open(struct msg_state *st);
+/* batch_apply.c. The batch's db_job apply (writer); reset drops what an apply read. */
+int  batch_apply(struct db_conn *conn, struct db_job *job);
+void msg_batch_reset(struct msg_batch *b);
 
 /* ---------- what became of a message (results.c) ---------- */
 struct msg_outcome {
@@ -293,9 +302,12 @@ int  room_load_member_refs(struct msg_state *st, struct db_conn *conn, struct ro
 void reads_submit(struct msg_state *st, struct http_req *req, int64_t room_id,
                   int64_t user_id, int64_t seq);
 
-/* ---------- routes (routes_rooms.c, routes_messages.c) ---------- */
+/* ---------- routes (routes_rooms.c, routes_rooms_read.c, routes_messages.c) ---------- */
 int  routes_rooms_add(struct msg_state *st);
 int  routes_messages_add(struct msg_state *st);
+/* routes_rooms_read.c: GET /v1/rooms and GET /v1/rooms/{id} (ctx is the msg_state). */
+void rooms_route_list(struct http_req *req, void *ctx);
+void rooms_route_show(struct http_req *req, void *ctx);
 /* Bus handlers (messages.c, sync_pages.c, members.c, typing.c) */
 /* Answers a bus request with status and {"code","message"}. Returns bus_reply_ev's. */
 int  msg_reply_error(struct bus *bus, const struct bus_event *request, int status,

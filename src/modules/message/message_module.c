@@ -22,11 +22,6 @@ int msg_migrate(struct msg_state *st, struct db *db)
     return st->store.ops->migrate(st->store.impl, db);
 }
 
-void msg_inflight_done(struct msg_state *st)
-{
-    st->inflight--;
-}
-
 int msg_state_new(struct msg_state **out, struct chatd *app)
 {
     static const double latency_bounds[] = { 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,

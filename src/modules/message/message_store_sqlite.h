@@ -26,7 +26,7 @@ struct msq {
 /* Columns: id, name, kind, owner_id, created_at, last_seq. */
 #define MSQ_ROOM_COLUMNS "r.id, r.name, r.kind, r.owner_id, r.created_at, r.last_seq"
 
-/* The cached statement (prepared on first use; hand it back with msq_done). NULL on a
+/* message_store_sqlite_stmt.c. The cached statement (prepared on first use; hand it back with msq_done). NULL on a
  * prepare error. */
 sqlite3_stmt *msq_stmt(struct msq *q, struct db_conn *c, enum msq_id id);
 void msq_done(sqlite3_stmt *s);

@@ -1,7 +1,7 @@
-/* rooms.c: rooms as rows and JSON, the access check every room route starts with,
- * and the writer jobs that create rooms (group rooms and direct rooms). A job's
- * result comes back to the loop, which answers the request and tells the other
- * modules (room.changed) only after the commit. */
+/* rooms.c: the access check every room route starts with, and the writer jobs that
+ * create rooms (group rooms and direct rooms). A job's result comes back to the loop,
+ * which answers the request and tells the other modules (room.changed) only after
+ * the commit. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,32 +12,6 @@
 #include "chatd/log.h"
 #include "chatd/util.h"
 #include "message_internal.h"
-
-cJSON *room_row_json(const struct room_row *r)
-{
-    cJSON *o = cJSON_CreateObject();
-    if (!o)
-        return NULL;
-    cJSON_AddNumberToObject(o, "id", (double)r->id);
-    cJSON_AddStringToObject(o, "name", r->name);
-    cJSON_AddStringToObject(o, "kind", r->kind);
-    cJSON_AddNumberToObject(o, "owner_id", (double)r->owner_id);
-    cJSON_AddNumberToObject(o, "created_at", (double)r->created_at);
-    cJSON_AddNumberToObject(o, "last_seq", (double)r->last_seq);
-    return o;
-}
-
-cJSON *members_json(const struct member_ref *m, int n)
-{
-    cJSON *a = cJSON_CreateArray();
-    for (int i = 0; a && i < n; i++) {
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddNumberToObject(o, "id", (double)m[i].id);
-        cJSON_AddStringToObject(o, "username", m[i].username);
-        cJSON_AddItemToArray(a, o);
-    }
-    return a;
-}
 
 /* ---------- jobs ---------- */
 static void room_job_after(struct db_job *job, int status);

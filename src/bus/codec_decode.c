@@ -1,5 +1,6 @@
-/* codec.c: the table-driven engine behind event_codec.h: a struct to its JSON wire
- * form and back, guided by the descriptor's field list.
+/* codec_decode.c: the table-driven engine behind event_codec.h, its decoding half: a
+ * JSON wire form back to its struct, guided by the descriptor's field list, and
+ * ev_free. Encoding is codec_encode.c's.
  *
  * A decoded struct and everything it points to (nested structs, arrays) come from
  * one list of blocks whose head sits just before the struct, so ev_free needs no
@@ -12,9 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include "chatd/event_codec.h"
+#include "codec_field.h"
 
 #define EV_INT_MAX 9007199254740992.0   /* 2^53: a JSON number holds integers exactly to here */
-#define EV_DEPTH_MAX 8                  /* nesting of our shapes is 3 at most */
 
 struct ev_block {
     struct ev_block *next;
@@ -27,11 +28,6 @@ struct ev_decoder {
     size_t whylen;
     int depth;
 };
-
-static void *field_at(const void *base, uint16_t off)
-{
-    return (char *)base + off;
-}
 
 static void *dec_alloc(struct ev_decoder *dc, size_t size)
 {
@@ -284,124 +280,4 @@ void ev_free(void *data)
 {
     if (data)
         blocks_free((struct ev_block *)((char *)data - offsetof(struct ev_block, data)));
-}
-
-/* --- encoding ------------------------------------------------------------------------ */
-
-static cJSON *encode_obj(const struct ev_type *t, const void *data, int depth);
-
-static cJSON *encode_ids(const struct ev_ids *ids)
-{
-    cJSON *a = cJSON_CreateArray();
-
-    for (size_t i = 0; a && i < ids->n; i++) {
-        cJSON *n = cJSON_CreateNumber((double)ids->v[i]);
-        if (!n) {
-            cJSON_Delete(a);
-            return NULL;
-        }
-        cJSON_AddItemToArray(a, n);
-    }
-    return a;
-}
-
-static cJSON *encode_array(const struct ev_field *f, const void *base, int depth)
-{
-    size_t n = *(const size_t *)field_at(base, f->count_off);
-    const void *v = *(void *const *)field_at(base, f->off);
-    cJSON *a = cJSON_CreateArray();
-
-    for (size_t i = 0; a && i < n; i++) {
-        cJSON *e = f->kind == EVK_STRS
-                   ? cJSON_CreateString(((const char *const *)v)[i])
-                   : encode_obj(f->sub, (const char *)v + i * f->sub->size, depth + 1);
-        if (!e) {
-            cJSON_Delete(a);
-            return NULL;
-        }
-        cJSON_AddItemToArray(a, e);
-    }
-    return a;
-}
-
-/* *out: the value, or NULL for one left out (optional and empty). -EINVAL for a
- * required field that is empty, -ENOMEM. */
-static int encode_field(const struct ev_field *f, const void *base, int depth, cJSON **out)
-{
-    const void *at = field_at(base, f->off);
-    int opt = (f->flags & EVF_OPT) != 0;
-    const void *p;
-
-    *out = NULL;
-    switch (f->kind) {
-    case EVK_I64:
-        if (opt && *(const int64_t *)at == 0)
-            return 0;
-        *out = cJSON_CreateNumber((double)*(const int64_t *)at);
-        break;
-    case EVK_BOOL:
-        *out = cJSON_CreateBool(*(const int *)at);
-        break;
-    case EVK_ENUM: {
-        int v = *(const int *)at, n = 0;
-        while (f->names[n])
-            n++;
-        if (v < 0 || v >= n)
-            return -EINVAL;   /* not one of the names: refused, not read past them */
-        *out = cJSON_CreateString(f->names[v]);
-        break;
-    }
-    case EVK_IDS:
-        *out = encode_ids(at);
-        break;
-    case EVK_STRS:
-    case EVK_OBJS:
-        *out = encode_array(f, base, depth);
-        break;
-    case EVK_STR:
-    case EVK_OBJ:
-        if (!(p = *(const void *const *)at)) {
-            if (f->flags & EVF_NULL)
-                *out = cJSON_CreateNull();
-            else
-                return opt ? 0 : -EINVAL;
-        } else {
-            *out = f->kind == EVK_STR ? cJSON_CreateString(p)
-                                      : encode_obj(f->sub, p, depth + 1);
-        }
-        break;
-    default:
-        return -EINVAL;
-    }
-    return *out ? 0 : -ENOMEM;
-}
-
-static cJSON *encode_obj(const struct ev_type *t, const void *data, int depth)
-{
-    cJSON *o = depth > EV_DEPTH_MAX ? NULL : cJSON_CreateObject();
-
-    for (size_t i = 0; o && i < t->nfields; i++) {
-        cJSON *v;
-
-        if (encode_field(&t->fields[i], data, depth, &v) < 0) {
-            cJSON_Delete(o);
-            return NULL;
-        }
-        if (v)
-            cJSON_AddItemToObjectCS(o, t->fields[i].name, v);
-    }
-    return o;
-}
-
-cJSON *ev_encode(const struct ev_type *t, const void *data)
-{
-    cJSON *o = data ? encode_obj(t, data, 0) : NULL;
-    cJSON *v = o ? cJSON_CreateNumber(t->version) : NULL;
-
-    if (!v) {
-        cJSON_Delete(o);
-        return NULL;
-    }
-    cJSON_AddItemToObjectCS(o, "v", v);
-    return o;
 }
