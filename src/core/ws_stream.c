@@ -294,7 +294,7 @@ static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
     case WSLAY_PING:
         /* nothing may follow our close frame */
         if (s->state == WS_OPEN)
-            queue_control(s, ws_tx_queue_pong(s, arg->msg, arg->msg_length));
+            queue_control(s, ws_rx_queue_pong(s, arg->msg, arg->msg_length));
         break;
     default:
         break;   /* pong (liveness only), binary (closing) */
@@ -329,7 +329,7 @@ static void fail(struct ws_stream *s, int rc)
         code = s->close_code;   /* the close we had decided on, still inside wslay */
     ws_pool_drop(s);
     s->wslay_dead = 1;
-    if (!close_sent && ws_tx_queue_close(s, code) == -ENOMEM)
+    if (!close_sent && ws_rx_queue_close(s, code) == -ENOMEM)
         end(s);
 }
 

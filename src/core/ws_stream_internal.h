@@ -1,7 +1,8 @@
 /* ws_stream_internal.h: the WebSocket transport's private structures (include/chatd/
  * ws_transport.h is its interface). Layers, each calling only those below it:
  *   ws_stream_tx.c    frames (ws_buf), the per-stream queue, writev, the flush list
- *   ws_stream_rx.c    the bytes of incoming messages as they arrive; the stall check
+ *   ws_stream_rx.c    the bytes of incoming messages as they arrive; the stall check;
+ *                     the control frames we answer input with (pong, close)
  *   ws_stream_pool.c  wslay contexts lent to streams between frames
  *   ws_stream.c       wslay's callbacks, feeding a read through wslay, the close path
  *   ws_transport.c    creation (upgrade hand-over), reading, the transport and its ops
@@ -114,8 +115,11 @@ struct ws_transport {
 };
 
 /* ws_stream_tx.c */
-/* Appends a reference to b; -EPIPE once the close frame went out, -ENOMEM. */
+/* Appends a reference to b (a frame: counted in frames_out); -EPIPE once the close
+ * frame went out, -ENOMEM. */
 int   ws_tx_queue(struct ws_stream *s, struct ws_buf *b);
+/* The same for bytes that are no frame (the 101 answer). */
+int   ws_tx_queue_bytes(struct ws_stream *s, struct ws_buf *b);
 size_t ws_tx_unsent(const struct ws_stream *s);
 uint64_t ws_tx_taken(const struct ws_stream *s);
 void  ws_tx_drop_unsent(struct ws_stream *s);   /* frames not handed to the kernel */
@@ -127,9 +131,6 @@ int   ws_tx_flush(struct ws_transport *t, uint64_t budget_ns);
 int   ws_tx_start(struct ws_transport *t);
 void  ws_tx_stop(struct ws_transport *t);
 void  ws_tx_free_cache(struct ws_transport *t);
-/* Control frames we build: a pong with this payload, a close with this code only. */
-int   ws_tx_queue_pong(struct ws_stream *s, const uint8_t *payload, size_t len);
-int   ws_tx_queue_close(struct ws_stream *s, uint16_t code);
 
 /* ws_stream_rx.c */
 void  ws_rx_feed_begin(struct ws_input *in);
@@ -140,6 +141,9 @@ int   ws_rx_chunk(struct ws_stream *s, const uint8_t *data, size_t len);   /* -E
 const char *ws_rx_text(struct ws_stream *s, size_t *len);   /* valid until ws_rx_done */
 void  ws_rx_done(struct ws_stream *s);
 int   ws_rx_stalled(const struct ws_stream *s, uint64_t now, uint64_t after_ms);
+/* Control frames we build: a pong with this payload, a close with this code only. */
+int   ws_rx_queue_pong(struct ws_stream *s, const uint8_t *payload, size_t len);
+int   ws_rx_queue_close(struct ws_stream *s, uint16_t code);
 /* For wslay's send callback: 1 when these bytes are part of wslay's own pong. */
 int   ws_rx_is_wslay_pong(struct ws_stream *s, const uint8_t *data, int flags);
 

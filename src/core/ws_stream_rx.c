@@ -13,10 +13,12 @@
  * when bytes of it arrive (control frames between fragments are not progress, so
  * pings cannot keep a message open). Its owner closes one that made none for long.
  *
- * Pongs: wslay queues its answer to a ping in its own queue, which reaches ours only
+ * The control frames input is answered with, built here rather than by wslay:
+ * pongs: wslay queues its answer to a ping in its own queue, which reaches ours only
  * when the read is over; a reply to a message that followed the ping in the same read
- * would be queued first and overtake the pong. So ws_stream.c queues the pong itself,
- * in the order of the frames read, and wslay's copy is dropped on its way out. */
+ * would be queued first and overtake the pong. So the pong is queued from the message
+ * callback, in the order of the frames read, and wslay's copy is dropped on its way
+ * out. The close after a stream wslay gave up on: see ws_stream.c's fail(). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,6 +132,39 @@ int ws_rx_stalled(const struct ws_stream *s, uint64_t now, uint64_t after_ms)
     if (!s->wslay || s->wslay_dead || (s->fed == s->consumed && !s->in_message))
         return 0;
     return now - s->rx_progress_ms >= after_ms;
+}
+
+static int queue_control(struct ws_stream *s, struct ws_buf *b)
+{
+    int rc;
+
+    if (!b)
+        return -ENOMEM;
+    rc = ws_tx_queue(s, b);
+    ws_buf_unref(b);
+    return rc;
+}
+
+int ws_rx_queue_pong(struct ws_stream *s, const uint8_t *payload, size_t len)
+{
+    uint8_t *p;
+    struct ws_buf *b = ws_buf_new(len, WSLAY_PONG, &p);
+
+    if (b && len)
+        memcpy(p, payload, len);
+    return queue_control(s, b);
+}
+
+int ws_rx_queue_close(struct ws_stream *s, uint16_t code)
+{
+    uint8_t *p;
+    struct ws_buf *b = ws_buf_new(2, WSLAY_CONNECTION_CLOSE, &p);
+
+    if (b) {
+        p[0] = (uint8_t)(code >> 8);
+        p[1] = (uint8_t)code;
+    }
+    return queue_control(s, b);
 }
 
 /* wslay gives a frame's header and its payload in two calls, the payload whole

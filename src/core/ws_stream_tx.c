@@ -96,10 +96,8 @@ uint64_t ws_tx_taken(const struct ws_stream *s)
     return s->q_total - ws_tx_unsent(s);
 }
 
-int ws_tx_queue(struct ws_stream *s, struct ws_buf *b)
+int ws_tx_queue_bytes(struct ws_stream *s, struct ws_buf *b)
 {
-    struct ws_transport *t = s->t;
-
     if (s->state >= WS_SHUT)
         return -EPIPE;
     if (s->q_len == s->q_cap && queue_grow(s) < 0)
@@ -109,44 +107,18 @@ int ws_tx_queue(struct ws_stream *s, struct ws_buf *b)
     b->refs++;
     s->q_bytes += b->len;
     s->q_total += b->len;
-    t->queue_bytes += b->len;
-    if (t->cfg.frames_out)
-        METRIC_INC(t->cfg.frames_out);
+    s->t->queue_bytes += b->len;
     ws_tx_mark_dirty(s);
     return 0;
 }
 
-static int queue_control(struct ws_stream *s, struct ws_buf *b)
+int ws_tx_queue(struct ws_stream *s, struct ws_buf *b)
 {
-    int rc;
+    int rc = ws_tx_queue_bytes(s, b);
 
-    if (!b)
-        return -ENOMEM;
-    rc = ws_tx_queue(s, b);
-    ws_buf_unref(b);
+    if (rc == 0 && s->t->cfg.frames_out)
+        METRIC_INC(s->t->cfg.frames_out);
     return rc;
-}
-
-int ws_tx_queue_pong(struct ws_stream *s, const uint8_t *payload, size_t len)
-{
-    uint8_t *p;
-    struct ws_buf *b = ws_buf_new(len, WSLAY_PONG, &p);
-
-    if (b && len)
-        memcpy(p, payload, len);
-    return queue_control(s, b);
-}
-
-int ws_tx_queue_close(struct ws_stream *s, uint16_t code)
-{
-    uint8_t *p;
-    struct ws_buf *b = ws_buf_new(2, WSLAY_CONNECTION_CLOSE, &p);
-
-    if (b) {
-        p[0] = (uint8_t)(code >> 8);
-        p[1] = (uint8_t)code;
-    }
-    return queue_control(s, b);
 }
 
 /* Pops n frames from the head of the ring. */

@@ -71,7 +71,7 @@ static int stream_alloc(struct ws_transport *t, const void *first, size_t first_
         s->last_rx_ms = mono_ms();
     }
     if (rc == 0 && first_len)
-        rc = (b = ws_buf_raw(first, first_len)) ? ws_tx_queue(s, b) : -ENOMEM;
+        rc = (b = ws_buf_raw(first, first_len)) ? ws_tx_queue_bytes(s, b) : -ENOMEM;
     ws_buf_unref(b);
     if (rc < 0) {
         if (s)
