@@ -61,8 +61,12 @@ struct ws_stream_events {
     void (*gone)(void *owner);
 };
 
+/* Closes a stream's socket and runs cb(arg) from its close callback. */
+typedef void (*ws_socket_close_fn)(uv_stream_t *sock, void (*cb)(void *arg), void *arg);
+
 struct ws_transport_config {
     int max_message_bytes;           /* a message's bytes, fragments added up: 1009 past it */
+    ws_socket_close_fn close_socket; /* NULL: upgraded HTTP sockets (http_upgraded_close) */
     uint64_t *frames_in;             /* counter of messages received (may be NULL) */
     uint64_t *frames_out;            /* counter of frames queued (may be NULL) */
 };
@@ -84,10 +88,13 @@ struct ws_stream_ops {
     int      (*stalled)(const struct ws_stream *s, uint64_t now_ms, uint64_t after_ms);
     void     (*trim)(struct ws_stream *s);             /* frees an idle queue's ring */
     void     (*expire)(struct ws_stream *s, uint64_t now_ms);   /* a linger that ran out */
+    /* Frees a stream left at shutdown (a drain cut short), its owner's memory with it:
+     * no callbacks, the socket untouched. */
+    void     (*release)(struct ws_stream *s);
     /* The transport as a whole (tx: a struct ws_transport here, a test's there). */
     int      (*tx_start)(void *tx);                    /* its handles, on the loop */
     void     (*tx_stop)(void *tx);
-    void     (*tx_free)(void *tx);                     /* streams left: freed, sockets untouched */
+    void     (*tx_free)(void *tx);                     /* after every stream was released */
     void     (*flush_all)(void *tx);                   /* writes every queue now */
     size_t   (*queue_bytes)(const void *tx);           /* bytes queued on every stream */
 };
@@ -100,23 +107,28 @@ int  ws_transport_new(uv_loop_t *loop, const struct ws_transport_config *cfg,
 /* The flush handles: after each poll phase, queues are written, a slice per turn. */
 int  ws_transport_start(struct ws_transport *t);
 void ws_transport_stop(struct ws_transport *t);
-/* Frees the transport and any stream left (a drain cut short: sockets untouched). */
+/* Frees the transport (its streams released first). */
 void ws_transport_free(struct ws_transport *t);
 /* Writes queues, oldest first, until budget_ns passed; 1 when some are left. */
 int  ws_transport_flush(struct ws_transport *t, uint64_t budget_ns);
 
 /* From a handler of an upgrade request: answer (the whole 101 response) becomes the
  * stream's first queued bytes, so nothing can go out before it; the socket and the
- * bytes read past the request pass to the stream. On success the request is gone;
- * on failure (-ENOMEM, -ENOTCONN) it is still the caller's to answer. Reading starts
- * with ops->start, once the owner queued what must follow the answer. */
+ * bytes read past the request pass to the stream. The owner's memory (owner_size
+ * bytes, zeroed, in the stream's own allocation: one block per connection) comes back
+ * in *owner; it lives until events.gone returns. On success the request is gone; on
+ * failure (-ENOMEM, -ENOTCONN) it is still the caller's to answer. Reading starts with
+ * ops->start, once the owner queued what must follow the answer. */
 int  ws_stream_accept(struct ws_transport *t, struct http_req *req, const char *answer,
-                      size_t answer_len, void *owner, struct ws_stream **out);
-/* The same over any connected libuv stream: close_socket closes it and runs cb(arg)
- * from its close callback. head (malloc'ed or NULL) passes to the stream. */
-typedef void (*ws_socket_close_fn)(uv_stream_t *sock, void (*cb)(void *arg), void *arg);
-int  ws_stream_open(struct ws_transport *t, uv_stream_t *sock, ws_socket_close_fn close_socket,
-                    const void *first, size_t first_len, char *head, size_t head_len,
-                    void *owner, struct ws_stream **out);
+                      size_t answer_len, size_t owner_size, void **owner,
+                      struct ws_stream **out);
+/* Ends a stream at once (its owner could not take it on): "closing" now, "gone" from
+ * the socket's close callback, as when the peer is lost. */
+void ws_stream_abort(struct ws_stream *s);
+/* The same over any connected libuv stream (closed with the config's close_socket);
+ * head (malloc'ed or NULL) passes to the stream. */
+int  ws_stream_open(struct ws_transport *t, uv_stream_t *sock, const void *first,
+                    size_t first_len, char *head, size_t head_len, size_t owner_size,
+                    void **owner, struct ws_stream **out);
 
 #endif

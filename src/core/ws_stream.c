@@ -48,7 +48,7 @@ static void leave_open(struct ws_stream *s, uint16_t code)
     s->close_deadline = mono_ms() + WS_STREAM_LINGER_MS;
     if (!feeding(s))
         ws_rx_done(s);   /* nothing more is handed over (a feed frees it after) */
-    s->t->ev.closing(s->owner, code);
+    s->t->ev.closing(WS_OWNER(s), code);
 }
 
 void ws_stream_close(struct ws_stream *s, uint16_t code, const char *reason)
@@ -107,20 +107,12 @@ static void finish(struct ws_stream *s)
 static void freed(void *arg)
 {
     struct ws_stream *s = arg;
-    struct ws_transport *t = s->t;
 
     ws_tx_free(s);
     ws_tx_unmark_dirty(s);
     free(s->rx);
-    free(s->head);
     ws_pool_drop(s);
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        t->all = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
-    t->ev.gone(s->owner);
+    s->t->ev.gone(WS_OWNER(s));
     free(s);
 }
 
@@ -132,7 +124,7 @@ static void end(struct ws_stream *s)
     s->state = WS_GONE;
     ws_tx_drop_unsent(s);
     uv_read_stop(s->sock);
-    s->close_socket(s->sock, freed, s);
+    s->t->cfg.close_socket(s->sock, freed, s);
 }
 
 void ws_stream_lost(struct ws_stream *s)
@@ -166,8 +158,8 @@ void ws_stream_install(struct ws_transport *t)
 void ws_stream_free_now(struct ws_stream *s)
 {
     ws_tx_free(s);
+    ws_tx_unmark_dirty(s);
     free(s->rx);
-    free(s->head);
     ws_pool_drop(s);
     free(s);
 }
@@ -287,7 +279,7 @@ static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
     case WSLAY_TEXT_FRAME:
         if (s->state == WS_OPEN) {
             const char *text = ws_rx_text(s, &len);
-            s->t->ev.text(s->owner, text, len);
+            s->t->ev.text(WS_OWNER(s), text, len);
         }
         ws_rx_done(s);
         break;
@@ -348,7 +340,7 @@ static void after_recv(struct ws_stream *s)
     if (s->state == WS_GONE)
         return;
     if (s->state == WS_OPEN)
-        s->t->ev.read_done(s->owner);
+        s->t->ev.read_done(WS_OWNER(s));
     if (s->state == WS_SHUT && wslay_event_get_close_received(ctx))
         end(s);
     else

@@ -43,18 +43,15 @@ struct ws_slot {
     struct ws_stream *s;
 };
 
+/* A stream and its owner's memory are one allocation (WS_OWNER): an idle connection
+ * costs one block. */
 struct ws_stream {
     struct ws_transport *t;
-    void    *owner;
-    uv_stream_t *sock;               /* owned: closed with close_socket */
-    ws_socket_close_fn close_socket;
-    char    *head;                   /* owned until start: bytes read past the request */
-    size_t   head_len;
+    uv_stream_t *sock;               /* owned: closed with t->cfg.close_socket */
     uint8_t  state;                  /* enum ws_stream_state */
     uint8_t  dirty;                  /* on the flush list */
     uint16_t close_code;             /* what we sent or recorded */
     uint64_t close_deadline;         /* monotonic, once not open */
-    struct ws_stream *prev, *next;   /* transport's list of streams not yet freed */
     struct ws_stream *dirty_next, *dirty_prev;   /* flush list (FIFO) */
     /* input: wslay, and what of its frames arrived */
     struct ws_slot *wslay;           /* owned while lent; NULL when idle */
@@ -67,8 +64,8 @@ struct ws_stream {
     uint64_t frame_bytes;            /* size of the frame being received */
     uint64_t last_rx_ms;             /* monotonic: last byte read */
     uint64_t rx_progress_ms;         /* monotonic: last byte of the open frame / message */
-    uint8_t *rx;                     /* owned: the open message's bytes */
-    uint32_t rx_len, rx_cap;
+    uint8_t *rx;                     /* owned: the open message's bytes; until start, */
+    uint32_t rx_len, rx_cap;         /* the bytes read past the upgrade request */
     /* output: a ring of frames; the first q_inflight are being written */
     struct ws_buf **q;
     uint32_t q_head, q_len, q_cap, q_inflight;
@@ -76,6 +73,11 @@ struct ws_stream {
     uint64_t q_total;                /* bytes ever queued, less those dropped unsent */
     size_t   q_inflight_bytes;       /* of which in the write in flight */
 };
+
+/* The owner's memory, right after the stream's. Owners hold pointers and 64-bit
+ * integers: 8-byte alignment is theirs (16 would cost an idle connection 16 bytes). */
+#define WS_STREAM_SIZE ((sizeof(struct ws_stream) + 7) & ~(size_t)7)
+#define WS_OWNER(s)    ((void *)((char *)(s) + WS_STREAM_SIZE))
 
 /* The bytes being fed to one stream, for wslay's recv callback. Feeding is
  * synchronous and never nested. */
@@ -95,7 +97,6 @@ struct ws_transport {
     uv_loop_t *loop;
     struct ws_transport_config cfg;
     struct ws_stream_events ev;
-    struct ws_stream *all;           /* every stream not yet freed */
     size_t   queue_bytes;            /* sum of q_bytes */
     /* hooks ws_stream.c sets: before a queue is written (wslay's pending output goes
      * in first) and after (status < 0: the write failed; 0: everything went out) */

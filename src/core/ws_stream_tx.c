@@ -184,7 +184,7 @@ static void write_done(struct ws_stream *s, int status)
         s->t->written(s, status);
         return;
     }
-    s->t->ev.taken(s->owner);
+    s->t->ev.taken(WS_OWNER(s));
     if (s->q_len)
         ws_tx_mark_dirty(s);
     else
@@ -290,7 +290,7 @@ static void flush_one(struct ws_stream *s)
      * rest (a sync replay), rather than wait for the whole write, which a slow reader
      * may take long to finish. */
     if (wr > 0 && s->state != WS_GONE && s->q_inflight)
-        t->ev.taken(s->owner);
+        t->ev.taken(WS_OWNER(s));
 }
 
 /* One at a time from the head: flushing may dirty a stream again (it goes to the tail)

@@ -11,6 +11,11 @@
 #include "chatd/util.h"
 #include "ws_stream_internal.h"
 
+static void close_upgraded(uv_stream_t *sock, void (*cb)(void *arg), void *arg)
+{
+    http_upgraded_close((uv_tcp_t *)sock, cb, arg);
+}
+
 int ws_transport_new(uv_loop_t *loop, const struct ws_transport_config *cfg,
                      const struct ws_stream_events *events, struct ws_transport **out)
 {
@@ -20,6 +25,8 @@ int ws_transport_new(uv_loop_t *loop, const struct ws_transport_config *cfg,
         return -ENOMEM;
     t->loop = loop;
     t->cfg = *cfg;
+    if (!t->cfg.close_socket)
+        t->cfg.close_socket = close_upgraded;
     t->ev = *events;
     ws_stream_install(t);
     *out = t;
@@ -40,11 +47,6 @@ void ws_transport_free(struct ws_transport *t)
 {
     if (!t)
         return;
-    while (t->all) {
-        struct ws_stream *s = t->all;
-        t->all = s->next;
-        ws_stream_free_now(s);
-    }
     ws_pool_free(t);
     ws_tx_free_cache(t);
     free(t);
@@ -57,17 +59,17 @@ int ws_transport_flush(struct ws_transport *t, uint64_t budget_ns)
 
 /* --- making a stream ----------------------------------------------------------------- */
 
-/* A stream with first (the 101 answer) queued before anything else can be. */
+/* A stream with first (the 101 answer) queued before anything else can be, and room
+ * for its owner after it. */
 static int stream_alloc(struct ws_transport *t, const void *first, size_t first_len,
-                        void *owner, struct ws_stream **out)
+                        size_t owner_size, struct ws_stream **out)
 {
-    struct ws_stream *s = calloc(1, sizeof(*s));
+    struct ws_stream *s = calloc(1, WS_STREAM_SIZE + owner_size);
     struct ws_buf *b = NULL;
     int rc = s ? 0 : -ENOMEM;
 
     if (s) {
         s->t = t;
-        s->owner = owner;
         s->last_rx_ms = mono_ms();
     }
     if (rc == 0 && first_len)
@@ -82,49 +84,42 @@ static int stream_alloc(struct ws_transport *t, const void *first, size_t first_
     return 0;
 }
 
-static void stream_attach(struct ws_stream *s, uv_stream_t *sock, ws_socket_close_fn close_fn,
-                          char *head, size_t head_len)
+/* Until start, the bytes read past the request wait where a message's bytes go. */
+static void stream_attach(struct ws_stream *s, uv_stream_t *sock, char *head, size_t head_len,
+                          void **owner, struct ws_stream **out)
 {
-    struct ws_transport *t = s->t;
-
     s->sock = sock;
-    s->close_socket = close_fn;
-    s->head = head;
-    s->head_len = head_len;
+    s->rx = (uint8_t *)head;
+    s->rx_len = s->rx_cap = head ? (uint32_t)head_len : 0;
     sock->data = s;
-    s->next = t->all;
-    if (t->all)
-        t->all->prev = s;
-    t->all = s;
+    *owner = WS_OWNER(s);
+    *out = s;
 }
 
-int ws_stream_open(struct ws_transport *t, uv_stream_t *sock, ws_socket_close_fn close_socket,
-                   const void *first, size_t first_len, char *head, size_t head_len,
-                   void *owner, struct ws_stream **out)
+int ws_stream_open(struct ws_transport *t, uv_stream_t *sock, const void *first,
+                   size_t first_len, char *head, size_t head_len, size_t owner_size,
+                   void **owner, struct ws_stream **out)
 {
-    int rc = stream_alloc(t, first, first_len, owner, out);
+    struct ws_stream *s;
+    int rc = stream_alloc(t, first, first_len, owner_size, &s);
 
     if (rc < 0) {
         free(head);
         return rc;
     }
-    stream_attach(*out, sock, close_socket, head, head_len);
+    stream_attach(s, sock, head, head_len, owner, out);
     return 0;
 }
 
-static void close_upgraded(uv_stream_t *sock, void (*cb)(void *arg), void *arg)
-{
-    http_upgraded_close((uv_tcp_t *)sock, cb, arg);
-}
-
 int ws_stream_accept(struct ws_transport *t, struct http_req *req, const char *answer,
-                     size_t answer_len, void *owner, struct ws_stream **out)
+                     size_t answer_len, size_t owner_size, void **owner,
+                     struct ws_stream **out)
 {
     struct ws_stream *s;
     uv_tcp_t *tcp;
     char *head = NULL;
     size_t head_len = 0;
-    int rc = stream_alloc(t, answer, answer_len, owner, &s);
+    int rc = stream_alloc(t, answer, answer_len, owner_size, &s);
 
     if (rc < 0)
         return rc;
@@ -132,9 +127,13 @@ int ws_stream_accept(struct ws_transport *t, struct http_req *req, const char *a
         ws_stream_free_now(s);
         return rc;
     }
-    stream_attach(s, (uv_stream_t *)tcp, close_upgraded, head, head_len);
-    *out = s;
+    stream_attach(s, (uv_stream_t *)tcp, head, head_len, owner, out);
     return 0;
+}
+
+void ws_stream_abort(struct ws_stream *s)
+{
+    ws_stream_lost(s);
 }
 
 /* --- reading ------------------------------------------------------------------------- */
@@ -158,13 +157,15 @@ static void read_cb(uv_stream_t *sock, ssize_t nread, const uv_buf_t *buf)
 
 static void op_start(struct ws_stream *s)
 {
-    char *head = s->head;
+    uint8_t *head = s->rx;
+    size_t len = s->rx_len;
 
-    s->head = NULL;
+    s->rx = NULL;
+    s->rx_len = s->rx_cap = 0;
     if (uv_read_start(s->sock, alloc_cb, read_cb) < 0)
         ws_stream_lost(s);
     else if (head)
-        ws_stream_feed(s, (const uint8_t *)head, s->head_len);
+        ws_stream_feed(s, head, len);
     free(head);
 }
 
@@ -222,6 +223,7 @@ const struct ws_stream_ops ws_stream_socket_ops = {
     .stalled = ws_rx_stalled,
     .trim = ws_tx_trim,
     .expire = ws_stream_expire,
+    .release = ws_stream_free_now,
     .tx_start = op_tx_start,
     .tx_stop = op_tx_stop,
     .tx_free = op_tx_free,

@@ -46,12 +46,9 @@ static struct ws_conn *wsb_conn(struct wsb *w, int64_t user_id)
     memset(&u, 0, sizeof(u));
     u.id = user_id;
     snprintf(u.name, sizeof(u.name), "user%lld", (long long)user_id);
-    if (ws_conn_new(w->m, &u, &c) < 0)
+    struct ws_stream *s = wstt_stream(w->tt, sizeof(*c), (void **)&c);
+    if (!s || ws_conn_init(w->m, c, s, &u) < 0)
         return NULL;
-    if (!(c->stream = wstt_stream(w->tt, c))) {
-        ws_conn_discard(c);
-        return NULL;
-    }
     ws_conn_open(c);
     return c;
 }

@@ -17,23 +17,26 @@ struct rec {
     char last[64];
 };
 
+/* The owner's memory in the stream's block holds a pointer to the test's record. */
+#define REC(o) (*(struct rec **)(o))
+
 static void r_text(void *o, const char *t, size_t n)
 {
-    struct rec *r = o;
+    struct rec *r = REC(o);
     r->texts++;
     snprintf(r->last, sizeof(r->last), "%.*s", (int)n, t);
 }
-static void r_read_done(void *o) { ((struct rec *)o)->read_dones++; }
+static void r_read_done(void *o) { REC(o)->read_dones++; }
 static void r_closing(void *o, uint16_t code)
 {
-    struct rec *r = o;
+    struct rec *r = REC(o);
     r->closings++;
     r->code = code;
 }
-static void r_taken(void *o) { ((struct rec *)o)->taken++; }
+static void r_taken(void *o) { REC(o)->taken++; }
 static void r_gone(void *o)
 {
-    struct rec *r = o;
+    struct rec *r = REC(o);
     r->order_ok = r->closings == 1;
     r->gones++;
 }
@@ -48,11 +51,15 @@ struct tfx {
     struct ws_transport *t;
     uint64_t frames_out;
     struct wst_sock *socks;
+    struct ws_stream *streams[8];    /* made here, released at the end unless gone */
+    struct rec *recs[8];
+    int nstreams;
 };
 
 static int tfx_init(struct tfx *f, int max_msg)
 {
     struct ws_transport_config cfg = { .max_message_bytes = max_msg ? max_msg : 65536,
+                                       .close_socket = wst_close_sock,
                                        .frames_out = &f->frames_out };
     memset(f, 0, sizeof(*f));
     if (uv_loop_init(&f->loop) < 0)
@@ -64,6 +71,7 @@ static struct ws_stream *tfx_stream(struct tfx *f, struct rec *r, const char *fi
 {
     struct wst_sock *ws = calloc(1, sizeof(*ws));
     struct ws_stream *s = NULL;
+    void *owner;
     int fd[2];
 
     if (!ws || socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fd) < 0)
@@ -73,9 +81,12 @@ static struct ws_stream *tfx_stream(struct tfx *f, struct rec *r, const char *fi
     f->socks = ws;
     uv_pipe_init(&f->loop, &ws->pipe, 0);
     if (uv_pipe_open(&ws->pipe, fd[0]) < 0 ||
-        ws_stream_open(f->t, (uv_stream_t *)&ws->pipe, wst_close_sock, first,
-                       first ? strlen(first) : 0, NULL, 0, r, &s) < 0)
+        ws_stream_open(f->t, (uv_stream_t *)&ws->pipe, first, first ? strlen(first) : 0,
+                       NULL, 0, sizeof(r), &owner, &s) < 0)
         return NULL;
+    REC(owner) = r;
+    f->recs[f->nstreams] = r;
+    f->streams[f->nstreams++] = s;
     ws_stream_socket_ops.start(s);
     return s;
 }
@@ -88,6 +99,9 @@ static int peer_of(struct ws_stream *s)
 static void tfx_free(struct tfx *f)
 {
     uv_run(&f->loop, UV_RUN_NOWAIT);
+    for (int i = 0; i < f->nstreams; i++)
+        if (!f->recs[i]->gones)
+            ws_stream_socket_ops.release(f->streams[i]);
     ws_transport_free(f->t);
     for (struct wst_sock *ws = f->socks; ws; ws = ws->next)
         if (!ws->closed) {

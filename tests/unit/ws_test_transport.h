@@ -16,10 +16,12 @@
 
 struct wstt;
 
-/* A stream of this transport: the module holds it as its opaque struct ws_stream. */
+/* A stream of this transport (the module holds it as its opaque struct ws_stream),
+ * its owner's memory after it in the same block, as core's transport does it. */
 struct wstt_stream {
     struct wstt *tt;
     void    *owner;
+    struct wstt_stream **prevp;      /* in tt->all */
     int      state;                  /* 0 open, 1 closing, 2 gone (told) */
     size_t   unsent;                 /* set by a test: bytes "the kernel" has not taken */
     uint64_t taken;
@@ -83,6 +85,19 @@ static inline int wstt_stalled(const struct ws_stream *s, uint64_t now, uint64_t
     return 0;
 }
 static inline void wstt_trim(struct ws_stream *s) { (void)s; }
+
+static inline void wstt_unlink(struct wstt_stream *s)
+{
+    *s->prevp = s->next;
+    if (s->next)
+        s->next->prevp = s->prevp;
+}
+
+static inline void wstt_release(struct ws_stream *ss)
+{
+    wstt_unlink(wstt_of(ss));
+    free(ss);
+}
 static inline void wstt_expire(struct ws_stream *s, uint64_t now) { (void)s; (void)now; }
 static inline int wstt_tx_start(void *tx) { (void)tx; return 0; }
 static inline void wstt_tx_stop(void *tx) { (void)tx; }
@@ -90,15 +105,13 @@ static inline void wstt_tx_stop(void *tx) { (void)tx; }
 /* The streams closed meanwhile go: their owners hear "gone". */
 static inline void wstt_settle(struct wstt *tt)
 {
-    for (struct wstt_stream **pp = &tt->all; *pp;) {
-        struct wstt_stream *s = *pp;
+    for (struct wstt_stream *s = tt->all, *next; s; s = next) {
+        next = s->next;
         if (s->state == 1) {
-            *pp = s->next;
+            wstt_unlink(s);
             s->state = 2;
             tt->ev->gone(s->owner);
             free(s);
-        } else {
-            pp = &s->next;
         }
     }
 }
@@ -125,11 +138,8 @@ static inline void wstt_tx_free(void *tx)
 {
     struct wstt *tt = tx;
 
-    while (tt->all) {
-        struct wstt_stream *s = tt->all;
-        tt->all = s->next;
-        free(s);
-    }
+    while (tt->all)
+        wstt_release((struct ws_stream *)tt->all);
     strbuf_free(&tt->out);
     free(tt);
 }
@@ -138,6 +148,7 @@ static const struct ws_stream_ops wstt_ops = {
     .start = wstt_op_start, .send = wstt_send, .close = wstt_close,
     .unsent = wstt_unsent, .taken = wstt_taken, .last_rx_ms = wstt_last_rx,
     .stalled = wstt_stalled, .trim = wstt_trim, .expire = wstt_expire,
+    .release = wstt_release,
     .tx_start = wstt_tx_start, .tx_stop = wstt_tx_stop, .tx_free = wstt_tx_free,
     .flush_all = wstt_flush_all, .queue_bytes = wstt_queue_bytes,
 };
@@ -153,16 +164,21 @@ static inline struct wstt *wstt_new(const struct ws_stream_events *ev)
     return tt;
 }
 
-static inline struct ws_stream *wstt_stream(struct wstt *tt, void *owner)
+#define WSTT_SIZE ((sizeof(struct wstt_stream) + 15) & ~(size_t)15)
+
+static inline struct ws_stream *wstt_stream(struct wstt *tt, size_t owner_size, void **owner)
 {
-    struct wstt_stream *s = calloc(1, sizeof(*s));
+    struct wstt_stream *s = calloc(1, WSTT_SIZE + owner_size);
 
     if (!s)
         return NULL;
     s->tt = tt;
-    s->owner = owner;
+    s->owner = *owner = (char *)s + WSTT_SIZE;
     s->last_rx_ms = mono_ms();
     s->next = tt->all;
+    if (tt->all)
+        tt->all->prevp = &s->next;
+    s->prevp = &tt->all;
     tt->all = s;
     return (struct ws_stream *)s;
 }

@@ -86,6 +86,22 @@ static const struct ws_stream_events wst_events = {
     .taken = wst_ev_taken, .gone = wst_ev_gone,
 };
 
+static inline void wst_sock_closed(uv_handle_t *h)
+{
+    struct wst_sock *ws = (struct wst_sock *)h;
+    if (ws->cb)
+        ws->cb(ws->arg);
+}
+
+static inline void wst_close_sock(uv_stream_t *sock, void (*cb)(void *arg), void *arg)
+{
+    struct wst_sock *ws = (struct wst_sock *)sock;
+    ws->cb = cb;
+    ws->arg = arg;
+    ws->closed = 1;
+    uv_close((uv_handle_t *)sock, wst_sock_closed);
+}
+
 /* dispatch: 1 = real frame dispatch (no bus: only frames that fail to decode). */
 static inline int wst_init(struct ws_fixture *fx, int max_msg, size_t queue_bytes, int dispatch)
 {
@@ -104,6 +120,7 @@ static inline int wst_init(struct ws_fixture *fx, int max_msg, size_t queue_byte
     if (ws_module_new(&fx->app, &fx->m) < 0)
         return -1;
     struct ws_transport_config tc = { .max_message_bytes = fx->m->max_message_bytes,
+                                      .close_socket = wst_close_sock,
                                       .frames_in = fx->m->metrics.frames_in,
                                       .frames_out = fx->m->metrics.frames_out };
     if (ws_transport_new(&fx->loop, &tc, &wst_events, &fx->t) < 0)
@@ -112,22 +129,6 @@ static inline int wst_init(struct ws_fixture *fx, int max_msg, size_t queue_byte
     strbuf_init(&fx->out, 64 << 20);
     strbuf_init(&fx->texts, 64 << 20);
     return 0;
-}
-
-static inline void wst_sock_closed(uv_handle_t *h)
-{
-    struct wst_sock *ws = (struct wst_sock *)h;
-    if (ws->cb)
-        ws->cb(ws->arg);
-}
-
-static inline void wst_close_sock(uv_stream_t *sock, void (*cb)(void *arg), void *arg)
-{
-    struct wst_sock *ws = (struct wst_sock *)sock;
-    ws->cb = cb;
-    ws->arg = arg;
-    ws->closed = 1;
-    uv_close((uv_handle_t *)sock, wst_sock_closed);
 }
 
 /* The module on the test transport from here on (before any connection). */
@@ -210,9 +211,9 @@ static inline void wst_free(struct ws_fixture *fx)
     strbuf_free(&fx->texts);
 }
 
-/* A stream over a new socketpair, for owner. */
-static inline struct ws_stream *wst_stream(struct ws_fixture *fx, void *owner,
-                                           const char *first)
+/* A stream over a new socketpair, with owner_size bytes for its owner at *owner. */
+static inline struct ws_stream *wst_stream(struct ws_fixture *fx, size_t owner_size,
+                                           void **owner, const char *first)
 {
     struct wst_sock *ws = calloc(1, sizeof(*ws));
     struct ws_stream *s = NULL;
@@ -227,8 +228,8 @@ static inline struct ws_stream *wst_stream(struct ws_fixture *fx, void *owner,
     fx->socks = ws;
     uv_pipe_init(&fx->loop, &ws->pipe, 0);
     if (uv_pipe_open(&ws->pipe, fd[0]) < 0 ||
-        ws_stream_open(fx->t, (uv_stream_t *)&ws->pipe, wst_close_sock, first,
-                       first ? strlen(first) : 0, NULL, 0, owner, &s) < 0)
+        ws_stream_open(fx->t, (uv_stream_t *)&ws->pipe, first, first ? strlen(first) : 0,
+                       NULL, 0, owner_size, owner, &s) < 0)
         return NULL;
     return s;
 }
@@ -237,18 +238,16 @@ static inline struct ws_conn *wst_conn(struct ws_fixture *fx, int64_t user_id)
 {
     struct http_user u;
     struct ws_conn *c = NULL;
+    struct ws_stream *s;
 
     memset(&u, 0, sizeof(u));
     u.id = user_id;
     snprintf(u.name, sizeof(u.name), "user%lld", (long long)user_id);
     u.token_exp = 0;
-    if (ws_conn_new(fx->m, &u, &c) < 0)
+    s = fx->tt ? wstt_stream(fx->tt, sizeof(*c), (void **)&c)
+               : wst_stream(fx, sizeof(*c), (void **)&c, NULL);
+    if (!s || ws_conn_init(fx->m, c, s, &u) < 0)
         return NULL;
-    c->stream = fx->tt ? wstt_stream(fx->tt, c) : wst_stream(fx, c, NULL);
-    if (!c->stream) {
-        ws_conn_discard(c);
-        return NULL;
-    }
     ws_conn_open(c);
     return c;
 }

@@ -4,10 +4,11 @@
  * text message, of the moment it stops being open, of the bytes the client took, and
  * of its end (ws_conn_events).
  *
- * Lifetime: made and registered (ws_conn_new), its stream made (the 101 answer queued
- * first), opened (the hello frame, ws.connected, reading); once its stream is closing
- * it no longer counts as open (unregistered, ws.disconnected published); freed when
- * its stream is gone. */
+ * Lifetime: its stream made (the 101 answer queued first), with the connection's
+ * memory in the same block; set up and registered (ws_conn_init); opened (the hello
+ * frame, ws.connected, reading); once its stream is closing it no longer counts as
+ * open (unregistered, ws.disconnected published); forgotten when its stream is gone,
+ * which frees the block. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,20 +34,18 @@ static void publish_conn_event(struct ws_module *m, struct ws_conn *c, int conne
         bus_publish_ev(m->app->bus, &EV_WS_DISCONNECTED, &down);
 }
 
-int ws_conn_new(struct ws_module *m, const struct http_user *u, struct ws_conn **out)
+int ws_conn_init(struct ws_module *m, struct ws_conn *c, struct ws_stream *s,
+                 const struct http_user *u)
 {
-    struct ws_conn *c = calloc(1, sizeof(*c));
     int rc;
 
-    if (!c)
-        return -ENOMEM;
-    c->m = m;
+    c->stream = s;
     c->id = ++m->next_conn_id;
     c->user_id = u->id;
     c->token_exp = u->token_exp;
-    rc = ws_registry_add(m, c, u->name);
-    if (rc < 0) {
-        free(c);
+    c->m = m;
+    if ((rc = ws_registry_add(m, c, u->name)) < 0) {
+        c->m = NULL;                 /* its stream's callbacks find nothing to do */
         return rc;
     }
     c->next = m->all;
@@ -54,7 +53,6 @@ int ws_conn_new(struct ws_module *m, const struct http_user *u, struct ws_conn *
         m->all->prev = c;
     m->all = c;
     m->nalive++;
-    *out = c;
     return 0;
 }
 
@@ -85,18 +83,22 @@ static void unlink_conn(struct ws_conn *c)
     m->nalive--;
 }
 
-void ws_conn_discard(struct ws_conn *c)
-{
-    ws_registry_remove(c->m, c);
-    keycount_release(c->m->conns_by_addr, c->addr);
-    unlink_conn(c);
-    free(c);
-}
-
-void ws_conn_free(struct ws_conn *c)
+/* Out of every list; its memory is its stream's. */
+static void forget(struct ws_conn *c)
 {
     ws_sync_free(c);
-    ws_conn_discard(c);
+    ws_registry_remove(c->m, c);
+    keycount_release(c->m->conns_by_addr, c->addr);
+    c->addr = NULL;
+    unlink_conn(c);
+}
+
+void ws_conn_release(struct ws_conn *c)
+{
+    struct ws_stream *s = c->stream;
+
+    forget(c);
+    c->m->ops->release(s);
 }
 
 void ws_count_close(struct ws_module *m, uint16_t code)
@@ -136,6 +138,8 @@ static void on_closing(void *owner, uint16_t code)
     struct ws_conn *c = owner;
     struct ws_module *m = c->m;
 
+    if (!m)
+        return;
     c->open = 0;
     c->close_code = code;
     ws_count_close(m, code);
@@ -158,8 +162,10 @@ static void on_gone(void *owner)
     struct ws_conn *c = owner;
     struct ws_module *m = c->m;
 
+    if (!m)
+        return;
+    forget(c);
     c->stream = NULL;
-    ws_conn_free(c);
     if (m->draining)
         ws_drain_check(m);
 }

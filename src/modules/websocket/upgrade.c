@@ -129,24 +129,25 @@ static int take_slot(struct ws_module *m, struct http_req *req, int64_t user_id,
     return rc;
 }
 
-/* The connection is made first, then its stream with the 101 answer as its first
- * queued bytes; the hello frame follows it, in the same first write. 0, or the
- * request is still ours to answer. */
+/* The stream is made with the 101 answer as its first queued bytes and the
+ * connection's memory in the same block; the hello frame follows the answer, in the
+ * same first write. 0 once the request is gone, or it is still ours to answer. */
 static int handover(struct ws_module *m, struct http_req *req, const struct http_user *user,
                     struct keycount_ent *addr, const char *answer, size_t answer_len)
 {
     struct ws_conn *c;
-    int rc = ws_conn_new(m, user, &c);
+    struct ws_stream *s;
+    int rc = ws_stream_accept(m->tx, req, answer, answer_len, sizeof(*c), (void **)&c, &s);
 
     if (rc < 0)
         return rc;
-    c->addr = addr;
-    if ((rc = ws_stream_accept(m->tx, req, answer, answer_len, c, &c->stream)) < 0) {
-        c->addr = NULL;          /* the caller still holds the slot */
-        ws_conn_discard(c);
-        return rc;
-    }
     METRIC_INC(m->metrics.upgrades);
+    if (ws_conn_init(m, c, s, user) < 0) {
+        keycount_release(m->conns_by_addr, addr);
+        ws_stream_abort(s);
+        return 0;
+    }
+    c->addr = addr;
     ws_conn_open(c);
     return 0;
 }

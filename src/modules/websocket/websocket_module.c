@@ -113,9 +113,9 @@ void ws_module_free(struct ws_module *m)
 {
     if (!m)
         return;
-    /* Connections left (a drain cut short): the transport frees their streams. */
+    /* Connections left (a drain cut short): released with their streams. */
     while (m->all)
-        ws_conn_free(m->all);
+        ws_conn_release(m->all);
     if (m->ops)
         m->ops->tx_free(m->tx);
     ratelimit_free(m->connect_rl);

@@ -96,8 +96,9 @@ struct ws_sync {
     size_t  nheld, held_cap, held_bytes;
 };
 
+/* In the memory of its stream (one block per connection): freed with it. */
 struct ws_conn {
-    struct ws_module *m;
+    struct ws_module *m;             /* NULL: never set up (ws_conn_init failed) */
     struct ws_stream *stream;        /* the transport's, until it is gone */
     uint64_t id;
     struct ws_user *user;            /* registry's; NULL once unregistered */
@@ -108,10 +109,10 @@ struct ws_conn {
     struct ws_sync *sync;            /* owned; NULL when no sync runs */
     struct keycount_ent *addr;       /* its count in m->conns_by_addr, while open */
     uint64_t bad_window_start;
-    uint16_t bad_count;
+    uint8_t  bad_count;              /* in the window: at WS_BAD_FRAMES_MAX it closes */
+    uint8_t  open;                   /* opened, and its stream not closing yet */
     uint16_t close_code;             /* what its stream sent or recorded */
     uint32_t pending_sends;          /* send frames not yet acked or refused */
-    uint8_t  open;                   /* opened, and its stream not closing yet */
 };
 
 /* Metrics pointers (counters from metrics_counter). */
@@ -273,14 +274,14 @@ void  ws_send_finished(struct ws_module *m, struct ws_conn *c);
 /* conn.c */
 /* What a stream tells its connection (the owner is the struct ws_conn). */
 extern const struct ws_stream_events ws_conn_events;
-/* A connection of user u, counted in the registry, with no stream yet; 0 or -ENOMEM. */
-int   ws_conn_new(struct ws_module *m, const struct http_user *u, struct ws_conn **out);
-/* c's stream is made (c->stream set): hello, ws.connected, and reading starts. */
+/* A connection of user u in the memory its stream s holds for it (zeroed), counted in
+ * the registry; 0 or -ENOMEM. */
+int   ws_conn_init(struct ws_module *m, struct ws_conn *c, struct ws_stream *s,
+                   const struct http_user *u);
+/* c's stream is made and c set up: hello, ws.connected, and reading starts. */
 void  ws_conn_open(struct ws_conn *c);
-/* A connection whose stream could not be made: forgotten without a word. */
-void  ws_conn_discard(struct ws_conn *c);
-/* Frees a connection left at shutdown (a drain cut short). */
-void  ws_conn_free(struct ws_conn *c);
+/* A connection left at shutdown (a drain cut short): forgotten, its stream released. */
+void  ws_conn_release(struct ws_conn *c);
 void  ws_count_close(struct ws_module *m, uint16_t code);
 
 /* upgrade.c */
