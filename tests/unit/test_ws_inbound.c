@@ -1,4 +1,4 @@
-/* Incoming messages gathered by inbound.c: what a partial frame holds, messages put
+/* Incoming messages gathered by core's ws_stream_rx.c: what a partial frame holds, messages put
  * together from pieces, and which bytes count as progress for the stall check. */
 #include "test.h"
 #include "ws_test_util.h"
