@@ -33,7 +33,7 @@ static uint64_t tick_ms(const struct ws_module *m)
 }
 
 /* One pass visits every connection; with tens of thousands of them a pass takes
- * milliseconds (a cache miss each), so it runs in slices of WS_TURN_SLICE_NS,
+ * milliseconds (a cache miss each), so it runs in slices of WS_SWEEP_SLICE_NS,
  * continued by a zero timeout, as the flush is. */
 #define SWEEP_CLOCK_EVERY 64      /* connections between clock reads */
 
@@ -79,7 +79,7 @@ static int sweep_slice(struct ws_module *m, uint64_t now)
         struct ws_conn *c = m->sweep_next;
         m->sweep_next = c->next;
         visit(m, c, ping, now, wall);
-        if (++n % SWEEP_CLOCK_EVERY == 0 && uv_hrtime() - t0 > WS_TURN_SLICE_NS)
+        if (++n % SWEEP_CLOCK_EVERY == 0 && uv_hrtime() - t0 > WS_SWEEP_SLICE_NS)
             break;
     }
     if (ping)

@@ -45,7 +45,7 @@
 #define WS_RATELIMIT_ADDRS    4096
 /* What a loop turn may spend on the heartbeat's visit of every connection (a
  * cache miss each; the transport slices its flush the same way). */
-#define WS_TURN_SLICE_NS      (500 * 1000)
+#define WS_SWEEP_SLICE_NS     (500 * 1000)
 #define WS_JSON_SCRATCH_KEEP  (256 * 1024)   /* past this the print buffer is freed */
 
 /* Close codes of our own (4000-4999 are the application's). */
