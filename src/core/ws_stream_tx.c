@@ -96,7 +96,7 @@ uint64_t ws_tx_taken(const struct ws_stream *s)
     return s->q_total - ws_tx_unsent(s);
 }
 
-int ws_tx_queue_bytes(struct ws_stream *s, struct ws_buf *b)
+static inline int queue_push(struct ws_stream *s, struct ws_buf *b)
 {
     if (s->state >= WS_SHUT)
         return -EPIPE;
@@ -112,9 +112,14 @@ int ws_tx_queue_bytes(struct ws_stream *s, struct ws_buf *b)
     return 0;
 }
 
+int ws_tx_queue_bytes(struct ws_stream *s, struct ws_buf *b)
+{
+    return queue_push(s, b);
+}
+
 int ws_tx_queue(struct ws_stream *s, struct ws_buf *b)
 {
-    int rc = ws_tx_queue_bytes(s, b);
+    int rc = queue_push(s, b);
 
     if (rc == 0 && s->t->cfg.frames_out)
         METRIC_INC(s->t->cfg.frames_out);
