@@ -116,9 +116,10 @@ int  ws_transport_flush(struct ws_transport *t, uint64_t budget_ns);
  * stream's first queued bytes, so nothing can go out before it; the socket and the
  * bytes read past the request pass to the stream. The owner's memory (owner_size
  * bytes, zeroed, in the stream's own allocation: one block per connection) comes back
- * in *owner; it lives until events.gone returns. On success the request is gone; on
- * failure (-ENOMEM, -ENOTCONN) it is still the caller's to answer. Reading starts with
- * ops->start, once the owner queued what must follow the answer. */
+ * in *owner; it lives until events.gone returns. On success the request is gone, as
+ * it is after -ECONNABORTED (no memory for the stream: the socket was closed); after
+ * -ENOTCONN (the request cannot be upgraded) it is still the caller's to answer.
+ * Reading starts with ops->start, once the owner queued what must follow the answer. */
 int  ws_stream_accept(struct ws_transport *t, struct http_req *req, const char *answer,
                       size_t answer_len, size_t owner_size, void **owner,
                       struct ws_stream **out);

@@ -227,9 +227,9 @@ static void frame_start_cb(wslay_event_context_ptr ctx,
     struct ws_stream *s = stream_of(user);
     (void)ctx;
 
-    s->frame_bytes = frame_head_len(arg->payload_length) + arg->payload_length;
+    s->wslay->frame_bytes = frame_head_len(arg->payload_length) + arg->payload_length;
     if ((arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME) && !arg->fin)
-        s->in_message = 1;
+        s->wslay->in_message = 1;
     if (ws_rx_frame_start(s, arg->opcode, arg->fin, arg->payload_length) == -EMSGSIZE)
         ws_stream_close(s, WSLAY_CODE_MESSAGE_TOO_BIG, "message too big");
     if (arg->opcode == WSLAY_BINARY_FRAME)
@@ -256,8 +256,8 @@ static void frame_end_cb(wslay_event_context_ptr ctx, void *user)
     struct ws_stream *s = stream_of(user);
     (void)ctx;
 
-    s->consumed += s->frame_bytes;
-    s->frame_bytes = 0;
+    s->wslay->consumed += s->wslay->frame_bytes;
+    s->wslay->frame_bytes = 0;
 }
 
 static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg,
@@ -270,7 +270,7 @@ static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
     if (s->t->cfg.frames_in)
         METRIC_INC(s->t->cfg.frames_in);
     if (arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME)
-        s->in_message = 0;
+        s->wslay->in_message = 0;
     switch (arg->opcode) {
     case WSLAY_CONNECTION_CLOSE:
         /* wslay queued the answering close itself. */
@@ -364,7 +364,7 @@ void ws_stream_feed(struct ws_stream *s, const uint8_t *data, size_t len)
     }
     if (!wslay_event_get_read_enabled(s->wslay->ctx))
         return;   /* after a close: bytes are read and dropped until EOF */
-    s->fed += len;
+    s->wslay->fed += len;
     ws_rx_feed_begin(&in);
     t->input = &in;
     rc = wslay_event_recv(s->wslay->ctx);

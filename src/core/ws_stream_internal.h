@@ -37,10 +37,19 @@ enum ws_stream_state {
 };
 
 /* A wslay context with the stream it serves now: wslay's user_data. Contexts go back
- * to a pool between frames, so the slot, not the context, names the stream. */
+ * to a pool between frames, so the slot, not the context, names the stream. What is
+ * known of the frames being received lives here too: it is only ever needed while a
+ * context is lent (one is kept mid-frame and mid-message), so an idle stream does not
+ * carry it. */
 struct ws_slot {
     wslay_event_context_ptr ctx;
     struct ws_stream *s;
+    uint64_t fed, consumed;          /* bytes given to wslay / in complete frames */
+    uint64_t frame_bytes;            /* size of the frame being received */
+    uint8_t  in_message;             /* a fragmented data message is open */
+    uint8_t  frame_opcode;           /* of the frame being received */
+    uint8_t  wslay_payload_next;     /* wslay's next send callback is a payload */
+    uint8_t  wslay_dropping;         /* ... of its own pong, dropped */
 };
 
 /* A stream and its owner's memory are one allocation (WS_OWNER): an idle connection
@@ -50,18 +59,12 @@ struct ws_stream {
     uv_stream_t *sock;               /* owned: closed with t->cfg.close_socket */
     uint8_t  state;                  /* enum ws_stream_state */
     uint8_t  dirty;                  /* on the flush list */
+    uint8_t  wslay_dead;             /* wslay failed on the stream: input dropped */
     uint16_t close_code;             /* what we sent or recorded */
     uint64_t close_deadline;         /* monotonic, once not open */
     struct ws_stream *dirty_next, *dirty_prev;   /* flush list (FIFO) */
     /* input: wslay, and what of its frames arrived */
     struct ws_slot *wslay;           /* owned while lent; NULL when idle */
-    uint8_t  wslay_dead;             /* wslay failed on the stream: input dropped */
-    uint8_t  in_message;             /* a fragmented data message is open */
-    uint8_t  frame_opcode;           /* of the frame being received */
-    uint8_t  wslay_payload_next;     /* wslay's next send callback is a payload */
-    uint8_t  wslay_dropping;         /* ... of its own pong, dropped */
-    uint64_t fed, consumed;          /* bytes given to wslay / in complete frames */
-    uint64_t frame_bytes;            /* size of the frame being received */
     uint64_t last_rx_ms;             /* monotonic: last byte read */
     uint64_t rx_progress_ms;         /* monotonic: last byte of the open frame / message */
     uint8_t *rx;                     /* owned: the open message's bytes; until start, */

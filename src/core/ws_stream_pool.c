@@ -51,14 +51,13 @@ void ws_pool_release(struct ws_stream *s)
     struct ws_slot *slot = s->wslay;
     wslay_event_context_ptr ctx = slot ? slot->ctx : NULL;
 
-    if (!ctx || s->state != WS_OPEN || s->consumed != s->fed || s->in_message ||
-        s->frame_bytes || wslay_event_want_write(ctx) || !wslay_event_get_read_enabled(ctx) ||
+    if (!ctx || s->state != WS_OPEN || slot->consumed != slot->fed || slot->in_message ||
+        slot->frame_bytes || wslay_event_want_write(ctx) || !wslay_event_get_read_enabled(ctx) ||
         !wslay_event_get_write_enabled(ctx) || wslay_event_get_close_received(ctx) ||
         wslay_event_get_close_sent(ctx))
         return;
     s->wslay = NULL;
-    s->fed = s->consumed = 0;
-    slot->s = NULL;
+    *slot = (struct ws_slot){ .ctx = ctx };
     if (t->npool < WS_WSLAY_POOL)
         t->pool[t->npool++] = slot;
     else

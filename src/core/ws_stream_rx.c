@@ -44,7 +44,7 @@ void ws_rx_feed_begin(struct ws_input *in)
  * frames are (ws_rx_frame_start, ws_rx_chunk). */
 void ws_rx_feed_end(struct ws_stream *s)
 {
-    if (!s->in_message)
+    if (!s->wslay->in_message)
         s->rx_progress_ms = s->last_rx_ms;
 }
 
@@ -52,7 +52,7 @@ int ws_rx_frame_start(struct ws_stream *s, int opcode, int fin, uint64_t payload
 {
     struct ws_input *in = s->t->input;
 
-    s->frame_opcode = (uint8_t)opcode;
+    s->wslay->frame_opcode = (uint8_t)opcode;
     in->first = 1;
     in->first_fin = (uint8_t)fin;
     in->first_len = payload_len;
@@ -93,10 +93,10 @@ int ws_rx_chunk(struct ws_stream *s, const uint8_t *data, size_t len)
     int first = in->first;
 
     in->first = 0;
-    if (s->state != WS_OPEN || !is_data(s->frame_opcode))
+    if (s->state != WS_OPEN || !is_data(s->wslay->frame_opcode))
         return 0;
     s->rx_progress_ms = s->last_rx_ms;
-    if (first && in->first_fin && s->frame_opcode == WSLAY_TEXT_FRAME &&
+    if (first && in->first_fin && s->wslay->frame_opcode == WSLAY_TEXT_FRAME &&
         len == in->first_len) {
         /* The whole message, in wslay's buffer until its message callback returns. */
         in->direct = data;
@@ -129,7 +129,8 @@ void ws_rx_done(struct ws_stream *s)
 
 int ws_rx_stalled(const struct ws_stream *s, uint64_t now, uint64_t after_ms)
 {
-    if (!s->wslay || s->wslay_dead || (s->fed == s->consumed && !s->in_message))
+    if (!s->wslay || s->wslay_dead ||
+        (s->wslay->fed == s->wslay->consumed && !s->wslay->in_message))
         return 0;
     return now - s->rx_progress_ms >= after_ms;
 }
@@ -172,11 +173,13 @@ int ws_rx_queue_close(struct ws_stream *s, uint16_t code)
  * says whether a payload follows (WSLAY_MSG_MORE). */
 int ws_rx_is_wslay_pong(struct ws_stream *s, const uint8_t *data, int flags)
 {
-    if (s->wslay_payload_next) {
-        s->wslay_payload_next = 0;
-        return s->wslay_dropping;
+    struct ws_slot *w = s->wslay;
+
+    if (w->wslay_payload_next) {
+        w->wslay_payload_next = 0;
+        return w->wslay_dropping;
     }
-    s->wslay_dropping = (data[0] & 0x0f) == WSLAY_PONG;
-    s->wslay_payload_next = (flags & WSLAY_MSG_MORE) != 0;
-    return s->wslay_dropping;
+    w->wslay_dropping = (data[0] & 0x0f) == WSLAY_PONG;
+    w->wslay_payload_next = (flags & WSLAY_MSG_MORE) != 0;
+    return w->wslay_dropping;
 }

@@ -75,7 +75,7 @@ TEST(ws_inbound_pings_between_fragments_are_no_progress)
     struct ws_conn *c = wst_conn(&fx, 1);
     n = wst_frame(buf, 0, 1, "{\"ty", 4, 1, wst_key);
     wst_feed(c, buf, n);
-    ASSERT(c->stream->in_message);
+    ASSERT(c->stream->wslay->in_message);
     c->stream->rx_progress_ms -= 5000;
     uint64_t mark = c->stream->rx_progress_ms;
     n = wst_frame(buf, 1, 9, "hb", 2, 1, wst_key);

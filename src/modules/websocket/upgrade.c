@@ -139,6 +139,10 @@ static int handover(struct ws_module *m, struct http_req *req, const struct http
     struct ws_stream *s;
     int rc = ws_stream_accept(m->tx, req, answer, answer_len, sizeof(*c), (void **)&c, &s);
 
+    if (rc == -ECONNABORTED) {
+        keycount_release(m->conns_by_addr, addr);
+        return 0;                    /* the socket went with the request */
+    }
     if (rc < 0)
         return rc;
     METRIC_INC(m->metrics.upgrades);
