@@ -1,7 +1,7 @@
-/* http_conn.c: one HTTP/1.1 connection. llhttp parses into a per-request object; the
- * parser pauses at the end of each request so the next pipelined request is parsed
- * only once the current one is answered (answers leave in order, and at most one read
- * of unparsed bytes waits in memory). Reading stops while a handler owns the request.
+/* http_conn.c: one HTTP/1.1 connection's socket: writes (one uv_write per answer),
+ * reading on and off, its timer, an error answer of its own, the lingering close, and
+ * the memory of it all. The bytes read go up to http_parse.c (http_parse_ops), which
+ * makes requests of them.
  *
  * Timers, one per connection: a fresh or kept-alive connection waits for its next
  * request at most idle_timeout_ms (header_timeout_ms when fresh); once a request's
@@ -18,19 +18,6 @@
 #include "chatd/log.h"
 #include "http_internal.h"
 
-static int cfg_max_head(const struct http_conn *c)
-{
-    return c->server->app->cfg->server.max_header_bytes;
-}
-
-static int cfg_max_body(const struct http_conn *c)
-{
-    return c->server->app->cfg->server.max_body_bytes;
-}
-
-static void timer_arm(struct http_conn *c, int ms);
-static void conn_process(struct http_conn *c);
-
 void http_req_free(struct http_req_priv *r)
 {
     if (!r)
@@ -41,189 +28,6 @@ void http_req_free(struct http_req_priv *r)
     free(r->pathbuf);
     free(r);
 }
-
-/* ---- llhttp callbacks: every data callback may fire in pieces, so accumulate. ---- */
-
-static int fail_user(llhttp_t *p, int status, const char *msg)
-{
-    struct http_conn *c = p->data;
-    c->err_status = status;
-    c->err_msg = msg;
-    llhttp_set_error_reason(p, msg);
-    return HPE_USER;
-}
-
-static int count_head(llhttp_t *p, size_t n)
-{
-    struct http_conn *c = p->data;
-    c->head_bytes += n;
-    if (c->head_bytes > (size_t)cfg_max_head(c))
-        return fail_user(p, 431, "request head too large");
-    return 0;
-}
-
-static int on_message_begin(llhttp_t *p)
-{
-    struct http_conn *c = p->data;
-    http_req_free(c->req);
-    struct http_req_priv *r = calloc(1, sizeof(*r));
-    if (!r)
-        return fail_user(p, 500, "out of memory");
-    size_t mh = (size_t)cfg_max_head(c) + 1;
-    strbuf_init(&r->url, mh);
-    strbuf_init(&r->hdr, mh + 2 * HTTP_MAX_HEADERS);
-    strbuf_init(&r->body, (size_t)cfg_max_body(c) + 1);
-    r->pub.started_ns = mono_ns();
-    c->req = r;
-    c->head_bytes = 0;
-    c->head_done = 0;
-    return 0;
-}
-
-static int on_url(llhttp_t *p, const char *at, size_t n)
-{
-    struct http_conn *c = p->data;
-    if (count_head(p, n))
-        return HPE_USER;
-    if (strbuf_append(&c->req->url, at, n) < 0)
-        return fail_user(p, 431, "request target too long");
-    return 0;
-}
-
-static int on_header_field(llhttp_t *p, const char *at, size_t n)
-{
-    struct http_conn *c = p->data;
-    struct http_req_priv *r = c->req;
-    if (count_head(p, n + 4))       /* ": " and CRLF count as head bytes too */
-        return HPE_USER;
-    if (!r->in_value && r->nhdr > 0 && r->hval_off[r->nhdr - 1] == 0) {
-        /* still inside the same field name */
-    } else {
-        if (r->nhdr == HTTP_MAX_HEADERS)
-            return fail_user(p, 431, "too many header fields");
-        r->hname_off[r->nhdr] = r->hdr.len;
-        r->hval_off[r->nhdr] = 0;
-        r->nhdr++;
-        r->in_value = 0;
-    }
-    if (strbuf_append(&r->hdr, at, n) < 0)
-        return fail_user(p, 431, "request head too large");
-    return 0;
-}
-
-static int on_header_field_complete(llhttp_t *p)
-{
-    struct http_conn *c = p->data;
-    struct http_req_priv *r = c->req;
-    if (r->nhdr == 0 || strbuf_append(&r->hdr, "", 1) < 0)
-        return fail_user(p, 431, "request head too large");
-    r->hval_off[r->nhdr - 1] = r->hdr.len;
-    r->in_value = 1;
-    return 0;
-}
-
-static int on_header_value(llhttp_t *p, const char *at, size_t n)
-{
-    struct http_conn *c = p->data;
-    if (count_head(p, n))
-        return HPE_USER;
-    if (strbuf_append(&c->req->hdr, at, n) < 0)
-        return fail_user(p, 431, "request head too large");
-    return 0;
-}
-
-static int on_header_value_complete(llhttp_t *p)
-{
-    struct http_conn *c = p->data;
-    if (strbuf_append(&c->req->hdr, "", 1) < 0)
-        return fail_user(p, 431, "request head too large");
-    return 0;
-}
-
-static const char *hdr_get(struct http_req_priv *r, const char *name)
-{
-    for (int i = 0; i < r->pub.nheaders; i++)
-        if (strcasecmp(r->headers[i].name, name) == 0)
-            return r->headers[i].value;
-    return NULL;
-}
-
-static int on_headers_complete(llhttp_t *p)
-{
-    struct http_conn *c = p->data;
-    struct http_req_priv *r = c->req;
-    static const char empty[1] = "";
-
-    for (int i = 0; i < r->nhdr; i++) {
-        r->headers[i].name = r->hdr.data + r->hname_off[i];
-        r->headers[i].value = r->hval_off[i] ? r->hdr.data + r->hval_off[i] : empty;
-    }
-    r->pub.headers = r->headers;
-    r->pub.nheaders = r->nhdr;
-    if (r->url.len == 0 || r->url.data[0] != '/') {
-        c->err_status = 400;
-        c->err_msg = "request target must be an absolute path";
-        return -1;
-    }
-    char *q = strchr(r->url.data, '?');
-    if (q)
-        *q++ = '\0';
-    r->pub.path = r->url.data;
-    r->pub.query = q ? q : empty;
-    r->pub.verb = http_verb_from_llhttp(p->method);
-    r->head_only = r->pub.verb == HTTP_VERB_HEAD;
-    r->upgrade = p->upgrade;
-    r->http10 = p->http_major == 1 && p->http_minor == 0;
-    if ((p->flags & F_CONTENT_LENGTH) && p->content_length > (uint64_t)cfg_max_body(c)) {
-        c->err_status = 413;
-        c->err_msg = "request body too large";
-        return -1;
-    }
-    c->head_done = 1;
-    c->state = HTTP_CONN_BODY;
-    timer_arm(c, c->server->app->cfg->server.idle_timeout_ms);
-    const char *expect = hdr_get(r, "Expect");
-    if (expect && strcasecmp(expect, "100-continue") == 0 &&
-        ((p->flags & F_CHUNKED) || p->content_length > 0)) {
-        char *cont = strdup("HTTP/1.1 100 Continue\r\n\r\n");
-        if (cont)
-            http_conn_write(c, cont, strlen(cont));
-    }
-    return 0;
-}
-
-static int on_body(llhttp_t *p, const char *at, size_t n)
-{
-    struct http_conn *c = p->data;
-    if (c->req->body.len + n > (size_t)cfg_max_body(c))
-        return fail_user(p, 413, "request body too large");
-    if (strbuf_append(&c->req->body, at, n) < 0)
-        return fail_user(p, 413, "request body too large");
-    return 0;
-}
-
-static int on_message_complete(llhttp_t *p)
-{
-    struct http_conn *c = p->data;
-    if (c->state == HTTP_CONN_CLOSING)
-        return -1;               /* a write failed while parsing: stop here */
-    c->req->keep_alive = llhttp_should_keep_alive(p);
-    c->state = HTTP_CONN_HANDLER;
-    /* Stop here: the rest of the input waits until this request is answered. */
-    return HPE_PAUSED;
-}
-
-static const llhttp_settings_t parser_settings = {
-    .on_message_begin = on_message_begin,
-    .on_url = on_url,
-    .on_header_field = on_header_field,
-    .on_header_field_complete = on_header_field_complete,
-    .on_header_value = on_header_value,
-    .on_header_value_complete = on_header_value_complete,
-    .on_headers_complete = on_headers_complete,
-    .on_body = on_body,
-    .on_message_complete = on_message_complete,
-};
 
 /* ---- I/O ---- */
 
@@ -249,11 +53,11 @@ static void on_write(uv_write_t *w, int status)
     }
     if (c->write_blocked && sock->tcp.write_queue_size < HTTP_WRITE_HIGH / 2) {
         c->write_blocked = 0;
-        conn_process(c);
+        c->server->parse->resume(c);
     }
 }
 
-static int sock_write(struct http_sock *sock, char *buf, size_t len)
+int http_sock_write(struct http_sock *sock, char *buf, size_t len)
 {
     struct http_wreq *wr = malloc(sizeof(*wr));
     if (!wr) {
@@ -282,7 +86,7 @@ int http_conn_write(struct http_conn *c, char *buf, size_t len)
         free(buf);
         return -EPIPE;
     }
-    int rc = sock_write(c->sock, buf, len);
+    int rc = http_sock_write(c->sock, buf, len);
     if (rc < 0)
         http_conn_close(c);
     return rc;
@@ -310,10 +114,10 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     }
     if (c->state == HTTP_CONN_LINGER)
         return;
-    http_conn_feed(c, buf->base, (size_t)nread);
+    c->server->parse->feed(c, buf->base, (size_t)nread);
 }
 
-static void read_set(struct http_conn *c, int on)
+void http_conn_read(struct http_conn *c, int on)
 {
     if (!c->sock || c->reading == on)
         return;
@@ -345,12 +149,23 @@ static void on_timer(uv_timer_t *t)
     }
 }
 
-static void timer_arm(struct http_conn *c, int ms)
+void http_conn_timer(struct http_conn *c, int ms)
 {
     if (ms <= 0)
         uv_timer_stop(&c->timer);
     else
         uv_timer_start(&c->timer, on_timer, (uint64_t)ms, 0);
+}
+
+/* The server's close is done when its listener and every HTTP connection are gone:
+ * both end here (the listener's close callback calls this too). */
+void http_server_check_closed(struct http_server *s)
+{
+    if (!s->closing || !s->close_done || s->nhttp > 0 || !s->listener_closed)
+        return;
+    void (*done)(void *) = s->close_done;
+    s->close_done = NULL;
+    done(s->close_arg);
 }
 
 static void conn_free_part(struct http_conn *c)
@@ -361,7 +176,7 @@ static void conn_free_part(struct http_conn *c)
     free(c->pending);
     free(c);
     s->nhttp--;
-    http_server_conn_gone(s);
+    http_server_check_closed(s);
 }
 
 static void on_timer_closed(uv_handle_t *h)
@@ -381,7 +196,7 @@ static void on_sock_closed(uv_handle_t *h)
     if (c)
         conn_free_part(c);
     else
-        http_server_conn_gone(s);
+        http_server_check_closed(s);
 }
 
 static void conn_unlink(struct http_conn *c)
@@ -427,7 +242,7 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 
 /* The last answer is written: shut our side, drain what the client still sends for a
  * moment (so it reads the answer rather than a reset), then close. */
-static void conn_linger(struct http_conn *c)
+void http_conn_linger(struct http_conn *c)
 {
     if (c->state == HTTP_CONN_CLOSING)
         return;
@@ -445,8 +260,8 @@ static void conn_linger(struct http_conn *c)
         http_conn_close(c);
         return;
     }
-    read_set(c, 1);
-    timer_arm(c, HTTP_LINGER_MS);
+    http_conn_read(c, 1);
+    http_conn_timer(c, HTTP_LINGER_MS);
 }
 
 void http_conn_fail(struct http_conn *c, int status, const char *msg)
@@ -469,116 +284,7 @@ void http_conn_fail(struct http_conn *c, int status, const char *msg)
     c->state = HTTP_CONN_IDLE;   /* not CLOSING: the write must go out */
     if (bytes)
         http_conn_write(c, bytes, len);
-    conn_linger(c);
-}
-
-/* ---- feeding the parser ---- */
-
-static void save_rest(struct http_conn *c, const char *rest, size_t n)
-{
-    if (n == 0)
-        return;
-    char *copy = malloc(n);
-    if (!copy) {
-        http_conn_close(c);
-        return;
-    }
-    memcpy(copy, rest, n);
-    c->pending = copy;
-    c->pending_len = n;
-}
-
-void http_conn_feed(struct http_conn *c, const char *data, size_t len)
-{
-    if (len == 0 || c->state > HTTP_CONN_BODY)
-        return;
-    if (c->state == HTTP_CONN_IDLE) {
-        c->state = HTTP_CONN_HEAD;
-        c->head_raw = 0;
-        timer_arm(c, c->server->app->cfg->server.header_timeout_ms);
-    } else if (c->state == HTTP_CONN_BODY) {
-        timer_arm(c, c->server->app->cfg->server.idle_timeout_ms);
-    }
-    int was_head = !c->head_done;
-    llhttp_errno_t err = llhttp_execute(&c->parser, data, len);
-    if (c->state == HTTP_CONN_CLOSING)
-        return;
-    if (err == HPE_OK) {
-        /* Whitespace the callbacks never see still counts against the head limit. */
-        if (was_head && !c->head_done) {
-            c->head_raw += len;
-            if (c->head_raw > 2 * (size_t)cfg_max_head(c) + 1024)
-                http_conn_fail(c, 431, "request head too large");
-        }
-        return;
-    }
-    if (err == HPE_PAUSED && c->state == HTTP_CONN_HANDLER) {
-        const char *pos = llhttp_get_error_pos(&c->parser);
-        size_t used = pos ? (size_t)(pos - data) : len;
-        llhttp_resume(&c->parser);
-        save_rest(c, data + used, len - used);
-        if (c->state != HTTP_CONN_HANDLER)
-            return;
-        read_set(c, 0);
-        uv_timer_stop(&c->timer);
-        http_dispatch(c);
-        return;
-    }
-    int status = c->err_status ? c->err_status : 400;
-    const char *msg = c->err_status ? c->err_msg : "malformed request";
-    if (!c->err_status)
-        LOG_DEBUG(c->server->app, "http", "parse error err=%s reason=\"%s\"",
-                  llhttp_errno_name(err), llhttp_get_error_reason(&c->parser));
-    http_conn_fail(c, status, msg);
-}
-
-/* Parses what was read past the last request, one request at a time. A handler that
- * answers at once re-enters through http_conn_answered; the guard turns that into the
- * next turn of this loop rather than a deeper stack. */
-static void conn_process(struct http_conn *c)
-{
-    if (c->in_process)
-        return;
-    /* A client that pipelines requests but does not read the answers would make us
-     * queue answers without end: stop parsing (and reading) until it catches up. */
-    if (c->sock && c->sock->tcp.write_queue_size > HTTP_WRITE_HIGH) {
-        c->write_blocked = 1;
-        read_set(c, 0);
-        return;
-    }
-    c->in_process = 1;
-    while (c->state <= HTTP_CONN_BODY && c->pending_len > 0 && !c->write_blocked) {
-        char *buf = c->pending;
-        size_t n = c->pending_len;
-        c->pending = NULL;
-        c->pending_len = 0;
-        http_conn_feed(c, buf, n);
-        free(buf);
-        if (c->sock && c->sock->tcp.write_queue_size > HTTP_WRITE_HIGH)
-            c->write_blocked = 1;
-    }
-    if (c->state <= HTTP_CONN_BODY && !c->write_blocked)
-        read_set(c, 1);
-    else if (c->write_blocked)
-        read_set(c, 0);
-    c->in_process = 0;
-}
-
-void http_conn_answered(struct http_conn *c, int keep_alive)
-{
-    if (c->state == HTTP_CONN_CLOSING)
-        return;
-    if (!keep_alive) {
-        conn_linger(c);
-        return;
-    }
-    c->state = HTTP_CONN_IDLE;
-    c->head_done = 0;
-    c->head_bytes = 0;
-    c->err_status = 0;
-    c->err_msg = NULL;
-    timer_arm(c, c->server->app->cfg->server.idle_timeout_ms);
-    conn_process(c);
+    http_conn_linger(c);
 }
 
 /* ---- creation ---- */
@@ -590,7 +296,7 @@ int http_conn_new(struct http_server *s, struct http_sock *sock, struct http_con
         return -ENOMEM;
     c->server = s;
     c->sock = sock;
-    llhttp_init(&c->parser, HTTP_REQUEST, &parser_settings);
+    llhttp_init(&c->parser, HTTP_REQUEST, s->parse->settings);
     c->parser.data = c;
     uv_timer_init(s->app->loop, &c->timer);
     c->timer.data = c;
@@ -608,8 +314,8 @@ int http_conn_new(struct http_server *s, struct http_sock *sock, struct http_con
 void http_conn_start(struct http_conn *c)
 {
     c->state = HTTP_CONN_IDLE;
-    timer_arm(c, c->server->app->cfg->server.header_timeout_ms);
-    read_set(c, 1);
+    http_conn_timer(c, c->server->app->cfg->server.header_timeout_ms);
+    http_conn_read(c, 1);
 }
 
 int http_test_conn(struct http_server *s, struct http_capture *cap, struct http_conn **out)
@@ -623,25 +329,12 @@ int http_test_conn(struct http_server *s, struct http_capture *cap, struct http_
     return 0;
 }
 
-/* ---- WebSocket hand-over ---- */
-
-/* The HTTP side lets go of a request being upgraded: the socket stays open, counted,
- * until http_upgraded_close; the bytes read past the request go to the new owner. */
-static void upgrade_detach(struct http_req_priv *r, uv_tcp_t **tcp, char **head,
-                           size_t *head_len)
+/* The socket passes to a new owner (an upgrade): the connection goes, the socket stays
+ * open and counted until http_sock_close. */
+struct http_sock *http_conn_release_sock(struct http_conn *c)
 {
-    struct http_req *pub = &r->pub;
-    struct http_conn *c = pub->conn;
     struct http_sock *sock = c->sock;
 
-    http_count(c->server, r->route_ent, 101, pub->started_ns);
-    LOG_DEBUG(c->server->app, "http", "upgraded path=%s ip=%s", pub->path, c->client_ip);
-    *head = c->pending;
-    *head_len = c->pending_len;
-    c->pending = NULL;
-    c->pending_len = 0;
-    c->req = NULL;
-    http_req_free(r);
     sock->conn = NULL;
     sock->tcp.data = NULL;
     c->sock = NULL;
@@ -649,58 +342,14 @@ static void upgrade_detach(struct http_req_priv *r, uv_tcp_t **tcp, char **head,
     conn_unlink(c);
     c->closes_left = 1;
     uv_close((uv_handle_t *)&c->timer, on_timer_closed);
-    *tcp = &sock->tcp;
+    return sock;
 }
 
-static int upgrade_check(struct http_req *pub)
+void http_sock_close(struct http_sock *sock, void (*cb)(void *arg), void *arg)
 {
-    struct http_conn *c = pub->conn;
-
-    if (!c || c->req != (struct http_req_priv *)pub || c->state != HTTP_CONN_HANDLER ||
-        !c->sock)
-        return -ENOTCONN;
-    return 0;
-}
-
-int http_upgrade(struct http_req *pub, const char *response_headers,
-                 uv_tcp_t **tcp, char **head, size_t *head_len)
-{
-    int rc = upgrade_check(pub);
-    if (rc < 0)
-        return rc;
-    /* About 130 bytes: sized exactly, one allocation, freed when the write is done. */
-    if (!response_headers)
-        response_headers = "";
-    size_t hlen = strlen(response_headers);
-    size_t len = sizeof(HTTP_101_LINE) - 1 + hlen + 2;
-    char *buf = malloc(len);
-    if (!buf)
-        return -ENOMEM;
-    memcpy(buf, HTTP_101_LINE, sizeof(HTTP_101_LINE) - 1);
-    memcpy(buf + sizeof(HTTP_101_LINE) - 1, response_headers, hlen);
-    memcpy(buf + len - 2, "\r\n", 2);
-    rc = sock_write(pub->conn->sock, buf, len);
-    if (rc < 0)
-        return rc;
-    upgrade_detach((struct http_req_priv *)pub, tcp, head, head_len);
-    return 0;
-}
-
-int http_upgrade_detach(struct http_req *pub, uv_tcp_t **tcp, char **head, size_t *head_len)
-{
-    int rc = upgrade_check(pub);
-    if (rc < 0)
-        return rc;
-    upgrade_detach((struct http_req_priv *)pub, tcp, head, head_len);
-    return 0;
-}
-
-void http_upgraded_close(uv_tcp_t *tcp, void (*cb)(void *arg), void *arg)
-{
-    struct http_sock *sock = (struct http_sock *)tcp;
-    if (uv_is_closing((uv_handle_t *)tcp))
+    if (uv_is_closing((uv_handle_t *)&sock->tcp))
         return;
     sock->close_cb = cb;
     sock->close_arg = arg;
-    uv_close((uv_handle_t *)tcp, on_sock_closed);
+    uv_close((uv_handle_t *)&sock->tcp, on_sock_closed);
 }

@@ -1,6 +1,9 @@
 /* http_internal.h: the gateway's private structures, shared by http_server.c (listener,
- * lifecycle), http_conn.c (one connection: parser, limits, timers, pipelining),
- * http_router.c (route table), http_respond.c (answers, request helpers) and http_ops.c
+ * lifecycle), http_dispatch.c (a parsed request to its route, the bearer check),
+ * http_parse.c (a connection's bytes into requests, pipelining), http_conn.c (one
+ * connection's socket, timer, limits and closing), http_upgrade.c (the hand-over of an
+ * upgraded socket), http_router.c (route table), http_respond.c (answers, request
+ * helpers), http_answer.c (status lines, heads, error bodies, counting) and http_ops.c
  * (built-in routes: health, metrics, the web client). */
 #ifndef CHATD_HTTP_INTERNAL_H
 #define CHATD_HTTP_INTERNAL_H
@@ -93,6 +96,7 @@ struct http_req_priv {
     int      keep_alive;
     int      head_only;              /* HEAD: answer without the body */
     int      upgrade;                /* client asked for an upgrade */
+    int      expect_continue;        /* Expect: 100-continue, with a body to come */
     int      http10;
 };
 
@@ -133,6 +137,7 @@ struct http_server {
     int      listening;
     int      listener_closed;        /* 1 once its close callback ran (or never opened) */
     struct http_router router;
+    const struct http_parse_ops *parse;   /* http_parse_ops: the socket layer's calls up */
     http_verify_fn verify;           /* token_gateway_verify unless a test swaps it */
     void    *verify_ctx;
     struct token_gateway *tokens;    /* owned; keys, cache, counters (token_gateway.c) */
@@ -150,28 +155,53 @@ struct http_server {
     char   **asset_etags;            /* per embedded web asset, made on first use */
 };
 
-/* http_conn.c */
-int  http_conn_new(struct http_server *s, struct http_sock *sock, struct http_conn **out);
-void http_conn_start(struct http_conn *c);
+/* http_parse.c */
+int  http_cfg_max_head(const struct http_conn *c);
 void http_conn_feed(struct http_conn *c, const char *data, size_t len);
-void http_conn_close(struct http_conn *c);
 /* After an answer: continue with the next pipelined request, or close. */
 void http_conn_answered(struct http_conn *c, int keep_alive);
+/* The socket layer's calls up: its parser's settings, bytes read, a client that did
+ * not read its answers caught up. */
+struct http_parse_ops {
+    const llhttp_settings_t *settings;
+    void (*feed)(struct http_conn *c, const char *data, size_t len);
+    void (*resume)(struct http_conn *c);
+};
+extern const struct http_parse_ops http_parse_ops;
+
+/* http_conn.c: the socket, its timer, closing */
+void http_req_free(struct http_req_priv *r);
+int  http_conn_new(struct http_server *s, struct http_sock *sock, struct http_conn **out);
+void http_conn_start(struct http_conn *c);
+void http_conn_close(struct http_conn *c);
 /* Writes bytes on the connection (or into the capture in tests). */
 int  http_conn_write(struct http_conn *c, char *buf, size_t len);  /* takes buf */
 void http_conn_fail(struct http_conn *c, int status, const char *msg);
-void http_req_free(struct http_req_priv *r);
+void http_conn_read(struct http_conn *c, int on);          /* reading on or off */
+void http_conn_timer(struct http_conn *c, int ms);         /* 0: stopped */
+/* The last answer is written: shut our side, drain input a moment, then close. */
+void http_conn_linger(struct http_conn *c);
+int  http_sock_write(struct http_sock *sock, char *buf, size_t len);   /* takes buf */
+void http_sock_close(struct http_sock *sock, void (*cb)(void *arg), void *arg);
+struct http_sock *http_conn_release_sock(struct http_conn *c);
+void http_server_check_closed(struct http_server *s);
 
-/* http_server.c */
+/* http_dispatch.c */
 void http_dispatch(struct http_conn *c);
-void http_server_conn_gone(struct http_server *s);
-struct token_gateway *http_server_tokens(struct http_server *s);
 
 /* http_respond.c */
 void http_respond_error_hdr(struct http_req *r, int status, const char *extra,
                             const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* http_answer.c */
 void http_count(struct http_server *s, struct http_route_ent *route, int status,
                 uint64_t started_ns);
+int  http_has_body(int status);
+/* The head of an answer into b: 0 or negative. */
+int  http_head_append(struct strbuf *b, int status, const char *ctype, size_t len,
+                      const char *extra, int keep_alive, int http10);
+/* {"error":{"code","message"}} (malloc'ed; NULL on OOM). */
+char *http_error_json(int status, const char *msg);
 /* An error answer as bytes: head + JSON body. Returns malloc'ed text and its length. */
 char *http_error_bytes(int status, const char *msg, const char *extra, int close,
                        size_t *len);

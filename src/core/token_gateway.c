@@ -100,9 +100,11 @@ int token_gateway_verify(void *ctx, const char *token, struct http_user *user,
     return rc;
 }
 
+/* The server's gateway, read from its struct: the gateway sits below the server, which
+ * makes and frees it, and calls nothing of it. */
 static struct token_gateway *gateway_of(struct chatd *app)
 {
-    return app->http ? http_server_tokens(app->http) : NULL;
+    return app->http ? app->http->tokens : NULL;
 }
 
 /* Takes ks (owned) as the gateway's keys. */

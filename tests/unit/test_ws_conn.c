@@ -32,7 +32,7 @@ TEST(ws_conn_text_frame)
     ASSERT(wst_init(&fx, 0, 0, 0) == 0);
     struct ws_conn *c = wst_conn(&fx, 1);
     size_t n = text_frame(buf, "{\"type\":\"ping\"}");
-    ws_conn_feed(c, buf, n);
+    wst_feed(c, buf, n);
     ASSERT_EQ(fx.ntexts, 1);
     ASSERT_STR_EQ(fx.texts.data, "{\"type\":\"ping\"}\n");
     wst_free(&fx);
@@ -59,7 +59,7 @@ static int count_pongs(struct ws_fixture *fx, const char *payload)
     struct ws_sframe f;
     int pongs = 0;
 
-    ws_flush_all(fx->m);
+    wst_flush(fx);
     p = (const uint8_t *)fx->out.data;
     left = fx->out.len;
     while (wst_next(&p, &left, &f) == 1)
@@ -76,7 +76,7 @@ TEST(ws_conn_fragments_with_control_frames)
     ASSERT(wst_init(&fx, 0, 0, 0) == 0);
     struct ws_conn *c = wst_conn(&fx, 1);
     size_t n = fragmented_script(buf);
-    ws_conn_feed(c, buf, n);
+    wst_feed(c, buf, n);
     ASSERT_EQ(fx.ntexts, 2);
     ASSERT_STR_EQ(fx.texts.data, "hello, world\nsecond\n");
     ASSERT_EQ(count_pongs(&fx, "abc"), 1);
@@ -93,8 +93,8 @@ TEST(ws_conn_split_at_every_byte)
         struct ws_fixture fx;
         ASSERT(wst_init(&fx, 0, 0, 0) == 0);
         struct ws_conn *c = wst_conn(&fx, 1);
-        ws_conn_feed(c, buf, cut);
-        ws_conn_feed(c, buf + cut, n - cut);
+        wst_feed(c, buf, cut);
+        wst_feed(c, buf + cut, n - cut);
         ASSERT_EQ(fx.ntexts, 2);
         ASSERT_STR_EQ(fx.texts.data, "hello, world\nsecond\n");
         ASSERT_EQ(count_pongs(&fx, "abc"), 1);
@@ -117,7 +117,7 @@ TEST(ws_conn_one_byte_at_a_time)
     size_t n = fragmented_script(buf);
     n += wst_frame(buf + n, 1, 1, big, 65000, 1, wst_key);   /* 16-bit length */
     for (size_t i = 0; i < n; i++)
-        ws_conn_feed(c, buf + i, 1);
+        wst_feed(c, buf + i, 1);
     free(big);
     ASSERT_EQ(fx.ntexts, 3);
     ASSERT_EQ(fx.texts.len, strlen("hello, world\nsecond\n") + 65001);
@@ -132,11 +132,14 @@ TEST(ws_conn_unmasked_client_frame_closes_1002)
     ASSERT(wst_init(&fx, 0, 0, 0) == 0);
     struct ws_conn *c = wst_conn(&fx, 1);
     size_t n = wst_frame(buf, 1, 1, "{}", 2, 0, wst_key);
-    ws_conn_feed(c, buf, n);
+    wst_feed(c, buf, n);
     ASSERT_EQ(fx.ntexts, 0);
     ASSERT_EQ(wst_scan(&fx, NULL, NULL), 1002);
     ASSERT_EQ(fx.m->nconns, 0);
-    ASSERT_EQ(fx.m->nalive, 0);   /* no socket in tests: gone once the close is out */
+    /* The close is out and our side shut: it lingers for the client's close or EOF. */
+    ASSERT_EQ(c->stream->state, WS_SHUT);
+    ASSERT_EQ(wst_peer_eof(&fx, c), 0);
+    ASSERT_EQ(fx.m->nalive, 0);
     wst_free(&fx);
 }
 
@@ -148,7 +151,7 @@ TEST(ws_conn_binary_closes_1003)
     ASSERT(wst_init(&fx, 0, 0, 0) == 0);
     struct ws_conn *c = wst_conn(&fx, 1);
     size_t n = wst_frame(buf, 1, 2, "\x01\x02", 2, 1, wst_key);
-    ws_conn_feed(c, buf, n);
+    wst_feed(c, buf, n);
     ASSERT_EQ(fx.ntexts, 0);
     ASSERT_EQ(wst_scan(&fx, NULL, NULL), 1003);
     ASSERT_EQ(fx.m->nconns, 0);
@@ -163,7 +166,7 @@ TEST(ws_conn_bad_utf8_closes_1007)
     ASSERT(wst_init(&fx, 0, 0, 0) == 0);
     struct ws_conn *c = wst_conn(&fx, 1);
     size_t n = wst_frame(buf, 1, 1, "ab\xc3\x28", 4, 1, wst_key);
-    ws_conn_feed(c, buf, n);
+    wst_feed(c, buf, n);
     ASSERT_EQ(fx.ntexts, 0);
     ASSERT_EQ(wst_scan(&fx, NULL, NULL), 1007);
     wst_free(&fx);
@@ -181,7 +184,7 @@ TEST(ws_conn_bad_mask)
     struct ws_conn *c = wst_conn(&fx, 1);
     size_t n = wst_frame(buf, 1, 1, "{\"type\":\"ping\"}", 15, 1, wst_key);
     memcpy(buf + 2, other, 4);   /* the key sent is not the one used */
-    ws_conn_feed(c, buf, n);
+    wst_feed(c, buf, n);
     ASSERT_EQ(fx.ntexts, 0);
     ASSERT_EQ(wst_scan(&fx, NULL, NULL), 1007);
     wst_free(&fx);
@@ -197,7 +200,7 @@ TEST(ws_conn_oversized_closes_1009)
     ASSERT(wst_init(&fx, 256, 0, 0) == 0);
     struct ws_conn *c = wst_conn(&fx, 1);
     size_t n = wst_frame(buf, 1, 1, big, sizeof(big), 1, wst_key);
-    ws_conn_feed(c, buf, n);
+    wst_feed(c, buf, n);
     ASSERT_EQ(fx.ntexts, 0);
     ASSERT_EQ(wst_scan(&fx, NULL, NULL), 1009);
     wst_free(&fx);
@@ -216,7 +219,7 @@ TEST(ws_conn_oversized_fragments_close_1009)
     struct ws_conn *c = wst_conn(&fx, 1);
     n += wst_frame(buf + n, 0, 1, part, sizeof(part), 1, wst_key);
     n += wst_frame(buf + n, 1, 0, part, sizeof(part), 1, wst_key);
-    ws_conn_feed(c, buf, n);
+    wst_feed(c, buf, n);
     ASSERT_EQ(fx.ntexts, 0);
     ASSERT_EQ(wst_scan(&fx, NULL, NULL), 1009);
     wst_free(&fx);
@@ -230,7 +233,7 @@ TEST(ws_conn_continuation_without_start_closes_1002)
     ASSERT(wst_init(&fx, 0, 0, 0) == 0);
     struct ws_conn *c = wst_conn(&fx, 1);
     size_t n = wst_frame(buf, 1, 0, "x", 1, 1, wst_key);
-    ws_conn_feed(c, buf, n);
+    wst_feed(c, buf, n);
     ASSERT_EQ(wst_scan(&fx, NULL, NULL), 1002);
     wst_free(&fx);
 }
@@ -243,7 +246,7 @@ TEST(ws_conn_client_close_is_answered)
     ASSERT(wst_init(&fx, 0, 0, 0) == 0);
     struct ws_conn *c = wst_conn(&fx, 1);
     size_t n = wst_frame(buf, 1, 8, "\x03\xe8" "bye", 5, 1, wst_key);
-    ws_conn_feed(c, buf, n);
+    wst_feed(c, buf, n);
     ASSERT_EQ(wst_scan(&fx, NULL, NULL), 1000);
     ASSERT_EQ(fx.m->nconns, 0);
     ASSERT_EQ(fx.m->nalive, 0);
@@ -260,13 +263,13 @@ TEST(ws_conn_repeated_bad_frames_close_1008)
     struct ws_conn *c = wst_conn(&fx, 1);
     for (int i = 0; i < WS_BAD_FRAMES_MAX - 1; i++) {
         size_t n = text_frame(buf, "not json");
-        ws_conn_feed(c, buf, n);
+        wst_feed(c, buf, n);
     }
     ASSERT_EQ(wst_scan(&fx, "\"type\":\"error\"", &errors), 0);
     ASSERT_EQ(errors, WS_BAD_FRAMES_MAX - 1);
     ASSERT_EQ(fx.m->nconns, 1);   /* still open */
     size_t n = text_frame(buf, "{\"type\":\"nope\"}");
-    ws_conn_feed(c, buf, n);
+    wst_feed(c, buf, n);
     ASSERT_EQ(wst_scan(&fx, "unknown frame type", &errors), 1008);
     ASSERT_EQ(errors, 1);
     wst_free(&fx);
@@ -281,7 +284,7 @@ TEST(ws_conn_error_frame_keeps_client_msg_id)
     ASSERT(wst_init(&fx, 0, 0, 1) == 0);
     struct ws_conn *c = wst_conn(&fx, 1);
     size_t n = text_frame(buf, "{\"type\":\"send\",\"client_msg_id\":\"m-1\",\"body\":\"x\"}");
-    ws_conn_feed(c, buf, n);
+    wst_feed(c, buf, n);
     ASSERT_EQ(wst_scan(&fx, "\"client_msg_id\":\"m-1\"", &n1), 0);
     ASSERT_EQ(n1, 1);
     ASSERT_EQ(fx.m->nconns, 1);
@@ -310,7 +313,7 @@ TEST(ws_conn_slow_consumer_1013)
     ASSERT_EQ(fx.m->nconns, 0);
     ASSERT_EQ(wst_scan(&fx, NULL, NULL), 1013);
     ws_buf_unref(b);
-    ASSERT_EQ(fx.m->queue_bytes, 0);
+    ASSERT_EQ(fx.t->queue_bytes, 0);
     wst_free(&fx);
 }
 
@@ -345,7 +348,7 @@ TEST(ws_conn_shared_frame)
     for (int i = 0; i < 3; i++)
         ASSERT_EQ(ws_conn_queue(c[i], b, WS_PRIO_NORMAL), 0);
     ASSERT_EQ(b->refs, 4);
-    ws_flush_all(fx.m);
+    wst_flush(&fx);
     ASSERT_EQ(b->refs, 1);
     ws_buf_unref(b);
     int n = 0;
@@ -383,25 +386,25 @@ TEST(ws_conn_idle_context_pooled)
 
     ASSERT(wst_init(&fx, 0, 0, 0) == 0);
     struct ws_conn *c = wst_conn(&fx, 1);
-    ASSERT(c->wslay == NULL);
+    ASSERT(c->stream->wslay == NULL);
     size_t n = text_frame(buf, "{\"type\":\"ping\"}");
-    ws_conn_feed(c, buf, n);
-    ASSERT(c->wslay == NULL);
-    ASSERT_EQ(fx.m->npool, 1);
-    ws_conn_feed(c, buf, 3);                 /* half a frame */
-    ASSERT(c->wslay != NULL);
-    ASSERT_EQ(fx.m->npool, 0);
-    ws_conn_feed(c, buf + 3, n - 3);
-    ASSERT(c->wslay == NULL);
+    wst_feed(c, buf, n);
+    ASSERT(c->stream->wslay == NULL);
+    ASSERT_EQ(fx.t->npool, 1);
+    wst_feed(c, buf, 3);                 /* half a frame */
+    ASSERT(c->stream->wslay != NULL);
+    ASSERT_EQ(fx.t->npool, 0);
+    wst_feed(c, buf + 3, n - 3);
+    ASSERT(c->stream->wslay == NULL);
     n = wst_frame(buf, 0, 1, "ab", 2, 1, wst_key);   /* a message left open */
-    ws_conn_feed(c, buf, n);
-    ASSERT(c->wslay != NULL);
+    wst_feed(c, buf, n);
+    ASSERT(c->stream->wslay != NULL);
     n = wst_frame(buf, 1, 0, "cd", 2, 1, wst_key);
-    ws_conn_feed(c, buf, n);
-    ASSERT(c->wslay == NULL);
+    wst_feed(c, buf, n);
+    ASSERT(c->stream->wslay == NULL);
     ASSERT_EQ(fx.ntexts, 3);
     n = wst_frame(buf, 1, 9, "p", 1, 1, wst_key);    /* a ping: pong goes out first */
-    ws_conn_feed(c, buf, n);
-    ASSERT(c->wslay == NULL);
+    wst_feed(c, buf, n);
+    ASSERT(c->stream->wslay == NULL);
     wst_free(&fx);
 }

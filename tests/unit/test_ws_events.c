@@ -11,30 +11,31 @@
 #include "chatd/events.h"
 #include "bus_fixture.h"
 #include "test.h"
+#include "ws_test_transport.h"
 #include "ws_test_util.h"
 
+/* The module on the test transport (ws_test_transport.h): every frame lands in out. */
 struct wsb {
     struct fx f;
     struct ws_module *m;
-    struct strbuf out;
-    size_t read_at;                  /* of out: frames before this were looked at */
+    struct wstt *tt;
+    size_t read_at;                  /* of tt->out: frames before this were looked at */
 };
 
 static int wsb_init(struct wsb *w)
 {
     memset(w, 0, sizeof(*w));
-    if (fx_init(&w->f) < 0 || fx_start(&w->f, 0) < 0 || ws_module_new(&w->f.app, &w->m) < 0)
+    if (fx_init(&w->f) < 0 || fx_start(&w->f, 0) < 0 || ws_module_new(&w->f.app, &w->m) < 0 ||
+        !(w->tt = wstt_new(&ws_conn_events)))
         return -1;
-    strbuf_init(&w->out, 64 << 20);
-    w->m->capture = &w->out;
-    return ws_events_subscribe(w->m);
+    ws_module_use_transport(w->m, &wstt_ops, w->tt);
+    return ws_bus_frames_subscribe(w->m);
 }
 
 static void wsb_free(struct wsb *w)
 {
     ws_module_free(w->m);
     fx_stop(&w->f);
-    strbuf_free(&w->out);
 }
 
 static struct ws_conn *wsb_conn(struct wsb *w, int64_t user_id)
@@ -45,7 +46,11 @@ static struct ws_conn *wsb_conn(struct wsb *w, int64_t user_id)
     memset(&u, 0, sizeof(u));
     u.id = user_id;
     snprintf(u.name, sizeof(u.name), "user%lld", (long long)user_id);
-    return ws_conn_new(w->m, NULL, &u, &c) < 0 ? NULL : c;
+    struct ws_stream *s = wstt_stream(w->tt, sizeof(*c), (void **)&c);
+    if (!s || ws_conn_init(w->m, c, s, &u) < 0)
+        return NULL;
+    ws_conn_open(c);
+    return c;
 }
 
 /* Text frames written since the last wsb_texts (the hello left out): how many. */
@@ -57,8 +62,8 @@ static int wsb_count(struct wsb *w)
     int n = 0;
 
     ws_flush_all(w->m);
-    p = (const uint8_t *)w->out.data + w->read_at;
-    left = w->out.len - w->read_at;
+    p = (const uint8_t *)w->tt->out.data + w->read_at;
+    left = w->tt->out.len - w->read_at;
     while (wst_next(&p, &left, &fr) == 1)
         n += fr.opcode == 1 && !memmem(fr.payload, fr.len, "\"type\":\"hello\"", 14);
     return n;
@@ -77,15 +82,15 @@ static const char *wsb_texts(struct wsb *w)
     strbuf_free(&texts);
     strbuf_init(&texts, 64 << 20);
     strbuf_append(&texts, "", 0);
-    p = (const uint8_t *)w->out.data + w->read_at;
-    left = w->out.len - w->read_at;
+    p = (const uint8_t *)w->tt->out.data + w->read_at;
+    left = w->tt->out.len - w->read_at;
     while (wst_next(&p, &left, &fr) == 1) {
         if (fr.opcode == 1 && !memmem(fr.payload, fr.len, "\"type\":\"hello\"", 14)) {
             strbuf_append(&texts, fr.payload, fr.len);
             strbuf_append(&texts, "\n", 1);
         }
     }
-    w->read_at = w->out.len;
+    w->read_at = w->tt->out.len;
     return texts.data ? texts.data : "";
 }
 

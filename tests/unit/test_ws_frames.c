@@ -197,9 +197,9 @@ TEST(ws_registry_users)
     ASSERT(u);
     ASSERT_EQ(u->nconns, 2);
     ASSERT(ws_registry_conn(fx.m, b->id) == b);
-    ws_conn_destroy(b);
+    wst_drop(b);
     ASSERT_EQ(ws_registry_user(fx.m, 5)->nconns, 1);
-    ws_conn_destroy(a);
+    wst_drop(a);
     ASSERT(ws_registry_user(fx.m, 5) == NULL);
     ASSERT_EQ(fx.m->nconns, 1);
     wst_free(&fx);
@@ -215,9 +215,9 @@ TEST(ws_registry_user_list_unlinks_anywhere)
     ASSERT(wst_init(&fx, 0, 0, 0) == 0);
     for (int i = 0; i < 5; i++)
         ASSERT((c[i] = wst_conn(&fx, 7)) != NULL);
-    ws_conn_destroy(c[4]);          /* the list's head: the newest */
-    ws_conn_destroy(c[2]);
-    ws_conn_destroy(c[0]);          /* its tail */
+    wst_drop(c[4]);          /* the list's head: the newest */
+    wst_drop(c[2]);
+    wst_drop(c[0]);          /* its tail */
     struct ws_user *u = ws_registry_user(fx.m, 7);
     ASSERT(u && u->nconns == 2);
     for (struct ws_conn *k = u->conns; k; k = k->user_next) {

@@ -1,4 +1,4 @@
-/* Incoming messages gathered by inbound.c: what a partial frame holds, messages put
+/* Incoming messages gathered by core's ws_stream_rx.c: what a partial frame holds, messages put
  * together from pieces, and which bytes count as progress for the stall check. */
 #include "test.h"
 #include "ws_test_util.h"
@@ -16,16 +16,16 @@ TEST(ws_inbound_partial_frame_holds_what_arrived)
     ASSERT(wst_init(&fx, 0, 0, 0) == 0);
     struct ws_conn *c = wst_conn(&fx, 1);
     size_t n = wst_frame(buf, 1, 1, text, 60000, 1, wst_key);
-    ws_conn_feed(c, buf, 8 + 10);              /* header (64-bit length), mask, 10 bytes */
-    ASSERT(c->wslay != NULL);
-    ASSERT(c->rx_cap <= 1024);                 /* not the 60000 announced */
-    ASSERT_EQ(c->rx_len, 10);
-    ws_conn_feed(c, buf + 18, n - 18);
+    wst_feed(c, buf, 8 + 10);              /* header (64-bit length), mask, 10 bytes */
+    ASSERT(c->stream->wslay != NULL);
+    ASSERT(c->stream->rx_cap <= 1024);                 /* not the 60000 announced */
+    ASSERT_EQ(c->stream->rx_len, 10);
+    wst_feed(c, buf + 18, n - 18);
     ASSERT_EQ(fx.ntexts, 1);
     ASSERT_EQ(fx.texts.len, 60001);
     ASSERT(memcmp(fx.texts.data, text, 60000) == 0);
-    ASSERT(c->rx == NULL);                     /* freed with the message */
-    ASSERT(c->wslay == NULL);
+    ASSERT(c->stream->rx == NULL);                     /* freed with the message */
+    ASSERT(c->stream->wslay == NULL);
     free(text);
     wst_free(&fx);
 }
@@ -37,10 +37,10 @@ TEST(ws_inbound_idle_is_never_stalled)
 
     ASSERT(wst_init(&fx, 0, 0, 0) == 0);
     struct ws_conn *c = wst_conn(&fx, 1);
-    ASSERT_EQ(ws_conn_stalled(c, mono_ms() + 100000, 1000), 0);
+    ASSERT_EQ(ws_rx_stalled(c->stream, mono_ms() + 100000, 1000), 0);
     size_t n = wst_frame(buf, 1, 1, "{}", 2, 1, wst_key);
-    ws_conn_feed(c, buf, n);
-    ASSERT_EQ(ws_conn_stalled(c, mono_ms() + 100000, 1000), 0);
+    wst_feed(c, buf, n);
+    ASSERT_EQ(ws_rx_stalled(c->stream, mono_ms() + 100000, 1000), 0);
     wst_free(&fx);
 }
 
@@ -52,15 +52,15 @@ TEST(ws_inbound_partial_frame_stalls)
     ASSERT(wst_init(&fx, 0, 0, 0) == 0);
     struct ws_conn *c = wst_conn(&fx, 1);
     size_t n = wst_frame(buf, 1, 1, "{\"type\":\"ping\"}", 15, 1, wst_key);
-    ws_conn_feed(c, buf, 3);                   /* part of the header */
-    ASSERT_EQ(ws_conn_stalled(c, c->rx_progress_ms + 999, 1000), 0);
-    ASSERT_EQ(ws_conn_stalled(c, c->rx_progress_ms + 1000, 1000), 1);
-    c->rx_progress_ms -= 5000;
-    ws_conn_feed(c, buf + 3, 5);               /* more of the lone frame: progress */
-    ASSERT_EQ(c->rx_progress_ms, c->last_rx_ms);
-    ws_conn_feed(c, buf + 8, n - 8);
+    wst_feed(c, buf, 3);                   /* part of the header */
+    ASSERT_EQ(ws_rx_stalled(c->stream, c->stream->rx_progress_ms + 999, 1000), 0);
+    ASSERT_EQ(ws_rx_stalled(c->stream, c->stream->rx_progress_ms + 1000, 1000), 1);
+    c->stream->rx_progress_ms -= 5000;
+    wst_feed(c, buf + 3, 5);               /* more of the lone frame: progress */
+    ASSERT_EQ(c->stream->rx_progress_ms, c->stream->last_rx_ms);
+    wst_feed(c, buf + 8, n - 8);
     ASSERT_EQ(fx.ntexts, 1);
-    ASSERT_EQ(ws_conn_stalled(c, mono_ms() + 100000, 1000), 0);
+    ASSERT_EQ(ws_rx_stalled(c->stream, mono_ms() + 100000, 1000), 0);
     wst_free(&fx);
 }
 
@@ -74,19 +74,19 @@ TEST(ws_inbound_pings_between_fragments_are_no_progress)
     ASSERT(wst_init(&fx, 0, 0, 0) == 0);
     struct ws_conn *c = wst_conn(&fx, 1);
     n = wst_frame(buf, 0, 1, "{\"ty", 4, 1, wst_key);
-    ws_conn_feed(c, buf, n);
-    ASSERT(c->in_message);
-    c->rx_progress_ms -= 5000;
-    uint64_t mark = c->rx_progress_ms;
+    wst_feed(c, buf, n);
+    ASSERT(c->stream->wslay->in_message);
+    c->stream->rx_progress_ms -= 5000;
+    uint64_t mark = c->stream->rx_progress_ms;
     n = wst_frame(buf, 1, 9, "hb", 2, 1, wst_key);
-    ws_conn_feed(c, buf, n);
-    ASSERT_EQ(c->rx_progress_ms, mark);
-    ASSERT_EQ(ws_conn_stalled(c, c->last_rx_ms, 1000), 1);
+    wst_feed(c, buf, n);
+    ASSERT_EQ(c->stream->rx_progress_ms, mark);
+    ASSERT_EQ(ws_rx_stalled(c->stream, c->stream->last_rx_ms, 1000), 1);
     n = wst_frame(buf, 0, 0, "pe\":", 4, 1, wst_key);
-    ws_conn_feed(c, buf, n);
-    ASSERT_EQ(c->rx_progress_ms, c->last_rx_ms);
+    wst_feed(c, buf, n);
+    ASSERT_EQ(c->stream->rx_progress_ms, c->stream->last_rx_ms);
     n = wst_frame(buf, 1, 0, "\"x\"}", 4, 1, wst_key);
-    ws_conn_feed(c, buf, n);
+    wst_feed(c, buf, n);
     ASSERT_EQ(fx.ntexts, 1);
     ASSERT_STR_EQ(fx.texts.data, "{\"type\":\"x\"}\n");
     wst_free(&fx);
@@ -107,16 +107,16 @@ TEST(ws_inbound_closing_frees_the_open_message)
         ASSERT(wst_init(&fx, 0, 0, 0) == 0);
         struct ws_conn *c = wst_conn(&fx, 1);
         n = wst_frame(buf, 0, 1, "{\"type\":", 8, 1, wst_key);
-        ws_conn_feed(c, buf, n);
-        ASSERT(c->rx != NULL);
+        wst_feed(c, buf, n);
+        ASSERT(c->stream->rx != NULL);
         if (how == 0) {
-            ws_conn_feed(c, ping126, sizeof(ping126));
+            wst_feed(c, ping126, sizeof(ping126));
         } else {
             n = wst_frame(buf, 1, 0, bad_utf8, sizeof(bad_utf8), 1, wst_key);
-            ws_conn_feed(c, buf, n);
+            wst_feed(c, buf, n);
         }
-        ASSERT(c->state != WS_OPEN);
-        ASSERT(c->rx == NULL);
+        ASSERT(c->stream->state != WS_OPEN);
+        ASSERT(c->stream->rx == NULL);
         ASSERT_EQ(wst_scan(&fx, NULL, NULL), how == 0 ? 1002 : 1007);
         wst_free(&fx);
     }
@@ -141,14 +141,14 @@ TEST(ws_inbound_frame_start_of_another_connection)
     size_t na = wst_frame(a, 1, 1, msg + split, len - split, 1, wst_key);
     size_t hb = nb - len, ha = na - (len - split);
 
-    ws_conn_feed(c1, b, hb + split);          /* c1: header and the first bytes */
-    ASSERT_EQ(c1->rx_len, split);
-    ws_conn_feed(c2, a, ha);                  /* c2: a frame header only */
-    ws_conn_feed(c1, b + hb + split, nb - hb - split);   /* c1: the rest */
+    wst_feed(c1, b, hb + split);          /* c1: header and the first bytes */
+    ASSERT_EQ(c1->stream->rx_len, split);
+    wst_feed(c2, a, ha);                  /* c2: a frame header only */
+    wst_feed(c1, b + hb + split, nb - hb - split);   /* c1: the rest */
     ASSERT_EQ(fx.ntexts, 1);
     ASSERT_EQ(fx.texts.len, len + 1);
     ASSERT(memcmp(fx.texts.data, msg, len) == 0);
-    ws_conn_feed(c2, a + ha, na - ha);        /* c2's own frame is whole, and refused */
+    wst_feed(c2, a + ha, na - ha);        /* c2's own frame is whole, and refused */
     wst_free(&fx);
 }
 
@@ -170,10 +170,10 @@ TEST(ws_inbound_refused_frame_start_is_forgotten)
     junk[0] = (char)0xff;                     /* never in UTF-8 */
     size_t nbad = wst_frame(bad, 1, 1, junk, len - split, 1, wst_key);
 
-    ws_conn_feed(c1, b, hb + split);          /* c1: header and the first bytes */
-    ws_conn_feed(c2, bad, nbad);              /* c2: refused, 1007 */
-    ASSERT(c2->state != WS_OPEN);
-    ws_conn_feed(c1, b + hb + split, nb - hb - split);   /* c1: the rest */
+    wst_feed(c1, b, hb + split);          /* c1: header and the first bytes */
+    wst_feed(c2, bad, nbad);              /* c2: refused, 1007 */
+    ASSERT(c2->stream->state != WS_OPEN);
+    wst_feed(c1, b + hb + split, nb - hb - split);   /* c1: the rest */
     ASSERT_EQ(fx.ntexts, 1);
     ASSERT_EQ(fx.texts.len, len + 1);
     ASSERT(memcmp(fx.texts.data, msg, len) == 0);
@@ -196,16 +196,16 @@ TEST(ws_inbound_small_limit_still_takes_full_pings)
     ASSERT(wst_init(&fx, 64, 0, 0) == 0);
     struct ws_conn *c = wst_conn(&fx, 1);
     size_t n = wst_frame(buf, 1, 9, payload, sizeof(payload), 1, wst_key);
-    ws_conn_feed(c, buf, n);
-    ASSERT_EQ(c->state, WS_OPEN);
-    ws_flush_all(fx.m);
+    wst_feed(c, buf, n);
+    ASSERT_EQ(c->stream->state, WS_OPEN);
+    wst_flush(&fx);
     p = (const uint8_t *)fx.out.data;
     left = fx.out.len;
     while (wst_next(&p, &left, &f) == 1)
         pongs += f.opcode == 10 && f.len == sizeof(payload);
     ASSERT_EQ(pongs, 1);
     n = wst_frame(buf, 1, 1, payload, 65, 1, wst_key);
-    ws_conn_feed(c, buf, n);
+    wst_feed(c, buf, n);
     ASSERT_EQ(wst_scan(&fx, NULL, NULL), 1009);
     ASSERT_EQ(fx.ntexts, 0);
     wst_free(&fx);

@@ -16,7 +16,7 @@ static int close_code_for(const uint8_t *bytes, size_t len)
     struct ws_conn *c = wst_conn(&fx, 1);
     if (!c)
         return -1;
-    ws_conn_feed(c, bytes, len);
+    wst_feed(c, bytes, len);
     code = wst_scan(&fx, NULL, NULL);
     if (fx.m->nconns != 0)
         code = -2;   /* still open */
@@ -110,16 +110,16 @@ TEST(ws_proto_error_stops_reading)
     struct ws_conn *c = wst_conn(&fx, 1);
     n = raw_frame(buf, 0x89, 126, ext, 2, 126);
     n += wst_frame(buf + n, 1, 1, "{}", 2, 1, wst_key);
-    ws_conn_feed(c, buf, n);
+    wst_feed(c, buf, n);
     ASSERT_EQ(fx.ntexts, 0);
-    ws_flush_all(fx.m);
+    wst_flush(&fx);
     p = (const uint8_t *)fx.out.data;
     left = fx.out.len;
     while (wst_next(&p, &left, &f) == 1)
         closes += f.opcode == 8;
     ASSERT_EQ(left, 0);
     ASSERT_EQ(closes, 1);
-    ASSERT_EQ(fx.m->nalive, 0);
+    ASSERT_EQ(wst_peer_eof(&fx, c), 0);   /* input dropped until the client's EOF */
     wst_free(&fx);
 }
 
@@ -142,16 +142,16 @@ TEST(ws_proto_pong_before_later_replies)
     int order[8], nf = 0, pongs = 0;
 
     ASSERT(wst_init(&fx, 0, 0, 0) == 0);
-    fx.m->on_text = reply_to_text;
+    fx.on_text = reply_to_text;
     struct ws_conn *c = wst_conn(&fx, 1);
-    ws_flush_all(fx.m);
+    wst_flush(&fx);
     fx.out.len = 0;                                       /* the hello */
     n += wst_frame(buf + n, 0, 1, "{\"ty", 4, 1, wst_key);
     n += wst_frame(buf + n, 1, 9, "p1", 2, 1, wst_key);
     n += wst_frame(buf + n, 1, 0, "pe\":\"x\"}", 8, 1, wst_key);
     n += wst_frame(buf + n, 1, 9, "p2", 2, 1, wst_key);
-    ws_conn_feed(c, buf, n);
-    ws_flush_all(fx.m);
+    wst_feed(c, buf, n);
+    wst_flush(&fx);
     p = (const uint8_t *)fx.out.data;
     left = fx.out.len;
     while (nf < 8 && wst_next(&p, &left, &f) == 1) {
@@ -183,8 +183,8 @@ TEST(ws_proto_error_after_close_keeps_first_code)
     struct ws_conn *c = wst_conn(&fx, 1);
     n = wst_frame(buf, 1, 2, "\x01", 1, 1, wst_key);
     n += raw_frame(buf + n, 0x89, 126, ext, 2, 126);
-    ws_conn_feed(c, buf, n);
-    ws_flush_all(fx.m);
+    wst_feed(c, buf, n);
+    wst_flush(&fx);
     p = (const uint8_t *)fx.out.data;
     left = fx.out.len;
     while (wst_next(&p, &left, &f) == 1) {
@@ -195,6 +195,6 @@ TEST(ws_proto_error_after_close_keeps_first_code)
     }
     ASSERT_EQ(closes, 1);
     ASSERT_EQ(code, 1003);
-    ASSERT_EQ(fx.m->nalive, 0);
+    ASSERT_EQ(wst_peer_eof(&fx, c), 0);
     wst_free(&fx);
 }

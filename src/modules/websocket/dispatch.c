@@ -17,12 +17,8 @@ static void send_error(struct ws_conn *c, const char *code, const char *msg,
                        const char *client_msg_id)
 {
     size_t len;
-    char *json = ws_json_error(code, msg, client_msg_id, &len);
 
-    if (json) {
-        ws_conn_send_json(c, json, len);
-        free(json);
-    }
+    ws_conn_send_frame(c, ws_json_error(code, msg, client_msg_id, &len), &len);
 }
 
 static void do_send(struct ws_conn *c, const struct ws_client_frame *f)
@@ -83,7 +79,6 @@ static void do_auth(struct ws_conn *c, const struct ws_client_frame *f)
     struct http_user u;
     const char *reason = "invalid";
     size_t len;
-    char *json;
 
     memset(&u, 0, sizeof(u));
     if (http_verify_token(c->m->app->http, f->access_token, &u, &reason) < 0) {
@@ -97,23 +92,30 @@ static void do_auth(struct ws_conn *c, const struct ws_client_frame *f)
         return;
     }
     c->token_exp = u.token_exp;
-    json = ws_json_printf(&len, "{\"type\":\"auth.ok\",\"expires_at\":%lld}",
-                          (long long)ws_exp_ms(u.token_exp));
-    if (json) {
-        ws_conn_send_json(c, json, len);
-        free(json);
-    }
+    ws_conn_send_frame(c, ws_json_printf(&len, "{\"type\":\"auth.ok\",\"expires_at\":%lld}",
+                                         (long long)ws_exp_ms(u.token_exp)), &len);
 }
 
 static void do_ping(struct ws_conn *c)
 {
     size_t len;
-    char *json = ws_json_printf(&len, "{\"type\":\"pong\",\"server_time\":%lld}",
-                                (long long)now_ms());
-    if (json) {
-        ws_conn_send_json(c, json, len);
-        free(json);
+
+    ws_conn_send_frame(c, ws_json_printf(&len, "{\"type\":\"pong\",\"server_time\":%lld}",
+                                         (long long)now_ms()), &len);
+}
+
+void ws_conn_bad_frame(struct ws_conn *c, const char *code, const char *msg,
+                       const char *client_msg_id)
+{
+    uint64_t now = mono_ms();
+
+    if (now - c->bad_window_start > WS_BAD_WINDOW_MS || !c->bad_window_start) {
+        c->bad_window_start = now;
+        c->bad_count = 0;
     }
+    send_error(c, code, msg, client_msg_id);
+    if (++c->bad_count >= WS_BAD_FRAMES_MAX)
+        ws_conn_close(c, 1008, "too many bad frames");
 }
 
 void ws_dispatch_text(struct ws_conn *c, const char *text, size_t len)

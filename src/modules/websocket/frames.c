@@ -292,7 +292,7 @@ struct ws_buf *ws_buf_wrap(const char *type, const char *key, const char *value,
 
     strbuf_init(&head, SIZE_MAX);
     if (put_wrap_head(&head, type, key, client_msg_id) == 0 &&
-        (b = ws_buf_new(head.len + value_len + 1, WSLAY_TEXT_FRAME, &p))) {
+        (b = ws_buf_new(head.len + value_len + 1, WS_OP_TEXT, &p))) {
         memcpy(p, head.data, head.len);
         memcpy(p + head.len, value, value_len);
         p[head.len + value_len] = '}';

@@ -23,15 +23,6 @@
 #include "chatd/metrics.h"
 #include "ws_internal.h"
 
-/* len through a pointer: set by the call making json, evaluated in no set order. */
-static void sync_send_json(struct ws_conn *c, char *json, const size_t *len)
-{
-    if (json) {
-        ws_conn_send_json(c, json, *len);
-        free(json);
-    }
-}
-
 static struct ws_sync_room *room_slot(struct ws_sync *s, int64_t room_id)
 {
     for (int i = 0; i < s->nrooms; i++)
@@ -52,14 +43,14 @@ static void sync_finish(struct ws_conn *c)
     for (size_t i = 0; i < s->nheld; i++) {
         struct ws_held *h = &s->held[i];
         struct ws_sync_room *r = room_slot(s, h->room_id);
-        if ((!r || h->seq > r->max_seq) && c->state == WS_OPEN &&
+        if ((!r || h->seq > r->max_seq) && c->open &&
             ws_conn_queue(c, h->buf, WS_PRIO_NORMAL) == 0)
             METRIC_INC(m->metrics.deliveries);
     }
     c->sync = s;
     ws_sync_free(c);
-    if (c->state == WS_OPEN)
-        sync_send_json(c, ws_json_printf(&len, "{\"type\":\"synced\"}"), &len);
+    if (c->open)
+        ws_conn_send_frame(c, ws_json_printf(&len, "{\"type\":\"synced\"}"), &len);
 }
 
 /* A page could not be had: the client hears it, and still gets what was held back. */
@@ -68,7 +59,7 @@ static void sync_fail(struct ws_conn *c)
     struct ws_sync *s = c->sync;
     size_t len;
 
-    sync_send_json(c, ws_json_error("unavailable", "sync failed; try again", NULL, &len), &len);
+    ws_conn_send_frame(c, ws_json_error("unavailable", "sync failed; try again", NULL, &len), &len);
     if (c->sync == s)
         sync_finish(c);
 }
@@ -112,7 +103,7 @@ static void sync_pump(struct ws_conn *c)
 {
     struct ws_sync *s = c->sync;
 
-    if (!s || s->req_id != 0 || c->state != WS_OPEN)
+    if (!s || s->req_id != 0 || !c->open)
         return;
     /* After the last page one more request, for no rooms: the message module answers it
      * after a round through the writer, so the message.stored of everything the pages
@@ -163,7 +154,7 @@ static int replay_room(struct ws_conn *c, const struct ev_sync_room_page *e,
     if (e->more && r->left > 0)
         return 1;
     if (e->truncated) {
-        sync_send_json(c, ws_json_printf(&len, "{\"type\":\"sync.truncated\","
+        ws_conn_send_frame(c, ws_json_printf(&len, "{\"type\":\"sync.truncated\","
                                          "\"room_id\":%lld,\"next_seq\":%lld}",
                                          (long long)r->room_id, (long long)e->next_seq), &len);
         if (c->sync != s)

@@ -2,7 +2,8 @@
  * upgrade) and hands us the user. Here: the connect rate per client address (429),
  * the RFC 6455 handshake headers (400), the caps on connections open at once per user
  * and per client address (429), Sec-WebSocket-Accept, the chatd.v1 subprotocol, then
- * the hand-over of the socket and of the bytes the client sent after its request. */
+ * the hand-over of the socket and of the bytes the client sent after its request to
+ * core's WebSocket transport (chatd/ws_transport.h). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,33 +86,6 @@ static const char *check_headers(struct http_req *req, const char **extra)
     return NULL;
 }
 
-/* Puts the 101 answer at the head of c's queue, ahead of the hello frame ws_conn_new
- * queued: nothing of c has been written yet (queues are flushed after the poll phase),
- * so both leave in the connection's first write, one syscall and one segment. */
-static int queue_answer(struct ws_conn *c, const char *answer, size_t len)
-{
-    struct ws_buf *b;
-    int rc = 0;
-
-    if (c->q_inflight || (c->q_len && c->q_len == c->q_cap))
-        return -EBUSY;   /* not reached: a new connection has only its hello queued */
-    b = ws_buf_raw(answer, len);
-    if (!b)
-        return -ENOMEM;
-    if (!c->q_len) {
-        rc = ws_conn_queue(c, b, WS_PRIO_CONTROL);
-    } else {
-        c->q_head = (c->q_head + c->q_cap - 1) & (c->q_cap - 1);
-        c->q[c->q_head] = b;
-        c->q_len++;
-        c->q_bytes += len;
-        c->m->queue_bytes += len;
-        return 0;        /* the ring holds our reference */
-    }
-    ws_buf_unref(b);
-    return rc;
-}
-
 /* An error answer in the API's format, with extra headers (NULL or "Name: v\r\n"). */
 static void refuse(struct ws_module *m, struct http_req *req, int status, const char *extra,
                    const char *msg)
@@ -155,27 +129,31 @@ static int take_slot(struct ws_module *m, struct http_req *req, int64_t user_id,
     return rc;
 }
 
-static void handover(struct ws_module *m, uv_tcp_t *tcp, const struct http_user *user,
-                     struct keycount_ent *addr, const char *answer, size_t answer_len,
-                     char *head, size_t head_len)
+/* The stream is made with the 101 answer as its first queued bytes and the
+ * connection's memory in the same block; the hello frame follows the answer, in the
+ * same first write. 0 once the request is gone, or it is still ours to answer. */
+static int handover(struct ws_module *m, struct http_req *req, const struct http_user *user,
+                    struct keycount_ent *addr, const char *answer, size_t answer_len)
 {
     struct ws_conn *c;
+    struct ws_stream *s;
+    int rc = ws_stream_accept(m->tx, req, answer, answer_len, sizeof(*c), (void **)&c, &s);
 
-    if (ws_conn_new(m, tcp, user, &c) < 0) {
+    if (rc == -ECONNABORTED) {
         keycount_release(m->conns_by_addr, addr);
-        http_upgraded_close(tcp, NULL, NULL);
-        free(head);
-        return;
+        return 0;                    /* the socket went with the request */
+    }
+    if (rc < 0)
+        return rc;
+    METRIC_INC(m->metrics.upgrades);
+    if (ws_conn_init(m, c, s, user) < 0) {
+        keycount_release(m->conns_by_addr, addr);
+        ws_stream_abort(s);
+        return 0;
     }
     c->addr = addr;
-    if (queue_answer(c, answer, answer_len) < 0 || ws_conn_start_reading(c) < 0) {
-        free(head);
-        ws_conn_destroy(c);
-        return;
-    }
-    if (head_len)
-        ws_conn_feed(c, (const uint8_t *)head, head_len);
-    free(head);
+    ws_conn_open(c);
+    return 0;
 }
 
 void ws_upgrade_handler(struct http_req *req, void *ctx)
@@ -186,10 +164,7 @@ void ws_upgrade_handler(struct http_req *req, void *ctx)
     char accept[32], answer[256], addr_key[CLIENT_ADDR_KEY_MAX];
     int alen;
     int64_t wait;
-    uv_tcp_t *tcp = NULL;
     struct keycount_ent *addr = NULL;
-    char *head = NULL;
-    size_t head_len = 0;
 
     if (m->draining || m->app->draining) {
         METRIC_INC(m->metrics.rejected_upgrades);
@@ -217,12 +192,9 @@ void ws_upgrade_handler(struct http_req *req, void *ctx)
                    accept, has_token(http_header(req, "Sec-WebSocket-Protocol"), WS_SUBPROTOCOL)
                            ? "Sec-WebSocket-Protocol: " WS_SUBPROTOCOL "\r\n" : "");
     if (alen < 0 || (size_t)alen >= sizeof(answer) ||
-        http_upgrade_detach(req, &tcp, &head, &head_len) < 0) {
+        handover(m, req, &user, addr, answer, (size_t)alen) < 0) {
         /* The request is still ours (the client is probably gone): answer it. */
         keycount_release(m->conns_by_addr, addr);
         http_respond_error(req, 500, "the upgrade failed");
-        return;
     }
-    METRIC_INC(m->metrics.upgrades);
-    handover(m, tcp, &user, addr, answer, (size_t)alen, head, head_len);
 }

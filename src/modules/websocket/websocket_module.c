@@ -1,9 +1,6 @@
 /* The websocket module: GET /v1/ws and the real-time protocol (see ws_internal.h for
- * the layout of the files and docs/protocol.md for the frames).
- *
- * Drain: new sends are refused with an "unavailable" error frame; once every send of
- * our connections was stored or refused (acked), or WS_DRAIN_WAIT_MS passed, every
- * connection is closed with 1001; done() runs when the last socket is gone. */
+ * the layout of the files and docs/protocol.md for the frames) over core's WebSocket
+ * transport. The drain is heartbeat.c's. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,7 +24,8 @@ static double gauge_connections(void *ctx)
 
 static double gauge_queue_bytes(void *ctx)
 {
-    return (double)((struct ws_module *)ctx)->queue_bytes;
+    struct ws_module *m = ctx;
+    return (double)m->ops->queue_bytes(m->tx);
 }
 
 static void metrics_register(struct ws_module *m)
@@ -91,86 +89,43 @@ int ws_module_new(struct chatd *app, struct ws_module **out)
         return rc;
     }
     metrics_register(m);
+    struct ws_transport_config tc = { .max_message_bytes = m->max_message_bytes,
+                                      .frames_in = m->metrics.frames_in,
+                                      .frames_out = m->metrics.frames_out };
+    struct ws_transport *t;
+    if ((rc = ws_transport_new(app->loop, &tc, &ws_conn_events, &t)) < 0) {
+        ws_module_free(m);
+        return rc;
+    }
+    m->ops = &ws_stream_socket_ops;
+    m->tx = t;
     *out = m;
     return 0;
+}
+
+void ws_module_use_transport(struct ws_module *m, const struct ws_stream_ops *ops, void *tx)
+{
+    if (m->ops)
+        m->ops->tx_free(m->tx);
+    m->ops = ops;
+    m->tx = tx;
 }
 
 void ws_module_free(struct ws_module *m)
 {
     if (!m)
         return;
-    /* Connections left (a drain cut short): their sockets are the http layer's. */
-    while (m->all) {
-        struct ws_conn *c = m->all;
-        m->all = c->next;
-        ws_registry_remove(m, c);
-        keycount_release(m->conns_by_addr, c->addr);
-        ws_conn_queue_free(c);
-        ws_sync_free(c);
-        free(c->rx);
-        if (c->wslay)
-            wslay_event_context_free(c->wslay);
-        free(c);
-    }
-    while (m->npool)
-        wslay_event_context_free(m->pool[--m->npool]);
+    /* Connections left (a drain cut short): released with their streams. */
+    while (m->all)
+        ws_conn_release(m->all);
+    if (m->ops)
+        m->ops->tx_free(m->tx);
     ratelimit_free(m->connect_rl);
     keycount_free(m->conns_by_addr);
     ws_map_free(m->users);
     ws_map_free(m->conns_by_id);
-    ws_fanout_free(m);
     strbuf_free(&m->json);
     free(m);
-}
-
-void ws_publish_conn_event(struct ws_module *m, struct ws_conn *c, int connected)
-{
-    struct ev_ws_connected up = { .user_id = c->user_id, .conn_id = (int64_t)c->id,
-                                  .at = now_ms() };
-    struct ev_ws_disconnected down = { .user_id = c->user_id, .conn_id = (int64_t)c->id,
-                                       .at = up.at, .code = c->close_code };
-
-    if (!m->app->bus)
-        return;
-    if (connected)
-        bus_publish_ev(m->app->bus, &EV_WS_CONNECTED, &up);
-    else
-        bus_publish_ev(m->app->bus, &EV_WS_DISCONNECTED, &down);
-}
-
-/* --- drain ----------------------------------------------------------------------- */
-
-void ws_drain_check(struct ws_module *m)
-{
-    if (!m->draining || !m->drain_done)
-        return;
-    if (!m->drain_closing) {
-        if (m->pending_sends > 0 && mono_ms() < m->drain_deadline)
-            return;
-        if (m->pending_sends > 0)
-            LOG_WARN(m->app, "websocket", "drain: sends still unanswered pending=%llu",
-                     (unsigned long long)m->pending_sends);
-        m->drain_closing = 1;
-        for (struct ws_conn *c = m->all, *next; c; c = next) {
-            next = c->next;
-            ws_conn_close(c, 1001, "server shutting down");
-        }
-        ws_flush_all(m);
-    }
-    if (m->nalive == 0) {
-        void (*done)(void *) = m->drain_done;
-        m->drain_done = NULL;
-        ws_heartbeat_stop(m);
-        ws_fanout_stop(m);
-        LOG_INFO(m->app, "websocket", "drained");
-        done(m);
-    }
-}
-
-void ws_conn_freed(struct ws_module *m)
-{
-    if (m->draining)
-        ws_drain_check(m);
 }
 
 /* --- module descriptor ----------------------------------------------------------- */
@@ -191,8 +146,8 @@ static int websocket_start(void *state)
     struct ws_module *m = state;
     int rc;
 
-    if ((rc = ws_fanout_start(m)) < 0 || (rc = ws_heartbeat_start(m)) < 0 ||
-        (rc = ws_events_subscribe(m)) < 0)
+    if ((rc = m->ops->tx_start(m->tx)) < 0 || (rc = ws_heartbeat_start(m)) < 0 ||
+        (rc = ws_bus_frames_subscribe(m)) < 0)
         return rc;
     return http_route(m->app->http, HTTP_VERB_GET, "/v1/ws",
                       HTTP_ROUTE_AUTH | HTTP_ROUTE_RAW_TOKEN, ws_upgrade_handler, m);

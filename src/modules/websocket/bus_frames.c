@@ -1,4 +1,4 @@
-/* events.c: bus events turned into frames. Each frame is encoded once and a reference
+/* bus_frames.c: bus events turned into frames. Each frame is encoded once and a reference
  * queued on every recipient connection; events carry their recipients (member_ids,
  * recipient_ids), so nothing here asks anybody who is in a room. The bus dispatches in
  * publish order and the writer commits in seq order, and the queues never reorder,
@@ -63,16 +63,6 @@ static uint64_t broadcast(struct ws_module *m, const struct ev_ids *ids, struct 
     return n;
 }
 
-/* len is read through a pointer: it is set by the call that makes json, an argument
- * evaluated in no particular order. */
-static void send_to(struct ws_conn *c, char *json, const size_t *len)
-{
-    if (json) {
-        ws_conn_send_json(c, json, *len);
-        free(json);
-    }
-}
-
 static int on_stored(struct bus_delivery *d, struct bus_event *ev, void *ctx)
 {
     struct ws_module *m = ctx;
@@ -124,7 +114,7 @@ static int on_rejected(struct bus_delivery *d, struct bus_event *ev, void *ctx)
     if (!conn_id)
         return 0;
     if (origin)
-        send_to(origin, ws_json_error_retry(r->code, r->message, r->client_msg_id,
+        ws_conn_send_frame(origin, ws_json_error_retry(r->code, r->message, r->client_msg_id,
                                             r->retry_after_ms, &len), &len);
     ws_send_finished(m, origin);
     return 0;
@@ -192,7 +182,7 @@ static int on_presence(struct bus_delivery *d, struct bus_event *ev, void *ctx)
     return 0;
 }
 
-int ws_events_subscribe(struct ws_module *m)
+int ws_bus_frames_subscribe(struct ws_module *m)
 {
     static const struct { const char *topic; bus_handler_fn fn; } subs[] = {
         { TOPIC_MESSAGE_STORED, on_stored },
