@@ -164,28 +164,6 @@ TEST(ws_frames_accept_key)
     ASSERT_STR_EQ(out, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
 }
 
-TEST(ws_registry_map)
-{
-    struct ws_map *map;
-    static int vals[5000];
-
-    ASSERT_EQ(ws_map_new(&map), 0);
-    for (int i = 1; i < 5000; i++)
-        ASSERT_EQ(ws_map_put(map, i * 7919, &vals[i]), 0);
-    ASSERT_EQ(ws_map_count(map), 4999);
-    for (int i = 1; i < 5000; i += 2)
-        ws_map_del(map, i * 7919);
-    for (int i = 1; i < 5000; i++) {
-        void *v = ws_map_get(map, i * 7919);
-        if (i % 2)
-            ASSERT(v == NULL);
-        else
-            ASSERT(v == &vals[i]);
-    }
-    ASSERT_EQ(ws_map_count(map), 2499);
-    ws_map_free(map);
-}
-
 TEST(ws_registry_users)
 {
     struct ws_fixture fx;

@@ -79,12 +79,13 @@ int ws_module_new(struct chatd *app, struct ws_module **out)
     m->conns_per_user = set->connections_per_user;
     m->conns_per_addr = (uint32_t)set->connections_per_address;
     strbuf_init(&m->json, SIZE_MAX);
+    i64map_init(&m->users, 0);
+    i64map_init(&m->conns_by_id, 0);
     /* An address is in the table while it holds an open connection, and the HTTP layer
      * holds at most max_connections sockets: the table cannot fill before the listener. */
     if ((rc = ratelimit_new(&m->connect_rl, WS_RATELIMIT_ADDRS, set->connects_per_s,
                             set->connects_burst)) < 0 ||
-        (rc = keycount_new(&m->conns_by_addr, (size_t)cfg->server.max_connections)) < 0 ||
-        (rc = ws_map_new(&m->users)) < 0 || (rc = ws_map_new(&m->conns_by_id)) < 0) {
+        (rc = keycount_new(&m->conns_by_addr, (size_t)cfg->server.max_connections)) < 0) {
         ws_module_free(m);
         return rc;
     }
@@ -122,8 +123,8 @@ void ws_module_free(struct ws_module *m)
         m->ops->tx_free(m->tx);
     ratelimit_free(m->connect_rl);
     keycount_free(m->conns_by_addr);
-    ws_map_free(m->users);
-    ws_map_free(m->conns_by_id);
+    i64map_free(&m->users);
+    i64map_free(&m->conns_by_id);
     strbuf_free(&m->json);
     free(m);
 }

@@ -29,6 +29,7 @@
 #include "chatd/chatd.h"
 #include "chatd/events.h"
 #include "chatd/http.h"
+#include "chatd/i64map.h"
 #include "chatd/util.h"
 #include "chatd/ws_transport.h"
 
@@ -136,8 +137,10 @@ struct ws_module {
     const struct ws_stream_ops *ops;
     void    *tx;                     /* owned: ops->tx_free */
     /* registry */
-    struct ws_map *users;            /* user id -> struct ws_user */
-    struct ws_map *conns_by_id;      /* conn id -> struct ws_conn */
+    /* Both maps hold at most one entry per open connection, and the HTTP layer holds
+     * at most max_connections sockets: they need no bound of their own. */
+    struct i64map users;             /* user id -> struct ws_user (owned) */
+    struct i64map conns_by_id;       /* conn id -> struct ws_conn */
     struct ws_conn *all;             /* every connection not yet freed */
     int      nconns;                 /* open (registered) connections */
     int      nalive;                 /* not yet freed */
@@ -159,14 +162,8 @@ struct ws_module {
 };
 
 /* registry.c */
-struct ws_map;
-int   ws_map_new(struct ws_map **out);
-void  ws_map_free(struct ws_map *map);
-void *ws_map_get(const struct ws_map *map, int64_t key);
-int   ws_map_put(struct ws_map *map, int64_t key, void *val);
-void  ws_map_del(struct ws_map *map, int64_t key);
-size_t ws_map_count(const struct ws_map *map);
-/* Adds c to its user's list (creating the user); 0 or -ENOMEM. */
+/* Adds c to its user's list (creating the user); 0, -EINVAL (no user or connection
+ * id) or -ENOMEM. */
 int   ws_registry_add(struct ws_module *m, struct ws_conn *c, const char *username);
 void  ws_registry_remove(struct ws_module *m, struct ws_conn *c);
 struct ws_user *ws_registry_user(struct ws_module *m, int64_t user_id);
