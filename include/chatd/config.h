@@ -85,5 +85,13 @@ int  config_each_key(const struct chatd_config *cfg,
 /* Prints every key from the same tables, as a chatd.conf holding the defaults: each key
  * under its section, after a comment with its kind, range and help. */
 void config_print_help(FILE *f);
+/* What check-config reads beyond the keys (config_files.c): every file a key names
+ * (opened, and read as the start will where its row says how), every directory a key
+ * names, the log file's directory. 0, or a negative errno with
+ * "conf: key: path: reason" in err. */
+int  config_check_files(const struct chatd_config *cfg, const char *conf, char *err,
+                        size_t errlen);
+/* The start's part of it: every directory a key names exists. "key: path: reason". */
+int  config_check_dirs(const struct chatd_config *cfg, char *err, size_t errlen);
 
 #endif

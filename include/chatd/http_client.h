@@ -106,4 +106,8 @@ struct http_client_origin {
 };
 int  http_client_parse_url(struct http_client_origin *o, const char *url);
 
+/* Loads path as the extra CA file would be (opts.ca_file): 0, or -EINVAL with
+ * "path: cannot load PEM certificates" in err (-ENOMEM). For check-config. */
+int  http_client_check_ca_file(const char *path, char *err, size_t errlen);
+
 #endif

@@ -16,7 +16,10 @@ enum setting_kind {
     SETTING_ENUM,     /* int: one of names[] */
     SETTING_STRING,   /* char[size]: at most size - 1 bytes */
     SETTING_PATH,     /* char[size]: a file or directory name */
-    SETTING_FILE,     /* char[size]: a file chatd reads; check-config opens it if set */
+    SETTING_FILE,     /* char[size]: a file chatd reads; check-config opens it if set
+                       * and reads it as the start will (check_file) */
+    SETTING_DIR,      /* char[size]: a directory chatd reads; when set it must exist,
+                       * at check-config and at the start */
     SETTING_LISTEN,   /* "host:port" or "[v6]:port": char[size] host, int port */
 };
 
@@ -35,6 +38,10 @@ struct setting {
     /* Strings, paths: a further rule; returns the reason a value breaks it, or NULL.
      * Checked before the length. */
     const char *(*check)(const char *value);
+    /* SETTING_FILE: reads the file as the start will (a key parsed, certificates
+     * loaded), so that check-config fails where the start would. 0, or a negative
+     * errno with "path: reason" in err. NULL: opening it is the check. */
+    int (*check_file)(const char *path, char *err, size_t errlen);
     const char *def;          /* the default, written as in chatd.conf */
     const char *help;         /* one line */
 };
@@ -65,6 +72,11 @@ struct setting_table {
 #define SETTING_TEXT_ROW(sec, k, kd, type, field, chk, d, h) \
     { .section = sec, .key = k, .kind = kd, SETTING_FIELD_(type, field), \
       .check = chk, .def = d, .help = h }
+
+/* A SETTING_FILE row whose content is checked by chkfile (see check_file). */
+#define SETTING_FILE_ROW(sec, k, type, field, chkfile, d, h) \
+    { .section = sec, .key = k, .kind = SETTING_FILE, SETTING_FIELD_(type, field), \
+      .check_file = chkfile, .def = d, .help = h }
 
 #define SETTING_TABLE(rows_, type) \
     { .rows = rows_, .count = sizeof(rows_) / sizeof((rows_)[0]), .size = sizeof(type) }

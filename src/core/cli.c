@@ -125,62 +125,6 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
     return CLI_OK;
 }
 
-struct file_check {
-    const char *conf;
-    char *err;
-    size_t errlen;
-};
-
-/* A key of kind SETTING_FILE names a file the start reads (a key_file, never created
- * by a start; a ca_file): when set, it must open. */
-static int check_readable(const struct setting *s, void *values, void *arg)
-{
-    struct file_check *fc = arg;
-    const char *path;
-    FILE *f;
-
-    if (s->kind != SETTING_FILE)
-        return 0;
-    path = (const char *)values + s->offset;
-    if (!path[0])
-        return 0;
-    if (!(f = fopen(path, "r"))) {
-        int rc = -errno;
-        snprintf(fc->err, fc->errlen, "%s: %s: %s: %s", fc->conf, s->key, path,
-                 strerror(-rc));
-        return rc;
-    }
-    fclose(f);
-    return 0;
-}
-
-/* check-config promises that the start will not stop on the configuration, so it also
- * opens the files the start would need: every file key's, and the directory of the log
- * file. */
-static int check_named_files(const char *conf, const struct chatd_config *cfg, char *err,
-                             size_t errlen)
-{
-    struct file_check fc = { conf, err, errlen };
-    char dir[sizeof(cfg->log.file)];
-    int rc;
-
-    if ((rc = config_each_key(cfg, check_readable, &fc)) < 0)
-        return rc;
-    if (!cfg->log.file[0])
-        return 0;
-    snprintf(dir, sizeof(dir), "%s", cfg->log.file);
-    char *slash = strrchr(dir, '/');
-    if (!slash)
-        return 0;
-    slash[slash == dir ? 1 : 0] = '\0';
-    if (access(dir, W_OK | X_OK) < 0) {
-        rc = -errno;
-        snprintf(err, errlen, "%s: file: %s: %s", conf, dir, strerror(-rc));
-        return rc;
-    }
-    return 0;
-}
-
 int cli_load_config(const struct cli_opts *o, struct chatd_config *cfg, char *err,
                     size_t errlen)
 {
@@ -209,6 +153,6 @@ int cli_load_config(const struct cli_opts *o, struct chatd_config *cfg, char *er
         strcpy(cfg->server.data_dir, o->data_dir);
     }
     if (o->vargc > 0 && strcmp(o->vargv[0], "check-config") == 0)
-        return check_named_files(o->config ? o->config : "chatd.conf", cfg, err, errlen);
+        return config_check_files(cfg, o->config ? o->config : "chatd.conf", err, errlen);
     return 0;
 }

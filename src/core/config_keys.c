@@ -39,8 +39,8 @@ static const struct setting core_rows[] = {
                     "10000", "the whole request head must arrive within this; else 408"),
     SETTING_INT_ROW("server", "idle_timeout_ms", C, server.idle_timeout_ms, 10, 86400000,
                     "60000", "a keep-alive connection with no request is closed"),
-    SETTING_TEXT_ROW("server", "web_dir", SETTING_PATH, C, server.web_dir, NULL, "",
-                     "empty: serve the web client built into the binary"),
+    SETTING_TEXT_ROW("server", "web_dir", SETTING_DIR, C, server.web_dir, NULL, "",
+                     "empty: serve the web client built into the binary; else a directory"),
     SETTING_BOOL_ROW("server", "trust_proxy", C, server.trust_proxy, "no",
                      "yes: a loopback peer's last X-Forwarded-For entry is the client"
                      " address"),

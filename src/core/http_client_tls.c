@@ -82,3 +82,19 @@ void hc_tls_error_text(SSL *ssl, const char *what, char *buf, size_t len)
     }
     ERR_clear_error();
 }
+
+int http_client_check_ca_file(const char *path, char *err, size_t errlen)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    int rc = 0;
+
+    if (!ctx)
+        return -ENOMEM;
+    if (SSL_CTX_load_verify_locations(ctx, path, NULL) != 1) {
+        snprintf(err, errlen, "%s: cannot load PEM certificates", path);
+        rc = -EINVAL;
+    }
+    ERR_clear_error();
+    SSL_CTX_free(ctx);
+    return rc;
+}

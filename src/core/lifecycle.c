@@ -92,9 +92,14 @@ static int start_timers(struct lifecycle *lc)
 static int start_core(struct lifecycle *lc)
 {
     struct chatd *app = &lc->app;
-    char path[CFG_PATH_MAX + 16];
+    char path[CFG_PATH_MAX + 16], what[CFG_PATH_MAX + 128];
     int rc;
 
+    if ((rc = config_check_dirs(app->cfg, what, sizeof(what))) < 0) {
+        fprintf(stderr, "chatd: %s\n", what);   /* "web_dir: /x: No such file or ..." */
+        LOG_ERROR(app, "core", "start failed error=\"%s\"", what);
+        return rc;
+    }
     if ((rc = metrics_new(&app->metrics)) < 0)
         return start_fail(lc, "metrics", rc);
     lifecycle_metrics_register(lc);

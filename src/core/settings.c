@@ -153,6 +153,7 @@ const char *setting_apply(const struct setting *s, void *base, const char *v, ch
     case SETTING_STRING:
     case SETTING_PATH:
     case SETTING_FILE:
+    case SETTING_DIR:
         return apply_text(s, field, v);
     case SETTING_LISTEN:
         return apply_listen(s, base, v);
@@ -183,6 +184,9 @@ void setting_describe(const struct setting *s, char *buf, size_t buflen)
         return;
     case SETTING_FILE:
         snprintf(buf, buflen, "path of a file to read");
+        return;
+    case SETTING_DIR:
+        snprintf(buf, buflen, "path of a directory to read");
         return;
     case SETTING_LISTEN:
         snprintf(buf, buflen, "host:port or [v6]:port");

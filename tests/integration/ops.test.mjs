@@ -11,6 +11,7 @@ import {
     DEFAULT_CONFIG, chatdBin, freePort, registerAndLogin, repoRoot, request, runChatd,
     startServer, tmpDir, uniqueName, waitFor,
 } from './lib/harness.mjs';
+import { makeCertificates } from './lib/push-receiver.mjs';
 
 function which(cmd) {
     const r = spawnSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' });
@@ -274,6 +275,49 @@ describe('chatd check-config', () => {
         const u = await runChatd(['check-config', '-c', unknown]);
         assert.notEqual(u.code, 0);
         assert.match(u.stderr, /unknown\.conf:1/);
+    });
+
+    it('reads the files and directories keys name as the start will', async () => {
+        const dir = tmpDir('chatd-cc-');
+        const notPem = path.join(dir, 'not.pem');
+        writeFileSync(notPem, 'this is no PEM\n');
+        const check = async (name, text) => {
+            const file = path.join(dir, `${name}.conf`);
+            writeFileSync(file, text);
+            return runChatd(['check-config', '-c', file]);
+        };
+        // A key file that is there but no key: refused, as the start refuses it.
+        const key = await check('key', `[auth]\nkey_file = ${notPem}\n`);
+        assert.notEqual(key.code, 0);
+        assert.match(key.stderr, /key\.conf: key_file: .*not\.pem: not a PEM private key/);
+        const ca = await check('ca', `[notification]\nca_file = ${notPem}\n`);
+        assert.notEqual(ca.code, 0);
+        assert.match(ca.stderr, /ca\.conf: ca_file: .*not\.pem: cannot load PEM certificates/);
+        const web = await check('web', `[server]\nweb_dir = ${path.join(dir, 'no-such-dir')}\n`);
+        assert.notEqual(web.code, 0);
+        assert.match(web.stderr, /web\.conf: web_dir: .*no-such-dir: No such file or directory/);
+        const webFile = await check('webfile', `[server]\nweb_dir = ${notPem}\n`);
+        assert.match(webFile.stderr, /web_dir: .*not\.pem: Not a directory/);
+
+        // The real things pass: a key chatd made, a CA bundle, a directory.
+        const goodKey = path.join(dir, 'jwt.pem');
+        const made = await runChatd(['keygen', goodKey]);
+        assert.equal(made.code, 0, made.stderr);
+        const { caFile } = makeCertificates(dir);
+        const good = await check('good', `[server]\nweb_dir = ${dir}\n[auth]\nkey_file = ${goodKey}\n` +
+            `[notification]\nca_file = ${caFile}\n`);
+        assert.equal(good.code, 0, good.stderr);
+        assert.equal(good.stdout.trim(), 'ok');
+    });
+
+    it('refuses to start on a web_dir that is not there', async () => {
+        const dir = tmpDir('chatd-cc-');
+        const conf = path.join(dir, 'chatd.conf');
+        writeFileSync(conf, `[server]\nlisten = 127.0.0.1:0\ndata_dir = ${path.join(dir, 'data')}\n` +
+            `web_dir = ${path.join(dir, 'missing')}\n`);
+        const r = await run(chatdBin(), ['-c', conf]);
+        assert.notEqual(r.code, 0);
+        assert.match(r.stderr, /web_dir: .*missing: No such file or directory/);
     });
 });
 

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "../../src/core/cli.h"
+#include "../../src/modules/auth/auth_internal.h"
 #include "test.h"
 
 TEST(cli_options_and_verb)
@@ -115,12 +116,26 @@ TEST(cli_check_config_opens_named_files)
         ASSERT_STR_EQ(err + strlen(path), cases[i].err);
         ASSERT_EQ(rc_keygen, 0);
     }
+    /* A key file that opens but holds no key fails as the start would; a real one
+     * passes. */
+    char key[128];
+    snprintf(key, sizeof(key), "/tmp/chatd-test-cli-key-%d.pem", (int)getpid());
     FILE *f = fopen(path, "w");
     ASSERT(f != NULL);
     fprintf(f, "[auth]\nkey_file = %s\n[log]\nfile = /tmp/chatd.log\n", path);
     fclose(f);
     struct cli_opts o = { .config = path, .vargc = 1, .vargv = check };
     int rc = cli_load_config(&o, &c, err, sizeof(err));
+    ASSERT_EQ(rc, -EINVAL);
+    ASSERT(strstr(err, ": key_file: ") && strstr(err, "not a PEM private key"));
+    unlink(key);
+    ASSERT_EQ(auth_key_generate(key, 2048, err, sizeof(err)), 0);
+    f = fopen(path, "w");
+    ASSERT(f != NULL);
+    fprintf(f, "[auth]\nkey_file = %s\n[log]\nfile = /tmp/chatd.log\n", key);
+    fclose(f);
+    rc = cli_load_config(&o, &c, err, sizeof(err));
     unlink(path);
+    unlink(key);
     ASSERT_EQ(rc, 0);
 }

@@ -272,16 +272,6 @@ out:
     return rc;
 }
 
-int auth_key_path(const struct chatd_config *cfg, char *out, size_t outlen)
-{
-    int n;
-    if (auth_settings(cfg)->key_file[0])
-        n = snprintf(out, outlen, "%s", auth_settings(cfg)->key_file);
-    else
-        n = snprintf(out, outlen, "%s/jwt.pem", cfg->server.data_dir);
-    return n < 0 || (size_t)n >= outlen ? -ENAMETOOLONG : 0;
-}
-
 void auth_key_free(struct auth_key *k)
 {
     EVP_MD_CTX_free(k->sign_tmpl);

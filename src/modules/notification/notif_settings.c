@@ -2,6 +2,7 @@
  * two URLs follow. */
 #include <string.h>
 #include "notif_settings.h"
+#include "chatd/http_client.h"
 
 #define N struct notif_settings
 
@@ -44,7 +45,7 @@ static const struct setting rows[] = {
                      "empty: no webhook; else an http:// or https:// URL"),
     SETTING_TEXT_ROW("notification", "webhook_secret", SETTING_STRING, N, webhook_secret,
                      NULL, "", "the HMAC key for X-Chatd-Signature"),
-    SETTING_TEXT_ROW("notification", "ca_file", SETTING_FILE, N, ca_file, NULL, "",
+    SETTING_FILE_ROW("notification", "ca_file", N, ca_file, http_client_check_ca_file, "",
                      "extra CA bundle (PEM) trusted for outbound HTTPS"),
     SETTING_INT_ROW("notification", "max_attempts", N, max_attempts, 1, 100, "5",
                     "attempts per delivery, the first included"),
