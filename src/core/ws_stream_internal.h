@@ -60,6 +60,7 @@ struct ws_stream {
     uint8_t  state;                  /* enum ws_stream_state */
     uint8_t  dirty;                  /* on the flush list */
     uint8_t  wslay_dead;             /* wslay failed on the stream: input dropped */
+    uint8_t  answer_unsent;          /* the ring's head is the 101 answer, not all written */
     uint16_t close_code;             /* what we sent or recorded */
     uint64_t close_deadline;         /* monotonic, once not open */
     struct ws_stream *dirty_next, *dirty_prev;   /* flush list (FIFO) */

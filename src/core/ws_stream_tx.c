@@ -136,14 +136,19 @@ static void queue_pop(struct ws_stream *s, uint32_t n)
         s->q_bytes -= b->len;
         s->t->queue_bytes -= b->len;
         ws_buf_unref(b);
+        s->answer_unsent = 0;        /* the head, the answer if anything, went out */
     }
 }
 
 void ws_tx_drop_unsent(struct ws_stream *s)
 {
     /* Frames after the in-flight ones were never handed to the kernel: dropping them
-     * keeps the stream well-formed. Pop from the tail. */
-    while (s->q_len > s->q_inflight) {
+     * keeps the stream well-formed. Pop from the tail. The 101 answer stays whatever
+     * the state of its write: without it the close frame would land on what the
+     * client still reads as HTTP. */
+    uint32_t keep = s->q_inflight > s->answer_unsent ? s->q_inflight : s->answer_unsent;
+
+    while (s->q_len > keep) {
         uint32_t i = (s->q_head + s->q_len - 1) & (s->q_cap - 1);
         struct ws_buf *b = s->q[i];
         s->q_len--;

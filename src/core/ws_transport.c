@@ -74,6 +74,8 @@ static int stream_alloc(struct ws_transport *t, const void *first, size_t first_
     }
     if (rc == 0 && first_len)
         rc = (b = ws_buf_raw(first, first_len)) ? ws_tx_queue_bytes(s, b) : -ENOMEM;
+    if (rc == 0 && first_len)
+        s->answer_unsent = 1;
     ws_buf_unref(b);
     if (rc < 0) {
         if (s)

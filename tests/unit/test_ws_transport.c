@@ -152,6 +152,33 @@ TEST(ws_transport_answer_is_first)
     tfx_free(&f);
 }
 
+/* A 1013 drops what the client has not been sent, but never the answer: a close that
+ * comes before the first flush (a pipelined flood of pings with the upgrade) still
+ * reaches the client as 101, then the close frame; the hello between is dropped. */
+TEST(ws_transport_1013_keeps_the_answer)
+{
+    struct tfx f;
+    struct rec r = { 0 };
+    uint8_t got[256];
+
+    ASSERT(tfx_init(&f, 0) == 0);
+    struct ws_stream *s = tfx_stream(&f, &r, ANSWER);
+    ASSERT(s);
+    struct ws_buf *b = ws_buf_text("{\"type\":\"hello\"}", 16);
+    ASSERT_EQ(ws_stream_socket_ops.send(s, b, 0), 0);
+    ws_buf_unref(b);
+    ws_stream_socket_ops.close(s, 1013, "slow");
+    ws_stream_socket_ops.flush_all(f.t);
+    ssize_t n = read(peer_of(s), got, sizeof(got));
+    size_t alen = strlen(ANSWER);
+    ASSERT_EQ(n, (ssize_t)(alen + 2 + 2 + 4));
+    ASSERT(memcmp(got, ANSWER, alen) == 0);
+    ASSERT_EQ(got[alen], 0x88);                  /* close, FIN */
+    ASSERT_EQ(got[alen + 1], 6);                 /* code + "slow" */
+    ASSERT_EQ((got[alen + 2] << 8) | got[alen + 3], 1013);
+    tfx_free(&f);
+}
+
 /* Our close: "closing" at once with its code, data refused from then on; the close
  * frame written, our side shut (SHUT, control frames refused too); the client's EOF
  * ends it: "gone", once, after "closing". */
