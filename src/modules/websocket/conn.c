@@ -62,9 +62,11 @@ void ws_conn_open(struct ws_conn *c)
     size_t len;
 
     c->open = 1;
+    /* Announced before the hello is sent: a hello that cannot be queued closes the
+     * connection, and its ws.disconnected must come after this. */
+    publish_conn_event(m, c, 1);
     ws_conn_send_frame(c, ws_json_hello(c->user, c->id, m->heartbeat_ms, now_ms(), &len),
                        &len);
-    publish_conn_event(m, c, 1);
     m->ops->start(c->stream);
 }
 
