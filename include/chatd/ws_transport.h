@@ -88,8 +88,10 @@ struct ws_stream_ops {
     int      (*stalled)(const struct ws_stream *s, uint64_t now_ms, uint64_t after_ms);
     void     (*trim)(struct ws_stream *s);             /* frees an idle queue's ring */
     void     (*expire)(struct ws_stream *s, uint64_t now_ms);   /* a linger that ran out */
-    /* Frees a stream left at shutdown (a drain cut short), its owner's memory with it:
-     * no callbacks, the socket untouched. */
+    /* Lets go of a stream left at shutdown (a drain cut short): no more callbacks to
+     * the owner, which must not touch it again; the socket is closed (unless it
+     * already is closing) and the block, the owner's memory with it, is freed in its
+     * close callback, which may come after the transport was freed. */
     void     (*release)(struct ws_stream *s);
     /* The transport as a whole (tx: a struct ws_transport here, a test's there). */
     int      (*tx_start)(void *tx);                    /* its handles, on the loop */

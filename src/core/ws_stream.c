@@ -108,6 +108,10 @@ static void freed(void *arg)
 {
     struct ws_stream *s = arg;
 
+    if (s->orphan) {
+        free(s);
+        return;
+    }
     ws_tx_free(s);
     ws_tx_unmark_dirty(s);
     free(s->rx);
@@ -153,6 +157,28 @@ void ws_stream_install(struct ws_transport *t)
 {
     t->pump = pump;
     t->written = written;
+}
+
+void ws_stream_release(struct ws_stream *s)
+{
+    /* What touches the transport goes now, while it is there; the socket may still
+     * read, hold a write or be closing, and its callbacks name s: s waits for its close
+     * callback, and they find it an orphan. */
+    ws_tx_free(s);
+    ws_tx_unmark_dirty(s);
+    free(s->rx);
+    s->rx = NULL;
+    ws_pool_drop(s);
+    if (!s->sock) {
+        free(s);
+        return;
+    }
+    s->orphan = 1;
+    if (s->state == WS_GONE)
+        return;                      /* its close is already on the way */
+    s->state = WS_GONE;
+    uv_read_stop(s->sock);
+    s->t->cfg.close_socket(s->sock, freed, s);
 }
 
 void ws_stream_free_now(struct ws_stream *s)

@@ -62,6 +62,8 @@ struct ws_stream {
     uint8_t  wslay_dead;             /* wslay failed on the stream: input dropped */
     uint8_t  answer_unsent;          /* the ring's head is the 101 answer, not all written */
     uint16_t close_code;             /* what we sent or recorded */
+    uint8_t  orphan;                 /* released at shutdown: its owner and transport are
+                                      * gone, only the socket's close is awaited */
     uint64_t close_deadline;         /* monotonic, once not open */
     struct ws_stream *dirty_next, *dirty_prev;   /* flush list (FIFO) */
     /* input: wslay, and what of its frames arrived */
@@ -168,5 +170,6 @@ void  ws_stream_close(struct ws_stream *s, uint16_t code, const char *reason);
 void  ws_stream_lost(struct ws_stream *s);
 void  ws_stream_expire(struct ws_stream *s, uint64_t now_ms);
 void  ws_stream_free_now(struct ws_stream *s);   /* no callbacks, socket untouched */
+void  ws_stream_release(struct ws_stream *s);    /* shutdown: see ops.release */
 
 #endif

@@ -207,6 +207,10 @@ static void on_write(uv_write_t *req, int status)
     struct ws_stream *s = w->s;
     struct ws_transport *t = s->t;
 
+    if (s->orphan) {                 /* cancelled at shutdown: t may be gone */
+        free(w);
+        return;
+    }
     if (t->nwreq_free < WS_WREQ_CACHE) {
         w->next = t->wreq_free;
         t->wreq_free = w;

@@ -356,3 +356,37 @@ TEST(ws_transport_module_on_the_test_transport)
     ASSERT_EQ(fx.m->nalive, 0);
     wst_free(&fx);
 }
+
+/* Shutdown after a drain cut short: streams are let go of while one still has bytes to
+ * read and another's socket is already closing. Neither may call back, and each block
+ * goes with its socket's close, after the transport (ASan sees a use after free or a
+ * leak otherwise). */
+TEST(ws_transport_release_at_shutdown)
+{
+    struct tfx f;
+    struct rec r1 = { 0 }, r2 = { 0 };
+    static const uint8_t ping[] = { 0x89, 0x80, 1, 2, 3, 4 };   /* masked, empty */
+
+    ASSERT(tfx_init(&f, 0) == 0);
+    struct ws_stream *open = tfx_stream(&f, &r1, ANSWER);
+    struct ws_stream *closing = tfx_stream(&f, &r2, ANSWER);
+    ASSERT(open && closing);
+    ws_stream_socket_ops.flush_all(f.t);
+    ASSERT_EQ(write(peer_of(open), ping, sizeof(ping)), (ssize_t)sizeof(ping));
+    ws_stream_lost(closing);         /* its socket's close is now on the way */
+    ASSERT_EQ(r2.closings, 1);
+    ws_stream_socket_ops.release(open);
+    ws_stream_socket_ops.release(closing);
+    ws_transport_free(f.t);
+    uv_run(&f.loop, UV_RUN_DEFAULT);
+    ASSERT_EQ(r1.texts + r1.closings + r1.gones + r2.gones, 0);
+    for (struct wst_sock *ws = f.socks; ws; ws = ws->next)
+        ASSERT(ws->closed);
+    ASSERT_EQ(uv_loop_close(&f.loop), 0);
+    while (f.socks) {
+        struct wst_sock *ws = f.socks;
+        f.socks = ws->next;
+        close(ws->peer);
+        free(ws);
+    }
+}
