@@ -10,8 +10,16 @@
  * and max_idle in all, each closed after idle_timeout_ms. A request that fails on a
  * reused connection before any byte of its answer is sent once more on a fresh one.
  *
+ * At most max_conns_per_origin connections are open to one origin (connecting,
+ * exchanging or idle): a request for an origin at its bound waits, in order per origin,
+ * until one of them finishes its exchange (and takes it over) or closes (and opens a
+ * new one); requests to other origins go on meanwhile.
+ *
  * Bounds: max_inflight requests on a connection (connecting or exchanging), max_queued
- * waiting for one; past that http_client_send says -EAGAIN. Responses are bounded
+ * waiting for one (for a slot or for their origin); past that http_client_send says
+ * -EAGAIN. The connect and response deadlines start once a request has its connection:
+ * time spent waiting does not count, and a wait is bounded by the deadlines of the
+ * requests ahead of it. Responses are bounded
  * (max_head_bytes, max_body_bytes); a response past a bound fails with -EMSGSIZE.
  *
  * The client knows nothing of its callers' policies: which addresses may be connected
@@ -31,7 +39,8 @@ struct addrinfo;
 struct http_client_opts {
     const char *ca_file;        /* extra PEM bundle, or "" / NULL */
     int max_inflight;           /* requests connecting or exchanging */
-    int max_queued;             /* waiting for a slot; beyond: -EAGAIN */
+    int max_queued;             /* waiting for a slot or their origin; beyond: -EAGAIN */
+    int max_conns_per_origin;   /* open connections to one origin; 0: no bound */
     int connect_timeout_ms;     /* DNS + TCP + TLS handshake */
     int response_timeout_ms;    /* from the request's first byte to the answer's last */
     int max_idle_per_origin;    /* idle connections kept per origin; 0: none (no reuse) */

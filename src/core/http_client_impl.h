@@ -1,7 +1,7 @@
 /* http_client_impl.h: what the files of core's HTTP client share. The layers, each
  * calling only those below it (upward reports go through function pointers):
  *   http_client.c          the client: requests, their queue and bounds, retry, close
- *   http_client_pool.c     the idle connections, per origin and in all
+ *   http_client_pool.c     the origins, and the idle connections per origin and in all
  *   http_client_conn.c     a connection up to connected: DNS, the address hook, connect
  *   http_client_io.c       a connected one: TLS pump, exchanges, idle, deadlines, close
  *   http_client_tls.c      OpenSSL: the context, a session on memory BIOs, errors
@@ -67,9 +67,22 @@ void hc_tls_error_text(SSL *ssl, const char *what, char *buf, size_t len);
 struct http_client;
 struct hc_conn;
 
+/* One origin (scheme, host, port) under one address policy: the reuse key, and what
+ * its bound counts. It lives while a request or connection refers to it, so there are
+ * never more than requests plus connections. */
+struct hc_origin {
+    struct hc_origin *prev, *next;         /* the client's origins */
+    struct http_client_origin o;
+    http_client_addr_pick pick;
+    int conns;                             /* open: connecting, exchanging or idle */
+    int idle;                              /* of which in the pool */
+    int refs;                              /* requests and connections referring to it */
+};
+
 struct hc_req {
     struct http_client *client;
     struct hc_req *next;        /* the wait queue */
+    struct hc_origin *origin;   /* counted in its refs */
     http_client_cb cb;
     void *arg;
     struct hc_target t;
@@ -84,8 +97,9 @@ struct hc_conn {
     struct http_client *client;
     struct hc_conn *prev, *next;           /* the client's open connections */
     struct hc_conn *idle_prev, *idle_next; /* the pool, oldest first */
-    struct http_client_origin o;           /* with pick: the reuse key */
+    struct http_client_origin o;
     http_client_addr_pick pick;
+    struct hc_origin *origin;              /* the reuse key; counted while open */
     struct hc_req *req;                    /* the request on it, or NULL */
     enum hc_conn_state state;
     int exchanges;                         /* answers completed on it */
@@ -116,7 +130,8 @@ struct http_client {
     hc_conn_report report;                 /* http_client.c's */
     struct hc_conn *conns;                 /* open, not closing */
     struct hc_conn *idle_head, *idle_tail; /* the pool */
-    struct hc_req *qhead, *qtail;          /* waiting for a slot */
+    struct hc_req *qhead, *qtail;          /* waiting for a slot or their origin */
+    struct hc_origin *origins;
     int inflight, queued, idle, live;      /* live: connections not yet freed */
     int closing;
     void (*close_done)(void *);
@@ -149,6 +164,12 @@ void hc_conn_set_idle(struct hc_conn *k);
 void hc_conn_close(struct hc_conn *k);
 
 /* ---- http_client_pool.c ---- */
+/* The origin of o under pick, found or made, with one more reference; NULL: -ENOMEM. */
+struct hc_origin *hc_origin_ref(struct http_client *c, const struct http_client_origin *o,
+                                http_client_addr_pick pick);
+/* One reference less; freed at none. */
+void hc_origin_unref(struct http_client *c, struct hc_origin *g);
+void hc_origins_free(struct http_client *c);
 /* An idle connection for r's origin and policy, taken out of the pool, or NULL. */
 struct hc_conn *hc_pool_take(struct http_client *c, const struct hc_req *r);
 /* Puts k in the pool; returns the connection to close to keep the bounds (k itself,
