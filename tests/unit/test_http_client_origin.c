@@ -4,6 +4,7 @@
  * not held back, a closed connection lets a waiting request open another, close
  * cancels the waiting ones, and the queue bound still holds. */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include "http_client_fixture.h"
@@ -211,21 +212,39 @@ TEST(http_client_origin_queue_bound_says_eagain)
 }
 
 /* A waiting request's deadline starts once it has its connection: the one ahead of
- * it times out first, then it gets its own full response_timeout_ms. */
+ * it times out first, then it gets its own full response_timeout_ms. The times are
+ * the loop's, read as each answer is delivered: a request started after the first
+ * answer cannot time out less than 100 ms of loop time after it. */
+struct timed { struct result r; uv_loop_t *loop; uint64_t at; };
+
+static void note_time(void *arg, const struct http_client_result *res)
+{
+    struct timed *t = arg;
+    on_result(&t->r, res);
+    t->at = uv_now(t->loop);
+}
+
 TEST(http_client_origin_wait_is_not_part_of_the_deadline)
 {
     struct fixture f;
-    struct result r[2] = {{0}};
+    struct timed t[2];
+    memset(t, 0, sizeof(t));
     struct http_client_opts opts = bounded(1);
     opts.response_timeout_ms = 100;
     ASSERT_EQ(fixture_init_opts(&f, SRV_SILENT, &opts), 0);
-    ASSERT_EQ(post(&f, f.url, "a", &r[0]), 0);
-    ASSERT_EQ(post(&f, f.url, "b", &r[1]), 0);
-    run_until(&f, &r[0].calls, 1);
-    ASSERT_EQ(r[0].status, -ETIMEDOUT);
-    ASSERT_EQ(r[1].calls, 0);                    /* now on its own connection */
-    run_until(&f, &r[1].calls, 1);
-    ASSERT_EQ(r[1].status, -ETIMEDOUT);
+    struct http_client_request rq = { .method = "POST", .url = f.url, .body = "x",
+                                      .body_len = 1 };
+    for (int i = 0; i < 2; i++) {
+        t[i].loop = &f.loop;
+        ASSERT_EQ(http_client_send(f.c, &rq, note_time, &t[i]), 0);
+    }
+    run_until(&f, &t[0].r.calls, 1);
+    ASSERT_EQ(t[0].r.status, -ETIMEDOUT);
+    ASSERT_EQ(t[1].r.calls, 0);                  /* now on its own connection */
+    run_until(&f, &t[1].r.calls, 1);
+    ASSERT_EQ(t[1].r.status, -ETIMEDOUT);
+    ASSERT_STR_EQ(t[1].r.error, "timeout waiting for the response");
+    ASSERT(t[1].at >= t[0].at + 100);
     ASSERT_EQ(f.srv.accepted, 2);
     ASSERT_EQ(f.srv.requests, 2);
     fixture_close(&f);
