@@ -90,8 +90,8 @@ struct hc_req {
     int retried;                /* sent again after a reused connection failed */
 };
 
-enum hc_conn_state { HC_RESOLVING, HC_CONNECTING, HC_HANDSHAKE, HC_BUSY, HC_IDLE,
-                     HC_CLOSED };
+enum hc_conn_state { HC_RESOLVING, HC_CONNECTING, HC_HANDSHAKE, HC_STARTING, HC_BUSY,
+                     HC_IDLE, HC_CLOSED };
 
 struct hc_conn {
     struct http_client *client;
@@ -156,7 +156,7 @@ void hc_conn_fail_uv(struct hc_conn *k, const char *what, int err);
 void hc_conn_report_error(struct hc_conn *k, int status);
 /* Frees k once it is closed and nothing of libuv refers to it. */
 void hc_conn_maybe_free(struct hc_conn *k);
-/* Sends r on an idle connection taken from the pool. */
+/* Sends r on an idle connection taken from the pool, from the loop's next turn. */
 void hc_conn_exchange(struct hc_conn *k, struct hc_req *r);
 /* Idle from now: closed by the peer or after idle_timeout_ms (reported). */
 void hc_conn_set_idle(struct hc_conn *k);

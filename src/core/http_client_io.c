@@ -1,6 +1,9 @@
 /* http_client_io.c: a connection of the HTTP client once connected (reaching that is
  * http_client_conn.c's), and the end of every connection:
  *   HANDSHAKE  TLS over two memory BIOs (http_client_tls.c)
+ *   STARTING   taken from the pool for a request, written on the next turn of the
+ *              loop (never from inside the caller's send); a byte or EOF meanwhile is
+ *              the server having closed it, before anything of the request was sent
  *   BUSY       one request written, its answer read (http_client_response.c)
  *   IDLE       in the pool: any byte or EOF from the server ends it, so does a timer
  *   CLOSED     handles closing; freed once they are closed
@@ -106,12 +109,28 @@ static void tls_fail(struct hc_conn *k, const char *what)
 
 static void flush_tls(struct hc_conn *k);
 
+/* Anything after the answer in what TLS holds: records already read into the BIO, a
+ * record begun, a close_notify. Session tickets are absorbed by the read. Whatever
+ * is read here is dropped: the connection is not used again. */
+static int tls_more_after_answer(struct hc_conn *k)
+{
+    char buf[256];
+    int n = SSL_read(k->ssl, buf, sizeof(buf));
+    int e = n > 0 ? SSL_ERROR_NONE : SSL_get_error(k->ssl, n);
+    ERR_clear_error();
+    if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
+        return 1;
+    return SSL_has_pending(k->ssl) || BIO_ctrl_pending(k->rbio) > 0;
+}
+
 /* The answer is complete; used of len bytes belonged to it: more after it (or a
  * close) and the connection is not used again. */
 static void answered(struct hc_conn *k, size_t used, size_t len)
 {
     k->exchanges++;
     k->reusable = k->resp.keep_alive && used == len;
+    if (k->reusable && k->ssl && tls_more_after_answer(k))
+        k->reusable = 0;
     uv_timer_stop(&k->timer);
     if (k->ssl)
         flush_tls(k);
@@ -196,7 +215,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (!k->ssl) {
         if (k->state == HC_BUSY)
             feed(k, buf->base, (size_t)nread);
-        else                           /* idle: the server has nothing to say now */
+        else                           /* idle or starting: nothing to say now */
             hc_conn_fail(k, -EPROTO, "data from the server between answers");
         return;
     }
@@ -229,9 +248,17 @@ static void begin_exchange(struct hc_conn *k)
     send_bytes(k, copy, k->req->t.req_len);
 }
 
+/* The timer, at once: the exchange begins on the loop's next turn. */
 void hc_conn_exchange(struct hc_conn *k, struct hc_req *r)
 {
     k->req = r;
+    k->state = HC_STARTING;
+    hc_response_reset(&k->resp);       /* nothing of this answer has come */
+    uv_timer_start(&k->timer, hc_conn_on_timer, 0, 0);
+}
+
+static void start_exchange(struct hc_conn *k)
+{
     begin_exchange(k);
     if (k->ssl && k->state == HC_BUSY)
         tls_pump(k);
@@ -333,7 +360,7 @@ static void tls_pump(struct hc_conn *k)
     }
     if (k->state == HC_BUSY && tls_exchange(k) < 0)
         return;
-    if (k->state == HC_IDLE && tls_idle(k) < 0)
+    if ((k->state == HC_IDLE || k->state == HC_STARTING) && tls_idle(k) < 0)
         return;
     flush_tls(k);
 }
@@ -347,6 +374,10 @@ void hc_conn_on_timer(uv_timer_t *t)
         int status = k->deferred_status;
         k->deferred_status = 0;
         hc_conn_fail(k, status, "dns: cannot start the lookup");
+        return;
+    }
+    if (k->state == HC_STARTING) {
+        start_exchange(k);
         return;
     }
     if (k->state == HC_IDLE) {
