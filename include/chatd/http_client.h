@@ -8,7 +8,11 @@
  * Connections are kept alive and reused per origin (scheme, host, port and address
  * policy), within bounds: at most max_idle_per_origin idle connections to one origin
  * and max_idle in all, each closed after idle_timeout_ms. A request that fails on a
- * reused connection before any byte of its answer is sent once more on a fresh one.
+ * reused connection before any byte of its answer is sent once more on a fresh one,
+ * if nothing of it had been written yet (the server closed the connection as it was
+ * taken) or it is replayable: a GET, HEAD or OPTIONS without a body, or marked so by
+ * its caller (the receiver dedupes it, or a second copy does no harm). Any other
+ * request may have been acted upon: its failure is the answer.
  *
  * At most max_conns_per_origin connections are open to one origin (connecting,
  * exchanging or idle): a request for an origin at its bound waits, in order per origin,
@@ -79,6 +83,7 @@ struct http_client_request {
     const void *body;
     size_t body_len;
     http_client_addr_pick pick; /* NULL: the first address resolved */
+    int replayable;             /* safe to send twice (see the retry above) */
 };
 
 /* Counters for tests and metrics. */

@@ -8,8 +8,9 @@
  * (on_report), which decides: the answer goes to the caller and the connection back to
  * the pool when it may be reused (where the next request for its origin takes it); a
  * failure on a reused connection before any byte of the answer is the server having
- * closed it meanwhile, and the request is sent once more on a fresh connection; any
- * other failure goes to the caller. After every change that frees a slot or a
+ * closed it meanwhile, and the request is sent once more on a fresh connection if
+ * that cannot make it act twice (nothing of it written, or replayable); any other
+ * failure goes to the caller. After every change that frees a slot or a
  * connection the queue is served again.
  *
  * A request's memory is freed right after its callback: the connections own every
@@ -133,12 +134,27 @@ static void release(struct http_client *c, struct hc_conn *k)
 }
 
 /* The server may close a kept-alive connection at any moment (RFC 9112 9.6): when it
- * did so before answering, the request never reached it or was dropped unanswered. */
+ * did so before answering, the request never reached it or was dropped unanswered;
+ * but one written may also have been acted upon before the close (RFC 9110 9.2.2),
+ * so only one that was not, or that may be repeated, goes again. */
 static int worth_retrying(const struct http_client *c, const struct hc_conn *k,
                           const struct hc_req *r, int status)
 {
     return k->exchanges > 0 && !k->resp.started && !r->retried && !c->closing &&
-           status != -ETIMEDOUT && status != HTTP_CLIENT_REFUSED;
+           (!k->wrote || r->replayable) && status != -ETIMEDOUT &&
+           status != HTTP_CLIENT_REFUSED;
+}
+
+/* RFC 9110 9.2.2: these, without a body, change nothing when repeated. */
+static int replayable(const struct http_client_request *rq)
+{
+    static const char *const safe[] = { "GET", "HEAD", "OPTIONS" };
+    if (rq->replayable)
+        return 1;
+    for (size_t i = 0; i < sizeof(safe) / sizeof(safe[0]); i++)
+        if (rq->method && strcmp(rq->method, safe[i]) == 0)
+            return rq->body_len == 0;
+    return 0;
 }
 
 static void on_report(struct hc_conn *k, int status, const char *error)
@@ -191,6 +207,7 @@ int http_client_send(struct http_client *c, const struct http_client_request *rq
     r->cb = cb;
     r->arg = arg;
     r->pick = rq->pick;
+    r->replayable = replayable(rq);
     int keep_alive = c->opts.max_idle_per_origin > 0 && c->opts.max_idle > 0;
     int rc = hc_build_request(&r->t, rq, keep_alive);
     if (rc == 0 && !(r->origin = hc_origin_ref(c, &r->t.o, r->pick)))

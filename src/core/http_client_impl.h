@@ -88,6 +88,7 @@ struct hc_req {
     struct hc_target t;
     http_client_addr_pick pick;
     int retried;                /* sent again after a reused connection failed */
+    int replayable;             /* may be sent again after it was written */
 };
 
 enum hc_conn_state { HC_RESOLVING, HC_CONNECTING, HC_HANDSHAKE, HC_STARTING, HC_BUSY,
@@ -104,6 +105,7 @@ struct hc_conn {
     enum hc_conn_state state;
     int exchanges;                         /* answers completed on it */
     int reusable;                          /* the last answer left it usable */
+    int wrote;                             /* bytes of this request went out */
     uv_getaddrinfo_t gai;
     uv_connect_t connect;
     uv_tcp_t tcp;

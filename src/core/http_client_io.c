@@ -170,14 +170,14 @@ static void on_written(uv_write_t *req, int status)
         hc_conn_fail_uv(k, "write", status);
 }
 
-/* Writes buf (owned from here: freed after the write). */
-static void send_bytes(struct hc_conn *k, char *buf, size_t len)
+/* Writes buf (owned from here: freed after the write). 0, or < 0 (reported). */
+static int send_bytes(struct hc_conn *k, char *buf, size_t len)
 {
     struct hc_write *w = malloc(sizeof(*w));
     if (!w) {
         free(buf);
         hc_conn_fail(k, -ENOMEM, "out of memory");
-        return;
+        return -ENOMEM;
     }
     w->k = k;
     w->buf = buf;
@@ -188,6 +188,7 @@ static void send_bytes(struct hc_conn *k, char *buf, size_t len)
         free(w);
         hc_conn_fail_uv(k, "write", rc);
     }
+    return rc;
 }
 
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
@@ -233,6 +234,7 @@ static void begin_exchange(struct hc_conn *k)
     k->state = HC_BUSY;
     k->out_sent = 0;
     k->reusable = 0;
+    k->wrote = 0;
     hc_response_reset(&k->resp);
     uv_timer_start(&k->timer, hc_conn_on_timer, (uint64_t)k->client->opts.response_timeout_ms, 0);
     if (k->ssl)
@@ -245,7 +247,9 @@ static void begin_exchange(struct hc_conn *k)
         return;
     }
     memcpy(copy, k->req->t.req, k->req->t.req_len);
-    send_bytes(k, copy, k->req->t.req_len);
+    /* A write refused at once sent nothing (and reported from inside). */
+    if (send_bytes(k, copy, k->req->t.req_len) == 0)
+        k->wrote = 1;
 }
 
 /* The timer, at once: the exchange begins on the loop's next turn. */
@@ -305,6 +309,7 @@ static int tls_exchange(struct hc_conn *k)
             return -1;
         }
         k->out_sent += (size_t)n;
+        k->wrote = 1;
     }
     char buf[8192];
     for (;;) {

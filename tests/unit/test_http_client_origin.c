@@ -141,17 +141,19 @@ TEST(http_client_origin_waiting_request_opens_after_a_close)
     takes_over_after_close(SRV_DROP_ALL, -ECONNRESET);
 }
 
-/* A waiting request that takes over a kept-alive connection the server dropped is
- * sent once more, on a fresh one that stays within the bound. */
+/* A waiting (replayable) request that takes over a kept-alive connection the server
+ * dropped is sent once more, on a fresh one that stays within the bound. */
 TEST(http_client_origin_retry_on_a_taken_over_connection)
 {
     struct fixture f;
     struct result r[2] = {{0}};
     struct http_client_stats st;
     struct http_client_opts opts = bounded(1);
+    struct http_client_request rq = { .method = "POST", .url = f.url, .body = "x",
+                                      .body_len = 1, .replayable = 1 };
     ASSERT_EQ(fixture_init_opts(&f, SRV_DROP_SECOND, &opts), 0);
     ASSERT_EQ(post(&f, f.url, "x", &r[0]), 0);
-    ASSERT_EQ(post(&f, f.url, "x", &r[1]), 0);
+    ASSERT_EQ(http_client_send(f.c, &rq, on_result, &r[1]), 0);
     ASSERT(run_all(&f, r, 2) <= 1);
     ASSERT_EQ(r[0].status, 200);
     ASSERT_EQ(r[1].status, 200);
