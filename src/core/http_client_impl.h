@@ -3,7 +3,8 @@
  *   http_client.c          the client: requests, their queue and bounds, retry, close
  *   http_client_pool.c     the origins, and the idle connections per origin and in all
  *   http_client_conn.c     a connection up to connected: DNS, the address hook, connect
- *   http_client_io.c       a connected one: TLS pump, exchanges, idle, deadlines, close
+ *   http_client_io.c       a connected one: TLS pump, exchanges, idle, deadlines
+ *   http_client_end.c      the end of any: failures reported, close, free
  *   http_client_tls.c      OpenSSL: the context, a session on memory BIOs, errors
  *   http_client_response.c one answer through llhttp, with its size bounds
  *   http_client_url.c      URL checks and the request bytes */
@@ -150,6 +151,12 @@ int  hc_conn_open(struct http_client *c, struct hc_req *r);
 void hc_conn_connected(struct hc_conn *k);
 /* The deadline of whatever k is doing (k->timer's callback). */
 void hc_conn_on_timer(uv_timer_t *t);
+/* Sends r on an idle connection taken from the pool, from the loop's next turn. */
+void hc_conn_exchange(struct hc_conn *k, struct hc_req *r);
+/* Idle from now: closed by the peer or after idle_timeout_ms (reported). */
+void hc_conn_set_idle(struct hc_conn *k);
+
+/* ---- http_client_end.c ---- */
 /* Reports a failure: status and the text made from fmt (kept in k->error). */
 void hc_conn_fail(struct hc_conn *k, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -158,10 +165,6 @@ void hc_conn_fail_uv(struct hc_conn *k, const char *what, int err);
 void hc_conn_report_error(struct hc_conn *k, int status);
 /* Frees k once it is closed and nothing of libuv refers to it. */
 void hc_conn_maybe_free(struct hc_conn *k);
-/* Sends r on an idle connection taken from the pool, from the loop's next turn. */
-void hc_conn_exchange(struct hc_conn *k, struct hc_req *r);
-/* Idle from now: closed by the peer or after idle_timeout_ms (reported). */
-void hc_conn_set_idle(struct hc_conn *k);
 /* Closes k (detached from any request); freed once its handles are closed. */
 void hc_conn_close(struct hc_conn *k);
 
