@@ -91,6 +91,8 @@ TEST(http_client_origin_saturated_does_not_hold_back_others)
     snprintf(url2, sizeof(url2), "http://127.0.0.1:%d/", other.port);
     ASSERT_EQ(post(&f, f.url, "a0", &a[0]), 0);   /* on the one connection */
     ASSERT_EQ(post(&f, f.url, "a1", &a[1]), 0);   /* waits for its origin */
+    while (f.srv.requests < 1 && uv_run(&f.loop, UV_RUN_ONCE))
+        ;                                         /* a0 is at the server */
     ASSERT_EQ(post(&f, url2, "b0", &b[0]), 0);    /* starts: the last slot */
     ASSERT_EQ(post(&f, f.url, "a2", &a[2]), 0);
     ASSERT_EQ(post(&f, url2, "b1", &b[1]), 0);    /* waits for a slot, behind a1, a2 */
