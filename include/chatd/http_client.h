@@ -8,10 +8,22 @@
  * Connections are kept alive and reused per origin (scheme, host, port and address
  * policy), within bounds: at most max_idle_per_origin idle connections to one origin
  * and max_idle in all, each closed after idle_timeout_ms. A request that fails on a
- * reused connection before any byte of its answer is sent once more on a fresh one.
+ * reused connection before any byte of its answer is sent once more on a fresh one,
+ * if nothing of it had been written yet (the server closed the connection as it was
+ * taken) or it is replayable: a GET, HEAD or OPTIONS without a body, or marked so by
+ * its caller (the receiver dedupes it, or a second copy does no harm). Any other
+ * request may have been acted upon: its failure is the answer.
+ *
+ * At most max_conns_per_origin connections are open to one origin (connecting,
+ * exchanging or idle): a request for an origin at its bound waits, in order per origin,
+ * until one of them finishes its exchange (and takes it over) or closes (and opens a
+ * new one); requests to other origins go on meanwhile.
  *
  * Bounds: max_inflight requests on a connection (connecting or exchanging), max_queued
- * waiting for one; past that http_client_send says -EAGAIN. Responses are bounded
+ * waiting for one (for a slot or for their origin); past that http_client_send says
+ * -EAGAIN. The connect and response deadlines start once a request has its connection:
+ * time spent waiting does not count, and a wait is bounded by the deadlines of the
+ * requests ahead of it. Responses are bounded
  * (max_head_bytes, max_body_bytes); a response past a bound fails with -EMSGSIZE.
  *
  * The client knows nothing of its callers' policies: which addresses may be connected
@@ -31,7 +43,8 @@ struct addrinfo;
 struct http_client_opts {
     const char *ca_file;        /* extra PEM bundle, or "" / NULL */
     int max_inflight;           /* requests connecting or exchanging */
-    int max_queued;             /* waiting for a slot; beyond: -EAGAIN */
+    int max_queued;             /* waiting for a slot or their origin; beyond: -EAGAIN */
+    int max_conns_per_origin;   /* open connections to one origin; 0: no bound */
     int connect_timeout_ms;     /* DNS + TCP + TLS handshake */
     int response_timeout_ms;    /* from the request's first byte to the answer's last */
     int max_idle_per_origin;    /* idle connections kept per origin; 0: none (no reuse) */
@@ -70,6 +83,7 @@ struct http_client_request {
     const void *body;
     size_t body_len;
     http_client_addr_pick pick; /* NULL: the first address resolved */
+    int replayable;             /* safe to send twice (see the retry above) */
 };
 
 /* Counters for tests and metrics. */

@@ -64,6 +64,7 @@ int hc_conn_open(struct http_client *c, struct hc_req *r)
     k->client = c;
     k->o = r->t.o;
     k->pick = r->pick;
+    k->origin = r->origin;             /* counted by the client once open */
     k->req = r;
     k->state = HC_RESOLVING;
     hc_response_init(&k->resp, c->opts.max_head_bytes, c->opts.max_body_bytes);

@@ -1,9 +1,10 @@
 /* http_client_impl.h: what the files of core's HTTP client share. The layers, each
  * calling only those below it (upward reports go through function pointers):
  *   http_client.c          the client: requests, their queue and bounds, retry, close
- *   http_client_pool.c     the idle connections, per origin and in all
+ *   http_client_pool.c     the origins, and the idle connections per origin and in all
  *   http_client_conn.c     a connection up to connected: DNS, the address hook, connect
- *   http_client_io.c       a connected one: TLS pump, exchanges, idle, deadlines, close
+ *   http_client_io.c       a connected one: TLS pump, exchanges, idle, deadlines
+ *   http_client_end.c      the end of any: failures reported, close, free
  *   http_client_tls.c      OpenSSL: the context, a session on memory BIOs, errors
  *   http_client_response.c one answer through llhttp, with its size bounds
  *   http_client_url.c      URL checks and the request bytes */
@@ -67,29 +68,45 @@ void hc_tls_error_text(SSL *ssl, const char *what, char *buf, size_t len);
 struct http_client;
 struct hc_conn;
 
+/* One origin (scheme, host, port) under one address policy: the reuse key, and what
+ * its bound counts. It lives while a request or connection refers to it, so there are
+ * never more than requests plus connections. */
+struct hc_origin {
+    struct hc_origin *prev, *next;         /* the client's origins */
+    struct http_client_origin o;
+    http_client_addr_pick pick;
+    int conns;                             /* open: connecting, exchanging or idle */
+    int idle;                              /* of which in the pool */
+    int refs;                              /* requests and connections referring to it */
+};
+
 struct hc_req {
     struct http_client *client;
     struct hc_req *next;        /* the wait queue */
+    struct hc_origin *origin;   /* counted in its refs */
     http_client_cb cb;
     void *arg;
     struct hc_target t;
     http_client_addr_pick pick;
     int retried;                /* sent again after a reused connection failed */
+    int replayable;             /* may be sent again after it was written */
 };
 
-enum hc_conn_state { HC_RESOLVING, HC_CONNECTING, HC_HANDSHAKE, HC_BUSY, HC_IDLE,
-                     HC_CLOSED };
+enum hc_conn_state { HC_RESOLVING, HC_CONNECTING, HC_HANDSHAKE, HC_STARTING, HC_BUSY,
+                     HC_IDLE, HC_CLOSED };
 
 struct hc_conn {
     struct http_client *client;
     struct hc_conn *prev, *next;           /* the client's open connections */
     struct hc_conn *idle_prev, *idle_next; /* the pool, oldest first */
-    struct http_client_origin o;           /* with pick: the reuse key */
+    struct http_client_origin o;
     http_client_addr_pick pick;
+    struct hc_origin *origin;              /* the reuse key; counted while open */
     struct hc_req *req;                    /* the request on it, or NULL */
     enum hc_conn_state state;
     int exchanges;                         /* answers completed on it */
     int reusable;                          /* the last answer left it usable */
+    int wrote;                             /* bytes of this request went out */
     uv_getaddrinfo_t gai;
     uv_connect_t connect;
     uv_tcp_t tcp;
@@ -116,7 +133,8 @@ struct http_client {
     hc_conn_report report;                 /* http_client.c's */
     struct hc_conn *conns;                 /* open, not closing */
     struct hc_conn *idle_head, *idle_tail; /* the pool */
-    struct hc_req *qhead, *qtail;          /* waiting for a slot */
+    struct hc_req *qhead, *qtail;          /* waiting for a slot or their origin */
+    struct hc_origin *origins;
     int inflight, queued, idle, live;      /* live: connections not yet freed */
     int closing;
     void (*close_done)(void *);
@@ -133,6 +151,12 @@ int  hc_conn_open(struct http_client *c, struct hc_req *r);
 void hc_conn_connected(struct hc_conn *k);
 /* The deadline of whatever k is doing (k->timer's callback). */
 void hc_conn_on_timer(uv_timer_t *t);
+/* Sends r on an idle connection taken from the pool, from the loop's next turn. */
+void hc_conn_exchange(struct hc_conn *k, struct hc_req *r);
+/* Idle from now: closed by the peer or after idle_timeout_ms (reported). */
+void hc_conn_set_idle(struct hc_conn *k);
+
+/* ---- http_client_end.c ---- */
 /* Reports a failure: status and the text made from fmt (kept in k->error). */
 void hc_conn_fail(struct hc_conn *k, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -141,14 +165,16 @@ void hc_conn_fail_uv(struct hc_conn *k, const char *what, int err);
 void hc_conn_report_error(struct hc_conn *k, int status);
 /* Frees k once it is closed and nothing of libuv refers to it. */
 void hc_conn_maybe_free(struct hc_conn *k);
-/* Sends r on an idle connection taken from the pool. */
-void hc_conn_exchange(struct hc_conn *k, struct hc_req *r);
-/* Idle from now: closed by the peer or after idle_timeout_ms (reported). */
-void hc_conn_set_idle(struct hc_conn *k);
 /* Closes k (detached from any request); freed once its handles are closed. */
 void hc_conn_close(struct hc_conn *k);
 
 /* ---- http_client_pool.c ---- */
+/* The origin of o under pick, found or made, with one more reference; NULL: -ENOMEM. */
+struct hc_origin *hc_origin_ref(struct http_client *c, const struct http_client_origin *o,
+                                http_client_addr_pick pick);
+/* One reference less; freed at none. */
+void hc_origin_unref(struct http_client *c, struct hc_origin *g);
+void hc_origins_free(struct http_client *c);
 /* An idle connection for r's origin and policy, taken out of the pool, or NULL. */
 struct hc_conn *hc_pool_take(struct http_client *c, const struct hc_req *r);
 /* Puts k in the pool; returns the connection to close to keep the bounds (k itself,

@@ -1,17 +1,16 @@
 /* http_client_io.c: a connection of the HTTP client once connected (reaching that is
- * http_client_conn.c's), and the end of every connection:
+ * http_client_conn.c's; its end is http_client_end.c's):
  *   HANDSHAKE  TLS over two memory BIOs (http_client_tls.c)
+ *   STARTING   taken from the pool for a request, written on the next turn of the
+ *              loop (never from inside the caller's send); a byte or EOF meanwhile is
+ *              the server having closed it, before anything of the request was sent
  *   BUSY       one request written, its answer read (http_client_response.c)
  *   IDLE       in the pool: any byte or EOF from the server ends it, so does a timer
- *   CLOSED     handles closing; freed once they are closed
+ *   CLOSED     handles closing; freed once they are closed (http_client_end.c)
  * One timer holds whichever deadline applies (connect, answer, idle). Outcomes go up
- * through c->report; the connection never calls back into the client's files.
- *
- * Memory lives until every handle is closed (libuv calls pending connect/write
- * callbacks with UV_ECANCELED before the close callback), so an error text in
- * k->error stays readable after hc_conn_close. */
+ * through c->report (http_client_end.c); the connection never calls back into the
+ * client's files. */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,77 +26,6 @@ struct hc_write {
 
 static void tls_pump(struct hc_conn *k);
 
-/* ---- teardown ---- */
-
-void hc_conn_maybe_free(struct hc_conn *k)
-{
-    if (k->state != HC_CLOSED || k->handles > 0 || k->gai_pending)
-        return;
-    struct http_client *c = k->client;
-    SSL_free(k->ssl);
-    hc_response_free(&k->resp);
-    free(k);
-    c->live--;
-    if (c->closing && c->live == 0 && c->close_done) {
-        void (*done)(void *) = c->close_done;
-        c->close_done = NULL;
-        done(c->close_arg);
-    }
-}
-
-static void on_handle_closed(uv_handle_t *h)
-{
-    struct hc_conn *k = h->data;
-    k->handles--;
-    hc_conn_maybe_free(k);
-}
-
-void hc_conn_close(struct hc_conn *k)
-{
-    struct http_client *c = k->client;
-    if (k->state == HC_CLOSED)
-        return;
-    k->state = HC_CLOSED;
-    k->req = NULL;
-    if (k->prev)
-        k->prev->next = k->next;
-    else
-        c->conns = k->next;
-    if (k->next)
-        k->next->prev = k->prev;
-    k->prev = k->next = NULL;
-    if (k->gai_pending)
-        uv_cancel((uv_req_t *)&k->gai);
-    uv_close((uv_handle_t *)&k->timer, on_handle_closed);
-    if (k->tcp_open)
-        uv_close((uv_handle_t *)&k->tcp, on_handle_closed);
-}
-
-/* ---- reports ---- */
-
-/* The failure in k->error goes up: the request's, or the loss of an idle one. */
-void hc_conn_report_error(struct hc_conn *k, int status)
-{
-    if (k->state == HC_CLOSED)
-        return;
-    k->reusable = 0;
-    k->client->report(k, k->req ? status : 0, k->req ? k->error : NULL);
-}
-
-void hc_conn_fail(struct hc_conn *k, int status, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(k->error, sizeof(k->error), fmt, ap);
-    va_end(ap);
-    hc_conn_report_error(k, status);
-}
-
-void hc_conn_fail_uv(struct hc_conn *k, const char *what, int err)
-{
-    hc_conn_fail(k, err, "%s: %s", what, uv_strerror(err));
-}
-
 static void tls_fail(struct hc_conn *k, const char *what)
 {
     hc_tls_error_text(k->ssl, what, k->error, sizeof(k->error));
@@ -106,12 +34,28 @@ static void tls_fail(struct hc_conn *k, const char *what)
 
 static void flush_tls(struct hc_conn *k);
 
+/* Anything after the answer in what TLS holds: records already read into the BIO, a
+ * record begun, a close_notify. Session tickets are absorbed by the read. Whatever
+ * is read here is dropped: the connection is not used again. */
+static int tls_more_after_answer(struct hc_conn *k)
+{
+    char buf[256];
+    int n = SSL_read(k->ssl, buf, sizeof(buf));
+    int e = n > 0 ? SSL_ERROR_NONE : SSL_get_error(k->ssl, n);
+    ERR_clear_error();
+    if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
+        return 1;
+    return SSL_has_pending(k->ssl) || BIO_ctrl_pending(k->rbio) > 0;
+}
+
 /* The answer is complete; used of len bytes belonged to it: more after it (or a
  * close) and the connection is not used again. */
 static void answered(struct hc_conn *k, size_t used, size_t len)
 {
     k->exchanges++;
     k->reusable = k->resp.keep_alive && used == len;
+    if (k->reusable && k->ssl && tls_more_after_answer(k))
+        k->reusable = 0;
     uv_timer_stop(&k->timer);
     if (k->ssl)
         flush_tls(k);
@@ -151,14 +95,14 @@ static void on_written(uv_write_t *req, int status)
         hc_conn_fail_uv(k, "write", status);
 }
 
-/* Writes buf (owned from here: freed after the write). */
-static void send_bytes(struct hc_conn *k, char *buf, size_t len)
+/* Writes buf (owned from here: freed after the write). 0, or < 0 (reported). */
+static int send_bytes(struct hc_conn *k, char *buf, size_t len)
 {
     struct hc_write *w = malloc(sizeof(*w));
     if (!w) {
         free(buf);
         hc_conn_fail(k, -ENOMEM, "out of memory");
-        return;
+        return -ENOMEM;
     }
     w->k = k;
     w->buf = buf;
@@ -169,6 +113,7 @@ static void send_bytes(struct hc_conn *k, char *buf, size_t len)
         free(w);
         hc_conn_fail_uv(k, "write", rc);
     }
+    return rc;
 }
 
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
@@ -196,7 +141,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (!k->ssl) {
         if (k->state == HC_BUSY)
             feed(k, buf->base, (size_t)nread);
-        else                           /* idle: the server has nothing to say now */
+        else                           /* idle or starting: nothing to say now */
             hc_conn_fail(k, -EPROTO, "data from the server between answers");
         return;
     }
@@ -214,6 +159,7 @@ static void begin_exchange(struct hc_conn *k)
     k->state = HC_BUSY;
     k->out_sent = 0;
     k->reusable = 0;
+    k->wrote = 0;
     hc_response_reset(&k->resp);
     uv_timer_start(&k->timer, hc_conn_on_timer, (uint64_t)k->client->opts.response_timeout_ms, 0);
     if (k->ssl)
@@ -226,12 +172,22 @@ static void begin_exchange(struct hc_conn *k)
         return;
     }
     memcpy(copy, k->req->t.req, k->req->t.req_len);
-    send_bytes(k, copy, k->req->t.req_len);
+    /* A write refused at once sent nothing (and reported from inside). */
+    if (send_bytes(k, copy, k->req->t.req_len) == 0)
+        k->wrote = 1;
 }
 
+/* The timer, at once: the exchange begins on the loop's next turn. */
 void hc_conn_exchange(struct hc_conn *k, struct hc_req *r)
 {
     k->req = r;
+    k->state = HC_STARTING;
+    hc_response_reset(&k->resp);       /* nothing of this answer has come */
+    uv_timer_start(&k->timer, hc_conn_on_timer, 0, 0);
+}
+
+static void start_exchange(struct hc_conn *k)
+{
     begin_exchange(k);
     if (k->ssl && k->state == HC_BUSY)
         tls_pump(k);
@@ -278,6 +234,7 @@ static int tls_exchange(struct hc_conn *k)
             return -1;
         }
         k->out_sent += (size_t)n;
+        k->wrote = 1;
     }
     char buf[8192];
     for (;;) {
@@ -333,7 +290,7 @@ static void tls_pump(struct hc_conn *k)
     }
     if (k->state == HC_BUSY && tls_exchange(k) < 0)
         return;
-    if (k->state == HC_IDLE && tls_idle(k) < 0)
+    if ((k->state == HC_IDLE || k->state == HC_STARTING) && tls_idle(k) < 0)
         return;
     flush_tls(k);
 }
@@ -347,6 +304,10 @@ void hc_conn_on_timer(uv_timer_t *t)
         int status = k->deferred_status;
         k->deferred_status = 0;
         hc_conn_fail(k, status, "dns: cannot start the lookup");
+        return;
+    }
+    if (k->state == HC_STARTING) {
+        start_exchange(k);
         return;
     }
     if (k->state == HC_IDLE) {

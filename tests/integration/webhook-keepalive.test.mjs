@@ -1,7 +1,9 @@
 // webhook-keepalive.test.mjs: chatd keeps its connection to a webhook receiver alive.
 // Webhooks for several messages, one after the other, reach the receiver (HTTPS, a CA
 // made for the test) over one TLS connection; when the receiver closes an idle
-// connection, the next webhook still arrives, on a new one.
+// connection, the next webhook still arrives, on a new one. A burst of webhooks (30
+// messages for an offline member in one go, the receiver slow to answer) reaches it
+// over at most 8 connections (notification's bound per origin), all of them.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, api, registerAndLogin, uniqueName, tmpDir, waitFor } from './lib/harness.mjs';
@@ -58,6 +60,33 @@ test('after the receiver closes an idle connection the next webhook arrives on a
     const after = await sendAndReceive('after the close');
     assert.notEqual(after.conn, before.conn);
     assert.equal(receiver.open, 1);
+    const m = await http.get('/metrics');
+    const failed = m.text.split('\n').find((l) => l.startsWith('chatd_notifications_total{channel="webhook",result="failed"}'));
+    assert.equal(Number(failed?.split(' ').pop() ?? 0), 0, 'no webhook failed');
+});
+
+test('a burst of webhooks reaches the receiver over at most 8 connections', async () => {
+    const N = 30, BOUND = 8;
+    const opened = receiver.connections;
+    receiver.delayMs = 100;                     // slow enough that the burst piles up
+    receiver.peakOpen = receiver.open;
+    try {
+        const sent = await Promise.all(Array.from({ length: N }, (_, i) =>
+            http.post(`/v1/rooms/${room.id}/messages`, { body: `burst ${i}` }, as(sender))));
+        const ids = new Set(sent.map((res) => {
+            assert.equal(res.status, 201, res.text);
+            return res.json.message.id;
+        }));
+        const got = await Promise.all([...ids].map((id) =>
+            receiver.next((q) => q.path === '/hook' && JSON.parse(q.body).message.id === id)));
+        assert.equal(got.length, N);
+        assert.ok(receiver.peakOpen <= BOUND, `${receiver.peakOpen} connections open at once`);
+        assert.ok(receiver.connections - opened <= BOUND,
+            `${receiver.connections - opened} connections opened for ${N} webhooks`);
+        assert.ok(new Set(got.map((r) => r.conn)).size <= BOUND);
+    } finally {
+        receiver.delayMs = 0;
+    }
     const m = await http.get('/metrics');
     const failed = m.text.split('\n').find((l) => l.startsWith('chatd_notifications_total{channel="webhook",result="failed"}'));
     assert.equal(Number(failed?.split(' ').pop() ?? 0), 0, 'no webhook failed');

@@ -123,9 +123,40 @@ TEST(http_client_server_closes_idle_connection)
     fixture_close(&f);
 }
 
+static int post_replayable(struct fixture *f, const char *body, struct result *r)
+{
+    struct http_client_request rq = { .method = "POST", .url = f->url, .body = body,
+                                      .body_len = strlen(body), .replayable = 1 };
+    return http_client_send(f->c, &rq, on_result, r);
+}
+
 /* The server drops the connection as the request arrives on it (it closed it idle at
- * that moment): sent once more on a fresh connection, and answered. */
+ * that moment): a replayable request is sent once more on a fresh connection, and
+ * answered. */
 TEST(http_client_retries_once_on_a_fresh_connection)
+{
+    struct fixture f;
+    struct result r = {0};
+    struct http_client_stats st;
+    ASSERT_EQ(fixture_init(&f, SRV_DROP_SECOND), 0);
+    ASSERT_EQ(post(&f, f.url, "x", &r), 0);
+    run_until(&f, &r.calls, 1);
+    ASSERT_EQ(post_replayable(&f, "x", &r), 0);
+    run_until(&f, &r.calls, 2);
+    ASSERT_EQ(r.calls, 2);
+    ASSERT_EQ(r.status, 200);
+    ASSERT_STR_EQ(r.body, "first");
+    http_client_stats(f.c, &st);
+    ASSERT_EQ(st.retried, 1);
+    ASSERT_EQ(f.srv.accepted, 2);
+    ASSERT_EQ(f.srv.requests, 3);
+    fixture_close(&f);
+}
+
+/* A POST not marked replayable that was written before the server dropped the
+ * connection may have been acted upon: its failure is the answer, no second copy. A
+ * GET is replayable by itself. */
+TEST(http_client_written_post_is_not_sent_twice)
 {
     struct fixture f;
     struct result r = {0};
@@ -135,12 +166,23 @@ TEST(http_client_retries_once_on_a_fresh_connection)
     run_until(&f, &r.calls, 1);
     ASSERT_EQ(post(&f, f.url, "x", &r), 0);
     run_until(&f, &r.calls, 2);
-    ASSERT_EQ(r.calls, 2);
+    ASSERT_EQ(r.status, -ECONNRESET);
+    http_client_stats(f.c, &st);
+    ASSERT_EQ(st.retried, 0);
+    ASSERT_EQ(f.srv.requests, 2);
+    ASSERT_EQ(f.srv.accepted, 1);
+    fixture_close(&f);
+
+    ASSERT_EQ(fixture_init(&f, SRV_DROP_SECOND), 0);
+    memset(&r, 0, sizeof(r));
+    struct http_client_request get = { .method = "GET", .url = f.url };
+    for (int i = 0; i < 2; i++) {
+        ASSERT_EQ(http_client_send(f.c, &get, on_result, &r), 0);
+        run_until(&f, &r.calls, i + 1);
+    }
     ASSERT_EQ(r.status, 200);
-    ASSERT_STR_EQ(r.body, "first");
     http_client_stats(f.c, &st);
     ASSERT_EQ(st.retried, 1);
-    ASSERT_EQ(f.srv.accepted, 2);
     ASSERT_EQ(f.srv.requests, 3);
     fixture_close(&f);
 }

@@ -13,6 +13,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <netinet/tcp.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
@@ -25,6 +26,7 @@
 struct tls_srv {
     int fd, port;
     int close_after_answer;       /* end each connection after one answer */
+    int stray_record;             /* a second record after each answer, one segment */
     SSL_CTX *ctx;
     pthread_t thread;
     atomic_int accepted, requests, stop;
@@ -73,8 +75,17 @@ static void serve_conn(struct tls_srv *s, SSL *ssl)
         len = 0;                   /* the client sends one request at a time */
         atomic_fetch_add(&s->requests, 1);
         static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+        static const char stray[] = "HTTP/1.1 299 Stray\r\nContent-Length: 5\r\n\r\nstray";
+        int cork = 1;
+        if (s->stray_record)           /* both records in one segment */
+            setsockopt(SSL_get_fd(ssl), IPPROTO_TCP, TCP_CORK, &cork, sizeof(cork));
         if (SSL_write(ssl, ok, sizeof(ok) - 1) <= 0 || s->close_after_answer)
             return;
+        if (s->stray_record) {
+            cork = 0;
+            SSL_write(ssl, stray, sizeof(stray) - 1);
+            setsockopt(SSL_get_fd(ssl), IPPROTO_TCP, TCP_CORK, &cork, sizeof(cork));
+        }
     }
 }
 
@@ -259,4 +270,34 @@ TEST(http_client_tls_refuses_untrusted_and_misnamed_certificates)
     ASSERT_EQ(r2.status, -EPROTO);
     ASSERT(strstr(r2.error, "tls: certificate:") != NULL);
     ASSERT(strstr(r2.error, "mismatch") != NULL);
+}
+
+/* A second record after an answer, read with it: the connection is not reused, and
+ * the next request gets its own answer (never the stray one, never inside send). */
+TEST(http_client_tls_record_after_the_answer_ends_the_connection)
+{
+    struct tls_srv s;
+    struct client k;
+    struct result r = {0};
+    struct http_client_stats st;
+    char ca[64], url[96];
+    ASSERT_EQ(tls_srv_start(&s, "IP:127.0.0.1", ca, sizeof(ca)), 0);
+    s.stray_record = 1;
+    ASSERT_EQ(client_start(&k, ca), 0);
+    snprintf(url, sizeof(url), "https://127.0.0.1:%d/x", s.port);
+    client_get(&k, url, &r);
+    ASSERT_EQ(r.status, 200);
+    http_client_stats(k.c, &st);
+    ASSERT_EQ(st.idle, 0);
+    struct http_client_request rq = { .method = "GET", .url = url };
+    ASSERT_EQ(http_client_send(k.c, &rq, on_result, &r), 0);
+    ASSERT_EQ(r.calls, 1);                       /* not from inside send */
+    while (r.calls == 1 && uv_run(&k.loop, UV_RUN_ONCE))
+        ;
+    ASSERT_EQ(r.status, 200);
+    ASSERT_STR_EQ(r.body, "ok");
+    ASSERT_EQ(atomic_load(&s.requests), 2);
+    ASSERT_EQ(atomic_load(&s.accepted), 2);
+    client_stop(&k);
+    tls_srv_stop(&s, ca);
 }

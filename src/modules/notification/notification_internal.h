@@ -129,7 +129,8 @@ void idset_clear(struct idset *s);
 #define OUTBOUND_NOT_PUBLIC HTTP_CLIENT_REFUSED
 /* The client's settings for push services and webhooks. */
 #define NOTIF_MAX_INFLIGHT 64          /* outbound requests at once */
-#define NOTIF_MAX_QUEUED 1024          /* waiting for one of them */
+#define NOTIF_MAX_QUEUED 1024          /* waiting for one of them or their origin */
+#define NOTIF_CONNS_PER_ORIGIN 8       /* push services and receivers expect a handful */
 #define NOTIF_CONNECT_TIMEOUT_MS 10000
 #define NOTIF_RESPONSE_TIMEOUT_MS 30000
 #define NOTIF_IDLE_PER_ORIGIN 4        /* kept-alive connections per push service */

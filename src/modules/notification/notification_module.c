@@ -100,7 +100,8 @@ static int notification_init(struct chatd *app, void **state)
                                      ? cfg->server.max_connections : 512);
     struct http_client_opts opts = {
         .ca_file = ns->ca_file, .max_inflight = NOTIF_MAX_INFLIGHT,
-        .max_queued = NOTIF_MAX_QUEUED, .connect_timeout_ms = NOTIF_CONNECT_TIMEOUT_MS,
+        .max_queued = NOTIF_MAX_QUEUED, .max_conns_per_origin = NOTIF_CONNS_PER_ORIGIN,
+        .connect_timeout_ms = NOTIF_CONNECT_TIMEOUT_MS,
         .response_timeout_ms = NOTIF_RESPONSE_TIMEOUT_MS,
         .max_idle_per_origin = NOTIF_IDLE_PER_ORIGIN, .max_idle = NOTIF_IDLE_MAX,
         .idle_timeout_ms = NOTIF_IDLE_TIMEOUT_MS, .max_body_bytes = NOTIF_MAX_ANSWER_BODY,

@@ -200,6 +200,7 @@ static void prepared(void *arg, int status)
         .method = "POST", .url = j->t.endpoint, .headers = j->headers, .body = j->body,
         .body_len = (size_t)j->blen,
         .pick = (flags & OUTBOUND_PUBLIC_ONLY) ? net_first_public : NULL,
+        .replayable = 1,                    /* the bus would send it again anyway */
     };
     int rc = http_client_send(n->out, &rq, on_sent, j);
     if (rc < 0) {

@@ -132,6 +132,7 @@ int webhook_on_request(struct bus_delivery *d, struct bus_event *ev, void *ctx)
     struct http_client_request rq = {       /* the operator's own URL: no address hook */
         .method = "POST", .url = ns->webhook_url, .headers = headers,
         .body = body, .body_len = strlen(body),
+        .replayable = 1,                    /* receivers dedupe by X-Chatd-Event-Id */
     };
     int rc = http_client_send(n->out, &rq, on_sent, j);
     free(body);

@@ -4,8 +4,9 @@
 //
 // It records every request (method, path, headers, body, conn: the number of the TLS
 // connection it came on) and answers with the status that answer(req) returns (default
-// 201; 0 holds the request unanswered until close()). connections counts the TLS
-// connections accepted, open those open now; server is the https.Server.
+// 201; 0 holds the request unanswered until close()), after delayMs (default 0).
+// connections counts the TLS connections accepted, open those open now, peakOpen the
+// most open at once; server is the https.Server.
 // A test waits for requests with next(pred).
 // Checking a push (decrypting it with http_ece, verifying its VAPID token with jose) is
 // in checkPush(), so a test can also run it on requests made by the npm web-push
@@ -61,8 +62,10 @@ export async function startReceiver({ key, cert }) {
         },
         /** Every request so far matching pred (taken or not). */
         all: (pred = () => true) => requests.filter(pred),
+        delayMs: 0,
         connections: 0,
         open: 0,
+        peakOpen: 0,
         server: null,
         close: () => new Promise((resolve) => { server.closeAllConnections?.(); server.close(resolve); }),
     };
@@ -74,10 +77,15 @@ export async function startReceiver({ key, cert }) {
                 body: Buffer.concat(chunks), at: Date.now(), conn: req.socket.chatdConn };
             r.status = rec.answer(r);
             requests.push(r);
-            if (r.status) {
-                res.writeHead(r.status, { 'Content-Type': 'text/plain' });
-                res.end(String(r.status));
-            }
+            const status = r.status;
+            const reply = () => {
+                res.writeHead(status, { 'Content-Type': 'text/plain' });
+                res.end(String(status));
+            };
+            if (status && rec.delayMs > 0)
+                setTimeout(reply, rec.delayMs);
+            else if (status)
+                reply();
             const i = waiters.findIndex((w) => w.pred(r));
             if (i >= 0) {
                 const [w] = waiters.splice(i, 1);
@@ -90,6 +98,7 @@ export async function startReceiver({ key, cert }) {
     server.on('secureConnection', (sock) => {
         sock.chatdConn = ++rec.connections;
         rec.open++;
+        rec.peakOpen = Math.max(rec.peakOpen, rec.open);
         sock.on('close', () => { rec.open--; });
     });
     rec.server = server;
