@@ -69,7 +69,6 @@ void ws_stream_close(struct ws_stream *s, uint16_t code, const char *reason)
 
 static void shutdown_cb(uv_shutdown_t *req, int status)
 {
-    (void)status;
     free(req);
 }
 
@@ -104,19 +103,24 @@ static void finish(struct ws_stream *s)
     }
 }
 
+/* What of a stream lives in its transport: queue, flush list place, wslay context. */
+static void let_go(struct ws_stream *s)
+{
+    ws_tx_free(s);
+    ws_tx_unmark_dirty(s);
+    free(s->rx);
+    s->rx = NULL;
+    ws_pool_drop(s);
+}
+
 static void freed(void *arg)
 {
     struct ws_stream *s = arg;
 
-    if (s->orphan) {
-        free(s);
-        return;
+    if (!s->orphan) {
+        let_go(s);
+        s->t->ev.gone(WS_OWNER(s));
     }
-    ws_tx_free(s);
-    ws_tx_unmark_dirty(s);
-    free(s->rx);
-    ws_pool_drop(s);
-    s->t->ev.gone(WS_OWNER(s));
     free(s);
 }
 
@@ -161,21 +165,16 @@ void ws_stream_install(struct ws_transport *t)
 
 void ws_stream_release(struct ws_stream *s)
 {
-    /* What touches the transport goes now, while it is there; the socket may still
-     * read, hold a write or be closing, and its callbacks name s: s waits for its close
-     * callback, and they find it an orphan. */
-    ws_tx_free(s);
-    ws_tx_unmark_dirty(s);
-    free(s->rx);
-    s->rx = NULL;
-    ws_pool_drop(s);
-    if (!s->sock) {
+    /* The transport's part goes now, while it is there; the socket's callbacks may
+     * still come (a read, a write, a close) and find s an orphan until it is closed. */
+    let_go(s);
+    if (!s->sock) {                  /* never opened */
         free(s);
         return;
     }
     s->orphan = 1;
     if (s->state == WS_GONE)
-        return;                      /* its close is already on the way */
+        return;                      /* its close is on the way */
     s->state = WS_GONE;
     uv_read_stop(s->sock);
     s->t->cfg.close_socket(s->sock, freed, s);
@@ -183,10 +182,7 @@ void ws_stream_release(struct ws_stream *s)
 
 void ws_stream_free_now(struct ws_stream *s)
 {
-    ws_tx_free(s);
-    ws_tx_unmark_dirty(s);
-    free(s->rx);
-    ws_pool_drop(s);
+    let_go(s);
     free(s);
 }
 
@@ -207,7 +203,6 @@ static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, in
                        void *user)
 {
     struct ws_input *in = stream_of(user)->t->input;
-    (void)flags;
 
     if (!in || in->off >= in->len) {
         wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
@@ -251,7 +246,6 @@ static void frame_start_cb(wslay_event_context_ptr ctx,
                            const struct wslay_event_on_frame_recv_start_arg *arg, void *user)
 {
     struct ws_stream *s = stream_of(user);
-    (void)ctx;
 
     s->wslay->frame_bytes = frame_head_len(arg->payload_length) + arg->payload_length;
     if ((arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME) && !arg->fin)
@@ -271,7 +265,6 @@ static void frame_chunk_cb(wslay_event_context_ptr ctx,
                            const struct wslay_event_on_frame_recv_chunk_arg *arg, void *user)
 {
     struct ws_stream *s = stream_of(user);
-    (void)ctx;
 
     if (ws_rx_chunk(s, arg->data, arg->data_length) < 0)
         ws_stream_close(s, 1011, "out of memory");
@@ -280,7 +273,6 @@ static void frame_chunk_cb(wslay_event_context_ptr ctx,
 static void frame_end_cb(wslay_event_context_ptr ctx, void *user)
 {
     struct ws_stream *s = stream_of(user);
-    (void)ctx;
 
     s->wslay->consumed += s->wslay->frame_bytes;
     s->wslay->frame_bytes = 0;
@@ -291,7 +283,6 @@ static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
 {
     struct ws_stream *s = stream_of(user);
     size_t len;
-    (void)ctx;
 
     if (s->t->cfg.frames_in)
         METRIC_INC(s->t->cfg.frames_in);
