@@ -17,7 +17,8 @@
  * At most max_conns_per_origin connections are open to one origin (connecting,
  * exchanging or idle): a request for an origin at its bound waits, in order per origin,
  * until one of them finishes its exchange (and takes it over) or closes (and opens a
- * new one); requests to other origins go on meanwhile.
+ * new one); requests to other origins go on meanwhile. An origin here includes the
+ * address hook, as for reuse: one host reached with and without a hook has two bounds.
  *
  * Bounds: max_inflight requests on a connection (connecting or exchanging), max_queued
  * waiting for one (for a slot or for their origin); past that http_client_send says

@@ -182,6 +182,7 @@ void hc_conn_exchange(struct hc_conn *k, struct hc_req *r)
 {
     k->req = r;
     k->state = HC_STARTING;
+    k->wrote = 0;                      /* nor of this request gone: a close now retries */
     hc_response_reset(&k->resp);       /* nothing of this answer has come */
     uv_timer_start(&k->timer, hc_conn_on_timer, 0, 0);
 }
