@@ -10,9 +10,27 @@
 #include <openssl/x509v3.h>
 #include "http_client_impl.h"
 
+#define CA_WHY_MAX 1100              /* a path (CFG_PATH_MAX) and the reason */
+
+/* The extra CA file, as the start and check-config read it: 0, or -EINVAL with
+ * "path: cannot load PEM certificates". */
+static int load_ca_file(SSL_CTX *ctx, const char *path, char *err, size_t errlen)
+{
+    int rc = 0;
+
+    if (SSL_CTX_load_verify_locations(ctx, path, NULL) != 1) {
+        snprintf(err, errlen, "%s: cannot load PEM certificates", path);
+        rc = -EINVAL;
+    }
+    ERR_clear_error();
+    return rc;
+}
+
 int hc_tls_ctx_new(SSL_CTX **out, const char *ca_file, char *err, size_t errlen,
                    char *warn, size_t warnlen)
 {
+    char why[CA_WHY_MAX];
+
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
     if (!ctx) {
         snprintf(err, errlen, "cannot create a TLS context");
@@ -28,9 +46,8 @@ int hc_tls_ctx_new(SSL_CTX **out, const char *ca_file, char *err, size_t errlen,
     if (SSL_CTX_load_verify_locations(ctx, bundle, NULL) != 1 && warn)
         snprintf(warn, warnlen, "no system CA bundle file=%s", bundle);
     ERR_clear_error();
-    if (ca_file && ca_file[0] && SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
-        snprintf(err, errlen, "ca_file %s: cannot load PEM certificates", ca_file);
-        ERR_clear_error();
+    if (ca_file && ca_file[0] && load_ca_file(ctx, ca_file, why, sizeof(why)) < 0) {
+        snprintf(err, errlen, "ca_file %s", why);
         SSL_CTX_free(ctx);
         return -EINVAL;
     }
@@ -86,15 +103,11 @@ void hc_tls_error_text(SSL *ssl, const char *what, char *buf, size_t len)
 int http_client_check_ca_file(const char *path, char *err, size_t errlen)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-    int rc = 0;
+    int rc;
 
     if (!ctx)
         return -ENOMEM;
-    if (SSL_CTX_load_verify_locations(ctx, path, NULL) != 1) {
-        snprintf(err, errlen, "%s: cannot load PEM certificates", path);
-        rc = -EINVAL;
-    }
-    ERR_clear_error();
+    rc = load_ca_file(ctx, path, err, errlen);
     SSL_CTX_free(ctx);
     return rc;
 }
