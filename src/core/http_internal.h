@@ -156,7 +156,6 @@ struct http_server {
 };
 
 /* http_parse.c */
-int  http_cfg_max_head(const struct http_conn *c);
 void http_conn_feed(struct http_conn *c, const char *data, size_t len);
 /* After an answer: continue with the next pipelined request, or close. */
 void http_conn_answered(struct http_conn *c, int keep_alive);

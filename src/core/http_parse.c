@@ -15,7 +15,7 @@
 #include "chatd/log.h"
 #include "http_internal.h"
 
-int http_cfg_max_head(const struct http_conn *c)
+static int cfg_max_head(const struct http_conn *c)
 {
     return c->server->app->cfg->server.max_header_bytes;
 }
@@ -40,7 +40,7 @@ static int count_head(llhttp_t *p, size_t n)
 {
     struct http_conn *c = p->data;
     c->head_bytes += n;
-    if (c->head_bytes > (size_t)http_cfg_max_head(c))
+    if (c->head_bytes > (size_t)cfg_max_head(c))
         return fail_user(p, 431, "request head too large");
     return 0;
 }
@@ -52,7 +52,7 @@ static int on_message_begin(llhttp_t *p)
     struct http_req_priv *r = calloc(1, sizeof(*r));
     if (!r)
         return fail_user(p, 500, "out of memory");
-    size_t mh = (size_t)http_cfg_max_head(c) + 1;
+    size_t mh = (size_t)cfg_max_head(c) + 1;
     strbuf_init(&r->url, mh);
     strbuf_init(&r->hdr, mh + 2 * HTTP_MAX_HEADERS);
     strbuf_init(&r->body, (size_t)cfg_max_body(c) + 1);
@@ -252,7 +252,7 @@ void http_conn_feed(struct http_conn *c, const char *data, size_t len)
         /* Whitespace the callbacks never see still counts against the head limit. */
         if (was_head && !c->head_done) {
             c->head_raw += len;
-            if (c->head_raw > 2 * (size_t)http_cfg_max_head(c) + 1024)
+            if (c->head_raw > 2 * (size_t)cfg_max_head(c) + 1024)
                 http_conn_fail(c, 431, "request head too large");
         }
         return;

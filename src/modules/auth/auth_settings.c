@@ -50,9 +50,10 @@ const struct auth_settings *auth_settings(const struct chatd_config *cfg)
 
 int auth_key_path(const struct chatd_config *cfg, char *out, size_t outlen)
 {
+    const char *key_file = auth_settings(cfg)->key_file;
     int n;
-    if (auth_settings(cfg)->key_file[0])
-        n = snprintf(out, outlen, "%s", auth_settings(cfg)->key_file);
+    if (key_file[0])
+        n = snprintf(out, outlen, "%s", key_file);
     else
         n = snprintf(out, outlen, "%s/jwt.pem", cfg->server.data_dir);
     return n < 0 || (size_t)n >= outlen ? -ENAMETOOLONG : 0;

@@ -104,8 +104,9 @@ static void do_ping(struct ws_conn *c)
                                          (long long)now_ms()), &len);
 }
 
-void ws_conn_bad_frame(struct ws_conn *c, const char *code, const char *msg,
-                       const char *client_msg_id)
+/* A bad client frame: error frame, and 1008 after too many. */
+static void bad_frame(struct ws_conn *c, const char *code, const char *msg,
+                      const char *client_msg_id)
 {
     uint64_t now = mono_ms();
 
@@ -124,7 +125,7 @@ void ws_dispatch_text(struct ws_conn *c, const char *text, size_t len)
     const char *err = NULL;
 
     if (ws_frame_decode(text, len, &f, &err) < 0) {
-        ws_conn_bad_frame(c, "invalid_argument", err, f.client_msg_id);
+        bad_frame(c, "invalid_argument", err, f.client_msg_id);
         ws_frame_free(&f);
         return;
     }

@@ -259,9 +259,6 @@ void  ws_drain_check(struct ws_module *m);
 
 /* dispatch.c */
 void  ws_dispatch_text(struct ws_conn *c, const char *text, size_t len);
-/* A bad client frame: error frame, and 1008 after too many. */
-void  ws_conn_bad_frame(struct ws_conn *c, const char *code, const char *msg,
-                        const char *client_msg_id);
 
 /* bus_frames.c */
 int   ws_bus_frames_subscribe(struct ws_module *m);
