@@ -10,6 +10,7 @@
 #ifndef CHATD_DB_H
 #define CHATD_DB_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct chatd;
@@ -76,6 +77,27 @@ int  db_read(struct db *db, int (*fn)(struct db_conn *conn, void *arg),
 /* Blocking one-shot access for the CLI (chatd user add, dlq, backup): never from
  * the loop of a running server. */
 struct db_conn *db_conn_for_cli(struct db *db);
+
+/* ---------- engines ----------
+ * SQLite (the default: <data_dir>/chatd.db) or PostgreSQL ([database] url). A module
+ * picks its store implementation by db_engine() at init. */
+enum db_engine { DB_ENGINE_SQLITE, DB_ENGINE_PG };
+enum db_engine db_engine(const struct db *db);
+
+/* 1 while the engine can take work. SQLite: always. PostgreSQL: 0 from a lost
+ * connection until the writer has reconnected; meanwhile db_write and db_read answer
+ * -ENOTCONN at once (callers answer 503 `unavailable`), and /readyz says 503. */
+int  db_available(const struct db *db);
+
+/* A secret kept in the database (PostgreSQL only: a key the single node keeps in
+ * data_dir, shared by every node of one database). Blocking: start-up only. When the
+ * database has no value for name, make(arg, &value, &len) makes one (malloc'ed) and it
+ * is inserted in a transaction; when two nodes start at once one insert wins and both
+ * return the winner's. 0 and *value (malloc'ed, the caller frees; NUL-terminated),
+ * -ENOTSUP on SQLite, or negative. */
+int  db_key_keep(struct db *db, const char *name,
+                 int (*make)(void *arg, char **value, size_t *len), void *arg,
+                 char **value, size_t *len);
 
 /* The error a store reports for a broken uniqueness or foreign key (the others are
  * errno values: -EIO, -ENOSPC, -EROFS, -EBUSY, -ENOMEM). */
