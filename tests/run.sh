@@ -140,11 +140,18 @@ integration() {
     int_fail=$((int_fail + f))
 }
 
+# A chatd built before its PostgreSQL engine has no `[database] url` key.
+has_pg_engine() {
+    "$BUILD/chatd" --help-config 2>/dev/null |
+        awk '/^\[/ { s = ($0 == "[database]"); next } s && /^url *=/ { f = 1 } END { exit !f }'
+}
+[ -x "$BUILD/chatd" ] && ! has_pg_engine && pg_note="$BUILD/chatd has no [database] url"
+
 engines=${CHATD_TEST_ENGINES:-sqlite pg}
 case " $engines " in *" sqlite "*) integration sqlite SQLite ;; esac
 case " $engines " in
     *" pg "*)
-        if [ -n "${CHATD_TEST_PG_URL:-}" ]; then
+        if [ -n "${CHATD_TEST_PG_URL:-}" ] && [ -z "$pg_note" ]; then
             integration pg PostgreSQL
         elif [ "$pg_fail" -eq 0 ]; then
             line="integration tests on PostgreSQL: skipped ($pg_note)"
