@@ -7,7 +7,7 @@
 // server's chatd.conf gets `[database] url` for it. Anything else: SQLite in the data
 // directory, as chatd does by default.
 import { createHash } from 'node:crypto';
-import { realpathSync } from 'node:fs';
+import { existsSync, realpathSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 /** 'pg' or 'sqlite'. */
@@ -47,20 +47,24 @@ export function urlForDatabase(url, name) {
     return u.toString();
 }
 
-// Runs statements on the server's maintenance database, on a connection of their own
-// (one held open would keep the test process from exiting).
-async function adminRun(...statements) {
+// Runs statements on a connection of their own (one held open would keep the test
+// process from exiting); answers the last one's rows.
+async function runOn(url, ...statements) {
     const { default: pg } = await import('pg');
-    const c = new pg.Client({ connectionString: baseUrl() });
+    const c = new pg.Client({ connectionString: url });
     c.on('error', () => { /* reported by the query that fails */ });
     await c.connect();
     try {
+        let rows = [];
         for (const sql of statements)
-            await c.query(sql);
+            rows = (await c.query(sql)).rows;
+        return rows;
     } finally {
         await c.end().catch(() => {});
     }
 }
+
+const adminRun = (...statements) => runOn(baseUrl(), ...statements);
 
 // The name follows from the directory's path, so it is the same for every start on it.
 function nameFor(dataDir) {
@@ -102,6 +106,25 @@ export function configHasDatabaseUrl(text) {
 /** The config text to append so that chatd uses url. */
 export function databaseSection(url) {
     return `\n# added by tests/integration/lib/engine.mjs (CHATD_TEST_ENGINE=pg)\n[database]\nurl = ${url}\n`;
+}
+
+/**
+ * Tests that sign tokens with the server's own key read it from data_dir/jwt.pem. On
+ * PostgreSQL chatd keeps it in the database (chatd_keys): once a server is up, a copy
+ * goes where those tests look, when it is not there yet.
+ */
+export async function copySigningKey(url, dataDir) {
+    const file = path.join(dataDir, 'jwt.pem');
+    if (existsSync(file) || !existsSync(dataDir))
+        return;
+    let rows;
+    try {
+        rows = await runOn(url, "SELECT value FROM chatd_keys WHERE name = 'jwt.pem'");
+    } catch {
+        return;     // no such table: the key is elsewhere (key_file), nothing to copy
+    }
+    if (rows.length === 1)
+        writeFileSync(file, rows[0].value, { mode: 0o600 });
 }
 
 /**

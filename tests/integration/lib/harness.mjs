@@ -16,7 +16,9 @@ import assert from 'node:assert/strict';
 import { after } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
-import { configHasDatabaseUrl, databaseFor, databaseSection, dropDatabases, engine } from './engine.mjs';
+import {
+    configHasDatabaseUrl, copySigningKey, databaseFor, databaseSection, dropDatabases, engine,
+} from './engine.mjs';
 
 export { engine, sqliteOnly } from './engine.mjs';
 
@@ -169,7 +171,8 @@ export function runChatd(args, opts = {}) {
  * words to run chatd under, e.g. ['strace', '-f', '-o', FILE]; then proc is the wrapper's)
  *
  * Returns the server: {url, host, port, proc, dir, dataDir, configPath, stop(signal) ->
- * exit code, kill9(), restart(opts), logs(), exitStatus}.
+ * exit code, kill9(), restart(opts), logs(), exitStatus, databaseUrl (on PostgreSQL: the
+ * database the harness gave it)}.
  */
 export async function startServer(opts = {}) {
     const dir = tmpDir();
@@ -180,7 +183,7 @@ export async function startServer(opts = {}) {
     const server = {
         dir, configPath,
         dataDir: opts.dataDir ?? path.join(dir, 'data'),
-        proc: null, url: null, host: null, port: null, exitStatus: null,
+        proc: null, url: null, host: null, port: null, exitStatus: null, databaseUrl: null,
         output: [],
         logs() { return this.output.join(''); },
         stop: (signal = 'SIGTERM') => stopServer(server, signal),
@@ -220,7 +223,8 @@ function seedKey(dataDir) {
 async function useEngine(server) {
     if (engine !== 'pg' || configHasDatabaseUrl(readFileSync(server.configPath, 'utf8')))
         return;
-    appendFileSync(server.configPath, databaseSection(await databaseFor(server.dataDir)));
+    server.databaseUrl = await databaseFor(server.dataDir);
+    appendFileSync(server.configPath, databaseSection(server.databaseUrl));
 }
 
 async function launch(server, opts) {
@@ -266,6 +270,8 @@ async function launch(server, opts) {
     server.host = m[2].replace(/^\[|\]$/g, '');
     server.port = Number(m[3]);
     server.wsUrl = server.url.replace(/^http/, 'ws');
+    if (server.databaseUrl)
+        await copySigningKey(server.databaseUrl, server.dataDir);
 }
 
 /** Sends signal and waits for the exit; returns the exit code (null if killed by a signal). */
