@@ -1,7 +1,7 @@
 /* message_store_pg_batch.c: a batch of messages in one round trip on PostgreSQL.
  *
  * Op by op, a batch would cost a round trip per message to the server; the server
- * function chatd_post_batch (message_store_pg.c's migration) does the whole batch
+ * function message_post_batch (message_store_pg_schema.c) does the whole batch
  * in one call instead: the batch's columns go in as six arrays, and out comes one
  * row per message (k, its index in the batch, with its status, id, seq and
  * created_at, or a repeat's first message) and one row per room of the batch that
@@ -13,7 +13,7 @@
 
 static const struct db_pg_stmt post_batch = {
     "msg_post_batch", "SELECT r_k, r_status, r_id, r_room, r_seq, r_created, r_sender,"
-    " r_body, r_cmid, r_members FROM chatd_post_batch($1::bigint[], $2::bigint[],"
+    " r_body, r_cmid, r_members FROM message_post_batch($1::bigint[], $2::bigint[],"
     " $3::text[], $4::text[], $5::text[], $6::bigint[])", 6
 };
 
