@@ -51,10 +51,11 @@ int64_t mdb_source_sequence(sqlite3 *src, const char *table);
 int  mdb_pg_query(struct db_conn *pg, const char *sql, PGresult **res, char *err,
                   size_t errlen);
 
-/* 0 when the target's schema has no table, or only chatd's own empty tables (an earlier
- * run that failed after the migrations); -ENOTEMPTY naming a table that holds rows, or
- * a table of someone else's (a schema with tables but no schema_versions). The tables
- * in skip (NULL-ended: derived ones, which a migration may seed) may hold rows. */
+/* 0 when the target's schema has no table but core's own, empty (made by opening it),
+ * or only chatd's empty tables (an earlier run that failed after the migrations: a
+ * version is recorded); the tables in skip (NULL-ended: derived ones, which a
+ * migration may seed) may hold rows then. -ENOTEMPTY naming a table that holds rows,
+ * or one of someone else's. */
 int  mdb_target_empty(struct db_conn *pg, const char *const *skip, char *err, size_t errlen);
 /* Puts names[0..n) (tables of the target) in an order where a table comes after every
  * table its foreign keys point to. -ELOOP when the keys form a cycle. */

@@ -60,28 +60,51 @@ static int has_rows(struct db_conn *pg, const char *table, char *err, size_t err
     return rc;
 }
 
-/* The skip list (derived tables) matters here too: a migration may seed them. */
+/* 1 when name is one of the NULL-ended list. */
+static int listed(const char *name, const char *const *list)
+{
+    for (; list && *list; list++)
+        if (strcmp(name, *list) == 0)
+            return 1;
+    return 0;
+}
+
+/* What may already be there: core's own two tables, which opening the database made
+ * (empty), and, once a migration was recorded (an earlier run that failed after the
+ * migrations), chatd's empty tables, the derived ones (skip) with whatever rows a
+ * migration seeded them with. */
+static int table_allowed(struct db_conn *pg, const char *t, int ours,
+                         const char *const *skip, char *err, size_t errlen)
+{
+    int rows;
+
+    if (strcmp(t, "schema_versions") == 0 || (ours && listed(t, skip)))
+        return 0;
+    if (!ours && strcmp(t, "chatd_keys") != 0) {
+        snprintf(err, errlen, "the target database is not empty (it has a table %s):"
+                 " migrate-db copies into an empty database only", t);
+        return -ENOTEMPTY;
+    }
+    if ((rows = has_rows(pg, t, err, errlen)) <= 0)
+        return rows;
+    snprintf(err, errlen, "the target database is not empty (its table %s has rows):"
+             " migrate-db copies into an empty database only", t);
+    return -ENOTEMPTY;
+}
+
 int mdb_target_empty(struct db_conn *pg, const char *const *skip, char *err, size_t errlen)
 {
     PGresult *r;
     int rc = run(pg, &tables_stmt, NULL, &r, err, errlen), ours = 0;
 
     for (int i = 0; rc == 0 && i < PQntuples(r); i++)
-        ours |= strcmp(PQgetvalue(r, i, 0), "schema_versions") == 0;
-    for (int i = 0; rc == 0 && i < PQntuples(r); i++) {
-        const char *t = PQgetvalue(r, i, 0);
-        int skip_it = strcmp(t, "schema_versions") == 0;
-        for (const char *const *s = skip; s && *s && !skip_it; s++)
-            skip_it = strcmp(t, *s) == 0;
-        if (skip_it)
-            continue;
-        if (!ours || (rc = has_rows(pg, t, err, errlen)) > 0) {
-            snprintf(err, errlen, "the target database is not empty (it has %s table %s):"
-                     " migrate-db copies into an empty database only",
-                     ours ? "rows in its" : "a", t);
-            rc = -ENOTEMPTY;
+        if (strcmp(PQgetvalue(r, i, 0), "schema_versions") == 0 &&
+            (rc = has_rows(pg, "schema_versions", err, errlen)) >= 0) {
+            ours = rc;
+            rc = 0;
         }
-    }
+    for (int i = 0; rc == 0 && i < PQntuples(r); i++)
+        rc = table_allowed(pg, PQgetvalue(r, i, 0), ours, skip, err, errlen);
     PQclear(r);
     return rc;
 }

@@ -157,26 +157,38 @@ TEST(migrate_db_target_empty_or_not)
     if (!mcase_open(&k, "CREATE TABLE t (x INT)", NULL))
         return;
     int fresh = mdb_target_empty(k.pg, skip, k.err, sizeof k.err);
-    /* Someone else's table, even empty. */
-    db_pg_exec(k.pg, "CREATE TABLE theirs (x bigint)");
-    int foreign = mdb_target_empty(k.pg, skip, k.err, sizeof k.err);
-    int names_it = strstr(k.err, "theirs") != NULL;
-    /* chatd's own tables, empty (an earlier run that failed): allowed; a seeded derived
-     * table too. */
+    /* What opening the database makes: core's tables, empty. */
     db_pg_exec(k.pg, "CREATE TABLE schema_versions (owner text primary key, version bigint);"
-                     "INSERT INTO schema_versions VALUES ('x', 1);"
-                     "CREATE TABLE seeded (n bigint); INSERT INTO seeded VALUES (0)");
+                     "CREATE TABLE chatd_keys (name text primary key, value text)");
+    int opened = mdb_target_empty(k.pg, skip, k.err, sizeof k.err);
+    /* Someone else's table, even empty; and a derived table's name is no excuse. */
+    db_pg_exec(k.pg, "CREATE TABLE seeded (n bigint); CREATE TABLE theirs (x bigint)");
+    int foreign = mdb_target_empty(k.pg, skip, k.err, sizeof k.err);
+    int names_it = strstr(k.err, "seeded") || strstr(k.err, "theirs");
+    /* A version recorded (an earlier run failed after the migrations): chatd's tables,
+     * empty, are allowed, and a derived one seeded. */
+    db_pg_exec(k.pg, "INSERT INTO schema_versions VALUES ('x', 1);"
+                     "INSERT INTO seeded VALUES (0)");
     int ours_empty = mdb_target_empty(k.pg, skip, k.err, sizeof k.err);
     db_pg_exec(k.pg, "INSERT INTO theirs VALUES (1)");
     int with_rows = mdb_target_empty(k.pg, skip, k.err, sizeof k.err);
     int names_rows = strstr(k.err, "rows") && strstr(k.err, "theirs");
+    /* A key kept means a node ran on it. */
+    db_pg_exec(k.pg, "DELETE FROM theirs; DELETE FROM schema_versions;"
+                     "DROP TABLE theirs; DROP TABLE seeded;"
+                     "INSERT INTO chatd_keys VALUES ('jwt.pem', 'k')");
+    int keyed = mdb_target_empty(k.pg, skip, k.err, sizeof k.err);
+    int names_keys = strstr(k.err, "chatd_keys") != NULL;
     mcase_close(&k);
     ASSERT_EQ(fresh, 0);
+    ASSERT_EQ(opened, 0);
     ASSERT_EQ(foreign, -ENOTEMPTY);
     ASSERT(names_it);
     ASSERT_EQ(ours_empty, 0);
     ASSERT_EQ(with_rows, -ENOTEMPTY);
     ASSERT(names_rows);
+    ASSERT_EQ(keyed, -ENOTEMPTY);
+    ASSERT(names_keys);
 }
 
 TEST(migrate_db_target_order_follows_foreign_keys)
