@@ -5,12 +5,15 @@
  * the PostgreSQL cases pass without running. The engine-neutral refusal of a newer
  * schema runs on SQLite too. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include "chatd/db_pg.h"
 #include "bus_fixture.h"
 #include "pg_fixture.h"
+#include "pg_proxy.h"
 #include "test.h"
+#include "../../src/core/db_pg_engine.h"
 
 struct pgfx {
     struct fx f;
@@ -58,7 +61,7 @@ static long long pg_int(const char *url, const char *sql)
     return v;
 }
 
-__attribute__((unused)) static int pg_run_sql(const char *url, const char *sql)
+static int pg_run_sql(const char *url, const char *sql)
 {
     PGconn *c = PQconnectdb(url);
     PGresult *r = PQstatus(c) == CONNECTION_OK ? PQexec(c, sql) : NULL;
@@ -452,4 +455,438 @@ TEST(db_pg_config_url)
         ASSERT_EQ(parse_url(&c, bad[i], err, sizeof err), -EINVAL);
         ASSERT(strncmp(err, "t.conf:2: url: ", 15) == 0);
     }
+}
+
+/* ---------- keys kept in the database ---------- */
+
+struct key_race {
+    struct db *db;
+    pthread_barrier_t *both_made;   /* both have found nothing before either inserts */
+    const char *made;
+    char *value;
+    size_t len;
+    int rc, makes;
+};
+
+static int key_make(void *arg, char **value, size_t *len)
+{
+    struct key_race *k = arg;
+    k->makes++;
+    if (k->both_made)
+        pthread_barrier_wait(k->both_made);
+    *value = strdup(k->made);
+    *len = strlen(k->made);
+    return *value ? 0 : -ENOMEM;
+}
+
+static void *key_race_thread(void *arg)
+{
+    struct key_race *k = arg;
+    k->rc = db_key_keep(k->db, "jwt.pem", key_make, k, &k->value, &k->len);
+    return NULL;
+}
+
+/* Two nodes starting at once on one database: both make a key, one insert wins, both
+ * return the winner's; a later start reads it without making one. */
+TEST(db_pg_key_keep_race_one_value)
+{
+    struct pgfx p;
+    struct db *second = NULL;
+    pthread_barrier_t barrier;
+    pthread_t t[2];
+
+    PGFX_OPEN(&p);
+    ASSERT_EQ(db_open_url(&second, &p.f.app, p.url), 0);
+    pthread_barrier_init(&barrier, NULL, 2);
+    struct key_race k[2] = {
+        { .db = p.f.app.db, .both_made = &barrier, .made = "-----KEY A-----\n" },
+        { .db = second, .both_made = &barrier, .made = "-----KEY B-----\n" },
+    };
+    for (int i = 0; i < 2; i++)
+        ASSERT_EQ(pthread_create(&t[i], NULL, key_race_thread, &k[i]), 0);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&barrier);
+    ASSERT_EQ(k[0].rc, 0);
+    ASSERT_EQ(k[1].rc, 0);
+    ASSERT_EQ(k[0].makes + k[1].makes, 2);
+    ASSERT_STR_EQ(k[0].value, k[1].value);
+    ASSERT_EQ(k[0].len, strlen(k[0].value));
+    ASSERT(strcmp(k[0].value, k[0].made) == 0 || strcmp(k[0].value, k[1].made) == 0);
+    ASSERT_EQ(pg_int(p.url, "SELECT count(*) FROM chatd_keys"), 1);
+    /* Later: read, not made. */
+    struct key_race later = { .db = second, .made = "-----KEY C-----\n" };
+    ASSERT_EQ(db_key_keep(second, "jwt.pem", key_make, &later, &later.value, &later.len), 0);
+    ASSERT_EQ(later.makes, 0);
+    ASSERT_STR_EQ(later.value, k[0].value);
+    free(later.value);
+    /* Another name is another key. */
+    ASSERT_EQ(db_key_keep(second, "vapid.pem", key_make, &later, &later.value, &later.len), 0);
+    ASSERT_EQ(later.makes, 1);
+    ASSERT_STR_EQ(later.value, later.made);
+    free(later.value);
+    for (int i = 0; i < 2; i++)
+        free(k[i].value);
+    db_close(second);
+    pgfx_stop(&p);
+}
+
+static int key_make_fails(void *arg, char **value, size_t *len)
+{
+    return -EIO;
+}
+
+static int key_make_binary(void *arg, char **value, size_t *len)
+{
+    *value = malloc(4);
+    memcpy(*value, "a\0b", 4);
+    *len = 3;
+    return 0;
+}
+
+TEST(db_key_keep_refusals)
+{
+    struct pgfx p;
+    struct fx f;
+    char *v = (char *)1;
+    size_t len = 1;
+
+    /* SQLite keeps its keys in data_dir. */
+    ASSERT_EQ(fx_init(&f), 0);
+    ASSERT_EQ(db_open(&f.app.db, &f.app, f.db_path), 0);
+    ASSERT_EQ(db_key_keep(f.app.db, "jwt.pem", key_make_fails, NULL, &v, &len), -ENOTSUP);
+    ASSERT(v == NULL);
+    fx_stop(&f);
+    PGFX_OPEN(&p);
+    ASSERT_EQ(db_key_keep(p.f.app.db, "jwt.pem", key_make_fails, NULL, &v, &len), -EIO);
+    ASSERT_EQ(db_key_keep(p.f.app.db, "jwt.pem", key_make_binary, NULL, &v, &len), -EINVAL);
+    ASSERT(v == NULL);
+    ASSERT_EQ(pg_int(p.url, "SELECT count(*) FROM chatd_keys"), 0);
+    pgfx_stop(&p);
+}
+
+/* ---------- a lost connection ---------- */
+
+static int writer_pid(struct db *db)
+{
+    return PQbackendPID(db_pg(db_conn_for_cli(db)));
+}
+
+static int terminate_backend(const char *url, int pid)
+{
+    char sql[96];
+    snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(%d, 5000)", pid);
+    return pg_run_sql(url, sql);
+}
+
+static long long reconnects(struct fx *f)
+{
+    return (long long)*metrics_counter(f->app.metrics, "chatd_db_reconnects_total", NULL, "");
+}
+
+/* A job that waits, in the middle of its group, until the test let it go. */
+struct hold_job {
+    struct ins_job ins;
+    int started, release;
+    int available_in_done;
+};
+
+static int hold_apply(struct db_conn *c, struct db_job *job)
+{
+    struct hold_job *h = (struct hold_job *)job;
+    __atomic_store_n(&h->started, 1, __ATOMIC_RELEASE);
+    while (!__atomic_load_n(&h->release, __ATOMIC_ACQUIRE))
+        fx_nap();
+    return ins_apply(c, job);
+}
+
+struct db *available_db;
+static void hold_done(struct db_job *job, int status)
+{
+    ((struct hold_job *)job)->available_in_done = db_available(available_db);
+    ins_done(job, status);
+}
+
+/* The writer's session ends while its group is in hand (before COMMIT): the group's
+ * jobs fail with -ENOTCONN (nothing of them committed), the database says unavailable
+ * and refuses work at once, the writer reconnects, and then the next jobs commit. */
+TEST(db_pg_lost_connection_during_a_group)
+{
+    struct pgfx p;
+    static struct hold_job first;
+    static struct ins_job rest[3], after;
+
+    PGFX_OPEN(&p);
+    available_db = p.f.app.db;
+    ASSERT_EQ(db_start(p.f.app.db), 0);
+    int pid = writer_pid(p.f.app.db);
+    ins_init(&first.ins, &p, 0, NULL, NULL);
+    first.ins.job.apply = hold_apply;
+    first.ins.job.done = hold_done;
+    first.ins.url = NULL;
+    ASSERT_EQ(db_write(p.f.app.db, &first.ins.job), 0);
+    ASSERT(FX_RUN_UNTIL(&p.f, __atomic_load_n(&first.started, __ATOMIC_ACQUIRE), 5000));
+    for (int i = 0; i < 3; i++) {               /* queued behind the group in hand */
+        ins_init(&rest[i], &p, i + 1, NULL, NULL);
+        rest[i].url = NULL;
+        ASSERT_EQ(db_write(p.f.app.db, &rest[i].job), 0);
+    }
+    ASSERT_EQ(terminate_backend(p.url, pid), 0);
+    __atomic_store_n(&first.release, 1, __ATOMIC_RELEASE);
+    ASSERT(FX_RUN_UNTIL(&p.f, done_count(&first.ins, 1) == 1, 10000));
+    ASSERT_EQ(first.ins.status, -ENOTCONN);
+    ASSERT_EQ(first.available_in_done, 0);
+    ASSERT(FX_RUN_UNTIL(&p.f, done_count(rest, 3) == 3, 10000));
+    for (int i = 0; i < 3; i++)                  /* failed, or committed after the reconnect */
+        ASSERT(rest[i].status == -ENOTCONN || rest[i].status == 0);
+    ASSERT(FX_RUN_UNTIL(&p.f, db_available(p.f.app.db), 10000));
+    ASSERT(writer_pid(p.f.app.db) != pid);
+    ASSERT_EQ(reconnects(&p.f), 1);
+    ins_init(&after, &p, 9, NULL, NULL);
+    ASSERT_EQ(db_write(p.f.app.db, &after.job), 0);
+    ASSERT(FX_RUN_UNTIL(&p.f, done_count(&after, 1) == 1, 10000));
+    ASSERT_EQ(after.status, 0);
+    ASSERT_EQ(after.visible, 1);
+    ASSERT_EQ(pg_int(p.url, "SELECT count(*) FROM t WHERE v = 'v0'"), 0);
+    pgfx_stop(&p);
+}
+
+/* An idle writer notices its session ended within DB_PG_PROBE_MS and reconnects; a
+ * read on a pool connection whose session ended fails, and the next one reconnects. */
+TEST(db_pg_lost_connection_while_idle)
+{
+    struct pgfx p;
+    struct rd r = { .count = -1 };
+
+    PGFX_OPEN(&p);
+    ASSERT_EQ(db_start(p.f.app.db), 0);
+    int pid = writer_pid(p.f.app.db);
+    char sql[300];
+    snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity"
+             " WHERE datname = '%s' AND pid <> %d AND application_name = 'chatd'", p.name, pid);
+    ASSERT_EQ(pg_run_sql(p.url, sql), 0);        /* the four readers */
+    ASSERT_EQ(terminate_backend(p.url, pid), 0);  /* and the writer */
+    ASSERT(FX_RUN_UNTIL(&p.f, writer_pid(p.f.app.db) != pid && db_available(p.f.app.db),
+                        10000));
+    ASSERT(reconnects(&p.f) >= 1);
+    int failed = 0;
+    for (int i = 0; i < 2 * 4; i++) {            /* each reader: once failed, then back */
+        r = (struct rd){ .loop_thread = uv_thread_self(), .count = -1 };
+        ASSERT_EQ(db_read(p.f.app.db, rd_fn, rd_after, &r), 0);
+        ASSERT(FX_RUN_UNTIL(&p.f, r.finished, 10000));
+        ASSERT(r.status == -EROFS || r.status == -ENOTCONN);
+        failed += r.status == -ENOTCONN;
+    }
+    ASSERT(failed <= 4);
+    r = (struct rd){ .loop_thread = uv_thread_self(), .count = -1 };
+    ASSERT(FX_RUN_UNTIL(&p.f, db_available(p.f.app.db), 10000));
+    ASSERT_EQ(db_read(p.f.app.db, rd_fn, rd_after, &r), 0);
+    ASSERT(FX_RUN_UNTIL(&p.f, r.finished, 10000));
+    ASSERT_EQ(r.status, -EROFS);
+    ASSERT_EQ(r.count, 0);
+    pgfx_stop(&p);
+}
+
+/* ---------- a COMMIT whose answer never came ---------- */
+
+/* Opens the test database through a proxy (a server on loopback TCP only). 1, 0 to
+ * skip, -1 failed. */
+static int proxied_try(struct pgfx *p, struct pg_proxy *px)
+{
+    char conninfo[PG_TEST_URL_MAX + 128], *err = NULL;
+    const char *host = NULL, *port = "5432", *user = "postgres", *pass = "";
+
+    memset(p, 0, sizeof(*p));
+    if (!pg_test_server())
+        return 0;
+    PQconninfoOption *opts = PQconninfoParse(pg_test_server(), &err);
+    for (PQconninfoOption *o = opts; o && o->keyword; o++) {
+        if (!o->val)
+            continue;
+        if (!strcmp(o->keyword, "host")) host = o->val;
+        if (!strcmp(o->keyword, "port")) port = o->val;
+        if (!strcmp(o->keyword, "user")) user = o->val;
+        if (!strcmp(o->keyword, "password")) pass = o->val;
+    }
+    int tcp = host && (!strcmp(host, "127.0.0.1") || !strcmp(host, "localhost"));
+    int ok = tcp && fx_init(&p->f) == 0 && pg_test_db_new(p->url, p->name) == 0 &&
+             pg_proxy_start(px, atoi(port)) == 0;
+    if (ok)
+        snprintf(conninfo, sizeof conninfo, "postgres://%s%s%s@127.0.0.1:%d/%s", user,
+                 *pass ? ":" : "", pass, px->port, p->name);
+    PQconninfoFree(opts);
+    PQfreemem(err);
+    if (!tcp)
+        return 0;
+    if (!ok || db_open_url(&p->f.app.db, &p->f.app, conninfo) < 0 ||
+        db_migrate(p->f.app.db, "test", pg_migrations, 2) < 0)
+        return -1;
+    return 1;
+}
+
+/* Three jobs in one group, whose COMMIT the proxy loses in mode; returns when done. */
+static void lose_a_commit(struct pgfx *p, struct pg_proxy *px, int mode, struct ins_job *jobs)
+{
+    for (int i = 0; i < 3; i++) {
+        ins_init(&jobs[i], p, i, NULL, NULL);
+        jobs[i].url = NULL;
+        ASSERT_EQ(db_write(p->f.app.db, &jobs[i].job), 0);
+    }
+    atomic_store(&px->mode, mode);
+    ASSERT_EQ(db_start(p->f.app.db), 0);
+    ASSERT(FX_RUN_UNTIL(&p->f, done_count(jobs, 3) == 3, 20000));
+    ASSERT_EQ(atomic_load(&px->cuts), 1);
+    ASSERT(FX_RUN_UNTIL(&p->f, db_available(p->f.app.db), 10000));
+    ASSERT_EQ(reconnects(&p->f), 1);
+}
+
+/* The server committed; the answer was lost with the connection. After the
+ * reconnect the writer asks what became of the transaction: committed, so the jobs
+ * succeed (and nothing is written twice). */
+TEST(db_pg_commit_lost_after_the_server_committed)
+{
+    struct pgfx p;
+    struct pg_proxy px;
+    static struct ins_job jobs[3];
+    int rc = proxied_try(&p, &px);
+
+    ASSERT(rc >= 0);
+    if (!rc)
+        return;
+    lose_a_commit(&p, &px, PG_PROXY_CUT_AFTER, jobs);
+    ASSERT_OK_SO_FAR();
+    for (int i = 0; i < 3; i++)
+        ASSERT_EQ(jobs[i].status, 0);
+    ASSERT_EQ(pg_int(p.url, "SELECT count(*) FROM t"), 3);
+    fx_stop(&p.f);
+    pg_proxy_stop(&px);
+    pg_test_db_drop(p.name);
+}
+
+/* The COMMIT never reached the server: it rolled the transaction back when the
+ * client went, and the jobs fail with -ENOTCONN (callers answer 503). */
+TEST(db_pg_commit_lost_before_the_server_saw_it)
+{
+    struct pgfx p;
+    struct pg_proxy px;
+    static struct ins_job jobs[3];
+    int rc = proxied_try(&p, &px);
+
+    ASSERT(rc >= 0);
+    if (!rc)
+        return;
+    lose_a_commit(&p, &px, PG_PROXY_CUT_BEFORE, jobs);
+    ASSERT_OK_SO_FAR();
+    for (int i = 0; i < 3; i++)
+        ASSERT_EQ(jobs[i].status, -ENOTCONN);
+    ASSERT_EQ(pg_int(p.url, "SELECT count(*) FROM t"), 0);
+    fx_stop(&p.f);
+    pg_proxy_stop(&px);
+    pg_test_db_drop(p.name);
+}
+
+/* What the server says of a transaction, as the writer reads it. */
+TEST(db_pg_xact_outcome_mapping)
+{
+    struct pgfx p;
+
+    PGFX_OPEN(&p);
+    struct db_conn *c = db_conn_for_cli(p.f.app.db);
+    PGconn *other = PQconnectdb(p.url);
+    ASSERT_EQ(PQstatus(other), CONNECTION_OK);
+    char committed[32], aborted[32], running[32];
+    PGresult *r = PQexec(other, "BEGIN; SELECT pg_current_xact_id()");
+    snprintf(committed, sizeof committed, "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    PQclear(PQexec(other, "COMMIT"));
+    r = PQexec(other, "BEGIN; SELECT pg_current_xact_id()");
+    snprintf(aborted, sizeof aborted, "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    PQclear(PQexec(other, "ROLLBACK"));
+    r = PQexec(other, "BEGIN; SELECT pg_current_xact_id()");
+    snprintf(running, sizeof running, "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    ASSERT_EQ(db_pg_xact_outcome(c, committed), 0);
+    ASSERT_EQ(db_pg_xact_outcome(c, aborted), -ENOTCONN);
+    ASSERT_EQ(db_pg_xact_outcome(c, running), DB_PG_OUTCOME_UNKNOWN);
+    ASSERT_EQ(db_pg_xact_outcome(c, "999999999999"), -ENOTCONN);   /* in the future */
+    ASSERT_EQ(db_pg_xact_outcome(c, "not a number"), -ENOTCONN);
+    PQclear(PQexec(other, "COMMIT"));
+    ASSERT_EQ(db_pg_xact_outcome(c, running), 0);
+    PQfinish(other);
+    pgfx_stop(&p);
+}
+
+/* ---------- deadlocks ---------- */
+
+struct lock_job {
+    struct db_job job;
+    int first, second;          /* rows locked in this order */
+    pthread_barrier_t *both_hold_one;
+    int runs, status;
+};
+
+static const struct db_pg_stmt bump = {
+    "test_bump", "UPDATE t SET n = n + 1 WHERE id = $1::bigint", 1 };
+
+static int lock_row(struct db_conn *c, int id)
+{
+    char b[DB_PG_I64_LEN];
+    const char *values[] = { db_pg_p64(b, id) };
+    PGresult *r = NULL;
+    int rc = db_pg_run(c, &bump, values, &r);
+    PQclear(r);
+    return rc;
+}
+
+/* The first run holds one row and waits until the other job holds the other: one
+ * of them is chosen as the deadlock's victim; its group runs again and commits. */
+static int lock_apply(struct db_conn *c, struct db_job *job)
+{
+    struct lock_job *j = (struct lock_job *)job;
+    int rc;
+
+    if (++j->runs == 1 && (rc = db_pg_exec(c, "SET LOCAL deadlock_timeout = '50ms'")) < 0)
+        return rc;
+    if ((rc = lock_row(c, j->first)) < 0)
+        return rc;
+    if (j->runs == 1)
+        pthread_barrier_wait(j->both_hold_one);
+    return lock_row(c, j->second);
+}
+
+static void lock_done(struct db_job *job, int status)
+{
+    __atomic_store_n(&((struct lock_job *)job)->status, status, __ATOMIC_RELEASE);
+}
+
+TEST(db_pg_deadlock_runs_the_group_again)
+{
+    struct pgfx p;
+    struct db *second = NULL;
+    pthread_barrier_t barrier;
+
+    PGFX_OPEN(&p);
+    ASSERT_EQ(db_pg_exec(db_conn_for_cli(p.f.app.db),
+                         "INSERT INTO t (id, v) VALUES (1, 'r1'), (2, 'r2')"), 0);
+    ASSERT_EQ(db_open_url(&second, &p.f.app, p.url), 0);
+    pthread_barrier_init(&barrier, NULL, 2);
+    struct lock_job a = { .first = 1, .second = 2, .both_hold_one = &barrier, .status = 1 };
+    struct lock_job b = { .first = 2, .second = 1, .both_hold_one = &barrier, .status = 1 };
+    a.job.apply = b.job.apply = lock_apply;
+    a.job.done = b.job.done = lock_done;
+    b.job.flags = DB_JOB_UNGUARDED;
+    ASSERT_EQ(db_write(p.f.app.db, &a.job), 0);
+    ASSERT_EQ(db_write(second, &b.job), 0);
+    ASSERT_EQ(db_start(p.f.app.db), 0);
+    ASSERT_EQ(db_start(second), 0);
+    ASSERT(FX_RUN_UNTIL(&p.f, __atomic_load_n(&a.status, __ATOMIC_ACQUIRE) != 1 &&
+                              __atomic_load_n(&b.status, __ATOMIC_ACQUIRE) != 1, 20000));
+    ASSERT_EQ(a.status, 0);
+    ASSERT_EQ(b.status, 0);
+    ASSERT_EQ(a.runs + b.runs, 3);              /* the victim ran twice */
+    ASSERT_EQ(pg_int(p.url, "SELECT sum(n) FROM t"), 4);
+    db_close(second);
+    pthread_barrier_destroy(&barrier);
+    pgfx_stop(&p);
 }
