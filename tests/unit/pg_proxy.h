@@ -3,7 +3,8 @@
  * query "COMMIT" a client sends is either passed on and its answer thrown away
  * (PG_PROXY_CUT_AFTER: the server committed, the client never hears it) or thrown
  * away itself (PG_PROXY_CUT_BEFORE: the server sees the client go mid-transaction and
- * rolls back); then both sides of that connection are closed. */
+ * rolls back); then both sides of that connection are closed. Set down, it cuts
+ * every connection and refuses new ones (the server unreachable) until cleared. */
 #ifndef CHATD_TEST_PG_PROXY_H
 #define CHATD_TEST_PG_PROXY_H
 
@@ -22,7 +23,7 @@ enum { PG_PROXY_PASS, PG_PROXY_CUT_AFTER, PG_PROXY_CUT_BEFORE };
 struct pg_proxy {
     int lfd, port, target_port;
     pthread_t thread;
-    atomic_int stop, mode, cuts;
+    atomic_int stop, mode, cuts, down;
     int cfd[PG_PROXY_PAIRS], sfd[PG_PROXY_PAIRS];
     int swallow[PG_PROXY_PAIRS];      /* the COMMIT went through: drop the answer, cut */
 };
@@ -73,7 +74,7 @@ static inline void pg_proxy_up(struct pg_proxy *p, int i, const char *b, ssize_t
 static inline void pg_proxy_accept(struct pg_proxy *p)
 {
     int c = accept4(p->lfd, NULL, NULL, SOCK_CLOEXEC);
-    for (int i = 0; c >= 0 && i < PG_PROXY_PAIRS; i++) {
+    for (int i = 0; c >= 0 && !atomic_load(&p->down) && i < PG_PROXY_PAIRS; i++) {
         if (p->cfd[i] < 0) {
             p->cfd[i] = c;
             if ((p->sfd[i] = pg_proxy_connect(p->target_port)) < 0)
@@ -98,7 +99,11 @@ static inline void *pg_proxy_main(void *arg)
             fds[n++] = (struct pollfd){ .fd = p->cfd[i], .events = POLLIN };
             fds[n++] = (struct pollfd){ .fd = p->sfd[i], .events = POLLIN };
         }
-        if (poll(fds, (nfds_t)n, 50) <= 0)
+        if (atomic_load(&p->down))
+            for (int i = 0; i < PG_PROXY_PAIRS; i++)
+                if (p->cfd[i] >= 0)
+                    pg_proxy_cut(p, i);
+        if (poll(fds, (nfds_t)n, 20) <= 0)
             continue;
         if (fds[0].revents)
             pg_proxy_accept(p);

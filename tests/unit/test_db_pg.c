@@ -14,6 +14,7 @@
 #include "pg_proxy.h"
 #include "test.h"
 #include "../../src/core/db_pg_engine.h"
+#include "../../src/core/http_internal.h"
 
 struct pgfx {
     struct fx f;
@@ -889,4 +890,75 @@ TEST(db_pg_deadlock_runs_the_group_again)
     db_close(second);
     pthread_barrier_destroy(&barrier);
     pgfx_stop(&p);
+}
+
+/* ---------- the server unreachable for a while ---------- */
+
+static int write_now(struct db *db)
+{
+    static struct db_job nothing;
+    return db_write(db, &nothing);
+}
+
+static void rd_ignore(void *arg, int status)
+{
+}
+
+/* While the server is away: db_write and db_read answer -ENOTCONN at once, /readyz
+ * says 503 unavailable, the gauge says 0; once it is back, all of it recovers by
+ * itself. */
+TEST(db_pg_unreachable_then_back)
+{
+    struct pgfx p;
+    struct pg_proxy px;
+    struct http_server *http = NULL;
+    struct http_conn *conn = NULL;
+    struct http_capture cap = { 0 };
+    int rc = proxied_try(&p, &px);
+
+    ASSERT(rc >= 0);
+    if (!rc)
+        return;
+    ASSERT_EQ(db_start(p.f.app.db), 0);
+    strbuf_init(&cap.out, 1 << 16);
+    ASSERT_EQ(http_server_new(&http, &p.f.app), 0);
+    p.f.app.http = http;
+    ASSERT_EQ(http_test_conn(http, &cap, &conn), 0);
+    http_conn_feed(conn, "GET /readyz HTTP/1.1\r\n\r\n", 24);
+    ASSERT(strstr(cap.out.data, "HTTP/1.1 200 "));
+    atomic_store(&px.down, 1);
+    ASSERT(FX_RUN_UNTIL(&p.f, !db_available(p.f.app.db), 10000));
+    ASSERT_EQ(write_now(p.f.app.db), -ENOTCONN);
+    ASSERT_EQ(db_read(p.f.app.db, rd_fn, rd_ignore, NULL), -ENOTCONN);
+    cap.out.len = 0;
+    http_conn_feed(conn, "GET /readyz HTTP/1.1\r\n\r\n", 24);
+    ASSERT(strstr(cap.out.data, "HTTP/1.1 503 "));
+    ASSERT(strstr(cap.out.data, "{\"status\":\"unavailable\",\"database\":\"unreachable\"}"));
+    struct strbuf m;
+    strbuf_init(&m, 1 << 20);
+    ASSERT_EQ(metrics_render(p.f.app.metrics, &m), 0);
+    ASSERT(strstr(m.data, "\nchatd_db_available 0\n"));
+    atomic_store(&px.down, 0);
+    ASSERT(FX_RUN_UNTIL(&p.f, db_available(p.f.app.db), 15000));
+    cap.out.len = 0;
+    http_conn_feed(conn, "GET /readyz HTTP/1.1\r\n\r\n", 24);
+    ASSERT(strstr(cap.out.data, "HTTP/1.1 200 "));
+    m.len = 0;
+    ASSERT_EQ(metrics_render(p.f.app.metrics, &m), 0);
+    ASSERT(strstr(m.data, "\nchatd_db_available 1\n"));
+    ASSERT(strstr(m.data, "\nchatd_db_reconnects_total 1\n"));
+    strbuf_free(&m);
+    static struct ins_job j;
+    ins_init(&j, &p, 1, NULL, NULL);
+    ASSERT_EQ(db_write(p.f.app.db, &j.job), 0);
+    ASSERT(FX_RUN_UNTIL(&p.f, done_count(&j, 1) == 1, 10000));
+    ASSERT_EQ(j.status, 0);
+    http_conn_close(conn);
+    http_server_close(http, NULL, NULL);
+    uv_run(&p.f.loop, UV_RUN_NOWAIT);
+    strbuf_free(&cap.out);
+    fx_stop(&p.f);
+    http_server_free(http);
+    pg_proxy_stop(&px);
+    pg_test_db_drop(p.name);
 }
