@@ -643,7 +643,7 @@ TEST(db_pg_lost_connection_during_a_group)
     ASSERT(FX_RUN_UNTIL(&p.f, db_available(p.f.app.db), 10000));
     ASSERT(writer_pid(p.f.app.db) != pid);
     ASSERT_EQ(reconnects(&p.f), 1);
-    ins_init(&after, &p, 9, NULL, NULL);
+    ins_init(&after, &p, 4, NULL, NULL);
     ASSERT_EQ(db_write(p.f.app.db, &after.job), 0);
     ASSERT(FX_RUN_UNTIL(&p.f, done_count(&after, 1) == 1, 10000));
     ASSERT_EQ(after.status, 0);
