@@ -1,6 +1,7 @@
 /* auth_store_pg.c: the auth store on PostgreSQL: the tables (the same names and
  * columns as on SQLite, so that a SQLite database can be copied over), the users, and
- * the ops table (the refresh tokens are in auth_store_pg_refresh.c).
+ * the ops table (the refresh tokens are in auth_store_pg_refresh.c, the statement
+ * helpers both use in auth_store_pg_stmt.c).
  *
  * A new user's id comes from auth_user_insert(), a function of the migration: the
  * identity sequence, unless rows with explicit ids (a copy from SQLite) left it behind
@@ -79,30 +80,6 @@ static const struct db_pg_stmt st_user_set_hash = {
 static const struct db_pg_stmt st_users_max_id = {
     "auth_users_max_id", "SELECT COALESCE(max(id), 0) FROM users", 0
 };
-
-int auth_pg_run(struct db_conn *c, const struct db_pg_stmt *st, const char *const *values)
-{
-    PGresult *res = NULL;
-    int rc = db_pg_run(c, st, values, &res);
-
-    PQclear(res);
-    return rc;
-}
-
-int auth_pg_run_hash(struct db_conn *c, const struct db_pg_stmt *st,
-                     const uint8_t hash[AUTH_STORE_TOKEN_HASH], const char *const *values,
-                     PGresult **res)
-{
-    const char *v[8];
-    int len[8] = { AUTH_STORE_TOKEN_HASH }, fmt[8] = { 1 };
-
-    if (st->nparams < 1 || st->nparams > 8)
-        return -EINVAL;
-    v[0] = (const char *)hash;
-    for (int i = 1; i < st->nparams; i++)
-        v[i] = values[i - 1];
-    return db_pg_run_bin(c, st, v, len, fmt, res);
-}
 
 static int pg_migrate(void *impl, struct db *db)
 {
