@@ -102,8 +102,10 @@ struct notification_store {
     void *impl;                          /* owned by the implementation */
 };
 
-/* Today's engine: SQLite (notification_store_sqlite*.c). */
+/* The engines: SQLite (notification_store_sqlite*.c), PostgreSQL
+ * (notification_store_pg*.c). */
 int notification_store_sqlite_new(struct notification_store *out);
+int notification_store_pg_new(struct notification_store *out);
 
 static inline void notification_store_free(struct notification_store *s)
 {

@@ -41,8 +41,10 @@ struct presence_seen_store {
     void *impl;                      /* owned by the implementation */
 };
 
-/* Today's engine: SQLite (presence_seen_store_sqlite.c). */
+/* The engines: SQLite (presence_seen_store_sqlite.c), PostgreSQL
+ * (presence_seen_store_pg.c). */
 int presence_seen_store_sqlite_new(struct presence_seen_store *out);
+int presence_seen_store_pg_new(struct presence_seen_store *out);
 
 static inline int presence_seen_migrate(const struct presence_seen_store *s, struct db *db)
 {
