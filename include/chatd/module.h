@@ -37,6 +37,14 @@ struct chatd_module {
     void (*drain)(void *state, void (*done)(void *state));
     /* Free everything. The loop is no longer running callbacks of this module. */
     void (*destroy)(void *state);
+    /* The secrets it keeps in data_dir on SQLite (file names, NULL-ended), which it
+     * keeps in the database on PostgreSQL (db_key_keep under the same name), so that
+     * `chatd migrate-db` can carry them over. NULL: none. */
+    const char *const *kept_keys;
+    /* Creates or upgrades its tables on app->db (db_migrate with that engine's
+     * migrations) and nothing else: init runs the same function, migrate-db runs it
+     * alone on the target database. NULL: it owns no tables. */
+    int  (*migrate)(struct chatd *app);
 };
 
 extern const struct chatd_module *const chatd_modules[];
