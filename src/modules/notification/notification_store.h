@@ -3,7 +3,7 @@
  * in-memory sets and the policy (how many subscriptions a user keeps, when one is
  * failing, how long a failing one lives); a store only reads and writes rows.
  *
- * A second engine implements every op below, with these meanings:
+ * Each engine (SQLite, PostgreSQL) implements every op below, with these meanings:
  *   - migrate:        create (or bring up to date) its tables, at start-up, blocking;
  *   - sub_put:        insert a subscription, or when its endpoint is known update that
  *                     row in place (new owner, keys, created_at; failure state cleared),
