@@ -53,27 +53,6 @@ static int stop_at_first(void *arg, const struct dlq_letter *l)
     return -ECANCELED;
 }
 
-/* Runs one case on a fresh database of every engine that runs here. */
-static void each_engine(void (*fn)(struct dlq_fx *s, const struct dlq_engine *e))
-{
-    struct dlq_fx s;
-    for (int i = 0; i < DLQ_ENGINES; i++) {
-        const struct dlq_engine *e = &dlq_engines[i];
-        if (!dlq_engine_runs(e))
-            continue;
-        if (dlq_fx_open(&s, e) < 0) {
-            test_fail(__FILE__, __LINE__, "%s: open", e->name);
-            return;
-        }
-        fn(&s, e);
-        dlq_fx_close(&s);
-        if (test_failed()) {
-            fprintf(stderr, "  (engine %s)\n", e->name);
-            return;
-        }
-    }
-}
-
 /* Rows come back as they went in, hostile text included; the totals follow every
  * insert and purge; purge and mark of a missing id change nothing. */
 static void case_rows_and_totals(struct dlq_fx *s, const struct dlq_engine *engine)
@@ -116,7 +95,7 @@ static void case_rows_and_totals(struct dlq_fx *s, const struct dlq_engine *engi
 
 TEST(bus_dlq_store_rows_and_totals)
 {
-    each_engine(case_rows_and_totals);
+    dlq_each_engine(case_rows_and_totals);
 }
 
 /* After each insert the oldest rows go until the bounds hold; the newest stays even
@@ -145,7 +124,7 @@ static void case_bounds(struct dlq_fx *s, const struct dlq_engine *engine)
 
 TEST(bus_dlq_store_bounds)
 {
-    each_engine(case_bounds);
+    dlq_each_engine(case_bounds);
 }
 
 static int64_t id_of(struct dlq_fx *s, int i)
@@ -200,7 +179,7 @@ static void case_claims(struct dlq_fx *s, const struct dlq_engine *engine)
 
 TEST(bus_dlq_store_claims)
 {
-    each_engine(case_claims);
+    dlq_each_engine(case_claims);
 }
 
 /* The outcome of a replay counts only under the claim it ran with. */
@@ -240,7 +219,7 @@ static void case_outcome_under_claim(struct dlq_fx *s, const struct dlq_engine *
 
 TEST(bus_dlq_store_outcome_under_claim)
 {
-    each_engine(case_outcome_under_claim);
+    dlq_each_engine(case_outcome_under_claim);
 }
 
 /* Two connections (two processes) claiming the same marked rows at once, in small
@@ -276,7 +255,7 @@ static void case_concurrent_claims(struct dlq_fx *s, const struct dlq_engine *en
     for (int i = 0; i < RACE_ROWS; i++)
         ASSERT_EQ(add(s, "t.race", "{}", NULL), 0);
     ASSERT_EQ(s->store->mark(s->conn, 0), RACE_ROWS);
-    ASSERT_EQ(dlq_fx_open_db(s, engine, &other), 0);
+    ASSERT_EQ(dlq_fx_open_db(s, engine, &s->f.app, &other), 0);
     struct claimer a = { s->store, s->conn, RUN_A, 0, 0, { 0 } };
     struct claimer b = { s->store, db_conn_for_cli(other), RUN_B, 0, 0, { 0 } };
     pthread_t ta, tb;
@@ -301,5 +280,5 @@ static void case_concurrent_claims(struct dlq_fx *s, const struct dlq_engine *en
 
 TEST(bus_dlq_store_concurrent_claims)
 {
-    each_engine(case_concurrent_claims);
+    dlq_each_engine(case_concurrent_claims);
 }
