@@ -31,7 +31,7 @@ UNIT_OBJ    := $(UNIT_SRC:%.c=$(BUILD)/%.o)
 BENCH_SRC   := $(sort $(wildcard bench/*.c))
 
 .PHONY: all run test check-layering test-unit test-integration test-asan test-tsan debug install clean deps \
-        bench bench-quick bench-durability loadgen fuzz fuzz-smoke fuzz-bins valgrind
+        bench bench-quick bench-durability bench-pg loadgen fuzz fuzz-smoke fuzz-bins valgrind
 
 all: $(BUILD)/chatd
 
@@ -76,7 +76,8 @@ run: $(DEPS_STAMP)
 	./$(BUILD)/chatd
 
 # Unit and integration tests (the gdb walkthrough test runs the -O0 build-debug/chatd),
-# each fuzz target for a few seconds (tests/fuzz/), and the layering check.
+# each fuzz target for a few seconds (tests/fuzz/), and the layering check. tests/run.sh
+# starts a throwaway PostgreSQL server and runs the integration tests on both engines.
 test: $(DEPS_STAMP)
 	$(MAKE) $(BUILD)/chatd $(BUILD)/unit_tests
 	$(MAKE) debug
@@ -87,8 +88,9 @@ test: $(DEPS_STAMP)
 check-layering:
 	sh scripts/check-layering.sh
 
+# The unit tests, with a throwaway PostgreSQL server for their PostgreSQL cases.
 test-unit: $(BUILD)/unit_tests
-	./$(BUILD)/unit_tests
+	sh scripts/pg-throwaway.sh run --no-fsync -- ./$(BUILD)/unit_tests
 
 test-integration: $(BUILD)/chatd
 	CHATD_BIN=$(BUILD)/chatd node --test tests/integration/
@@ -103,10 +105,11 @@ test-asan: $(DEPS_STAMP)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  sh tests/run.sh build-asan
 
-# The threaded parts (ring, bus, db writer) under ThreadSanitizer.
+# The threaded parts (ring, bus, db writer on both engines) under ThreadSanitizer.
 test-tsan: $(DEPS_STAMP)
 	$(MAKE) BUILD=build-tsan OPT="-O1 -g" SANFLAGS="-fsanitize=thread" build-tsan/unit_tests
-	TSAN_OPTIONS=halt_on_error=1 ./build-tsan/unit_tests ring bus db
+	TSAN_OPTIONS=halt_on_error=1 sh scripts/pg-throwaway.sh run --no-fsync -- \
+	  ./build-tsan/unit_tests ring bus db
 
 # The integration suite with chatd under valgrind memcheck: no invalid accesses, no
 # definite leaks. Slow (tens of minutes), so outside CI; see docs/security.md.
@@ -152,6 +155,11 @@ bench-quick: $(DEPS_STAMP)
 bench-durability: $(DEPS_STAMP)
 	$(MAKE) $(BUILD)/chatd $(BUILD)/loadgen
 	sh bench/run.sh durability $(BUILD)
+
+# SQLite and PostgreSQL alternating on fresh servers (docs/benchmarks.md).
+bench-pg: $(DEPS_STAMP)
+	$(MAKE) $(BUILD)/chatd $(BUILD)/loadgen
+	sh bench/run.sh pg $(BUILD)
 
 # ---- fuzzing (tests/fuzz/) ----
 include tests/fuzz/fuzz.mk

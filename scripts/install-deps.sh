@@ -12,10 +12,13 @@ cd "$(dirname "$0")/.."
 # sources in node-llhttp). Test: sqlite3 CLI, clang's libFuzzer and sanitizer runtimes,
 # redis-server (benchmark baseline), chromium (web client tests), python3 (the sd_notify
 # listener of the ops tests), python3-websockets (a second, independent WebSocket
-# client), gdb (the walkthrough test) and valgrind, systemd for systemd-analyze.
+# client), gdb (the walkthrough test) and valgrind, systemd for systemd-analyze;
+# libpq-dev to build, postgresql-15 for the server binaries that the tests and benchmarks
+# start their own throwaway servers from (scripts/pg-throwaway.sh).
 APT_PACKAGES="build-essential pkg-config libuv1-dev libwslay-dev node-llhttp libjwt-dev
 libcjson-dev libsqlite3-dev libssl-dev sqlite3 clang libclang-rt-14-dev redis-server
-chromium python3 python3-websockets gdb valgrind systemd strace ca-certificates"
+chromium python3 python3-websockets gdb valgrind systemd strace ca-certificates
+libpq-dev postgresql-15"
 
 NODE_MIN=18
 LOCK_STAMP=node_modules/.chatd-lock-hash

@@ -7,6 +7,10 @@
 #   pg-throwaway.sh stop DIR [fast|immediate]   stop it (the data stays: start again
 #                                          reuses it, on the same port when it is free)
 #   pg-throwaway.sh url DIR               print the URL of a running one
+#   pg-throwaway.sh run [--no-fsync] -- CMD [ARG...]
+#                                          CMD with CHATD_TEST_PG_URL naming a server of
+#                                          its own, stopped and removed after; without
+#                                          the binaries, CMD alone (said in one line)
 #
 # The cluster lives in DIR/pg (log: DIR/pg/log); DIR/pg/url holds the URL. It listens on
 # 127.0.0.1 only, on a free port, with no Unix socket, and trusts every local connection
@@ -141,10 +145,33 @@ cmd_url() {
     cat "$pg/url"
 }
 
+cmd_run() {
+    flags=
+    while [ $# -gt 0 ] && [ "$1" != -- ]; do flags="$flags $1"; shift; done
+    [ "${1:-}" = -- ] && shift
+    [ $# -gt 0 ] || die "usage: $0 run [--no-fsync] -- CMD [ARG...]"
+    if ! have_binaries; then
+        say "PostgreSQL server binaries not installed: running without CHATD_TEST_PG_URL"
+        unset CHATD_TEST_PG_URL
+        "$@"
+        return
+    fi
+    dir=$(mktemp -d "${TMPDIR:-/tmp}/chatd-pg.XXXXXX")
+    trap 'cmd_stop "$dir" immediate; rm -rf "$dir"' EXIT
+    trap 'exit 130' INT TERM
+    # shellcheck disable=SC2086
+    CHATD_TEST_PG_URL=$(cmd_start "$dir" $flags) || exit 1
+    export CHATD_TEST_PG_URL
+    rc=0
+    "$@" || rc=$?
+    return $rc
+}
+
 case ${1:-} in
     check) have_binaries ;;
+    run) shift; cmd_run "$@" ;;
     start) shift; cmd_start "$@" ;;
     stop) shift; cmd_stop "$@" ;;
     url) shift; cmd_url "$@" ;;
-    *) die "usage: $0 check | start DIR [--no-fsync] | stop DIR [fast|immediate] | url DIR" ;;
+    *) die "usage: $0 check | start DIR [--no-fsync] | stop DIR [fast|immediate] | url DIR | run [--no-fsync] -- CMD..." ;;
 esac

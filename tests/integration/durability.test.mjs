@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { api, registerAndLogin, startServer, tmpDir, wsConnect } from './lib/harness.mjs';
+import { api, registerAndLogin, sqliteOnly, startServer, tmpDir, wsConnect } from './lib/harness.mjs';
 import { stopTraced, straceWorks, tracedEnv } from './lib/strace.mjs';
 
 const MESSAGES = 30;
@@ -92,7 +92,7 @@ function walSyncsBeforeEachAnswer({ port, lines }) {
     return counts;
 }
 
-describe('[database] durability', { skip: straceWorks() ? false : 'needs strace (with ptrace allowed, no $CHATD_WRAPPER)' }, () => {
+describe('[database] durability', { skip: sqliteOnly('durability and the syncs of chatd.db-wal are SQLite\'s') || (straceWorks() ? false : 'needs strace (with ptrace allowed, no $CHATD_WRAPPER)') }, () => {
     it('full (the default): the WAL is synced before every answer', async (t) => {
         const counts = walSyncsBeforeEachAnswer(await sendOneByOne(''));
         t.diagnostic(`WAL syncs before each of ${MESSAGES} answers: ${counts.join(' ')}`);

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import {
     DEFAULT_CONFIG, chatdBin, freePort, registerAndLogin, repoRoot, request, runChatd,
-    startServer, tmpDir, uniqueName, waitFor,
+    sqliteOnly, startServer, tmpDir, uniqueName, waitFor,
 } from './lib/harness.mjs';
 import { makeCertificates } from './lib/push-receiver.mjs';
 
@@ -204,7 +204,7 @@ describe('sd_notify', { skip: which('python3') ? false : 'python3 is not install
     });
 });
 
-describe('chatd backup', () => {
+describe('chatd backup', { skip: sqliteOnly('chatd backup copies the SQLite database (PostgreSQL: pg_dump, docs/deploy.md)') }, () => {
     it('copies the database of a running server into a file sqlite3 and chatd can open', async () => {
         const server = await startServer();
         const names = [uniqueName('bk'), uniqueName('bk')];

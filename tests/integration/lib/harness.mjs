@@ -3,9 +3,10 @@
 // Every server gets a fresh temporary directory holding its chatd.conf and its data
 // directory, listens on 127.0.0.1 port 0, and is found through the line it prints:
 // "chatd listening on http://HOST:PORT". Servers still running when the test process
-// exits are killed, so a failed test never leaves one behind.
+// exits are killed, so a failed test never leaves one behind. With CHATD_TEST_ENGINE=pg
+// each data directory gets a PostgreSQL database of its own (lib/engine.mjs).
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
@@ -15,6 +16,11 @@ import assert from 'node:assert/strict';
 import { after } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
+import {
+    configHasDatabaseUrl, copySigningKey, databaseFor, databaseSection, dropDatabases, engine,
+} from './engine.mjs';
+
+export { engine, sqliteOnly } from './engine.mjs';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 
@@ -74,6 +80,20 @@ after(() => {
         proc.stdout?.unref?.();
         proc.stderr?.unref?.();
     }
+});
+// Once nothing is left to do, the databases made for this process's servers go (the
+// servers first: a database in use cannot be dropped cleanly).
+let dropped = false;
+process.on('beforeExit', async () => {
+    if (dropped || engine !== 'pg' || process.env.CHATD_KEEP_TMP)
+        return;
+    dropped = true;
+    const procs = [...live];
+    for (const proc of procs) {
+        try { proc.kill('SIGKILL'); } catch { /* already gone */ }
+    }
+    await Promise.all(procs.map(exited));
+    await dropDatabases();
 });
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
     process.once(sig, () => { cleanup(); process.exit(128 + os.constants.signals[sig]); });
@@ -151,7 +171,8 @@ export function runChatd(args, opts = {}) {
  * words to run chatd under, e.g. ['strace', '-f', '-o', FILE]; then proc is the wrapper's)
  *
  * Returns the server: {url, host, port, proc, dir, dataDir, configPath, stop(signal) ->
- * exit code, kill9(), restart(opts), logs(), exitStatus}.
+ * exit code, kill9(), restart(opts), logs(), exitStatus, databaseUrl (on PostgreSQL: the
+ * database the harness gave it)}.
  */
 export async function startServer(opts = {}) {
     const dir = tmpDir();
@@ -162,7 +183,7 @@ export async function startServer(opts = {}) {
     const server = {
         dir, configPath,
         dataDir: opts.dataDir ?? path.join(dir, 'data'),
-        proc: null, url: null, host: null, port: null, exitStatus: null,
+        proc: null, url: null, host: null, port: null, exitStatus: null, databaseUrl: null,
         output: [],
         logs() { return this.output.join(''); },
         stop: (signal = 'SIGTERM') => stopServer(server, signal),
@@ -197,7 +218,17 @@ function seedKey(dataDir) {
     chmodSync(dest, 0o600);
 }
 
+// On PostgreSQL the config gets the data directory's database, at every start: a test
+// may have rewritten chatd.conf since the last one. A config naming a database keeps it.
+async function useEngine(server) {
+    if (engine !== 'pg' || configHasDatabaseUrl(readFileSync(server.configPath, 'utf8')))
+        return;
+    server.databaseUrl = await databaseFor(server.dataDir);
+    appendFileSync(server.configPath, databaseSection(server.databaseUrl));
+}
+
 async function launch(server, opts) {
+    await useEngine(server);
     if (WRAPPED && !/^\s*key_file\s*=\s*\S/m.test(readFileSync(server.configPath, 'utf8')))
         seedKey(server.dataDir);
     const args = ['-c', server.configPath, '--listen', opts.listen ?? '127.0.0.1:0',
@@ -239,6 +270,8 @@ async function launch(server, opts) {
     server.host = m[2].replace(/^\[|\]$/g, '');
     server.port = Number(m[3]);
     server.wsUrl = server.url.replace(/^http/, 'ws');
+    if (server.databaseUrl)
+        await copySigningKey(server.databaseUrl, server.dataDir);
 }
 
 /** Sends signal and waits for the exit; returns the exit code (null if killed by a signal). */
