@@ -21,8 +21,7 @@
 /* The implementation for the database's engine. */
 const struct dlq_store_ops *dlq_store(const struct db *db)
 {
-    (void)db;
-    return &dlq_store_sqlite;
+    return db_engine(db) == DB_ENGINE_PG ? &dlq_store_pg : &dlq_store_sqlite;
 }
 
 int dlq_migrate(struct db *db)

@@ -17,6 +17,7 @@ struct dlq_engine {
 
 static const struct dlq_engine dlq_engines[] = {
     { "sqlite", 0 },
+    { "postgresql", 1 },
 };
 #define DLQ_ENGINES ((int)(sizeof dlq_engines / sizeof dlq_engines[0]))
 
@@ -39,8 +40,11 @@ static inline int dlq_engine_runs(const struct dlq_engine *e)
 static inline int dlq_fx_open_db(struct dlq_fx *s, const struct dlq_engine *e,
                                  struct chatd *app, struct db **out)
 {
-    (void)e;
-    return db_open(out, app, s->f.db_path);
+    if (!e->pg)
+        return db_open(out, app, s->f.db_path);
+    if (!s->pg_name[0] && pg_test_db_new(s->pg_url, s->pg_name) < 0)
+        return -1;
+    return db_open_url(out, app, s->pg_url);
 }
 
 /* 0, or -1 with whatever was opened closed again. */
@@ -62,6 +66,40 @@ static inline void dlq_fx_close(struct dlq_fx *s)
     fx_stop(&s->f);
     if (s->pg_name[0])
         pg_test_db_drop(s->pg_name);
+}
+
+/* SQL by hand on a connection of its own (an operator's psql or sqlite3): 0 or -1. */
+static inline int dlq_fx_exec(struct dlq_fx *s, const struct dlq_engine *e, const char *sql)
+{
+    int ok;
+    if (!e->pg) {
+        sqlite3 *c = NULL;
+        ok = sqlite3_open(s->f.db_path, &c) == SQLITE_OK &&
+             sqlite3_exec(c, sql, NULL, NULL, NULL) == SQLITE_OK;
+        sqlite3_close(c);
+        return ok ? 0 : -1;
+    }
+    PGconn *c = PQconnectdb(s->pg_url);
+    PGresult *r = PQexec(c, sql);
+    ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
+    PQclear(r);
+    PQfinish(c);
+    return ok ? 0 : -1;
+}
+
+/* One integer from a query by hand (-1 on failure). */
+static inline long long dlq_fx_int(struct dlq_fx *s, const struct dlq_engine *e,
+                                   const char *sql)
+{
+    if (!e->pg)
+        return fx_query_int(s->f.db_path, sql);
+    PGconn *c = PQconnectdb(s->pg_url);
+    PGresult *r = PQexec(c, sql);
+    long long v = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
+                  !PQgetisnull(r, 0, 0) ? atoll(PQgetvalue(r, 0, 0)) : -1;
+    PQclear(r);
+    PQfinish(c);
+    return v;
 }
 
 /* Runs one case on a fresh database of every engine that runs here. */
