@@ -1,7 +1,8 @@
-/* Replays through the claims, on every engine (dlq_store_fixture.h): two servers (two
- * buses, each with its own struct db, loop and writer) on one database deliver each
- * marked row exactly once between them, and a row claimed by a process that died is
- * replayed once its claim has ended, not before. */
+/* Dead letters through a running server, on every engine (dlq_store_fixture.h): a
+ * failed delivery becomes a row, a replay that fails again updates it, one that
+ * succeeds removes it; two servers (two buses, each with its own struct db, loop and
+ * writer) on one database deliver each marked row exactly once between them; a row
+ * claimed by a process that died is replayed once its claim has ended, not before. */
 #include <errno.h>
 #include "test.h"
 #include "dlq_store_fixture.h"
@@ -57,6 +58,19 @@ static int node_start(struct node *node, struct dlq_fx *home, const struct dlq_e
     return bus_start(node->f.app.bus);
 }
 
+static int fail_first(struct bus_delivery *d, struct bus_event *ev, void *ctx)
+{
+    int *fail = ctx;
+    (void)ev;
+    hits.n[0]++;
+    if (*fail > 0) {
+        (*fail)--;
+        bus_delivery_set_error(d, "refused by the test");
+        return -EIO;
+    }
+    return 0;
+}
+
 static int rows_left(struct dlq_fx *s)
 {
     int64_t rows = -1, bytes;
@@ -84,6 +98,58 @@ static int add_marked(struct dlq_fx *s, int n)
                             .error = "boom", .payload = payload, .attempts = 1,
                             .first_failed_at = 1, .last_failed_at = 1 };
     return s->store->insert(s->conn, &l, ROWS * 2, INT64_C(1) << 40, &evicted);
+}
+
+static struct seen_row {
+    int n, attempts, marked;
+    char error[64], payload[64];
+} seen;
+
+static int see(void *arg, const struct dlq_letter *l)
+{
+    (void)arg;
+    seen.n++;
+    seen.attempts = l->attempts;
+    seen.marked = l->replay_requested;
+    snprintf(seen.error, sizeof seen.error, "%s", l->error);
+    snprintf(seen.payload, sizeof seen.payload, "%s", l->payload);
+    return 0;
+}
+
+static int one_row(struct dlq_fx *s)
+{
+    memset(&seen, 0, sizeof seen);
+    return s->store->each(s->conn, 0, see, NULL) == 1;
+}
+
+static void case_lifecycle(struct dlq_fx *s, const struct dlq_engine *e)
+{
+    static const struct bus_sub_opts o = { "test.failing", 2, 1, NULL };
+    struct node a;
+    int fail = 2 + 2;                /* the first series and the first replay fail */
+    memset(&hits, 0, sizeof hits);
+    ASSERT_EQ(node_start(&a, s, e), 0);
+    ASSERT_EQ(bus_subscribe(a.f.app.bus, "t.failing", &o, fail_first, &fail), 0);
+    cJSON *p = cJSON_CreateObject();
+    cJSON_AddStringToObject(p, "text", "it's \"quoted\" \u00e9");
+    ASSERT_EQ(bus_publish(a.f.app.bus, bus_event_new("t.failing", p)), 0);
+    ASSERT(FX_RUN_UNTIL(&a.f, rows_left(s) == 1, 5000));
+    ASSERT(one_row(s));
+    ASSERT_EQ(seen.attempts, 2);
+    ASSERT_STR_EQ(seen.error, "refused by the test");
+    ASSERT_STR_EQ(seen.payload, "{\"text\":\"it's \\\"quoted\\\" \u00e9\"}");
+    ASSERT_EQ(s->store->mark(s->conn, 0), 1);
+    ASSERT(FX_RUN_UNTIL(&a.f, hits.n[0] == 4 && one_row(s) && !seen.marked, 5000));
+    ASSERT_EQ(seen.attempts, 4);
+    ASSERT_EQ(s->store->mark(s->conn, 0), 1);
+    ASSERT(FX_RUN_UNTIL(&a.f, rows_left(s) == 0, 5000));
+    ASSERT_EQ(hits.n[0], 5);
+    fx_stop(&a.f);
+}
+
+TEST(bus_dlq_replay_lifecycle)
+{
+    dlq_each_engine(case_lifecycle);
 }
 
 /* The replays are held in flight until every row is claimed and each server has
