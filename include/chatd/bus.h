@@ -26,6 +26,7 @@
 
 struct chatd;
 struct bus;
+struct db;
 struct ev_type;
 struct ev_origin;
 
@@ -150,6 +151,10 @@ void bus_close(struct bus *b);
 void bus_free(struct bus *b);
 /* Queue depth (ring + pending retries), for /metrics and tests. */
 uint64_t bus_depth(const struct bus *b);
+
+/* Creates or upgrades the bus's own tables (the dead letters) on db, and nothing else:
+ * bus_start does it too; `chatd migrate-db` runs it alone on the target database. */
+int  bus_migrate(struct db *db);
 
 /* "chatd dlq ..." on the command line: argv[0] is "dlq". Gets the config, log and an
  * open database (no running loop). Returns the process exit status. */

@@ -39,7 +39,8 @@ struct chatd_config {
                                      * auth module signs with it */
     } auth;
     struct {
-        int durability;             /* enum chatd_durability, default full */
+        int durability;             /* enum chatd_durability, default full (SQLite only) */
+        char url[CFG_PATH_MAX];     /* default "": SQLite in data_dir; else PostgreSQL */
     } database;
     struct {
         int deadletter_max_rows;    /* default 100000; past it the oldest go */

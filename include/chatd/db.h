@@ -28,8 +28,16 @@ struct db_migration {
 /* Opens <data_dir>/chatd.db (creating data_dir, mode 0700), WAL, synchronous=NORMAL
  * ... Blocking: start-up only. */
 int  db_open(struct db **out, struct chatd *app, const char *path);
-/* Applies owner's migrations newer than its recorded version, each in a transaction.
- * Start-up only (blocking). Returns 0 or negative (logged). */
+/* Opens the PostgreSQL database at url ([database] url): the writer's connection and
+ * a pool of read connections (application_name chatd, synchronous_commit on), and
+ * core's own tables (schema_versions, chatd_keys). Blocking: start-up only. A server
+ * that cannot be reached or refuses is logged and said on stderr naming
+ * [database] url; returns 0 or negative. */
+int  db_open_url(struct db **out, struct chatd *app, const char *url);
+/* Applies owner's migrations newer than its recorded version, each in a transaction
+ * (m holds the migrations of this database's engine). Start-up only (blocking).
+ * Returns 0 or negative (logged); -EPROTO when the recorded version is newer than
+ * every migration in m: a newer chatd wrote this database. */
 int  db_migrate(struct db *db, const char *owner, const struct db_migration *m, int n);
 /* Starts the writer thread. */
 int  db_start(struct db *db);

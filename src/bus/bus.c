@@ -109,6 +109,11 @@ int bus_new(struct bus **out, struct chatd *app)
     return 0;
 }
 
+int bus_migrate(struct db *db)
+{
+    return dlq_migrate(db);
+}
+
 int bus_start(struct bus *b)
 {
     int rc;

@@ -32,6 +32,13 @@ int chatd_backup(struct chatd *app, const char *dest)
     sqlite3 *src = NULL, *dst = NULL;
     int fd, rc;
 
+    /* A copy of a PostgreSQL database is the server's own tool's job. */
+    if (app->cfg->database.url[0]) {
+        fprintf(stderr, "chatd backup: [database] url is set: the data is in PostgreSQL, "
+                "which chatd backup does not copy; use pg_dump (see docs/deploy.md, "
+                "\"Running on PostgreSQL\")\n");
+        return -ENOTSUP;
+    }
     snprintf(src_path, sizeof(src_path), "%s/chatd.db", app->cfg->server.data_dir);
     if (access(src_path, R_OK) != 0) {
         fprintf(stderr, "chatd backup: cannot read %s\n", src_path);

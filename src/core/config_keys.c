@@ -3,6 +3,9 @@
  * are in their own tables (each module's *_settings.c). */
 #include <errno.h>
 #include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <libpq-fe.h>
 #include "chatd/config.h"
 #include "chatd/settings.h"
 #include "config_tables.h"
@@ -19,6 +22,46 @@ static const struct setting_name level_names[] = {
 static const struct setting_name format_names[] = {
     { "text", 0 }, { "json", 1 }, { NULL, 0 },
 };
+
+/* libpq reads the port only when it connects: "1", or "1,2" for several hosts. */
+static int ports_valid(const char *v)
+{
+    for (;;) {
+        char *end;
+        long port = strtol(v, &end, 10);
+        if (end == v || port < 1 || port > 65535)
+            return 0;
+        if (*end == '\0')
+            return 1;
+        if (*end != ',')
+            return 0;
+        v = end + 1;
+    }
+}
+
+/* Empty, or a URL libpq reads. Only the URL form: a "host=... dbname=..." string
+ * would parse as well, but the key is documented (and logged) as a URL. */
+static const char *check_database_url(const char *v)
+{
+    char *err = NULL;
+
+    if (*v == '\0')
+        return NULL;
+    if (strncmp(v, "postgres://", 11) != 0 && strncmp(v, "postgresql://", 13) != 0)
+        return "expected a URL starting with postgres:// or postgresql://";
+    PQconninfoOption *opts = PQconninfoParse(v, &err);
+    if (!opts) {
+        PQfreemem(err);
+        return "not a PostgreSQL URL libpq can read (check the host, port, "
+               "%-escapes and ?options)";
+    }
+    const char *why = NULL;
+    for (PQconninfoOption *o = opts; o->keyword && !why; o++)
+        if (strcmp(o->keyword, "port") == 0 && o->val && !ports_valid(o->val))
+            why = "the port must be a number from 1 to 65535";
+    PQconninfoFree(opts);
+    return why;
+}
 
 /* Lower bounds are low enough for tests (a 50 ms timeout); upper bounds keep values far
  * from int overflow in the code that multiplies them. */
@@ -48,7 +91,11 @@ static const struct setting core_rows[] = {
                      setting_check_nonempty, "chatd",
                      "the iss of the tokens chatd signs and accepts"),
     SETTING_ENUM_ROW("database", "durability", C, database.durability, durability_names,
-                     "full", "full: an acked write survives a power cut; process: a crash"),
+                     "full", "SQLite only: full: an acked write survives a power cut; "
+                     "process: a crash"),
+    SETTING_TEXT_ROW("database", "url", SETTING_STRING, C, database.url, check_database_url,
+                     "", "empty: SQLite in data_dir; postgres://user:pass@host:port/db: "
+                     "PostgreSQL"),
     SETTING_INT_ROW("bus", "deadletter_max_rows", C, bus.deadletter_max_rows, 1, 100000000,
                     "100000", "dead letters kept; past it the oldest go"),
     SETTING_INT_ROW("bus", "deadletter_max_bytes", C, bus.deadletter_max_bytes, 4096, INT_MAX,

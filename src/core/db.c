@@ -1,6 +1,7 @@
-/* db.c: opening the database, migrations and close. The writer thread lives in
- * db_writer.c, the read pool in db_read.c, the files' modes in db_files.c, opening a
- * connection and error mapping in db_conn.c. */
+/* db.c: opening the database on either engine, and close. Migrations are in
+ * db_migrate.c, the writer thread in db_writer.c, the read pool in db_read.c, the
+ * files' modes in db_files.c, opening a SQLite connection and its error mapping in
+ * db_conn.c, the PostgreSQL engine's connections in db_pg_open.c. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 #include "chatd/db.h"
 #include "chatd/log.h"
 #include "db_internal.h"
+#include "db_pg_engine.h"
 
 static int setup_writer_conn(struct db *db)
 {
@@ -29,14 +31,26 @@ static int setup_writer_conn(struct db *db)
     if ((rc = db_exec(db->wconn, db_sync_pragma(db))) < 0 ||
         (rc = db_exec(db->wconn, "PRAGMA foreign_keys=ON")) < 0)
         return rc;
-    return db_exec(db->wconn, "CREATE TABLE IF NOT EXISTS schema_versions ("
-                              " owner TEXT PRIMARY KEY, version INTEGER NOT NULL)");
+    return db_sqlite_versions_table(db);
+}
+
+/* The writer waits on q_cond with a timeout on PostgreSQL (its connection checks and
+ * reconnect waits): on the monotonic clock, which a clock change does not move. */
+static int init_queue_cond(struct db *db)
+{
+    pthread_condattr_t attr;
+    int rc = pthread_condattr_init(&attr);
+
+    if (rc == 0 && (rc = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC)) == 0)
+        rc = pthread_cond_init(&db->q_cond, &attr);
+    pthread_condattr_destroy(&attr);
+    return rc;
 }
 
 static int init_locks(struct db *db)
 {
     if (pthread_mutex_init(&db->conn_lock, NULL) || pthread_mutex_init(&db->q_lock, NULL) ||
-        pthread_cond_init(&db->q_cond, NULL) || pthread_mutex_init(&db->r_lock, NULL) ||
+        init_queue_cond(db) || pthread_mutex_init(&db->r_lock, NULL) ||
         pthread_cond_init(&db->r_cond, NULL) || pthread_mutex_init(&db->ck_lock, NULL) ||
         pthread_cond_init(&db->ck_cond, NULL) || pthread_mutex_init(&db->d_lock, NULL))
         return -ENOMEM;
@@ -48,6 +62,7 @@ static void db_free(struct db *db)
     db_readers_close(db);
     db_ctl_free(db);
     sqlite3_close(db->wconn);
+    db_pg_engine_close(db);
     pthread_mutex_destroy(&db->conn_lock);
     pthread_mutex_destroy(&db->q_lock);
     pthread_cond_destroy(&db->q_cond);
@@ -60,21 +75,37 @@ static void db_free(struct db *db)
     free(db);
 }
 
-int db_open(struct db **out, struct chatd *app, const char *path)
+static int db_new(struct db **out, struct chatd *app, enum db_engine engine)
 {
     struct db *db = calloc(1, sizeof(*db));
+
+    if (!db)
+        return -ENOMEM;
+    db->app = app;
+    db->engine = engine;
+    db->accepting = 1;
+    atomic_init(&db->depth, 0);
+    atomic_init(&db->available, 1);
+    if (init_locks(db) < 0) {
+        db_free(db);
+        return -ENOMEM;
+    }
+    *out = db;
+    return 0;
+}
+
+int db_open(struct db **out, struct chatd *app, const char *path)
+{
+    struct db *db;
     int rc;
 
     /* SQLite's memory statistics take a global mutex around every allocation, for
      * sqlite3_memory_used() which nothing here reads. Only possible before SQLite's
      * first use in the process; later it refuses (SQLITE_MISUSE) and nothing changes. */
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
-    if (!db)
-        return -ENOMEM;
-    db->app = app;
-    db->accepting = 1;
-    atomic_init(&db->depth, 0);
-    if (!(db->path = strdup(path)) || (rc = init_locks(db)) < 0) {
+    if ((rc = db_new(&db, app, DB_ENGINE_SQLITE)) < 0)
+        return rc;
+    if (!(db->path = strdup(path))) {
         rc = -ENOMEM;
         goto fail;
     }
@@ -98,88 +129,44 @@ fail:
     return rc;
 }
 
-static int current_version(sqlite3 *conn, const char *owner, int *version)
+int db_open_url(struct db **out, struct chatd *app, const char *url)
 {
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(conn, "SELECT version FROM schema_versions WHERE owner = ?",
-                                -1, &st, NULL);
-
-    *version = 0;
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_text(st, 1, owner, -1, SQLITE_STATIC);
-        rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW)
-            *version = sqlite3_column_int(st, 0);
-    }
-    sqlite3_finalize(st);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : db_errno(rc);
-}
-
-static int record_version(sqlite3 *conn, const char *owner, int version)
-{
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(conn, "INSERT INTO schema_versions (owner, version)"
-                                " VALUES (?, ?) ON CONFLICT(owner) DO UPDATE"
-                                " SET version = excluded.version", -1, &st, NULL);
-
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_text(st, 1, owner, -1, SQLITE_STATIC);
-        sqlite3_bind_int(st, 2, version);
-        rc = sqlite3_step(st);
-    }
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : db_errno(rc);
-}
-
-static int apply_one(struct db *db, const char *owner, const struct db_migration *m)
-{
-    int rc = db_exec(db->wconn, "BEGIN IMMEDIATE");
+    struct db *db;
+    int rc = db_new(&db, app, DB_ENGINE_PG);
 
     if (rc < 0)
         return rc;
-    if ((rc = db_exec(db->wconn, m->sql)) < 0 ||
-        (rc = record_version(db->wconn, owner, m->version)) < 0 ||
-        (rc = db_exec(db->wconn, "COMMIT")) < 0) {
-        LOG_ERROR(db->app, "db", "migration failed owner=%s version=%d error=\"%s\"", owner,
-                  m->version, sqlite3_errmsg(db->wconn));
-        db_exec(db->wconn, "ROLLBACK");
+    if ((rc = db_pg_engine_open(db, url)) < 0) {   /* logged, and said on stderr */
+        db_free(db);
         return rc;
     }
-    LOG_INFO(db->app, "db", "migrated owner=%s version=%d", owner, m->version);
+    db_writer_metrics(db);
+    *out = db;
     return 0;
 }
 
-int db_migrate(struct db *db, const char *owner, const struct db_migration *m, int n)
+enum db_engine db_engine(const struct db *db)
 {
-    int version, rc;
+    return db->engine;
+}
 
-    pthread_mutex_lock(&db->conn_lock);
-    if ((rc = current_version(db->wconn, owner, &version)) < 0) {
-        LOG_ERROR(db->app, "db", "cannot read schema version owner=%s error=\"%s\"", owner,
-                  sqlite3_errmsg(db->wconn));
-        goto out;
-    }
-    for (int i = 0; i < n; i++) {
-        if (m[i].version <= version)
-            continue;
-        if ((rc = apply_one(db, owner, &m[i])) < 0)
-            goto out;
-        version = m[i].version;
-    }
-out:
-    pthread_mutex_unlock(&db->conn_lock);
-    return rc;
+int db_available(const struct db *db)
+{
+    return atomic_load_explicit(&((struct db *)db)->available, memory_order_acquire);
 }
 
 int db_start(struct db *db)
 {
     /* Without the thread, SQLite's own checkpoints in the writer's commits. */
-    db_checkpointer_start(db);
+    if (db->engine == DB_ENGINE_SQLITE)
+        db_checkpointer_start(db);
     return db_writer_start(db);
 }
 
 struct db_conn *db_conn_for_cli(struct db *db)
 {
+    if (db->engine == DB_ENGINE_PG)
+        return db_conn_of_pg(db->pg->w);
     return db_conn_of_sqlite(db->wconn);
 }
 

@@ -1,8 +1,10 @@
-/* db_internal.h: the struct behind struct db, shared by db.c (open, migrations,
- * close), db_writer.c (the writer thread and its group commit), db_read.c (the read
- * pool), db_checkpoint.c (the checkpoint thread), db_after.c (after() on the loop),
+/* db_internal.h: the struct behind struct db, shared by db.c (open, close),
+ * db_migrate.c (migrations), db_writer.c (the writer thread and its queue),
+ * db_sqlite_group.c (a group's transaction on SQLite), db_read.c (the read pool),
+ * db_checkpoint.c (the checkpoint thread), db_after.c (after() on the loop),
  * db_files.c (the files' modes) and db_conn.c (one connection), which the others
- * call and which calls none of them. */
+ * call and which calls none of them. The PostgreSQL engine's own part is in
+ * db_pg_engine.h. */
 #ifndef CHATD_DB_INTERNAL_H
 #define CHATD_DB_INTERNAL_H
 
@@ -23,13 +25,19 @@
 #define DB_CHECKPOINT_NICE 10         /* the checkpoint thread's weight: about a tenth */
 
 struct metrics_hist;
+struct db_pg_engine;
 
 enum db_ctl { DB_CTL_BEGIN, DB_CTL_COMMIT, DB_CTL_ROLLBACK, DB_CTL_SAVEPOINT,
               DB_CTL_RELEASE, DB_CTL_ROLLBACK_TO, DB_CTL__COUNT };
 
 struct db {
     struct chatd *app;
-    char *path;                     /* owned */
+    char *path;                     /* owned; SQLite: the file; PostgreSQL: NULL */
+    enum db_engine engine;
+    /* 0 from a lost PostgreSQL connection until the writer reconnected (SQLite:
+     * always 1). Written by the writer thread, read anywhere. */
+    atomic_int available;
+    struct db_pg_engine *pg;        /* owned; the PostgreSQL engine, NULL on SQLite */
 
     /* The one write connection. conn_lock serialises the writer thread's batches with
      * db_migrate, which modules may call after the writer started. */
@@ -78,11 +86,11 @@ struct db {
 
     struct metrics_hist *batch_hist;
     struct metrics_hist *commit_hist;
+    uint64_t *reconnects;           /* chatd_db_reconnects_total (NULL without metrics) */
 };
 
 /* db_writer.c */
 int  db_writer_start(struct db *db);
-void db_ctl_free(struct db *db);        /* finalizes the cached control statements */
 void db_writer_stop(struct db *db);     /* runs what is queued, joins */
 void db_writer_metrics(struct db *db);
 /* Runs the after() of every job back from the writer; closes the wake-up (db_close,
@@ -100,6 +108,12 @@ void db_after_count(struct db *db);
 /* Writer: jobs (linked through next, head not NULL) whose after() is due, in order;
  * one wake-up. */
 void db_after_post(struct db *db, struct db_job *head, struct db_job *tail);
+/* db_sqlite_group.c: one group of jobs in one SQLite transaction (conn_lock held):
+ * fills db->status and returns 0, or the error that undid the whole group. */
+int  db_sqlite_run_group(struct db *db, struct db_job *jobs, int n);
+void db_ctl_free(struct db *db);        /* finalizes the cached control statements */
+/* db_migrate.c: SQLite's schema_versions table (db_open). */
+int  db_sqlite_versions_table(struct db *db);
 /* db_checkpoint.c */
 int  db_checkpointer_start(struct db *db);
 void db_checkpointer_stop(struct db *db);

@@ -140,7 +140,7 @@ static int settle(struct db_pg_conn *c, PGresult *res, PGresult **out)
         *out = NULL;
     if (db_pg_conn_lost(c))
         return -ENOTCONN;
-    return state ? errno_of_sqlstate(state) : -EIO;
+    return state ? errno_of_sqlstate(c->sqlstate) : -EIO;   /* state went with res */
 }
 
 int db_pg_exec(struct db_conn *conn, const char *sql)

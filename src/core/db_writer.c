@@ -1,24 +1,33 @@
 /* db_writer.c: the writer thread. It owns the only write connection and commits
  * queued jobs in groups: one transaction for up to DB_BATCH_MAX jobs, each job in its
- * own SAVEPOINT so a failing job is undone alone. A commit is the expensive part of a
- * write (the WAL fsync at checkpoints, the lock), so sharing it between many jobs is
+ * own SAVEPOINT so a failing job is undone alone (the engine's part:
+ * db_sqlite_group.c, db_pg_group.c). A commit is the expensive part of a write (the
+ * fsync, the lock, on PostgreSQL the round trip), so sharing it between many jobs is
  * what lets thousands of messages a second reach the disk. done() callbacks run after
- * COMMIT returned, in queue order; then the afters go to the loop (db_after.c). */
+ * COMMIT returned, in queue order; then the afters go to the loop (db_after.c). On
+ * PostgreSQL the writer also rides out a lost connection (below). */
 #include <errno.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "chatd/chatd.h"
 #include "chatd/db.h"
 #include "chatd/log.h"
 #include "chatd/metrics.h"
 #include "chatd/util.h"
 #include "db_internal.h"
+#include "db_pg_engine.h"
 
 static double queue_depth(void *ctx)
 {
     struct db *db = ctx;
     return (double)db_write_depth(db);
+}
+
+static double available(void *ctx)
+{
+    return db_available(ctx);
 }
 
 void db_writer_metrics(struct db *db)
@@ -38,6 +47,11 @@ void db_writer_metrics(struct db *db)
                                         (int)(sizeof(secs) / sizeof(secs[0])));
     metrics_gauge_fn(m, "chatd_db_write_queue_depth", NULL,
                      "Write jobs queued or being applied.", queue_depth, db);
+    metrics_gauge_fn(m, "chatd_db_available", NULL,
+                     "1 while the database takes work, 0 while PostgreSQL is unreachable.",
+                     available, db);
+    db->reconnects = metrics_counter(m, "chatd_db_reconnects_total", NULL,
+                                     "New PostgreSQL connections after one was lost.");
 }
 
 /* The writer shares the loop's core: woken inside the queue lock it would run at
@@ -57,6 +71,8 @@ int db_write(struct db *db, struct db_job *job)
     pthread_mutex_lock(&db->q_lock);
     if (!db->accepting) {
         rc = -ECANCELED;
+    } else if (!db_available(db)) {
+        rc = -ENOTCONN;
     } else if (db->q_len >= DB_WRITE_QUEUE_MAX) {
         rc = -EAGAIN;
     } else {
@@ -102,102 +118,6 @@ static struct db_job *take_batch(struct db *db, int *count)
     return head;
 }
 
-static const char *const ctl_sql[DB_CTL__COUNT] = {
-    [DB_CTL_BEGIN] = "BEGIN IMMEDIATE",
-    [DB_CTL_COMMIT] = "COMMIT",
-    [DB_CTL_ROLLBACK] = "ROLLBACK",
-    [DB_CTL_SAVEPOINT] = "SAVEPOINT job",
-    [DB_CTL_RELEASE] = "RELEASE job",
-    [DB_CTL_ROLLBACK_TO] = "ROLLBACK TO job",
-};
-
-/* Runs one of the writer's control statements, prepared on first use. */
-static int ctl(struct db *db, enum db_ctl id)
-{
-    sqlite3_stmt *s = db->ctl[id];
-    int rc;
-
-    if (!s && (rc = sqlite3_prepare_v3(db->wconn, ctl_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
-                                       &db->ctl[id], NULL)) != SQLITE_OK)
-        return db_errno(rc);
-    s = db->ctl[id];
-    rc = sqlite3_step(s);
-    sqlite3_reset(s);
-    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : db_errno(rc);
-}
-
-void db_ctl_free(struct db *db)
-{
-    for (int i = 0; i < DB_CTL__COUNT; i++) {
-        sqlite3_finalize(db->ctl[i]);
-        db->ctl[i] = NULL;
-    }
-}
-
-static int apply_job(struct db *db, struct db_job *job)
-{
-    if (job->flags & DB_JOB_UNGUARDED) {
-        int rc = job->apply ? job->apply(db_conn_of_sqlite(db->wconn), job) : 0;
-        /* No savepoint to go back to: the group goes (run_batch sees autocommit). */
-        if (rc < 0 && !sqlite3_get_autocommit(db->wconn))
-            ctl(db, DB_CTL_ROLLBACK);
-        return rc;
-    }
-    int rc = ctl(db, DB_CTL_SAVEPOINT);
-
-    if (rc < 0)
-        return rc;
-    rc = job->apply ? job->apply(db_conn_of_sqlite(db->wconn), job) : 0;
-    if (rc < 0 && !sqlite3_get_autocommit(db->wconn))
-        ctl(db, DB_CTL_ROLLBACK_TO);
-    /* A job that failed with SQLITE_FULL, IOERR or NOMEM may have ended the whole
-     * transaction: there is then no savepoint left to release. */
-    if (!sqlite3_get_autocommit(db->wconn))
-        ctl(db, DB_CTL_RELEASE);
-    return rc;
-}
-
-/* Runs one group; fills db->status and returns 0, or the error that undid the whole
- * transaction (then every job of the group fails with it). */
-static int run_batch(struct db *db, struct db_job *jobs, int n)
-{
-    struct db_job *job = jobs;
-    int rc = ctl(db, DB_CTL_BEGIN);
-
-    if (rc < 0)
-        return rc;
-    for (int i = 0; i < n; i++, job = job->next) {
-        db->status[i] = apply_job(db, job);
-        if (sqlite3_get_autocommit(db->wconn))
-            return db->status[i] < 0 ? db->status[i] : -EIO;
-    }
-    if ((rc = ctl(db, DB_CTL_COMMIT)) < 0) {
-        LOG_ERROR(db->app, "db", "commit failed jobs=%d error=\"%s\"", n,
-                  sqlite3_errmsg(db->wconn));
-        if (!sqlite3_get_autocommit(db->wconn))
-            ctl(db, DB_CTL_ROLLBACK);
-    }
-    return rc;
-}
-
-/* SQLite calls this every DB_PROGRESS_OPS virtual-machine instructions of the
- * writer's group. The writer shares a core with the loop, and once running it keeps
- * the core until the scheduler's tick: a group of a thousand inserts would hold the
- * loop's timers and sockets for milliseconds. So past DB_WRITER_BURST_NS it steps
- * aside for whatever else is runnable and goes on where it was: the transaction
- * stays open, nothing is committed earlier or acked sooner. */
-static int writer_progress(void *arg)
-{
-    struct db *db = arg;
-    uint64_t now = mono_ns();
-
-    if (now - db->burst_ns >= DB_WRITER_BURST_NS) {
-        sched_yield();
-        db->burst_ns = mono_ns();
-    }
-    return 0;
-}
-
 /* Each job's done() here, in queue order; those with an after() go to the loop in
  * one hand-over, re-linked through next (done may free a job that has none). */
 static void finish_group(struct db *db, struct db_job *jobs, int n, int rc)
@@ -227,26 +147,6 @@ static void finish_group(struct db *db, struct db_job *jobs, int n, int rc)
         db_after_post(db, head, tail);
 }
 
-static void commit_group(struct db *db, struct db_job *jobs, int n)
-{
-    uint64_t t0 = mono_ns();
-    int rc;
-
-    pthread_mutex_lock(&db->conn_lock);
-    db->burst_ns = t0;
-    sqlite3_progress_handler(db->wconn, DB_PROGRESS_OPS, writer_progress, db);
-    rc = run_batch(db, jobs, n);
-    sqlite3_progress_handler(db->wconn, 0, NULL, NULL);
-    pthread_mutex_unlock(&db->conn_lock);
-    if (rc < 0)
-        LOG_WARN(db->app, "db", "write group failed jobs=%d error=\"%s\"", n, strerror(-rc));
-    if (db->commit_hist) {
-        metrics_observe(db->commit_hist, (double)(mono_ns() - t0) / 1e9);
-        metrics_observe(db->batch_hist, n);
-    }
-    finish_group(db, jobs, n, rc);
-}
-
 /* A woken thread of the normal class preempts the one running, and on a small
  * machine the one running is the loop: the writer would run its whole group there
  * while the loop's timers and sockets wait. SCHED_BATCH keeps its fair share of the
@@ -266,14 +166,189 @@ void db_thread_batch_sched(struct db *db, const char *thread)
 #endif
 }
 
+/* ---------- PostgreSQL away ----------
+ * From a lost connection until the writer has a new one, the database is
+ * unavailable: db_write and db_read answer -ENOTCONN at once, and jobs still queued
+ * fail with it too (they wrote nothing; each answers 503 without waiting for the
+ * server). A group whose COMMIT went unanswered stays in hand: its jobs complete when
+ * the server, asked after the reconnect, tells what became of its transaction. */
+
+static void set_available(struct db *db, int up)
+{
+    atomic_store_explicit(&db->available, up, memory_order_release);
+}
+
+static void outage_begin(struct db *db)
+{
+    if (db_available(db))
+        LOG_WARN(db->app, "db", "PostgreSQL connection lost: writes and reads answer "
+                 "unavailable until it is back");
+    set_available(db, 0);
+}
+
+/* Waits ms on q_cond (q_lock held) unless stopping; 1 when stopping. */
+static int pause_locked(struct db *db, unsigned ms)
+{
+    struct timespec ts;
+
+    if (!db->stopping) {
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_sec += ms / 1000;
+        ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&db->q_cond, &db->q_lock, &ts);
+    }
+    return db->stopping;
+}
+
+static int pause_unless_stopping(struct db *db, unsigned ms)
+{
+    pthread_mutex_lock(&db->q_lock);
+    int stopping = pause_locked(db, ms);
+    pthread_mutex_unlock(&db->q_lock);
+    return stopping;
+}
+
+static void fail_queued(struct db *db)
+{
+    for (;;) {
+        int n;
+        pthread_mutex_lock(&db->q_lock);
+        struct db_job *jobs = db->q_head ? take_batch(db, &n) : NULL;
+        pthread_mutex_unlock(&db->q_lock);
+        if (!jobs)
+            return;
+        finish_group(db, jobs, n, -ENOTCONN);
+    }
+}
+
+/* A new writer connection, trying with backoff: 0, or -ECANCELED once stopping. */
+static int reconnect(struct db *db)
+{
+    struct db_pg_engine *pg = db->pg;
+
+    for (;;) {
+        fail_queued(db);
+        pthread_mutex_lock(&db->conn_lock);
+        int rc = db_pg_conn_lost(pg->w) ? db_pg_writer_reconnect(db) : 0;
+        pthread_mutex_unlock(&db->conn_lock);
+        if (rc == 0) {
+            pg->backoff_ms = DB_PG_BACKOFF_MIN_MS;
+            return 0;
+        }
+        if (pause_unless_stopping(db, pg->backoff_ms))
+            return -ECANCELED;
+        pg->backoff_ms = pg->backoff_ms * 2 > DB_PG_BACKOFF_MAX_MS ? DB_PG_BACKOFF_MAX_MS
+                                                                   : pg->backoff_ms * 2;
+    }
+}
+
+static void outage_reconnect(struct db *db)
+{
+    if (reconnect(db) == 0) {
+        set_available(db, 1);
+        LOG_INFO(db->app, "db", "PostgreSQL is back: writes and reads resume");
+    }
+}
+
+static int outage_outcome(struct db *db)
+{
+    for (;;) {
+        if (reconnect(db) < 0)
+            return -ENOTCONN;         /* closing: the outcome stays unknown */
+        for (;;) {
+            pthread_mutex_lock(&db->conn_lock);
+            int rc = db_pg_outcome(db), lost = db_pg_conn_lost(db->pg->w);
+            pthread_mutex_unlock(&db->conn_lock);
+            if (rc != DB_PG_OUTCOME_UNKNOWN)
+                return rc;
+            if (lost)
+                break;
+            fail_queued(db);
+            if (pause_unless_stopping(db, DB_PG_ASK_AGAIN_MS))
+                return -ENOTCONN;
+        }
+    }
+}
+
+static int run_group(struct db *db, struct db_job *jobs, int n)
+{
+    pthread_mutex_lock(&db->conn_lock);
+    int rc = db->engine == DB_ENGINE_PG ? db_pg_run_group(db, jobs, n)
+                                        : db_sqlite_run_group(db, jobs, n);
+    pthread_mutex_unlock(&db->conn_lock);
+    return rc;
+}
+
+static void commit_group(struct db *db, struct db_job *jobs, int n)
+{
+    uint64_t t0 = mono_ns();
+    int rc;
+
+    if (!db_available(db)) {          /* stopping while PostgreSQL is away */
+        finish_group(db, jobs, n, -ENOTCONN);
+        return;
+    }
+    rc = run_group(db, jobs, n);
+    if (rc == -ENOTCONN || rc == DB_PG_OUTCOME_UNKNOWN)
+        outage_begin(db);
+    if (rc == DB_PG_OUTCOME_UNKNOWN)
+        rc = outage_outcome(db);   /* the group stays in hand until it is known */
+    if (rc < 0)
+        LOG_WARN(db->app, "db", "write group failed jobs=%d error=\"%s\"", n, strerror(-rc));
+    if (db->commit_hist) {
+        metrics_observe(db->commit_hist, (double)(mono_ns() - t0) / 1e9);
+        metrics_observe(db->batch_hist, n);
+    }
+    finish_group(db, jobs, n, rc);
+    if (!db_available(db))
+        outage_reconnect(db);
+}
+
+/* The idle writer's look at its connection: a server that went away while nothing
+ * was written shows at once in db_available and /readyz. */
+static void check_connection(struct db *db)
+{
+    pthread_mutex_lock(&db->conn_lock);
+    int alive = db_pg_writer_alive(db);
+    pthread_mutex_unlock(&db->conn_lock);
+    if (alive)
+        return;
+    outage_begin(db);
+    outage_reconnect(db);
+}
+
+/* q_lock held, nothing queued: waits for a job or the stop; on PostgreSQL at most
+ * DB_PG_PROBE_MS. 1 when the connection is to be checked. */
+static int wait_for_work(struct db *db)
+{
+    if (db->engine != DB_ENGINE_PG) {
+        pthread_cond_wait(&db->q_cond, &db->q_lock);
+        return 0;
+    }
+    if (!atomic_exchange(&db->pg->probe_wanted, 0))
+        pause_locked(db, DB_PG_PROBE_MS);
+    return !db->q_head && !db->stopping;
+}
+
 static void *writer_main(void *arg)
 {
     struct db *db = arg;
 
     pthread_mutex_lock(&db->q_lock);
     for (;;) {
-        while (!db->q_head && !db->stopping)
-            pthread_cond_wait(&db->q_cond, &db->q_lock);
+        int check = 0;
+        while (!db->q_head && !db->stopping && !check)
+            check = wait_for_work(db);
+        if (check) {
+            pthread_mutex_unlock(&db->q_lock);
+            check_connection(db);
+            pthread_mutex_lock(&db->q_lock);
+            continue;
+        }
         if (!db->q_head)
             break;   /* stopping, and everything queued is done */
         int n;

@@ -11,6 +11,7 @@
 
 #include "chatd/chatd.h"
 #include "chatd/config.h"
+#include "chatd/db.h"
 #include "chatd/log.h"
 #include "chatd/metrics.h"
 #include "http_internal.h"
@@ -36,8 +37,14 @@ static void on_readyz(struct http_req *r, void *ctx)
 {
     static const char ready[] = "{\"status\":\"ready\"}";
     struct http_server *s = ctx;
+    static const char no_db[] = "{\"status\":\"unavailable\",\"database\":\"unreachable\"}";
     if (s->app->draining || s->closing) {
         http_respond_error(r, 503, "draining: the server is shutting down");
+        return;
+    }
+    /* PostgreSQL lost: writes and reads would answer 503 until the writer reconnects. */
+    if (s->app->db && !db_available(s->app->db)) {
+        http_respond_json_str(r, 503, no_db, sizeof(no_db) - 1);
         return;
     }
     http_respond_json_str(r, 200, ready, sizeof(ready) - 1);

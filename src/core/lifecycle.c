@@ -89,10 +89,21 @@ static int start_timers(struct lifecycle *lc)
     return 0;
 }
 
+/* [database] url set: PostgreSQL; else SQLite in data_dir. */
+static int open_database(struct chatd *app)
+{
+    char path[CFG_PATH_MAX + 16];
+
+    if (app->cfg->database.url[0])
+        return db_open_url(&app->db, app, app->cfg->database.url);
+    snprintf(path, sizeof(path), "%s/chatd.db", app->cfg->server.data_dir);
+    return db_open(&app->db, app, path);
+}
+
 static int start_core(struct lifecycle *lc)
 {
     struct chatd *app = &lc->app;
-    char path[CFG_PATH_MAX + 16], what[CFG_PATH_MAX + 128];
+    char what[CFG_PATH_MAX + 128];
     int rc;
 
     if ((rc = config_check_dirs(app->cfg, what, sizeof(what))) < 0) {
@@ -108,9 +119,9 @@ static int start_core(struct lifecycle *lc)
     if ((rc = bus_subscribe(app->bus, TOPIC_SERVER_DRAINING, NULL, lifecycle_on_draining,
                              lc)) < 0)
         return start_fail(lc, "bus", rc);
-    snprintf(path, sizeof(path), "%s/chatd.db", app->cfg->server.data_dir);
-    if ((rc = db_open(&app->db, app, path)) < 0)
-        return start_fail(lc, "database open", rc);
+    if ((rc = open_database(app)) < 0)
+        return start_fail(lc, app->cfg->database.url[0] ? "[database] url (PostgreSQL) open"
+                                                        : "database open", rc);
     if ((rc = http_server_new(&app->http, app)) < 0)
         return start_fail(lc, "http server", rc);
     return 0;
@@ -269,7 +280,6 @@ int lifecycle_run_command(struct chatd_config *cfg,
                           int argc, char **argv)
 {
     struct lifecycle *lc = malloc(sizeof(*lc));
-    char path[CFG_PATH_MAX + 16];
     int rc, status = 1;
 
     if (!lc) {
@@ -285,9 +295,9 @@ int lifecycle_run_command(struct chatd_config *cfg,
         start_fail(lc, "metrics", rc);
         goto out;
     }
-    snprintf(path, sizeof(path), "%s/chatd.db", cfg->server.data_dir);
-    if ((rc = db_open(&lc->app.db, &lc->app, path)) < 0) {
-        start_fail(lc, "database open", rc);
+    if ((rc = open_database(&lc->app)) < 0) {
+        start_fail(lc, cfg->database.url[0] ? "[database] url (PostgreSQL) open"
+                                            : "database open", rc);
         goto out;
     }
     status = run(&lc->app, argc, argv);

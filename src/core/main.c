@@ -96,6 +96,8 @@ static int database_present(const struct chatd_config *cfg, const char *verb)
 {
     char path[CFG_PATH_MAX + 16];
 
+    if (cfg->database.url[0])
+        return 1;                      /* PostgreSQL: the start says if it is not there */
     snprintf(path, sizeof(path), "%s/chatd.db", cfg->server.data_dir);
     if (access(path, F_OK) == 0 || strcmp(verb, "keygen") == 0)
         return 1;

@@ -321,7 +321,7 @@ TEST(config_keys_unique_across_owners)
     struct row_seen r = { .n = 0 };
     ASSERT_EQ(config_each_key(NULL, collect_row, &r), 0);
     ASSERT_EQ(r.bad, 0);
-    ASSERT_EQ(r.n, 44);   /* the keys chatd.conf lists */
+    ASSERT_EQ(r.n, 45);   /* the keys chatd.conf lists */
     for (size_t i = 0; i < r.n; i++)
         for (size_t j = i + 1; j < r.n; j++)
             ASSERT(strcmp(r.rows[i]->section, r.rows[j]->section) != 0 ||
@@ -509,6 +509,6 @@ TEST(config_help_is_a_config_of_the_defaults)
     free(text);
     ASSERT_EQ(rc, 0);
     ASSERT(memcmp(&a, &b, sizeof(a)) == 0);
-    ASSERT_EQ(keys, 44);
+    ASSERT_EQ(keys, 45);
     ASSERT(has_range);
 }
