@@ -1,0 +1,176 @@
+/* Two nodes on one PostgreSQL database (two struct db, two writer threads) racing
+ * on one room: the first writer's transaction is held open by a gate while the
+ * second one runs, so each case meets the race every time. Skips without a server
+ * (pg_fixture.h). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include "test.h"
+#include "message_store_fixture.h"
+#include "../../src/modules/message/message_internal.h"
+
+/* A writer job around step: step(c, arg, 0), then (until go, at most 30 s) the
+ * transaction stays open, then step(c, arg, 1). */
+struct pr_gate {
+    struct db_job base;
+    int (*step)(struct db_conn *c, void *arg, int phase);
+    void *arg;
+    int held, go, done, status, applies;
+};
+
+static int pr_gate_apply(struct db_conn *c, struct db_job *job)
+{
+    struct pr_gate *g = (struct pr_gate *)job;
+    __atomic_add_fetch(&g->applies, 1, __ATOMIC_ACQ_REL);
+    int rc = g->step(c, g->arg, 0);
+    __atomic_store_n(&g->held, 1, __ATOMIC_RELEASE);
+    uint64_t deadline = mono_ms() + 30000;
+    while (!__atomic_load_n(&g->go, __ATOMIC_ACQUIRE) && mono_ms() < deadline)
+        fx_nap();
+    return rc < 0 ? rc : g->step(c, g->arg, 1);
+}
+
+static void pr_gate_done(struct db_job *job, int status)
+{
+    struct pr_gate *g = (struct pr_gate *)job;
+    g->status = status;
+    __atomic_store_n(&g->done, 1, __ATOMIC_RELEASE);
+}
+
+static void pr_gate_init(struct pr_gate *g, int (*step)(struct db_conn *, void *, int),
+                         void *arg, int go)
+{
+    memset(g, 0, sizeof(*g));
+    g->base = (struct db_job){ .apply = pr_gate_apply, .done = pr_gate_done,
+                               .flags = DB_JOB_UNGUARDED };
+    g->step = step;
+    g->arg = arg;
+    g->go = go;
+}
+
+static int pr_flag(int *f)
+{
+    return __atomic_load_n(f, __ATOMIC_ACQUIRE);
+}
+
+static long long pr_int(const char *url, const char *sql)
+{
+    PGconn *c = PQconnectdb(url);
+    PGresult *r = PQstatus(c) == CONNECTION_OK ? PQexec(c, sql) : NULL;
+    long long v = -1;
+    if (r && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0))
+        v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    PQfinish(c);
+    return v;
+}
+
+/* Until a backend of the database waits on a lock (1) or *done is set (0). */
+static int pr_lock_wait_seen(const char *url, int *done)
+{
+    uint64_t deadline = mono_ms() + 20000;
+    while (!pr_flag(done) && mono_ms() < deadline) {
+        if (pr_int(url, "SELECT count(*) FROM pg_stat_activity WHERE datname ="
+                   " current_database() AND wait_event_type = 'Lock'") > 0)
+            return 1;
+        fx_nap();
+    }
+    return 0;
+}
+
+/* The test's node 1 (t) and node 2 (f2, s2) on t's database, writers started. */
+struct pr_nodes {
+    struct sfx t;
+    struct fx f2;
+    struct msg_store s2;
+    struct msg_state st[2];          /* only .store: what the jobs' applies use */
+};
+
+static int pr_open_second(struct pr_nodes *n)
+{
+    if (fx_init(&n->f2) < 0 || db_open_url(&n->f2.app.db, &n->f2.app, n->t.url) < 0 ||
+        msg_store_pg_new(&n->s2) < 0 || db_start(n->t.f.app.db) < 0 ||
+        db_start(n->f2.app.db) < 0)
+        return -1;
+    n->st[0].store = n->t.s;
+    n->st[1].store = n->s2;
+    return 0;
+}
+
+static void pr_close(struct pr_nodes *n)
+{
+    db_close(n->f2.app.db);
+    n->f2.app.db = NULL;
+    msg_store_free(&n->s2);
+    fx_stop(&n->f2);
+    store_close(&n->t);
+}
+
+static inline int pr_member(struct sfx *t, int64_t room, int64_t user)
+{
+    struct member_ref m = { .id = user };
+    snprintf(m.username, sizeof m.username, "u%lld", (long long)user);
+    return MSF_OP(t, member_insert, t->c, room, &m, 1) == 1 ? 0 : -1;
+}
+
+static inline int pr_room(struct sfx *t, int64_t expect_id)
+{
+    struct room_new rn = { .name = "room", .kind = "group", .owner_id = 1, .created_at = 1 };
+    int64_t id;
+    return MSF_OP(t, room_insert, t->c, &rn, &id) < 0 || id != expect_id ? -1 : 0;
+}
+
+/* ---------- a direct room opened by both nodes at once ---------- */
+static int pr_room_step(struct db_conn *c, void *arg, int phase)
+{
+    return phase ? 0 : room_job_apply(c, &((struct room_job *)arg)->base);
+}
+
+static struct room_job *pr_dm_job(struct msg_state *st)
+{
+    struct room_job *j = room_job_new(st, ROOM_OP_DM, NULL);
+    if (!j)
+        return NULL;
+    j->actor_id = 1;
+    snprintf(j->actor_name, sizeof j->actor_name, "alice");
+    j->target = (struct member_ref){ .id = 2, .username = "bob" };
+    return j;
+}
+
+TEST(message_pg_race_dm_opened_by_two_nodes_at_once_is_one_room)
+{
+    struct pr_nodes n;
+    memset(&n, 0, sizeof n);
+    MSF_OPEN(&n.t, &msf_engines[1]);
+    ASSERT_EQ(pr_open_second(&n), 0);
+    struct room_job *ja = pr_dm_job(&n.st[0]), *jb = pr_dm_job(&n.st[1]);
+    ASSERT(ja && jb);
+    static struct pr_gate a, b;
+    pr_gate_init(&a, pr_room_step, ja, 0);
+    pr_gate_init(&b, pr_room_step, jb, 1);
+    ASSERT_EQ(db_write(n.t.f.app.db, &a.base), 0);
+    uint64_t deadline = mono_ms() + 20000;
+    while (!pr_flag(&a.held) && mono_ms() < deadline)
+        fx_nap();
+    ASSERT(pr_flag(&a.held));
+    /* Node 2 finds no room (node 1's is not committed) and its insert waits. */
+    ASSERT_EQ(db_write(n.f2.app.db, &b.base), 0);
+    ASSERT_EQ(pr_lock_wait_seen(n.t.url, &b.done), 1);
+    __atomic_store_n(&a.go, 1, __ATOMIC_RELEASE);
+    deadline = mono_ms() + 20000;
+    while (!(pr_flag(&a.done) && pr_flag(&b.done)) && mono_ms() < deadline)
+        fx_nap();
+    ASSERT(pr_flag(&a.done) && pr_flag(&b.done));
+    ASSERT_EQ(a.status, 0);
+    ASSERT_EQ(b.status, 0);
+    ASSERT_EQ(ja->status, 200);
+    ASSERT_EQ(jb->status, 200);
+    ASSERT_EQ(ja->room.id, jb->room.id);
+    ASSERT_EQ(jb->nmembers, 2);
+    ASSERT_EQ(ja->changed, 1);
+    ASSERT_EQ(jb->changed, 0);
+    ASSERT_EQ(pr_int(n.t.url, "SELECT count(*) FROM rooms"), 1);
+    room_job_free(ja);
+    room_job_free(jb);
+    pr_close(&n);
+}
