@@ -106,14 +106,14 @@ static void pr_close(struct pr_nodes *n)
     store_close(&n->t);
 }
 
-static inline int pr_member(struct sfx *t, int64_t room, int64_t user)
+static int pr_member(struct sfx *t, int64_t room, int64_t user)
 {
     struct member_ref m = { .id = user };
     snprintf(m.username, sizeof m.username, "u%lld", (long long)user);
     return MSF_OP(t, member_insert, t->c, room, &m, 1) == 1 ? 0 : -1;
 }
 
-static inline int pr_room(struct sfx *t, int64_t expect_id)
+static int pr_room(struct sfx *t, int64_t expect_id)
 {
     struct room_new rn = { .name = "room", .kind = "group", .owner_id = 1, .created_at = 1 };
     int64_t id;
@@ -172,5 +172,101 @@ TEST(message_pg_race_dm_opened_by_two_nodes_at_once_is_one_room)
     ASSERT_EQ(pr_int(n.t.url, "SELECT count(*) FROM rooms"), 1);
     room_job_free(ja);
     room_job_free(jb);
+    pr_close(&n);
+}
+
+/* ---------- the same client_msg_ids in two rooms at once ---------- */
+struct pr_batch {
+    struct msg_store *store;
+    struct msg_post p[2][2];         /* per phase, up to two messages */
+    int n[2];
+    struct msg_post_room rooms[2];
+    int nrooms;
+};
+
+static void pr_batch_drop(struct pr_batch *b)
+{
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < b->n[k]; i++) {
+            free(b->p[k][i].copy);
+            b->p[k][i].copy = NULL;
+        }
+    for (int i = 0; i < b->nrooms; i++)
+        free(b->rooms[i].ids);
+    b->nrooms = 0;
+}
+
+static int pr_batch_step(struct db_conn *c, void *arg, int phase)
+{
+    struct pr_batch *b = arg;
+    if (!b->n[phase])
+        return 0;
+    for (int i = 0; i < b->nrooms; i++)
+        free(b->rooms[i].ids);
+    b->nrooms = 0;
+    return b->store->ops->post_batch(b->store->impl, c, b->p[phase], b->n[phase], b->rooms,
+                                     &b->nrooms);
+}
+
+static struct msg_post pr_post(int64_t room, int64_t sender, const char *cmid)
+{
+    return (struct msg_post){ .room_id = room, .sender_id = sender, .created_at = 5,
+                              .sender = "s", .body = "hi", .client_msg_id = cmid };
+}
+
+/* Node 2 holds (sender 1, "k1") uncommitted in room 2; node 1's batch in room 1 has
+ * (2, "k2") then (1, "k1") and waits on the second; node 2 then stores (2, "k2").
+ * Taken in batch order, node 1 would hold "k2" and the two would deadlock (one
+ * group run again after deadlock_timeout); taken in key order, node 1 holds
+ * nothing node 2 needs. */
+TEST(message_pg_race_batches_sharing_client_ids_do_not_deadlock)
+{
+    struct pr_nodes n;
+    memset(&n, 0, sizeof n);
+    MSF_OPEN(&n.t, &msf_engines[1]);
+    for (int64_t r = 1; r <= 2; r++) {
+        ASSERT_EQ(pr_room(&n.t, r), 0);
+        ASSERT_EQ(pr_member(&n.t, r, 1), 0);
+        ASSERT_EQ(pr_member(&n.t, r, 2), 0);
+    }
+    ASSERT_EQ(pr_open_second(&n), 0);
+    static struct pr_batch ba, bb;
+    memset(&ba, 0, sizeof ba);
+    memset(&bb, 0, sizeof bb);
+    ba.store = &n.t.s;
+    ba.p[0][0] = pr_post(1, 2, "k2");
+    ba.p[0][1] = pr_post(1, 1, "k1");
+    ba.n[0] = 2;
+    bb.store = &n.s2;
+    bb.p[0][0] = pr_post(2, 1, "k1");
+    bb.p[1][0] = pr_post(2, 2, "k2");
+    bb.n[0] = bb.n[1] = 1;
+    static struct pr_gate a, b;
+    pr_gate_init(&b, pr_batch_step, &bb, 0);
+    pr_gate_init(&a, pr_batch_step, &ba, 1);
+    ASSERT_EQ(db_write(n.f2.app.db, &b.base), 0);
+    uint64_t deadline = mono_ms() + 20000;
+    while (!pr_flag(&b.held) && mono_ms() < deadline)
+        fx_nap();
+    ASSERT(pr_flag(&b.held));
+    ASSERT_EQ(db_write(n.t.f.app.db, &a.base), 0);
+    ASSERT_EQ(pr_lock_wait_seen(n.t.url, &a.done), 1);
+    __atomic_store_n(&b.go, 1, __ATOMIC_RELEASE);
+    deadline = mono_ms() + 20000;
+    while (!(pr_flag(&a.done) && pr_flag(&b.done)) && mono_ms() < deadline)
+        fx_nap();
+    ASSERT(pr_flag(&a.done) && pr_flag(&b.done));
+    ASSERT_EQ(a.status, 0);
+    ASSERT_EQ(b.status, 0);
+    ASSERT_EQ(pr_flag(&a.applies), 1);          /* neither group ran again */
+    ASSERT_EQ(pr_flag(&b.applies), 1);
+    ASSERT_EQ(bb.p[0][0].status, 201);
+    ASSERT_EQ(bb.p[1][0].status, 201);
+    ASSERT_EQ(ba.p[0][0].status, 409);          /* repeats of room 2's messages */
+    ASSERT_EQ(ba.p[0][1].status, 409);
+    ASSERT_EQ(pr_int(n.t.url, "SELECT last_seq FROM rooms WHERE id = 1"), 0);
+    ASSERT_EQ(pr_int(n.t.url, "SELECT count(*) FROM messages"), 2);
+    pr_batch_drop(&ba);
+    pr_batch_drop(&bb);
     pr_close(&n);
 }
