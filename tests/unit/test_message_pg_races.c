@@ -270,3 +270,67 @@ TEST(message_pg_race_batches_sharing_client_ids_do_not_deadlock)
     pr_batch_drop(&bb);
     pr_close(&n);
 }
+
+/* ---------- the last free place of a room taken on both nodes at once ---------- */
+static struct room_job *pr_add_job(struct msg_state *st, int64_t user)
+{
+    struct room_job *j = room_job_new(st, ROOM_OP_ADD, NULL);
+    if (!j)
+        return NULL;
+    j->actor_id = 1;
+    snprintf(j->actor_name, sizeof j->actor_name, "u1");
+    j->room_id = 1;
+    j->target = (struct member_ref){ .id = user };
+    snprintf(j->target.username, sizeof j->target.username, "u%lld", (long long)user);
+    return j;
+}
+
+static int pr_sql(const char *url, const char *sql)
+{
+    PGconn *c = PQconnectdb(url);
+    PGresult *r = PQstatus(c) == CONNECTION_OK ? PQexec(c, sql) : NULL;
+    int ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    PQfinish(c);
+    return ok ? 0 : -1;
+}
+
+/* One place left: node 1 adds a member (not committed yet), node 2 adds another.
+ * Node 2's check waits for node 1's COMMIT on the room and then finds it full. */
+TEST(message_pg_race_two_nodes_do_not_overfill_a_room)
+{
+    struct pr_nodes n;
+    memset(&n, 0, sizeof n);
+    MSF_OPEN(&n.t, &msf_engines[1]);
+    ASSERT_EQ(pr_room(&n.t, 1), 0);
+    char sql[256];
+    snprintf(sql, sizeof sql, "INSERT INTO room_members (room_id, user_id, username, joined_at)"
+             " SELECT 1, g, 'u' || g, 1 FROM generate_series(1, %d) g", MSG_ROOM_MAX_MEMBERS - 1);
+    ASSERT_EQ(pr_sql(n.t.url, sql), 0);
+    ASSERT_EQ(pr_open_second(&n), 0);
+    struct room_job *ja = pr_add_job(&n.st[0], 5000), *jb = pr_add_job(&n.st[1], 5001);
+    ASSERT(ja && jb);
+    static struct pr_gate a, b;
+    pr_gate_init(&a, pr_room_step, ja, 0);
+    pr_gate_init(&b, pr_room_step, jb, 1);
+    ASSERT_EQ(db_write(n.t.f.app.db, &a.base), 0);
+    uint64_t deadline = mono_ms() + 20000;
+    while (!pr_flag(&a.held) && mono_ms() < deadline)
+        fx_nap();
+    ASSERT(pr_flag(&a.held));
+    ASSERT_EQ(ja->status, 204);
+    ASSERT_EQ(db_write(n.f2.app.db, &b.base), 0);
+    ASSERT_EQ(pr_lock_wait_seen(n.t.url, &b.done), 1);
+    __atomic_store_n(&a.go, 1, __ATOMIC_RELEASE);
+    deadline = mono_ms() + 20000;
+    while (!(pr_flag(&a.done) && pr_flag(&b.done)) && mono_ms() < deadline)
+        fx_nap();
+    ASSERT(pr_flag(&a.done) && pr_flag(&b.done));
+    ASSERT_EQ(a.status, 0);
+    ASSERT_EQ(jb->status, 409);
+    ASSERT_EQ(pr_int(n.t.url, "SELECT count(*) FROM room_members WHERE room_id = 1"),
+              MSG_ROOM_MAX_MEMBERS);
+    room_job_free(ja);
+    room_job_free(jb);
+    pr_close(&n);
+}
