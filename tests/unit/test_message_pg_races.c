@@ -285,16 +285,6 @@ static struct room_job *pr_add_job(struct msg_state *st, int64_t user)
     return j;
 }
 
-static int pr_sql(const char *url, const char *sql)
-{
-    PGconn *c = PQconnectdb(url);
-    PGresult *r = PQstatus(c) == CONNECTION_OK ? PQexec(c, sql) : NULL;
-    int ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
-    PQclear(r);
-    PQfinish(c);
-    return ok ? 0 : -1;
-}
-
 /* One place left: node 1 adds a member (not committed yet), node 2 adds another.
  * Node 2's check waits for node 1's COMMIT on the room and then finds it full. */
 TEST(message_pg_race_two_nodes_do_not_overfill_a_room)
@@ -304,9 +294,10 @@ TEST(message_pg_race_two_nodes_do_not_overfill_a_room)
     MSF_OPEN(&n.t, &msf_engines[1]);
     ASSERT_EQ(pr_room(&n.t, 1), 0);
     char sql[256];
-    snprintf(sql, sizeof sql, "INSERT INTO room_members (room_id, user_id, username, joined_at)"
-             " SELECT 1, g, 'u' || g, 1 FROM generate_series(1, %d) g", MSG_ROOM_MAX_MEMBERS - 1);
-    ASSERT_EQ(pr_sql(n.t.url, sql), 0);
+    snprintf(sql, sizeof sql, "WITH i AS (INSERT INTO room_members (room_id, user_id, username,"
+             " joined_at) SELECT 1, g, 'u' || g, 1 FROM generate_series(1, %d) g RETURNING 1)"
+             " SELECT count(*) FROM i", MSG_ROOM_MAX_MEMBERS - 1);
+    ASSERT_EQ(pr_int(n.t.url, sql), MSG_ROOM_MAX_MEMBERS - 1);
     ASSERT_EQ(pr_open_second(&n), 0);
     struct room_job *ja = pr_add_job(&n.st[0], 5000), *jb = pr_add_job(&n.st[1], 5001);
     ASSERT(ja && jb);
@@ -332,5 +323,77 @@ TEST(message_pg_race_two_nodes_do_not_overfill_a_room)
               MSG_ROOM_MAX_MEMBERS);
     room_job_free(ja);
     room_job_free(jb);
+    pr_close(&n);
+}
+
+/* ---------- a read marker and a batch of one room on both nodes ---------- */
+struct pr_marker_then_batch {
+    struct read_job *read;
+    struct pr_batch batch;
+};
+
+static int pr_marker_step(struct db_conn *c, void *arg, int phase)
+{
+    struct pr_marker_then_batch *m = arg;
+    if (phase == 0)
+        return read_job_apply(c, (struct db_job *)m->read);
+    return pr_batch_step(c, &m->batch, 0);
+}
+
+/* Node 1 raises user 1's marker (its job not committed yet), node 2 stores a message
+ * of user 1 (raising the same marker), then node 1's group goes on with a batch of
+ * the room. With the marker taken before the room, the two would deadlock (one group
+ * run again after deadlock_timeout); with the room first, node 2 waits. */
+TEST(message_pg_race_marker_and_batch_on_two_nodes_do_not_deadlock)
+{
+    struct pr_nodes n;
+    memset(&n, 0, sizeof n);
+    MSF_OPEN(&n.t, &msf_engines[1]);
+    ASSERT_EQ(pr_room(&n.t, 1), 0);
+    ASSERT_EQ(pr_member(&n.t, 1, 1), 0);
+    ASSERT_EQ(pr_member(&n.t, 1, 2), 0);
+    ASSERT_EQ(pr_int(n.t.url, "UPDATE rooms SET last_seq = 5 WHERE id = 1 RETURNING id"), 1);
+    ASSERT_EQ(pr_open_second(&n), 0);
+    static struct pr_marker_then_batch ma;
+    static struct pr_batch bb;
+    memset(&ma, 0, sizeof ma);
+    memset(&bb, 0, sizeof bb);
+    ma.read = read_job_new(&n.st[0], NULL, 1, 1, 5);
+    ASSERT(ma.read != NULL);
+    ma.batch.store = &n.t.s;
+    ma.batch.p[0][0] = pr_post(1, 2, "from-node-1");
+    ma.batch.n[0] = 1;
+    bb.store = &n.s2;
+    bb.p[0][0] = pr_post(1, 1, "from-node-2");
+    bb.n[0] = 1;
+    static struct pr_gate a, b;
+    pr_gate_init(&a, pr_marker_step, &ma, 0);
+    pr_gate_init(&b, pr_batch_step, &bb, 1);
+    ASSERT_EQ(db_write(n.t.f.app.db, &a.base), 0);
+    uint64_t deadline = mono_ms() + 20000;
+    while (!pr_flag(&a.held) && mono_ms() < deadline)
+        fx_nap();
+    ASSERT(pr_flag(&a.held));
+    ASSERT_EQ(read_job_status(ma.read), 204);
+    ASSERT_EQ(db_write(n.f2.app.db, &b.base), 0);
+    ASSERT_EQ(pr_lock_wait_seen(n.t.url, &b.done), 1);
+    __atomic_store_n(&a.go, 1, __ATOMIC_RELEASE);
+    deadline = mono_ms() + 20000;
+    while (!(pr_flag(&a.done) && pr_flag(&b.done)) && mono_ms() < deadline)
+        fx_nap();
+    ASSERT(pr_flag(&a.done) && pr_flag(&b.done));
+    ASSERT_EQ(a.status, 0);
+    ASSERT_EQ(b.status, 0);
+    ASSERT_EQ(pr_flag(&a.applies), 1);          /* neither group ran again */
+    ASSERT_EQ(pr_flag(&b.applies), 1);
+    ASSERT_EQ(ma.batch.p[0][0].status, 201);
+    ASSERT_EQ(ma.batch.p[0][0].row.seq, 6);     /* node 1 committed first */
+    ASSERT_EQ(bb.p[0][0].status, 201);
+    ASSERT_EQ(bb.p[0][0].row.seq, 7);
+    ASSERT_EQ(pr_int(n.t.url, "SELECT read_seq FROM room_members WHERE room_id = 1"
+                     " AND user_id = 1"), 7);
+    read_job_free(ma.read);
+    pr_batch_drop(&ma.batch);
+    pr_batch_drop(&bb);
     pr_close(&n);
 }
