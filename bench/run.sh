@@ -146,9 +146,13 @@ start_redis() {
     done
 }
 
-# start_pg: the throwaway PostgreSQL server (fsync on); 1 when it is not installed.
+# start_pg: the throwaway PostgreSQL server (fsync on); 1 when it is not installed or
+# chatd has no PostgreSQL engine (no [database] url).
 start_pg() {
     sh scripts/pg-throwaway.sh check || return 1
+    "$build/chatd" --help-config 2>/dev/null |
+        awk '/^\[/ { s = ($0 == "[database]"); next } s && /^url *=/ { f = 1 } END { exit !f }' ||
+        return 1
     pg_url=$($pg_cpu sh scripts/pg-throwaway.sh start "$tmp") || exit 1
     pg_pid=$(head -n 1 "$tmp/pg/data/postmaster.pid")
     echo "${pg_cpu:-(unpinned)} sh scripts/pg-throwaway.sh start DIR  # $("$(pg_config --bindir)/postgres" --version), its defaults, fsync on" >> "$commands"
@@ -257,7 +261,7 @@ pg_scenarios() {
 # One round per engine and per BENCH_ROUNDS, alternating, each on a fresh server: 1:1
 # pairs at 1,000 msg/s, durable senders, fan-out to 1,000 members.
 pg_rounds() {
-    start_pg || { echo "bench: PostgreSQL is not installed (postgresql-15)" >&2; exit 1; }
+    start_pg || { echo "bench: no PostgreSQL server binaries (postgresql-15), or $build/chatd has no [database] url" >&2; exit 1; }
     dur=${BENCH_DUR:-5}
     fan_rates=${BENCH_PG_FANOUT_RATES:-500,1000}
     for r in $(seq 1 "${BENCH_ROUNDS:-3}"); do
@@ -360,7 +364,7 @@ stop_chatd
 if start_pg; then
     pg_scenarios pg "$rates"
 else
-    echo "bench: PostgreSQL is not installed (postgresql-15): its scenarios are skipped" >&2
+    echo "bench: no PostgreSQL server binaries (postgresql-15), or $build/chatd has no [database] url: the PostgreSQL scenarios are skipped" >&2
 fi
 
 fan_chatd=$(val chatd.fanout_best_per_s)

@@ -28,6 +28,8 @@ void cli_usage(FILE *f)
             "  check-config [-c FILE]  validate the configuration and the files it names,\n"
             "                          and print \"ok\"\n"
             "  backup FILE             copy the database to FILE while the server runs\n"
+            "  migrate-db --to URL     copy this node's SQLite database into an empty\n"
+            "                          PostgreSQL database (stop the node first)\n"
             "  dlq ...                 list and replay dead-lettered events\n");
     for (size_t i = 0; i < chatd_module_count; i++) {
         const struct chatd_command *c = chatd_modules[i]->commands;

@@ -1,5 +1,5 @@
 /* main.c: the process. Parses the command line, then either runs a verb
- * (check-config, dlq, a module's command) or the server (lifecycle.c). */
+ * (check-config, dlq, migrate-db, a module's command) or the server (lifecycle.c). */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +11,7 @@
 #include "chatd/module.h"
 #include "cli.h"
 #include "lifecycle.h"
+#include "migrate_db.h"
 
 typedef int (*command_fn)(struct chatd *app, int argc, char **argv);
 
@@ -110,17 +111,35 @@ static int database_present(const struct chatd_config *cfg, const char *verb)
     return 0;
 }
 
+/* migrate-db reads the SQLite database in data_dir and writes to --to: the verb runs
+ * with the target as the database, as a node configured with that url would. */
+static int migrate_db_target(struct chatd_config *cfg, const char *url)
+{
+    if (strlen(url) >= sizeof(cfg->database.url)) {
+        fprintf(stderr, "chatd: migrate-db: --to: the URL is too long\n");
+        return -1;
+    }
+    strcpy(cfg->database.url, url);
+    return 0;
+}
+
 static int run_verb(const struct cli_opts *o)
 {
     struct chatd_config *cfg;
+    const char *to = NULL;
     command_fn run;
 
     if (strcmp(o->vargv[0], "check-config") == 0)
         return check_config(o);
-    if (strcmp(o->vargv[0], "backup") == 0)
+    if (strcmp(o->vargv[0], "backup") == 0) {
         run = backup_command;
-    else
+    } else if (strcmp(o->vargv[0], "migrate-db") == 0) {
+        if (migrate_db_args(o->vargc, o->vargv, &to) < 0)
+            return 2;
+        run = migrate_db_run;
+    } else {
         run = find_command(o->vargc, o->vargv);
+    }
     if (!run) {
         fprintf(stderr, "chatd: unknown command %s\n", o->vargv[0]);
         cli_usage(stderr);
@@ -128,7 +147,9 @@ static int run_verb(const struct cli_opts *o)
     }
     if (load_config(o, &cfg) < 0)
         return 1;
-    if (!database_present(cfg, o->vargv[0])) {
+    if (to)
+        cfg->database.url[0] = '\0';   /* its source is data_dir's SQLite database */
+    if (!database_present(cfg, o->vargv[0]) || (to && migrate_db_target(cfg, to) < 0)) {
         free(cfg);
         return 1;
     }
