@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include "chatd/db_pg.h"
 #include "bus_fixture.h"
 #include "pg_fixture.h"
@@ -158,6 +159,10 @@ TEST(db_pg_open_sessions_and_core_tables)
     ASSERT_EQ(pg_int(p.url, "SELECT count(*) FROM information_schema.tables WHERE table_name"
                             " IN ('schema_versions', 'chatd_keys')"), 2);
     ASSERT_EQ(pg_int(p.url, "SELECT version FROM schema_versions WHERE owner = 'test'"), 2);
+    /* data_dir is made as on SQLite (0700), though the database is elsewhere. */
+    struct stat st;
+    ASSERT_EQ(stat(p.f.cfg.server.data_dir, &st), 0);
+    ASSERT_EQ(st.st_mode & 0777, 0700);
     pgfx_stop(&p);
 }
 
