@@ -31,7 +31,7 @@ UNIT_OBJ    := $(UNIT_SRC:%.c=$(BUILD)/%.o)
 BENCH_SRC   := $(sort $(wildcard bench/*.c))
 
 .PHONY: all run test check-layering test-unit test-integration test-asan test-tsan debug install clean deps \
-        bench bench-quick bench-durability loadgen fuzz fuzz-smoke fuzz-bins valgrind
+        bench bench-quick bench-durability bench-pg loadgen fuzz fuzz-smoke fuzz-bins valgrind
 
 all: $(BUILD)/chatd
 
@@ -155,6 +155,11 @@ bench-quick: $(DEPS_STAMP)
 bench-durability: $(DEPS_STAMP)
 	$(MAKE) $(BUILD)/chatd $(BUILD)/loadgen
 	sh bench/run.sh durability $(BUILD)
+
+# SQLite and PostgreSQL alternating on fresh servers (docs/benchmarks.md).
+bench-pg: $(DEPS_STAMP)
+	$(MAKE) $(BUILD)/chatd $(BUILD)/loadgen
+	sh bench/run.sh pg $(BUILD)
 
 # ---- fuzzing (tests/fuzz/) ----
 include tests/fuzz/fuzz.mk

@@ -11,6 +11,7 @@
 struct lg_opts {
     char host[64], scenario[32], prefix[32];
     int port, redis, server_pid;
+    int db_pid;              /* a database server's first process (--db-pid), or 0 */
     int members, pairs, senders, window, conns, size;
     double rates[LG_MAX_RATES]; int nrates;
     double duration, max_p99_ms;
@@ -61,6 +62,7 @@ struct lg_lag { double le[LG_LAG_BUCKETS]; double cnt[LG_LAG_BUCKETS]; int n; };
 int    lg_lag_scrape(const struct lg_opts *o, struct lg_lag *out);
 double lg_lag_p99_ms(const struct lg_lag *before, const struct lg_lag *after);
 double lg_proc_cpu_s(int pid);           /* utime + stime */
+double lg_tree_cpu_s(int pid);           /* pid and its children, exited ones too */
 long   lg_proc_rss_kb(int pid);
 double lg_self_cpu_s(void);
 

@@ -55,7 +55,7 @@ static void tick(uv_timer_t *t)
 }
 
 struct step_result {
-    double rate, per_s, cpu_server, cpu_self, lag_p99, secs;
+    double rate, per_s, cpu_server, cpu_db, cpu_self, lag_p99, secs;
     struct hist deliver, ack;
     uint64_t n, reads, frames;      /* the generator's reads and messages received */
 };
@@ -64,7 +64,7 @@ static void run_step(struct lg_run *r, double rate, send_fn send, uint64_t expec
                      struct step_result *out)
 {
     struct lg_lag lag0, lag1;
-    double cpu0, self0, secs = r->o->duration;
+    double cpu0, db0, self0, secs = r->o->duration;
     uint64_t sent0, reads0, frames0;
     struct lg_io *io = lg_io_of(&r->loop);
 
@@ -81,6 +81,7 @@ static void run_step(struct lg_run *r, double rate, send_fn send, uint64_t expec
     r->delivered = r->acked = 0;
     lg_lag_scrape(r->o, &lag0);
     cpu0 = r->o->server_pid ? lg_proc_cpu_s(r->o->server_pid) : 0;
+    db0 = r->o->db_pid ? lg_tree_cpu_s(r->o->db_pid) : 0;
     self0 = lg_self_cpu_s();
     sent0 = r->sent;
     reads0 = io->reads;
@@ -89,6 +90,7 @@ static void run_step(struct lg_run *r, double rate, send_fn send, uint64_t expec
     run_for(r, (uint64_t)(secs * 1000));
     uv_timer_stop(&r->tick);
     out->cpu_server = r->o->server_pid ? lg_proc_cpu_s(r->o->server_pid) - cpu0 : 0;
+    out->cpu_db = r->o->db_pid ? lg_tree_cpu_s(r->o->db_pid) - db0 : 0;
     out->cpu_self = lg_self_cpu_s() - self0;
     out->reads = io->reads - reads0;
     out->frames = io->frames - frames0;
@@ -130,6 +132,8 @@ static void print_step(const char *name, const struct step_result *s)
     if (s->ack.count)
         hist_print(&s->ack, key);
     printf("%s_r%.0f_server_cpu_s=%.2f\n", name, s->rate, s->cpu_server);
+    if (s->cpu_db > 0)
+        printf("%s_r%.0f_db_cpu_s=%.2f\n", name, s->rate, s->cpu_db);
     printf("%s_r%.0f_loadgen_cpu_s=%.2f\n", name, s->rate, s->cpu_self);
     print_generator(name, s);
     if (s->lag_p99 >= 0)
@@ -339,6 +343,8 @@ int lg_run_durable(struct lg_opts *o)
     printf("durable_acked_per_s=%.0f\n", s.per_s);
     hist_print(&s.ack, "durable_ack");
     printf("durable_server_cpu_s=%.2f\ndurable_loadgen_cpu_s=%.2f\n", s.cpu_server, s.cpu_self);
+    if (s.cpu_db > 0)
+        printf("durable_db_cpu_s=%.2f\n", s.cpu_db);
     if (s.lag_p99 >= 0)
         printf("durable_loop_lag_p99_ms=%.3f\n", s.lag_p99);
     return 0;

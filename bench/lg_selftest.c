@@ -4,6 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/wait.h>
 #include "lg.h"
 #include "lg_run.h"
 
@@ -192,6 +195,53 @@ static double parse_ns(uv_loop_t *loop, int kind)
     return ns;
 }
 
+static void burn_cpu(double secs)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    double until = (double)t.tv_sec + (double)t.tv_nsec / 1e9 + secs;
+    for (;;) {
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+        if ((double)t.tv_sec + (double)t.tv_nsec / 1e9 >= until)
+            return;
+    }
+}
+
+/* The database's CPU (--db-pid) counts its children: a live one, and one that has
+ * exited and been reaped. Each child burns 0.2 s; ticks are 10 ms. */
+static int test_tree_cpu(void)
+{
+    int up[2], down[2];     /* child -> parent: "burnt"; parent -> child: "exit" */
+    double before = lg_tree_cpu_s(getpid()), live, reaped;
+    pid_t child;
+    char c;
+
+    if (pipe(up) < 0 || pipe(down) < 0 || (child = fork()) < 0)
+        return 1;
+    if (child == 0) {
+        burn_cpu(0.2);
+        if (write(up[1], "x", 1) != 1 || read(down[0], &c, 1) != 1)
+            _exit(1);
+        _exit(0);
+    }
+    if (read(up[0], &c, 1) != 1)
+        return 1;
+    live = lg_tree_cpu_s(getpid()) - before;        /* the child still runs */
+    if (write(down[1], "y", 1) != 1 || waitpid(child, NULL, 0) != child)
+        return 1;
+    reaped = lg_tree_cpu_s(getpid()) - before;
+    for (int i = 0; i < 2; i++) {
+        close(up[i]);
+        close(down[i]);
+    }
+    if (live < 0.15 || reaped < 0.15) {
+        fprintf(stderr, "selftest: tree cpu: live child %.2f s, reaped %.2f s, want >= 0.15\n",
+                live, reaped);
+        return 1;
+    }
+    return 0;
+}
+
 int lg_self_test(void)
 {
     uv_loop_t loop;
@@ -201,7 +251,7 @@ int lg_self_test(void)
     loop.data = calloc(1, sizeof(struct lg_io));    /* plain reads: no ring for this */
     if (loop.data == NULL)
         return 1;
-    rc = test_ws(&loop) | test_resp(&loop) | test_body_ts();
+    rc = test_ws(&loop) | test_resp(&loop) | test_body_ts() | test_tree_cpu();
     printf("selftest=%s\n", rc == 0 ? "ok" : "FAILED");
     printf("parse_ns_per_msg_websocket=%.0f\nparse_ns_per_msg_resp=%.0f\n",
            parse_ns(&loop, CONN_WS), parse_ns(&loop, CONN_RESP));

@@ -1,6 +1,7 @@
 /* Set-up shared by the chatd scenarios: users (registered and logged in over HTTP by
  * a few threads, since password hashing is slow on purpose), rooms, WebSocket clients,
  * and readings of the server process (/metrics, /proc). */
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -296,6 +297,60 @@ double lg_proc_cpu_s(int pid)
     if (p == NULL || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
         return -1;
     return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* Fields 14-17 of /proc/PID/stat (utime, stime, cutime, cstime) in seconds, and its
+ * parent's pid. -1 when the process is gone. */
+static double stat_cpu_s(int pid, int with_children, int *ppid)
+{
+    char path[64], buf[2048], *p;
+    unsigned long long ut = 0, st = 0;
+    long long cut = 0, cst = 0;
+    FILE *f;
+    size_t n;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+    f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    p = strrchr(buf, ')');
+    if (p == NULL || sscanf(p + 2, "%*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %lld %lld",
+                            ppid, &ut, &st, &cut, &cst) != 5)
+        return -1;
+    return (double)(ut + st + (with_children ? (unsigned long long)(cut + cst) : 0)) /
+           (double)sysconf(_SC_CLK_TCK);
+}
+
+/* A multi-process server (PostgreSQL: a postmaster forking a backend per connection
+ * and its helpers): the first process with what it reaped of exited children, plus
+ * every live child. A child that exits between two readings moves from one term to
+ * the other, so the sum stays monotonic. */
+double lg_tree_cpu_s(int pid)
+{
+    int ppid;
+    double sum = stat_cpu_s(pid, 1, &ppid);
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+
+    if (sum < 0 || d == NULL) {
+        if (d)
+            closedir(d);
+        return sum;
+    }
+    while ((e = readdir(d)) != NULL) {
+        int child = atoi(e->d_name);
+        double c;
+        if (child <= 0 || child == pid)
+            continue;
+        c = stat_cpu_s(child, 0, &ppid);
+        if (c >= 0 && ppid == pid)
+            sum += c;
+    }
+    closedir(d);
+    return sum;
 }
 
 long lg_proc_rss_kb(int pid)

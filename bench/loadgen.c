@@ -6,6 +6,7 @@
  *   loadgen --target chatd --port P --scenario durable --senders 50 --window 32
  *   loadgen --target chatd --port P --scenario idle --conns 19000 --server-pid PID
  *   loadgen --target chatd --port P --scenario auth
+ *   (--db-pid PID: also the CPU of a database server, PID and its child processes)
  *   loadgen --self-test
  *
  * Senders are open-loop (a 1 ms timer sends what is due at the target rate), so a
@@ -28,7 +29,7 @@ static void usage(void)
             "  --scenario fanout|pairs|durable|idle|auth\n"
             "  [--members N] [--pairs N] [--senders N] [--window N] [--conns N]\n"
             "  [--rates R1,R2,...] [--duration S] [--size BYTES] [--server-pid PID]\n"
-            "  [--max-p99-ms MS] [--prefix NAME]\n"
+            "  [--max-p99-ms MS] [--prefix NAME] [--db-pid PID]\n"
             "   or: loadgen --self-test\n");
 }
 
@@ -51,7 +52,7 @@ static int parse_args(struct lg_opts *o, int argc, char **argv)
         {"senders", 1, 0, 'S'}, {"window", 1, 0, 'w'}, {"conns", 1, 0, 'c'},
         {"rates", 1, 0, 'r'}, {"duration", 1, 0, 'd'}, {"size", 1, 0, 'z'},
         {"server-pid", 1, 0, 'x'}, {"max-p99-ms", 1, 0, 'l'}, {"prefix", 1, 0, 'u'},
-        {0, 0, 0, 0},
+        {"db-pid", 1, 0, 'D'}, {0, 0, 0, 0},
     };
     int ch;
 
@@ -77,6 +78,7 @@ static int parse_args(struct lg_opts *o, int argc, char **argv)
         case 'x': o->server_pid = atoi(optarg); break;
         case 'l': o->max_p99_ms = atof(optarg); break;
         case 'u': snprintf(o->prefix, sizeof(o->prefix), "%s", optarg); break;
+        case 'D': o->db_pid = atoi(optarg); break;
         default: return -EINVAL;
         }
     }

@@ -150,6 +150,48 @@ No Redis counterpart.
 |---|---|---|---|---|---|
 | $(or_na "$(val chatd.idle_open)") | $(or_na "$(val chatd.idle_rss_before_kb)") / $(or_na "$(val chatd.idle_rss_after_kb)") | $(or_na "$(val chatd.idle_rss_per_conn_bytes)") | $(or_na "$(val chatd.idle_cpu_pct)") | $(or_na "$(val chatd.idle_server_cpu_s)") / $(or_na "$(val chatd.idle_loadgen_cpu_s)") | $(or_na "$(val chatd.idle_loop_lag_p99_ms)") |
 
+EOF
+
+# PostgreSQL beside SQLite, when this run had its server.
+if [ -n "$(val pg.durable_acked_per_s)" ] || [ -n "$(val pg.fanout_max_per_s)" ]; then
+    cat <<EOF
+
+## PostgreSQL: this run
+
+The fan-out, 1:1 and durable scenarios again, in the same order, on a chatd whose
+\`[database] url\` names a fresh database on a throwaway PostgreSQL server
+(\`scripts/pg-throwaway.sh\`, $("$(pg_config --bindir)/postgres" --version 2>/dev/null | sed 's/.*(PostgreSQL) //'), its defaults with fsync on) on the same machine, pinned as the commands below say. "PostgreSQL CPU s" is every
+process of that server (backends, WAL writer, checkpointer) over the measured window;
+"chatd CPU s" is chatd's alone.
+
+| scenario | SQLite | PostgreSQL | chatd CPU s (SQLite / PostgreSQL) | PostgreSQL CPU s |
+|---|---|---|---|---|
+EOF
+    for r in $(sed -n 's/^pg\.fanout_r\([0-9]*\)_per_s=.*/\1/p' "$results"); do
+        printf '| fan-out %s msg/s: deliveries/s, p50 / p99 ms | %s, %s / %s | %s, %s / %s | %s / %s | %s |\n' "$r" \
+            "$(or_na "$(val "chatd.fanout_r${r}_per_s")")" "$(or_na "$(val "chatd.fanout_r${r}_delivery_p50_ms")")" \
+            "$(or_na "$(val "chatd.fanout_r${r}_delivery_p99_ms")")" \
+            "$(or_na "$(val "pg.fanout_r${r}_per_s")")" "$(or_na "$(val "pg.fanout_r${r}_delivery_p50_ms")")" \
+            "$(or_na "$(val "pg.fanout_r${r}_delivery_p99_ms")")" \
+            "$(or_na "$(val "chatd.fanout_r${r}_server_cpu_s")")" "$(or_na "$(val "pg.fanout_r${r}_server_cpu_s")")" \
+            "$(or_na "$(val "pg.fanout_r${r}_db_cpu_s")")"
+    done
+    for r in $(sed -n 's/^pg\.pairs_r\([0-9]*\)_per_s=.*/\1/p' "$results"); do
+        printf '| 1:1 %s msg/s: ack p50 / p99 ms | %s / %s | %s / %s | %s / %s | %s |\n' "$r" \
+            "$(or_na "$(val "chatd.pairs_r${r}_ack_p50_ms")")" "$(or_na "$(val "chatd.pairs_r${r}_ack_p99_ms")")" \
+            "$(or_na "$(val "pg.pairs_r${r}_ack_p50_ms")")" "$(or_na "$(val "pg.pairs_r${r}_ack_p99_ms")")" \
+            "$(or_na "$(val "chatd.pairs_r${r}_server_cpu_s")")" "$(or_na "$(val "pg.pairs_r${r}_server_cpu_s")")" \
+            "$(or_na "$(val "pg.pairs_r${r}_db_cpu_s")")"
+    done
+    printf '| durable: acked messages/s (ack p99 ms) | %s (%s) | %s (%s) | %s / %s | %s |\n' \
+        "$(or_na "$(val chatd.durable_acked_per_s)")" "$(or_na "$(val chatd.durable_ack_p99_ms)")" \
+        "$(or_na "$(val pg.durable_acked_per_s)")" "$(or_na "$(val pg.durable_ack_p99_ms)")" \
+        "$(or_na "$(val chatd.durable_server_cpu_s)")" "$(or_na "$(val pg.durable_server_cpu_s)")" \
+        "$(or_na "$(val pg.durable_db_cpu_s)")"
+fi
+
+cat <<EOF
+
 ## Commands of this run
 
 \`\`\`

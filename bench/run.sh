@@ -1,5 +1,5 @@
 #!/bin/sh
-# bench/run.sh quick|full|durability BUILD_DIR [OUT]
+# bench/run.sh quick|full|durability|pg BUILD_DIR [OUT]
 #
 # Starts chatd and redis-server on loopback, pinned to core 0, and drives both with
 # build/loadgen pinned to core 1, so each side has one core of its own and the CPU
@@ -9,6 +9,13 @@
 # written to OUT (default docs/benchmarks.md). durability: the cost of [database]
 # durability = full against process, the two modes alternating on fresh data dirs for
 # BENCH_ROUNDS rounds (default 3), so a loaded machine weighs on both alike.
+#
+# PostgreSQL: quick and full end with the fan-out, 1:1 and durable scenarios again on
+# a chatd whose [database] url names a throwaway PostgreSQL server
+# (scripts/pg-throwaway.sh: its defaults, fsync on), pinned to core 0 beside chatd
+# (BENCH_PG_CPU="" leaves it unpinned), its CPU (every process of the server) read
+# beside chatd's. pg: SQLite and PostgreSQL alternating on fresh servers for
+# BENCH_ROUNDS rounds (1:1, durable, fan-out at BENCH_PG_FANOUT_RATES), medians of each.
 #
 # Environment: BENCH_RESULTS=FILE keeps the raw name=value lines; BENCH_DUR=S,
 # BENCH_RATES=R1,R2 and BENCH_IDLE_CONNS=N shorten a full run (to check the whole path
@@ -25,6 +32,10 @@ results=$tmp/results.txt
 commands=$tmp/commands.txt
 chatd_pid=""
 redis_pid=""
+pg_pid=""
+pg_url=""
+db_url=""           # set: the next chatd runs on this PostgreSQL database
+db_serial=0
 
 for f in "$build/chatd" "$build/loadgen"; do
     [ -x "$f" ] || { echo "bench: $f is missing (make BUILD=$build $f)" >&2; exit 1; }
@@ -40,6 +51,7 @@ cleanup() {
     [ -n "$chatd_pid" ] && kill "$chatd_pid" 2>/dev/null || true
     [ -n "$redis_pid" ] && kill "$redis_pid" 2>/dev/null || true
     wait 2>/dev/null || true
+    [ -n "$pg_pid" ] && sh scripts/pg-throwaway.sh stop "$tmp" immediate || true
     if [ -n "${BENCH_RESULTS:-}" ] && [ -f "$results" ]; then
         cp "$results" "$BENCH_RESULTS"
     fi
@@ -58,6 +70,7 @@ else
     server_cpu=""
     client_cpu=""
 fi
+pg_cpu=${BENCH_PG_CPU-$server_cpu}
 
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
@@ -88,7 +101,7 @@ connections_per_address = 1000000
 [log]
 level = warn
 [database]
-durability = ${2:-full}
+$(if [ -n "$db_url" ]; then echo "url = $db_url"; else echo "durability = ${2:-full}"; fi)
 EOF
 }
 
@@ -110,7 +123,7 @@ start_chatd() {
         sleep 0.05
     done
     chatd_port=$(sed -n 's|.*http://127.0.0.1:\([0-9]*\).*|\1|p' "$tmp/chatd.out" | head -n 1)
-    echo "${cpu:-(unpinned)} $build/chatd -c chatd.conf" >> "$commands"
+    echo "${cpu:-(unpinned)} $build/chatd -c chatd.conf${db_url:+  # [database] url = a fresh PostgreSQL database}" >> "$commands"
 }
 
 stop_chatd() {
@@ -133,12 +146,31 @@ start_redis() {
     done
 }
 
+# start_pg: the throwaway PostgreSQL server (fsync on); 1 when it is not installed or
+# chatd has no PostgreSQL engine (no [database] url).
+start_pg() {
+    sh scripts/pg-throwaway.sh check || return 1
+    "$build/chatd" --help-config 2>/dev/null |
+        awk '/^\[/ { s = ($0 == "[database]"); next } s && /^url *=/ { f = 1 } END { exit !f }' ||
+        return 1
+    pg_url=$($pg_cpu sh scripts/pg-throwaway.sh start "$tmp") || exit 1
+    pg_pid=$(head -n 1 "$tmp/pg/data/postmaster.pid")
+    echo "${pg_cpu:-(unpinned)} sh scripts/pg-throwaway.sh start DIR  # $("$(pg_config --bindir)/postgres" --version), its defaults, fsync on" >> "$commands"
+}
+
+# use_pg_db: the next chatd gets a database of its own on the throwaway server.
+use_pg_db() {
+    db_serial=$((db_serial + 1))
+    psql "$pg_url" -qAtc "CREATE DATABASE bench_$db_serial" > /dev/null || exit 1
+    db_url=$(echo "$pg_url" | sed "s|/postgres\$|/bench_$db_serial|")
+}
+
 # settle: waits (at most 10 s) until the servers on core 0 are idle, so that one
 # scenario's tear-down (chatd closing a thousand connections, writing their last_seen)
 # does not land in the next one's measurement, Redis's included.
 ticks() {
     t=0
-    for p in $chatd_pid $redis_pid; do
+    for p in $chatd_pid $redis_pid $pg_pid ${pg_pid:+$(pgrep -P "$pg_pid")}; do
         [ -r "/proc/$p/stat" ] || continue
         t=$((t + $(sed 's/.*) //' "/proc/$p/stat" | awk '{ print $12 + $13 }')))
     done
@@ -210,9 +242,78 @@ durability_rounds() {
     echo "loadavg_at_end=$(cut -d' ' -f1-3 /proc/loadavg)"
 }
 
+# pg_scenarios PREFIX RATES: fan-out, 1:1 and durable on a chatd on a fresh PostgreSQL
+# database, as the SQLite ones ran.
+pg_scenarios() {
+    use_pg_db
+    start_chatd "$tmp/data-$1"
+    lg "$1" --target chatd --port "$chatd_port" --server-pid "$chatd_pid" --db-pid "$pg_pid" \
+        --scenario fanout --members 1000 --rates "$2" --duration "$dur" --size 100 --prefix f
+    lg "$1" --target chatd --port "$chatd_port" --server-pid "$chatd_pid" --db-pid "$pg_pid" \
+        --scenario pairs --pairs 100 --rates "$pairs_rate" --duration "$dur" --size 100 \
+        --max-p99-ms 1000 --prefix p
+    lg "$1" --target chatd --port "$chatd_port" --server-pid "$chatd_pid" --db-pid "$pg_pid" \
+        --scenario durable --senders 50 --window 64 --duration "$dur" --size 100 --prefix d
+    stop_chatd
+    db_url=""
+}
+
+# One round per engine and per BENCH_ROUNDS, alternating, each on a fresh server: 1:1
+# pairs at 1,000 msg/s, durable senders, fan-out to 1,000 members.
+pg_rounds() {
+    start_pg || { echo "bench: no PostgreSQL server binaries (postgresql-15), or $build/chatd has no [database] url" >&2; exit 1; }
+    dur=${BENCH_DUR:-5}
+    fan_rates=${BENCH_PG_FANOUT_RATES:-500,1000}
+    for r in $(seq 1 "${BENCH_ROUNDS:-3}"); do
+        for e in sqlite pg; do
+            db=
+            if [ "$e" = pg ]; then
+                use_pg_db
+                db="--db-pid $pg_pid"
+            fi
+            start_chatd "$tmp/data-$e-$r"
+            # shellcheck disable=SC2086
+            lg "$e.$r" --target chatd --port "$chatd_port" --server-pid "$chatd_pid" $db \
+                --scenario pairs --pairs 100 --rates 1000 --duration "$dur" --size 100 \
+                --max-p99-ms 1000 --prefix p
+            # shellcheck disable=SC2086
+            lg "$e.$r" --target chatd --port "$chatd_port" --server-pid "$chatd_pid" $db \
+                --scenario durable --senders 50 --window 64 --duration "$dur" --size 100 --prefix d
+            # shellcheck disable=SC2086
+            lg "$e.$r" --target chatd --port "$chatd_port" --server-pid "$chatd_pid" $db \
+                --scenario fanout --members 1000 --rates "$fan_rates" --duration "$dur" \
+                --size 100 --prefix f
+            stop_chatd
+            db_url=""
+        done
+    done
+    keys="durable_acked_per_s durable_ack_p50_ms durable_ack_p99_ms durable_server_cpu_s
+durable_db_cpu_s pairs_r1000_ack_p50_ms pairs_r1000_ack_p99_ms pairs_r1000_delivery_p99_ms
+pairs_r1000_server_cpu_s pairs_r1000_db_cpu_s fanout_best_per_s fanout_max_per_s"
+    for r in $(echo "$fan_rates" | tr ',' ' '); do
+        keys="$keys fanout_r${r}_per_s fanout_r${r}_delivery_p50_ms fanout_r${r}_delivery_p99_ms"
+        keys="$keys fanout_r${r}_server_cpu_s fanout_r${r}_db_cpu_s"
+    done
+    for e in sqlite pg; do
+        for k in $keys; do
+            echo "pg_mode_${e}_${k}_median=$(median "$e\.[0-9]*\.$k")"
+            echo "pg_mode_${e}_${k}_runs=$(all "$e\.[0-9]*\.$k")"
+        done
+    done
+    echo "pg_mode_durable_pg_vs_sqlite=$(ratio "$(median "pg\.[0-9]*\.durable_acked_per_s")" "$(median "sqlite\.[0-9]*\.durable_acked_per_s")")"
+    echo "loadavg_at_end=$(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "commands:"
+    sort -u "$commands"
+}
+
 start=$(date +%s)
 : > "$results"
 : > "$commands"
+if [ "$mode" = pg ]; then
+    echo "loadavg_at_start=$(cut -d' ' -f1-3 /proc/loadavg)"
+    pg_rounds
+    exit 0
+fi
 if [ "$mode" = durability ]; then
     echo "loadavg_at_start=$(cut -d' ' -f1-3 /proc/loadavg)"
     durability_rounds
@@ -258,6 +359,14 @@ start_chatd "$tmp/data2" ""
 lg chatd2 --target chatd --port "$chatd_port" --server-pid "$chatd_pid" --scenario auth \
     --duration "$auth_dur" --prefix a2
 
+# The same scenarios on PostgreSQL.
+stop_chatd
+if start_pg; then
+    pg_scenarios pg "$rates"
+else
+    echo "bench: no PostgreSQL server binaries (postgresql-15), or $build/chatd has no [database] url: the PostgreSQL scenarios are skipped" >&2
+fi
+
 fan_chatd=$(val chatd.fanout_best_per_s)
 fan_redis=$(val redis.fanout_best_per_s)
 echo "fanout_deliveries_per_s=${fan_chatd:-0}"
@@ -288,6 +397,18 @@ echo "auth_2cores_upgrade_server_cpu_s=$(val chatd2.auth_upgrade_server_cpu_s)"
 echo "idle_conns=$(val chatd.idle_open)"
 echo "idle_rss_per_conn_bytes=$(val chatd.idle_rss_per_conn_bytes)"
 echo "idle_cpu_pct=$(val chatd.idle_cpu_pct)"
+if [ -n "$pg_pid" ]; then
+    echo "pg_fanout_deliveries_per_s=$(val pg.fanout_best_per_s)"
+    echo "pg_fanout_max_deliveries_per_s=$(val pg.fanout_max_per_s)"
+    echo "pg_pairs_ack_p99_ms=$(val "pg.pairs_r${pairs_rate}_ack_p99_ms")"
+    echo "pg_pairs_delivery_p99_ms=$(val "pg.pairs_r${pairs_rate}_delivery_p99_ms")"
+    echo "pg_pairs_server_cpu_s=$(val "pg.pairs_r${pairs_rate}_server_cpu_s")"
+    echo "pg_pairs_db_cpu_s=$(val "pg.pairs_r${pairs_rate}_db_cpu_s")"
+    echo "pg_durable_acked_per_s=$(val pg.durable_acked_per_s)"
+    echo "pg_durable_ack_p99_ms=$(val pg.durable_ack_p99_ms)"
+    echo "pg_durable_server_cpu_s=$(val pg.durable_server_cpu_s)"
+    echo "pg_durable_db_cpu_s=$(val pg.durable_db_cpu_s)"
+fi
 echo "loop_lag_p99_ms_max=$(grep 'loop_lag_p99_ms=' "$results" | sed 's/.*=//' | sort -g | tail -n 1)"
 
 echo "bench: $(($(date +%s) - start))s: done" >&2

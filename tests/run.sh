@@ -10,7 +10,8 @@
 # PostgreSQL: when its server binaries are installed, one throwaway server
 # (scripts/pg-throwaway.sh, fsync off) serves the whole run: CHATD_TEST_PG_URL names it
 # for the unit tests, and the integration files run twice, on SQLite and then with
-# CHATD_TEST_ENGINE=pg (each chatd on a database of its own). Without them (and without a
+# CHATD_TEST_ENGINE=pg (each chatd on a database of its own; files that start no server
+# through the harness run on the first pass only). Without them (and without a
 # CHATD_TEST_PG_URL given), the PostgreSQL cases and pass are skipped, said in one line.
 # CHATD_TEST_ENGINES="sqlite" (or "pg") runs the integration files on that engine only.
 set -u
@@ -102,15 +103,19 @@ if node --help 2>/dev/null | grep -q -- '--test-timeout'; then
     concurrency="$concurrency --test-timeout=${CHATD_TEST_TIMEOUT:-300000}"
 fi
 
-# integration ENGINE LABEL: one pass over $files with CHATD_TEST_ENGINE=ENGINE; adds to
-# the totals and to the per-engine summary.
+# Files that start no server through the harness (they run chatd with a config of their
+# own, or only its command line) test the same thing on both passes: SQLite's only.
+ONE_PASS="tests/integration/config-keys.test.mjs tests/integration/walkthrough.test.mjs"
+
+# integration ENGINE LABEL FILES: one pass with CHATD_TEST_ENGINE=ENGINE; adds to the
+# totals and to the per-engine summary.
 integration() {
-    engine=$1 label=$2
+    engine=$1 label=$2 pass_files=$3
     p=0 f=0
     echo
     echo "== integration tests on $label (CHATD_BIN=$BUILD/chatd)"
     start=$(date +%s)
-    if [ -z "$files" ]; then
+    if [ -z "$pass_files" ]; then
         echo "integration tests: none found"
     elif [ ! -x "$BUILD/chatd" ]; then
         echo "integration tests: $BUILD/chatd not found"
@@ -121,7 +126,7 @@ integration() {
         CHATD_TEST_ENGINE=$engine CHATD_BIN=$BUILD/chatd node --test $concurrency \
             --test-reporter=spec --test-reporter-destination=stdout \
             --test-reporter=tap --test-reporter-destination="$tap" \
-            $files
+            $pass_files
         rc=$?
         count() { sed -n "s/^# $1 \([0-9][0-9]*\)$/\1/p" "$tap" | tail -n 1; }
         c=$(count pass); p=${c:-0}
@@ -148,11 +153,15 @@ has_pg_engine() {
 [ -x "$BUILD/chatd" ] && ! has_pg_engine && pg_note="$BUILD/chatd has no [database] url"
 
 engines=${CHATD_TEST_ENGINES:-sqlite pg}
-case " $engines " in *" sqlite "*) integration sqlite SQLite ;; esac
+case " $engines " in *" sqlite "*) integration sqlite SQLite "$files" ;; esac
 case " $engines " in
     *" pg "*)
         if [ -n "${CHATD_TEST_PG_URL:-}" ] && [ -z "$pg_note" ]; then
-            integration pg PostgreSQL
+            pg_files=
+            for f in $files; do
+                case " $ONE_PASS " in *" $f "*) ;; *) pg_files="$pg_files $f" ;; esac
+            done
+            integration pg PostgreSQL "$pg_files"
         elif [ "$pg_fail" -eq 0 ]; then
             line="integration tests on PostgreSQL: skipped ($pg_note)"
             echo

@@ -12,8 +12,8 @@
  *
  * Failures: a handler that fails an event (returns < 0, or completes it with an
  * error) gets it again with exponential backoff (retry_base_ms, doubling) up to
- * max_attempts; then the event is written to the SQLite dead-letter table with topic,
- * payload, consumer, error, attempts and times. The table is bounded ([bus]
+ * max_attempts; then the event is written to the dead-letter table (in the database,
+ * SQLite or PostgreSQL) with topic, payload, consumer, error, attempts and times. The table is bounded ([bus]
  * deadletter_max_rows, deadletter_max_bytes: the oldest rows go first). Dead letters
  * survive restarts; a
  * replay (chatd dlq replay, through the database) delivers the event to that

@@ -9,7 +9,9 @@
  *   publish.c      publishing, and the hand-over ring from other threads
  *   queue.c        the dispatch queue, and waking the loop to run it
  *   typed.c        typed events decoded for handlers and requesters
- *   deadletter.c   the dead-letter table (dlq_bound.c: its bounds; dlq_cli.c)
+ *   deadletter.c   the dead-letter table, through its store (dlq_store.h: SQLite in
+ *                  dlq_store_sqlite.c and dlq_bound.c, PostgreSQL in dlq_store_pg.c);
+ *                  dlq_cli.c
  *   topics.c       topics and subscriptions
  *   bus_metrics.c  counters and gauges
  *   bus_event.c    events and their references
@@ -23,7 +25,6 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
-#include <sqlite3.h>
 #include "chatd/bus.h"
 #include "chatd/i64map.h"
 
@@ -47,6 +48,9 @@
 #define BUS_REPLAY_POLL_MS 1000
 #define BUS_REPLAY_BATCH 256         /* rows picked up per poll */
 #define BUS_REPLAY_INFLIGHT_MAX 1024
+/* A replay's claim on its row lasts this long unless renewed (every third of it while
+ * the replay runs): a process that dies replaying leaves rows claimed that long. */
+#define BUS_REPLAY_CLAIM_MS 30000
 
 /* --- heap.c: a binary min-heap of embedded nodes, ordered by (due, insertion) ---- */
 struct db;
@@ -176,7 +180,8 @@ struct bus {
      * fine for ids the bus hands out itself. */
     struct i64map requests_by_id;
 
-    int poll_inflight;
+    int poll_inflight;               /* a poll or its claim job is on its way */
+    uint64_t claims_renewed_at;      /* uv_now() of the last renewal of our claims */
     int64_t replaying[BUS_REPLAY_INFLIGHT_MAX];    /* dead letter ids being replayed */
     int nreplaying;
     double dead_letter_rows, dead_letter_bytes;
@@ -222,14 +227,6 @@ void request_close(struct bus *b);
 void request_free(struct bus *b);      /* bus_free: the map and what is left in it */
 /* deadletter.c */
 int  dlq_migrate(struct db *db);
-/* dlq_bound.c: the table's bounds. The migration adding sizes and totals; the totals;
- * and, after the row newest was added, removing the oldest rows until at most
- * max_rows and max_bytes remain (*evicted: how many went). Writer thread. */
-extern const char dlq_bound_migration[];
-extern const char dlq_resize_migration[];
-int  dlq_totals(sqlite3 *conn, int64_t *rows, int64_t *bytes);
-int  dlq_evict(sqlite3 *conn, int64_t newest, int64_t max_rows, int64_t max_bytes,
-               int64_t *evicted);
 void dlq_write(struct bus *b, struct bus_delivery *d);
 void dlq_replay_succeeded(struct bus *b, struct bus_delivery *d);
 /* The index of id in b->replaying, or -1. */

@@ -1,9 +1,10 @@
-/* deadletter.c: the dead-letter table. The bus owns it: a delivery that failed its
- * last attempt becomes a row (through the writer thread), within the table's bounds
- * (dlq_bound.c: the oldest rows make room); `chatd dlq replay` marks
- * rows, and the running server polls for marked rows once a second and delivers each
- * event again to the consumer named in the row (dlq_poll.c). A replay that succeeds
- * deletes the row; one that fails again updates it and clears the mark. */
+/* deadletter.c: the dead-letter table. The bus owns it, through its store
+ * (dlq_store.h, one per engine): a delivery that failed its last attempt becomes a row
+ * (through the writer thread), within the table's bounds (the oldest rows make room);
+ * `chatd dlq replay` marks rows, and the running server claims marked rows once a
+ * second and delivers each event again to the consumer named in the row (dlq_poll.c).
+ * A replay that succeeds deletes the row; one that fails again updates it and clears
+ * the mark and the claim. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,33 +12,21 @@
 #include "chatd/bus.h"
 #include "chatd/chatd.h"
 #include "chatd/config.h"
-#include "chatd/db_sqlite.h"
 #include "chatd/log.h"
 #include "chatd/metrics.h"
 #include "chatd/util.h"
 #include "bus_internal.h"
+#include "dlq_store.h"
 
-static const struct db_migration dlq_migrations[] = {
-    { 1, "CREATE TABLE dead_letters ("
-         " id INTEGER PRIMARY KEY AUTOINCREMENT,"
-         " topic TEXT NOT NULL,"
-         " payload TEXT NOT NULL,"
-         " consumer TEXT NOT NULL,"
-         " error TEXT NOT NULL DEFAULT '',"
-         " attempts INTEGER NOT NULL DEFAULT 0,"
-         " first_failed_at INTEGER NOT NULL,"
-         " last_failed_at INTEGER NOT NULL,"
-         " replay_requested INTEGER NOT NULL DEFAULT 0);"
-         "CREATE INDEX dead_letters_replay ON dead_letters (id)"
-         " WHERE replay_requested = 1;" },
-    { 2, dlq_bound_migration },
-    { 3, dlq_resize_migration },
-};
+/* The implementation for the database's engine. */
+const struct dlq_store_ops *dlq_store(const struct db *db)
+{
+    return db_engine(db) == DB_ENGINE_PG ? &dlq_store_pg : &dlq_store_sqlite;
+}
 
 int dlq_migrate(struct db *db)
 {
-    return db_migrate(db, "bus", dlq_migrations,
-                      (int)(sizeof(dlq_migrations) / sizeof(dlq_migrations[0])));
+    return dlq_store(db)->migrate(db);
 }
 
 /* --- writes ---------------------------------------------------------------------------- */
@@ -47,8 +36,10 @@ enum { DLQ_INSERT, DLQ_FAILED_AGAIN, DLQ_DELETE };
 struct dlq_job {
     struct db_job job;               /* first: the writer hands us back this pointer */
     struct bus *b;
+    const struct dlq_store_ops *store;
     int kind;
     int64_t id;                      /* the row, for a replay */
+    int64_t run;                     /* the claim a replay's outcome is written under */
     char topic[BUS_TOPIC_MAX];
     char consumer[BUS_CONSUMER_MAX];
     char error[BUS_ERROR_MAX];
@@ -60,63 +51,23 @@ struct dlq_job {
     uint64_t *stored_total, *evicted_total;
 };
 
-static int64_t row_size(const struct dlq_job *j)
+static int dlq_apply(struct db_conn *conn, struct db_job *job)
 {
-    return (int64_t)(strlen(j->topic) + strlen(j->consumer) + strlen(j->error) +
-                     (j->payload ? strlen(j->payload) : 0));
-}
-
-static int step_done(sqlite3_stmt *st, int rc)
-{
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : db_errno(rc);
-}
-
-static int dlq_apply(struct db_conn *conn_, struct db_job *job)
-{
-    sqlite3 *conn = db_sqlite(conn_);
     struct dlq_job *j = (struct dlq_job *)job;
-    sqlite3_stmt *st = NULL;
-    int rc;
 
-    if (j->kind == DLQ_DELETE) {
-        rc = sqlite3_prepare_v2(conn, "DELETE FROM dead_letters WHERE id = ?", -1, &st, NULL);
-        if (rc == SQLITE_OK)
-            sqlite3_bind_int64(st, 1, j->id);
-        return step_done(st, rc);
-    }
-    if (j->kind == DLQ_FAILED_AGAIN) {
-        /* The size follows the new error by trigger (dlq_bound.c). */
-        rc = sqlite3_prepare_v2(conn, "UPDATE dead_letters SET error = ?1,"
-                                " attempts = attempts + ?2, last_failed_at = ?3,"
-                                " replay_requested = 0 WHERE id = ?4", -1, &st, NULL);
-        if (rc == SQLITE_OK) {
-            sqlite3_bind_text(st, 1, j->error, -1, SQLITE_STATIC);
-            sqlite3_bind_int(st, 2, j->attempts);
-            sqlite3_bind_int64(st, 3, j->last_failed_at);
-            sqlite3_bind_int64(st, 4, j->id);
-        }
-        return step_done(st, rc);
-    }
-    rc = sqlite3_prepare_v2(conn, "INSERT INTO dead_letters (topic, payload, consumer, error,"
-                            " attempts, first_failed_at, last_failed_at, size)"
-                            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", -1, &st, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_text(st, 1, j->topic, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, j->payload, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, j->consumer, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 4, j->error, -1, SQLITE_STATIC);
-        sqlite3_bind_int(st, 5, j->attempts);
-        sqlite3_bind_int64(st, 6, j->first_failed_at);
-        sqlite3_bind_int64(st, 7, j->last_failed_at);
-        sqlite3_bind_int64(st, 8, row_size(j));
-    }
-    if ((rc = step_done(st, rc)) < 0)
-        return rc;
-    return dlq_evict(conn, sqlite3_last_insert_rowid(conn), j->max_rows, j->max_bytes,
-                     &j->evicted);
+    if (j->kind == DLQ_DELETE)
+        return j->store->remove(conn, j->id);
+    if (j->kind == DLQ_FAILED_AGAIN)
+        return j->store->failed_again(conn, j->id, j->run, j->error, j->attempts,
+                                      j->last_failed_at);
+    if (!j->payload)
+        return -ENOMEM;
+    struct dlq_letter l = {
+        .topic = j->topic, .consumer = j->consumer, .error = j->error,
+        .payload = j->payload, .attempts = j->attempts,
+        .first_failed_at = j->first_failed_at, .last_failed_at = j->last_failed_at,
+    };
+    return j->store->insert(conn, &l, j->max_rows, j->max_bytes, &j->evicted);
 }
 
 static void dlq_job_free(struct dlq_job *j)
@@ -179,11 +130,15 @@ static void submit(struct bus *b, struct dlq_job *j)
     int rc = -ECANCELED;
 
     j->b = b;
+    j->run = b->run;
     j->job.apply = dlq_apply;
     j->job.done = dlq_done;
     j->job.after = j->id ? replay_finished : NULL;
-    if (b->db_ready && (rc = db_write(b->app->db, &j->job)) == 0)
-        return;
+    if (b->db_ready) {
+        j->store = dlq_store(b->app->db);
+        if ((rc = db_write(b->app->db, &j->job)) == 0)
+            return;
+    }
     LOG_ERROR(b->app, "bus", "dead letter lost topic=%s consumer=%s error=\"%s\""
               " reason=\"%s\" payload=%s", j->topic, j->consumer, j->error,
               strerror(-rc), j->payload ? j->payload : "{}");

@@ -1,8 +1,9 @@
-/* dlq_bound.c: the dead-letter table's bounds, [bus] deadletter_max_rows and
- * deadletter_max_bytes. Dead letters come from failures anyone can cause (a user's
- * push endpoints that never answer), so the table must not grow with them: after each
- * new row the oldest rows go until both bounds hold again. The newest row always
- * stays, so one row larger than deadletter_max_bytes is kept alone.
+/* dlq_bound.c: the dead-letter table's bounds on SQLite, [bus] deadletter_max_rows
+ * and deadletter_max_bytes (dlq_store_pg.c does the same in PL/pgSQL). Dead letters
+ * come from failures anyone can cause (a user's push endpoints that never answer),
+ * so the table must not grow with them: after each new row the oldest rows go until
+ * both bounds hold again. The newest row always stays, so one row larger than
+ * deadletter_max_bytes is kept alone.
  *
  * A row's size (topic, payload, consumer and error bytes) is stored with it, and
  * triggers keep the totals in dead_letter_totals, so checking the bounds costs one
@@ -11,7 +12,7 @@
  * replay's new error, an operator's edit of a payload by hand). */
 #include <stdint.h>
 #include "chatd/db_sqlite.h"
-#include "bus_internal.h"
+#include "dlq_store_sqlite.h"
 
 const char dlq_bound_migration[] =
     "ALTER TABLE dead_letters ADD COLUMN size INTEGER NOT NULL DEFAULT 0;"
@@ -40,7 +41,7 @@ const char dlq_resize_migration[] =
     " length(CAST(payload AS BLOB)) + length(CAST(consumer AS BLOB)) +"
     " length(CAST(error AS BLOB));";
 
-int dlq_totals(sqlite3 *conn, int64_t *rows, int64_t *bytes)
+int dlq_sqlite_totals(sqlite3 *conn, int64_t *rows, int64_t *bytes)
 {
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(conn, "SELECT rows, bytes FROM dead_letter_totals", -1, &st,
@@ -78,11 +79,11 @@ static int64_t cut_point(sqlite3 *conn, int64_t newest, int64_t over_rows, int64
     return cut;
 }
 
-int dlq_evict(sqlite3 *conn, int64_t newest, int64_t max_rows, int64_t max_bytes,
+int dlq_sqlite_evict(sqlite3 *conn, int64_t newest, int64_t max_rows, int64_t max_bytes,
               int64_t *evicted)
 {
     int64_t rows, bytes, count = 0, freed = 0;
-    int rc = dlq_totals(conn, &rows, &bytes);
+    int rc = dlq_sqlite_totals(conn, &rows, &bytes);
     *evicted = 0;
     if (rc < 0 || (rows <= max_rows && bytes <= max_bytes))
         return rc;

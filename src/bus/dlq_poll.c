@@ -1,63 +1,71 @@
 /* dlq_poll.c: the replay of dead letters. `chatd dlq replay` marks rows in the
- * database; once a second the running server reads the marked rows (and the table's
- * totals, for /metrics) on the thread pool and delivers each event again to the
- * consumer named in the row. The outcome goes back to the row through deadletter.c. */
+ * database; once a second the running server reads the table's totals (for /metrics)
+ * and whether a marked row waits, on the thread pool; when one does, a write job
+ * claims marked rows for this process (dlq_store.h: of several processes on one
+ * database, one gets each row), and each event goes again to the consumer named in
+ * its row. The same job renews this process's claims on the rows it is still
+ * replaying. The outcome goes back to the row through deadletter.c. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "chatd/bus.h"
 #include "chatd/chatd.h"
-#include "chatd/db_sqlite.h"
 #include "chatd/log.h"
+#include "chatd/util.h"
 #include "bus_internal.h"
+#include "dlq_store.h"
 
 /* --- the replay poll ------------------------------------------------------------------- */
 
-struct dlq_row {
-    int64_t id;
-    char *topic, *consumer, *payload;
-};
-
 struct dlq_poll {
     struct bus *b;
+    const struct dlq_store_ops *store;
     int64_t total, bytes;
-    int n;
-    struct dlq_row rows[BUS_REPLAY_BATCH];
+    int claimable;
 };
 
-static char *column_dup(sqlite3_stmt *st, int i)
-{
-    const unsigned char *t = sqlite3_column_text(st, i);
-    return strdup(t ? (const char *)t : "");
-}
+/* Claims marked rows for this process (and renews its claims on the rows it is
+ * replaying): a write, so that of several processes on one database one gets each. */
+struct dlq_claim_job {
+    struct db_job job;               /* first: the writer hands us back this pointer */
+    struct bus *b;
+    const struct dlq_store_ops *store;
+    int64_t run;
+    int max;                         /* rows to claim at most */
+    int nrenew;
+    int n;                           /* rows claimed */
+    int64_t renew[BUS_REPLAY_INFLIGHT_MAX];
+    struct dlq_claim rows[BUS_REPLAY_BATCH];
+};
 
 /* Thread pool. */
-static int poll_read(struct db_conn *conn_, void *arg)
+static int poll_read(struct db_conn *conn, void *arg)
 {
-    sqlite3 *conn = db_sqlite(conn_);
     struct dlq_poll *p = arg;
-    sqlite3_stmt *st = NULL;
-    int rc = dlq_totals(conn, &p->total, &p->bytes);
-
-    if (rc < 0)
-        return rc;
-    rc = sqlite3_prepare_v2(conn, "SELECT id, topic, consumer, payload FROM dead_letters"
-                            " WHERE replay_requested = 1 ORDER BY id LIMIT ?", -1, &st, NULL);
-    if (rc == SQLITE_OK)
-        sqlite3_bind_int(st, 1, BUS_REPLAY_BATCH);
-    while (rc == SQLITE_OK && p->n < BUS_REPLAY_BATCH && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        struct dlq_row *r = &p->rows[p->n++];
-        r->id = sqlite3_column_int64(st, 0);
-        r->topic = column_dup(st, 1);
-        r->consumer = column_dup(st, 2);
-        r->payload = column_dup(st, 3);
-        rc = SQLITE_OK;
-    }
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE || rc == SQLITE_OK ? 0 : db_errno(rc);
+    return p->store->poll(conn, now_ms(), &p->total, &p->bytes, &p->claimable);
 }
 
-static void replay_row(struct bus *b, struct dlq_row *r)
+/* Writer thread; runs again from the start when the group is retried. */
+static int claim_apply(struct db_conn *conn, struct db_job *job)
+{
+    struct dlq_claim_job *j = (struct dlq_claim_job *)job;
+    int64_t now = now_ms();
+    int rc = 0;
+
+    dlq_claims_free(j->rows, j->n);
+    j->n = 0;
+    if (j->nrenew > 0 &&
+        (rc = j->store->renew(conn, j->run, j->renew, j->nrenew, now + BUS_REPLAY_CLAIM_MS)) < 0)
+        return rc;
+    if (j->max > 0 &&
+        (rc = j->store->claim(conn, j->run, now, now + BUS_REPLAY_CLAIM_MS, j->max, j->rows)) < 0)
+        return rc;
+    j->n = rc;
+    return 0;
+}
+
+static void replay_row(struct bus *b, struct dlq_claim *r)
 {
     struct bus_sub *sub;
     struct bus_event *ev;
@@ -95,14 +103,53 @@ static void replay_row(struct bus *b, struct dlq_row *r)
              (long long)r->id, r->topic, r->consumer);
 }
 
-static void poll_free(struct dlq_poll *p)
+/* Loop thread. The claimed rows go to their consumers (unless the bus closed
+ * meanwhile: their claims then end by themselves, and the rows are claimed again). */
+static void claim_after(struct db_job *job, int status)
 {
-    for (int i = 0; i < p->n; i++) {
-        free(p->rows[i].topic);
-        free(p->rows[i].consumer);
-        free(p->rows[i].payload);
+    struct dlq_claim_job *j = (struct dlq_claim_job *)job;
+    struct bus *b = j->b;
+
+    b->poll_inflight = 0;
+    if (status < 0)
+        LOG_WARN(b->app, "bus", "dead letter claim failed error=%d", status);
+    else if (j->nrenew > 0)
+        b->claims_renewed_at = uv_now(b->loop);
+    for (int i = 0; status == 0 && !b->closed && i < j->n; i++)
+        replay_row(b, &j->rows[i]);
+    dlq_claims_free(j->rows, j->n);
+    free(j);
+}
+
+/* 0 when the job went to the writer (its after clears poll_inflight). */
+static int claim(struct bus *b, const struct dlq_store_ops *store, int want_rows)
+{
+    int room = BUS_REPLAY_INFLIGHT_MAX - b->nreplaying;
+    int renew = b->nreplaying > 0 &&
+                uv_now(b->loop) - b->claims_renewed_at >= BUS_REPLAY_CLAIM_MS / 3;
+    struct dlq_claim_job *j;
+
+    if (room > BUS_REPLAY_BATCH)
+        room = BUS_REPLAY_BATCH;
+    if ((!want_rows || room <= 0) && !renew)
+        return -EAGAIN;
+    if (!(j = calloc(1, sizeof(*j))))
+        return -ENOMEM;
+    j->b = b;
+    j->store = store;
+    j->run = b->run;
+    j->max = want_rows ? room : 0;
+    if (renew) {
+        j->nrenew = b->nreplaying;
+        memcpy(j->renew, b->replaying, sizeof(j->renew[0]) * (size_t)b->nreplaying);
     }
-    free(p);
+    j->job.apply = claim_apply;
+    j->job.after = claim_after;
+    if (db_write(b->app->db, &j->job) < 0) {
+        free(j);
+        return -EAGAIN;
+    }
+    return 0;
 }
 
 static void poll_after(void *arg, int status)
@@ -112,7 +159,7 @@ static void poll_after(void *arg, int status)
 
     b->poll_inflight = 0;
     if (b->closed) {
-        poll_free(p);
+        free(p);
         return;
     }
     if (status < 0) {
@@ -120,10 +167,10 @@ static void poll_after(void *arg, int status)
     } else {
         b->dead_letter_rows = (double)p->total;
         b->dead_letter_bytes = (double)p->bytes;
-        for (int i = 0; i < p->n; i++)
-            replay_row(b, &p->rows[i]);
     }
-    poll_free(p);
+    if (b->db_ready && claim(b, p->store, status == 0 && p->claimable) == 0)
+        b->poll_inflight = 1;
+    free(p);
 }
 
 static void on_poll_timer(uv_timer_t *t)
@@ -134,6 +181,7 @@ static void on_poll_timer(uv_timer_t *t)
     if (b->poll_inflight || !b->db_ready || !(p = calloc(1, sizeof(*p))))
         return;
     p->b = b;
+    p->store = dlq_store(b->app->db);
     if (db_read(b->app->db, poll_read, poll_after, p) < 0) {
         free(p);
         return;

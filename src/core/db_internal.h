@@ -92,7 +92,7 @@ struct db {
 /* db_writer.c */
 int  db_writer_start(struct db *db);
 void db_writer_stop(struct db *db);     /* runs what is queued, joins */
-void db_writer_metrics(struct db *db);
+void db_writer_metrics(struct db *db);   /* db_metrics.c */
 /* Runs the after() of every job back from the writer; closes the wake-up (db_close,
  * loop thread, once the writer stopped). */
 void db_afters_close(struct db *db);

@@ -28,10 +28,11 @@ struct db_pg_engine {
     struct db_pg_conn *w;
     /* The read pool; slot i belongs to whoever holds rbusy[i] (db_read.c). */
     struct db_pg_conn *r[DB_READERS];
-    /* Writer thread: the transaction id of the group in hand ("" before BEGIN), and
-     * where its savepoint stands (db_pg_group.c). */
+    /* Writer thread: the transaction id of the group in hand ("" before BEGIN),
+     * whether guarded jobs get savepoints in this run, and where the savepoint stands
+     * (db_pg_group.c). */
     char xid[DB_PG_XID_MAX];
-    int sp;
+    int savepoints, sp;
     unsigned backoff_ms;             /* writer thread: the next reconnect wait */
     /* A read pool thread saw its connection go: the writer should look at its own. */
     atomic_int probe_wanted;

@@ -1,17 +1,21 @@
 /* db_pg_group.c: one group of write jobs in one PostgreSQL transaction, on the
  * writer thread (db_writer.c hands the group over with conn_lock held).
  *
- * Round trips are what a group costs here, so the control statements ride together:
- * BEGIN, the transaction's id (pg_current_xact_id, kept so that a COMMIT whose answer
- * never came can be looked up after a reconnect) and the first guarded job's
- * SAVEPOINT go in one; each later guarded job adds one (RELEASE and a new SAVEPOINT
- * together, or nothing when the savepoint has seen no write since it was set, as
- * after a ROLLBACK TO); then COMMIT. A guarded job that fails is rolled back to its
- * savepoint alone; an unguarded job that fails undoes the group, as on SQLite.
+ * Round trips are what a group costs here, and a savepoint is one more per job (and
+ * a subtransaction: past 64 of them in one transaction every other session's
+ * snapshot gets slower). So a group first runs without savepoints: BEGIN and the
+ * transaction's id (pg_current_xact_id, kept so that a COMMIT whose answer never came
+ * can be looked up after a reconnect) in one round trip, the jobs, COMMIT. Should a
+ * guarded job fail, the transaction is rolled back and the group runs again, this
+ * time each guarded job in its SAVEPOINT (RELEASE and the next SAVEPOINT sent
+ * together; nothing after a ROLLBACK TO, which leaves the savepoint clean), so the
+ * failing job is undone alone, as on SQLite. When the failing job is the first of the
+ * transaction nothing else was in it: its failure stands and the rest go on in a new
+ * transaction. Every apply may run again from a clean slate (db.h). An unguarded job
+ * that fails undoes the group, as on SQLite.
  *
  * A deadlock or a serialization failure (two nodes writing the same rooms) undoes
- * the group on the server: it runs again from BEGIN, every job's apply again from a
- * clean slate, DB_PG_RETRIES times at most. */
+ * the group on the server: it runs again from BEGIN, DB_PG_RETRIES times at most. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -21,6 +25,9 @@
 #include "db_pg_engine.h"
 
 enum { SP_NONE, SP_CLEAN, SP_DIRTY };   /* no savepoint; one with no write since; dirty */
+
+/* A guarded job failed in a run without savepoints: roll back, run again with them. */
+#define DB_PG_RERUN (-ERESTART)
 
 static struct db_conn *writer_conn(struct db *db)
 {
@@ -73,7 +80,7 @@ static int apply_job(struct db *db, struct db_job *job, int *status)
     struct db_conn *c = writer_conn(db);
     int guarded = !(job->flags & DB_JOB_UNGUARDED), rc;
 
-    if (guarded && (rc = guard(db)) < 0)
+    if (guarded && db->pg->savepoints && (rc = guard(db)) < 0)
         return rc;
     rc = job->apply ? job->apply(c, job) : 0;
     /* A statement that failed and was not reported still aborted the transaction. */
@@ -89,6 +96,8 @@ static int apply_job(struct db *db, struct db_job *job, int *status)
         return -ENOTCONN;
     if (retryable(db, rc))
         return rc;
+    if (!db->pg->savepoints)
+        return DB_PG_RERUN;
     return db_pg_exec(c, "ROLLBACK TO job");   /* the savepoint stays, clean */
 }
 
@@ -98,23 +107,26 @@ static void rollback(struct db *db)
         db_pg_exec(writer_conn(db), "ROLLBACK");
 }
 
-static int run_once(struct db *db, struct db_job *jobs, int n)
+/* Jobs first..n-1 in one transaction; *at is the index of the job that ended it. */
+static int run_once(struct db *db, struct db_job *jobs, int n, int first, int *at)
 {
     struct db_job *job = jobs;
     int rc;
 
+    for (int i = 0; i < first; i++)
+        job = job->next;
     db->pg->xid[0] = '\0';
-    memset(db->status, 0, sizeof(db->status[0]) * (size_t)n);
-    if ((rc = begin(db, !(jobs->flags & DB_JOB_UNGUARDED))) < 0)
+    memset(db->status + first, 0, sizeof(db->status[0]) * (size_t)(n - first));
+    if ((rc = begin(db, db->pg->savepoints && !(job->flags & DB_JOB_UNGUARDED))) < 0)
         return rc;
-    for (int i = 0; i < n; i++, job = job->next)
-        if ((rc = apply_job(db, job, &db->status[i])) < 0)
+    for (*at = first; *at < n; (*at)++, job = job->next)
+        if ((rc = apply_job(db, job, &db->status[*at])) < 0)
             return rc;
     rc = db_pg_exec(writer_conn(db), "COMMIT");
     if (rc == -ENOTCONN)
         return DB_PG_OUTCOME_UNKNOWN;
     if (rc < 0)
-        LOG_ERROR(db->app, "db", "commit failed jobs=%d error=\"%s\"", n,
+        LOG_ERROR(db->app, "db", "commit failed jobs=%d error=\"%s\"", n - first,
                   db_pg_errmsg(writer_conn(db)));
     return rc;
 }
@@ -128,17 +140,28 @@ static void retry_pause(int attempt)
 
 int db_pg_run_group(struct db *db, struct db_job *jobs, int n)
 {
-    for (int attempt = 1;; attempt++) {
-        int rc = run_once(db, jobs, n);
+    int attempt = 1, first = 0;    /* jobs before first failed alone: their status stands */
+
+    db->pg->savepoints = 0;
+    for (;;) {
+        int at = first;
+        int rc = run_once(db, jobs, n, first, &at);
         if (rc == 0 || rc == DB_PG_OUTCOME_UNKNOWN)
             return rc;
         int again = retryable(db, rc) && attempt < DB_PG_RETRIES;
         rollback(db);
-        if (!again)
+        if (rc == DB_PG_RERUN && at == first) {
+            if (++first == n)
+                return 0;          /* nothing left to commit */
+        } else if (rc == DB_PG_RERUN) {
+            db->pg->savepoints = 1;
+        } else if (again) {
+            LOG_DEBUG(db->app, "db", "write group runs again jobs=%d attempt=%d error=\"%s\"",
+                      n, ++attempt, strerror(-rc));
+            retry_pause(attempt - 1);
+        } else {
             return rc;
-        LOG_DEBUG(db->app, "db", "write group runs again jobs=%d attempt=%d error=\"%s\"", n,
-                  attempt + 1, strerror(-rc));
-        retry_pause(attempt);
+        }
     }
 }
 

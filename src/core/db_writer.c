@@ -19,41 +19,6 @@
 #include "db_internal.h"
 #include "db_pg_engine.h"
 
-static double queue_depth(void *ctx)
-{
-    struct db *db = ctx;
-    return (double)db_write_depth(db);
-}
-
-static double available(void *ctx)
-{
-    return db_available(ctx);
-}
-
-void db_writer_metrics(struct db *db)
-{
-    static const double sizes[] = { 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024 };
-    static const double secs[] = { 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-                                   0.25, 0.5, 1, 2.5 };
-    struct metrics *m = db->app ? db->app->metrics : NULL;
-
-    if (!m)
-        return;
-    db->batch_hist = metrics_histogram(m, "chatd_db_commit_batch_size", NULL,
-                                       "Write jobs committed per transaction.", sizes,
-                                       (int)(sizeof(sizes) / sizeof(sizes[0])));
-    db->commit_hist = metrics_histogram(m, "chatd_db_commit_seconds", NULL,
-                                        "Time to run and commit one group of writes.", secs,
-                                        (int)(sizeof(secs) / sizeof(secs[0])));
-    metrics_gauge_fn(m, "chatd_db_write_queue_depth", NULL,
-                     "Write jobs queued or being applied.", queue_depth, db);
-    metrics_gauge_fn(m, "chatd_db_available", NULL,
-                     "1 while the database takes work, 0 while PostgreSQL is unreachable.",
-                     available, db);
-    db->reconnects = metrics_counter(m, "chatd_db_reconnects_total", NULL,
-                                     "New PostgreSQL connections after one was lost.");
-}
-
 /* The writer shares the loop's core: woken inside the queue lock it would run at
  * once and find the lock still held, so the wake-up comes after the unlock, and only
  * when the writer can be waiting (the queue was empty: a writer busy committing
@@ -233,7 +198,9 @@ static int reconnect(struct db *db)
     for (;;) {
         fail_queued(db);
         pthread_mutex_lock(&db->conn_lock);
-        int rc = db_pg_conn_lost(pg->w) ? db_pg_writer_reconnect(db) : 0;
+        /* Always a new session: one that answered -ENOTCONN (the server ending it)
+         * may not look broken to libpq yet. */
+        int rc = db_pg_writer_reconnect(db);
         pthread_mutex_unlock(&db->conn_lock);
         if (rc == 0) {
             pg->backoff_ms = DB_PG_BACKOFF_MIN_MS;
@@ -246,12 +213,16 @@ static int reconnect(struct db *db)
     }
 }
 
+static void outage_end(struct db *db)
+{
+    set_available(db, 1);
+    LOG_INFO(db->app, "db", "PostgreSQL is back: writes and reads resume");
+}
+
 static void outage_reconnect(struct db *db)
 {
-    if (reconnect(db) == 0) {
-        set_available(db, 1);
-        LOG_INFO(db->app, "db", "PostgreSQL is back: writes and reads resume");
-    }
+    if (reconnect(db) == 0)
+        outage_end(db);
 }
 
 static int outage_outcome(struct db *db)
@@ -263,8 +234,10 @@ static int outage_outcome(struct db *db)
             pthread_mutex_lock(&db->conn_lock);
             int rc = db_pg_outcome(db), lost = db_pg_conn_lost(db->pg->w);
             pthread_mutex_unlock(&db->conn_lock);
-            if (rc != DB_PG_OUTCOME_UNKNOWN)
+            if (rc != DB_PG_OUTCOME_UNKNOWN) {
+                outage_end(db);
                 return rc;
+            }
             if (lost)
                 break;
             fail_queued(db);

@@ -1,39 +1,14 @@
 /* The message store driven through its ops alone, on a database of its own: what
- * any engine behind message_store.h must answer. Only store_open knows the engine. */
+ * any engine behind message_store.h must answer. Every case runs once per engine of
+ * message_store_fixture.h (the PostgreSQL line skips without a server). */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include "test.h"
-#include "bus_fixture.h"
-#include "../../src/modules/message/message_store.h"
+#include "message_store_fixture.h"
 
-struct sfx {
-    struct fx f;
-    struct msg_store s;
-    struct db_conn *c;
-};
-
-#define OP(t, op, ...) ((t)->s.ops->op((t)->s.impl, __VA_ARGS__))
-
-static int store_open(struct sfx *t)
-{
-    memset(t, 0, sizeof(*t));
-    if (fx_init(&t->f) < 0 || db_open(&t->f.app.db, &t->f.app, t->f.db_path) < 0 ||
-        msg_store_sqlite_new(&t->s) < 0 || t->s.ops->migrate(t->s.impl, t->f.app.db) < 0)
-        return -1;
-    t->c = db_conn_for_cli(t->f.app.db);
-    return t->c ? 0 : -1;
-}
-
-static void store_close(struct sfx *t)
-{
-    if (t->s.ops) {
-        t->s.ops->writer_release(t->s.impl);
-        msg_store_free(&t->s);
-    }
-    fx_stop(&t->f);
-}
+#define OP(t, op, ...) MSF_OP(t, op, __VA_ARGS__)
 
 static int64_t new_room(struct sfx *t, const char *name, const char *kind, const char *key,
                         int64_t owner)
@@ -60,10 +35,10 @@ static int insert(struct sfx *t, int64_t room, int64_t seq, int64_t sender, cons
     return OP(t, message_insert, t->c, &m, out, copy);
 }
 
-TEST(message_store_rooms_and_members)
+static void message_store_rooms_and_members_on(const struct msf_engine *e)
 {
     struct sfx t;
-    ASSERT_EQ(store_open(&t), 0);
+    MSF_OPEN(&t, e);
     int64_t g = new_room(&t, "general", "group", NULL, 1);
     int64_t d = new_room(&t, "ann,bob", "direct", "1:2", 1);
     ASSERT(g > 0 && d > 0 && g != d);
@@ -129,6 +104,11 @@ TEST(message_store_rooms_and_members)
     store_close(&t);
 }
 
+TEST(message_store_rooms_and_members)
+{
+    MSF_EACH_ENGINE(message_store_rooms_and_members_on);
+}
+
 static int count_room(void *ctx, const struct room_row *r, int64_t read_seq)
 {
     int64_t *seen = ctx;
@@ -138,10 +118,10 @@ static int count_room(void *ctx, const struct room_row *r, int64_t read_seq)
     return 0;
 }
 
-TEST(message_store_batch_insert_and_duplicate)
+static void message_store_batch_insert_and_duplicate_on(const struct msf_engine *e)
 {
     struct sfx t;
-    ASSERT_EQ(store_open(&t), 0);
+    MSF_OPEN(&t, e);
     int64_t a = new_room(&t, "a", "group", NULL, 1), b = new_room(&t, "b", "group", NULL, 1);
     ASSERT_EQ(add_member(&t, a, 1, "ann"), 1);
     ASSERT_EQ(add_member(&t, a, 2, "bob"), 1);
@@ -199,6 +179,11 @@ TEST(message_store_batch_insert_and_duplicate)
     store_close(&t);
 }
 
+TEST(message_store_batch_insert_and_duplicate)
+{
+    MSF_EACH_ENGINE(message_store_batch_insert_and_duplicate_on);
+}
+
 struct seqs { int64_t v[16]; int n, stop_at; };
 
 static int take_seq(void *ctx, const struct msg_row *m)
@@ -217,10 +202,10 @@ static int range(struct sfx *t, int64_t room, int64_t lo, int64_t hi, int desc, 
     return OP(t, messages, t->c, &r, take_seq, out);
 }
 
-TEST(message_store_history_and_sync_ranges)
+static void message_store_history_and_sync_ranges_on(const struct msf_engine *e)
 {
     struct sfx t;
-    ASSERT_EQ(store_open(&t), 0);
+    MSF_OPEN(&t, e);
     int64_t a = new_room(&t, "a", "group", NULL, 1), b = new_room(&t, "b", "group", NULL, 1);
     struct msg_row m;
     char *copy;
@@ -251,4 +236,9 @@ TEST(message_store_history_and_sync_ranges)
     ASSERT_EQ(range(&t, 999, 0, INT64_MAX, 0, 10, &s), 0);
     ASSERT_EQ(s.n, 0);
     store_close(&t);
+}
+
+TEST(message_store_history_and_sync_ranges)
+{
+    MSF_EACH_ENGINE(message_store_history_and_sync_ranges_on);
 }

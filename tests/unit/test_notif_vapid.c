@@ -1,10 +1,13 @@
-/* VAPID (RFC 8292): the key file, the public key encoding and the ES256 JWT. */
+/* VAPID (RFC 8292): the key file (or the key kept in the database on PostgreSQL), the
+ * public key encoding and the ES256 JWT. */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <openssl/ec.h>
 #include "chatd/util.h"
+#include "engine_db_fixture.h"
 #include "test.h"
 #include "../../src/modules/notification/notification_internal.h"
 
@@ -56,6 +59,109 @@ TEST(notif_vapid_rejects_other_keys)
     ASSERT(strstr(err, "P-256") != NULL);
     unlink(path);
     rmdir(dir);
+}
+
+/* ---- on PostgreSQL: the key in the database ---- */
+
+struct keeper {
+    struct db *db;
+    EVP_PKEY *key;
+    char err[256];
+    int rc;
+};
+
+static void *keep(void *arg)
+{
+    struct keeper *k = arg;
+    k->rc = vapid_keep_in_db(k->db, &k->key, k->err, sizeof(k->err));
+    return NULL;
+}
+
+static int same_public_key(EVP_PKEY *a, EVP_PKEY *b)
+{
+    uint8_t pa[65], pb[65];
+    return vapid_public_raw(a, pa) == 0 && vapid_public_raw(b, pb) == 0 &&
+           memcmp(pa, pb, sizeof(pa)) == 0 && ece_point_valid(pa);
+}
+
+/* Two nodes starting at once on one database: one key made, both sign with it; a
+ * later start reads the same one. */
+TEST(notif_vapid_key_in_db_shared)
+{
+    struct fx f;
+    struct fx_db d;
+    struct keeper a = {0}, b = {0}, later = {0};
+    pthread_t ta, tb;
+    if (!pg_test_server())
+        return;
+    ASSERT_EQ(fx_init(&f), 0);
+    ASSERT_EQ(fx_db_open(&f, &d, FX_PG), 0);
+    a.db = f.app.db;
+    ASSERT_EQ(fx_db_open_again(&f, &d, &b.db), 0);
+    ASSERT_EQ(pthread_create(&ta, NULL, keep, &a), 0);
+    ASSERT_EQ(pthread_create(&tb, NULL, keep, &b), 0);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    later.db = b.db;
+    keep(&later);
+    db_close(b.db);
+    int shared = a.rc == 0 && b.rc == 0 && later.rc == 0 &&
+                 same_public_key(a.key, b.key) && same_public_key(a.key, later.key);
+    EVP_PKEY_free(a.key);
+    EVP_PKEY_free(b.key);
+    EVP_PKEY_free(later.key);
+    fx_stop(&f);
+    fx_db_drop(&d);
+    ASSERT(shared);
+}
+
+static int make_junk(void *arg, char **value, size_t *len)
+{
+    (void)arg;
+    *value = strdup("-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n");
+    *len = *value ? strlen(*value) : 0;
+    return *value ? 0 : -ENOMEM;
+}
+
+/* Whatever was stored under the name must be a P-256 key: anything else stops the
+ * start with a message saying so, and is not replaced. */
+TEST(notif_vapid_key_in_db_rejects_others)
+{
+    struct fx f;
+    struct fx_db d;
+    char err[256] = "", *v = NULL;
+    size_t len = 0;
+    EVP_PKEY *k = NULL;
+    if (!pg_test_server())
+        return;
+    ASSERT_EQ(fx_init(&f), 0);
+    ASSERT_EQ(fx_db_open(&f, &d, FX_PG), 0);
+    int kept = db_key_keep(f.app.db, VAPID_KEY_NAME, make_junk, NULL, &v, &len);
+    free(v);
+    int rc = vapid_keep_in_db(f.app.db, &k, err, sizeof(err));
+    int again = vapid_keep_in_db(f.app.db, &k, err, sizeof(err));
+    fx_stop(&f);
+    fx_db_drop(&d);
+    ASSERT_EQ(kept, 0);
+    ASSERT_EQ(rc, -EINVAL);
+    ASSERT_EQ(again, -EINVAL);
+    ASSERT(k == NULL);
+    ASSERT(strstr(err, "P-256") != NULL && strstr(err, VAPID_KEY_NAME) != NULL);
+}
+
+/* On SQLite the key stays a file: the database keeps none. */
+TEST(notif_vapid_key_not_in_sqlite)
+{
+    struct fx f;
+    struct fx_db d;
+    char err[256] = "";
+    EVP_PKEY *k = NULL;
+    ASSERT_EQ(fx_init(&f), 0);
+    ASSERT_EQ(fx_db_open(&f, &d, FX_SQLITE), 0);
+    int rc = vapid_keep_in_db(f.app.db, &k, err, sizeof(err));
+    fx_stop(&f);
+    ASSERT_EQ(rc, -ENOTSUP);
+    ASSERT(k == NULL && err[0]);
 }
 
 TEST(notif_vapid_origin)

@@ -20,10 +20,20 @@
 
 int auth_store_open(struct auth_store *s, struct db *db)
 {
-    int rc = auth_store_sqlite_new(s);
+    int rc = db_engine(db) == DB_ENGINE_PG ? auth_store_pg_new(s) : auth_store_sqlite_new(s);
 
     if (rc == 0 && (rc = auth_store_migrate(s, db)) < 0)
         auth_store_free(s);
+    return rc;
+}
+
+int auth_migrate(struct chatd *app)
+{
+    struct auth_store s;
+    int rc = auth_store_open(&s, app->db);
+
+    if (rc == 0)
+        auth_store_free(&s);
     return rc;
 }
 

@@ -25,14 +25,27 @@ void auth_respond_unavailable(struct http_req *req, const char *msg)
     http_respond(req, 503, "application/json", body, (size_t)n, "Retry-After: 1\r\n");
 }
 
+#define DB_UNREACHABLE "the database is unavailable"
+
 void auth_respond_busy(struct auth_op *op, int rc)
 {
-    if (rc == -EAGAIN || rc == -ECANCELED)
-        auth_respond_unavailable(op->req, rc == -EAGAIN ? "the server is busy"
-                                                        : "the server is shutting down");
+    if (rc == -EAGAIN || rc == -ECANCELED || rc == -ENOTCONN)
+        auth_respond_unavailable(op->req, rc == -EAGAIN      ? "the server is busy"
+                                          : rc == -ENOTCONN ? DB_UNREACHABLE
+                                                            : "the server is shutting down");
     else
         http_respond_error(op->req, 500, "internal error");
     op->req = NULL;
+}
+
+void auth_respond_storage_error(struct auth_op *op, int rc, const char *msg)
+{
+    if (rc == -ENOTCONN) {
+        auth_respond_unavailable(op->req, DB_UNREACHABLE);
+        op->req = NULL;
+    } else {
+        auth_respond_error(op, 500, msg);
+    }
 }
 
 int auth_refuse_when_draining(struct auth *a, struct http_req *req)

@@ -83,6 +83,9 @@ int  auth_key_load(struct auth_key *k, const char *path, char *err, size_t errle
 /* Writes a new RSA key to path (mode 0600); never replaces an existing file
  * (-EEXIST). */
 int  auth_key_generate(const char *path, int bits, char *err, size_t errlen);
+/* A new RSA key as PKCS#8 PEM text (malloc'ed, NUL-terminated; the caller cleanses
+ * and frees it). */
+int  auth_key_generate_pem(int bits, char **pem, size_t *len, char *err, size_t errlen);
 /* The configured key file: [auth] key_file, else <data_dir>/jwt.pem. */
 int  auth_key_path(const struct chatd_config *cfg, char *out, size_t outlen);
 void auth_key_free(struct auth_key *k);
@@ -241,9 +244,16 @@ int  auth_op_read(struct auth_op *op, int (*fn)(struct auth_op *, struct db_conn
                   void (*next)(struct auth_op *));
 
 /* ---- accounts.c / refresh.c / routes.c (loop thread) --------------------------- */
-/* The store of the configured engine (SQLite, the only one today), its tables
- * migrated. Start-up and CLI only (blocking). */
+/* The store of the database's engine (db_engine), its tables migrated. Start-up and
+ * CLI only (blocking). */
 int  auth_store_open(struct auth_store *s, struct db *db);
+/* The module's migrate (module.h): the tables alone, for `chatd migrate-db`. */
+int  auth_migrate(struct chatd *app);
+/* key_source.c (start-up): loads a->key from [auth] key_file when set; else on SQLite
+ * from <data_dir>/jwt.pem and on PostgreSQL from the keys kept in the database
+ * (db_key_keep, under the same name), made by the first start either way. */
+#define AUTH_KEY_KEPT_NAME "jwt.pem"
+int  auth_signing_key_load(struct auth *a);
 int  auth_load_max_user_id(struct auth *a);
 int  auth_users_start(struct auth *a);     /* bus: users.lookup */
 int  auth_routes_start(struct auth *a);    /* routes, and the keys to the gateway */

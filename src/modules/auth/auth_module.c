@@ -1,13 +1,12 @@
 /* auth_module.c: the auth module's descriptor and lifecycle. init migrates the
- * tables, loads (or on first start creates) the signing key, and learns the highest
- * user id; start adds the routes, hands the public key and the users bound to the
- * gateway and answers users.lookup; drain waits for every request in flight. */
+ * tables, loads (or on first start creates) the signing key (key_source.c), and
+ * learns the highest user id; start adds the routes, hands the public key and the
+ * users bound to the gateway and answers users.lookup; drain waits for every request
+ * in flight. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "chatd/bus.h"
 #include "chatd/config.h"
@@ -46,38 +45,6 @@ static void register_metrics(struct auth *a)
                                           (int)(sizeof hash_bounds / sizeof hash_bounds[0]));
 }
 
-/* The key named by key_file must exist; the default one is made on first start. */
-static int load_key(struct auth *a)
-{
-    const struct chatd_config *cfg = a->app->cfg;
-    char path[CFG_PATH_MAX + 16], err[512];
-    struct stat st;
-    int rc;
-
-    if ((rc = auth_key_path(cfg, path, sizeof path)) < 0)
-        return rc;
-    if (!auth_settings(cfg)->key_file[0] && access(path, F_OK) != 0) {
-        if ((rc = auth_key_generate(path, AUTH_KEY_BITS, err, sizeof err)) < 0 &&
-            rc != -EEXIST) {
-            LOG_ERROR(a->app, AUTH_MOD, "cannot create the signing key: %s", err);
-            return rc;
-        }
-        LOG_INFO(a->app, AUTH_MOD, "created a signing key path=%s bits=%d", path,
-                 AUTH_KEY_BITS);
-    }
-    if ((rc = auth_key_load(&a->key, path, err, sizeof err)) < 0) {
-        LOG_ERROR(a->app, AUTH_MOD, "cannot load the signing key: %s%s", err,
-                  rc == -ENOENT ? " (make one with: chatd keygen FILE)" : "");
-        return rc;
-    }
-    if (stat(path, &st) == 0 && (st.st_mode & 077))
-        LOG_WARN(a->app, AUTH_MOD, "signing key is readable by others path=%s mode=%03o",
-                 path, (unsigned)(st.st_mode & 0777));
-    LOG_INFO(a->app, AUTH_MOD, "signing key path=%s bits=%d kid=%s", path, a->key.bits,
-             a->key.kid);
-    return 0;
-}
-
 static int make_dummy_hash(struct auth *a)
 {
     uint8_t pw[16];
@@ -103,7 +70,7 @@ static int auth_init(struct chatd *app, void **state)
     a->app = app;
     a->hash_parallel = auth_hash_parallelism();
     a->early_sign = uv_available_parallelism() > 1;
-    if ((rc = auth_store_open(&a->store, app->db)) < 0 || (rc = load_key(a)) < 0)
+    if ((rc = auth_store_open(&a->store, app->db)) < 0 || (rc = auth_signing_key_load(a)) < 0)
         goto fail;
     rc = -ENOMEM;
     if (!(a->jwks = auth_jwks_json(&a->key)))
@@ -218,8 +185,11 @@ static void auth_destroy(void *state)
     free(a);
 }
 
+static const char *const auth_kept_keys[] = { AUTH_KEY_KEPT_NAME, NULL };
+
 const struct chatd_module auth_module = {
     .settings = &auth_settings_table,
     .name = "auth", .commands = auth_commands, .init = auth_init, .start = auth_start,
     .drain = auth_drain, .destroy = auth_destroy,
+    .kept_keys = auth_kept_keys, .migrate = auth_migrate,
 };

@@ -17,8 +17,12 @@ void auth_jwks(struct http_req *req, void *ctx);
 
 /* answers.c. Answers for an op's request; each clears op->req. */
 void auth_respond_error(struct auth_op *op, int status, const char *msg);
-/* 503 for a full write queue or a closing database, 500 for anything else. */
+/* 503 for a full write queue, a closing or an unreachable database, 500 for anything
+ * else. */
 void auth_respond_busy(struct auth_op *op, int rc);
+/* A read or write that failed with rc: 503 while the database is unreachable
+ * (-ENOTCONN: nothing was stored, the client may retry), else 500 with msg. */
+void auth_respond_storage_error(struct auth_op *op, int rc, const char *msg);
 /* 200 {"access_token","token_type","expires_in","refresh_token","user"}. */
 void auth_respond_tokens(struct auth_op *op, const char *access, const char *refresh,
                          int64_t user_id, const char *username);

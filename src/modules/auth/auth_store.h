@@ -1,9 +1,10 @@
 /* auth_store.h: where the auth module keeps its users and refresh-token families. The
- * module reaches its tables only through these ops; today's implementation is SQLite
- * (auth_store_sqlite*.c). The module keeps everything else: the rules of a rotation
- * (refresh.c), the jobs and reads that decide on which thread an op runs, the hashing.
+ * module reaches its tables only through these ops, implemented on SQLite
+ * (auth_store_sqlite*.c) and on PostgreSQL (auth_store_pg*.c), chosen by db_engine.
+ * The module keeps everything else: the rules of a rotation (refresh.c), the jobs and
+ * reads that decide on which thread an op runs, the hashing.
  *
- * A second engine implements:
+ * An engine implements:
  * - migrate: create or upgrade the three tables of the module (users; refresh
  *   families; refresh tokens keyed by the SHA-256 of the token), blocking, at start;
  * - user_insert: a new user, returning the id it got, -ECONSTRAINT for a taken name.
@@ -103,8 +104,9 @@ struct auth_store {
     void *impl;                        /* owned by the implementation */
 };
 
-/* Today's engine. */
+/* The engines: SQLite (auth_store_sqlite*.c) and PostgreSQL (auth_store_pg*.c). */
 int auth_store_sqlite_new(struct auth_store *out);
+int auth_store_pg_new(struct auth_store *out);
 
 /* The calls, as the module makes them. */
 static inline int auth_store_user_insert(const struct auth_store *s, struct db_conn *c,

@@ -1,5 +1,6 @@
 /* cli.c: `chatd keygen [FILE]` and `chatd user add NAME`. They run with the config,
- * the log and an open database but no loop, so they may block. */
+ * the log and an open database (SQLite or PostgreSQL: the store of its engine) but no
+ * loop, so they may block. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,15 @@ static int cmd_keygen(struct chatd *app, int argc, char **argv)
     if (argc > 2) {
         fprintf(stderr, "usage: chatd keygen [FILE]\n");
         return 2;
+    }
+    /* On PostgreSQL, without key_file, the server's key is the one in the database: a
+     * <data_dir>/jwt.pem made here would never be read. */
+    if (argc == 1 && !auth_settings(app->cfg)->key_file[0] && app->db &&
+        db_engine(app->db) == DB_ENGINE_PG) {
+        fprintf(stderr, "chatd: keygen: on PostgreSQL the signing key is kept in the database"
+                " (made by the first start); to sign with a key file, give FILE and set"
+                " [auth] key_file to it\n");
+        return 1;
     }
     if (argc == 2)
         snprintf(path, sizeof path, "%s", argv[1]);

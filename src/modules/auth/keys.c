@@ -222,12 +222,24 @@ static void sync_dir(const char *path)
     }
 }
 
+int auth_key_generate_pem(int bits, char **pem, size_t *len, char *err, size_t errlen)
+{
+    EVP_PKEY *pkey = EVP_RSA_gen((unsigned int)bits);
+
+    *pem = pkey ? pem_text(pkey, 1, len) : NULL;
+    EVP_PKEY_free(pkey);
+    if (!*pem) {
+        ssl_error(err, errlen, "cannot generate an RSA key");
+        return -ENOMEM;
+    }
+    return 0;
+}
+
 /* Written to a temporary file first and linked into place: a crash never leaves a
  * half-written key, and link() refuses to replace a key that appeared meanwhile. */
 int auth_key_generate(const char *path, int bits, char *err, size_t errlen)
 {
     char tmp[CFG_PATH_MAX + 16];
-    EVP_PKEY *pkey = NULL;
     char *pem = NULL;
     size_t len = 0;
     int fd = -1, rc;
@@ -238,12 +250,8 @@ int auth_key_generate(const char *path, int bits, char *err, size_t errlen)
     }
     if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid()) >= sizeof tmp)
         return -ENAMETOOLONG;
-    pkey = EVP_RSA_gen((unsigned int)bits);
-    if (!pkey || !(pem = pem_text(pkey, 1, &len))) {
-        ssl_error(err, errlen, "cannot generate an RSA key");
-        rc = -ENOMEM;
-        goto out;
-    }
+    if ((rc = auth_key_generate_pem(bits, &pem, &len, err, errlen)) < 0)
+        return rc;
     fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0 || fchmod(fd, 0600) < 0 || (rc = write_all(fd, pem, len)) < 0 ||
         fsync(fd) < 0) {
@@ -264,11 +272,8 @@ out:
     if (fd >= 0)
         close(fd);
     unlink(tmp);
-    if (pem) {
-        OPENSSL_cleanse(pem, len);
-        free(pem);
-    }
-    EVP_PKEY_free(pkey);
+    OPENSSL_cleanse(pem, len);
+    free(pem);
     return rc;
 }
 

@@ -111,7 +111,7 @@ static void login_stored(struct auth_op *op)
     if (op->status < 0) {
         LOG_ERROR(a->app, AUTH_MOD, "storing a session failed user=%lld err=%d",
                   (long long)l->sess.user_id, op->status);
-        auth_respond_error(op, 500, "could not store the session");
+        auth_respond_storage_error(op, op->status, "could not store the session");
     } else {
         METRIC_INC(a->m.logins_ok);
         METRIC_INC(a->m.tokens_issued);
@@ -168,7 +168,7 @@ static void login_found(struct auth_op *op)
     if (op->status < 0) {
         a->hashing--;
         LOG_ERROR(a->app, AUTH_MOD, "reading a user failed err=%d", op->status);
-        auth_respond_error(op, 500, "could not read the user");
+        auth_respond_storage_error(op, op->status, "could not read the user");
         auth_op_done(op);
         return;
     }

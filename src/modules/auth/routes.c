@@ -78,7 +78,7 @@ static void register_stored(struct auth_op *op)
         auth_respond_error(op, 409, "username is taken");
     } else if (op->status < 0) {
         LOG_ERROR(a->app, AUTH_MOD, "storing a user failed err=%d", op->status);
-        auth_respond_error(op, 500, "could not store the user");
+        auth_respond_storage_error(op, op->status, "could not store the user");
     } else {
         auth_note_user(a, r->user_id);
         METRIC_INC(a->m.registrations);

@@ -157,7 +157,7 @@ static void refresh_finish(struct session_op *s)
 
     if (op->status < 0) {
         LOG_ERROR(a->app, AUTH_MOD, "refresh failed err=%d", op->status);
-        auth_respond_error(op, 500, "could not rotate the session");
+        auth_respond_storage_error(op, op->status, "could not rotate the session");
     } else if (s->sess.result == AUTH_SESSION_REUSED) {
         METRIC_INC(a->m.refresh_reused);
         LOG_WARN(a->app, AUTH_MOD, "spent refresh token presented again: family revoked"
@@ -229,7 +229,7 @@ static void logout_done(struct auth_op *op)
 
     if (op->status < 0) {
         LOG_ERROR(a->app, AUTH_MOD, "logout failed err=%d", op->status);
-        auth_respond_error(op, 500, "could not revoke the session");
+        auth_respond_storage_error(op, op->status, "could not revoke the session");
     } else {
         if (s->sess.result == AUTH_SESSION_OK)
             LOG_INFO(a->app, AUTH_MOD, "logout user=%lld family=%lld",

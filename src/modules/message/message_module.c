@@ -22,6 +22,12 @@ int msg_migrate(struct msg_state *st, struct db *db)
     return st->store.ops->migrate(st->store.impl, db);
 }
 
+/* The store of db's engine (SQLite without a database: tests that build it later). */
+static int msg_store_of(struct msg_store *s, struct db *db)
+{
+    return db && db_engine(db) == DB_ENGINE_PG ? msg_store_pg_new(s) : msg_store_sqlite_new(s);
+}
+
 int msg_state_new(struct msg_state **out, struct chatd *app)
 {
     static const double latency_bounds[] = { 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
@@ -37,7 +43,7 @@ int msg_state_new(struct msg_state **out, struct chatd *app)
         st->max_body_bytes = 4096;
     double rate = set->messages_per_s;
     double burst = set->messages_burst;
-    if (msg_store_sqlite_new(&st->store) < 0 ||
+    if (msg_store_of(&st->store, app->db) < 0 ||
         pending_init(&st->pending, MSG_PENDING_MAX) < 0 ||
         mcache_new(&st->members, MSG_CACHE_ROOMS) < 0 ||
         ratelimit_new(&st->send_limit, MSG_LIMIT_USERS, rate, burst) < 0) {
@@ -202,8 +208,20 @@ static void message_destroy(void *state)
     msg_state_free(state);
 }
 
+/* The tables on app->db alone (what init migrates): for chatd migrate-db. */
+static int message_migrate(struct chatd *app)
+{
+    struct msg_store s;
+    int rc = msg_store_of(&s, app->db);
+    if (rc < 0)
+        return rc;
+    rc = s.ops->migrate(s.impl, app->db);
+    msg_store_free(&s);
+    return rc;
+}
+
 const struct chatd_module message_module = {
     .settings = &msg_settings_table,
     .name = "message", .init = message_init, .start = message_start,
-    .drain = message_drain, .destroy = message_destroy,
+    .drain = message_drain, .destroy = message_destroy, .migrate = message_migrate,
 };

@@ -6,7 +6,7 @@
  * db_read fn. Ops return 0 (or the count or flag they name) or a negative errno;
  * -ECONSTRAINT for a broken uniqueness or foreign key.
  *
- * A second engine (PostgreSQL next) implements every op below with the same
+ * Each engine (SQLite, PostgreSQL) implements every op below with the same
  * results; in short:
  * - migrate: its own schema for rooms, room_members (with read_seq), messages;
  * - per-room seq kept in the room row (last_seq), read and written by the writer's
@@ -20,7 +20,9 @@
  * - marker_raise moves a read marker up only;
  * - txn_lost: whether the engine ended the transaction by itself after a failure;
  * - writer_release finalizes what it caches for the writer's connection (called on
- *   the writer before the database closes); free the rest at free.
+ *   the writer before the database closes); free the rest at free;
+ * - post_batch (optional) does a whole batch of messages in one call, where a round
+ *   trip per op would cost more than the op (a database over the network).
  * tests/unit/test_message_store.c drives the ops directly: an engine passes it. */
 #ifndef CHATD_MESSAGE_STORE_H
 #define CHATD_MESSAGE_STORE_H
@@ -56,6 +58,28 @@ struct room_new {
     int64_t owner_id, created_at;
 };
 
+/* One message of a batch given to post_batch, and what became of it. */
+struct msg_post {
+    int64_t room_id, sender_id, created_at;
+    const char *sender, *body, *client_msg_id;   /* client_msg_id may be NULL */
+    /* Results. status: 201 stored; 200 a repeat of (sender_id, client_msg_id) in the
+     * same room, 409 in another room (row: the first message, its strings in copy);
+     * 403 not a member, 404 no such room, 500 refused by the database (another
+     * uniqueness: nothing written). */
+    int status;
+    struct msg_row row;              /* 201: the stored row, strings the post's */
+    char *copy;                      /* malloc'ed: the caller frees (200, 409) */
+    int room;                        /* index into the rooms, -1 for a 404 */
+};
+
+/* A room of a batch as its COMMIT will leave it: its members by id (malloc'ed, the
+ * caller frees), for the fan-out. */
+struct msg_post_room {
+    int64_t room_id;
+    int64_t *ids;
+    int n;
+};
+
 /* Messages of one room with lo < seq < hi, the newest first when desc, at most limit. */
 struct msg_range {
     int64_t room_id, lo, hi;
@@ -86,6 +110,15 @@ struct msg_store_ops {
     /* Moves the user's read marker up to seq, never back: 1 moved, 0 not, negative. */
     int (*marker_raise)(void *impl, struct db_conn *c, int64_t room_id, int64_t user_id,
                         int64_t seq);
+    /* Optional (NULL: the module calls the ops above per message). The batch p[0..n)
+     * in one call, with the same results as those ops in that order: per room seq
+     * gapless in p's order from last_seq (locked until COMMIT: several writers may
+     * run), only stored messages take one; last_seq and the senders' read markers
+     * raised. rooms (room for n entries) gets each room of the batch that exists,
+     * *nrooms of them. 0, or negative (the transaction is lost then: -EDEADLK and
+     * -EAGAIN ask the writer to retry the group), with nothing to free. */
+    int (*post_batch)(void *impl, struct db_conn *c, struct msg_post *p, int n,
+                      struct msg_post_room *rooms, int *nrooms);
     /* 1 (*out set), 0 no such room, negative. */
     int (*room_get)(void *impl, struct db_conn *c, int64_t room_id, struct room_row *out);
     int (*room_by_dm_key)(void *impl, struct db_conn *c, const char *key,
@@ -145,11 +178,15 @@ struct msg_store {
     void *impl;                      /* owned by the implementation */
 };
 
-/* Today's engine: SQLite (message_store_sqlite*.c). */
+/* The default engine: SQLite (message_store_sqlite*.c). */
 int msg_store_sqlite_new(struct msg_store *out);
 /* Its schema, for tests that build a database by hand. */
 extern const struct db_migration msg_sqlite_migrations[];
 extern const int msg_sqlite_migrations_count;
+/* PostgreSQL ([database] url; message_store_pg*.c), and its schema. */
+int msg_store_pg_new(struct msg_store *out);
+extern const struct db_migration msg_pg_migrations[];
+extern const int msg_pg_migrations_count;
 
 static inline void msg_store_free(struct msg_store *s)
 {

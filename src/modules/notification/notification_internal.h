@@ -2,12 +2,14 @@
  *
  * The pieces, each in its own file:
  *   ece.c           RFC 8291 / RFC 8188 aes128gcm payload encryption (one record)
- *   vapid.c         the VAPID P-256 key (<data_dir>/vapid.pem) and ES256 JWTs (RFC 8292)
+ *   vapid.c         the VAPID P-256 key (<data_dir>/vapid.pem, or in the database on
+ *                   PostgreSQL) and ES256 JWTs (RFC 8292)
  *   netcheck.c      which hosts and addresses a push may go to (no private networks);
  *                   the requests themselves go through core's HTTP client
  *   idset.c         a bounded set of ids on an int64 map (online users, subscribers)
  *   notification_store.h  the tables behind an interface: push subscriptions and
- *                   their health (today's engine: notification_store_sqlite*.c)
+ *                   their health (engines: notification_store_sqlite*.c,
+ *                   notification_store_pg*.c)
  *   subscriptions.c the jobs on subscriptions: subscribe, remove, who has any
  *   subs_list.c     GET /v1/push/subscriptions: a user's subscriptions and their health
  *   sub_health.c    failures in a row, failing subscriptions and their removal
@@ -83,6 +85,11 @@ long ece_encrypt(const uint8_t ua_public[ECE_KEY_LEN], const uint8_t auth[ECE_AU
 /* Loads the P-256 key at path, or makes one (mode 0600) when the file does not exist.
  * Blocking: start-up only. */
 int  vapid_load_or_create(const char *path, EVP_PKEY **out, char *err, size_t errlen);
+/* On PostgreSQL: the key kept in the database under VAPID_KEY_NAME (made by the first
+ * start, shared by every node of the database). Blocking: start-up only. */
+#define VAPID_KEY_NAME "vapid.pem"   /* also its file name in data_dir on SQLite */
+struct db;
+int  vapid_keep_in_db(struct db *db, EVP_PKEY **out, char *err, size_t errlen);
 /* The public key as an uncompressed point. */
 int  vapid_public_raw(EVP_PKEY *key, uint8_t out[ECE_KEY_LEN]);
 /* "scheme://host[:port]" of an http(s) URL, the default port left out (RFC 6454). */
@@ -179,6 +186,8 @@ _Static_assert(ECE_KEY_LEN == NOTIF_P256DH_LEN && ECE_AUTH_LEN == NOTIF_AUTH_LEN
                "the store keeps the keys ece.c uses");
 /* Init: picks the store's engine (n->store) and brings its tables up to date. */
 int  subs_store_open(struct notif *n);
+/* The descriptor's migrate: the same migration, alone (chatd migrate-db). */
+int  subs_store_migrate(struct chatd *app);
 /* Loop thread, at start: fills n->subscribers in the background (until then every
  * offline recipient is looked up). */
 int  subs_load_subscribers(struct notif *n);

@@ -1,8 +1,8 @@
 /* notification_module.c: the notification module's descriptor and lifecycle.
  *
- * init:    the VAPID key (<data_dir>/vapid.pem, made on first start), core's HTTP
- *          client (CA bundle + ca_file, kept-alive connections), the store
- *          (notification_store.h) and its tables.
+ * init:    the VAPID key (<data_dir>/vapid.pem, or kept in the database on PostgreSQL;
+ *          made on first start), core's HTTP client (CA bundle + ca_file, kept-alive
+ *          connections), the store (notification_store.h) and its tables.
  * start:   routes; presence.changed (online set); message.stored (fan-out, a consumer
  *          with retries); notification.requested (two consumers: push and webhook,
  *          each retried with backoff and dead-lettered under its own name).
@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include "chatd/config.h"
+#include "chatd/db.h"
 #include "chatd/events.h"
 #include "chatd/log.h"
 #include "chatd/metrics.h"
@@ -44,23 +45,32 @@ static double pending_gauge(void *ctx)
     return n->out ? (double)http_client_pending(n->out) : 0;
 }
 
+static int load_vapid_file(struct notif *n, char *err, size_t errlen)
+{
+    char path[CFG_PATH_MAX + 16];
+    struct stat st;
+    snprintf(path, sizeof(path), "%s/%s", n->app->cfg->server.data_dir, VAPID_KEY_NAME);
+    int rc = vapid_load_or_create(path, &n->vapid, err, errlen);
+    /* Whoever reads it can push to every subscribed browser in this server's name.
+     * Made 0600; one found looser was copied in or chmodded by hand: said, not changed,
+     * as for the signing key. */
+    if (rc == 0 && stat(path, &st) == 0 && (st.st_mode & 077))
+        LOG_WARN(n->app, NOTIF_MOD, "VAPID key is readable by others path=%s mode=%03o",
+                 path, (unsigned)(st.st_mode & 0777));
+    return rc;
+}
+
 static int load_vapid(struct notif *n)
 {
-    char path[CFG_PATH_MAX + 16], err[512];
+    char err[512];
     uint8_t pub[ECE_KEY_LEN];
-    struct stat st;
-    snprintf(path, sizeof(path), "%s/vapid.pem", n->app->cfg->server.data_dir);
-    int rc = vapid_load_or_create(path, &n->vapid, err, sizeof(err));
+    int rc = db_engine(n->app->db) == DB_ENGINE_PG
+                 ? vapid_keep_in_db(n->app->db, &n->vapid, err, sizeof(err))
+                 : load_vapid_file(n, err, sizeof(err));
     if (rc < 0) {
         LOG_ERROR(n->app, NOTIF_MOD, "VAPID key: %s", err);
         return rc;
     }
-    /* Whoever reads it can push to every subscribed browser in this server's name.
-     * Made 0600; one found looser was copied in or chmodded by hand: said, not changed,
-     * as for the signing key. */
-    if (stat(path, &st) == 0 && (st.st_mode & 077))
-        LOG_WARN(n->app, NOTIF_MOD, "VAPID key is readable by others path=%s mode=%03o",
-                 path, (unsigned)(st.st_mode & 0777));
     if ((rc = vapid_public_raw(n->vapid, pub)) < 0)
         return rc;
     base64url_encode(pub, sizeof(pub), n->vapid_pub_b64);
@@ -186,8 +196,12 @@ static void notification_destroy(void *state)
     free(n);
 }
 
+/* vapid.pem: a file in data_dir on SQLite, kept in the database on PostgreSQL. */
+static const char *const kept_keys[] = { VAPID_KEY_NAME, NULL };
+
 const struct chatd_module notification_module = {
     .settings = &notif_settings_table,
     .name = "notification", .init = notification_init, .start = notification_start,
     .drain = notification_drain, .destroy = notification_destroy,
+    .kept_keys = kept_keys, .migrate = subs_store_migrate,
 };

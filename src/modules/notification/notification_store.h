@@ -3,7 +3,7 @@
  * in-memory sets and the policy (how many subscriptions a user keeps, when one is
  * failing, how long a failing one lives); a store only reads and writes rows.
  *
- * A second engine implements every op below, with these meanings:
+ * Each engine (SQLite, PostgreSQL) implements every op below, with these meanings:
  *   - migrate:        create (or bring up to date) its tables, at start-up, blocking;
  *   - sub_put:        insert a subscription, or when its endpoint is known update that
  *                     row in place (new owner, keys, created_at; failure state cleared),
@@ -102,8 +102,10 @@ struct notification_store {
     void *impl;                          /* owned by the implementation */
 };
 
-/* Today's engine: SQLite (notification_store_sqlite*.c). */
+/* The engines: SQLite (notification_store_sqlite*.c), PostgreSQL
+ * (notification_store_pg*.c). */
 int notification_store_sqlite_new(struct notification_store *out);
+int notification_store_pg_new(struct notification_store *out);
 
 static inline void notification_store_free(struct notification_store *s)
 {

@@ -53,7 +53,9 @@ static int list_fn(struct db_conn *conn, void *arg)
 static void list_after(void *arg, int status)
 {
     struct list_read *l = arg;
-    if (status < 0) {
+    if (status == -ENOTCONN) {       /* PostgreSQL lost */
+        http_respond_error(l->req, 503, "the database is not available");
+    } else if (status < 0) {
         http_respond_error(l->req, 500, "cannot read the subscriptions");
     } else {
         http_respond_json(l->req, 200, l->answer);

@@ -17,11 +17,27 @@
 #include "chatd/util.h"
 #include "notification_internal.h"
 
-/* Picks the engine (SQLite is the only one) and brings its tables up to date. */
+/* The store of the database's engine. */
+static int store_new(struct db *db, struct notification_store *out)
+{
+    return db_engine(db) == DB_ENGINE_PG ? notification_store_pg_new(out)
+                                         : notification_store_sqlite_new(out);
+}
+
 int subs_store_open(struct notif *n)
 {
-    int rc = notification_store_sqlite_new(&n->store);
+    int rc = store_new(n->app->db, &n->store);
     return rc < 0 ? rc : notif_store_migrate(&n->store, n->app->db);
+}
+
+int subs_store_migrate(struct chatd *app)
+{
+    struct notification_store s = {0};
+    int rc = store_new(app->db, &s);
+    if (rc == 0)
+        rc = notif_store_migrate(&s, app->db);
+    notification_store_free(&s);
+    return rc;
 }
 
 /* ---- writes answering an HTTP request ---- */
@@ -64,6 +80,10 @@ static int add_apply(struct db_conn *conn, struct db_job *job)
 
 static void add_finish(struct subs_job *j)
 {
+    if (j->status == -ENOTCONN) {    /* PostgreSQL lost: not stored, try again later */
+        http_respond_error(j->req, 503, "the database is not available");
+        return;
+    }
     if (j->status < 0) {
         LOG_ERROR(j->n->app, NOTIF_MOD, "cannot store a subscription err=%d", j->status);
         http_respond_error(j->req, 500, "cannot store the subscription");
@@ -86,7 +106,8 @@ static void submit(struct subs_job *j, int (*apply)(struct db_conn *, struct db_
     int rc = db_write(j->n->app->db, &j->job);
     if (rc < 0) {
         if (j->req)
-            http_respond_error(j->req, 503, "the database is busy, try again");
+            http_respond_error(j->req, 503, rc == -ENOTCONN ? "the database is not available"
+                                                            : "the database is busy, try again");
         job_free(j);
     }
 }
@@ -124,7 +145,9 @@ static void remove_finish(struct subs_job *j)
                      (long long)j->id, j->status);
         return;
     }
-    if (j->status < 0)
+    if (j->status == -ENOTCONN)
+        http_respond_error(j->req, 503, "the database is not available");
+    else if (j->status < 0)
         http_respond_error(j->req, 500, "cannot remove the subscription");
     else if (!j->changed)
         http_respond_error(j->req, 404, "no such subscription");

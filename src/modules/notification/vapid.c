@@ -2,13 +2,17 @@
  *
  * One P-256 key, made on first start in <data_dir>/vapid.pem (mode 0600). Browsers
  * bind a subscription to its public key (applicationServerKey), so losing the file
- * means every subscription stops working: back it up with the database.
+ * means every subscription stops working: back it up with the database. On
+ * PostgreSQL the PEM is kept in the database instead (db_key_keep, under the file's
+ * name), made by the first node to start and read by every other, so that all of
+ * them sign with the one key the browsers know.
  *
  * The JWT is signed with OpenSSL directly. OpenSSL's ECDSA produces a DER
  * ECDSA-Sig-Value; JWS wants the two 32-byte integers R || S (RFC 7518 section 3.4),
  * so we convert here rather than depend on how a JWT library does it. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +20,7 @@
 #include <openssl/core_names.h>
 #include <openssl/ec.h>
 #include <openssl/pem.h>
+#include "chatd/db.h"
 #include "chatd/util.h"
 #include "notification_internal.h"
 
@@ -86,6 +91,65 @@ int vapid_load_or_create(const char *path, EVP_PKEY **out, char *err, size_t err
     if (access(path, F_OK) == 0)
         return load(path, out, err, errlen);
     return create(path, out, err, errlen);
+}
+
+/* ---- on PostgreSQL: the key in the database, shared by every node ---- */
+
+/* db_key_keep's maker: a fresh key as PEM text (malloc'ed, NUL-terminated). */
+static int make_pem(void *arg, char **value, size_t *len)
+{
+    EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    BIO *b = BIO_new(BIO_s_mem());
+    char *data = NULL;
+    long n = 0;
+    int rc = -EIO;
+    (void)arg;
+    if (k && b && PEM_write_bio_PrivateKey(b, k, NULL, NULL, 0, NULL, NULL) == 1 &&
+        (n = BIO_get_mem_data(b, &data)) > 0) {
+        rc = -ENOMEM;
+        if ((*value = malloc((size_t)n + 1))) {
+            memcpy(*value, data, (size_t)n);
+            (*value)[n] = 0;
+            *len = (size_t)n;
+            rc = 0;
+        }
+    }
+    if (data && n > 0)
+        OPENSSL_cleanse(data, (size_t)n);
+    BIO_free(b);
+    EVP_PKEY_free(k);
+    return rc;
+}
+
+static int load_pem(const char *pem, size_t len, EVP_PKEY **out, char *err, size_t errlen)
+{
+    BIO *b = len <= INT_MAX ? BIO_new_mem_buf(pem, (int)len) : NULL;
+    EVP_PKEY *k = b ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
+    BIO_free(b);
+    if (!k || !is_p256(k)) {
+        EVP_PKEY_free(k);
+        snprintf(err, errlen, "%s in the database: not a P-256 private key in PEM",
+                 VAPID_KEY_NAME);
+        return -EINVAL;
+    }
+    *out = k;
+    return 0;
+}
+
+int vapid_keep_in_db(struct db *db, EVP_PKEY **out, char *err, size_t errlen)
+{
+    char *pem = NULL;
+    size_t len = 0;
+    int rc = db_key_keep(db, VAPID_KEY_NAME, make_pem, NULL, &pem, &len);
+    if (rc < 0) {
+        snprintf(err, errlen, "%s: cannot keep the key in the database err=%d",
+                 VAPID_KEY_NAME, rc);
+        return rc;
+    }
+    rc = load_pem(pem, len, out, err, errlen);
+    OPENSSL_cleanse(pem, len);
+    free(pem);
+    return rc;
 }
 
 int vapid_public_raw(EVP_PKEY *key, uint8_t out[ECE_KEY_LEN])

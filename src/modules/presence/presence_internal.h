@@ -60,6 +60,8 @@ struct presence {
 
 /* presence_seen.c */
 int  presence_seen_open(struct presence *p);
+/* The descriptor's migrate: the seen store's migration alone (chatd migrate-db). */
+int  presence_migrate_tables(struct chatd *app);
 /* Records rows[0..n) of last_seen_at durably in one writer job (fire and forget). */
 void presence_seen_write(struct presence *p, const struct pres_seen *rows, size_t n);
 /* Reads last_seen_at of ids[0..n) into out[] (0 when unknown) on the thread pool; then

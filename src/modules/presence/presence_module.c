@@ -308,4 +308,5 @@ static void presence_destroy(void *state)
 const struct chatd_module presence_module = {
     .name = "presence", .init = presence_init, .start = presence_start,
     .drain = presence_drain, .destroy = presence_destroy,
+    .migrate = presence_migrate_tables,
 };

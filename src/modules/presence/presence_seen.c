@@ -10,12 +10,28 @@
 #include "chatd/log.h"
 #include "presence_internal.h"
 
-/* Init: picks the seen store's engine (SQLite is the only one) and brings its table
- * up to date. */
+/* The seen store of the database's engine. */
+static int seen_store_new(struct db *db, struct presence_seen_store *out)
+{
+    return db_engine(db) == DB_ENGINE_PG ? presence_seen_store_pg_new(out)
+                                         : presence_seen_store_sqlite_new(out);
+}
+
+/* Init: picks the seen store's engine and brings its table up to date. */
 int presence_seen_open(struct presence *p)
 {
-    int rc = presence_seen_store_sqlite_new(&p->seen);
+    int rc = seen_store_new(p->app->db, &p->seen);
     return rc < 0 ? rc : presence_seen_migrate(&p->seen, p->app->db);
+}
+
+int presence_migrate_tables(struct chatd *app)
+{
+    struct presence_seen_store s = {0};
+    int rc = seen_store_new(app->db, &s);
+    if (rc == 0)
+        rc = presence_seen_migrate(&s, app->db);
+    presence_seen_store_free(&s);
+    return rc;
 }
 
 struct seen_job {

@@ -8,11 +8,12 @@
  * different reasons (several processes need a shared connection set; another
  * database needs another seen store), so neither drags the other along.
  *
- * A second engine implements:
+ * Each engine (SQLite, PostgreSQL) implements:
  *   - migrate: create (or bring up to date) its table, at start-up, blocking;
  *   - record:  for each row, last_seen_at = the larger of the stored value and the
  *              row's (an upsert that never moves a user's time backwards: batches
- *              and retries may bring an older value after a newer one);
+ *              and retries may bring an older value after a newer one, and two
+ *              processes on one database may write the same user at once);
  *   - read:    out[i] = last_seen_at of ids[i], 0 for a user never seen.
  * record runs inside a job's apply (writer thread, in the group transaction), read
  * inside a db_read fn (a pool thread); both return 0 or a negative errno (-EIO,
@@ -41,8 +42,10 @@ struct presence_seen_store {
     void *impl;                      /* owned by the implementation */
 };
 
-/* Today's engine: SQLite (presence_seen_store_sqlite.c). */
+/* The engines: SQLite (presence_seen_store_sqlite.c), PostgreSQL
+ * (presence_seen_store_pg.c). */
 int presence_seen_store_sqlite_new(struct presence_seen_store *out);
+int presence_seen_store_pg_new(struct presence_seen_store *out);
 
 static inline int presence_seen_migrate(const struct presence_seen_store *s, struct db *db)
 {

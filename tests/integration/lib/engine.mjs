@@ -7,7 +7,7 @@
 // server's chatd.conf gets `[database] url` for it. Anything else: SQLite in the data
 // directory, as chatd does by default.
 import { createHash } from 'node:crypto';
-import { existsSync, realpathSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 /** 'pg' or 'sqlite'. */
@@ -31,7 +31,7 @@ export function sqliteOnly(t, reason) {
 // Database names stay under PostgreSQL's 63 bytes and are plain identifiers.
 const PREFIX = (process.env.CHATD_TEST_PG_PREFIX || 'chatd_it').replace(/[^a-z0-9_]/g, '');
 
-const made = new Map();     // data dir -> database name, once created in this process
+const made = new Map();     // database name -> its creation (a promise), in this process
 
 function baseUrl() {
     const url = process.env.CHATD_TEST_PG_URL;
@@ -68,9 +68,7 @@ const adminRun = (...statements) => runOn(baseUrl(), ...statements);
 
 // The name follows from the directory's path, so it is the same for every start on it.
 function nameFor(dataDir) {
-    let p = path.resolve(dataDir);
-    try { p = realpathSync(p); } catch { /* not made yet */ }
-    const h = createHash('sha256').update(p).digest('hex').slice(0, 20);
+    const h = createHash('sha256').update(path.resolve(dataDir)).digest('hex').slice(0, 20);
     return `${PREFIX}_${h}`;
 }
 
@@ -80,11 +78,17 @@ function nameFor(dataDir) {
  */
 export async function databaseFor(dataDir) {
     const name = nameFor(dataDir);
+    // Two servers started at once on one directory share one creation.
     if (!made.has(name)) {
         // template0: nobody is ever connected to it, so creates in parallel never wait.
-        await adminRun(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`,
-            `CREATE DATABASE ${name} TEMPLATE template0 ENCODING 'UTF8'`);
-        made.set(name, dataDir);
+        made.set(name, adminRun(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`,
+            `CREATE DATABASE ${name} TEMPLATE template0 ENCODING 'UTF8'`));
+    }
+    try {
+        await made.get(name);
+    } catch (e) {
+        made.delete(name);
+        throw e;
     }
     return urlForDatabase(baseUrl(), name);
 }
