@@ -1,6 +1,6 @@
 // migrate-db.test.mjs: `chatd migrate-db --to URL` moves a single node from SQLite to
 // PostgreSQL. A node on SQLite with users, rooms, messages, read markers, a push
-// subscription and refresh tokens is stopped and migrated; a node started on the
+// subscription, refresh tokens and dead letters is stopped and migrated; a node started on the
 // PostgreSQL database (with an empty data directory: its keys come from the database)
 // shows the same history (ids, seqs), takes the same logins and the same refresh token,
 // serves the same JWKS kid and VAPID key, and goes on numbering after the copied ids.
@@ -11,6 +11,8 @@
 // the pass, so a second run on the PostgreSQL pass would repeat it exactly.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
 import { startServer, api, runChatd, registerAndLogin, uniqueName, engine } from './lib/harness.mjs';
 import { makeSubscription } from './lib/push-receiver.mjs';
 
@@ -97,6 +99,29 @@ async function snapshot(srv, s) {
     };
 }
 
+/*
+ * Two dead letters written into the stopped node's database with the sqlite3 tool
+ * (making real ones takes a push service failing every retry); returns SQLite's
+ * totals {rows, bytes}, or null without the tool.
+ */
+function addDeadLetters(srv) {
+    if (spawnSync('sh', ['-c', 'command -v sqlite3']).status !== 0)
+        return null;
+    const size = "length(CAST(topic AS BLOB)) + length(CAST(payload AS BLOB)) + " +
+        'length(CAST(consumer AS BLOB)) + length(CAST(error AS BLOB))';
+    const sql = 'INSERT INTO dead_letters (topic, payload, consumer, error, attempts, ' +
+        "first_failed_at, last_failed_at) VALUES ('message.stored', '{\"id\":1}', " +
+        "'notification.push', 'endpoint gone', 3, 1000, 2000), ('message.stored', " +
+        "'{\"id\":2}', 'notification.push', 'timeout', 5, 3000, 4000);" +
+        `UPDATE dead_letters SET size = ${size};` +
+        'SELECT rows, bytes FROM dead_letter_totals;';
+    const r = spawnSync('sqlite3', [path.join(srv.dataDir, 'chatd.db'), sql], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const [rows, bytes] = r.stdout.trim().split('|').map(Number);
+    assert.equal(rows, 2);
+    return { rows, bytes };
+}
+
 async function populate(srv) {
     const h = api(srv);
     const [alice, bob, carol] = [await registerAndLogin(srv, uniqueName('alice')),
@@ -136,6 +161,7 @@ test('a stopped SQLite node migrated to PostgreSQL keeps its history, logins, to
         assert.deepEqual(await pgQuery(url, 'SELECT * FROM schema_versions'), []);
 
         assert.equal(await src.stop(), 0, src.logs());
+        const letters = addDeadLetters(src);
         const run = await migrate(src, url);
         assert.equal(run.code, 0, run.stderr + run.stdout);
         assert.match(run.stdout, /^users\s+3 rows$/m);
@@ -144,8 +170,20 @@ test('a stopped SQLite node migrated to PostgreSQL keeps its history, logins, to
         const [{ n }] = await pgQuery(url, 'SELECT count(*)::int AS n FROM messages WHERE room_id = $1', [s.group]);
         assert.equal(n, 6);
 
+        if (letters) {
+            // The totals on PostgreSQL are derived: rebuilt from the copied rows.
+            assert.match(run.stdout, /^dead_letters\s+2 rows$/m);
+            assert.deepEqual(await pgQuery(url, 'SELECT rows::int, bytes::int FROM dead_letter_totals'), [letters]);
+        }
+
         // A new data directory: the keys can only come from the database.
         const dst = await start({ config: `[database]\nurl = ${url}\n` });
+        if (letters) {
+            const list = await runChatd(['dlq', 'list', '-c', dst.configPath, '--data-dir', dst.dataDir]);
+            assert.equal(list.code, 0, list.stderr);
+            assert.match(list.stdout, /notification\.push/);
+            assert.match(list.stdout, /endpoint gone/);
+        }
         const afterwards = await snapshot(dst, s);
         assert.deepEqual(afterwards, before);
         assert.equal(afterwards.jwks.keys[0].kid, before.jwks.keys[0].kid);
