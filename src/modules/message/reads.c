@@ -107,6 +107,9 @@ static void read_after(struct db_job *job, int status)
     if (status < 0 && j->status < 400) {
         j->status = 503;
         j->errmsg = "could not commit the marker";
+    } else if (status == -ENOTCONN && j->status >= 500) {
+        j->status = 503;             /* a statement failed because the database went away */
+        j->errmsg = "the database is not available";
     }
     read_finish(j);
 }

@@ -251,6 +251,9 @@ static void room_job_after(struct db_job *job, int status)
     if (status < 0 && j->status < 400) {
         j->status = 503;
         j->errmsg = "could not commit the change";
+    } else if (status == -ENOTCONN && j->status >= 500) {
+        j->status = 503;             /* a statement failed because the database went away */
+        j->errmsg = "the database is not available";
     }
     room_job_finish(j);
 }
