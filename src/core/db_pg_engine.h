@@ -17,6 +17,8 @@
 #define DB_PG_PROBE_MS 1000          /* an idle writer checks its connection this often */
 #define DB_PG_ASK_AGAIN_MS 20        /* a lost COMMIT still in progress: asked again */
 #define DB_PG_XID_MAX 32
+/* The writer's session: a transaction left idle this long is ended by the server. */
+#define DB_PG_IDLE_IN_TXN_TIMEOUT "60s"
 
 /* The return of db_pg_run_group when the connection went during COMMIT: the outcome
  * is unknown until db_pg_outcome can ask the server. */
@@ -32,6 +34,11 @@ struct db_pg_engine {
      * whether guarded jobs get savepoints in this run, and where the savepoint stands
      * (db_pg_group.c). */
     char xid[DB_PG_XID_MAX];
+    /* The server process of the session that began it: a COMMIT lost with the
+     * connection may leave that session idle in the transaction (the server not yet
+     * aware the client went), which would stay "in progress" until it is ended. 0
+     * once told to end. */
+    int xid_pid;
     int savepoints, sp;
     unsigned backoff_ms;             /* writer thread: the next reconnect wait */
     /* A read pool thread saw its connection go: the writer should look at its own. */
@@ -61,7 +68,9 @@ int  db_pg_writer_alive(struct db *db);
  * serialization failures run the whole group again, DB_PG_RETRIES times at most. */
 int  db_pg_run_group(struct db *db, struct db_job *jobs, int n);
 /* After a reconnect, what became of the group whose COMMIT was lost: 0 committed,
- * -ENOTCONN aborted (or unknown to the server), DB_PG_OUTCOME_UNKNOWN still running. */
+ * -ENOTCONN aborted (or unknown to the server), DB_PG_OUTCOME_UNKNOWN still running.
+ * Found in progress the first time, the old session is ended (waiting up to 5 s for
+ * it: one inside its COMMIT finishes it first) and the server asked again. */
 int  db_pg_outcome(struct db *db);
 /* The status of transaction xid as the server tells it (pg_xact_status): 0
  * committed, -ENOTCONN aborted (or too old to know, or refused), and

@@ -46,9 +46,10 @@ static int begin(struct db *db, int guarded)
                          : "BEGIN; SELECT pg_current_xact_id()");
     int ok = r && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
 
-    if (ok)
+    if (ok) {
         snprintf(db->pg->xid, sizeof(db->pg->xid), "%s", PQgetvalue(r, 0, 0));
-    else
+        db->pg->xid_pid = PQbackendPID(db->pg->w->pg);
+    } else
         LOG_WARN(db->app, "db", "cannot begin a transaction error=\"%s\"",
                  PQerrorMessage(db->pg->w->pg));
     PQclear(r);
@@ -160,7 +161,9 @@ int db_pg_run_group(struct db *db, struct db_job *jobs, int n)
                       n, ++attempt, strerror(-rc));
             retry_pause(attempt - 1);
         } else {
-            return rc;
+            /* Whatever a job made of it, a group that met a dropped connection failed
+             * because of it: the caller answers "unavailable", the writer reconnects. */
+            return db_pg_conn_lost(db->pg->w) ? -ENOTCONN : rc;
         }
     }
 }
@@ -183,9 +186,40 @@ int db_pg_xact_outcome(struct db_conn *c, const char *xid)
     return rc;
 }
 
+/* Ends the session that began the lost transaction, if it is still there holding it
+ * (the pid alone could by now be another session's): the server aborts its
+ * transaction, or lets it finish a COMMIT it is inside. 0 once asked. */
+static int end_old_session(struct db *db)
+{
+    static const struct db_pg_stmt terminate = {
+        "core_end_old_session",
+        "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE pid = $1::int"
+        " AND backend_xid::text = ($2::xid8::text::numeric % 4294967296)::text", 2 };
+    char pid[16];
+    const char *values[] = { pid, db->pg->xid };
+    PGresult *r = NULL;
+
+    snprintf(pid, sizeof pid, "%d", db->pg->xid_pid);
+    int rc = db_pg_run(writer_conn(db), &terminate, values, &r);
+    PQclear(r);
+    if (rc < 0)
+        LOG_WARN(db->app, "db", "cannot end the session of a lost commit xid=%s pid=%s "
+                 "error=\"%s\"", db->pg->xid, pid, db_pg_errmsg(writer_conn(db)));
+    else
+        LOG_INFO(db->app, "db", "ended the session of a lost commit xid=%s pid=%s",
+                 db->pg->xid, pid);
+    return rc;
+}
+
 int db_pg_outcome(struct db *db)
 {
     int rc = db_pg_xact_outcome(writer_conn(db), db->pg->xid);
+
+    if (rc == DB_PG_OUTCOME_UNKNOWN && db->pg->xid_pid && !db_pg_conn_lost(db->pg->w) &&
+        end_old_session(db) == 0) {
+        db->pg->xid_pid = 0;
+        rc = db_pg_xact_outcome(writer_conn(db), db->pg->xid);
+    }
 
     if (rc != DB_PG_OUTCOME_UNKNOWN)   /* asked again every 20 ms while in progress */
         LOG_INFO(db->app, "db", "a commit lost with the connection xid=%s outcome=%s",

@@ -35,6 +35,14 @@ static int open_reader(struct db *db, int i)
     return 0;
 }
 
+/* The writer's session: a transaction it left open (its client gone, the server not
+ * told) ends by itself rather than hold its rows' locks for hours. */
+static int writer_settings(struct db_pg_conn *w)
+{
+    return db_pg_exec(db_conn_of_pg(w), "SET idle_in_transaction_session_timeout = '"
+                      DB_PG_IDLE_IN_TXN_TIMEOUT "'");
+}
+
 int db_pg_engine_open(struct db *db, const char *url)
 {
     char err[DB_PG_ERR_MAX];
@@ -47,6 +55,8 @@ int db_pg_engine_open(struct db *db, const char *url)
     atomic_init(&db->pg->epoch, 0);
     if ((rc = db_pg_conn_open(url, &db->pg->w, err, sizeof err)) < 0)
         return open_failed(db, "connect", err, rc);
+    if ((rc = writer_settings(db->pg->w)) < 0)
+        return open_failed(db, "connect", db->pg->w->err, rc);
     if ((rc = db_pg_core_tables(db)) < 0)
         return open_failed(db, "core tables", db->pg->w->err, rc);
     for (int i = 0; i < DB_READERS; i++)
@@ -78,7 +88,8 @@ int db_pg_conn_renew(struct db_pg_conn *c, int read_only)
     /* A new session starts from the URL's settings alone. */
     if (db_pg_exec(db_conn_of_pg(c), "SET synchronous_commit = on") < 0 ||
         (read_only && db_pg_exec(db_conn_of_pg(c),
-                                 "SET default_transaction_read_only = on") < 0))
+                                 "SET default_transaction_read_only = on") < 0) ||
+        (!read_only && writer_settings(c) < 0))
         return -ENOTCONN;
     return 0;
 }

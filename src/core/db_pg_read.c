@@ -1,6 +1,7 @@
 /* db_pg_read.c: a read on one of the PostgreSQL pool's connections, on a libuv pool
  * thread. A connection found lost is renewed here, before the read, on the thread
- * that was going to wait for the server anyway; a read that loses its connection
+ * that was going to wait for the server anyway (unless the writer already knows the
+ * server is away: then the read fails at once); a read that loses its connection
  * fails (-ENOTCONN) rather than run again, since fn may have kept part of what it
  * read, and tells the writer to look at its own connection. */
 #include <errno.h>
@@ -23,6 +24,10 @@ int db_pg_read(struct db *db, int i, int (*fn)(struct db_conn *conn, void *arg),
     unsigned epoch = atomic_load(&db->pg->epoch);
 
     if (db_pg_conn_lost(c) || db->pg->r_epoch[i] != epoch) {
+        /* Queued before the outage began: the writer finds out when the server is
+         * back; a renewal here would hold this thread for the connect timeout. */
+        if (!db_available(db))
+            return -ENOTCONN;
         if (db_pg_conn_renew(c, 1) < 0) {
             wake_writer_probe(db);
             return -ENOTCONN;

@@ -3,8 +3,11 @@
  * query "COMMIT" a client sends is either passed on and its answer thrown away
  * (PG_PROXY_CUT_AFTER: the server committed, the client never hears it) or thrown
  * away itself (PG_PROXY_CUT_BEFORE: the server sees the client go mid-transaction and
- * rolls back); then both sides of that connection are closed. Set down, it cuts
- * every connection and refuses new ones (the server unreachable) until cleared. */
+ * rolls back); then both sides of that connection are closed. PG_PROXY_HOLD throws
+ * the COMMIT away and closes the client's side only: the server's session stays, idle
+ * in its transaction, until the server ends it. Set down, it cuts every connection
+ * and refuses new ones (the server unreachable) until cleared; set hang, it leaves
+ * new connections unanswered in the listen queue (a server that does not answer). */
 #ifndef CHATD_TEST_PG_PROXY_H
 #define CHATD_TEST_PG_PROXY_H
 
@@ -18,12 +21,12 @@
 #include <unistd.h>
 
 #define PG_PROXY_PAIRS 16
-enum { PG_PROXY_PASS, PG_PROXY_CUT_AFTER, PG_PROXY_CUT_BEFORE };
+enum { PG_PROXY_PASS, PG_PROXY_CUT_AFTER, PG_PROXY_CUT_BEFORE, PG_PROXY_HOLD };
 
 struct pg_proxy {
     int lfd, port, target_port;
     pthread_t thread;
-    atomic_int stop, mode, cuts, down;
+    atomic_int stop, mode, cuts, down, hang;
     int cfd[PG_PROXY_PAIRS], sfd[PG_PROXY_PAIRS];
     int swallow[PG_PROXY_PAIRS];      /* the COMMIT went through: drop the answer, cut */
 };
@@ -60,6 +63,12 @@ static inline void pg_proxy_up(struct pg_proxy *p, int i, const char *b, ssize_t
     int mode = atomic_load(&p->mode);
     if (mode != PG_PROXY_PASS && pg_proxy_is_commit(b, n)) {
         atomic_store(&p->mode, PG_PROXY_PASS);
+        if (mode == PG_PROXY_HOLD) {     /* the server's side stays open */
+            close(p->cfd[i]);
+            p->cfd[i] = -1;
+            atomic_fetch_add(&p->cuts, 1);
+            return;
+        }
         if (mode == PG_PROXY_CUT_BEFORE) {
             pg_proxy_cut(p, i);
             atomic_fetch_add(&p->cuts, 1);
@@ -75,7 +84,7 @@ static inline void pg_proxy_accept(struct pg_proxy *p)
 {
     int c = accept4(p->lfd, NULL, NULL, SOCK_CLOEXEC);
     for (int i = 0; c >= 0 && !atomic_load(&p->down) && i < PG_PROXY_PAIRS; i++) {
-        if (p->cfd[i] < 0) {
+        if (p->cfd[i] < 0 && p->sfd[i] < 0) {
             p->cfd[i] = c;
             if ((p->sfd[i] = pg_proxy_connect(p->target_port)) < 0)
                 pg_proxy_cut(p, i);
@@ -94,7 +103,8 @@ static inline void *pg_proxy_main(void *arg)
     while (!atomic_load(&p->stop)) {
         struct pollfd fds[1 + 2 * PG_PROXY_PAIRS];
         int n = 0;
-        fds[n++] = (struct pollfd){ .fd = p->lfd, .events = POLLIN };
+        fds[n++] = (struct pollfd){ .fd = atomic_load(&p->hang) ? -1 : p->lfd,
+                                    .events = POLLIN };
         for (int i = 0; i < PG_PROXY_PAIRS; i++) {
             fds[n++] = (struct pollfd){ .fd = p->cfd[i], .events = POLLIN };
             fds[n++] = (struct pollfd){ .fd = p->sfd[i], .events = POLLIN };
@@ -153,7 +163,7 @@ static inline void pg_proxy_stop(struct pg_proxy *p)
     atomic_store(&p->stop, 1);
     pthread_join(p->thread, NULL);
     for (int i = 0; i < PG_PROXY_PAIRS; i++)
-        if (p->cfd[i] >= 0)
+        if (p->cfd[i] >= 0 || p->sfd[i] >= 0)
             pg_proxy_cut(p, i);
     close(p->lfd);
 }

@@ -1023,3 +1023,155 @@ TEST(db_pg_guarded_failure_runs_again_with_savepoints)
     ASSERT_EQ(pg_int(p.url, "SELECT count(DISTINCT tx) FROM t"), 1);
     pgfx_stop(&p);
 }
+
+/* ---------- a lost COMMIT whose session stays in its transaction ---------- */
+
+/* The COMMIT never reached the server and the server never saw the client go: the old
+ * session idles in the transaction, which stays "in progress". The writer ends that
+ * session after reconnecting, so the jobs fail (-ENOTCONN, nothing committed) within
+ * seconds, not when the idle timeout (a minute) would end it. */
+TEST(db_pg_commit_lost_while_the_old_session_holds_it)
+{
+    struct pgfx p;
+    struct pg_proxy px;
+    static struct ins_job jobs[3];
+    int rc = proxied_try(&p, &px);
+
+    ASSERT(rc >= 0);
+    if (!rc)
+        return;
+    PGresult *r = PQexec(db_pg(db_conn_for_cli(p.f.app.db)),
+                         "SELECT current_setting('idle_in_transaction_session_timeout')");
+    ASSERT_EQ(PQresultStatus(r), PGRES_TUPLES_OK);
+    ASSERT_STR_EQ(PQgetvalue(r, 0, 0), "1min");
+    PQclear(r);
+    for (int i = 0; i < 3; i++) {
+        ins_init(&jobs[i], &p, i, NULL, NULL);
+        jobs[i].url = NULL;
+        ASSERT_EQ(db_write(p.f.app.db, &jobs[i].job), 0);
+    }
+    atomic_store(&px.mode, PG_PROXY_HOLD);
+    ASSERT_EQ(db_start(p.f.app.db), 0);
+    ASSERT(FX_RUN_UNTIL(&p.f, done_count(jobs, 3) == 3, 10000));
+    ASSERT_EQ(atomic_load(&px.cuts), 1);
+    for (int i = 0; i < 3; i++)
+        ASSERT_EQ(jobs[i].status, -ENOTCONN);
+    ASSERT(FX_RUN_UNTIL(&p.f, db_available(p.f.app.db), 10000));
+    ASSERT_EQ(pg_int(p.url, "SELECT count(*) FROM t"), 0);
+    ASSERT_EQ(pg_int(p.url, "SELECT count(*) FROM pg_stat_activity WHERE state = "
+                            "'idle in transaction' AND application_name = 'chatd'"), 0);
+    fx_stop(&p.f);
+    pg_proxy_stop(&px);
+    pg_test_db_drop(p.name);
+}
+
+/* ---------- reads queued when the server goes ---------- */
+
+struct slow_rd {
+    int started, release;
+    struct rd done;
+};
+
+/* Holds its pool connection until released, then finds it cut. */
+static int slow_fn(struct db_conn *c, void *arg)
+{
+    struct slow_rd *s = arg;
+    __atomic_store_n(&s->started, 1, __ATOMIC_RELEASE);
+    while (!__atomic_load_n(&s->release, __ATOMIC_ACQUIRE))
+        fx_nap();
+    return db_pg_exec(c, "SELECT 1");
+}
+
+static void slow_after(void *arg, int status)
+{
+    rd_after(&((struct slow_rd *)arg)->done, status);
+}
+
+static int started_count(struct slow_rd *s, int n)
+{
+    int c = 0;
+    for (int i = 0; i < n; i++)
+        c += __atomic_load_n(&s[i].started, __ATOMIC_ACQUIRE);
+    return c;
+}
+
+static int finished_count(struct rd *r, int n)
+{
+    int c = 0;
+    for (int i = 0; i < n; i++)
+        c += r[i].finished;
+    return c;
+}
+
+/* Reads accepted before the outage, run after it began on connections found lost:
+ * they fail at once rather than each wait a connect timeout (5 s) for a server that
+ * does not answer. */
+TEST(db_pg_reads_queued_in_an_outage_fail_at_once)
+{
+    struct pgfx p;
+    struct pg_proxy px;
+    static struct slow_rd slow[DB_READERS];
+    static struct rd queued[DB_READERS];
+    int rc = proxied_try(&p, &px);
+
+    ASSERT(rc >= 0);
+    if (!rc)
+        return;
+    ASSERT_EQ(db_start(p.f.app.db), 0);
+    for (int i = 0; i < DB_READERS; i++)
+        ASSERT_EQ(db_read(p.f.app.db, slow_fn, slow_after, &slow[i]), 0);
+    ASSERT(FX_RUN_UNTIL(&p.f, started_count(slow, DB_READERS) == DB_READERS, 10000));
+    for (int i = 0; i < DB_READERS; i++) {
+        queued[i] = (struct rd){ .loop_thread = uv_thread_self(), .count = -1 };
+        ASSERT_EQ(db_read(p.f.app.db, rd_fn, rd_after, &queued[i]), 0);
+    }
+    atomic_store(&px.hang, 1);
+    atomic_store(&px.down, 1);
+    ASSERT(FX_RUN_UNTIL(&p.f, !db_available(p.f.app.db), 10000));
+    for (int i = 0; i < DB_READERS; i++)
+        __atomic_store_n(&slow[i].release, 1, __ATOMIC_RELEASE);
+    ASSERT(FX_RUN_UNTIL(&p.f, finished_count(queued, DB_READERS) == DB_READERS, 2000));
+    for (int i = 0; i < DB_READERS; i++)
+        ASSERT(FX_RUN_UNTIL(&p.f, slow[i].done.finished, 2000));
+    for (int i = 0; i < DB_READERS; i++) {
+        ASSERT_EQ(slow[i].done.status, -ENOTCONN);
+        ASSERT_EQ(queued[i].status, -ENOTCONN);
+    }
+    atomic_store(&px.hang, 0);
+    atomic_store(&px.down, 0);
+    ASSERT(FX_RUN_UNTIL(&p.f, db_available(p.f.app.db), 20000));
+    fx_stop(&p.f);
+    pg_proxy_stop(&px);
+    pg_test_db_drop(p.name);
+}
+
+/* ---------- a job that calls a lost connection an I/O error ---------- */
+
+/* Ends its own session, then reports the failed statement as -EIO, as a store that
+ * maps every failure so would. */
+static int kill_apply(struct db_conn *c, struct db_job *job)
+{
+    struct ins_job *j = (struct ins_job *)job;
+    if (terminate_backend(j->url, PQbackendPID(db_pg(c))) < 0)
+        return -EINVAL;
+    return db_pg_exec(c, "SELECT 1") < 0 ? -EIO : -EINVAL;
+}
+
+/* The job's -EIO came from the dropped connection: the group fails -ENOTCONN (callers
+ * answer 503, not 500) and the outage starts (the writer reconnects). */
+TEST(db_pg_failure_on_a_lost_connection_is_enotconn)
+{
+    struct pgfx p;
+    static struct ins_job j;
+
+    PGFX_OPEN(&p);
+    ins_init(&j, &p, 10, NULL, NULL);
+    j.job.apply = kill_apply;
+    j.job.flags = DB_JOB_UNGUARDED;
+    ASSERT_EQ(db_write(p.f.app.db, &j.job), 0);
+    ASSERT_EQ(db_start(p.f.app.db), 0);
+    ASSERT(FX_RUN_UNTIL(&p.f, done_count(&j, 1) == 1, 10000));
+    ASSERT_EQ(j.status, -ENOTCONN);
+    ASSERT(FX_RUN_UNTIL(&p.f, reconnects(&p.f) == 1 && db_available(p.f.app.db), 10000));
+    pgfx_stop(&p);
+}
