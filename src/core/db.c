@@ -134,9 +134,13 @@ int db_open_url(struct db **out, struct chatd *app, const char *url)
     struct db *db;
     int rc = db_new(&db, app, DB_ENGINE_PG);
 
-    if (rc < 0)
+    /* Every failure here is said on stderr: the caller adds nothing. */
+    if (rc < 0) {
+        fprintf(stderr, "chatd: [database] url (PostgreSQL): %s\n", strerror(-rc));
         return rc;
+    }
     if (app && app->cfg && (rc = db_prepare_dir(db, app->cfg->server.data_dir)) < 0) {
+        fprintf(stderr, "chatd: data_dir %s: %s\n", app->cfg->server.data_dir, strerror(-rc));
         db_free(db);
         return rc;
     }

@@ -14,15 +14,29 @@ static void drop_notice(void *arg, const char *message)
     (void)message;                   /* "relation ... already exists, skipping" and such */
 }
 
+/* libpq's messages span lines ("...failed: Connection refused\n\tIs the server
+ * running...\n"): one line of them, its parts joined by "; ", tabs made spaces and
+ * double quotes single ones, so that it sits inside a log field error="...". */
 static void one_line(char *dst, size_t cap, const char *src)
 {
-    snprintf(dst, cap, "%s", src ? src : "");
-    for (char *p = dst; *p; p++)
-        if (*p == '\n' || *p == '\r')
-            *p = ' ';
-    size_t n = strlen(dst);
+    size_t n = 0;
+
+    for (src = src ? src : ""; *src && n + 3 < cap; src++) {
+        if (*src == '\n' || *src == '\r') {
+            while (src[1] == '\n' || src[1] == '\r' || src[1] == '\t' || src[1] == ' ')
+                src++;
+            if (src[1] && n > 0) {
+                dst[n++] = ';';
+                dst[n++] = ' ';
+            }
+            continue;
+        }
+        dst[n++] = *src == '\t' ? ' ' : *src == '"' ? '\'' : *src;
+    }
     while (n > 0 && dst[n - 1] == ' ')
-        dst[--n] = '\0';
+        n--;
+    if (cap > 0)
+        dst[n] = '\0';
 }
 
 int db_pg_conn_open(const char *url, struct db_pg_conn **out, char *err, size_t errlen)

@@ -6,18 +6,22 @@
 #include <stdlib.h>
 #include <string.h>
 #include "chatd/chatd.h"
+#include "chatd/config.h"
 #include "chatd/log.h"
 #include "chatd/metrics.h"
 #include "db_pg_engine.h"
 
-/* The reason goes to stderr too: an operator starting chatd by hand reads it there,
- * whatever [log] file says. The URL itself is not printed (it may hold a password). */
+/* The one line that says why: on stderr, where an operator starting chatd by hand
+ * reads it, and in the log too when that is a file. The URL itself is not printed
+ * (it may hold a password). */
 static int open_failed(struct db *db, const char *what, const char *err, int rc)
 {
-    fprintf(stderr, "chatd: [database] url: cannot open the PostgreSQL database (%s): %s\n",
-            what, err);
-    LOG_ERROR(db->app, "db", "cannot open the PostgreSQL database ([database] url) "
-              "step=%s error=\"%s\"", what, err);
+    const struct chatd_config *cfg = db->app ? db->app->cfg : NULL;
+
+    fprintf(stderr, "chatd: [database] url (PostgreSQL): %s failed: %s\n", what, err);
+    if (!cfg || cfg->log.file[0])
+        LOG_ERROR(db->app, "db", "cannot open the PostgreSQL database ([database] url) "
+                  "step=%s error=\"%s\"", what, err);
     return rc;
 }
 

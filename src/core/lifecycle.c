@@ -119,9 +119,10 @@ static int start_core(struct lifecycle *lc)
     if ((rc = bus_subscribe(app->bus, TOPIC_SERVER_DRAINING, NULL, lifecycle_on_draining,
                              lc)) < 0)
         return start_fail(lc, "bus", rc);
+    /* db_open_url says why itself, in libpq's words (strerror would only say
+     * "Transport endpoint is not connected"). */
     if ((rc = open_database(app)) < 0)
-        return start_fail(lc, app->cfg->database.url[0] ? "[database] url (PostgreSQL) open"
-                                                        : "database open", rc);
+        return app->cfg->database.url[0] ? rc : start_fail(lc, "database open", rc);
     if ((rc = http_server_new(&app->http, app)) < 0)
         return start_fail(lc, "http server", rc);
     return 0;

@@ -179,6 +179,38 @@ TEST(db_pg_open_unreachable_fails)
     fx_stop(&f);
 }
 
+/* A refused start says why in one line, naming [database] url, the engine and
+ * libpq's reason (not strerror's "Transport endpoint is not connected"). */
+TEST(db_pg_open_failure_is_one_line_with_libpqs_reason)
+{
+    struct fx f;
+    struct db *db = NULL;
+    char out[2048] = "";
+    char path[] = "/tmp/chatd_unit_stderr_XXXXXX";
+    int fd = mkstemp(path), saved = dup(2);
+
+    ASSERT(fd >= 0 && saved >= 0);
+    unlink(path);
+    ASSERT_EQ(fx_init(&f), 0);
+    fflush(stderr);
+    dup2(fd, 2);
+    int rc = db_open_url(&db, &f.app, "postgres://postgres@127.0.0.1:1/none?connect_timeout=2");
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    ssize_t n = pread(fd, out, sizeof out - 1, 0);
+    close(fd);
+    ASSERT_EQ(rc, -ENOTCONN);
+    ASSERT(n > 0);
+    out[n] = '\0';
+    ASSERT(strncmp(out, "chatd: [database] url (PostgreSQL): connect failed: ", 52) == 0);
+    ASSERT(strstr(out, "Connection refused; Is the server running") != NULL);
+    ASSERT(strchr(out, '\n') == out + n - 1);     /* one line */
+    ASSERT(strchr(out, '\t') == NULL);
+    ASSERT(strstr(out, "Transport endpoint") == NULL);
+    fx_stop(&f);
+}
+
 /* ---------- the writer ---------- */
 
 /* Jobs queued before the writer starts go in one transaction; a failing job (an

@@ -144,3 +144,22 @@ TEST(db_pg_conn_bad_url_says_why)
     ASSERT(db_pg_conn_open("postgres://[broken", &c, err, sizeof err) < 0);
     ASSERT(err[0] != '\0');
 }
+
+/* libpq's reason comes out on one line: its lines joined by "; ", no tab, no
+ * newline, no double quote (it sits inside a log field error="..."). */
+TEST(db_pg_conn_open_reason_on_one_line)
+{
+    char err[256];
+    struct db_pg_conn *c = NULL;
+
+    ASSERT_EQ(db_pg_conn_open("postgres://u@127.0.0.1:1/x?connect_timeout=2", &c, err,
+                              sizeof err), -ENOTCONN);
+    ASSERT(c == NULL);
+    ASSERT(strstr(err, "Connection refused; Is the server running") != NULL);
+    ASSERT(strpbrk(err, "\t\n\r\"") == NULL);
+    ASSERT(strstr(err, "'127.0.0.1'") != NULL);
+    char tiny[4];                                 /* cut short, still ended */
+    ASSERT_EQ(db_pg_conn_open("postgres://u@127.0.0.1:1/x?connect_timeout=2", &c, tiny,
+                              sizeof tiny), -ENOTCONN);
+    ASSERT(strlen(tiny) < sizeof tiny);
+}
