@@ -39,6 +39,14 @@ static int ports_valid(const char *v)
     }
 }
 
+static size_t count_at(const char *s, size_t n)
+{
+    size_t c = 0;
+    for (size_t i = 0; i < n; i++)
+        c += s[i] == '@';
+    return c;
+}
+
 /* Empty, or a URL libpq reads. Only the URL form: a "host=... dbname=..." string
  * would parse as well, but the key is documented (and logged) as a URL. */
 static const char *check_database_url(const char *v)
@@ -49,6 +57,13 @@ static const char *check_database_url(const char *v)
         return NULL;
     if (strncmp(v, "postgres://", 11) != 0 && strncmp(v, "postgresql://", 13) != 0)
         return "expected a URL starting with postgres:// or postgresql://";
+    /* libpq splits user:password from the host at the LAST '@': a password holding an
+     * '@' would put the rest of it into the host name (and into every error message
+     * naming the host). */
+    const char *auth = strstr(v, "://") + 3;
+    if (count_at(auth, strcspn(auth, "/?#")) > 1)
+        return "more than one '@' before the host: percent-encode an '@' in the user or "
+               "password as %40";
     PQconninfoOption *opts = PQconninfoParse(v, &err);
     if (!opts) {
         PQfreemem(err);

@@ -493,6 +493,16 @@ TEST(db_pg_config_url)
         ASSERT_EQ(parse_url(&c, bad[i], err, sizeof err), -EINVAL);
         ASSERT(strncmp(err, "t.conf:2: url: ", 15) == 0);
     }
+    /* An '@' in the password, not encoded: libpq would take the rest of the password
+     * for the host and name it in its errors. Refused, without echoing the URL. */
+    ASSERT_EQ(parse_url(&c, "postgres://chatd:nu@Secret@127.0.0.1:46676/chatd", err,
+                        sizeof err), -EINVAL);
+    ASSERT(strstr(err, "%40") != NULL);
+    ASSERT(strstr(err, "Secret") == NULL);
+    ASSERT_EQ(parse_url(&c, "postgres://a@b@c@h/db", err, sizeof err), -EINVAL);
+    ASSERT_EQ(parse_url(&c, "postgres://chatd:nu%40Secret@127.0.0.1:46676/chatd", err,
+                        sizeof err), 0);
+    ASSERT_EQ(parse_url(&c, "postgres://chatd@h/db?options=a@b", err, sizeof err), 0);
 }
 
 /* ---------- keys kept in the database ---------- */
