@@ -10,6 +10,7 @@
 #include "chatd/log.h"
 #include "chatd/metrics.h"
 #include "db_pg_engine.h"
+#include "db_url.h"
 
 /* The one line that says why: on stderr, where an operator starting chatd by hand
  * reads it, and in the log too when that is a file. The URL itself is not printed
@@ -18,10 +19,10 @@ static int open_failed(struct db *db, const char *what, const char *err, int rc)
 {
     const struct chatd_config *cfg = db->app ? db->app->cfg : NULL;
 
-    fprintf(stderr, "chatd: [database] url (PostgreSQL): %s failed: %s\n", what, err);
-    if (!cfg || cfg->log.file[0])
-        LOG_ERROR(db->app, "db", "cannot open the PostgreSQL database ([database] url) "
-                  "step=%s error=\"%s\"", what, err);
+    fprintf(stderr, "chatd: %s (PostgreSQL): %s failed: %s\n", db_url_name(), what, err);
+    if (db->app && (!cfg || cfg->log.file[0]))
+        LOG_ERROR(db->app, "db", "cannot open the PostgreSQL database (%s) step=%s "
+                  "error=\"%s\"", db_url_name(), what, err);
     return rc;
 }
 

@@ -297,8 +297,8 @@ int lifecycle_run_command(struct chatd_config *cfg,
         goto out;
     }
     if ((rc = open_database(&lc->app)) < 0) {
-        start_fail(lc, cfg->database.url[0] ? "[database] url (PostgreSQL) open"
-                                            : "database open", rc);
+        if (!cfg->database.url[0])      /* else db_open_url said why */
+            start_fail(lc, "database open", rc);
         goto out;
     }
     status = run(&lc->app, argc, argv);

@@ -111,18 +111,6 @@ static int database_present(const struct chatd_config *cfg, const char *verb)
     return 0;
 }
 
-/* migrate-db reads the SQLite database in data_dir and writes to --to: the verb runs
- * with the target as the database, as a node configured with that url would. */
-static int migrate_db_target(struct chatd_config *cfg, const char *url)
-{
-    if (strlen(url) >= sizeof(cfg->database.url)) {
-        fprintf(stderr, "chatd: migrate-db: --to: the URL is too long\n");
-        return -1;
-    }
-    strcpy(cfg->database.url, url);
-    return 0;
-}
-
 static int run_verb(const struct cli_opts *o)
 {
     struct chatd_config *cfg;

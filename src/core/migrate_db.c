@@ -12,6 +12,8 @@
 #include "chatd/db_pg.h"
 #include "chatd/log.h"
 #include "chatd/module.h"
+#include "config_tables.h"
+#include "db_url.h"
 #include "migrate_db.h"
 
 #define MDB_KEYS_MAX 16
@@ -53,6 +55,24 @@ int migrate_db_args(int argc, char **argv, const char **url)
         fprintf(stderr, "chatd: migrate-db: --to needs a postgres:// or postgresql:// URL\n");
         return usage();
     }
+    return 0;
+}
+
+int migrate_db_target(struct chatd_config *cfg, const char *url)
+{
+    char buf[256];
+    const char *why = NULL;
+
+    for (size_t i = 0; i < config_core_keys.count && !why; i++) {
+        const struct setting *s = &config_core_keys.rows[i];
+        if (strcmp(s->section, "database") == 0 && strcmp(s->key, "url") == 0)
+            why = setting_apply(s, cfg, url, buf, sizeof buf);   /* as the key is read */
+    }
+    if (why || !cfg->database.url[0]) {
+        fprintf(stderr, "chatd: migrate-db: --to: %s\n", why ? why : "an empty URL");
+        return -EINVAL;
+    }
+    db_url_name_set("--to");
     return 0;
 }
 

@@ -26,6 +26,9 @@
 /* main.c: the verb's arguments ("--to URL" or "--to=URL"). Sets *url (a pointer into
  * argv). 0, or -EINVAL with a usage line printed on stderr. */
 int  migrate_db_args(int argc, char **argv, const char **url);
+/* main.c: url (--to) as the target: checked as [database] url is, then set there;
+ * what core says of it then names "--to". 0, or -EINVAL with the reason on stderr. */
+int  migrate_db_target(struct chatd_config *cfg, const char *url);
 /* main.c: the verb, with app->db the TARGET (opened from the config's [database] url,
  * which main.c set to the --to URL). The exit status. */
 int  migrate_db_run(struct chatd *app, int argc, char **argv);

@@ -4,6 +4,7 @@
  * value, many rows, what PostgreSQL cannot hold, the kept keys; and the verb's
  * arguments (migrate_db.c). */
 #include "migrate_db_fixture.h"
+#include "../../src/core/db_url.h"
 
 /* ---------- the copy ---------- */
 
@@ -222,4 +223,71 @@ TEST(migrate_db_args_take_one_postgresql_url)
     ASSERT(same2);
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         ASSERT_EQ(bad[i], -EINVAL);
+}
+
+/* ---------- the --to URL ---------- */
+
+/* stderr of run(arg) in out; returns run's result. */
+static int with_stderr(char *out, size_t cap, int (*run)(void *), void *arg)
+{
+    char path[] = "/tmp/chatd_unit_stderr_XXXXXX";
+    int fd = mkstemp(path), saved = dup(2);
+
+    unlink(path);
+    fflush(stderr);
+    dup2(fd, 2);
+    int rc = run(arg);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    ssize_t n = pread(fd, out, cap - 1, 0);
+    out[n > 0 ? n : 0] = '\0';
+    close(fd);
+    return rc;
+}
+
+struct target_case {
+    struct chatd_config *cfg;
+    const char *url;
+};
+
+static int set_target(void *arg)
+{
+    struct target_case *t = arg;
+    return migrate_db_target(t->cfg, t->url);
+}
+
+static int open_target(void *arg)
+{
+    struct target_case *t = arg;
+    struct db *db = NULL;
+    int rc = db_open_url(&db, NULL, t->url);
+    if (db)
+        db_close(db);
+    return rc;
+}
+
+/* --to is checked as [database] url is, and named --to in what is said of it; an
+ * '@' in its password is refused without the URL (nor any part of it) echoed. */
+TEST(migrate_db_target_checked_as_the_database_url)
+{
+    static struct chatd_config cfg;
+    char out[1024];
+    struct target_case t = { &cfg, "postgres://h:port/db" };
+
+    config_defaults(&cfg);
+    ASSERT_EQ(with_stderr(out, sizeof out, set_target, &t), -EINVAL);
+    ASSERT(strncmp(out, "chatd: migrate-db: --to: the port must be", 41) == 0);
+    ASSERT_STR_EQ(cfg.database.url, "");
+    t.url = "postgres://chatd:nu@Secret@127.0.0.1:1/chatd";
+    ASSERT_EQ(with_stderr(out, sizeof out, set_target, &t), -EINVAL);
+    ASSERT(strstr(out, "--to: ") && strstr(out, "%40") && !strstr(out, "Secret"));
+    t.url = "postgres://chatd@127.0.0.1:1/chatd?connect_timeout=2";
+    ASSERT_EQ(with_stderr(out, sizeof out, set_target, &t), 0);
+    ASSERT_STR_EQ(cfg.database.url, t.url);
+    ASSERT_STR_EQ(out, "");
+    ASSERT_EQ(with_stderr(out, sizeof out, open_target, &t), -ENOTCONN);
+    db_url_name_set("[database] url");
+    ASSERT(strncmp(out, "chatd: --to (PostgreSQL): connect failed: ", 42) == 0);
+    ASSERT(strstr(out, "[database] url") == NULL);
 }
