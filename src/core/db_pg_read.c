@@ -23,6 +23,11 @@ int db_pg_read(struct db *db, int i, int (*fn)(struct db_conn *conn, void *arg),
     struct db_pg_conn *c = db->pg->r[i];
     unsigned epoch = atomic_load(&db->pg->epoch);
 
+    /* An idle connection whose server went shows it only when read from: what the
+     * server sent meanwhile (its farewell, the end of the stream) is read first, so
+     * that the read runs on a renewed session rather than fail. */
+    for (int n = 0; n < 2 && !db_pg_conn_lost(c); n++)   /* farewell, then EOF */
+        PQconsumeInput(c->pg);
     if (db_pg_conn_lost(c) || db->pg->r_epoch[i] != epoch) {
         /* Queued before the outage began: the writer finds out when the server is
          * back; a renewal here would hold this thread for the connect timeout. */
