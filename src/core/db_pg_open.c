@@ -62,6 +62,9 @@ int db_pg_engine_open(struct db *db, const char *url)
         return open_failed(db, "connect", err, rc);
     if ((rc = writer_settings(db->pg->w)) < 0)
         return open_failed(db, "connect", db->pg->w->err, rc);
+    if (db->app && db->app->cfg && db->app->cfg->database.durability == CHATD_DURABILITY_PROCESS)
+        LOG_INFO(db->app, "db", "[database] durability = process is for SQLite only: "
+                 "PostgreSQL commits with synchronous_commit on");
     if ((rc = db_pg_core_tables(db)) < 0)
         return open_failed(db, "core tables", db->pg->w->err, rc);
     for (int i = 0; i < DB_READERS; i++)

@@ -1218,3 +1218,30 @@ TEST(db_pg_failure_on_a_lost_connection_is_enotconn)
     ASSERT(FX_RUN_UNTIL(&p.f, reconnects(&p.f) == 1 && db_available(p.f.app.db), 10000));
     pgfx_stop(&p);
 }
+
+/* ---------- a SQLite-only setting with PostgreSQL ---------- */
+
+/* [database] durability = process with a url is said at start, not silently taken. */
+TEST(db_pg_durability_process_is_said_to_be_sqlite_only)
+{
+    struct pgfx p;
+    char path[PATH_MAX], out[4096] = "";
+
+    memset(&p, 0, sizeof p);
+    if (!pg_test_server())
+        return;
+    ASSERT_EQ(fx_init(&p.f), 0);
+    ASSERT_EQ(pg_test_db_new(p.url, p.name), 0);
+    snprintf(path, sizeof path, "%s/log", p.f.dir);
+    log_close(p.f.app.log);
+    ASSERT_EQ(log_open(&p.f.app.log, CHATD_LOG_INFO, 0, path), 0);
+    p.f.cfg.database.durability = CHATD_DURABILITY_PROCESS;
+    ASSERT_EQ(db_open_url(&p.f.app.db, &p.f.app, p.url), 0);
+    FILE *f = fopen(path, "r");
+    ASSERT(f != NULL);
+    size_t n = fread(out, 1, sizeof out - 1, f);
+    fclose(f);
+    out[n] = '\0';
+    ASSERT(strstr(out, "durability = process is for SQLite only") != NULL);
+    pgfx_stop(&p);
+}
