@@ -226,11 +226,29 @@ static void outage_reconnect(struct db *db)
         outage_end(db);
 }
 
+/* Stopping with the outcome of a lost COMMIT still unknown: one more look, bounded
+ * by the connect timeout (and the 5 s an old session gets to end), before its jobs
+ * are reported failed, which they may not have. */
+static int outcome_at_stop(struct db *db)
+{
+    int rc = DB_PG_OUTCOME_UNKNOWN;
+
+    pthread_mutex_lock(&db->conn_lock);
+    if (!db_pg_conn_lost(db->pg->w) || db_pg_writer_reconnect(db) == 0)
+        rc = db_pg_outcome(db);
+    pthread_mutex_unlock(&db->conn_lock);
+    if (rc != DB_PG_OUTCOME_UNKNOWN)
+        return rc;
+    LOG_WARN(db->app, "db", "stopping before a commit lost with the connection was known "
+             "xid=%s outcome=unknown: its jobs are reported failed", db->pg->xid);
+    return -ENOTCONN;
+}
+
 static int outage_outcome(struct db *db)
 {
     for (;;) {
         if (reconnect(db) < 0)
-            return -ENOTCONN;         /* closing: the outcome stays unknown */
+            return outcome_at_stop(db);
         for (;;) {
             pthread_mutex_lock(&db->conn_lock);
             int rc = db_pg_outcome(db), lost = db_pg_conn_lost(db->pg->w);
@@ -243,7 +261,7 @@ static int outage_outcome(struct db *db)
                 break;
             fail_queued(db);
             if (pause_unless_stopping(db, DB_PG_ASK_AGAIN_MS))
-                return -ENOTCONN;
+                return outcome_at_stop(db);
         }
     }
 }

@@ -27,6 +27,7 @@ struct pg_proxy {
     int lfd, port, target_port;
     pthread_t thread;
     atomic_int stop, mode, cuts, down, hang;
+    atomic_int hang_after_cut;        /* a COMMIT lost: hang from then on */
     int cfd[PG_PROXY_PAIRS], sfd[PG_PROXY_PAIRS];
     int swallow[PG_PROXY_PAIRS];      /* the COMMIT went through: drop the answer, cut */
 };
@@ -128,6 +129,8 @@ static inline void *pg_proxy_main(void *arg)
             if (p->sfd[i] >= 0 && fds[2 + 2 * i].revents) {
                 ssize_t r = read(p->sfd[i], b, sizeof b);
                 if (r > 0 && p->swallow[i]) {    /* the server has committed */
+                    if (atomic_load(&p->hang_after_cut))
+                        atomic_store(&p->hang, 1);
                     pg_proxy_cut(p, i);
                     atomic_fetch_add(&p->cuts, 1);
                 } else if (r <= 0 || write(p->cfd[i], b, (size_t)r) != r) {

@@ -1245,3 +1245,48 @@ TEST(db_pg_durability_process_is_said_to_be_sqlite_only)
     ASSERT(strstr(out, "durability = process is for SQLite only") != NULL);
     pgfx_stop(&p);
 }
+
+/* ---------- stopping with a lost COMMIT's outcome unknown ---------- */
+
+/* The server committed, the answer was lost, and the server cannot be reached again
+ * before the stop: one more bounded try, then the jobs are reported failed and the
+ * log names the transaction whose outcome stayed unknown. */
+TEST(db_pg_stop_with_a_commit_outcome_unknown)
+{
+    struct pgfx p;
+    struct pg_proxy px;
+    static struct ins_job jobs[2];
+    char path[PATH_MAX], out[8192] = "";
+    int rc = proxied_try(&p, &px);
+
+    ASSERT(rc >= 0);
+    if (!rc)
+        return;
+    snprintf(path, sizeof path, "/tmp/chatd_unit_log_%d", (int)getpid());
+    log_close(p.f.app.log);
+    ASSERT_EQ(log_open(&p.f.app.log, CHATD_LOG_WARN, 0, path), 0);
+    for (int i = 0; i < 2; i++) {
+        ins_init(&jobs[i], &p, i, NULL, NULL);
+        jobs[i].url = NULL;
+        ASSERT_EQ(db_write(p.f.app.db, &jobs[i].job), 0);
+    }
+    atomic_store(&px.hang_after_cut, 1);
+    atomic_store(&px.mode, PG_PROXY_CUT_AFTER);
+    ASSERT_EQ(db_start(p.f.app.db), 0);
+    ASSERT(FX_RUN_UNTIL(&p.f, atomic_load(&px.cuts) == 1 && !db_available(p.f.app.db), 10000));
+    fx_stop(&p.f);                                  /* the writer finishes the group */
+    for (int i = 0; i < 2; i++)
+        ASSERT_EQ(jobs[i].status, -ENOTCONN);
+    FILE *f = fopen(path, "r");
+    ASSERT(f != NULL);
+    size_t n = fread(out, 1, sizeof out - 1, f);
+    fclose(f);
+    unlink(path);
+    out[n] = '\0';
+    ASSERT(strstr(out, "outcome=unknown") != NULL);
+    ASSERT(strstr(out, "xid=") != NULL);
+    atomic_store(&px.hang, 0);
+    pg_proxy_stop(&px);
+    ASSERT_EQ(pg_int(p.url, "SELECT count(*) FROM t"), 2);   /* it had committed */
+    pg_test_db_drop(p.name);
+}
