@@ -130,18 +130,6 @@ fail:
     return rc;
 }
 
-static const char *url_name = "[database] url";
-
-void db_url_name_set(const char *name)
-{
-    url_name = name;
-}
-
-const char *db_url_name(void)
-{
-    return url_name;
-}
-
 int db_open_url(struct db **out, struct chatd *app, const char *url)
 {
     struct db *db;
@@ -149,7 +137,7 @@ int db_open_url(struct db **out, struct chatd *app, const char *url)
 
     /* Every failure here is said on stderr: the caller adds nothing. */
     if (rc < 0) {
-        fprintf(stderr, "chatd: %s (PostgreSQL): %s\n", url_name, strerror(-rc));
+        fprintf(stderr, "chatd: %s (PostgreSQL): %s\n", db_url_name(), strerror(-rc));
         return rc;
     }
     if (app && app->cfg && (rc = db_prepare_dir(db, app->cfg->server.data_dir)) < 0) {
