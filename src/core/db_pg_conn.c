@@ -42,10 +42,14 @@ static void one_line(char *dst, size_t cap, const char *src)
 int db_pg_conn_open(const char *url, struct db_pg_conn **out, char *err, size_t errlen)
 {
     /* Defaults first: with expand_dbname the URL's own settings come after them and win. */
+    /* tcp_user_timeout: a request the server's host stops acknowledging (the network
+     * gone) ends the connection in 30 s, where TCP alone would retry for many minutes
+     * and keepalives, being for idle connections, would not help. */
     static const char *const keys[] = { "application_name", "connect_timeout", "keepalives",
                                         "keepalives_idle", "keepalives_interval",
-                                        "keepalives_count", "dbname", NULL };
-    const char *values[] = { "chatd", "5", "1", "10", "5", "3", url, NULL };
+                                        "keepalives_count", "tcp_user_timeout", "dbname",
+                                        NULL };
+    const char *values[] = { "chatd", "5", "1", "10", "5", "3", "30000", url, NULL };
     struct db_pg_conn *c = calloc(1, sizeof(*c));
 
     *out = NULL;

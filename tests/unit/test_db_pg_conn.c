@@ -163,3 +163,33 @@ TEST(db_pg_conn_open_reason_on_one_line)
                               sizeof tiny), -ENOTCONN);
     ASSERT(strlen(tiny) < sizeof tiny);
 }
+
+static const char *conn_option(PQconninfoOption *opts, const char *key)
+{
+    for (PQconninfoOption *o = opts; o && o->keyword; o++)
+        if (strcmp(o->keyword, key) == 0)
+            return o->val ? o->val : "";
+    return "";
+}
+
+/* chatd's defaults for a connection, and the URL's own settings winning over them. */
+TEST(db_pg_conn_defaults_and_the_urls_own)
+{
+    struct pg_case k;
+    if (!case_open(&k))
+        return;
+    PQconninfoOption *opts = PQconninfo(k.pc->pg);
+    ASSERT_STR_EQ(conn_option(opts, "tcp_user_timeout"), "30000");
+    ASSERT_STR_EQ(conn_option(opts, "keepalives"), "1");
+    ASSERT_STR_EQ(conn_option(opts, "application_name"), "chatd");
+    PQconninfoFree(opts);
+    char url[PG_TEST_URL_MAX + 32], err[256];
+    struct db_pg_conn *c = NULL;
+    snprintf(url, sizeof url, "%s?tcp_user_timeout=5000", k.url);
+    ASSERT_EQ(db_pg_conn_open(url, &c, err, sizeof err), 0);
+    opts = PQconninfo(c->pg);
+    ASSERT_STR_EQ(conn_option(opts, "tcp_user_timeout"), "5000");
+    PQconninfoFree(opts);
+    db_pg_conn_close(c);
+    case_close(&k);
+}
