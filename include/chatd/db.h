@@ -61,7 +61,12 @@ void db_close(struct db *db);
  * The price: when its apply fails, the whole group's transaction is rolled back and
  * every job of it gets that error. So it should fail only on what would fail the
  * commit anyway (I/O, a full disk, no memory), and refuse everything else without
- * writing. */
+ * writing.
+ * apply may run more than once for one db_write, each time from a clean slate (the
+ * transaction before it rolled back): on PostgreSQL a deadlock sends the whole group
+ * again, and so does a guarded job's failure (the group runs without savepoints
+ * first). So apply keeps nothing outside the transaction that a second run would
+ * not overwrite; done() and after() run once, with the last run's status. */
 #define DB_JOB_UNGUARDED 1u
 struct db_job {
     int  (*apply)(struct db_conn *conn, struct db_job *job);

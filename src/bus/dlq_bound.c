@@ -100,6 +100,6 @@ int dlq_sqlite_evict(sqlite3 *conn, int64_t newest, int64_t max_rows, int64_t ma
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE)
         return db_errno(rc);
-    *evicted = count;
+    *evicted = sqlite3_changes(conn);   /* what went, if another writer took some */
     return 0;
 }

@@ -66,13 +66,15 @@ static const char schema_v1[] =
 
     /* A new row, then the oldest rows (never the new one) go until both bounds hold.
      * The insert's trigger has locked the totals row: adders and evicters of every
-     * process take turns here until their commits. */
+     * process take turns here until their commits. The oldest rows are read in
+     * bites with a LIMIT and deleted by id, so the plans walk the primary key whatever
+     * the planner's statistics say (a table filled faster than it is analyzed). */
     "CREATE FUNCTION dead_letter_add(p_topic text, p_payload text, p_consumer text,"
     " p_error text, p_attempts bigint, p_first bigint, p_last bigint, p_max_rows bigint,"
     " p_max_bytes bigint, OUT new_id bigint, OUT evicted bigint)"
     " LANGUAGE plpgsql AS $$"
-    " DECLARE t_rows bigint; t_bytes bigint; cut bigint := 0; n bigint := 0;"
-    " freed bigint := 0; r record;"
+    " DECLARE t_rows bigint; t_bytes bigint; last_id bigint := 0; n bigint := 0;"
+    " freed bigint := 0; got int; doomed bigint[] := '{}'; r record;"
     " BEGIN"
     " evicted := 0;"
     " INSERT INTO dead_letters (topic, payload, consumer, error, attempts,"
@@ -80,12 +82,18 @@ static const char schema_v1[] =
     " p_attempts, p_first, p_last) RETURNING id INTO new_id;"
     " SELECT t.rows, t.bytes INTO t_rows, t_bytes FROM dead_letter_totals t WHERE t.id = 1;"
     " IF t_rows <= p_max_rows AND t_bytes <= p_max_bytes THEN RETURN; END IF;"
-    " FOR r IN SELECT d.id, d.size FROM dead_letters d WHERE d.id < new_id ORDER BY d.id LOOP"
-    " EXIT WHEN n >= t_rows - p_max_rows AND freed >= t_bytes - p_max_bytes;"
-    " cut := r.id; freed := freed + r.size; n := n + 1;"
+    " <<scan>> LOOP"
+    " got := 0;"
+    " FOR r IN SELECT d.id, d.size FROM dead_letters d WHERE d.id > last_id"
+    " AND d.id < new_id ORDER BY d.id LIMIT 64 LOOP"
+    " EXIT scan WHEN n >= t_rows - p_max_rows AND freed >= t_bytes - p_max_bytes;"
+    " last_id := r.id; freed := freed + r.size; n := n + 1; got := got + 1;"
+    " doomed := doomed || r.id;"
     " END LOOP;"
-    " IF cut > 0 THEN"
-    " DELETE FROM dead_letters d WHERE d.id <= cut;"
+    " EXIT scan WHEN got < 64;"
+    " END LOOP;"
+    " IF n > 0 THEN"
+    " DELETE FROM dead_letters d WHERE d.id = ANY(doomed);"
     " GET DIAGNOSTICS evicted = ROW_COUNT;"
     " END IF;"
     " END $$;";

@@ -136,6 +136,10 @@ int db_open_url(struct db **out, struct chatd *app, const char *url)
 
     if (rc < 0)
         return rc;
+    if (app && app->cfg && (rc = db_prepare_dir(db, app->cfg->server.data_dir)) < 0) {
+        db_free(db);
+        return rc;
+    }
     if ((rc = db_pg_engine_open(db, url)) < 0) {   /* logged, and said on stderr */
         db_free(db);
         return rc;

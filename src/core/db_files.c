@@ -82,6 +82,21 @@ static int prepare_file(struct db *db, const char *path, int create)
     return 0;
 }
 
+int db_prepare_dir(struct db *db, const char *dir)
+{
+    char *copy = strdup(dir);
+    int rc;
+
+    if (!copy) {
+        LOG_ERROR(db->app, "db", "out of memory path=%s", dir);
+        return -ENOMEM;
+    }
+    if ((rc = make_parent_dirs(db, copy)) == 0)
+        check_dir_mode(db, copy);
+    free(copy);
+    return rc;
+}
+
 int db_prepare_files(struct db *db, const char *path)
 {
     char side[CFG_PATH_MAX + 32];

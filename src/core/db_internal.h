@@ -99,6 +99,9 @@ void db_afters_close(struct db *db);
 /* The data directory (0700 when we make it) and the database file (0600) before
  * SQLite opens it; looser database files are tightened. db_files.c */
 int db_prepare_files(struct db *db, const char *path);
+/* The data directory alone (PostgreSQL: nothing of the database is in it, but it
+ * is made as on SQLite, for what else keeps files there). */
+int db_prepare_dir(struct db *db, const char *dir);
 /* The calling thread (named in the debug line when refused): SCHED_BATCH, best effort. */
 void db_thread_batch_sched(struct db *db, const char *thread);
 /* db_after.c: the hop of a job's after() back to the loop. */

@@ -36,6 +36,11 @@ struct db_pg_engine {
     unsigned backoff_ms;             /* writer thread: the next reconnect wait */
     /* A read pool thread saw its connection go: the writer should look at its own. */
     atomic_int probe_wanted;
+    /* Outages the writer came back from. A pool connection last renewed before the
+     * latest is renewed before its next read: an idle one shows its loss only to the
+     * read that uses it, which would fail. r_epoch[i]: slot i's owner only. */
+    atomic_uint epoch;
+    unsigned r_epoch[DB_READERS];
 };
 
 /* db_pg_open.c */

@@ -187,7 +187,8 @@ int db_pg_outcome(struct db *db)
 {
     int rc = db_pg_xact_outcome(writer_conn(db), db->pg->xid);
 
-    LOG_INFO(db->app, "db", "a commit lost with the connection xid=%s outcome=%s",
-             db->pg->xid, rc == 0 ? "committed" : rc == -ENOTCONN ? "aborted" : "unknown");
+    if (rc != DB_PG_OUTCOME_UNKNOWN)   /* asked again every 20 ms while in progress */
+        LOG_INFO(db->app, "db", "a commit lost with the connection xid=%s outcome=%s",
+                 db->pg->xid, rc == 0 ? "committed" : "aborted");
     return rc;
 }

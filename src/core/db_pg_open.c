@@ -44,6 +44,7 @@ int db_pg_engine_open(struct db *db, const char *url)
         return open_failed(db, "memory", "out of memory", -ENOMEM);
     db->pg->backoff_ms = DB_PG_BACKOFF_MIN_MS;
     atomic_init(&db->pg->probe_wanted, 0);
+    atomic_init(&db->pg->epoch, 0);
     if ((rc = db_pg_conn_open(url, &db->pg->w, err, sizeof err)) < 0)
         return open_failed(db, "connect", err, rc);
     if ((rc = db_pg_core_tables(db)) < 0)

@@ -20,12 +20,14 @@ static void wake_writer_probe(struct db *db)
 int db_pg_read(struct db *db, int i, int (*fn)(struct db_conn *conn, void *arg), void *arg)
 {
     struct db_pg_conn *c = db->pg->r[i];
+    unsigned epoch = atomic_load(&db->pg->epoch);
 
-    if (db_pg_conn_lost(c)) {
+    if (db_pg_conn_lost(c) || db->pg->r_epoch[i] != epoch) {
         if (db_pg_conn_renew(c, 1) < 0) {
             wake_writer_probe(db);
             return -ENOTCONN;
         }
+        db->pg->r_epoch[i] = epoch;
         if (db->reconnects)
             METRIC_INC(db->reconnects);
     }

@@ -215,6 +215,7 @@ static int reconnect(struct db *db)
 
 static void outage_end(struct db *db)
 {
+    atomic_fetch_add(&db->pg->epoch, 1);   /* the pool renews its connections first */
     set_available(db, 1);
     LOG_INFO(db->app, "db", "PostgreSQL is back: writes and reads resume");
 }

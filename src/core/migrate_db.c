@@ -160,7 +160,8 @@ static void print_counts(const struct mdb_run *m, const char *path)
     int64_t total = 0;
 
     for (int i = 0; i < m->ntables; i++) {
-        printf("%-24s %lld rows\n", m->tables[i], (long long)m->rows[i]);
+        printf("%-24s %lld %s\n", m->tables[i], (long long)m->rows[i],
+               m->rows[i] == 1 ? "row" : "rows");
         total += m->rows[i];
     }
     printf("migrated %lld rows in %d tables and %d keys from %s; set [database] url"

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define PG_TEST_URL_MAX 512
@@ -49,7 +50,12 @@ static inline int pg_test_db_new(char url[PG_TEST_URL_MAX], char name[64])
     char sql[128];
     if (!base)
         return -1;
-    snprintf(name, 64, "chatd_unit_%d_%d", (int)getpid(), ++serial);
+    /* The counter is one per test file (a static in a header): the clock tells two
+     * files' first databases apart. */
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    snprintf(name, 64, "chatd_unit_%d_%ld_%d", (int)getpid(),
+             (long)(ts.tv_sec % 100000) * 1000000L + ts.tv_nsec / 1000, ++serial);
     snprintf(sql, sizeof sql, "CREATE DATABASE %s", name);
     if (pg_test_admin(sql) < 0)
         return -1;

@@ -77,7 +77,7 @@ TEST(auth_answers_database_unreachable_is_503)
 {
     expect(-ENOTCONN, 0, "HTTP/1.1 503", "\"code\":\"unavailable\"");
     ASSERT_OK_SO_FAR();
-    expect(-ENOTCONN, 1, "HTTP/1.1 503", "the database is unavailable");
+    expect(-ENOTCONN, 1, "HTTP/1.1 503", "the database is not available");
 }
 
 TEST(auth_answers_other_storage_errors_stay_500)

@@ -320,3 +320,56 @@ TEST(bus_dlq_store_concurrent_claims)
 {
     dlq_each_engine(case_concurrent_claims);
 }
+
+/* Two connections adding rows at once under a row bound: the bound holds at the end,
+ * and the totals are those of the rows left. */
+#define ADDS 150
+#define ADD_BOUND 40
+
+struct adder {
+    const struct dlq_store_ops *store;
+    struct db_conn *conn;
+    int err;
+    int64_t evicted;
+};
+
+static void *add_many(void *arg)
+{
+    struct adder *a = arg;
+    struct dlq_letter l = { .topic = "t.many", .consumer = "c", .error = "e",
+                            .payload = "{\"some\":\"payload\"}", .first_failed_at = 1,
+                            .last_failed_at = 1 };
+    for (int i = 0; i < ADDS && a->err == 0; i++) {
+        int64_t ev = 0;
+        a->err = a->store->insert(a->conn, &l, ADD_BOUND, INT64_C(1) << 40, &ev);
+        a->evicted += ev;
+    }
+    return NULL;
+}
+
+static void case_concurrent_adds(struct dlq_fx *s, const struct dlq_engine *engine)
+{
+    struct db *other = NULL;
+    int64_t rows, bytes;
+    int claimable;
+    ASSERT_EQ(dlq_fx_open_db(s, engine, &s->f.app, &other), 0);
+    struct adder a = { s->store, s->conn, 0, 0 }, b = { s->store, db_conn_for_cli(other), 0, 0 };
+    pthread_t ta, tb;
+    ASSERT_EQ(pthread_create(&ta, NULL, add_many, &a), 0);
+    ASSERT_EQ(pthread_create(&tb, NULL, add_many, &b), 0);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    db_close(other);
+    ASSERT_EQ(a.err, 0);
+    ASSERT_EQ(b.err, 0);
+    ASSERT_EQ(a.evicted + b.evicted, 2 * ADDS - ADD_BOUND);
+    ASSERT_EQ(s->store->poll(s->conn, 0, &rows, &bytes, &claimable), 0);
+    ASSERT_EQ(rows, ADD_BOUND);
+    ASSERT_EQ(dlq_fx_int(s, engine, "SELECT count(*) FROM dead_letters"), ADD_BOUND);
+    ASSERT_EQ(dlq_fx_int(s, engine, "SELECT sum(size) FROM dead_letters"), bytes);
+}
+
+TEST(bus_dlq_store_concurrent_adds)
+{
+    dlq_each_engine(case_concurrent_adds);
+}

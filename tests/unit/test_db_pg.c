@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include "chatd/db_pg.h"
 #include "bus_fixture.h"
 #include "pg_fixture.h"
@@ -158,6 +159,10 @@ TEST(db_pg_open_sessions_and_core_tables)
     ASSERT_EQ(pg_int(p.url, "SELECT count(*) FROM information_schema.tables WHERE table_name"
                             " IN ('schema_versions', 'chatd_keys')"), 2);
     ASSERT_EQ(pg_int(p.url, "SELECT version FROM schema_versions WHERE owner = 'test'"), 2);
+    /* data_dir is made as on SQLite (0700), though the database is elsewhere. */
+    struct stat st;
+    ASSERT_EQ(stat(p.f.cfg.server.data_dir, &st), 0);
+    ASSERT_EQ(st.st_mode & 0777, 0700);
     pgfx_stop(&p);
 }
 
@@ -582,7 +587,8 @@ static int terminate_backend(const char *url, int pid)
 
 static long long reconnects(struct fx *f)
 {
-    return (long long)*metrics_counter(f->app.metrics, "chatd_db_reconnects_total", NULL, "");
+    uint64_t *c = metrics_counter(f->app.metrics, "chatd_db_reconnects_total", NULL, "");
+    return (long long)__atomic_load_n(c, __ATOMIC_RELAXED);   /* counted on other threads */
 }
 
 /* A job that waits, in the middle of its group, until the test let it go. */
@@ -652,8 +658,9 @@ TEST(db_pg_lost_connection_during_a_group)
     pgfx_stop(&p);
 }
 
-/* An idle writer notices its session ended within DB_PG_PROBE_MS and reconnects; a
- * read on a pool connection whose session ended fails, and the next one reconnects. */
+/* An idle writer notices its session ended within DB_PG_PROBE_MS and reconnects, and
+ * the pool's connections are renewed before their next reads; a pool connection
+ * whose session ended alone fails one read, and the next one reconnects. */
 TEST(db_pg_lost_connection_while_idle)
 {
     struct pgfx p;
@@ -668,8 +675,21 @@ TEST(db_pg_lost_connection_while_idle)
     ASSERT_EQ(pg_run_sql(p.url, sql), 0);        /* the four readers */
     ASSERT_EQ(terminate_backend(p.url, pid), 0);  /* and the writer */
     ASSERT(FX_RUN_UNTIL(&p.f, reconnects(&p.f) >= 1 && db_available(p.f.app.db), 10000));
+    /* The writer came back: each reader renews its session before its next read, so
+     * none of these fails. */
+    for (int i = 0; i < 2 * 4; i++) {
+        r = (struct rd){ .loop_thread = uv_thread_self(), .count = -1 };
+        ASSERT_EQ(db_read(p.f.app.db, rd_fn, rd_after, &r), 0);
+        ASSERT(FX_RUN_UNTIL(&p.f, r.finished, 10000));
+        ASSERT_EQ(r.status, -EROFS);
+    }
+    /* A reader whose session ends alone fails its next read, then renews. */
+    snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity"
+             " WHERE datname = '%s' AND pid <> %d AND application_name = 'chatd'", p.name,
+             writer_pid(p.f.app.db));
+    ASSERT_EQ(pg_run_sql(p.url, sql), 0);
     int failed = 0;
-    for (int i = 0; i < 2 * 4; i++) {            /* each reader: once failed, then back */
+    for (int i = 0; i < 2 * 4; i++) {
         r = (struct rd){ .loop_thread = uv_thread_self(), .count = -1 };
         ASSERT_EQ(db_read(p.f.app.db, rd_fn, rd_after, &r), 0);
         ASSERT(FX_RUN_UNTIL(&p.f, r.finished, 10000));

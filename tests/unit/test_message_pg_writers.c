@@ -1,16 +1,12 @@
 /* Messages on PostgreSQL with the real writer threads: two struct db on one database
  * (two nodes) committing batches to the same rooms at once keep each room's seq
  * gapless and in commit order, and a client_msg_id repeated by both at once is
- * stored once; the module end to end picks the PostgreSQL store and answers as on
- * SQLite. Skips without a server (pg_fixture.h). */
+ * stored once. Skips without a server (pg_fixture.h). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include "test.h"
-#include "chatd/events.h"
 #include "message_store_fixture.h"
-#include "../../src/modules/message/message_internal.h"
-#include "../../src/modules/message/message_settings.h"
 
 #define PW_ROOMS 3
 #define PW_JOBS 40                   /* per writer */
@@ -173,115 +169,4 @@ TEST(message_pg_two_writers_keep_seq_gapless_and_store_a_repeat_once)
     msg_store_free(&s2);
     fx_stop(&f2);
     store_close(&t);
-}
-
-/* ---------- the module end to end on PostgreSQL ---------- */
-#define PM_N 300
-
-struct pm_seen {
-    int stored, duplicates, rejected, forbidden, bad;
-    unsigned char seq[PM_N + 2];
-};
-
-static int pm_on_stored(struct bus_delivery *d, struct bus_event *ev, void *ctx)
-{
-    struct pm_seen *s = ctx;
-    int64_t seq = 0;
-    int dup = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ev->payload, "duplicate"));
-    json_get_i64(cJSON_GetObjectItemCaseSensitive(ev->payload, "message"), "seq", &seq);
-    if (seq < 1 || seq > PM_N || (!dup && s->seq[seq]++))
-        s->bad++;
-    s->stored += !dup;
-    s->duplicates += dup;
-    return 0;
-}
-
-static int pm_on_rejected(struct bus_delivery *d, struct bus_event *ev, void *ctx)
-{
-    struct pm_seen *s = ctx;
-    const char *code = "";
-    json_get_str(ev->payload, "code", &code);
-    s->rejected++;
-    s->forbidden += strcmp(code, "forbidden") == 0;
-    return 0;
-}
-
-static void pm_submit(struct fx *f, int64_t sender, const char *cmid)
-{
-    cJSON *p = cJSON_CreateObject();
-    cJSON_AddNumberToObject(p, "room_id", 1);
-    cJSON_AddNumberToObject(p, "sender_id", (double)sender);
-    cJSON_AddStringToObject(p, "sender", "u");
-    cJSON_AddStringToObject(p, "body", "hello");
-    cJSON_AddStringToObject(p, "client_msg_id", cmid);
-    cJSON_AddItemToObject(p, "origin", cJSON_CreateObject());
-    bus_publish(f->app.bus, bus_event_new(TOPIC_MESSAGE_SUBMITTED, p));
-}
-
-static void pm_tick(uv_timer_t *h)
-{
-    (void)h;
-}
-
-static void pm_flag(void *arg)
-{
-    *(int *)arg = 1;
-}
-
-TEST(message_pg_module_stores_batches_through_the_pg_store)
-{
-    struct sfx t;
-    MSF_OPEN(&t, &msf_engines[1]);
-    ASSERT_EQ(pw_setup_rooms(&t), 0);
-    msg_store_free(&t.s);
-    struct fx *f = &t.f;
-    static struct pm_seen seen;
-    memset(&seen, 0, sizeof seen);
-    struct msg_state *st = NULL;
-    int finalized = 0;
-    ASSERT_EQ(bus_new(&f->app.bus, &f->app), 0);
-    ASSERT_EQ(db_start(f->app.db), 0);
-    /* Dead letters are not this test's: the bus starts without the database. */
-    struct db *db = f->app.db;
-    f->app.db = NULL;
-    ASSERT_EQ(bus_start(f->app.bus), 0);
-    f->app.db = db;
-    struct msg_settings *ms = config_module_settings(&f->cfg, &msg_settings_table);
-    ms->messages_per_s = 1e9;
-    ms->messages_burst = 1000000000;
-    ASSERT_EQ(msg_state_new(&st, &f->app), 0);
-    ASSERT(st->store.ops->post_batch != NULL);              /* the PostgreSQL store */
-    ASSERT_EQ(msg_subscribe(st), 0);
-    struct bus_sub_opts o = { .consumer = "test.stored" };
-    ASSERT_EQ(bus_subscribe(f->app.bus, TOPIC_MESSAGE_STORED, &o, pm_on_stored, &seen), 0);
-    o.consumer = "test.rejected";
-    ASSERT_EQ(bus_subscribe(f->app.bus, TOPIC_MESSAGE_REJECTED, &o, pm_on_rejected, &seen), 0);
-    uv_timer_t keepalive;
-    uv_timer_init(&f->loop, &keepalive);
-    uv_timer_start(&keepalive, pm_tick, 60000, 60000);
-
-    char cmid[32];
-    for (int i = 0; i < PM_N; i++) {
-        snprintf(cmid, sizeof cmid, "pm-%d", i);
-        pm_submit(f, 1 + i % 4, cmid);
-    }
-    pm_submit(f, 1, "pm-0");         /* a repeat: answered with the first */
-    pm_submit(f, 9, "pm-x");         /* not a member: refused, no seq */
-    ASSERT(FX_RUN_UNTIL(f, seen.stored + seen.duplicates + seen.rejected == PM_N + 2, 30000));
-    ASSERT_EQ(seen.stored, PM_N);
-    ASSERT_EQ(seen.duplicates, 1);
-    ASSERT_EQ(seen.rejected, 1);
-    ASSERT_EQ(seen.forbidden, 1);
-    ASSERT_EQ(seen.bad, 0);
-    ASSERT(st->w_batches < PM_N / 4);                       /* batches, not messages */
-    ASSERT(FX_RUN_UNTIL(f, __atomic_load_n(&st->jobs_inflight, __ATOMIC_ACQUIRE) == 0, 5000));
-    ASSERT_EQ(writer_finalize(st, pm_flag, &finalized), 0);
-    msg_batch_close(st, NULL);
-    ASSERT(FX_RUN_UNTIL(f, finalized, 5000));
-    ASSERT_EQ(pw_int(t.url, "SELECT last_seq FROM rooms WHERE id = 1"), PM_N);
-    ASSERT_EQ(pw_int(t.url, "SELECT read_seq FROM room_members WHERE room_id = 1"
-                     " AND user_id = 4"), PM_N);
-    uv_close((uv_handle_t *)&keepalive, NULL);
-    store_close(&t);
-    msg_state_free(st);
 }

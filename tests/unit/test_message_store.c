@@ -58,6 +58,12 @@ static void message_store_rooms_and_members_on(const struct msf_engine *e)
     ASSERT_EQ(r.owner_id, 1);
     ASSERT_EQ(r.last_seq, 0);
     ASSERT_EQ(OP(&t, room_get, t.c, 999, &r), 0);
+    memset(&r, 0, sizeof r);
+    ASSERT_EQ(OP(&t, room_lock, t.c, g, &r), 1);               /* the same row */
+    ASSERT_EQ(r.id, g);
+    ASSERT_STR_EQ(r.name, "general");
+    ASSERT_EQ(r.owner_id, 1);
+    ASSERT_EQ(OP(&t, room_lock, t.c, 999, &r), 0);
     ASSERT_EQ(OP(&t, room_by_dm_key, t.c, "1:2", &r), 1);
     ASSERT_EQ(r.id, d);
     ASSERT_EQ(OP(&t, room_by_dm_key, t.c, "1:3", &r), 0);

@@ -25,7 +25,7 @@ void auth_respond_unavailable(struct http_req *req, const char *msg)
     http_respond(req, 503, "application/json", body, (size_t)n, "Retry-After: 1\r\n");
 }
 
-#define DB_UNREACHABLE "the database is unavailable"
+#define DB_UNREACHABLE "the database is not available"
 
 void auth_respond_busy(struct auth_op *op, int rc)
 {

@@ -34,7 +34,8 @@ static const struct setting rows[] = {
     SETTING_INT_ROW("auth", "password_cost", A, password_cost, 10, 20, "14",
                     "scrypt cost, log2 of N: each step doubles a hash's time and memory"),
     SETTING_FILE_ROW("auth", "key_file", A, key_file, key_file_check, "",
-                     "the RSA signing key; empty: <data_dir>/jwt.pem, made on first start"),
+                     "the RSA signing key; empty: <data_dir>/jwt.pem (on PostgreSQL: kept in the"
+                     " database), made on first start"),
     SETTING_INT_ROW("limits", "registrations_per_min", A, registrations_per_min, 1, 1000000,
                     "10", "registrations per client address"),
     SETTING_INT_ROW("limits", "login_failures_per_min", A, login_failures_per_min, 1, 1000000,

@@ -131,7 +131,9 @@ static int history_fn(struct db_conn *conn, void *arg)
 static void history_after(void *arg, int status)
 {
     struct history_ctx *h = arg;
-    if (status < 0)
+    if (status == -ENOTCONN)
+        http_respond_error(h->req, 503, "the database is not available");
+    else if (status < 0)
         http_respond_error(h->req, 500, "could not read the history");
     else if (h->status == 404)
         http_respond_error(h->req, 404, "room not found");

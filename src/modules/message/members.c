@@ -28,10 +28,12 @@ int room_load_member_refs(struct msg_state *st, struct db_conn *conn, struct roo
     return 0;
 }
 
-/* Authorization first: 404 unknown room, 403 caller not a member, then the rest. */
+/* Authorization first: 404 unknown room, 403 caller not a member, then the rest.
+ * The room stays locked until COMMIT: what the job checks (the owner, the member
+ * count, who is in) cannot change on another node before its change is in. */
 static int load_room(struct msg_state *st, struct db_conn *conn, struct room_job *j)
 {
-    int rc = MSG_STORE(st, room_get, conn, j->room_id, &j->room);
+    int rc = MSG_STORE(st, room_lock, conn, j->room_id, &j->room);
     if (rc == 0)
         return room_job_fail(j, 404, "room not found", -ENOENT);
     if (rc < 0)

@@ -301,6 +301,15 @@ int  room_load_member_refs(struct msg_state *st, struct db_conn *conn, struct ro
 /* Moves a read marker (HTTP when req is set, else from the bus). Loop thread. */
 void reads_submit(struct msg_state *st, struct http_req *req, int64_t room_id,
                   int64_t user_id, int64_t seq);
+/* The marker's writer job, as reads_submit makes and queues it (tests run its apply
+ * inside jobs of their own). NULL when out of memory. */
+struct read_job;
+struct read_job *read_job_new(struct msg_state *st, struct http_req *req, int64_t room_id,
+                              int64_t user_id, int64_t seq);
+int  read_job_apply(struct db_conn *conn, struct db_job *job);
+/* The answer the job came to on the writer: 204, 403, 404, 500 (0 before apply). */
+int  read_job_status(const struct read_job *j);
+void read_job_free(struct read_job *j);
 
 /* ---------- routes (routes_rooms.c, routes_rooms_read.c, routes_messages.c) ---------- */
 int  routes_rooms_add(struct msg_state *st);

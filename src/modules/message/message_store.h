@@ -17,6 +17,7 @@
  * - ids made by the engine come back from the op that made them (message_insert,
  *   room_insert), never from a "last insert id" of the connection;
  * - one direct room per dm_key (unique);
+ * - room_lock reads a room and locks its row until COMMIT (as batch_room);
  * - marker_raise moves a read marker up only;
  * - txn_lost: whether the engine ended the transaction by itself after a failure;
  * - writer_release finalizes what it caches for the writer's connection (called on
@@ -121,6 +122,10 @@ struct msg_store_ops {
                       struct msg_post_room *rooms, int *nrooms);
     /* 1 (*out set), 0 no such room, negative. */
     int (*room_get)(void *impl, struct db_conn *c, int64_t room_id, struct room_row *out);
+    /* As room_get, and the room row stays locked until COMMIT where several writers
+     * could run (a check of its members or owner then holds until the change it
+     * guards is committed); a single writer serializes by itself. */
+    int (*room_lock)(void *impl, struct db_conn *c, int64_t room_id, struct room_row *out);
     int (*room_by_dm_key)(void *impl, struct db_conn *c, const char *key,
                           struct room_row *out);
     /* 0 and *id the new room's id, or negative. */

@@ -43,6 +43,7 @@ static const struct msg_store_ops mpg_ops = {
     .marker_raise = mpg_marker_raise,
     .post_batch = mpg_post_batch,
     .room_get = mpg_room_get,
+    .room_lock = mpg_room_lock,
     .room_by_dm_key = mpg_room_by_dm_key,
     .room_insert = mpg_room_insert,
     .room_set_owner = mpg_room_set_owner,

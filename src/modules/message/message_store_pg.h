@@ -45,6 +45,7 @@ int mpg_post_batch(void *impl, struct db_conn *c, struct msg_post *p, int n,
 int mpg_messages(void *impl, struct db_conn *c, const struct msg_range *r, msg_row_fn fn,
                  void *ctx);
 int mpg_room_get(void *impl, struct db_conn *c, int64_t room_id, struct room_row *out);
+int mpg_room_lock(void *impl, struct db_conn *c, int64_t room_id, struct room_row *out);
 int mpg_room_by_dm_key(void *impl, struct db_conn *c, const char *key, struct room_row *out);
 int mpg_room_insert(void *impl, struct db_conn *c, const struct room_new *r, int64_t *id);
 int mpg_room_set_owner(void *impl, struct db_conn *c, int64_t room_id, int64_t owner_id);

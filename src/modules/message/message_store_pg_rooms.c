@@ -10,6 +10,13 @@
 static const struct db_pg_stmt room_by_id = {
     "msg_room_get", "SELECT " MPG_ROOM_COLUMNS " FROM rooms r WHERE r.id = $1::bigint", 1
 };
+/* NO KEY UPDATE: as a batch takes it (message_lock_rooms), so room jobs and batches
+ * of one room wait for each other; inserts of members (a foreign key's KEY SHARE)
+ * do not. */
+static const struct db_pg_stmt room_locked = {
+    "msg_room_lock", "SELECT " MPG_ROOM_COLUMNS " FROM rooms r WHERE r.id = $1::bigint"
+    " FOR NO KEY UPDATE", 1
+};
 static const struct db_pg_stmt room_by_key = {
     "msg_room_by_key", "SELECT " MPG_ROOM_COLUMNS " FROM rooms r WHERE r.dm_key = $1", 1
 };
@@ -60,6 +67,13 @@ int mpg_room_get(void *impl, struct db_conn *c, int64_t room_id, struct room_row
 {
     PGresult *r;
     int rc = mpg_run64(c, &room_by_id, room_id, 0, 0, &r);
+    return rc < 0 ? rc : room_of(r, out);
+}
+
+int mpg_room_lock(void *impl, struct db_conn *c, int64_t room_id, struct room_row *out)
+{
+    PGresult *r;
+    int rc = mpg_run64(c, &room_locked, room_id, 0, 0, &r);
     return rc < 0 ? rc : room_of(r, out);
 }
 

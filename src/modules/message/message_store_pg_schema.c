@@ -11,6 +11,101 @@
  * with unnest, never by subscript (a subscript into a text array walks it). */
 #include "message_store_pg.h"
 
+/* message_post_batch after its CREATE: order is what follows the INSERT's WHERE
+ * (migration 2 orders the rows). */
+#define MPG_POST_BATCH_FN(order) \
+    " FUNCTION message_post_batch(p_room bigint[], p_sid bigint[], p_sname text[],\n" \
+    "                                   p_body text[], p_cmid text[], p_created bigint[])\n" \
+    "RETURNS TABLE (r_k int, r_status int, r_id bigint, r_room bigint, r_seq bigint,\n" \
+    "               r_created bigint, r_sender text, r_body text, r_cmid text,\n" \
+    "               r_members bigint[])\n" \
+    "LANGUAGE plpgsql\n" \
+    "SET enable_seqscan = off\n" \
+    "AS $f$\n" \
+    "DECLARE\n" \
+    "  v_rooms bigint[];\n" \
+    "  v_first bigint[];\n" \
+    "  v_st int[];\n" \
+    "  v_seq bigint[];\n" \
+    "  v_id bigint[];\n" \
+    "  v_planned int;\n" \
+    "  v_done int;\n" \
+    "BEGIN\n" \
+    "  SELECT l.o_rooms, l.o_seqs INTO v_rooms, v_first FROM message_lock_rooms(p_room) l;\n" \
+    "  -- st: 0 to store, 1 a repeat, 403, 404.\n" \
+    "  SELECT array_agg(s.st ORDER BY s.o), array_agg(s.seq ORDER BY s.o),\n" \
+    "         count(*) FILTER (WHERE s.st = 0)\n" \
+    "    INTO v_st, v_seq, v_planned\n" \
+    "    FROM (SELECT c.o, c.st,\n" \
+    "                 CASE WHEN c.st = 0 THEN c.l + row_number() OVER (PARTITION BY c.rid, c.st\n" \
+    "                                                                 ORDER BY c.o) END AS seq\n" \
+    "            FROM (SELECT b.o, b.rid, b.l,\n" \
+    "                         CASE WHEN b.refuse IS NOT NULL THEN b.refuse\n" \
+    "                              WHEN b.cmid IS NULL THEN 0\n" \
+    "                              WHEN b.seen OR row_number() OVER (PARTITION BY b.sid, b.cmid,\n" \
+    "                                                 b.refuse IS NULL ORDER BY b.o) > 1 THEN 1\n" \
+    "                              ELSE 0 END AS st\n" \
+    "                    FROM (SELECT t.o, t.rid, t.sid, t.cmid, u.l,\n" \
+    "                                 CASE WHEN u.id IS NULL THEN 404\n" \
+    "                                      WHEN m.member IS NULL THEN 403 END AS refuse,\n" \
+    "                                 d.seen IS NOT NULL AS seen\n" \
+    "                            FROM unnest(p_room, p_sid, p_cmid) WITH ORDINALITY\n" \
+    "                                   AS t(rid, sid, cmid, o)\n" \
+    "                            LEFT JOIN unnest(v_rooms, v_first) AS u(id, l) ON u.id = t.rid\n" \
+    "                            LEFT JOIN (SELECT q.rid, q.sid, 1 AS member\n" \
+    "                                         FROM (SELECT DISTINCT x.rid, x.sid\n" \
+    "                                                 FROM unnest(p_room, p_sid) AS x(rid, sid)) q\n" \
+    "                                         CROSS JOIN LATERAL (\n" \
+    "                                           SELECT 1 FROM room_members rm\n" \
+    "                                             WHERE rm.room_id = q.rid AND rm.user_id = q.sid\n" \
+    "                                             LIMIT 1) e) m\n" \
+    "                              ON m.rid = t.rid AND m.sid = t.sid\n" \
+    "                            LEFT JOIN LATERAL (SELECT 1 AS seen FROM messages d\n" \
+    "                                               WHERE t.cmid IS NOT NULL\n" \
+    "                                                 AND d.sender_id = t.sid\n" \
+    "                                                 AND d.client_msg_id = t.cmid\n" \
+    "                                               LIMIT 1) d ON true) b) c) s;\n" \
+    "  WITH ins AS (\n" \
+    "    INSERT INTO messages (room_id, seq, sender_id, sender, body, client_msg_id, created_at)\n" \
+    "      SELECT t.rid, t.seq, t.sid, t.sname, t.body, t.cmid, t.created\n" \
+    "        FROM unnest(p_room, p_sid, p_sname, p_body, p_cmid, p_created, v_st, v_seq)\n" \
+    "               AS t(rid, sid, sname, body, cmid, created, st, seq)\n" \
+    "        WHERE t.st = 0\n" order \
+    "      ON CONFLICT DO NOTHING\n" \
+    "      RETURNING id, room_id, seq)\n" \
+    "  SELECT array_agg(x.id ORDER BY t.o), count(x.id) INTO v_id, v_done\n" \
+    "    FROM unnest(p_room, v_seq) WITH ORDINALITY AS t(rid, seq, o)\n" \
+    "    LEFT JOIN ins x ON x.room_id = t.rid AND x.seq = t.seq;\n" \
+    "  IF v_done < v_planned THEN\n" \
+    "    DELETE FROM messages WHERE id = ANY (v_id);\n" \
+    "    RETURN QUERY SELECT * FROM message_post_each(p_room, p_sid, p_sname, p_body, p_cmid,\n" \
+    "                                                 p_created);\n" \
+    "    RETURN;\n" \
+    "  END IF;\n" \
+    "  RETURN QUERY\n" \
+    "    SELECT (t.o - 1)::int,\n" \
+    "           CASE WHEN t.st = 0 THEN 201\n" \
+    "                WHEN t.st <> 1 THEN t.st\n" \
+    "                WHEN d.id IS NULL THEN 500\n" \
+    "                WHEN d.room_id = t.rid THEN 200 ELSE 409 END,\n" \
+    "           coalesce(t.id, d.id), coalesce(d.room_id, t.rid), coalesce(t.seq, d.seq),\n" \
+    "           CASE WHEN t.st = 0 THEN t.created ELSE d.created_at END,\n" \
+    "           d.sender, d.body, d.client_msg_id, NULL::bigint[]\n" \
+    "      FROM unnest(p_room, p_sid, p_cmid, p_created, v_st, v_seq, v_id) WITH ORDINALITY\n" \
+    "             AS t(rid, sid, cmid, created, st, seq, id, o)\n" \
+    "      LEFT JOIN LATERAL (SELECT m.id, m.room_id, m.seq, m.created_at, m.sender, m.body,\n" \
+    "                                m.client_msg_id\n" \
+    "                           FROM messages m\n" \
+    "                           WHERE t.st = 1 AND m.sender_id = t.sid\n" \
+    "                             AND m.client_msg_id = t.cmid\n" \
+    "                           LIMIT 1) d ON true;\n" \
+    "  RETURN QUERY\n" \
+    "    SELECT -1, 0, NULL::bigint, e.o_room, NULL::bigint, NULL::bigint, NULL::text,\n" \
+    "           NULL::text, NULL::text, e.o_members\n" \
+    "      FROM message_batch_end(p_room, p_sid, v_seq, v_rooms) e;\n" \
+    "END\n" \
+    "$f$;\n"
+
 static const char schema_v1[] =
     "CREATE TABLE rooms (\n"
     "  id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,\n"
@@ -141,100 +236,17 @@ static const char schema_v1[] =
     "-- or stored with the next seq of its room) and one INSERT stores the planned rows.\n"
     "-- When that INSERT skipped a row (a repeat committed meanwhile by another writer),\n"
     "-- the rows are taken back and message_post_each does the batch instead.\n"
-    "CREATE FUNCTION message_post_batch(p_room bigint[], p_sid bigint[], p_sname text[],\n"
-    "                                   p_body text[], p_cmid text[], p_created bigint[])\n"
-    "RETURNS TABLE (r_k int, r_status int, r_id bigint, r_room bigint, r_seq bigint,\n"
-    "               r_created bigint, r_sender text, r_body text, r_cmid text,\n"
-    "               r_members bigint[])\n"
-    "LANGUAGE plpgsql\n"
-    "SET enable_seqscan = off\n"
-    "AS $f$\n"
-    "DECLARE\n"
-    "  v_rooms bigint[];\n"
-    "  v_first bigint[];\n"
-    "  v_st int[];\n"
-    "  v_seq bigint[];\n"
-    "  v_id bigint[];\n"
-    "  v_planned int;\n"
-    "  v_done int;\n"
-    "BEGIN\n"
-    "  SELECT l.o_rooms, l.o_seqs INTO v_rooms, v_first FROM message_lock_rooms(p_room) l;\n"
-    "  -- st: 0 to store, 1 a repeat, 403, 404.\n"
-    "  SELECT array_agg(s.st ORDER BY s.o), array_agg(s.seq ORDER BY s.o),\n"
-    "         count(*) FILTER (WHERE s.st = 0)\n"
-    "    INTO v_st, v_seq, v_planned\n"
-    "    FROM (SELECT c.o, c.st,\n"
-    "                 CASE WHEN c.st = 0 THEN c.l + row_number() OVER (PARTITION BY c.rid, c.st\n"
-    "                                                                 ORDER BY c.o) END AS seq\n"
-    "            FROM (SELECT b.o, b.rid, b.l,\n"
-    "                         CASE WHEN b.refuse IS NOT NULL THEN b.refuse\n"
-    "                              WHEN b.cmid IS NULL THEN 0\n"
-    "                              WHEN b.seen OR row_number() OVER (PARTITION BY b.sid, b.cmid,\n"
-    "                                                 b.refuse IS NULL ORDER BY b.o) > 1 THEN 1\n"
-    "                              ELSE 0 END AS st\n"
-    "                    FROM (SELECT t.o, t.rid, t.sid, t.cmid, u.l,\n"
-    "                                 CASE WHEN u.id IS NULL THEN 404\n"
-    "                                      WHEN m.member IS NULL THEN 403 END AS refuse,\n"
-    "                                 d.seen IS NOT NULL AS seen\n"
-    "                            FROM unnest(p_room, p_sid, p_cmid) WITH ORDINALITY\n"
-    "                                   AS t(rid, sid, cmid, o)\n"
-    "                            LEFT JOIN unnest(v_rooms, v_first) AS u(id, l) ON u.id = t.rid\n"
-    "                            LEFT JOIN (SELECT q.rid, q.sid, 1 AS member\n"
-    "                                         FROM (SELECT DISTINCT x.rid, x.sid\n"
-    "                                                 FROM unnest(p_room, p_sid) AS x(rid, sid)) q\n"
-    "                                         CROSS JOIN LATERAL (\n"
-    "                                           SELECT 1 FROM room_members rm\n"
-    "                                             WHERE rm.room_id = q.rid AND rm.user_id = q.sid\n"
-    "                                             LIMIT 1) e) m\n"
-    "                              ON m.rid = t.rid AND m.sid = t.sid\n"
-    "                            LEFT JOIN LATERAL (SELECT 1 AS seen FROM messages d\n"
-    "                                               WHERE t.cmid IS NOT NULL\n"
-    "                                                 AND d.sender_id = t.sid\n"
-    "                                                 AND d.client_msg_id = t.cmid\n"
-    "                                               LIMIT 1) d ON true) b) c) s;\n"
-    "  WITH ins AS (\n"
-    "    INSERT INTO messages (room_id, seq, sender_id, sender, body, client_msg_id, created_at)\n"
-    "      SELECT t.rid, t.seq, t.sid, t.sname, t.body, t.cmid, t.created\n"
-    "        FROM unnest(p_room, p_sid, p_sname, p_body, p_cmid, p_created, v_st, v_seq)\n"
-    "               AS t(rid, sid, sname, body, cmid, created, st, seq)\n"
-    "        WHERE t.st = 0\n"
-    "      ON CONFLICT DO NOTHING\n"
-    "      RETURNING id, room_id, seq)\n"
-    "  SELECT array_agg(x.id ORDER BY t.o), count(x.id) INTO v_id, v_done\n"
-    "    FROM unnest(p_room, v_seq) WITH ORDINALITY AS t(rid, seq, o)\n"
-    "    LEFT JOIN ins x ON x.room_id = t.rid AND x.seq = t.seq;\n"
-    "  IF v_done < v_planned THEN\n"
-    "    DELETE FROM messages WHERE id = ANY (v_id);\n"
-    "    RETURN QUERY SELECT * FROM message_post_each(p_room, p_sid, p_sname, p_body, p_cmid,\n"
-    "                                                 p_created);\n"
-    "    RETURN;\n"
-    "  END IF;\n"
-    "  RETURN QUERY\n"
-    "    SELECT (t.o - 1)::int,\n"
-    "           CASE WHEN t.st = 0 THEN 201\n"
-    "                WHEN t.st <> 1 THEN t.st\n"
-    "                WHEN d.id IS NULL THEN 500\n"
-    "                WHEN d.room_id = t.rid THEN 200 ELSE 409 END,\n"
-    "           coalesce(t.id, d.id), coalesce(d.room_id, t.rid), coalesce(t.seq, d.seq),\n"
-    "           CASE WHEN t.st = 0 THEN t.created ELSE d.created_at END,\n"
-    "           d.sender, d.body, d.client_msg_id, NULL::bigint[]\n"
-    "      FROM unnest(p_room, p_sid, p_cmid, p_created, v_st, v_seq, v_id) WITH ORDINALITY\n"
-    "             AS t(rid, sid, cmid, created, st, seq, id, o)\n"
-    "      LEFT JOIN LATERAL (SELECT m.id, m.room_id, m.seq, m.created_at, m.sender, m.body,\n"
-    "                                m.client_msg_id\n"
-    "                           FROM messages m\n"
-    "                           WHERE t.st = 1 AND m.sender_id = t.sid\n"
-    "                             AND m.client_msg_id = t.cmid\n"
-    "                           LIMIT 1) d ON true;\n"
-    "  RETURN QUERY\n"
-    "    SELECT -1, 0, NULL::bigint, e.o_room, NULL::bigint, NULL::bigint, NULL::text,\n"
-    "           NULL::text, NULL::text, e.o_members\n"
-    "      FROM message_batch_end(p_room, p_sid, v_seq, v_rooms) e;\n"
-    "END\n"
-    "$f$;\n";
+    "CREATE" MPG_POST_BATCH_FN("");
+
+/* The planned rows go into the indexes in (sender_id, client_msg_id) order: two
+ * writers storing the same client ids in different rooms (no room lock between
+ * them) then wait for each other in one order instead of deadlocking. */
+static const char schema_v2[] =
+    "CREATE OR REPLACE" MPG_POST_BATCH_FN("        ORDER BY t.sid, t.cmid\n");
 
 const struct db_migration msg_pg_migrations[] = {
     { 1, schema_v1 },
+    { 2, schema_v2 },
 };
 const int msg_pg_migrations_count =
     (int)(sizeof(msg_pg_migrations) / sizeof(msg_pg_migrations[0]));

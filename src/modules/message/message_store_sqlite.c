@@ -76,6 +76,7 @@ static const struct msg_store_ops msq_ops = {
     .room_set_last_seq = msq_room_set_last_seq,
     .marker_raise = msq_marker_raise,
     .room_get = msq_room_get,
+    .room_lock = msq_room_get,       /* one writer: its transaction is the lock */
     .room_by_dm_key = msq_room_by_dm_key,
     .room_insert = msq_room_insert,
     .room_set_owner = msq_room_set_owner,

@@ -28,7 +28,10 @@ static int read_job_fail(struct read_job *j, int status, const char *msg, int rc
     return rc;
 }
 
-static int read_apply(struct db_conn *conn, struct db_job *job)
+/* The room is locked first (as a batch locks it before it raises markers), then
+ * the member's marker: one lock order on every node, so a marker and a batch of the
+ * same room on two nodes wait for each other instead of deadlocking. */
+int read_job_apply(struct db_conn *conn, struct db_job *job)
 {
     struct read_job *j = (struct read_job *)job;
     struct msg_state *st = j->st;
@@ -36,7 +39,7 @@ static int read_apply(struct db_conn *conn, struct db_job *job)
     j->moved = 0;
     j->status = 0;
 
-    int rc = MSG_STORE(st, room_get, conn, j->room_id, &room);
+    int rc = MSG_STORE(st, room_lock, conn, j->room_id, &room);
     if (rc == 0)
         return read_job_fail(j, 404, "room not found", -ENOENT);
     if (rc < 0)
@@ -82,8 +85,20 @@ static void read_finish(struct read_job *j)
         bus_publish_ev(st->app->bus, &EV_ROOM_READ, &r);
     }
     msg_inflight_done(st);
+    read_job_free(j);
+}
+
+void read_job_free(struct read_job *j)
+{
+    if (!j)
+        return;
     free(j->member_ids);
     free(j);
+}
+
+int read_job_status(const struct read_job *j)
+{
+    return j->status;
 }
 
 static void read_after(struct db_job *job, int status)
@@ -92,23 +107,35 @@ static void read_after(struct db_job *job, int status)
     if (status < 0 && j->status < 400) {
         j->status = 503;
         j->errmsg = "could not commit the marker";
+    } else if (status == -ENOTCONN && j->status >= 500) {
+        j->status = 503;             /* a statement failed because the database went away */
+        j->errmsg = "the database is not available";
     }
     read_finish(j);
+}
+
+struct read_job *read_job_new(struct msg_state *st, struct http_req *req, int64_t room_id,
+                              int64_t user_id, int64_t seq)
+{
+    struct read_job *j = calloc(1, sizeof(*j));
+    if (!j)
+        return NULL;
+    j->base.apply = read_job_apply;
+    j->base.after = read_after;
+    j->st = st;
+    j->req = req;
+    j->room_id = room_id;
+    j->user_id = user_id;
+    j->seq = seq;
+    return j;
 }
 
 void reads_submit(struct msg_state *st, struct http_req *req, int64_t room_id,
                   int64_t user_id, int64_t seq)
 {
-    struct read_job *j = calloc(1, sizeof(*j));
+    struct read_job *j = read_job_new(st, req, room_id, user_id, seq);
     int rc = j ? 0 : -ENOMEM;
     if (j) {
-        j->base.apply = read_apply;
-        j->base.after = read_after;
-        j->st = st;
-        j->req = req;
-        j->room_id = room_id;
-        j->user_id = user_id;
-        j->seq = seq;
         msg_batch_close_open(st);
         rc = st->draining ? -ECANCELED : db_write(st->app->db, &j->base);
     }

@@ -104,7 +104,10 @@ static int dm_create(struct msg_state *st, struct db_conn *conn, struct room_job
 }
 
 /* One direct room per unordered pair: the pair key is UNIQUE, so even two writers
- * could not make two rooms; with one writer the lookup below already finds it. */
+ * cannot make two rooms; with one writer the lookup below already finds it. When
+ * another writer made the room since the lookup (its insert committed while ours
+ * waited on the key), the room is theirs: it is looked up again (a new statement
+ * sees their commit) and opened as found. */
 static int apply_dm(struct msg_state *st, struct db_conn *conn, struct room_job *j)
 {
     int64_t lo = j->actor_id < j->target.id ? j->actor_id : j->target.id;
@@ -113,13 +116,13 @@ static int apply_dm(struct msg_state *st, struct db_conn *conn, struct room_job 
     snprintf(key, sizeof(key), "%lld:%lld", (long long)lo, (long long)hi);
 
     int rc = MSG_STORE(st, room_by_dm_key, conn, key, &j->room);
+    if (rc == 0 && (rc = dm_create(st, conn, j, lo, key)) == -ECONSTRAINT)
+        rc = MSG_STORE(st, room_by_dm_key, conn, key, &j->room) == 1 ? 1 : -ECONSTRAINT;
     if (rc < 0)
         return room_job_fail(j, 500, "could not open the direct room", rc);
     j->status = 200;
     if (rc == 1)                     /* the marker is only for the answer: best effort */
         MSG_STORE(st, member_read_seq, conn, j->room.id, j->actor_id, &j->read_seq);
-    else if ((rc = dm_create(st, conn, j, lo, key)) < 0)
-        return room_job_fail(j, 500, "could not open the direct room", rc);
     if ((rc = room_load_member_refs(st, conn, j)) < 0)
         return room_job_fail(j, 500, "could not open the direct room", rc);
     return 0;
@@ -248,6 +251,9 @@ static void room_job_after(struct db_job *job, int status)
     if (status < 0 && j->status < 400) {
         j->status = 503;
         j->errmsg = "could not commit the change";
+    } else if (status == -ENOTCONN && j->status >= 500) {
+        j->status = 503;             /* a statement failed because the database went away */
+        j->errmsg = "the database is not available";
     }
     room_job_finish(j);
 }

@@ -89,7 +89,9 @@ static int rooms_read_fn(struct db_conn *conn, void *arg)
 static void rooms_read_after(void *arg, int status)
 {
     struct rooms_read *c = arg;
-    if (status < 0)
+    if (status == -ENOTCONN)
+        http_respond_error(c->req, 503, "the database is not available");
+    else if (status < 0)
         http_respond_error(c->req, 500, "could not read the rooms");
     else if (c->status == 404)
         http_respond_error(c->req, 404, "room not found");
