@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { api, freePort, runChatd, sqliteOnly, startServer, tmpDir } from './lib/harness.mjs';
+import { api, freePort, runChatd, startServer, tmpDir } from './lib/harness.mjs';
 
 test('--help prints usage with every option and exits 0', async () => {
     for (const flag of ['--help', '-h']) {
@@ -120,7 +120,7 @@ test('--listen overrides the config file and takes a fixed port', async () => {
     }
 });
 
-test('the data directory is created on start', { skip: sqliteOnly('data_dir holds the SQLite database and the key files: on PostgreSQL chatd makes none') }, async () => {
+test('the data directory is created on start', async () => {
     const dir = tmpDir();
     const dataDir = path.join(dir, 'nested', 'data');
     mkdirSync(path.dirname(dataDir));
@@ -143,7 +143,7 @@ test('SIGTERM and SIGINT stop the server with exit status 0', async () => {
     }
 });
 
-test('a second server on the same data directory starts after the first stops', { skip: sqliteOnly('it checks data_dir, which chatd makes only for SQLite') }, async () => {
+test('a second server on the same data directory starts after the first stops', async () => {
     const s = await startServer();
     await s.stop();
     await s.restart();

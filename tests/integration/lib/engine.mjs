@@ -7,7 +7,7 @@
 // server's chatd.conf gets `[database] url` for it. Anything else: SQLite in the data
 // directory, as chatd does by default.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 /** 'pg' or 'sqlite'. */
@@ -114,13 +114,13 @@ export function databaseSection(url) {
 
 /**
  * Tests that sign tokens with the server's own key read it from data_dir/jwt.pem. On
- * PostgreSQL chatd keeps it in the database (chatd_keys) and makes no data_dir: once a
- * server is up, a copy goes where those tests look (the directory made for it), when it
- * is not there yet.
+ * PostgreSQL chatd keeps it in the database (chatd_keys): once a server is up, a copy
+ * goes where those tests look, when it is not there yet. The directory is chatd's (it
+ * makes data_dir on both engines): none, no copy.
  */
 export async function copySigningKey(url, dataDir) {
     const file = path.join(dataDir, 'jwt.pem');
-    if (existsSync(file))
+    if (existsSync(file) || !existsSync(dataDir))
         return;
     let rows;
     try {
@@ -128,10 +128,8 @@ export async function copySigningKey(url, dataDir) {
     } catch {
         return;     // no such table: the key is elsewhere (key_file), nothing to copy
     }
-    if (rows.length !== 1)
-        return;
-    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-    writeFileSync(file, rows[0].value, { mode: 0o600 });
+    if (rows.length === 1)
+        writeFileSync(file, rows[0].value, { mode: 0o600 });
 }
 
 /**
