@@ -154,16 +154,6 @@ int db_open_url(struct db **out, struct chatd *app, const char *url)
     return 0;
 }
 
-enum db_engine db_engine(const struct db *db)
-{
-    return db->engine;
-}
-
-int db_available(const struct db *db)
-{
-    return atomic_load_explicit(&((struct db *)db)->available, memory_order_acquire);
-}
-
 int db_start(struct db *db)
 {
     /* Without the thread, SQLite's own checkpoints in the writer's commits. */
