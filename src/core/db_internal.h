@@ -1,5 +1,5 @@
-/* db_internal.h: the struct behind struct db, shared by db.c (open, close), db_state.c (engine, availability),
- * db_migrate.c (migrations), db_writer.c (the writer thread and its queue),
+/* db_internal.h: the struct behind struct db, shared by db.c (open, close),
+ * db_state.c (engine, availability), db_migrate.c (migrations), db_writer.c (the writer thread and its queue),
  * db_sqlite_group.c (a group's transaction on SQLite), db_read.c (the read pool),
  * db_checkpoint.c (the checkpoint thread), db_after.c (after() on the loop),
  * db_files.c (the files' modes) and db_conn.c (one connection), which the others
