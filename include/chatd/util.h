@@ -21,6 +21,7 @@ size_t base64url_encode(const void *in, size_t n, char *out);
 long   base64url_decode(const char *in, size_t n, void *out, size_t outcap);
 
 void hex_encode(const void *in, size_t n, char *out);   /* lower-case, NUL-terminated */
+int  hex_digit(int ch);            /* '0'-'9', 'a'-'f', 'A'-'F' -> 0..15; else -1 */
 int  ct_equal(const void *a, const void *b, size_t n);  /* constant time: 1 if equal */
 
 /* Usernames (api.md): 3..32 of [a-z0-9_.-], case-folded. Writes the folded name into

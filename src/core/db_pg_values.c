@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "chatd/db_pg.h"
+#include "chatd/util.h"
 
 int64_t db_pg_i64(const PGresult *r, int row, int col)
 {
@@ -22,17 +23,6 @@ const char *db_pg_str(const PGresult *r, int row, int col)
 int db_pg_null(const PGresult *r, int row, int col)
 {
     return PQgetisnull(r, row, col);
-}
-
-static int hex_digit(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
 }
 
 int db_pg_bytea(const PGresult *r, int row, int col, uint8_t *out, size_t cap)

@@ -133,17 +133,6 @@ const char *http_header(const struct http_req *r, const char *name)
     return NULL;
 }
 
-static int hexval(int ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
 /* Decodes s[0..n) ('+' is a space, %XX a byte) into out. */
 static int url_decode(const char *s, size_t n, char *out, size_t outlen)
 {
@@ -152,8 +141,8 @@ static int url_decode(const char *s, size_t n, char *out, size_t outlen)
         int ch = (unsigned char)s[i];
         if (ch == '+') {
             ch = ' ';
-        } else if (ch == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
-            ch = hexval(s[i + 1]) * 16 + hexval(s[i + 2]);
+        } else if (ch == '%' && i + 2 < n && hex_digit(s[i + 1]) >= 0 && hex_digit(s[i + 2]) >= 0) {
+            ch = hex_digit(s[i + 1]) * 16 + hex_digit(s[i + 2]);
             i += 2;
         }
         if (o + 1 >= outlen)

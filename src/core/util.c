@@ -120,6 +120,17 @@ long base64url_decode(const char *in, size_t n, void *out, size_t outcap)
     return (long)o;
 }
 
+int hex_digit(int ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
 void hex_encode(const void *in, size_t n, char *out)
 {
     static const char hex[] = "0123456789abcdef";

@@ -70,6 +70,20 @@ static inline int pg_test_db_new(char url[PG_TEST_URL_MAX], char name[64])
     return n > 0 && n < PG_TEST_URL_MAX ? 0 : -1;
 }
 
+/* The one integer that sql answers on url's database (its own connection, so it sees
+ * only what is committed), or -1 for no row, NULL, an error or no connection. */
+static inline long long pg_test_int(const char *url, const char *sql)
+{
+    PGconn *c = PQconnectdb(url);
+    PGresult *r = PQstatus(c) == CONNECTION_OK ? PQexec(c, sql) : NULL;
+    long long v = -1;
+    if (r && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0))
+        v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    PQfinish(c);
+    return v;
+}
+
 static inline void pg_test_db_drop(const char *name)
 {
     char sql[128];

@@ -73,14 +73,7 @@ static void pm_flag(void *arg)
 
 static long long pm_int(struct pm *m, const char *sql)
 {
-    PGconn *c = PQconnectdb(m->t.url);
-    PGresult *r = PQstatus(c) == CONNECTION_OK ? PQexec(c, sql) : NULL;
-    long long v = -1;
-    if (r && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0))
-        v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-    PQclear(r);
-    PQfinish(c);
-    return v;
+    return pg_test_int(m->t.url, sql);
 }
 
 static int pm_exec(struct pm *m, const char *sql)

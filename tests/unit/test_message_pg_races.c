@@ -53,24 +53,12 @@ static int pr_flag(int *f)
     return __atomic_load_n(f, __ATOMIC_ACQUIRE);
 }
 
-static long long pr_int(const char *url, const char *sql)
-{
-    PGconn *c = PQconnectdb(url);
-    PGresult *r = PQstatus(c) == CONNECTION_OK ? PQexec(c, sql) : NULL;
-    long long v = -1;
-    if (r && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0))
-        v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-    PQclear(r);
-    PQfinish(c);
-    return v;
-}
-
 /* Until a backend of the database waits on a lock (1) or *done is set (0). */
 static int pr_lock_wait_seen(const char *url, int *done)
 {
     uint64_t deadline = mono_ms() + 20000;
     while (!pr_flag(done) && mono_ms() < deadline) {
-        if (pr_int(url, "SELECT count(*) FROM pg_stat_activity WHERE datname ="
+        if (pg_test_int(url, "SELECT count(*) FROM pg_stat_activity WHERE datname ="
                    " current_database() AND wait_event_type = 'Lock'") > 0)
             return 1;
         fx_nap();
@@ -169,7 +157,7 @@ TEST(message_pg_race_dm_opened_by_two_nodes_at_once_is_one_room)
     ASSERT_EQ(jb->nmembers, 2);
     ASSERT_EQ(ja->changed, 1);
     ASSERT_EQ(jb->changed, 0);
-    ASSERT_EQ(pr_int(n.t.url, "SELECT count(*) FROM rooms"), 1);
+    ASSERT_EQ(pg_test_int(n.t.url, "SELECT count(*) FROM rooms"), 1);
     room_job_free(ja);
     room_job_free(jb);
     pr_close(&n);
@@ -264,8 +252,8 @@ TEST(message_pg_race_batches_sharing_client_ids_do_not_deadlock)
     ASSERT_EQ(bb.p[1][0].status, 201);
     ASSERT_EQ(ba.p[0][0].status, 409);          /* repeats of room 2's messages */
     ASSERT_EQ(ba.p[0][1].status, 409);
-    ASSERT_EQ(pr_int(n.t.url, "SELECT last_seq FROM rooms WHERE id = 1"), 0);
-    ASSERT_EQ(pr_int(n.t.url, "SELECT count(*) FROM messages"), 2);
+    ASSERT_EQ(pg_test_int(n.t.url, "SELECT last_seq FROM rooms WHERE id = 1"), 0);
+    ASSERT_EQ(pg_test_int(n.t.url, "SELECT count(*) FROM messages"), 2);
     pr_batch_drop(&ba);
     pr_batch_drop(&bb);
     pr_close(&n);
@@ -297,7 +285,7 @@ TEST(message_pg_race_two_nodes_do_not_overfill_a_room)
     snprintf(sql, sizeof sql, "WITH i AS (INSERT INTO room_members (room_id, user_id, username,"
              " joined_at) SELECT 1, g, 'u' || g, 1 FROM generate_series(1, %d) g RETURNING 1)"
              " SELECT count(*) FROM i", MSG_ROOM_MAX_MEMBERS - 1);
-    ASSERT_EQ(pr_int(n.t.url, sql), MSG_ROOM_MAX_MEMBERS - 1);
+    ASSERT_EQ(pg_test_int(n.t.url, sql), MSG_ROOM_MAX_MEMBERS - 1);
     ASSERT_EQ(pr_open_second(&n), 0);
     struct room_job *ja = pr_add_job(&n.st[0], 5000), *jb = pr_add_job(&n.st[1], 5001);
     ASSERT(ja && jb);
@@ -319,7 +307,7 @@ TEST(message_pg_race_two_nodes_do_not_overfill_a_room)
     ASSERT(pr_flag(&a.done) && pr_flag(&b.done));
     ASSERT_EQ(a.status, 0);
     ASSERT_EQ(jb->status, 409);
-    ASSERT_EQ(pr_int(n.t.url, "SELECT count(*) FROM room_members WHERE room_id = 1"),
+    ASSERT_EQ(pg_test_int(n.t.url, "SELECT count(*) FROM room_members WHERE room_id = 1"),
               MSG_ROOM_MAX_MEMBERS);
     room_job_free(ja);
     room_job_free(jb);
@@ -352,7 +340,7 @@ TEST(message_pg_race_marker_and_batch_on_two_nodes_do_not_deadlock)
     ASSERT_EQ(pr_room(&n.t, 1), 0);
     ASSERT_EQ(pr_member(&n.t, 1, 1), 0);
     ASSERT_EQ(pr_member(&n.t, 1, 2), 0);
-    ASSERT_EQ(pr_int(n.t.url, "UPDATE rooms SET last_seq = 5 WHERE id = 1 RETURNING id"), 1);
+    ASSERT_EQ(pg_test_int(n.t.url, "UPDATE rooms SET last_seq = 5 WHERE id = 1 RETURNING id"), 1);
     ASSERT_EQ(pr_open_second(&n), 0);
     static struct pr_marker_then_batch ma;
     static struct pr_batch bb;
@@ -390,7 +378,7 @@ TEST(message_pg_race_marker_and_batch_on_two_nodes_do_not_deadlock)
     ASSERT_EQ(ma.batch.p[0][0].row.seq, 6);     /* node 1 committed first */
     ASSERT_EQ(bb.p[0][0].status, 201);
     ASSERT_EQ(bb.p[0][0].row.seq, 7);
-    ASSERT_EQ(pr_int(n.t.url, "SELECT read_seq FROM room_members WHERE room_id = 1"
+    ASSERT_EQ(pg_test_int(n.t.url, "SELECT read_seq FROM room_members WHERE room_id = 1"
                      " AND user_id = 1"), 7);
     read_job_free(ma.read);
     pr_batch_drop(&ma.batch);

@@ -68,18 +68,6 @@ static void pw_fill(struct pw_job *j, struct msg_store *s, int w, int k)
     }
 }
 
-static long long pw_int(const char *url, const char *sql)
-{
-    PGconn *c = PQconnectdb(url);
-    PGresult *r = PQstatus(c) == CONNECTION_OK ? PQexec(c, sql) : NULL;
-    long long v = -1;
-    if (r && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0))
-        v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-    PQclear(r);
-    PQfinish(c);
-    return v;
-}
-
 static int pw_setup_rooms(struct sfx *t)
 {
     for (int r = 1; r <= PW_ROOMS; r++) {
@@ -149,21 +137,21 @@ TEST(message_pg_two_writers_keep_seq_gapless_and_store_a_repeat_once)
             pw_drop(&jobs[w][k]);
         }
     ASSERT_EQ(repeats, PW_JOBS * PW_BATCH / 4);
-    ASSERT_EQ(pw_int(t.url, "SELECT count(*) FROM messages"), stored);
-    ASSERT_EQ(pw_int(t.url, "SELECT count(*) FROM (SELECT client_msg_id FROM messages"
+    ASSERT_EQ(pg_test_int(t.url, "SELECT count(*) FROM messages"), stored);
+    ASSERT_EQ(pg_test_int(t.url, "SELECT count(*) FROM (SELECT client_msg_id FROM messages"
                      " GROUP BY sender_id, client_msg_id HAVING count(*) > 1) d"), 0);
     /* Per room: seqs 1..last_seq, each once. */
-    ASSERT_EQ(pw_int(t.url, "SELECT count(*) FROM rooms r WHERE r.last_seq <> (SELECT"
+    ASSERT_EQ(pg_test_int(t.url, "SELECT count(*) FROM rooms r WHERE r.last_seq <> (SELECT"
                      " count(DISTINCT seq) FROM messages m WHERE m.room_id = r.id) OR"
                      " r.last_seq <> (SELECT coalesce(max(seq), 0) FROM messages m"
                      " WHERE m.room_id = r.id)"), 0);
-    ASSERT_EQ(pw_int(t.url, "SELECT sum(last_seq) FROM rooms"), stored);
+    ASSERT_EQ(pg_test_int(t.url, "SELECT sum(last_seq) FROM rooms"), stored);
     /* In commit order: each transaction's messages of a room are one run of seqs (a
      * second writer got the room only after the first one's COMMIT). */
-    ASSERT_EQ(pw_int(t.url, "SELECT count(*) FROM (SELECT room_id, xmin::text, min(seq) AS lo,"
+    ASSERT_EQ(pg_test_int(t.url, "SELECT count(*) FROM (SELECT room_id, xmin::text, min(seq) AS lo,"
                      " max(seq) AS hi, count(*) AS n FROM messages GROUP BY 1, 2) x"
                      " WHERE hi - lo + 1 <> n"), 0);
-    ASSERT(pw_int(t.url, "SELECT count(DISTINCT xmin::text) FROM messages") > PW_JOBS);
+    ASSERT(pg_test_int(t.url, "SELECT count(DISTINCT xmin::text) FROM messages") > PW_JOBS);
     db_close(f2.app.db);
     f2.app.db = NULL;
     msg_store_free(&s2);

@@ -45,18 +45,6 @@ static void free_results(struct msg_post *p, int n, struct msg_post_room *rooms,
         free(rooms[i].ids);
 }
 
-static long long pg_int(const char *url, const char *sql)
-{
-    PGconn *c = PQconnectdb(url);
-    PGresult *r = PQstatus(c) == CONNECTION_OK ? PQexec(c, sql) : NULL;
-    long long v = -1;
-    if (r && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0))
-        v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-    PQclear(r);
-    PQfinish(c);
-    return v;
-}
-
 TEST(message_store_pg_post_batch_answers)
 {
     struct sfx t;
@@ -108,10 +96,10 @@ TEST(message_store_pg_post_batch_answers)
     ASSERT_EQ(v, 3);                 /* a sender has read up to its own last message */
     ASSERT_EQ(MSF_OP(&t, member_read_seq, t.c, r1, 2, &v), 1);
     ASSERT_EQ(v, 2);
-    ASSERT_EQ(pg_int(t.url, "SELECT count(*) FROM messages"), 4);
+    ASSERT_EQ(pg_test_int(t.url, "SELECT count(*) FROM messages"), 4);
     /* The batch's functions keep their generic plans (migration 3): planning them
      * anew on every call cost most of a small batch's time. */
-    ASSERT_EQ(pg_int(t.url, "SELECT count(*) FROM pg_proc WHERE proname IN"
+    ASSERT_EQ(pg_test_int(t.url, "SELECT count(*) FROM pg_proc WHERE proname IN"
                             " ('message_post_batch', 'message_post_each', 'message_lock_rooms',"
                             " 'message_batch_end') AND 'plan_cache_mode=force_generic_plan'"
                             " = ANY (proconfig) AND 'enable_seqscan=off' = ANY (proconfig)"), 4);
@@ -223,7 +211,7 @@ static void race_once(int commit)
     ASSERT_EQ(pthread_create(&th, NULL, race_post, &r), 0);
     /* Ours waits for the other transaction (a lock), whatever the timing. */
     uint64_t deadline = mono_ms() + 10000;
-    while (pg_int(t.url, "SELECT count(*) FROM pg_stat_activity WHERE datname ="
+    while (pg_test_int(t.url, "SELECT count(*) FROM pg_stat_activity WHERE datname ="
                   " current_database() AND wait_event_type = 'Lock'") < 1 &&
            mono_ms() < deadline)
         fx_nap();
@@ -244,8 +232,8 @@ static void race_once(int commit)
     free_results(r.p, 2, r.rooms, r.nrooms);
     snprintf(sql, sizeof sql, "SELECT last_seq * 100 + count(m.id) FROM rooms r LEFT JOIN"
              " messages m ON m.room_id = r.id WHERE r.id = %lld GROUP BY r.id", (long long)two);
-    ASSERT_EQ(pg_int(t.url, sql), commit ? 101 : 202);
-    ASSERT_EQ(pg_int(t.url, "SELECT count(*) FROM messages WHERE client_msg_id = 'race'"), 1);
+    ASSERT_EQ(pg_test_int(t.url, sql), commit ? 101 : 202);
+    ASSERT_EQ(pg_test_int(t.url, "SELECT count(*) FROM messages WHERE client_msg_id = 'race'"), 1);
     store_close(&t);
 }
 
