@@ -28,8 +28,8 @@ struct db_pg_stmt {
 PGconn *db_pg(struct db_conn *c);
 
 /* Runs st with values[0..nparams) (NULL for SQL NULL; text). On success returns 0 and
- * *res (PGRES_TUPLES_OK or PGRES_COMMAND_OK; the caller PQclear()s it). On failure
- * *res is NULL, the error text is kept for db_pg_errmsg, and the return is:
+ * *res (PGRES_TUPLES_OK or PGRES_COMMAND_OK; the caller PQclear()s it); res may be
+ * NULL for a statement whose result is not needed. On failure *res is NULL, the error text is kept for db_pg_errmsg, and the return is:
  *   -ECONSTRAINT  SQLSTATE class 23 (unique, foreign key, check, not null);
  *   -EDEADLK      40P01 deadlock, -EAGAIN 40001 serialization failure (retry it all);
  *   -ENOTCONN     the connection is lost (core reconnects; nothing to do here);

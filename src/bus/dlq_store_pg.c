@@ -50,15 +50,6 @@ static const struct db_pg_stmt st_purge_one = {
 static const struct db_pg_stmt st_purge_all = {
     "dlq_purge_all", "DELETE FROM dead_letters", 0 };
 
-/* Runs a statement whose result is not needed. */
-static int run(struct db_conn *c, const struct db_pg_stmt *st, const char *const *values)
-{
-    PGresult *res = NULL;
-    int rc = db_pg_run(c, st, values, &res);
-    PQclear(res);
-    return rc;
-}
-
 static int pg_insert(struct db_conn *c, const struct dlq_letter *l, int64_t max_rows,
                      int64_t max_bytes, int64_t *evicted)
 {
@@ -86,14 +77,14 @@ static int pg_failed_again(struct db_conn *c, int64_t id, int64_t run_id, const 
     char a[DB_PG_I64_LEN], at[DB_PG_I64_LEN], i[DB_PG_I64_LEN], r[DB_PG_I64_LEN];
     const char *v[] = { error, db_pg_p64(a, attempts), db_pg_p64(at, last_failed_at),
                         db_pg_p64(i, id), db_pg_p64(r, run_id) };
-    return run(c, &st_failed_again, v);
+    return db_pg_run(c, &st_failed_again, v, NULL);
 }
 
 static int pg_remove(struct db_conn *c, int64_t id)
 {
     char i[DB_PG_I64_LEN];
     const char *v[] = { db_pg_p64(i, id) };
-    return run(c, &st_remove, v);
+    return db_pg_run(c, &st_remove, v, NULL);
 }
 
 static int pg_renew(struct db_conn *c, int64_t run_id, const int64_t *ids, int n,
@@ -108,7 +99,7 @@ static int pg_renew(struct db_conn *c, int64_t run_id, const int64_t *ids, int n
     if (!(array = db_pg_array64(ids, (size_t)n)))
         return -ENOMEM;
     const char *v[] = { db_pg_p64(r, run_id), array, db_pg_p64(u, until) };
-    rc = run(c, &st_renew, v);
+    rc = db_pg_run(c, &st_renew, v, NULL);
     free(array);
     return rc;
 }

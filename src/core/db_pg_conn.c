@@ -217,7 +217,8 @@ int db_pg_run_bin(struct db_conn *conn, const struct db_pg_stmt *st, const char 
     const char *name;
     int rc = prepare(c, st, &name);
     if (rc < 0) {
-        *res = NULL;
+        if (res)
+            *res = NULL;
         return rc;
     }
     return settle(c, PQexecPrepared(c->pg, name, st->nparams, values, lengths, formats, 0),

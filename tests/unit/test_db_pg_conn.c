@@ -85,6 +85,13 @@ TEST(db_pg_conn_maps_errors_and_sees_an_aborted_transaction)
     ASSERT_EQ(db_pg_txn_failed(k.c), 1);
     ASSERT_EQ(db_pg_exec(k.c, "ROLLBACK"), 0);
     ASSERT_EQ(db_pg_exec(k.c, "SELECT * FROM no_such_table"), -EIO);
+    /* Without a place for the result: run and dropped, and a statement that cannot be
+     * prepared fails the same way. */
+    static const struct db_pg_stmt bad = { "test_bad", "SELECT * FROM no_such_table", 0 };
+    const char *w[] = { "b" };
+    ASSERT_EQ(db_pg_run(k.c, &ins, w, NULL), 0);
+    ASSERT_EQ(db_pg_run(k.c, &ins, w, NULL), -ECONSTRAINT);
+    ASSERT_EQ(db_pg_run(k.c, &bad, NULL, NULL), -EIO);
     ASSERT_EQ(db_pg_conn_retryable(k.pc), 0);
     ASSERT_EQ(db_pg_exec(k.c, "SELECT 1"), 0);
     ASSERT_STR_EQ(db_pg_errmsg(k.c), "");

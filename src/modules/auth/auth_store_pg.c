@@ -159,9 +159,9 @@ static int user_set_hash(void *impl, struct db_conn *c, int64_t user_id,
                          const char *password_hash)
 {
     char id[DB_PG_I64_LEN];
+    const char *v[] = { db_pg_p64(id, user_id), password_hash };
 
-    return auth_pg_run(c, &st_user_set_hash,
-                       (const char *const[]){ db_pg_p64(id, user_id), password_hash });
+    return db_pg_run(c, &st_user_set_hash, v, NULL);
 }
 
 static int users_max_id(void *impl, struct db_conn *c, int64_t *max_id)

@@ -6,9 +6,7 @@
 #include "chatd/db_pg.h"
 #include "auth_store.h"
 
-/* auth_store_pg_stmt.c. Runs st and drops its result: 0 or the db_pg_run error. */
-int auth_pg_run(struct db_conn *c, const struct db_pg_stmt *st, const char *const *values);
-/* Runs st whose first parameter is a token hash (bytea, sent binary), the others
+/* auth_store_pg_stmt.c. Runs st whose first parameter is a token hash (bytea, sent binary), the others
  * text: 0 with *res, or the db_pg_run error. */
 int auth_pg_run_hash(struct db_conn *c, const struct db_pg_stmt *st,
                      const uint8_t hash[AUTH_STORE_TOKEN_HASH], const char *const *values,

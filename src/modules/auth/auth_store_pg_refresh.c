@@ -125,15 +125,16 @@ int auth_pg_token_spend(void *impl, struct db_conn *c,
 int auth_pg_family_revoke(void *impl, struct db_conn *c, int64_t family_id, int64_t now_ms)
 {
     char fam[DB_PG_I64_LEN], now[DB_PG_I64_LEN];
+    const char *v[] = { db_pg_p64(fam, family_id), db_pg_p64(now, now_ms) };
 
-    return auth_pg_run(c, &st_family_revoke,
-                       (const char *const[]){ db_pg_p64(fam, family_id), db_pg_p64(now, now_ms) });
+    return db_pg_run(c, &st_family_revoke, v, NULL);
 }
 
 int auth_pg_gc(void *impl, struct db_conn *c, int64_t now_ms)
 {
     char now[DB_PG_I64_LEN];
-    int rc = auth_pg_run(c, &st_gc_tokens, (const char *const[]){ db_pg_p64(now, now_ms) });
+    const char *v[] = { db_pg_p64(now, now_ms) };
+    int rc = db_pg_run(c, &st_gc_tokens, v, NULL);
 
-    return rc < 0 ? rc : auth_pg_run(c, &st_gc_families, NULL);
+    return rc < 0 ? rc : db_pg_run(c, &st_gc_families, NULL, NULL);
 }

@@ -1,20 +1,10 @@
-/* auth_store_pg_stmt.c: the two statement helpers every PostgreSQL file of the auth
- * store uses: running one whose result is not needed, and running one whose first
- * parameter is a token hash, sent as binary bytea. */
+/* auth_store_pg_stmt.c: the statement helper every PostgreSQL file of the auth store
+ * uses: running one whose first parameter is a token hash, sent as binary bytea. */
 #include <errno.h>
 
 #include "auth_store_pg.h"
 
 #define PARAMS_MAX 8                   /* the most any statement of the store takes */
-
-int auth_pg_run(struct db_conn *c, const struct db_pg_stmt *st, const char *const *values)
-{
-    PGresult *res = NULL;
-    int rc = db_pg_run(c, st, values, &res);
-
-    PQclear(res);
-    return rc;
-}
 
 int auth_pg_run_hash(struct db_conn *c, const struct db_pg_stmt *st,
                      const uint8_t hash[AUTH_STORE_TOKEN_HASH], const char *const *values,
