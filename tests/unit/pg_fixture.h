@@ -84,6 +84,18 @@ static inline long long pg_test_int(const char *url, const char *sql)
     return v;
 }
 
+/* Runs sql on url's database on a connection of its own: 0 when it succeeded (a
+ * command or a query), -1 when not. */
+static inline int pg_test_exec(const char *url, const char *sql)
+{
+    PGconn *c = PQconnectdb(url);
+    PGresult *r = PQstatus(c) == CONNECTION_OK ? PQexec(c, sql) : NULL;
+    int ok = r && (PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK);
+    PQclear(r);
+    PQfinish(c);
+    return ok ? 0 : -1;
+}
+
 static inline void pg_test_db_drop(const char *name)
 {
     char sql[128];

@@ -49,31 +49,6 @@ static void pgfx_stop(struct pgfx *p)
     pg_test_db_drop(p->name);
 }
 
-/* One integer from a query on a connection of its own (as another node would). */
-static long long pg_int(const char *url, const char *sql)
-{
-    PGconn *c = PQconnectdb(url);
-    long long v = -1;
-    PGresult *r = PQstatus(c) == CONNECTION_OK ? PQexec(c, sql) : NULL;
-
-    if (r && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0))
-        v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-    PQclear(r);
-    PQfinish(c);
-    return v;
-}
-
-static int pg_run_sql(const char *url, const char *sql)
-{
-    PGconn *c = PQconnectdb(url);
-    PGresult *r = PQstatus(c) == CONNECTION_OK ? PQexec(c, sql) : NULL;
-    int ok = r && (PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK);
-
-    PQclear(r);
-    PQfinish(c);
-    return ok ? 0 : -1;
-}
-
 /* ---------- jobs ---------- */
 
 struct ins_job {
@@ -115,7 +90,7 @@ static void ins_done(struct db_job *job, int status)
         j->order[(*j->norder)++] = j->n;
     if (j->url && j->n < 6) {   /* a few only: each opens a connection */
         snprintf(sql, sizeof sql, "SELECT count(*) FROM t WHERE v = 'v%d'", j->n);
-        j->visible = pg_int(j->url, sql);
+        j->visible = pg_test_int(j->url, sql);
     }
     __atomic_store_n(&j->status, status, __ATOMIC_RELEASE);   /* last: the test waits on it */
 }
@@ -155,10 +130,10 @@ TEST(db_pg_open_sessions_and_core_tables)
     char sql[256];
     snprintf(sql, sizeof sql, "SELECT count(*) FROM pg_stat_activity WHERE datname = '%s'"
              " AND application_name = 'chatd'", p.name);
-    ASSERT_EQ(pg_int(p.url, sql), 5);
-    ASSERT_EQ(pg_int(p.url, "SELECT count(*) FROM information_schema.tables WHERE table_name"
+    ASSERT_EQ(pg_test_int(p.url, sql), 5);
+    ASSERT_EQ(pg_test_int(p.url, "SELECT count(*) FROM information_schema.tables WHERE table_name"
                             " IN ('schema_versions', 'chatd_keys')"), 2);
-    ASSERT_EQ(pg_int(p.url, "SELECT version FROM schema_versions WHERE owner = 'test'"), 2);
+    ASSERT_EQ(pg_test_int(p.url, "SELECT version FROM schema_versions WHERE owner = 'test'"), 2);
     /* data_dir is made as on SQLite (0700), though the database is elsewhere. */
     struct stat st;
     ASSERT_EQ(stat(p.f.cfg.server.data_dir, &st), 0);
@@ -241,8 +216,8 @@ TEST(db_pg_group_commit)
     ASSERT_EQ(jobs[3].visible, 0);     /* rolled back to its savepoint */
     ASSERT_EQ(jobs[4].visible, 1);
     ASSERT_EQ(jobs[5].visible, 0);
-    ASSERT_EQ(pg_int(p.url, "SELECT count(*) FROM t"), N - 2);
-    ASSERT_EQ(pg_int(p.url, "SELECT count(DISTINCT tx) FROM t"), 1);
+    ASSERT_EQ(pg_test_int(p.url, "SELECT count(*) FROM t"), N - 2);
+    ASSERT_EQ(pg_test_int(p.url, "SELECT count(DISTINCT tx) FROM t"), 1);
     ASSERT_EQ(db_write_depth(p.f.app.db), 0);
     pgfx_stop(&p);
 }
@@ -265,8 +240,8 @@ TEST(db_pg_group_commit_running)
     ASSERT(FX_RUN_UNTIL(&p.f, done_count(jobs, N + 1) == N + 1, 30000));
     ASSERT_EQ(jobs[N].status, -ECONSTRAINT);
     ASSERT_EQ(jobs[10].status, 0);
-    ASSERT_EQ(pg_int(p.url, "SELECT count(*) FROM t"), N);
-    ASSERT(pg_int(p.url, "SELECT count(DISTINCT tx) FROM t") < N / 2);
+    ASSERT_EQ(pg_test_int(p.url, "SELECT count(*) FROM t"), N);
+    ASSERT(pg_test_int(p.url, "SELECT count(DISTINCT tx) FROM t") < N / 2);
     pgfx_stop(&p);
 }
 
@@ -290,7 +265,7 @@ TEST(db_pg_unguarded_job_fails_its_group)
     ASSERT(FX_RUN_UNTIL(&p.f, done_count(jobs, 3) == 3, 10000));
     for (int i = 0; i < 3; i++)
         ASSERT_EQ(jobs[i].status, -EINVAL);
-    ASSERT_EQ(pg_int(p.url, "SELECT count(*) FROM t"), 0);
+    ASSERT_EQ(pg_test_int(p.url, "SELECT count(*) FROM t"), 0);
     /* 4 (unguarded) after 3 (guarded), then 5 fails with its savepoint: 3 and 4 stay. */
     for (int i = 3; i < N; i++)
         ASSERT_EQ(db_write(p.f.app.db, &jobs[i].job), 0);
@@ -298,7 +273,7 @@ TEST(db_pg_unguarded_job_fails_its_group)
     ASSERT_EQ(jobs[3].status, 0);
     ASSERT_EQ(jobs[4].status, 0);
     ASSERT_EQ(jobs[5].status, -EINVAL);
-    ASSERT_EQ(pg_int(p.url, "SELECT count(*) FROM t"), 2);
+    ASSERT_EQ(pg_test_int(p.url, "SELECT count(*) FROM t"), 2);
     pgfx_stop(&p);
 }
 
@@ -362,7 +337,7 @@ TEST(db_pg_write_after_on_the_loop_in_order)
         ASSERT(jobs[i].on_loop);
         ASSERT_EQ(jobs[i].status, i < 200 ? 0 : -ECONSTRAINT);
     }
-    ASSERT_EQ(pg_int(p.url, "SELECT count(*) FROM t"), 200);
+    ASSERT_EQ(pg_test_int(p.url, "SELECT count(*) FROM t"), 200);
     pgfx_stop(&p);
 }
 
@@ -378,7 +353,7 @@ TEST(db_pg_migrate_once_and_refuse_newer)
     PGFX_OPEN(&p);
     ASSERT_EQ(db_migrate(p.f.app.db, "test", pg_migrations, 2), 0);
     ASSERT(db_migrate(p.f.app.db, "test", bad, 1) < 0);
-    ASSERT_EQ(pg_int(p.url, "SELECT version FROM schema_versions WHERE owner = 'test'"), 2);
+    ASSERT_EQ(pg_test_int(p.url, "SELECT version FROM schema_versions WHERE owner = 'test'"), 2);
     ASSERT_EQ(db_migrate(p.f.app.db, "test", pg_migrations, 1), -EPROTO);
     static const struct db_migration other[] = { { 1, "CREATE TABLE other_t (x bigint)" } };
     ASSERT_EQ(db_migrate(p.f.app.db, "other", other, 1), 0);   /* versions are per owner */
@@ -387,7 +362,7 @@ TEST(db_pg_migrate_once_and_refuse_newer)
     ASSERT_EQ(db_open_url(&second, &p.f.app, p.url), 0);
     ASSERT_EQ(db_migrate(second, "test", pg_migrations, 2), 0);
     db_close(second);
-    ASSERT_EQ(pg_int(p.url, "SELECT count(*) FROM t"), 0);
+    ASSERT_EQ(pg_test_int(p.url, "SELECT count(*) FROM t"), 0);
     pgfx_stop(&p);
 }
 
@@ -561,7 +536,7 @@ TEST(db_pg_key_keep_race_one_value)
     ASSERT_STR_EQ(k[0].value, k[1].value);
     ASSERT_EQ(k[0].len, strlen(k[0].value));
     ASSERT(strcmp(k[0].value, k[0].made) == 0 || strcmp(k[0].value, k[1].made) == 0);
-    ASSERT_EQ(pg_int(p.url, "SELECT count(*) FROM chatd_keys"), 1);
+    ASSERT_EQ(pg_test_int(p.url, "SELECT count(*) FROM chatd_keys"), 1);
     /* Later: read, not made. */
     struct key_race later = { .db = second, .made = "-----KEY C-----\n" };
     ASSERT_EQ(db_key_keep(second, "jwt.pem", key_make, &later, &later.value, &later.len), 0);
@@ -609,7 +584,7 @@ TEST(db_key_keep_refusals)
     ASSERT_EQ(db_key_keep(p.f.app.db, "jwt.pem", key_make_fails, NULL, &v, &len), -EIO);
     ASSERT_EQ(db_key_keep(p.f.app.db, "jwt.pem", key_make_binary, NULL, &v, &len), -EINVAL);
     ASSERT(v == NULL);
-    ASSERT_EQ(pg_int(p.url, "SELECT count(*) FROM chatd_keys"), 0);
+    ASSERT_EQ(pg_test_int(p.url, "SELECT count(*) FROM chatd_keys"), 0);
     pgfx_stop(&p);
 }
 
@@ -624,7 +599,7 @@ static int terminate_backend(const char *url, int pid)
 {
     char sql[96];
     snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(%d, 5000)", pid);
-    return pg_run_sql(url, sql);
+    return pg_test_exec(url, sql);
 }
 
 static long long reconnects(struct fx *f)
@@ -696,7 +671,7 @@ TEST(db_pg_lost_connection_during_a_group)
     ASSERT(FX_RUN_UNTIL(&p.f, done_count(&after, 1) == 1, 10000));
     ASSERT_EQ(after.status, 0);
     ASSERT_EQ(after.visible, 1);
-    ASSERT_EQ(pg_int(p.url, "SELECT count(*) FROM t WHERE v = 'v0'"), 0);
+    ASSERT_EQ(pg_test_int(p.url, "SELECT count(*) FROM t WHERE v = 'v0'"), 0);
     pgfx_stop(&p);
 }
 
@@ -714,7 +689,7 @@ TEST(db_pg_lost_connection_while_idle)
     char sql[300];
     snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity"
              " WHERE datname = '%s' AND pid <> %d AND application_name = 'chatd'", p.name, pid);
-    ASSERT_EQ(pg_run_sql(p.url, sql), 0);        /* the four readers */
+    ASSERT_EQ(pg_test_exec(p.url, sql), 0);        /* the four readers */
     ASSERT_EQ(terminate_backend(p.url, pid), 0);  /* and the writer */
     ASSERT(FX_RUN_UNTIL(&p.f, reconnects(&p.f) >= 1 && db_available(p.f.app.db), 10000));
     /* The writer came back: each reader renews its session before its next read, so
@@ -730,7 +705,7 @@ TEST(db_pg_lost_connection_while_idle)
     snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity"
              " WHERE datname = '%s' AND pid <> %d AND application_name = 'chatd'", p.name,
              writer_pid(p.f.app.db));
-    ASSERT_EQ(pg_run_sql(p.url, sql), 0);
+    ASSERT_EQ(pg_test_exec(p.url, sql), 0);
     int failed = 0;
     for (int i = 0; i < 2 * 4; i++) {
         r = (struct rd){ .loop_thread = uv_thread_self(), .count = -1 };
@@ -819,7 +794,7 @@ TEST(db_pg_commit_lost_after_the_server_committed)
     ASSERT_OK_SO_FAR();
     for (int i = 0; i < 3; i++)
         ASSERT_EQ(jobs[i].status, 0);
-    ASSERT_EQ(pg_int(p.url, "SELECT count(*) FROM t"), 3);
+    ASSERT_EQ(pg_test_int(p.url, "SELECT count(*) FROM t"), 3);
     fx_stop(&p.f);
     pg_proxy_stop(&px);
     pg_test_db_drop(p.name);
@@ -841,7 +816,7 @@ TEST(db_pg_commit_lost_before_the_server_saw_it)
     ASSERT_OK_SO_FAR();
     for (int i = 0; i < 3; i++)
         ASSERT_EQ(jobs[i].status, -ENOTCONN);
-    ASSERT_EQ(pg_int(p.url, "SELECT count(*) FROM t"), 0);
+    ASSERT_EQ(pg_test_int(p.url, "SELECT count(*) FROM t"), 0);
     fx_stop(&p.f);
     pg_proxy_stop(&px);
     pg_test_db_drop(p.name);
@@ -947,7 +922,7 @@ TEST(db_pg_deadlock_runs_the_group_again)
     ASSERT_EQ(a.status, 0);
     ASSERT_EQ(b.status, 0);
     ASSERT_EQ(a.runs + b.runs, 3);              /* the victim ran twice */
-    ASSERT_EQ(pg_int(p.url, "SELECT sum(n) FROM t"), 4);
+    ASSERT_EQ(pg_test_int(p.url, "SELECT sum(n) FROM t"), 4);
     db_close(second);
     pthread_barrier_destroy(&barrier);
     pgfx_stop(&p);
@@ -1062,8 +1037,8 @@ TEST(db_pg_guarded_failure_runs_again_with_savepoints)
         ASSERT_EQ(j[i].runs, runs[i]);
         ASSERT_EQ(j[i].ins.status, i == 0 || i == 3 ? -EINVAL : 0);
     }
-    ASSERT_EQ(pg_int(p.url, "SELECT count(*) FROM t"), 3);
-    ASSERT_EQ(pg_int(p.url, "SELECT count(DISTINCT tx) FROM t"), 1);
+    ASSERT_EQ(pg_test_int(p.url, "SELECT count(*) FROM t"), 3);
+    ASSERT_EQ(pg_test_int(p.url, "SELECT count(DISTINCT tx) FROM t"), 1);
     pgfx_stop(&p);
 }
 
@@ -1100,8 +1075,8 @@ TEST(db_pg_commit_lost_while_the_old_session_holds_it)
     for (int i = 0; i < 3; i++)
         ASSERT_EQ(jobs[i].status, -ENOTCONN);
     ASSERT(FX_RUN_UNTIL(&p.f, db_available(p.f.app.db), 10000));
-    ASSERT_EQ(pg_int(p.url, "SELECT count(*) FROM t"), 0);
-    ASSERT_EQ(pg_int(p.url, "SELECT count(*) FROM pg_stat_activity WHERE state = "
+    ASSERT_EQ(pg_test_int(p.url, "SELECT count(*) FROM t"), 0);
+    ASSERT_EQ(pg_test_int(p.url, "SELECT count(*) FROM pg_stat_activity WHERE state = "
                             "'idle in transaction' AND application_name = 'chatd'"), 0);
     fx_stop(&p.f);
     pg_proxy_stop(&px);
@@ -1287,6 +1262,6 @@ TEST(db_pg_stop_with_a_commit_outcome_unknown)
     ASSERT(strstr(out, "xid=") != NULL);
     atomic_store(&px.hang, 0);
     pg_proxy_stop(&px);
-    ASSERT_EQ(pg_int(p.url, "SELECT count(*) FROM t"), 2);   /* it had committed */
+    ASSERT_EQ(pg_test_int(p.url, "SELECT count(*) FROM t"), 2);   /* it had committed */
     pg_test_db_drop(p.name);
 }
