@@ -53,6 +53,26 @@ static int pr_flag(int *f)
     return __atomic_load_n(f, __ATOMIC_ACQUIRE);
 }
 
+/* Until g's transaction is open and held (1), or 20 s (0). */
+static int pr_wait_held(struct pr_gate *g)
+{
+    uint64_t deadline = mono_ms() + 20000;
+    while (!pr_flag(&g->held) && mono_ms() < deadline)
+        fx_nap();
+    return pr_flag(&g->held);
+}
+
+/* Lets open's transaction go on, then until both gates' groups are done (1), or 20 s
+ * (0). */
+static int pr_open_and_finish(struct pr_gate *open, struct pr_gate *a, struct pr_gate *b)
+{
+    __atomic_store_n(&open->go, 1, __ATOMIC_RELEASE);
+    uint64_t deadline = mono_ms() + 20000;
+    while (!(pr_flag(&a->done) && pr_flag(&b->done)) && mono_ms() < deadline)
+        fx_nap();
+    return pr_flag(&a->done) && pr_flag(&b->done);
+}
+
 /* Until a backend of the database waits on a lock (1) or *done is set (0). */
 static int pr_lock_wait_seen(const char *url, int *done)
 {
@@ -137,18 +157,11 @@ TEST(message_pg_race_dm_opened_by_two_nodes_at_once_is_one_room)
     pr_gate_init(&a, pr_room_step, ja, 0);
     pr_gate_init(&b, pr_room_step, jb, 1);
     ASSERT_EQ(db_write(n.t.f.app.db, &a.base), 0);
-    uint64_t deadline = mono_ms() + 20000;
-    while (!pr_flag(&a.held) && mono_ms() < deadline)
-        fx_nap();
-    ASSERT(pr_flag(&a.held));
+    ASSERT(pr_wait_held(&a));
     /* Node 2 finds no room (node 1's is not committed) and its insert waits. */
     ASSERT_EQ(db_write(n.f2.app.db, &b.base), 0);
     ASSERT_EQ(pr_lock_wait_seen(n.t.url, &b.done), 1);
-    __atomic_store_n(&a.go, 1, __ATOMIC_RELEASE);
-    deadline = mono_ms() + 20000;
-    while (!(pr_flag(&a.done) && pr_flag(&b.done)) && mono_ms() < deadline)
-        fx_nap();
-    ASSERT(pr_flag(&a.done) && pr_flag(&b.done));
+    ASSERT(pr_open_and_finish(&a, &a, &b));
     ASSERT_EQ(a.status, 0);
     ASSERT_EQ(b.status, 0);
     ASSERT_EQ(ja->status, 200);
@@ -233,17 +246,10 @@ TEST(message_pg_race_batches_sharing_client_ids_do_not_deadlock)
     pr_gate_init(&b, pr_batch_step, &bb, 0);
     pr_gate_init(&a, pr_batch_step, &ba, 1);
     ASSERT_EQ(db_write(n.f2.app.db, &b.base), 0);
-    uint64_t deadline = mono_ms() + 20000;
-    while (!pr_flag(&b.held) && mono_ms() < deadline)
-        fx_nap();
-    ASSERT(pr_flag(&b.held));
+    ASSERT(pr_wait_held(&b));
     ASSERT_EQ(db_write(n.t.f.app.db, &a.base), 0);
     ASSERT_EQ(pr_lock_wait_seen(n.t.url, &a.done), 1);
-    __atomic_store_n(&b.go, 1, __ATOMIC_RELEASE);
-    deadline = mono_ms() + 20000;
-    while (!(pr_flag(&a.done) && pr_flag(&b.done)) && mono_ms() < deadline)
-        fx_nap();
-    ASSERT(pr_flag(&a.done) && pr_flag(&b.done));
+    ASSERT(pr_open_and_finish(&b, &a, &b));
     ASSERT_EQ(a.status, 0);
     ASSERT_EQ(b.status, 0);
     ASSERT_EQ(pr_flag(&a.applies), 1);          /* neither group ran again */
@@ -293,18 +299,11 @@ TEST(message_pg_race_two_nodes_do_not_overfill_a_room)
     pr_gate_init(&a, pr_room_step, ja, 0);
     pr_gate_init(&b, pr_room_step, jb, 1);
     ASSERT_EQ(db_write(n.t.f.app.db, &a.base), 0);
-    uint64_t deadline = mono_ms() + 20000;
-    while (!pr_flag(&a.held) && mono_ms() < deadline)
-        fx_nap();
-    ASSERT(pr_flag(&a.held));
+    ASSERT(pr_wait_held(&a));
     ASSERT_EQ(ja->status, 204);
     ASSERT_EQ(db_write(n.f2.app.db, &b.base), 0);
     ASSERT_EQ(pr_lock_wait_seen(n.t.url, &b.done), 1);
-    __atomic_store_n(&a.go, 1, __ATOMIC_RELEASE);
-    deadline = mono_ms() + 20000;
-    while (!(pr_flag(&a.done) && pr_flag(&b.done)) && mono_ms() < deadline)
-        fx_nap();
-    ASSERT(pr_flag(&a.done) && pr_flag(&b.done));
+    ASSERT(pr_open_and_finish(&a, &a, &b));
     ASSERT_EQ(a.status, 0);
     ASSERT_EQ(jb->status, 409);
     ASSERT_EQ(pg_test_int(n.t.url, "SELECT count(*) FROM room_members WHERE room_id = 1"),
@@ -358,18 +357,11 @@ TEST(message_pg_race_marker_and_batch_on_two_nodes_do_not_deadlock)
     pr_gate_init(&a, pr_marker_step, &ma, 0);
     pr_gate_init(&b, pr_batch_step, &bb, 1);
     ASSERT_EQ(db_write(n.t.f.app.db, &a.base), 0);
-    uint64_t deadline = mono_ms() + 20000;
-    while (!pr_flag(&a.held) && mono_ms() < deadline)
-        fx_nap();
-    ASSERT(pr_flag(&a.held));
+    ASSERT(pr_wait_held(&a));
     ASSERT_EQ(read_job_status(ma.read), 204);
     ASSERT_EQ(db_write(n.f2.app.db, &b.base), 0);
     ASSERT_EQ(pr_lock_wait_seen(n.t.url, &b.done), 1);
-    __atomic_store_n(&a.go, 1, __ATOMIC_RELEASE);
-    deadline = mono_ms() + 20000;
-    while (!(pr_flag(&a.done) && pr_flag(&b.done)) && mono_ms() < deadline)
-        fx_nap();
-    ASSERT(pr_flag(&a.done) && pr_flag(&b.done));
+    ASSERT(pr_open_and_finish(&a, &a, &b));
     ASSERT_EQ(a.status, 0);
     ASSERT_EQ(b.status, 0);
     ASSERT_EQ(pr_flag(&a.applies), 1);          /* neither group ran again */
