@@ -39,6 +39,10 @@ PGconn *db_pg(struct db_conn *c);
  * until ROLLBACK or ROLLBACK TO): db_pg_txn_failed tells. */
 int db_pg_run(struct db_conn *c, const struct db_pg_stmt *st, const char *const *values,
               PGresult **res);
+/* Runs st for the int64 in the first column of its first row: 1 and *out when a row
+ * came (0 for NULL), 0 when none did, or the errors of db_pg_run. */
+int db_pg_run_i64(struct db_conn *c, const struct db_pg_stmt *st, const char *const *values,
+                  int64_t *out);
 /* As db_pg_run, with lengths and formats per parameter (1 = binary, for bytea). */
 int db_pg_run_bin(struct db_conn *c, const struct db_pg_stmt *st, const char *const *values,
                   const int *lengths, const int *formats, PGresult **res);

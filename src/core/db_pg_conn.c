@@ -225,6 +225,20 @@ int db_pg_run_bin(struct db_conn *conn, const struct db_pg_stmt *st, const char 
                   res);
 }
 
+int db_pg_run_i64(struct db_conn *conn, const struct db_pg_stmt *st, const char *const *values,
+                  int64_t *out)
+{
+    PGresult *res;
+    int rc = db_pg_run(conn, st, values, &res);
+    if (rc < 0)
+        return rc;
+    int found = PQntuples(res) > 0;
+    if (found)
+        *out = db_pg_i64(res, 0, 0);
+    PQclear(res);
+    return found;
+}
+
 int db_pg_run(struct db_conn *conn, const struct db_pg_stmt *st, const char *const *values,
               PGresult **res)
 {

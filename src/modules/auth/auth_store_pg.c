@@ -166,17 +166,9 @@ static int user_set_hash(void *impl, struct db_conn *c, int64_t user_id,
 
 static int users_max_id(void *impl, struct db_conn *c, int64_t *max_id)
 {
-    PGresult *res;
-    int rc = db_pg_run(c, &st_users_max_id, NULL, &res);
+    int rc = db_pg_run_i64(c, &st_users_max_id, NULL, max_id);
 
-    if (rc < 0)
-        return rc;
-    if (PQntuples(res) == 1)
-        *max_id = db_pg_i64(res, 0, 0);
-    else
-        rc = -EIO;
-    PQclear(res);
-    return rc;
+    return rc < 0 ? rc : rc ? 0 : -EIO;
 }
 
 static void pg_free(void *impl)

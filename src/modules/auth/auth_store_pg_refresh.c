@@ -56,17 +56,9 @@ int auth_pg_family_create(void *impl, struct db_conn *c, int64_t user_id, int64_
 {
     char user[DB_PG_I64_LEN], now[DB_PG_I64_LEN];
     const char *v[] = { db_pg_p64(user, user_id), db_pg_p64(now, now_ms) };
-    PGresult *res;
-    int rc = db_pg_run(c, &st_family_create, v, &res);
+    int rc = db_pg_run_i64(c, &st_family_create, v, family_id);
 
-    if (rc < 0)
-        return rc;
-    if (PQntuples(res) == 1)
-        *family_id = db_pg_i64(res, 0, 0);
-    else
-        rc = -EIO;
-    PQclear(res);
-    return rc;
+    return rc < 0 ? rc : rc ? 0 : -EIO;
 }
 
 int auth_pg_token_insert(void *impl, struct db_conn *c,

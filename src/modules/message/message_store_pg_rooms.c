@@ -92,15 +92,8 @@ int mpg_room_insert(void *impl, struct db_conn *c, const struct room_new *rn, in
     char b[2][DB_PG_I64_LEN];
     const char *v[5] = { rn->name, rn->kind, db_pg_p64(b[0], rn->owner_id), rn->dm_key,
                          db_pg_p64(b[1], rn->created_at) };
-    PGresult *r;
-    int rc = db_pg_run(c, &insert_room, v, &r);
-    if (rc < 0)
-        return rc;
-    int made = PQntuples(r) > 0;
-    if (made)
-        *id = db_pg_i64(r, 0, 0);
-    PQclear(r);
-    return made ? 0 : -ECONSTRAINT;
+    int rc = db_pg_run_i64(c, &insert_room, v, id);
+    return rc < 0 ? rc : rc ? 0 : -ECONSTRAINT;   /* no row: the dm_key was taken */
 }
 
 int mpg_room_set_owner(void *impl, struct db_conn *c, int64_t room_id, int64_t owner_id)

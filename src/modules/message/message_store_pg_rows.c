@@ -17,11 +17,7 @@ int mpg_run64(struct db_conn *c, const struct db_pg_stmt *st, int64_t a, int64_t
 
 int mpg_exec64(struct db_conn *c, const struct db_pg_stmt *st, int64_t a, int64_t b)
 {
-    PGresult *r;
-    int rc = mpg_run64(c, st, a, b, 0, &r);
-    if (rc == 0)
-        PQclear(r);
-    return rc;
+    return mpg_run64(c, st, a, b, 0, NULL);
 }
 
 void mpg_msg_row(const PGresult *r, int row, int c, struct msg_row *m)
